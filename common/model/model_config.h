@@ -1,0 +1,76 @@
+// The model facts tpserve needs from a HuggingFace model folder:
+// config.json (both the classic and the newer layout) and
+// generation_config.json. Shared by gateway, router tooling, worker and the
+// `verify` command.
+#ifndef TPSERVE_COMMON_MODEL_MODEL_CONFIG_H_
+#define TPSERVE_COMMON_MODEL_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tpserve {
+
+// Architecture hyper-parameters from config.json.
+struct ModelConfig {
+  // e.g. "Qwen2ForCausalLM" (first entry of "architectures").
+  std::string architecture;
+  // "qwen2", "llama", ... ("model_type").
+  std::string model_type;
+  int vocab_size = 0;
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int num_key_value_heads = 0;
+  // hidden_size / num_attention_heads unless config.json says "head_dim".
+  int head_dim = 0;
+  int max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  // "rope_theta" (classic) or "rope_parameters.rope_theta" (newer layout).
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  // Qwen2 has q/k/v biases; Llama does not. Decided by the architecture.
+  bool attention_bias = true;
+  // "torch_dtype" (classic) or "dtype" (newer): "bfloat16", "float16", "float32".
+  std::string torch_dtype = "bfloat16";
+  // bos/eos from config.json, if present.
+  std::vector<int> eos_token_ids;
+  std::optional<int> bos_token_id;
+};
+
+// Defaults from generation_config.json (all optional).
+struct GenerationConfig {
+  // "eos_token_id" may be an int or a list.
+  std::vector<int> eos_token_ids;
+  std::optional<int> bos_token_id;
+  std::optional<int> pad_token_id;
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<int> top_k;
+  std::optional<double> min_p;
+  std::optional<double> repetition_penalty;
+  std::optional<bool> do_sample;
+  std::optional<int> max_new_tokens;
+};
+
+// Parses config.json text. Errors name the file (`source`) and the key.
+absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
+                                             const std::string& source);
+
+// Reads and parses <dir>/config.json, or a path to a config.json file.
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path);
+
+// Parses generation_config.json text.
+absl::StatusOr<GenerationConfig> ParseGenerationConfig(
+    const std::string& json_text, const std::string& source);
+
+// Reads <dir>/generation_config.json; a missing file gives an empty config.
+absl::StatusOr<GenerationConfig> LoadGenerationConfig(const std::string& dir);
+
+}  // namespace tpserve
+
+#endif  // TPSERVE_COMMON_MODEL_MODEL_CONFIG_H_
