@@ -1,0 +1,53 @@
+// The one place where errors become HTTP: absl::Status codes map to HTTP
+// statuses and OpenAI error objects ({"error": {message, type, param, code}}).
+// Handlers build an absl::Status (with InvalidField / WithRetryAfter for the
+// extras) and hand it here; nothing else in the gateway picks a status code.
+#ifndef TPSERVE_GATEWAY_HTTP_ERROR_H_
+#define TPSERVE_GATEWAY_HTTP_ERROR_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace tpserve::gateway {
+
+// An HTTP error response ready to send.
+struct HttpError {
+  // HTTP status code (400, 401, 404, 429, 500, 503, 504, ...).
+  int http_status = 500;
+  // OpenAI error object serialised as JSON.
+  std::string body;
+  // Seconds for the Retry-After header (429 only).
+  std::optional<int64_t> retry_after_s;
+};
+
+// INVALID_ARGUMENT naming the offending request field, so the error object's
+// "param" is filled as OpenAI clients expect.
+absl::Status InvalidField(const std::string& param, const std::string& message);
+
+// Attaches the router's retry hint (milliseconds) to a RESOURCE_EXHAUSTED
+// status; it becomes a Retry-After header rounded up to whole seconds.
+absl::Status WithRetryAfterMs(absl::Status status, int64_t retry_after_ms);
+
+// The "param" attached by InvalidField, if any.
+std::optional<std::string> ErrorParam(const absl::Status& status);
+
+// The retry hint attached by WithRetryAfterMs, if any.
+std::optional<int64_t> RetryAfterMs(const absl::Status& status);
+
+// HTTP status for a status code (INVALID_ARGUMENT 400, UNAUTHENTICATED 401,
+// NOT_FOUND 404, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503,
+// DEADLINE_EXCEEDED 504, anything else 500).
+int HttpStatusFor(absl::StatusCode code);
+
+// The OpenAI error object (as a JSON string) for a non-OK status.
+std::string ErrorBody(const absl::Status& status);
+
+// Everything needed to answer a failed request.
+HttpError ToHttpError(const absl::Status& status);
+
+}  // namespace tpserve::gateway
+
+#endif  // TPSERVE_GATEWAY_HTTP_ERROR_H_
