@@ -1,0 +1,63 @@
+// Owning handle on one cudaMalloc allocation.
+#ifndef TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
+#define TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "worker/cuda/cuda_check.h"
+
+namespace tpserve::worker::cuda {
+
+// Device memory freed on destruction; movable, not copyable.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer() { Reset(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  // Allocates `bytes` (0 gives an empty buffer).
+  static absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) {
+    DeviceBuffer b;
+    if (bytes == 0) return b;
+    TP_CUDA_CHECK(cudaMalloc(&b.ptr_, bytes));
+    b.bytes_ = bytes;
+    return b;
+  }
+
+  // Frees the memory now.
+  void Reset() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+
+  // Typed view of the start of the buffer.
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  // Raw pointer.
+  void* data() const { return ptr_; }
+  // Size in bytes.
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_

@@ -1,0 +1,58 @@
+// Small device helpers shared by the kernels (nvcc only).
+#ifndef TPSERVE_WORKER_CUDA_DEVICE_UTIL_CUH_
+#define TPSERVE_WORKER_CUDA_DEVICE_UTIL_CUH_
+
+#include <cuda_bf16.h>
+
+namespace tpserve::worker::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// Sum over the 32 lanes of a warp, result in every lane.
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Max over the 32 lanes of a warp, result in every lane.
+__device__ __forceinline__ float WarpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over a block of at most 1024 threads; `scratch` holds 32 floats.
+// Every thread gets the result.
+__device__ __forceinline__ float BlockSum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = WarpSum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const int nwarps = (blockDim.x + 31) >> 5;
+  v = lane < nwarps ? scratch[lane] : 0.0f;
+  return WarpSum(v);
+}
+
+// Max over a block of at most 1024 threads; `scratch` holds 32 floats.
+__device__ __forceinline__ float BlockMax(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = WarpMax(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const int nwarps = (blockDim.x + 31) >> 5;
+  v = lane < nwarps ? scratch[lane] : -INFINITY;
+  return WarpMax(v);
+}
+
+// Eight bf16 values moved as one 16-byte word.
+union Pack8 {
+  uint4 u;
+  __nv_bfloat162 h2[4];
+};
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_DEVICE_UTIL_CUH_
