@@ -1,0 +1,29 @@
+// The `tpserve` subcommands. Each takes the parsed command line and returns
+// the process exit code.
+#ifndef TPSERVE_CLI_COMMANDS_H_
+#define TPSERVE_CLI_COMMANDS_H_
+
+#include <string>
+
+#include "common/config/parse.h"
+
+namespace tpserve::cli {
+
+// `tpserve serve`: gateway + router + workers on this host.
+int RunServe(const CommandLine& cl, const std::string& self_path);
+// `tpserve gateway`: the OpenAI HTTP server.
+int RunGateway(const CommandLine& cl);
+// `tpserve router`: one model replica's scheduler.
+int RunRouter(const CommandLine& cl);
+// `tpserve worker`: one tensor-parallel rank.
+int RunWorker(const CommandLine& cl);
+// `tpserve verify DIR`: checks a model folder.
+int RunVerify(const CommandLine& cl);
+
+// Folder of the embedded default model (the tiny chat fixture), found next
+// to the binary (Bazel runfiles or an installed share/ folder); "" if absent.
+std::string DefaultModelDir(const std::string& self_path);
+
+}  // namespace tpserve::cli
+
+#endif  // TPSERVE_CLI_COMMANDS_H_
