@@ -215,6 +215,9 @@ void RunForkedGroup(int world, int dying_rank) {
       absl::Status s = (*c)->AllReduceSum(v, 4, CommDType::kFloat32, nullptr);
       if (dying_rank > 0) _exit(s.ok() ? 11 : 0);
       if (!s.ok()) _exit(12);
+      // Stay alive until rank 0 has checked Health (its final broadcast).
+      int32_t done = 0;
+      if (!(*c)->Broadcast(&done, 1, CommDType::kInt32, 0, nullptr).ok()) _exit(14);
       const float want0 = world * (world - 1) / 2.0f;
       _exit(v[0] == want0 && v[1] == 2.0f * world ? 0 : 13);
     }
@@ -234,6 +237,8 @@ void RunForkedGroup(int world, int dying_rank) {
     EXPECT_TRUE(s.ok()) << s;
     EXPECT_EQ(v[0], world * (world - 1) / 2.0f);
     EXPECT_TRUE((*c)->Health().ok());
+    int32_t done = 1;
+    EXPECT_TRUE((*c)->Broadcast(&done, 1, CommDType::kInt32, 0, nullptr).ok());
   }
   for (pid_t pid : pids) {
     int status = 0;
