@@ -1,0 +1,291 @@
+#include "worker/service/sequence_table.h"
+
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace tpserve::worker {
+namespace {
+
+absl::Status Invalid(const std::string& where, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+bool InRange(float v, float lo, float hi) {
+  return std::isfinite(v) && v >= lo && v <= hi;
+}
+
+absl::Status CheckTokens(const std::string& where, const char* field,
+                         const google::protobuf::RepeatedField<int32_t>& ids,
+                         int vocab_size) {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      return Invalid(where, absl::StrCat(field, "[", i, "] = ", ids[i],
+                                         " is outside the vocabulary [0, ",
+                                         vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBlocks(const std::string& where, const char* field,
+                         const google::protobuf::RepeatedField<int32_t>& ids,
+                         int num_blocks) {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= num_blocks) {
+      return Invalid(where, absl::StrCat(field, "[", i, "] = block id ", ids[i],
+                                         " is out of range [0, ", num_blocks,
+                                         ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Checks the positions [computed, computed + scheduled) against the known
+// tokens, the block table and max_model_len.
+absl::Status CheckSpan(const std::string& where, int computed, int scheduled,
+                       size_t num_tokens, size_t num_blocks,
+                       const StepLimits& limits) {
+  if (scheduled < 1) {
+    return Invalid(where, absl::StrCat("num_scheduled_tokens must be >= 1, got ",
+                                       scheduled));
+  }
+  const int64_t end = static_cast<int64_t>(computed) + scheduled;
+  if (end > static_cast<int64_t>(num_tokens)) {
+    return Invalid(where, absl::StrCat("scheduled positions [", computed, ", ", end,
+                                       ") go past the ", num_tokens,
+                                       " known tokens"));
+  }
+  if (end > limits.max_model_len) {
+    return Invalid(where, absl::StrCat("position ", end - 1,
+                                       " is past max_model_len ", limits.max_model_len));
+  }
+  const int64_t covered = static_cast<int64_t>(num_blocks) * limits.block_size;
+  if (covered < end) {
+    return Invalid(where, absl::StrCat("block table of ", num_blocks,
+                                       " blocks covers ", covered,
+                                       " positions, fewer than the ", end,
+                                       " scheduled up to"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& p,
+                                                int vocab_size) {
+  SamplingParams s;
+  const std::string where = "sampling";
+  if (!InRange(p.temperature(), 0.0f, 1e6f)) {
+    return Invalid(where, absl::StrCat("temperature must be >= 0, got ", p.temperature()));
+  }
+  s.temperature = p.temperature();
+  if (!InRange(p.top_p(), 0.0f, 1.0f)) {
+    return Invalid(where, absl::StrCat("top_p must be in [0, 1], got ", p.top_p()));
+  }
+  s.top_p = p.top_p() == 0.0f ? 1.0f : p.top_p();
+  if (p.top_k() < -1) {
+    return Invalid(where, absl::StrCat("top_k must be >= -1, got ", p.top_k()));
+  }
+  s.top_k = p.top_k() < 0 ? 0 : p.top_k();
+  if (!InRange(p.min_p(), 0.0f, 1.0f)) {
+    return Invalid(where, absl::StrCat("min_p must be in [0, 1], got ", p.min_p()));
+  }
+  s.min_p = p.min_p();
+  if (p.has_seed()) {
+    s.seed = p.seed();
+  } else if (s.temperature > 0.0f) {
+    return Invalid(where, "seed must be set (by the router) when temperature > 0");
+  }
+  if (p.min_tokens() < 0) {
+    return Invalid(where, absl::StrCat("min_tokens must be >= 0, got ", p.min_tokens()));
+  }
+  s.min_tokens = p.min_tokens();
+  for (int id : p.stop_token_ids()) {
+    if (id < 0 || id >= vocab_size) {
+      return Invalid(where, absl::StrCat("stop_token_id ", id,
+                                         " is outside the vocabulary [0, ",
+                                         vocab_size, ")"));
+    }
+    s.stop_token_ids.push_back(id);
+  }
+  s.ignore_eos = p.ignore_eos();
+  if (!InRange(p.presence_penalty(), -2.0f, 2.0f) ||
+      !InRange(p.frequency_penalty(), -2.0f, 2.0f)) {
+    return Invalid(where, absl::StrCat("presence/frequency penalties must be in "
+                                       "[-2, 2], got ", p.presence_penalty(), " and ",
+                                       p.frequency_penalty()));
+  }
+  s.presence_penalty = p.presence_penalty();
+  s.frequency_penalty = p.frequency_penalty();
+  if (!InRange(p.repetition_penalty(), 0.0f, 1e6f)) {
+    return Invalid(where, absl::StrCat("repetition_penalty must be > 0, got ",
+                                       p.repetition_penalty()));
+  }
+  s.repetition_penalty = p.repetition_penalty() == 0.0f ? 1.0f : p.repetition_penalty();
+  if (p.top_logprobs() < 0 || p.top_logprobs() > 20) {
+    return Invalid(where, absl::StrCat("top_logprobs must be in [0, 20], got ",
+                                       p.top_logprobs()));
+  }
+  s.top_logprobs = p.top_logprobs();
+  s.logprobs = p.logprobs() || p.top_logprobs() > 0;
+  return s;
+}
+
+absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
+                                               const StepLimits& limits) {
+  if (!pending_.empty()) {
+    return absl::InternalError("a previous step was neither committed nor rolled back");
+  }
+  const std::string prefix = absl::StrCat("step ", step.step_id());
+  // ---- validation: nothing changes until every part checks out ----
+  std::unordered_set<uint64_t> forgotten;
+  for (uint64_t id : step.finished_seq_ids()) {
+    if (!seqs_.contains(id)) {
+      return Invalid(prefix, absl::StrCat("finished_seq_ids names unknown sequence ", id));
+    }
+    if (!forgotten.insert(id).second) {
+      return Invalid(prefix, absl::StrCat("sequence ", id, " is finished twice"));
+    }
+  }
+  auto live = [&](uint64_t id) { return seqs_.contains(id) && !forgotten.contains(id); };
+  std::unordered_set<uint64_t> in_step;
+  int64_t total_scheduled = 0;
+  std::vector<SamplingParams> new_sampling;
+  for (const v1::NewSequence& ns : step.new_sequences()) {
+    const std::string where = absl::StrCat(prefix, ": new sequence ", ns.seq_id());
+    if (live(ns.seq_id())) {
+      return Invalid(where, "already exists (finish it first to restart it)");
+    }
+    if (!in_step.insert(ns.seq_id()).second) {
+      return Invalid(where, "appears twice in the step");
+    }
+    const int n = ns.token_ids_size();
+    if (n == 0) return Invalid(where, "token_ids is empty");
+    if (n > limits.max_model_len) {
+      return Invalid(where, absl::StrCat(n, " tokens exceed max_model_len ",
+                                         limits.max_model_len));
+    }
+    TP_RETURN_IF_ERROR(CheckTokens(where, "token_ids", ns.token_ids(), limits.vocab_size));
+    if (ns.num_prompt_tokens() < 1 || ns.num_prompt_tokens() > n) {
+      return Invalid(where, absl::StrCat("num_prompt_tokens ", ns.num_prompt_tokens(),
+                                         " is outside [1, ", n, "]"));
+    }
+    if (ns.num_computed_tokens() < 0 || ns.num_computed_tokens() >= n) {
+      return Invalid(where, absl::StrCat("num_computed_tokens ", ns.num_computed_tokens(),
+                                         " is outside [0, ", n, ")"));
+    }
+    TP_RETURN_IF_ERROR(CheckBlocks(where, "block_table", ns.block_table(), limits.num_blocks));
+    TP_RETURN_IF_ERROR(CheckSpan(where, ns.num_computed_tokens(), ns.num_scheduled_tokens(),
+                                 n, ns.block_table_size(), limits));
+    absl::StatusOr<SamplingParams> sampling =
+        ToSamplingParams(ns.sampling(), limits.vocab_size);
+    if (!sampling.ok()) return Invalid(where, std::string(sampling.status().message()));
+    new_sampling.push_back(*std::move(sampling));
+    total_scheduled += ns.num_scheduled_tokens();
+  }
+  for (const v1::RunningSequence& rs : step.running_sequences()) {
+    const std::string where = absl::StrCat(prefix, ": running sequence ", rs.seq_id());
+    if (!live(rs.seq_id())) {
+      return Invalid(where, forgotten.contains(rs.seq_id())
+                                ? "is finished in this same step"
+                                : "is unknown (never started, or already finished)");
+    }
+    if (!in_step.insert(rs.seq_id()).second) {
+      return Invalid(where, "appears twice in the step");
+    }
+    const SequenceState& s = *seqs_.at(rs.seq_id());
+    TP_RETURN_IF_ERROR(CheckTokens(where, "new_token_ids", rs.new_token_ids(),
+                                   limits.vocab_size));
+    TP_RETURN_IF_ERROR(CheckBlocks(where, "new_block_ids", rs.new_block_ids(),
+                                   limits.num_blocks));
+    TP_RETURN_IF_ERROR(CheckSpan(where, s.num_computed_tokens, rs.num_scheduled_tokens(),
+                                 s.token_ids.size() + rs.new_token_ids_size(),
+                                 s.block_table.size() + rs.new_block_ids_size(), limits));
+    total_scheduled += rs.num_scheduled_tokens();
+  }
+  if (static_cast<int>(in_step.size()) > limits.max_num_seqs) {
+    return Invalid(prefix, absl::StrCat(in_step.size(), " sequences exceed max_num_seqs ",
+                                        limits.max_num_seqs));
+  }
+  if (total_scheduled > limits.max_num_batched_tokens) {
+    return Invalid(prefix, absl::StrCat(total_scheduled,
+                                        " scheduled tokens exceed max_num_batched_tokens ",
+                                        limits.max_num_batched_tokens));
+  }
+
+  // ---- apply ----
+  for (uint64_t id : forgotten) seqs_.erase(id);
+  StepBatch batch;
+  auto add = [&](uint64_t id, int scheduled) {
+    const SequenceState& s = *seqs_.at(id);
+    SeqStep seq;
+    seq.seq_id = id;
+    seq.token_ids = s.token_ids;
+    seq.num_prompt_tokens = s.num_prompt_tokens;
+    seq.num_computed_tokens = s.num_computed_tokens;
+    seq.num_scheduled_tokens = scheduled;
+    seq.block_table = s.block_table;
+    seq.sample = s.num_computed_tokens + scheduled == static_cast<int>(s.token_ids.size());
+    seq.sampling = &s.sampling;
+    batch.seqs.push_back(seq);
+  };
+  for (int i = 0; i < step.new_sequences_size(); ++i) {
+    const v1::NewSequence& ns = step.new_sequences(i);
+    auto state = std::make_unique<SequenceState>();
+    state->token_ids.assign(ns.token_ids().begin(), ns.token_ids().end());
+    state->num_prompt_tokens = ns.num_prompt_tokens();
+    state->num_computed_tokens = ns.num_computed_tokens();
+    state->block_table.assign(ns.block_table().begin(), ns.block_table().end());
+    state->sampling = std::move(new_sampling[i]);
+    seqs_[ns.seq_id()] = std::move(state);
+    pending_.push_back({ns.seq_id(), true, 0, 0, ns.num_scheduled_tokens()});
+  }
+  for (const v1::RunningSequence& rs : step.running_sequences()) {
+    SequenceState& s = *seqs_.at(rs.seq_id());
+    pending_.push_back({rs.seq_id(), false, s.token_ids.size(), s.block_table.size(),
+                        rs.num_scheduled_tokens()});
+    s.token_ids.insert(s.token_ids.end(), rs.new_token_ids().begin(),
+                       rs.new_token_ids().end());
+    s.block_table.insert(s.block_table.end(), rs.new_block_ids().begin(),
+                         rs.new_block_ids().end());
+  }
+  // Spans are taken after every insertion so no vector moves under them.
+  for (const Pending& p : pending_) add(p.seq_id, p.num_scheduled);
+  return batch;
+}
+
+void SequenceTable::Commit() {
+  for (const Pending& p : pending_) {
+    seqs_.at(p.seq_id)->num_computed_tokens += p.num_scheduled;
+  }
+  pending_.clear();
+}
+
+void SequenceTable::Rollback() {
+  for (const Pending& p : pending_) {
+    if (p.is_new) {
+      seqs_.erase(p.seq_id);
+    } else {
+      SequenceState& s = *seqs_.at(p.seq_id);
+      s.token_ids.resize(p.old_num_tokens);
+      s.block_table.resize(p.old_num_blocks);
+    }
+  }
+  pending_.clear();
+}
+
+void SequenceTable::Clear() {
+  seqs_.clear();
+  pending_.clear();
+}
+
+const SequenceState* SequenceTable::Find(uint64_t seq_id) const {
+  auto it = seqs_.find(seq_id);
+  return it == seqs_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace tpserve::worker

@@ -1,0 +1,82 @@
+// The worker's per-sequence state: what each live sequence's tokens, block
+// table, sampling parameters and computed-token count are, so a Step message
+// only carries what changed. Apply() validates a whole StepRequest before
+// touching anything (a rejected step leaves the table as it was), then
+// builds the backend's StepBatch.
+#ifndef TPSERVE_WORKER_SERVICE_SEQUENCE_TABLE_H_
+#define TPSERVE_WORKER_SERVICE_SEQUENCE_TABLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/worker.pb.h"
+#include "worker/model/backend.h"
+
+namespace tpserve::worker {
+
+// Bounds a step must respect; fixed at LoadModel/InitCache.
+struct StepLimits {
+  int num_blocks = 0;
+  int block_size = 16;
+  int vocab_size = 0;
+  int max_model_len = 0;
+  int max_num_seqs = 0;
+  int max_num_batched_tokens = 0;
+};
+
+// One live sequence as the worker knows it.
+struct SequenceState {
+  std::vector<int32_t> token_ids;
+  int num_prompt_tokens = 0;
+  int num_computed_tokens = 0;
+  std::vector<int32_t> block_table;
+  SamplingParams sampling;
+};
+
+// Converts and checks the proto's sampling fields (neutral values mean
+// "off"); `vocab_size` bounds stop_token_ids.
+absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& proto,
+                                                int vocab_size);
+
+// Live sequences of one worker and the step in flight.
+class SequenceTable {
+ public:
+  // Validates `step`; on success applies its finished/new/running parts and
+  // returns the batch to run (its spans point into this table and stay valid
+  // until Commit or Rollback). On error nothing changed.
+  absl::StatusOr<StepBatch> Apply(const v1::StepRequest& step,
+                                  const StepLimits& limits);
+  // The backend ran the batch: the scheduled tokens are now computed.
+  void Commit();
+  // The backend failed: undo the step's new and running parts (finished
+  // sequences stay forgotten, as the router asked).
+  void Rollback();
+  // Forgets every sequence (a new cache makes old block tables meaningless).
+  void Clear();
+
+  // Number of live sequences.
+  size_t size() const { return seqs_.size(); }
+  // The sequence with `seq_id`, or null.
+  const SequenceState* Find(uint64_t seq_id) const;
+
+ private:
+  // What a step changed in one sequence, to commit or roll back.
+  struct Pending {
+    uint64_t seq_id = 0;
+    bool is_new = false;
+    size_t old_num_tokens = 0;
+    size_t old_num_blocks = 0;
+    int num_scheduled = 0;
+  };
+
+  // unique_ptr keeps each state's address stable while the map rehashes.
+  std::unordered_map<uint64_t, std::unique_ptr<SequenceState>> seqs_;
+  std::vector<Pending> pending_;
+};
+
+}  // namespace tpserve::worker
+
+#endif  // TPSERVE_WORKER_SERVICE_SEQUENCE_TABLE_H_

@@ -1,0 +1,184 @@
+#include "worker/service/sequence_table.h"
+
+#include <string>
+
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace tpserve::worker {
+namespace {
+
+StepLimits Limits() {
+  StepLimits l;
+  l.num_blocks = 8;
+  l.block_size = 4;
+  l.vocab_size = 100;
+  l.max_model_len = 32;
+  l.max_num_seqs = 4;
+  l.max_num_batched_tokens = 20;
+  return l;
+}
+
+v1::StepRequest Parse(const std::string& text) {
+  v1::StepRequest step;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &step)) << text;
+  return step;
+}
+
+// A table holding sequence 1 with 5 prompt tokens, fully computed, and the
+// sampled token 7 not yet sent.
+SequenceTable TableWithOneSequence() {
+  SequenceTable t;
+  auto batch = t.Apply(Parse(R"pb(step_id: 1
+      new_sequences { seq_id: 1 token_ids: [1, 2, 3, 4, 5] num_prompt_tokens: 5
+                      num_scheduled_tokens: 5 block_table: [0, 1] })pb"), Limits());
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  t.Commit();
+  return t;
+}
+
+TEST(SequenceTableTest, PrefillThenDecodeKeepsStateBetweenSteps) {
+  SequenceTable t;
+  auto b1 = t.Apply(Parse(R"pb(step_id: 1
+      new_sequences { seq_id: 9 token_ids: [1, 2, 3, 4, 5, 6] num_prompt_tokens: 6
+                      num_computed_tokens: 0 num_scheduled_tokens: 4 block_table: [3] }
+  )pb"), Limits());
+  ASSERT_TRUE(b1.ok()) << b1.status();
+  ASSERT_EQ(b1->seqs.size(), 1);
+  EXPECT_FALSE(b1->seqs[0].sample);  // a prompt chunk: nothing to sample yet
+  t.Commit();
+  // Second chunk needs a second block; it ends the prompt, so it samples.
+  auto b2 = t.Apply(Parse(R"pb(step_id: 2
+      running_sequences { seq_id: 9 num_scheduled_tokens: 2 new_block_ids: [5] })pb"),
+                    Limits());
+  ASSERT_TRUE(b2.ok()) << b2.status();
+  EXPECT_EQ(b2->seqs[0].num_computed_tokens, 4);
+  EXPECT_TRUE(b2->seqs[0].sample);
+  EXPECT_EQ(std::vector<int32_t>(b2->seqs[0].block_table.begin(),
+                                 b2->seqs[0].block_table.end()),
+            (std::vector<int32_t>{3, 5}));
+  t.Commit();
+  auto b3 = t.Apply(Parse(R"pb(step_id: 3
+      running_sequences { seq_id: 9 new_token_ids: [42] num_scheduled_tokens: 1 })pb"),
+                    Limits());
+  ASSERT_TRUE(b3.ok()) << b3.status();
+  EXPECT_EQ(b3->seqs[0].token_ids.size(), 7);
+  EXPECT_EQ(b3->seqs[0].token_ids.back(), 42);
+  EXPECT_EQ(b3->seqs[0].num_computed_tokens, 6);
+  EXPECT_TRUE(b3->seqs[0].sample);
+  t.Commit();
+  EXPECT_EQ(t.Find(9)->num_computed_tokens, 7);
+}
+
+TEST(SequenceTableTest, RollbackUndoesTheStep) {
+  SequenceTable t = TableWithOneSequence();
+  auto b = t.Apply(Parse(R"pb(step_id: 2
+      running_sequences { seq_id: 1 new_token_ids: [7] num_scheduled_tokens: 1 }
+      new_sequences { seq_id: 2 token_ids: [1] num_prompt_tokens: 1
+                      num_scheduled_tokens: 1 block_table: [4] })pb"), Limits());
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->seqs.size(), 2);
+  EXPECT_EQ(b->seqs[0].seq_id, 2);  // new sequences first, as the proto says
+  t.Rollback();
+  EXPECT_EQ(t.Find(2), nullptr);
+  EXPECT_EQ(t.Find(1)->token_ids.size(), 5);
+  EXPECT_EQ(t.Find(1)->num_computed_tokens, 5);
+}
+
+TEST(SequenceTableTest, FinishedThenRestartedInOneStep) {
+  SequenceTable t = TableWithOneSequence();
+  auto b = t.Apply(Parse(R"pb(step_id: 2 finished_seq_ids: [1]
+      new_sequences { seq_id: 1 token_ids: [1, 2, 3, 4, 5, 7] num_prompt_tokens: 5
+                      num_scheduled_tokens: 6 block_table: [6, 7] })pb"), Limits());
+  ASSERT_TRUE(b.ok()) << b.status();
+  t.Commit();
+  EXPECT_EQ(t.Find(1)->token_ids.size(), 6);
+  EXPECT_EQ(t.Find(1)->block_table[0], 6);
+}
+
+struct BadCase {
+  const char* name;
+  const char* step;
+  const char* message;  // must appear in the error
+};
+
+class SequenceTableRejectTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(SequenceTableRejectTest, RejectsWithAPreciseMessageAndChangesNothing) {
+  SequenceTable t = TableWithOneSequence();
+  auto b = t.Apply(Parse(GetParam().step), Limits());
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find(GetParam().message), std::string::npos)
+      << b.status();
+  ASSERT_NE(t.Find(1), nullptr);
+  EXPECT_EQ(t.Find(1)->token_ids.size(), 5);
+  EXPECT_EQ(t.size(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, SequenceTableRejectTest,
+    ::testing::Values(
+        BadCase{"UnknownRunning",
+                "running_sequences { seq_id: 3 num_scheduled_tokens: 1 }",
+                "running sequence 3: is unknown"},
+        BadCase{"UnknownFinished", "finished_seq_ids: [4]",
+                "unknown sequence 4"},
+        BadCase{"DuplicateNew",
+                "new_sequences { seq_id: 1 token_ids: [1] num_prompt_tokens: 1 "
+                "num_scheduled_tokens: 1 block_table: [0] }",
+                "new sequence 1: already exists"},
+        BadCase{"BlockOutOfRange",
+                "running_sequences { seq_id: 1 new_token_ids: [7] "
+                "num_scheduled_tokens: 1 new_block_ids: [8] }",
+                "block id 8 is out of range [0, 8)"},
+        BadCase{"BlockTableTooShort",
+                "running_sequences { seq_id: 1 new_token_ids: [7, 8, 9, 10] "
+                "num_scheduled_tokens: 4 }",
+                "block table of 2 blocks covers 8 positions"},
+        BadCase{"PastKnownTokens",
+                "running_sequences { seq_id: 1 num_scheduled_tokens: 1 }",
+                "go past the 5 known tokens"},
+        BadCase{"TokenOutsideVocab",
+                "running_sequences { seq_id: 1 new_token_ids: [100] "
+                "num_scheduled_tokens: 1 }",
+                "outside the vocabulary"},
+        BadCase{"ZeroScheduled",
+                "running_sequences { seq_id: 1 new_token_ids: [7] }",
+                "num_scheduled_tokens must be >= 1"},
+        BadCase{"RunningAndFinished",
+                "finished_seq_ids: [1] running_sequences { seq_id: 1 "
+                "new_token_ids: [7] num_scheduled_tokens: 1 }",
+                "finished in this same step"},
+        BadCase{"TooManyTokens",
+                "new_sequences { seq_id: 2 token_ids: [1,1,1,1,1,1,1,1,1,1,1,1,1,1,"
+                "1,1,1,1,1,1,1] num_prompt_tokens: 21 num_scheduled_tokens: 21 "
+                "block_table: [2,3,4,5,6,7] }",
+                "exceed max_num_batched_tokens 20"},
+        BadCase{"BadSampling",
+                "new_sequences { seq_id: 2 token_ids: [1] num_prompt_tokens: 1 "
+                "num_scheduled_tokens: 1 block_table: [2] sampling { top_p: 2 } }",
+                "top_p must be in [0, 1]"},
+        BadCase{"SamplingWithoutSeed",
+                "new_sequences { seq_id: 2 token_ids: [1] num_prompt_tokens: 1 "
+                "num_scheduled_tokens: 1 block_table: [2] sampling { temperature: 1 } }",
+                "seed must be set"},
+        BadCase{"ComputedPastPrompt",
+                "new_sequences { seq_id: 2 token_ids: [1] num_prompt_tokens: 1 "
+                "num_computed_tokens: 1 num_scheduled_tokens: 1 block_table: [2] }",
+                "num_computed_tokens 1 is outside [0, 1)"}),
+    [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
+
+TEST(SamplingParamsTest, NeutralProtoValuesMeanOff) {
+  v1::SamplingParams p;
+  p.set_top_logprobs(3);
+  auto s = ToSamplingParams(p, 10);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->top_p, 1.0f);
+  EXPECT_EQ(s->repetition_penalty, 1.0f);
+  EXPECT_EQ(s->top_k, 0);
+  EXPECT_TRUE(s->logprobs);  // implied by top_logprobs
+}
+
+}  // namespace
+}  // namespace tpserve::worker
