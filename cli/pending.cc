@@ -13,7 +13,6 @@ int NotYet(const char* what) {
 }
 }  // namespace
 
-int RunServe(const CommandLine&, const std::string&) { return NotYet("serve"); }
 int RunGateway(const CommandLine&) { return NotYet("gateway"); }
 int RunRouter(const CommandLine&) { return NotYet("router"); }
 int RunWorker(const CommandLine&) { return NotYet("worker"); }

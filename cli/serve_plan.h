@@ -1,0 +1,58 @@
+// Everything `tpserve serve` decides before starting a process: the model,
+// the device, ports, and the command line of every child. Kept apart from
+// process handling so it can be tested.
+#ifndef TPSERVE_CLI_SERVE_PLAN_H_
+#define TPSERVE_CLI_SERVE_PLAN_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/config/config.h"
+
+namespace tpserve::cli {
+
+struct ServePlan {
+  std::string model_dir;
+  std::string served_model_name;
+  std::string device;  // cpu | cuda
+  int world_size = 1;
+  std::string host;          // gateway bind address
+  std::string display_host;  // what to print for clients
+  int gateway_port = 0;
+  std::string router_address;  // 127.0.0.1:port
+  std::vector<std::vector<std::string>> worker_argv;  // per rank
+  std::vector<std::map<std::string, std::string>> worker_env;
+  std::vector<std::string> router_argv;
+  std::vector<std::string> gateway_argv;
+  int ready_timeout_ms = 0;
+};
+
+// Resolves the model (embedded default when --model is empty), checks what
+// can be checked before starting anything (model folder, TP size against the
+// heads, GPU count, free ports) and builds the children's command lines.
+// Errors are one line, naming the flag to change.
+absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::string& self_path);
+
+// Number of NVIDIA GPUs the driver exposes (0 without a driver).
+int CountGpus();
+
+// True when `host:port` can be bound right now.
+bool PortIsFree(const std::string& host, int port);
+
+// A free TCP port on 127.0.0.1 (0 if none could be found).
+int PickFreePort();
+
+struct RouterReadiness {
+  bool ready = false;   // SERVING_STATE_READY
+  bool failed = false;  // the router gave up (its message says why)
+  std::string message;
+};
+
+// One Health call to the router (1 s deadline).
+RouterReadiness ProbeRouter(const std::string& address);
+
+}  // namespace tpserve::cli
+
+#endif  // TPSERVE_CLI_SERVE_PLAN_H_
