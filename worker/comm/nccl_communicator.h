@@ -1,0 +1,97 @@
+// NCCL communicator for GPU ranks (one GPU per worker process). Init is
+// non-blocking (ncclConfig_t.blocking = 0) and polled against a deadline, so
+// a rank that never joins gives DEADLINE_EXCEEDED (and ncclCommAbort) instead
+// of a hang. NVLink SHARP (NVLS) is always disabled: this deployment cannot
+// use multicast objects and NCCL would otherwise fail or hang at init.
+#ifndef TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
+#define TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "worker/comm/comm_factory.h"
+#include "worker/comm/communicator.h"
+
+namespace tpserve::worker {
+
+// Number of CUDA devices this process sees (0 when there is no driver or
+// device).
+int VisibleCudaDevices();
+
+// Forces NCCL_NVLS_ENABLE=0 in the environment (overwriting a user's 1).
+void DisableNcclNvls();
+
+// Collectives over NCCL on device buffers (see the file comment).
+class NcclCommunicator : public Communicator {
+ public:
+  // ncclGetUniqueId as bytes (rank 0).
+  static absl::StatusOr<std::string> CreateUniqueId();
+  // Joins the group on CUDA device `device`, waiting at most `timeout` for
+  // the other ranks.
+  static absl::StatusOr<std::unique_ptr<NcclCommunicator>> Create(
+      int rank, int world_size, const std::string& unique_id, int device,
+      absl::Duration timeout);
+  ~NcclCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_size_; }
+  absl::Status AllReduceSum(void* data, size_t count, CommDType dtype,
+                            void* stream) override;
+  absl::Status AllGather(const void* send, void* recv, size_t count,
+                         CommDType dtype, void* stream) override;
+  absl::Status Broadcast(void* data, size_t count, CommDType dtype, int root,
+                         void* stream) override;
+  void Abort(const std::string& reason) override;
+  absl::Status Health() const override;
+
+  // Waits for `stream` (cudaStream_t) to drain, polling NCCL's async error;
+  // on timeout aborts the communicator and returns DEADLINE_EXCEEDED. Use it
+  // instead of cudaStreamSynchronize after collectives so a dead peer cannot
+  // hang the caller.
+  absl::Status Synchronize(void* stream, absl::Duration timeout);
+  // The CUDA device the communicator was created on.
+  int device() const { return device_; }
+
+ private:
+  struct Impl;
+  NcclCommunicator(int rank, int world_size, int device);
+  // Polls until the last non-blocking NCCL call completed.
+  absl::Status WaitIdle(absl::Time deadline, const char* what);
+  // Turns an NCCL result into a status, recording failures.
+  absl::Status Check(int result, const char* what);
+
+  const int rank_;
+  const int world_size_;
+  const int device_;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> aborted_{false};
+  mutable std::mutex mu_;
+  absl::Status failure_;  // guarded by mu_
+};
+
+// CommFactory for NCCL; `device` is this process's CUDA device.
+class NcclCommFactory : public CommFactory {
+ public:
+  // `op_timeout` bounds AllGatherHost's wait.
+  NcclCommFactory(int device, absl::Duration op_timeout)
+      : device_(device), op_timeout_(op_timeout) {}
+
+  absl::StatusOr<std::string> CreateUniqueId() override;
+  absl::StatusOr<std::unique_ptr<Communicator>> Join(
+      int rank, int world_size, const std::string& unique_id,
+      absl::Duration timeout) override;
+  absl::Status AllGatherHost(Communicator& comm, const void* send, void* recv,
+                             size_t bytes) override;
+
+ private:
+  int device_;
+  absl::Duration op_timeout_;
+};
+
+}  // namespace tpserve::worker
+
+#endif  // TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
