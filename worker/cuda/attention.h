@@ -1,0 +1,69 @@
+// Paged attention over the KV cache written by RopeAndCacheWrite: a tiled
+// prefill kernel (causal, variable length, reads any cached prefix) and a
+// split-KV decode kernel that reads each KV head once for its whole query
+// group (GQA).
+#ifndef TPSERVE_WORKER_CUDA_ATTENTION_H_
+#define TPSERVE_WORKER_CUDA_ATTENTION_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "worker/cuda/rope_cache.h"
+
+namespace tpserve::worker::cuda {
+
+// Device-side description of the sequences of one step. All pointers are
+// device arrays of `num_seqs` entries (block_tables: num_seqs x
+// max_blocks_per_seq).
+struct PagedAttnBatch {
+  int num_seqs = 0;
+  const int* q_start = nullptr;      // first row of the sequence in q / out
+  const int* q_len = nullptr;        // query rows this step
+  const int* context_len = nullptr;  // keys in the cache after this step
+  const int* block_tables = nullptr;
+  int max_blocks_per_seq = 0;
+};
+
+// Queries per prefill tile (one thread block per tile and query head).
+inline constexpr int kPrefillQueryTile = 32;
+
+// Appends the prefill tiles of a sequence with `q_len` rows: pairs
+// (seq index, first query row within the sequence), flattened.
+void AppendPrefillTiles(int seq_index, int q_len, std::vector<int>& tiles);
+
+// Prefill / mixed step: for every query row of every sequence, causal
+// attention over the sequence's first (context_len - q_len + row + 1) keys.
+// `q` rows have stride `q_stride` elements (the fused qkv buffer); `out` is
+// [rows, num_heads * head_dim]. `tiles` is the device copy of
+// AppendPrefillTiles' output (`num_tiles` pairs).
+absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out,
+                                   const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                   const PagedAttnBatch& batch, const int* tiles, int num_tiles,
+                                   const AttnDims& dims, cudaStream_t stream);
+
+// Split-KV partitioning of a decode step whose contexts are at most
+// `max_context` keys. Fixed by `max_context`, so a CUDA graph captured with
+// max_context = max_model_len stays valid for every later step.
+struct DecodePartition {
+  int partition_size = 0;  // keys per split
+  int num_splits = 1;
+};
+// Chooses the partitioning (at most 32 splits, partitions of >= 256 keys).
+DecodePartition ChooseDecodePartition(int max_context);
+// Bytes of float workspace a decode step needs (0 with one split).
+size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);
+
+// Decode step: sequence s has one query row, row s. `workspace` holds
+// DecodeWorkspaceBytes bytes.
+absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out,
+                                  const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                  const PagedAttnBatch& batch, const DecodePartition& partition,
+                                  void* workspace, const AttnDims& dims, cudaStream_t stream);
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_ATTENTION_H_

@@ -1,0 +1,60 @@
+#include "worker/cuda/rope_cache.h"
+
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_util.cuh"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+// One block per token; threads walk (head, pair) for q and k heads, then copy
+// v. inv_freq follows HF's float32 formula 1 / theta^(2i/d); the angle is
+// float(pos) * inv_freq in float32 as in HF, with accurate sincosf because
+// angles reach tens of thousands of radians.
+__global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ positions,
+                                const int* __restrict__ slot_mapping, bf16* __restrict__ k_cache,
+                                bf16* __restrict__ v_cache, int nh, int nkv, int d, float theta) {
+  const int t = blockIdx.x;
+  const int half = d / 2;
+  const int row = (nh + 2 * nkv) * d;
+  bf16* x = qkv + static_cast<size_t>(t) * row;
+  const float pos = static_cast<float>(positions[t]);
+  const int slot = slot_mapping[t];
+  const int rot_pairs = (nh + nkv) * half;
+  for (int p = threadIdx.x; p < rot_pairs; p += blockDim.x) {
+    const int h = p / half, i = p % half;
+    const float inv_freq = static_cast<float>(1.0 / pow(static_cast<double>(theta), (2.0 * i) / d));
+    float s, c;
+    sincosf(pos * inv_freq, &s, &c);
+    bf16* head = x + h * d;
+    const float x1 = __bfloat162float(head[i]), x2 = __bfloat162float(head[i + half]);
+    const bf16 o1 = __float2bfloat16(x1 * c - x2 * s);
+    const bf16 o2 = __float2bfloat16(x2 * c + x1 * s);
+    head[i] = o1;
+    head[i + half] = o2;
+    if (h >= nh && slot >= 0) {
+      bf16* kc = k_cache + (static_cast<size_t>(slot) * nkv + (h - nh)) * d;
+      kc[i] = o1;
+      kc[i + half] = o2;
+    }
+  }
+  if (slot < 0) return;
+  const bf16* v = x + (nh + nkv) * d;
+  bf16* vc = v_cache + static_cast<size_t>(slot) * nkv * d;
+  for (int e = threadIdx.x; e < nkv * d; e += blockDim.x) vc[e] = v[e];
+}
+
+}  // namespace
+
+absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_mapping,
+                               bf16* k_cache, bf16* v_cache, int num_tokens, const AttnDims& dims,
+                               float rope_theta, cudaStream_t stream) {
+  if (dims.head_dim % 2 != 0) return absl::InvalidArgumentError("RoPE needs an even head_dim");
+  if (num_tokens == 0) return absl::OkStatus();
+  RopeCacheKernel<<<num_tokens, 256, 0, stream>>>(qkv, positions, slot_mapping, k_cache, v_cache,
+                                                  dims.num_heads, dims.num_kv_heads, dims.head_dim,
+                                                  rope_theta);
+  TP_CUDA_CHECK_LAUNCH("RopeCacheKernel");
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve::worker::cuda

@@ -1,0 +1,32 @@
+// Rotary position embedding (neox style: the two halves of each head are
+// rotated as pairs) fused with the write of K and V into the paged cache.
+#ifndef TPSERVE_WORKER_CUDA_ROPE_CACHE_H_
+#define TPSERVE_WORKER_CUDA_ROPE_CACHE_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "absl/status/status.h"
+
+namespace tpserve::worker::cuda {
+
+// Shapes of one rank's attention (heads already divided by tensor
+// parallelism).
+struct AttnDims {
+  int num_heads = 0;     // query heads on this rank
+  int num_kv_heads = 0;  // key/value heads on this rank
+  int head_dim = 0;
+  int block_size = 16;   // tokens per KV block
+};
+
+// `qkv` holds `num_tokens` rows of [q (num_heads*head_dim) | k | v]. Rotates
+// q and k in place by `positions[t]`, then stores k and v at cache slot
+// `slot_mapping[t]` (skipped when negative: padding rows). Caches are laid
+// out [slot][kv_head][head_dim] with slot = block * block_size + offset.
+absl::Status RopeAndCacheWrite(__nv_bfloat16* qkv, const int* positions, const int* slot_mapping,
+                               __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int num_tokens,
+                               const AttnDims& dims, float rope_theta, cudaStream_t stream);
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_ROPE_CACHE_H_
