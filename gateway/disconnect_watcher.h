@@ -1,0 +1,59 @@
+// Notices HTTP clients that hang up while their request is still running, so
+// the router call is cancelled at once (KV blocks freed) instead of when the
+// next token fails to write. cpp-httplib 0.11 does not expose the socket of a
+// request, so the connection is found by its addresses (see FindConnectionFd)
+// and watched with poll(POLLRDHUP) on one background thread.
+#ifndef TPSERVE_GATEWAY_DISCONNECT_WATCHER_H_
+#define TPSERVE_GATEWAY_DISCONNECT_WATCHER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace tpserve::gateway {
+
+// One thread watching many client sockets for hang-ups.
+class DisconnectWatcher {
+ public:
+  DisconnectWatcher();
+  ~DisconnectWatcher();
+  DisconnectWatcher(const DisconnectWatcher&) = delete;
+  DisconnectWatcher& operator=(const DisconnectWatcher&) = delete;
+
+  // The descriptor of this process's TCP socket whose peer is
+  // remote_addr:remote_port and whose local port is local_port, or -1.
+  // remote_addr is in getnameinfo's numeric form, as cpp-httplib reports it.
+  static int FindConnectionFd(const std::string& remote_addr, int remote_port, int local_port);
+
+  // Calls `on_hangup` once, on the watcher thread, when the peer of `fd`
+  // closes or resets the connection. Returns an id for Unwatch.
+  uint64_t Watch(int fd, std::function<void()> on_hangup);
+
+  // Stops watching; once it returns the callback is not running and will not
+  // run.
+  void Unwatch(uint64_t id);
+
+ private:
+  void Loop();
+
+  struct Entry {
+    int fd;
+    std::function<void()> on_hangup;
+  };
+  std::mutex mu_;
+  // Held while callbacks run, so Unwatch can wait them out.
+  std::mutex callback_mu_;
+  std::map<uint64_t, Entry> entries_;
+  uint64_t next_id_ = 1;
+  bool stopping_ = false;
+  std::condition_variable cv_;
+  std::thread thread_;
+};
+
+}  // namespace tpserve::gateway
+
+#endif  // TPSERVE_GATEWAY_DISCONNECT_WATCHER_H_
