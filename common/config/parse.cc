@@ -259,4 +259,25 @@ std::string DescribeConfig(const ServerConfig& config, uint32_t components) {
   return os.str();
 }
 
+std::string FlagsMarkdown() {
+  std::ostringstream os;
+  os << "# tpserve flags\n\n"
+     << "Generated from the option table (`common/config/options.cc`) by\n"
+     << "`bazel run //common/config:flags_doc > docs/flags.md`; a test fails when this file is stale.\n\n"
+     << "Every flag can also be set in a YAML file passed with `--config FILE` (keys are the flag names,\n"
+     << "with `-` or `_`); flags win over the file. `--check-config` validates and prints the resolved\n"
+     << "settings without starting anything. `tpserve serve` takes every flag below except `--worker`,\n"
+     << "`--router` and `--rank`, and hands each child the ones of its component.\n\n"
+     << "| flag | components | default | accepted | meaning |\n| --- | --- | --- | --- | --- |\n";
+  ServerConfig defaults;
+  for (const Option& o : AllOptions()) {
+    std::string def = o.get(defaults);
+    os << "| `--" << o.name << "` | " << ComponentNames(o.components & kAll)
+       << ((o.components & kServeOnly) ? (o.components & kAll ? "/serve" : "serve") : "") << " | "
+       << (def.empty() ? "" : "`" + def + "`") << " | " << absl::StrJoin(o.choices, ", ")
+       << (o.type == OptionType::kStringList ? "repeatable" : "") << " | " << o.help << " |\n";
+  }
+  return os.str();
+}
+
 }  // namespace tpserve

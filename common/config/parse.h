@@ -46,6 +46,9 @@ std::string HelpText(const std::string& subcommand, uint32_t components);
 // YAML (secrets such as API keys are masked).
 std::string DescribeConfig(const ServerConfig& config, uint32_t components);
 
+// docs/flags.md: every flag as a Markdown table (kept in sync by a test).
+std::string FlagsMarkdown();
+
 }  // namespace tpserve
 
 #endif  // TPSERVE_COMMON_CONFIG_PARSE_H_

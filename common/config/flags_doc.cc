@@ -1,0 +1,9 @@
+// Prints docs/flags.md: `bazel run //common/config:flags_doc > docs/flags.md`.
+#include <cstdio>
+
+#include "common/config/parse.h"
+
+int main() {
+  std::fputs(tpserve::FlagsMarkdown().c_str(), stdout);
+  return 0;
+}
