@@ -215,6 +215,11 @@ absl::StatusOr<std::string> NcclCommFactory::CreateUniqueId() {
 
 absl::StatusOr<std::unique_ptr<Communicator>> NcclCommFactory::Join(
     int rank, int world_size, const std::string& unique_id, absl::Duration timeout) {
+  const int devices = VisibleCudaDevices();
+  if (devices == 0) {
+    return absl::FailedPreconditionError("NCCL needs a CUDA device and this process sees none");
+  }
+  device_ = rank % devices;
   TP_ASSIGN_OR_RETURN(std::unique_ptr<NcclCommunicator> comm,
                       NcclCommunicator::Create(rank, world_size, unique_id, device_,
                                                timeout));

@@ -73,12 +73,15 @@ class NcclCommunicator : public Communicator {
   absl::Status failure_;  // guarded by mu_
 };
 
-// CommFactory for NCCL; `device` is this process's CUDA device.
+// CommFactory for NCCL. A rank uses CUDA device rank % VisibleCudaDevices()
+// (one device per process when CUDA_VISIBLE_DEVICES is set per worker; rank
+// i on GPU i when every worker sees all GPUs of the host).
 class NcclCommFactory : public CommFactory {
  public:
   // `op_timeout` bounds AllGatherHost's wait.
-  NcclCommFactory(int device, absl::Duration op_timeout)
-      : device_(device), op_timeout_(op_timeout) {}
+  explicit NcclCommFactory(absl::Duration op_timeout) : op_timeout_(op_timeout) {}
+  // The device the last Join used (0 before any).
+  int device() const { return device_; }
 
   absl::StatusOr<std::string> CreateUniqueId() override;
   absl::StatusOr<std::unique_ptr<Communicator>> Join(
@@ -88,7 +91,7 @@ class NcclCommFactory : public CommFactory {
                              size_t bytes) override;
 
  private:
-  int device_;
+  int device_ = 0;
   absl::Duration op_timeout_;
 };
 

@@ -33,8 +33,14 @@ TEST(NcclCommunicatorTest, AllReduceAllGatherBroadcastAcrossDevices) {
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      auto comm = NcclCommunicator::Create(r, world, *id, r, absl::Seconds(60));
-      ASSERT_TRUE(comm.ok()) << comm.status();
+      // Through the factory, as the worker service does (device = rank).
+      NcclCommFactory factory(absl::Seconds(30));
+      auto joined = factory.Join(r, world, *id, absl::Seconds(60));
+      ASSERT_TRUE(joined.ok()) << joined.status();
+      EXPECT_EQ(factory.device(), r);
+      auto* nccl = dynamic_cast<NcclCommunicator*>(joined->get());
+      ASSERT_NE(nccl, nullptr);
+      auto* comm = &nccl;
       const size_t n = 1024;
       std::vector<float> host(n);
       for (size_t i = 0; i < n; ++i) host[i] = static_cast<float>(i) * (r + 1);
@@ -45,7 +51,6 @@ TEST(NcclCommunicatorTest, AllReduceAllGatherBroadcastAcrossDevices) {
       ASSERT_TRUE((*comm)->Synchronize(nullptr, absl::Seconds(30)).ok());
       results[r].resize(n);
       cudaMemcpy(results[r].data(), dev, n * sizeof(float), cudaMemcpyDeviceToHost);
-      NcclCommFactory factory(r, absl::Seconds(30));
       int32_t mine = 100 + r;
       std::vector<int32_t> all(world);
       EXPECT_TRUE(factory.AllGatherHost(**comm, &mine, all.data(), sizeof(mine)).ok());
