@@ -1,0 +1,55 @@
+// `tpserve serve` process lifecycle: SIGTERM leaves nothing behind; a worker
+// that dies fails in-flight requests quickly and the service exits non-zero
+// (the documented policy: no silent restarts inside `serve`).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startServe, childPids, commandOf, alive, waitFor } from './serve_helpers.mjs';
+
+const MODEL = 'tiny-qwen2-chat';
+
+test('SIGTERM stops gateway, router and workers with no process left behind', async () => {
+  const server = await startServe(['--tensor-parallel-size', '2']);
+  const children = childPids(server.proc.pid);
+  assert.equal(children.length, 4, `expected 2 workers + router + gateway, got ${children.length}`);
+  server.proc.kill('SIGTERM');
+  const { code } = await server.exited;
+  assert.equal(code, 0);
+  for (const pid of children) assert.equal(alive(pid), false, `child ${pid} still alive`);
+});
+
+test('killing a worker fails in-flight requests with a clear error and exits non-zero', async () => {
+  const server = await startServe(['--tensor-parallel-size', '2']);
+  const children = childPids(server.proc.pid);
+  const worker = children.find((pid) => commandOf(pid).includes(' worker '));
+  assert.ok(worker, 'found a worker process');
+  const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0 });
+  const stream = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Tell me everything.' }],
+    max_tokens: 3000,
+    ignore_eos: true,
+    stream: true,
+  });
+  let chunks = 0;
+  const started = Date.now();
+  let failure = null;
+  try {
+    for await (const chunk of stream) {
+      chunks += 1;
+      if (chunks === 3) process.kill(worker, 'SIGKILL');
+      if (chunk.choices[0]?.finish_reason) break;
+    }
+  } catch (err) {
+    failure = err;
+  }
+  const elapsed = Date.now() - started;
+  assert.ok(failure, 'the stream ended with an error, not a normal finish');
+  assert.match(String(failure.message ?? failure), /rank|worker|unavailable/i);
+  assert.ok(elapsed < 15000, `error took ${elapsed} ms`);
+  const { code } = await server.exited;
+  assert.notEqual(code, 0, 'serve exits non-zero after losing a worker');
+  for (const pid of children) {
+    await waitFor(() => !alive(pid), 10000, `child ${pid} to exit`);
+  }
+});
