@@ -36,11 +36,9 @@ if [ -f "$NODE_DIR/package.json" ] && ls "$NODE_DIR"/*.test.mjs >/dev/null 2>&1;
   rm -f "$out"
 fi
 
-passed=$(grep -cE '^ok [0-9]+' "$log" || true)
-failed=$(grep -cE '^not ok [0-9]+' "$log" || true)
-# Nested subtests are indented in TAP; count them too.
-passed=$((passed + $(grep -cE '^\s+ok [0-9]+' "$log" || true)))
-failed=$((failed + $(grep -cE '^\s+not ok [0-9]+' "$log" || true)))
+# node's TAP reporter ends each run with "# pass N" and "# fail M".
+passed=$(awk '/^# pass /{s+=$3} END{print s+0}' "$log")
+failed=$(awk '/^# fail /{s+=$3} END{print s+0}' "$log")
 rm -f "$log"
 [ "$failed" = 0 ] && [ "$rc" = 0 ] || { [ "$failed" = 0 ] && failed=1; }
 echo "$passed passed, $failed failed"
