@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Checks deploy/ the way CI can without a cluster or a container engine:
+#   - the Dockerfile's COPY sources exist in the repo (deploy/validate/dockerfile.js);
+#   - every overlay renders with `kubectl kustomize`;
+#   - every rendered object validates against the Kubernetes API schemas,
+#     unknown fields included (deploy/validate/schema.js);
+#   - every tpserve container's args and mounted YAML config are accepted by
+#     the built binary (`tpserve <args> --check-config`), and ports, probes,
+#     scrape annotations, Services, --router/--worker addresses, GPU requests
+#     and dashboard metrics agree with what it resolves (deploy/validate/checks.js).
+# Prints one PASS/FAIL line per check and "N passed, M failed" last; exits 1
+# on any failure.
+#
+# Usage: deploy/check.sh path/to/tpserve
+# Needs kubectl (with its built-in kustomize), node >= 18 and npm; installs
+# only the pinned npm packages of deploy/validate (npm ci).
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+passed=0
+failed=0
+
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+
+# Counts the PASS/FAIL lines of a sub-checker; a checker that died without
+# reporting a failure counts as one.
+tally() {
+  local name=$1 rc=$2 out=$3 line before=$failed
+  while IFS= read -r line; do
+    case $line in
+      PASS\ *) echo "$line"; passed=$((passed + 1)) ;;
+      FAIL\ *) echo "$line"; failed=$((failed + 1)) ;;
+      *) [[ -n $line ]] && echo "  $line" ;;
+    esac
+  done <"$out"
+  if [[ $rc -ne 0 && $failed -eq $before ]]; then fail "$name: exited $rc without a reason"; fi
+}
+
+finish() {
+  echo "$passed passed, $failed failed"
+  [[ $failed -eq 0 ]]
+  exit $?
+}
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 path/to/tpserve" >&2
+  exit 2
+fi
+binary=$1
+[[ $binary == /* ]] || binary=$PWD/$binary
+if [[ -x $binary && -f $binary ]]; then pass "binary $1"; else fail "binary $1: not an executable file"; fi
+
+missing=0
+for tool in kubectl node npm; do
+  if command -v "$tool" >/dev/null; then
+    pass "tool $tool"
+  else
+    fail "tool $tool: not installed"
+    missing=1
+  fi
+done
+[[ $missing -eq 0 ]] || finish
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+node "$here/validate/dockerfile.js" "$here/Dockerfile" "$root" >"$work/docker.out" 2>&1
+tally dockerfile $? "$work/docker.out"
+
+if (cd "$here/validate" && npm ci --no-audit --no-fund --loglevel=error) >"$work/npm.out" 2>&1; then
+  pass "npm ci deploy/validate"
+else
+  fail "npm ci deploy/validate: $(tail -n 3 "$work/npm.out" | tr '\n' ' ')"
+  finish
+fi
+
+rendered=()
+for dir in "$here"/k8s/overlays/*/; do
+  name=$(basename "$dir")
+  if kubectl kustomize "$dir" >"$work/$name.yaml" 2>"$work/$name.err"; then
+    pass "render $name"
+    rendered+=("$name=$work/$name.yaml")
+  else
+    fail "render $name: $(tr '\n' ' ' <"$work/$name.err")"
+  fi
+done
+if [[ ${#rendered[@]} -eq 0 ]]; then
+  fail "render: no overlay rendered"
+  finish
+fi
+
+if [[ -x $binary ]]; then
+  node "$here/validate/validate.js" --binary "$binary" "${rendered[@]}" >"$work/validate.out" 2>&1
+  tally validate $? "$work/validate.out"
+fi
+finish

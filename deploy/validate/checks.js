@@ -1,0 +1,307 @@
+// Cross checks between the manifests of one overlay and the tpserve binary:
+// every container's flags and config are accepted (`--check-config`), the
+// ports it declares are the ones it listens on, probes and scrape annotations
+// point at those ports and at paths the binary serves, Services, gateways'
+// --router and routers' --worker addresses reach real containers, GPU workers
+// get one GPU each and NCCL_NVLS_ENABLE=0, and every metric on the Grafana
+// dashboard is one the binary exports.
+"use strict";
+
+const T = require("./tpserve");
+
+const PROBES = ["startupProbe", "readinessProbe", "livenessProbe"];
+
+// Pod-template port lookup: a number, or a name declared by a container.
+function resolvePort(containers, port) {
+  if (typeof port === "number") return port;
+  for (const c of containers) {
+    for (const p of c.ports || []) if (p.name === port) return p.containerPort;
+  }
+  return null;
+}
+
+function labelsMatch(selector, labels) {
+  return Object.entries(selector || {}).every(([k, v]) => labels && labels[k] === v);
+}
+
+function podLabels(w) {
+  return (w.spec.template.metadata && w.spec.template.metadata.labels) || {};
+}
+
+// Ports the binary serves HTTP on (metrics, /health) for one container.
+function httpPorts(sub, s) {
+  const ports = [];
+  if (sub === "gateway" || sub === "serve") ports.push(Number(s.port));
+  if (Number(s["metrics-port"]) > 0) ports.push(Number(s["metrics-port"]));
+  return ports;
+}
+
+class Checker {
+  constructor(label, objects, binary, binaryBytes) {
+    this.label = label;
+    this.objects = objects;
+    this.binary = binary;
+    this.bytes = binaryBytes;
+    this.results = [];
+    this.resolved = [];  // {workload, container, sub, settings}
+  }
+
+  // Records one check named "<kind> <overlay> <what>".
+  add(kind, what, problems, note) {
+    const ok = problems.length === 0;
+    const check = [kind, this.label, what].filter(Boolean).join(" ");
+    this.results.push({ check, ok, detail: ok ? note : problems.join("; ") });
+  }
+
+  inBinary(text) {
+    return this.bytes.includes(Buffer.from(text));
+  }
+
+  run() {
+    for (const w of T.workloads(this.objects)) {
+      for (const c of T.tpserveContainers(w)) this.container(w, c);
+    }
+    this.scrapeAnnotations();
+    this.services();
+    this.gatewayRouters();
+    this.routerWorkers();
+    this.references();
+    this.dashboards();
+    return this.results;
+  }
+
+  container(w, c) {
+    const id = `${w.kind}/${w.metadata.name}/${c.name}`;
+    const r = T.checkConfig(this.binary, this.objects, w, c);
+    this.add("check-config", `${id}`, r.ok ? [] : [r.detail], r.notes.join("; ") || undefined);
+    if (!r.ok) return;
+    this.resolved.push({ workload: w, container: c, sub: r.subcommand, settings: r.settings });
+    const listening = T.listeningPorts(r.subcommand, r.settings);
+    const declared = (c.ports || []).map((p) => p.containerPort);
+    const problems = [];
+    for (const [p, key] of listening) {
+      if (!declared.includes(p)) problems.push(`listens on ${p} (${key}) but declares no such containerPort`);
+    }
+    for (const p of declared) {
+      if (!listening.has(p)) problems.push(`declares containerPort ${p} it does not listen on`);
+    }
+    this.add("ports", `${id}`, problems);
+
+    const probeProblems = [];
+    const present = PROBES.filter((k) => c[k]);
+    if (!present.some((k) => k !== "readinessProbe")) probeProblems.push("no startup or liveness probe");
+    const http = httpPorts(r.subcommand, r.settings);
+    const grpcKey = { router: "router-port", worker: "worker-port" }[r.subcommand];
+    const grpc = grpcKey ? [Number(r.settings[grpcKey])] : [];
+    for (const k of present) {
+      const probe = c[k];
+      const action = probe.httpGet || probe.grpc || probe.tcpSocket;
+      if (!action) {
+        probeProblems.push(`${k}: only httpGet, grpc and tcpSocket probes are checked`);
+        continue;
+      }
+      const port = resolvePort([c], action.port);
+      if (port === null || !listening.has(port)) {
+        probeProblems.push(`${k}: port ${action.port} is not one this container listens on`);
+      } else if (probe.httpGet && !http.includes(port)) {
+        probeProblems.push(`${k}: port ${port} does not serve HTTP`);
+      } else if (probe.grpc && !grpc.includes(port)) {
+        probeProblems.push(`${k}: port ${port} is not this container's gRPC port`);
+      }
+      if (probe.httpGet && !this.inBinary(probe.httpGet.path || "/")) {
+        probeProblems.push(`${k}: path ${probe.httpGet.path} does not occur in the binary`);
+      }
+      if (probe.grpc && probe.grpc.service && !this.inBinary(probe.grpc.service)) {
+        probeProblems.push(`${k}: gRPC service ${probe.grpc.service} does not occur in the binary`);
+      }
+      // The kubelet's gRPC probe calls grpc.health.v1.Health/Check: the
+      // binary must register that service (gRPC's default one or its own).
+      if (probe.grpc && !this.inBinary("EnableDefaultHealthCheckService") && !this.inBinary("grpc.health.v1.Health")) {
+        probeProblems.push(`${k}: the binary registers no grpc.health.v1.Health service`);
+      }
+    }
+    this.add("probes", `${id}`, probeProblems);
+  }
+
+  scrapeAnnotations() {
+    for (const w of T.workloads(this.objects)) {
+      const ann = (w.spec.template.metadata && w.spec.template.metadata.annotations) || {};
+      if (ann["prometheus.io/scrape"] !== "true") continue;
+      const port = Number(ann["prometheus.io/port"]);
+      const p = ann["prometheus.io/path"] || "/metrics";
+      const serving = this.resolved.filter((x) => x.workload === w)
+        .flatMap((x) => httpPorts(x.sub, x.settings));
+      const problems = [];
+      if (!serving.includes(port)) problems.push(`prometheus.io/port ${ann["prometheus.io/port"]} is not a metrics/HTTP port of the pod (${serving.join(", ") || "none"})`);
+      if (!this.inBinary(p)) problems.push(`path ${p} does not occur in the binary`);
+      this.add("scrape", `${w.kind}/${w.metadata.name}`, problems);
+    }
+  }
+
+  services() {
+    for (const svc of this.objects.filter((o) => o.kind === "Service")) {
+      const targets = T.workloads(this.objects).filter((w) => labelsMatch(svc.spec.selector, podLabels(w)));
+      const problems = [];
+      if (!svc.spec.selector || targets.length === 0) problems.push("selects no workload's pods");
+      for (const w of targets) {
+        for (const p of svc.spec.ports || []) {
+          const target = resolvePort(w.spec.template.spec.containers, p.targetPort === undefined ? p.port : p.targetPort);
+          const declared = w.spec.template.spec.containers.flatMap((c) => (c.ports || []).map((q) => q.containerPort));
+          if (target === null || !declared.includes(target)) {
+            problems.push(`port ${p.name || p.port} -> ${p.targetPort} is not a containerPort of ${w.metadata.name}`);
+          }
+        }
+      }
+      this.add("service", `Service/${svc.metadata.name}`, problems);
+    }
+  }
+
+  // Every gateway --router address is <statefulset>-<i>.<headless service>
+  // of a rendered StatefulSet, with i below its replicas and the port its
+  // router listens on; and every replica is listed.
+  gatewayRouters() {
+    for (const g of this.resolved.filter((x) => x.sub === "gateway")) {
+      const problems = [];
+      const listed = new Set();
+      for (const addr of g.settings.router || []) {
+        const m = addr.match(/^([a-z0-9-]+)-(\d+)\.([a-z0-9-]+)(\.[a-z0-9.-]+)?:(\d+)$/);
+        if (!m) {
+          problems.push(`--router ${addr} is not <statefulset>-<n>.<service>:<port>`);
+          continue;
+        }
+        const [, sts, idx, svcName, , port] = m;
+        const set = T.findObject(this.objects, "StatefulSet", sts);
+        const svc = T.findObject(this.objects, "Service", svcName);
+        if (!set) { problems.push(`${addr}: no StatefulSet ${sts}`); continue; }
+        if (set.spec.serviceName !== svcName) problems.push(`${addr}: ${sts} uses serviceName ${set.spec.serviceName}`);
+        const replicas = set.spec.replicas === undefined ? 1 : set.spec.replicas;
+        if (Number(idx) >= replicas) problems.push(`${addr}: ${sts} has ${replicas} replicas`);
+        listed.add(`${sts}/${idx}`);
+        if (!svc || svc.spec.clusterIP !== "None") problems.push(`${addr}: Service ${svcName} is missing or not headless`);
+        else if (!(svc.spec.ports || []).some((p) => p.port === Number(port))) problems.push(`${addr}: Service ${svcName} has no port ${port}`);
+        const routers = this.resolved.filter((x) => x.workload === set && x.sub === "router");
+        if (routers.length !== 1) problems.push(`${addr}: ${sts} has ${routers.length} router containers`);
+        else if (Number(routers[0].settings["router-port"]) !== Number(port)) {
+          problems.push(`${addr}: the router listens on ${routers[0].settings["router-port"]}`);
+        }
+      }
+      for (const set of this.objects.filter((o) => o.kind === "StatefulSet")) {
+        if (!this.resolved.some((x) => x.workload === set && x.sub === "router")) continue;
+        const replicas = set.spec.replicas === undefined ? 1 : set.spec.replicas;
+        for (let i = 0; i < replicas; i++) {
+          if (!listed.has(`${set.metadata.name}/${i}`)) problems.push(`replica ${set.metadata.name}-${i} is not in --router`);
+        }
+      }
+      this.add("routers", `${g.workload.kind}/${g.workload.metadata.name}/${g.container.name}`, problems);
+    }
+  }
+
+  // A router's --worker list, in rank order, names the worker containers of
+  // its own pod; each worker's device gets its GPU and NCCL settings.
+  routerWorkers() {
+    for (const r of this.resolved.filter((x) => x.sub === "router")) {
+      const problems = [];
+      const workers = this.resolved.filter((x) => x.workload === r.workload && x.sub === "worker");
+      const tp = Number(r.settings["tensor-parallel-size"]);
+      (r.settings.worker || []).forEach((addr, rank) => {
+        const m = addr.match(/^(127\.0\.0\.1|localhost):(\d+)$/);
+        if (!m) { problems.push(`--worker ${addr} is not a port of this pod (127.0.0.1:<port>)`); return; }
+        const w = workers.find((x) => Number(x.settings["worker-port"]) === Number(m[2]));
+        if (!w) problems.push(`--worker ${addr}: no worker container listens on ${m[2]}`);
+        else if (Number(w.settings.rank) !== rank) problems.push(`--worker ${addr} is rank ${rank} but ${w.container.name} runs --rank ${w.settings.rank}`);
+      });
+      if (workers.length !== tp) problems.push(`${workers.length} worker containers for tensor-parallel-size ${tp}`);
+      for (const w of workers) {
+        if (Number(w.settings["tensor-parallel-size"]) !== tp) problems.push(`${w.container.name} has tensor-parallel-size ${w.settings["tensor-parallel-size"]}`);
+      }
+      this.add("workers", `${r.workload.kind}/${r.workload.metadata.name}`, problems);
+      for (const w of workers) this.workerDevice(w, tp);
+    }
+  }
+
+  workerDevice(w, tp) {
+    const c = w.container;
+    const problems = [];
+    const env = new Map((c.env || []).map((e) => [e.name, e.value]));
+    if (env.get("NCCL_NVLS_ENABLE") !== "0") problems.push("env NCCL_NVLS_ENABLE is not \"0\"");
+    const res = c.resources || {};
+    const gpus = (res.limits || {})["nvidia.com/gpu"];
+    const device = w.settings.device;
+    if (device === "cuda") {
+      if (Number(gpus) !== 1) problems.push(`device cuda needs limits nvidia.com/gpu: 1 (has ${gpus})`);
+    } else if (device === "cpu") {
+      if (gpus !== undefined) problems.push("device cpu but requests a GPU");
+    } else {
+      problems.push(`device '${device}': say cpu or cuda explicitly in a cluster`);
+    }
+    if (tp > 1) {
+      const vols = w.workload.spec.template.spec.volumes || [];
+      const shm = (c.volumeMounts || []).find((m) => m.mountPath === "/dev/shm");
+      const vol = shm && vols.find((v) => v.name === shm.name);
+      if (!vol || !vol.emptyDir || vol.emptyDir.medium !== "Memory") problems.push("no memory-backed emptyDir at /dev/shm for NCCL");
+    }
+    this.add("device", `${w.workload.kind}/${w.workload.metadata.name}/${c.name}`, problems);
+  }
+
+  references() {
+    const problems = [];
+    const has = (kind, name) => T.findObject(this.objects, kind, name) !== undefined;
+    for (const h of this.objects.filter((o) => o.kind === "HorizontalPodAutoscaler")) {
+      const t = h.spec.scaleTargetRef;
+      if (!has(t.kind, t.name)) problems.push(`HPA ${h.metadata.name} targets missing ${t.kind}/${t.name}`);
+      const w = T.findObject(this.objects, t.kind, t.name);
+      if (w && w.spec.replicas !== undefined) problems.push(`${t.kind}/${t.name} sets replicas that its HPA owns`);
+    }
+    for (const p of this.objects.filter((o) => o.kind === "PodDisruptionBudget")) {
+      const sel = p.spec.selector && p.spec.selector.matchLabels;
+      if (!T.workloads(this.objects).some((w) => labelsMatch(sel, podLabels(w)))) problems.push(`PDB ${p.metadata.name} selects no pods`);
+    }
+    for (const sm of this.objects.filter((o) => o.kind === "ServiceMonitor")) {
+      const svcs = this.objects.filter((o) => o.kind === "Service" && labelsMatch(sm.spec.selector.matchLabels, o.metadata.labels));
+      if (svcs.length === 0) problems.push(`ServiceMonitor ${sm.metadata.name} selects no Service`);
+      for (const e of sm.spec.endpoints || []) {
+        for (const s of svcs) {
+          if (!(s.spec.ports || []).some((p) => p.name === e.port)) problems.push(`ServiceMonitor ${sm.metadata.name}: Service ${s.metadata.name} has no port ${e.port}`);
+        }
+      }
+    }
+    for (const w of T.workloads(this.objects)) {
+      for (const v of w.spec.template.spec.volumes || []) {
+        if (v.configMap && !has("ConfigMap", v.configMap.name)) problems.push(`${w.metadata.name}: ConfigMap ${v.configMap.name} not rendered`);
+        if (v.persistentVolumeClaim && !has("PersistentVolumeClaim", v.persistentVolumeClaim.claimName)) problems.push(`${w.metadata.name}: PVC ${v.persistentVolumeClaim.claimName} not rendered`);
+      }
+    }
+    this.add("references", "", problems);
+  }
+
+  dashboards() {
+    for (const cm of this.objects.filter((o) => o.kind === "ConfigMap" && o.metadata.labels && o.metadata.labels.grafana_dashboard)) {
+      for (const [key, text] of Object.entries(cm.data || {})) {
+        const problems = [];
+        let names = [];
+        try {
+          const exprs = [];
+          const walk = (x) => {
+            if (Array.isArray(x)) x.forEach(walk);
+            else if (x && typeof x === "object") Object.entries(x).forEach(([k, v]) => (k === "expr" || k === "definition") && typeof v === "string" ? exprs.push(v) : walk(v));
+          };
+          walk(JSON.parse(text));
+          names = [...new Set(exprs.join(" ").match(/tpserve:[a-zA-Z0-9_:]+/g) || [])]
+            .map((n) => n.replace(/_(bucket|sum|count)$/, ""));
+          if (names.length === 0) problems.push("no tpserve metrics in the dashboard");
+        } catch (e) {
+          problems.push(`not JSON: ${e.message}`);
+        }
+        const missing = [...new Set(names)].filter((n) => !this.inBinary(n));
+        if (missing.length) problems.push(`metrics the binary does not export: ${missing.join(", ")}`);
+        this.add("dashboard", `ConfigMap/${cm.metadata.name}/${key}`, problems);
+      }
+    }
+  }
+}
+
+function crossChecks(label, objects, binary, binaryBytes) {
+  return new Checker(label, objects, binary, binaryBytes).run();
+}
+
+module.exports = { crossChecks };
