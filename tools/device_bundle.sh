@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Packs built binaries and the non-system shared libraries they need (gRPC,
+# protobuf, abseil, yaml-cpp, spdlog, httplib, ...) into .devbin/bundle.tar.xz
+# for the GPU machine, which has CUDA but none of those. libc, libstdc++ and the
+# CUDA libraries are left out: the GPU machine has its own (newer) ones.
+#
+# usage: tools/device_bundle.sh BINARY...      (run from the repo root)
+# On the GPU machine:  mkdir -p /tmp/tp && tar -xJf .devbin/bundle.tar.xz -C /tmp/tp
+#                      export LD_LIBRARY_PATH=/tmp/tp/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
+set -euo pipefail
+out=.devbin/stage
+rm -rf "$out" && mkdir -p "$out/bin" "$out/lib"
+for bin in "$@"; do
+  cp -L "$bin" "$out/bin/"
+  ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do
+    case "$(basename "$lib")" in
+      libc.so*|libm.so*|libstdc++*|libgcc_s*|libpthread*|libdl.so*|librt.so*|ld-linux*) ;;
+      libcuda*|libcudart*|libcublas*|libnccl*|libnvidia*) ;;
+      *) cp -L "$lib" "$out/lib/" ;;
+    esac
+  done
+done
+tar -cJf .devbin/bundle.tar.xz -C "$out" .
+rm -rf "$out"
+ls -la .devbin/bundle.tar.xz
