@@ -1,0 +1,226 @@
+#include "common/verify/verify.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/model/model_config.h"
+#include "common/model/model_tensors.h"
+#include "common/safetensors/checkpoint.h"
+#include "common/safetensors/safetensors_file.h"
+#include "common/verify/sha256.h"
+
+namespace tpserve::verify {
+namespace {
+
+namespace fs = std::filesystem;
+using safetensors::Checkpoint;
+using safetensors::TensorView;
+
+constexpr char kManifest[] = "SHA256SUMS";
+
+void AddError(VerifyReport* r, const std::string& e) {
+  if (std::find(r->errors.begin(), r->errors.end(), e) == r->errors.end()) r->errors.push_back(e);
+}
+
+// Counts NaN/Inf values, converting in chunks so memory stays bounded.
+int64_t CountNonFinite(const TensorView& t) {
+  if (!safetensors::IsFloat(t.dtype)) return 0;
+  constexpr size_t kChunk = size_t{1} << 20;
+  std::vector<float> buf(kChunk);
+  const size_t es = safetensors::DTypeSize(t.dtype);
+  const size_t n = static_cast<size_t>(t.numel());
+  int64_t bad = 0;
+  for (size_t i = 0; i < n; i += kChunk) {
+    const size_t m = std::min(kChunk, n - i);
+    safetensors::ConvertToFloat32(t.dtype, t.data + i * es, m, buf.data());
+    for (size_t j = 0; j < m; ++j) bad += !std::isfinite(buf[j]);
+  }
+  return bad;
+}
+
+void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyReport* r) {
+  std::set<std::string> expected;
+  int ok = 0;
+  for (const ExpectedTensor& e : ExpectedTensors(config)) {
+    expected.insert(e.name);
+    if (e.optional && !ckpt.Has(e.name)) continue;
+    auto view = ckpt.GetWithShape(e.name, e.shape);
+    if (!view.ok()) {
+      AddError(r, std::string(view.status().message()));
+      continue;
+    }
+    if (!safetensors::IsFloat(view->dtype)) {
+      AddError(r, absl::StrCat(view->file, ": tensor \"", e.name, "\" has non-float dtype ",
+                               safetensors::DTypeName(view->dtype)));
+      continue;
+    }
+    if (const int64_t bad = CountNonFinite(*view); bad > 0) {
+      AddError(r, absl::StrCat(view->file, ": tensor \"", e.name, "\" holds ", bad,
+                               " NaN/Inf values"));
+      continue;
+    }
+    ++ok;
+    r->tensor_bytes += static_cast<int64_t>(view->nbytes);
+  }
+  r->num_tensors = ok;
+  for (const std::string& name : ckpt.names()) {
+    if (!expected.count(name)) {
+      r->warnings.push_back(absl::StrCat("tensor \"", name, "\" is not used by ",
+                                         config.architecture));
+    }
+  }
+  if (r->errors.empty()) {
+    r->passed.push_back(absl::StrCat(ok, " tensors present with the shapes the config needs, ",
+                                     "all values finite (", r->tensor_bytes, " bytes)"));
+  }
+}
+
+void CheckManifest(const std::string& dir, VerifyReport* r) {
+  const fs::path manifest = fs::path(dir) / kManifest;
+  if (!fs::exists(manifest)) {
+    r->warnings.push_back(absl::StrCat("no ", kManifest, " manifest: file checksums not checked"));
+    return;
+  }
+  std::ifstream in(manifest);
+  std::string line;
+  int line_no = 0, matched = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    // "<64 hex>  <name>" (text mode) or "<64 hex> *<name>" (binary mode).
+    const bool hex_ok = line.size() > 66 &&
+                        std::all_of(line.begin(), line.begin() + 64, [](char c) {
+                          return std::isxdigit(static_cast<unsigned char>(c));
+                        }) &&
+                        line[64] == ' ' && (line[65] == ' ' || line[65] == '*');
+    if (!hex_ok) {
+      AddError(r, absl::StrCat(manifest.string(), ":", line_no,
+                               ": malformed line (expected \"<sha256 hex>  <file name>\")"));
+      continue;
+    }
+    std::string want = line.substr(0, 64);
+    std::transform(want.begin(), want.end(), want.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    const std::string name = line.substr(66);
+    const fs::path path = fs::path(dir) / name;
+    if (!fs::exists(path)) {
+      AddError(r, absl::StrCat(kManifest, " lists ", name, ", which is missing"));
+      continue;
+    }
+    auto got = Sha256File(path.string());
+    if (!got.ok()) {
+      AddError(r, std::string(got.status().message()));
+      continue;
+    }
+    ++r->files_hashed;
+    if (*got != want) {
+      AddError(r, absl::StrCat(name, ": SHA-256 ", *got, " does not match ", kManifest, " (", want,
+                               "); the file is corrupt or from another revision"));
+    } else {
+      ++matched;
+    }
+  }
+  if (matched == r->files_hashed && matched > 0) {
+    r->passed.push_back(absl::StrCat(matched, " files match ", kManifest));
+  }
+}
+
+// Reports every shard the index names that does not exist (Checkpoint::Open
+// stops at the first problem).
+void CheckIndexShards(const std::string& dir, VerifyReport* r) {
+  const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
+  if (!fs::exists(index_path)) return;
+  std::ifstream in(index_path);
+  nlohmann::json index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
+      !index["weight_map"].is_object()) {
+    return;  // Checkpoint::Open reports the malformed index
+  }
+  std::set<std::string> shards;
+  for (const auto& shard : index["weight_map"]) {
+    if (shard.is_string()) shards.insert(shard.get<std::string>());
+  }
+  for (const std::string& shard : shards) {
+    if (!fs::exists(fs::path(dir) / shard)) {
+      AddError(r, absl::StrCat(index_path.string(), ": names shard \"", shard,
+                               "\", which does not exist"));
+    }
+  }
+}
+
+}  // namespace
+
+VerifyReport VerifyModelDir(const std::string& dir) {
+  VerifyReport r;
+  r.dir = dir;
+  if (!fs::is_directory(dir)) {
+    r.errors.push_back(absl::StrCat(dir, ": not a directory"));
+    return r;
+  }
+  auto config = LoadModelConfig(dir);
+  if (config.ok()) {
+    r.passed.push_back(absl::StrCat("config.json: ", config->architecture, ", ",
+                                    config->num_hidden_layers, " layers, hidden ",
+                                    config->hidden_size, ", vocab ", config->vocab_size));
+  } else {
+    r.errors.push_back(std::string(config.status().message()));
+  }
+  auto gen = LoadGenerationConfig(dir);
+  if (!gen.ok()) r.errors.push_back(std::string(gen.status().message()));
+
+  // Every weight file on its own first, so that one broken shard does not
+  // hide another.
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 12 && name.ends_with(".safetensors") && name.starts_with("model")) {
+      files.push_back(e.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) {
+    auto file = safetensors::SafetensorsFile::Open(f.string());
+    if (!file.ok()) AddError(&r, std::string(file.status().message()));
+  }
+  CheckIndexShards(dir, &r);
+  auto ckpt = Checkpoint::Open(dir);
+  if (!ckpt.ok()) {
+    AddError(&r, std::string(ckpt.status().message()));
+  } else {
+    r.passed.push_back(absl::StrCat((*ckpt)->files().size(), " safetensors file(s): headers, ",
+                                    "extents and index valid"));
+    if (config.ok()) CheckTensors(*config, **ckpt, &r);
+  }
+  CheckManifest(dir, &r);
+  return r;
+}
+
+int PrintVerifyReport(const VerifyReport& report, std::ostream& out) {
+  out << "Verifying " << report.dir << "\n";
+  for (const auto& p : report.passed) out << "  ok      " << p << "\n";
+  for (const auto& w : report.warnings) out << "  warning " << w << "\n";
+  for (const auto& e : report.errors) out << "  ERROR   " << e << "\n";
+  if (report.ok()) {
+    out << "OK: " << report.num_tensors << " tensors, " << report.files_hashed
+        << " files checksummed\n";
+    return 0;
+  }
+  out << "FAILED: " << report.errors.size() << " error(s)\n";
+  return 1;
+}
+
+int RunVerify(const std::string& dir, std::ostream& out) {
+  return PrintVerifyReport(VerifyModelDir(dir), out);
+}
+
+}  // namespace tpserve::verify

@@ -1,0 +1,144 @@
+#include "common/verify/verify.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "common/verify/sha256.h"
+#include "gtest/gtest.h"
+
+namespace tpserve::verify {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr char kFixture[] = "tests/fixtures/tiny-qwen2";
+constexpr char kChatFixture[] = "tests/fixtures/tiny-qwen2-chat";
+
+// A writable copy of the tiny-qwen2 fixture.
+fs::path CopyFixture(const std::string& name) {
+  const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(kFixture)) {
+    fs::copy_file(e.path(), dir / e.path().filename());
+  }
+  return dir;
+}
+
+void WriteManifest(const fs::path& dir) {
+  std::ofstream out(dir / "SHA256SUMS");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename() == "SHA256SUMS") continue;
+    out << *Sha256File(e.path().string()) << "  " << e.path().filename().string() << "\n";
+  }
+}
+
+bool HasErrorWith(const VerifyReport& r, const std::string& a, const std::string& b = "") {
+  for (const auto& e : r.errors) {
+    if (e.find(a) != std::string::npos && e.find(b) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string Dump(const VerifyReport& r) {
+  std::ostringstream out;
+  PrintVerifyReport(r, out);
+  return out.str();
+}
+
+TEST(VerifyTest, FixturesPass) {
+  for (const char* dir : {kFixture, kChatFixture}) {
+    const VerifyReport r = VerifyModelDir(dir);
+    EXPECT_TRUE(r.ok()) << Dump(r);
+    std::ostringstream out;
+    EXPECT_EQ(PrintVerifyReport(r, out), 0);
+    EXPECT_NE(out.str().find("no SHA256SUMS"), std::string::npos);
+  }
+  EXPECT_EQ(VerifyModelDir(kFixture).num_tensors, 27);
+  EXPECT_EQ(VerifyModelDir(kChatFixture).num_tensors, 26);  // tied: no lm_head
+}
+
+TEST(VerifyTest, ManifestMatches) {
+  const fs::path dir = CopyFixture("manifest_ok");
+  WriteManifest(dir);
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(r.ok()) << Dump(r);
+  EXPECT_EQ(r.files_hashed, 9);  // configs, index, 4 shards, goldens
+}
+
+TEST(VerifyTest, CorruptedDataFailsChecksumAndFiniteness) {
+  const fs::path dir = CopyFixture("corrupt");
+  WriteManifest(dir);
+  // Overwrite the last two bytes (the last bf16 of the last tensor) with NaN.
+  const fs::path shard = dir / "model-00004-of-00004.safetensors";
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    const char nan_bf16[2] = {static_cast<char>(0xC0), static_cast<char>(0x7F)};
+    f.write(nan_bf16, 2);
+  }
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "model-00004-of-00004.safetensors", "does not match SHA256SUMS"))
+      << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "NaN/Inf")) << Dump(r);
+  std::ostringstream out;
+  EXPECT_EQ(PrintVerifyReport(r, out), 1);
+  EXPECT_NE(out.str().find("FAILED"), std::string::npos);
+}
+
+TEST(VerifyTest, MissingAndTruncatedShards) {
+  const fs::path dir = CopyFixture("shards");
+  fs::remove(dir / "model-00001-of-00004.safetensors");
+  fs::resize_file(dir / "model-00003-of-00004.safetensors", 1000);
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "model-00001-of-00004.safetensors", "does not exist")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "model-00003-of-00004.safetensors", "past the end")) << Dump(r);
+}
+
+TEST(VerifyTest, ConfigFromAnotherModel) {
+  const fs::path dir = CopyFixture("wrong_config");
+  std::ifstream in(dir / "config.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  config.replace(config.find("\"intermediate_size\": 512"), 24, "\"intermediate_size\": 384");
+  std::ofstream(dir / "config.json", std::ios::trunc) << config;
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "model.layers.0.mlp.gate_proj.weight", "[384, 256]")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "model.layers.1.mlp.down_proj.weight", "[256, 384]")) << Dump(r);
+}
+
+TEST(VerifyTest, MissingTensorAndBadManifest) {
+  const fs::path dir = CopyFixture("missing_tensor");
+  std::ifstream in(dir / "model.safetensors.index.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string index = text.str();
+  const std::string line = "\"model.norm.weight\": \"model-00004-of-00004.safetensors\"";
+  const size_t at = index.find(line);
+  ASSERT_NE(at, std::string::npos);
+  index.erase(index.rfind(',', at), at + line.size() - index.rfind(',', at));
+  std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc) << index;
+  std::ofstream(dir / "SHA256SUMS") << "not-a-hash  config.json\n"
+                                    << std::string(64, 'a') << "  gone.safetensors\n";
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "missing tensor \"model.norm.weight\"")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "SHA256SUMS:1", "malformed")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "gone.safetensors", "missing")) << Dump(r);
+}
+
+TEST(VerifyTest, NotADirectoryAndBrokenConfig) {
+  EXPECT_FALSE(VerifyModelDir("/nonexistent/model").ok());
+  const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / "broken_config";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << "{\"architectures\": [\"BertModel\"]}";
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "BertModel")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "neither model.safetensors")) << Dump(r);
+}
+
+}  // namespace
+}  // namespace tpserve::verify
