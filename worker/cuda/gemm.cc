@@ -1,0 +1,85 @@
+#include "worker/cuda/gemm.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/cuda/cuda_check.h"
+
+namespace tpserve::worker::cuda {
+
+absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create(size_t workspace_bytes) {
+  std::unique_ptr<Gemm> g(new Gemm());
+  TP_CUDA_CHECK(cublasLtCreate(&g->handle_));
+  TP_ASSIGN_OR_RETURN(g->workspace_, DeviceBuffer::Allocate(workspace_bytes));
+  return g;
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.desc);
+  }
+  if (handle_ != nullptr) cublasLtDestroy(handle_);
+}
+
+// Column-major view: outᵀ[n, m] = W[n, k] (stored as a k x n column-major
+// matrix, hence op T) times xᵀ (k x m column-major, op N). The bias is then
+// a per-row vector of outᵀ, which is what the BIAS epilogue adds.
+absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool out_fp32) {
+  auto key = std::make_tuple(m, n, k, bias, out_fp32);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return &it->second;
+  Plan p;
+  TP_CUDA_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (bias) {
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    const cudaDataType_t bt = CUDA_R_16BF;
+    TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+  }
+  const cudaDataType_t ct = out_fp32 ? CUDA_R_32F : CUDA_R_16BF;
+  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k));
+  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k));
+  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.c, ct, n, m, n));
+  cublasLtMatmulPreference_t pref;
+  TP_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const size_t ws = workspace_.bytes();
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t result;
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.desc);
+    return absl::InternalError(absl::StrCat("cuBLASLt has no algorithm for GEMM m=", m, " n=", n,
+                                            " k=", k, " bias=", bias, " fp32_out=", out_fp32));
+  }
+  p.algo = result.algo;
+  return &plans_.emplace(key, p).first->second;
+}
+
+absl::Status Gemm::Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
+                          void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream) {
+  if (m < 0 || n <= 0 || k <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("GEMM shape m=", m, " n=", n, " k=", k));
+  }
+  if (m == 0) return absl::OkStatus();
+  TP_ASSIGN_OR_RETURN(Plan * p, GetPlan(m, n, k, bias != nullptr, out_fp32));
+  if (bias != nullptr) {
+    TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  TP_CUDA_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
+                               &p->algo, workspace_.data(), workspace_.bytes(), stream));
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve::worker::cuda

@@ -1,0 +1,181 @@
+#include "worker/cuda/sampler.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/cuda/cuda_check.h"
+
+namespace tpserve::worker::cuda {
+
+absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows,
+                                                         std::vector<int> eos_ids) {
+  if (vocab <= 0 || max_rows <= 0) return absl::InvalidArgumentError("Sampler: bad vocab or max_rows");
+  std::unique_ptr<Sampler> s(new Sampler());
+  s->vocab_ = vocab;
+  s->max_rows_ = max_rows;
+  s->eos_ids_ = std::move(eos_ids);
+  const size_t chunk_elems = static_cast<size_t>(kChunk) * vocab;
+  TP_ASSIGN_OR_RETURN(s->processed_, DeviceBuffer::Allocate(chunk_elems * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->keys_in_, DeviceBuffer::Allocate(chunk_elems * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->keys_out_, DeviceBuffer::Allocate(chunk_elems * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->vals_in_, DeviceBuffer::Allocate(chunk_elems * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(s->vals_out_, DeviceBuffer::Allocate(chunk_elems * sizeof(int)));
+  TP_RETURN_IF_ERROR(SortTempBytes(kChunk, static_cast<int>(chunk_elems), &s->sort_temp_bytes_));
+  TP_ASSIGN_OR_RETURN(s->sort_temp_, DeviceBuffer::Allocate(s->sort_temp_bytes_));
+  TP_ASSIGN_OR_RETURN(s->lse_, DeviceBuffer::Allocate(max_rows * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->tokens_, DeviceBuffer::Allocate(max_rows * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(s->logprobs_, DeviceBuffer::Allocate(max_rows * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->params_, DeviceBuffer::Allocate(kChunk * sizeof(SampleRowParams)));
+  TP_ASSIGN_OR_RETURN(s->rows_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(s->seg_begin_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(s->seg_end_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
+  return s;
+}
+
+absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const SeqStep*>& seqs,
+                                  int first, int count, cudaStream_t stream) {
+  std::vector<SampleRowParams> params(count);
+  std::vector<LogitEdit> edits;
+  std::vector<int> sampling_rows, top_rows;
+  for (int r = 0; r < count; ++r) {
+    const SeqStep& s = *seqs[first + r];
+    const SamplingParams& sp = *s.sampling;
+    SampleRowParams& p = params[r];
+    p.temperature = sp.temperature;
+    p.top_p = sp.top_p;
+    p.min_p = sp.min_p;
+    p.top_k = sp.top_k;
+    p.presence_penalty = sp.presence_penalty;
+    p.frequency_penalty = sp.frequency_penalty;
+    p.repetition_penalty = sp.repetition_penalty;
+    p.row = r;
+    p.seed = sp.seed;
+    const int num_outputs = static_cast<int>(s.token_ids.size()) - s.num_prompt_tokens;
+    p.output_index = static_cast<uint64_t>(std::max(0, num_outputs));
+    // Distinct tokens only, so the kernel's threads never edit one logit twice.
+    std::map<int, LogitEdit> row_edits;
+    const bool penalties = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
+                           sp.frequency_penalty != 0.0f;
+    if (penalties) {
+      for (size_t i = 0; i < s.token_ids.size(); ++i) {
+        const int t = s.token_ids[i];
+        if (t < 0 || t >= vocab_) continue;
+        LogitEdit& e = row_edits[t];
+        e.token = t;
+        if (static_cast<int>(i) >= s.num_prompt_tokens) ++e.output_count;
+      }
+    }
+    if (num_outputs < sp.min_tokens) {
+      auto mask = [&](int t) {
+        if (t < 0 || t >= vocab_) return;
+        LogitEdit& e = row_edits[t];
+        e.token = t;
+        e.mask = 1;
+      };
+      for (int t : eos_ids_) mask(t);
+      for (int t : sp.stop_token_ids) mask(t);
+    }
+    p.edit_begin = static_cast<int>(edits.size());
+    for (const auto& [t, e] : row_edits) edits.push_back(e);
+    p.edit_end = static_cast<int>(edits.size());
+    if (sp.temperature > 0.0f) sampling_rows.push_back(r);
+    if (sp.logprobs && sp.top_logprobs > 0) top_rows.push_back(r);
+  }
+  if (edits.size() * sizeof(LogitEdit) > edits_.bytes()) {
+    TP_ASSIGN_OR_RETURN(edits_, DeviceBuffer::Allocate(std::max<size_t>(4096, 2 * edits.size()) * sizeof(LogitEdit)));
+  }
+  if (!edits.empty()) {
+    TP_CUDA_CHECK(cudaMemcpyAsync(edits_.data(), edits.data(), edits.size() * sizeof(LogitEdit),
+                                  cudaMemcpyHostToDevice, stream));
+  }
+  TP_CUDA_CHECK(cudaMemcpyAsync(params_.data(), params.data(), count * sizeof(SampleRowParams),
+                                cudaMemcpyHostToDevice, stream));
+  const float* chunk_logits = logits + static_cast<size_t>(first) * vocab_;
+  int* tokens = tokens_.as<int>() + first;
+  float* lse = lse_.as<float>() + first;
+  TP_RETURN_IF_ERROR(SamplePrepare(chunk_logits, params_.as<SampleRowParams>(), count,
+                                   edits_.as<LogitEdit>(), vocab_, processed_.as<float>(), lse, tokens,
+                                   keys_in_.as<float>(), vals_in_.as<int>(), stream));
+  auto sort_rows = [&](const std::vector<int>& rows) -> absl::Status {
+    std::vector<int> begin(rows.size()), end(rows.size());
+    for (size_t j = 0; j < rows.size(); ++j) {
+      begin[j] = rows[j] * vocab_;
+      end[j] = begin[j] + vocab_;
+    }
+    TP_CUDA_CHECK(cudaMemcpyAsync(rows_.data(), rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(seg_begin_.data(), begin.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(seg_end_.data(), end.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream));
+    return SortRowsDescending(keys_in_.as<float>(), keys_out_.as<float>(), vals_in_.as<int>(),
+                              vals_out_.as<int>(), static_cast<int>(rows.size()), count * vocab_,
+                              seg_begin_.as<int>(), seg_end_.as<int>(), sort_temp_.data(),
+                              sort_temp_bytes_, stream);
+  };
+  if (!sampling_rows.empty()) {
+    TP_RETURN_IF_ERROR(sort_rows(sampling_rows));
+    TP_RETURN_IF_ERROR(SampleFromSorted(keys_out_.as<float>(), vals_out_.as<int>(),
+                                        params_.as<SampleRowParams>(), rows_.as<int>(),
+                                        static_cast<int>(sampling_rows.size()), vocab_, tokens, stream));
+  }
+  TP_RETURN_IF_ERROR(GatherLogprobs(chunk_logits, lse, tokens, count, vocab_,
+                                    logprobs_.as<float>() + first, stream));
+  if (!top_rows.empty()) {
+    TP_CUDA_CHECK(cudaMemcpyAsync(rows_.data(), top_rows.data(), top_rows.size() * sizeof(int),
+                                  cudaMemcpyHostToDevice, stream));
+    TP_RETURN_IF_ERROR(PrepareRawSort(chunk_logits, rows_.as<int>(), static_cast<int>(top_rows.size()),
+                                      vocab_, keys_in_.as<float>(), vals_in_.as<int>(), stream));
+    TP_RETURN_IF_ERROR(sort_rows(top_rows));
+    for (int r : top_rows) {
+      const int n = std::min(seqs[first + r]->sampling->top_logprobs, vocab_);
+      std::vector<float> k(n);
+      std::vector<int> v(n);
+      TP_CUDA_CHECK(cudaMemcpyAsync(k.data(), keys_out_.as<float>() + static_cast<size_t>(r) * vocab_,
+                                    n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+      TP_CUDA_CHECK(cudaMemcpyAsync(v.data(), vals_out_.as<int>() + static_cast<size_t>(r) * vocab_,
+                                    n * sizeof(int), cudaMemcpyDeviceToHost, stream));
+      TP_CUDA_CHECK(cudaStreamSynchronize(stream));
+      auto& top = h_top_[first + r];
+      for (int i = 0; i < n; ++i) top.emplace_back(v[i], k[i]);  // logit; lse subtracted later
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SampleResult>> Sampler::Sample(const float* logits,
+                                                          const std::vector<const SeqStep*>& seqs,
+                                                          cudaStream_t stream) {
+  const int n = static_cast<int>(seqs.size());
+  if (n > max_rows_) {
+    return absl::InvalidArgumentError(absl::StrCat("Sampler: ", n, " rows exceed max ", max_rows_));
+  }
+  for (const SeqStep* s : seqs) {
+    if (s->sampling == nullptr) return absl::InvalidArgumentError("Sampler: sequence without sampling params");
+  }
+  h_top_.assign(n, {});
+  for (int first = 0; first < n; first += kChunk) {
+    TP_RETURN_IF_ERROR(SampleChunk(logits, seqs, first, std::min(kChunk, n - first), stream));
+  }
+  h_tokens_.resize(n);
+  h_logprobs_.resize(n);
+  h_lse_.resize(n);
+  if (n > 0) {
+    TP_CUDA_CHECK(cudaMemcpyAsync(h_tokens_.data(), tokens_.data(), n * sizeof(int), cudaMemcpyDeviceToHost, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(h_logprobs_.data(), logprobs_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(h_lse_.data(), lse_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  }
+  TP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<SampleResult> out(n);
+  for (int i = 0; i < n; ++i) {
+    out[i].seq_id = seqs[i]->seq_id;
+    out[i].token_id = h_tokens_[i];
+    if (seqs[i]->sampling->logprobs) {
+      out[i].has_logprobs = true;
+      out[i].logprob = h_logprobs_[i];
+      for (auto& [id, logit] : h_top_[i]) out[i].top_logprobs.emplace_back(id, logit - h_lse_[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace tpserve::worker::cuda

@@ -1,0 +1,57 @@
+// Turns the logits of the sampling sequences into SampleResults on the GPU:
+// penalties, greedy or seeded sampling, logprobs. Only the token ids and
+// the requested logprobs cross to the host.
+#ifndef TPSERVE_WORKER_CUDA_SAMPLER_H_
+#define TPSERVE_WORKER_CUDA_SAMPLER_H_
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/cuda/device_buffer.h"
+#include "worker/cuda/sampling.h"
+#include "worker/model/backend.h"
+
+namespace tpserve::worker::cuda {
+
+// Sampling state for one rank: scratch buffers sized for `max_rows`
+// sequences, processed in chunks so the sort buffers stay small.
+class Sampler {
+ public:
+  // `eos_ids` are masked (with each request's stop_token_ids) while a
+  // sequence has fewer than min_tokens outputs.
+  static absl::StatusOr<std::unique_ptr<Sampler>> Create(int vocab, int max_rows,
+                                                         std::vector<int> eos_ids);
+
+  // `logits` is a device float matrix [seqs.size(), vocab]; row i belongs to
+  // seqs[i] (its sampling params and token history). Blocks until the ids
+  // are on the host.
+  absl::StatusOr<std::vector<SampleResult>> Sample(const float* logits,
+                                                   const std::vector<const SeqStep*>& seqs,
+                                                   cudaStream_t stream);
+
+  // Rows handled per chunk (sort buffers hold this many vocab rows).
+  static constexpr int kChunk = 16;
+
+ private:
+  Sampler() = default;
+  absl::Status SampleChunk(const float* logits, const std::vector<const SeqStep*>& seqs, int first,
+                           int count, cudaStream_t stream);
+
+  int vocab_ = 0;
+  int max_rows_ = 0;
+  std::vector<int> eos_ids_;
+  DeviceBuffer processed_, keys_in_, keys_out_, vals_in_, vals_out_, sort_temp_;
+  DeviceBuffer lse_, tokens_, logprobs_, params_, rows_, seg_begin_, seg_end_, edits_;
+  size_t sort_temp_bytes_ = 0;
+  // Host copies filled per step.
+  std::vector<int> h_tokens_;
+  std::vector<float> h_logprobs_, h_lse_;
+  std::vector<std::vector<std::pair<int32_t, float>>> h_top_;
+};
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_SAMPLER_H_
