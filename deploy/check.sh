@@ -76,6 +76,13 @@ else
   finish
 fi
 
+# The checkers' own tests: every check fails on the mistake it targets.
+if TPSERVE_BIN=$binary node --test "$here/validate/" >"$work/selftest.out" 2>&1; then
+  pass "selftest deploy/validate ($(sed -n 's/^# pass //p' "$work/selftest.out") tests)"
+else
+  fail "selftest deploy/validate: $(grep -E '^not ok' "$work/selftest.out" | tr '\n' ' ')"
+fi
+
 rendered=()
 for dir in "$here"/k8s/overlays/*/; do
   name=$(basename "$dir")

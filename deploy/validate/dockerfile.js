@@ -23,10 +23,10 @@ function instructions(text) {
       current += line.slice(0, -1) + " ";
       continue;
     }
-    out.push((current + line).trim());
+    out.push((current + line).replace(/\s+/g, " ").trim());
     current = "";
   }
-  if (current.trim()) out.push(current.trim());
+  if (current.trim()) out.push(current.replace(/\s+/g, " ").trim());
   return out;
 }
 

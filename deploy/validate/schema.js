@@ -31,7 +31,7 @@ function modelClass(obj) {
     const mod = require(modelModule(obj.apiVersion));
     return typeof mod[obj.kind] === "function" ? mod[obj.kind] : null;
   } catch (e) {
-    if (e.code === "MODULE_NOT_FOUND") return null;
+    if (e.code === "MODULE_NOT_FOUND" || e.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") return null;
     throw e;
   }
 }

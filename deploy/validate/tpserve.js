@@ -47,7 +47,6 @@ function dataOf(obj, key) {
 function materializeMounts(objects, podSpec, container, dir, notes) {
   const volumes = new Map((podSpec.volumes || []).map((v) => [v.name, v]));
   const mounts = [];
-  let n = 0;
   for (const m of container.volumeMounts || []) {
     const v = volumes.get(m.name);
     if (!v) throw new Error(`volumeMount ${m.name} has no volume`);
@@ -60,7 +59,9 @@ function materializeMounts(objects, podSpec, container, dir, notes) {
     if (!source) notes.push(`Secret ${name} is created by the operator; placeholder used`);
     const keys = (v.configMap || v.secret).items;
     if (keys) throw new Error(`volume ${v.name}: 'items' is not supported by this checker`);
-    const local = path.join(dir, `mount${n++}`);
+    // Mirror the in-container path, so that messages name the file as the
+    // container sees it (under the temporary root).
+    const local = path.join(dir, m.mountPath);
     const write = (key, file) => {
       const text = source ? dataOf(source, key) : "sk-placeholder-for-check\n";
       if (text === null) throw new Error(`${kind} ${name} has no key '${key}'`);
