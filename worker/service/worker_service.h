@@ -1,0 +1,102 @@
+// The gRPC Worker service of one tensor-parallel rank: the handshake state
+// machine (Info -> CreateUniqueId -> InitDistributed -> LoadModel ->
+// ProfileMemory -> InitCache -> Step...), strict validation of every call,
+// and health that reflects the communicator's view of the peers.
+#ifndef TPSERVE_WORKER_SERVICE_WORKER_SERVICE_H_
+#define TPSERVE_WORKER_SERVICE_WORKER_SERVICE_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/config/config.h"
+#include "proto/worker.grpc.pb.h"
+#include "worker/comm/comm_factory.h"
+#include "worker/model/backend.h"
+#include "worker/service/sequence_table.h"
+
+namespace tpserve::worker {
+
+// Makes the backend for a rank (the service calls it once per group join).
+using BackendMaker =
+    std::function<absl::StatusOr<std::unique_ptr<Backend>>(int rank)>;
+
+// Serves the Worker contract for one rank (see the file comment).
+class WorkerService final : public v1::Worker::Service {
+ public:
+  // `device_kind` is "cpu" or "cuda" (resolved); the factories decide what
+  // backend and communicator this rank uses.
+  WorkerService(const ServerConfig& config, std::string device_kind,
+                BackendMaker make_backend, std::unique_ptr<CommFactory> comm_factory);
+  ~WorkerService() override;
+
+  grpc::Status Info(grpc::ServerContext*, const v1::InfoRequest*,
+                    v1::InfoResponse*) override;
+  grpc::Status CreateUniqueId(grpc::ServerContext*, const v1::CreateUniqueIdRequest*,
+                              v1::CreateUniqueIdResponse*) override;
+  grpc::Status InitDistributed(grpc::ServerContext*, const v1::InitDistributedRequest*,
+                               v1::InitDistributedResponse*) override;
+  grpc::Status LoadModel(grpc::ServerContext*, const v1::LoadModelRequest*,
+                         v1::LoadModelResponse*) override;
+  grpc::Status ProfileMemory(grpc::ServerContext*, const v1::ProfileMemoryRequest*,
+                             v1::ProfileMemoryResponse*) override;
+  grpc::Status InitCache(grpc::ServerContext*, const v1::InitCacheRequest*,
+                         v1::InitCacheResponse*) override;
+  grpc::Status Step(grpc::ServerContext*, const v1::StepRequest*,
+                    v1::StepResponse*) override;
+  grpc::Status Health(grpc::ServerContext*, const v1::WorkerHealthRequest*,
+                      v1::WorkerHealthResponse*) override;
+
+  // Refuses new work and waits up to `grace` for the step in flight; past
+  // that, aborts the communicator so a step stuck on a peer returns.
+  void Drain(absl::Duration grace);
+  // Drops the communicator (peers see this rank leave) and the backend.
+  void Release();
+
+ private:
+  enum class Phase { kFresh, kJoined, kLoaded, kProfiled, kReady };
+
+  absl::Status DoInitDistributed(const v1::InitDistributedRequest& req);
+  absl::StatusOr<v1::LoadModelResponse> DoLoadModel(const v1::LoadModelRequest& req);
+  absl::Status DoStep(const v1::StepRequest& req, v1::StepResponse* resp);
+  // Every rank shares its load result and fingerprint; any failure or
+  // mismatch fails all of them with the same message.
+  absl::Status CheckPeersLoaded(const absl::Status& local, const std::string& fingerprint);
+  // Requires at least `phase`; the message names the missing call.
+  absl::Status Require(Phase phase, const char* call) const;
+  // Resets the rank to kFresh (a new group join).
+  void ResetLocked();
+
+  const ServerConfig config_;
+  const std::string device_kind_;
+  BackendMaker make_backend_;
+  std::unique_ptr<CommFactory> comm_factory_;
+
+  // mu_ guards everything below; Step holds it for the whole forward pass,
+  // so handshake calls and Drain wait for the step in flight.
+  mutable std::timed_mutex mu_;
+  Phase phase_ = Phase::kFresh;
+  int rank_ = -1;
+  int world_size_ = 0;
+  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<Backend> backend_;
+  v1::ModelInfo model_;
+  StepLimits limits_;
+  int64_t bytes_per_block_ = 0;  // from ProfileMemory
+  SequenceTable sequences_;
+
+  // Health and Drain must answer while a step holds mu_: they use only the
+  // atomics and health_mu_ (which guards the comm_ pointer's lifetime, not
+  // its collectives, and failure_).
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> ready_{false};
+  mutable std::mutex health_mu_;
+  std::string failure_;  // why the rank cannot run steps any more
+};
+
+}  // namespace tpserve::worker
+
+#endif  // TPSERVE_WORKER_SERVICE_WORKER_SERVICE_H_

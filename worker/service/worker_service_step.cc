@@ -1,0 +1,170 @@
+// WorkerService: memory, cache, the step loop, health and shutdown.
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "worker/service/worker_service.h"
+
+namespace tpserve::worker {
+
+grpc::Status WorkerService::ProfileMemory(grpc::ServerContext*,
+                                          const v1::ProfileMemoryRequest* req,
+                                          v1::ProfileMemoryResponse* resp) {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  absl::Status s = Require(Phase::kLoaded, "ProfileMemory");
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (phase_ >= Phase::kReady) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        "ProfileMemory after InitCache: the cache is already allocated"));
+  }
+  const double fraction = req->gpu_memory_utilization() > 0
+                              ? req->gpu_memory_utilization()
+                              : config_.gpu_memory_utilization;
+  if (fraction > 1.0) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "gpu_memory_utilization must be in (0, 1], got ", fraction)));
+  }
+  if (req->cpu_kv_cache_bytes() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("cpu_kv_cache_bytes must be >= 0"));
+  }
+  const int64_t kv_bytes =
+      req->cpu_kv_cache_bytes() > 0
+          ? req->cpu_kv_cache_bytes()
+          : static_cast<int64_t>(config_.cpu_kv_cache_space * (int64_t{1} << 30));
+  absl::StatusOr<MemoryProfile> p = backend_->ProfileMemory(fraction, kv_bytes);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  resp->set_num_blocks(p->num_blocks);
+  resp->set_bytes_per_block(p->bytes_per_block);
+  resp->set_total_memory_bytes(p->total_memory_bytes);
+  resp->set_weight_bytes(p->weight_bytes);
+  resp->set_peak_activation_bytes(p->peak_activation_bytes);
+  bytes_per_block_ = p->bytes_per_block;
+  phase_ = Phase::kProfiled;
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::InitCache(grpc::ServerContext*,
+                                      const v1::InitCacheRequest* req,
+                                      v1::InitCacheResponse* resp) {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  absl::Status s = Require(Phase::kProfiled, "InitCache");
+  if (s.ok() && phase_ >= Phase::kReady) {
+    s = absl::FailedPreconditionError("InitCache: the cache is already allocated");
+  }
+  if (s.ok() && req->num_blocks() < 1) {
+    s = absl::InvalidArgumentError(absl::StrCat(
+        "InitCache: num_blocks must be >= 1, got ", req->num_blocks()));
+  }
+  if (s.ok()) s = backend_->InitCache(req->num_blocks());
+  if (!s.ok()) return ToGrpcStatus(s);
+  limits_.num_blocks = req->num_blocks();
+  resp->set_cache_bytes(bytes_per_block_ * req->num_blocks());
+  phase_ = Phase::kReady;
+  ready_.store(true);
+  spdlog::info("rank {}: KV cache of {} blocks ready", rank_, req->num_blocks());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::Step(grpc::ServerContext*, const v1::StepRequest* req,
+                                 v1::StepResponse* resp) {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  return ToGrpcStatus(DoStep(*req, resp));
+}
+
+absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse* resp) {
+  TP_RETURN_IF_ERROR(Require(Phase::kReady, "Step"));
+  const absl::Time start = absl::Now();
+  resp->set_step_id(req.step_id());
+  TP_ASSIGN_OR_RETURN(StepBatch batch, sequences_.Apply(req, limits_));
+  absl::StatusOr<std::vector<SampleResult>> results = backend_->Step(batch);
+  if (!results.ok()) {
+    sequences_.Rollback();
+    // A failed collective leaves the ranks out of step: stop taking steps
+    // until the router re-initialises the group.
+    absl::Status peers = comm_ != nullptr ? comm_->Health() : absl::OkStatus();
+    std::lock_guard<std::mutex> lock(health_mu_);
+    if (!peers.ok()) {
+      failure_ = std::string(peers.message());
+    } else if (results.status().code() == absl::StatusCode::kUnavailable ||
+               results.status().code() == absl::StatusCode::kDeadlineExceeded ||
+               results.status().code() == absl::StatusCode::kInternal) {
+      failure_ = std::string(results.status().message());
+    }
+    return results.status();
+  }
+  sequences_.Commit();
+  if (rank_ == 0) {
+    for (const SampleResult& r : *results) {
+      v1::SampledToken* t = resp->add_sampled();
+      t->set_seq_id(r.seq_id);
+      t->set_token_id(r.token_id);
+      if (r.has_logprobs) {
+        v1::TokenLogprob* lp = t->mutable_logprob();
+        lp->set_token_id(r.token_id);
+        lp->set_logprob(r.logprob);
+        for (const auto& [id, logprob] : r.top_logprobs) {
+          v1::TopLogprob* top = lp->add_top();
+          top->set_token_id(id);
+          top->set_logprob(logprob);
+        }
+      }
+    }
+  }
+  resp->set_step_time_us(absl::ToInt64Microseconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::WorkerHealthRequest*,
+                                   v1::WorkerHealthResponse* resp) {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  absl::Status peers = comm_ != nullptr ? comm_->Health() : absl::OkStatus();
+  if (!peers.ok()) {
+    resp->set_healthy(false);
+    resp->set_state("peer_lost");
+    resp->set_message(std::string(peers.message()));
+  } else if (!failure_.empty()) {
+    resp->set_healthy(false);
+    resp->set_state("failed");
+    resp->set_message(failure_);
+  } else if (draining_.load()) {
+    resp->set_healthy(false);
+    resp->set_state("failed");
+    resp->set_message("shutting down");
+  } else if (!ready_.load()) {
+    resp->set_healthy(false);
+    resp->set_state("starting");
+    resp->set_message("waiting for the handshake (InitDistributed, LoadModel, "
+                      "ProfileMemory, InitCache)");
+  } else {
+    resp->set_healthy(true);
+    resp->set_state("ready");
+  }
+  return grpc::Status::OK;
+}
+
+void WorkerService::Drain(absl::Duration grace) {
+  draining_.store(true);
+  std::unique_lock<std::timed_mutex> lock(mu_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)))) {
+    spdlog::warn("rank {}: step still running after {} ms; aborting the communicator",
+                 rank_, absl::ToInt64Milliseconds(grace));
+    {
+      std::lock_guard<std::mutex> hl(health_mu_);
+      if (comm_ != nullptr) comm_->Abort("worker shutting down");
+    }
+    lock.lock();
+  }
+}
+
+void WorkerService::Release() {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  ready_.store(false);
+  sequences_.Clear();
+  backend_.reset();
+  std::lock_guard<std::mutex> hl(health_mu_);
+  comm_.reset();
+}
+
+}  // namespace tpserve::worker
