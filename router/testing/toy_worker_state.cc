@@ -4,9 +4,11 @@
 
 namespace tpserve::router::testing {
 
-ToyWorkerState::ToyWorkerState(int vocab_size, int block_size, int num_blocks)
+ToyWorkerState::ToyWorkerState(int vocab_size, int block_size, int num_blocks,
+                               bool check_kv)
     : vocab_size_(vocab_size),
       block_size_(block_size),
+      check_kv_(check_kv),
       kv_(static_cast<size_t>(num_blocks) * block_size, -1) {}
 
 int32_t ToyWorkerState::NextToken(int32_t last, int vocab_size) {
@@ -52,7 +54,9 @@ absl::Status ToyWorkerState::Compute(uint64_t id, Seq& seq, int n,
     }
   }
   // Attention reads every earlier position: they must hold our tokens.
-  if (absl::Status s = CheckKv(id, seq, seq.num_computed); !s.ok()) return s;
+  if (check_kv_) {
+    if (absl::Status s = CheckKv(id, seq, seq.num_computed); !s.ok()) return s;
+  }
   for (int p = seq.num_computed; p < end; ++p) {
     kv_[static_cast<size_t>(seq.block_table[p / block_size_]) * block_size_ +
         p % block_size_] = seq.tokens[p];

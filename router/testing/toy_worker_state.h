@@ -19,7 +19,10 @@ namespace tpserve::router::testing {
 class ToyWorkerState {
  public:
   // `num_blocks` KV blocks of `block_size` tokens; tokens in [0, vocab_size).
-  ToyWorkerState(int vocab_size, int block_size, int num_blocks);
+  // `check_kv` off skips re-reading every earlier position each step (the
+  // benchmark's worker must be nearly free).
+  ToyWorkerState(int vocab_size, int block_size, int num_blocks,
+                 bool check_kv = true);
 
   // Applies one step; FAILED_PRECONDITION names the first contract violation.
   // Returns the sampled tokens (what rank 0 would send).
@@ -45,6 +48,7 @@ class ToyWorkerState {
 
   const int vocab_size_;
   const int block_size_;
+  const bool check_kv_;
   // Token held by each KV slot, -1 when never written.
   std::vector<int32_t> kv_;
   std::map<uint64_t, Seq> seqs_;

@@ -1,0 +1,164 @@
+#include "router/testing/fake_worker.h"
+
+#include <chrono>
+#include <thread>
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+
+namespace tpserve::router::testing {
+
+absl::StatusOr<std::unique_ptr<FakeWorker>> FakeWorker::Start(
+    FakeWorkerOptions options) {
+  std::unique_ptr<FakeWorker> worker(new FakeWorker(std::move(options)));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &worker->port_);
+  builder.SetMaxReceiveMessageSize(-1);
+  builder.RegisterService(worker.get());
+  worker->server_ = builder.BuildAndStart();
+  if (worker->server_ == nullptr || worker->port_ == 0) {
+    return absl::InternalError("fake worker could not start");
+  }
+  return worker;
+}
+
+FakeWorker::FakeWorker(FakeWorkerOptions options)
+    : options_(std::move(options)) {}
+
+FakeWorker::~FakeWorker() { Kill(); }
+
+std::string FakeWorker::address() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+void FakeWorker::Kill() {
+  killed_ = true;
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+  }
+}
+
+size_t FakeWorker::num_sequences() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_ == nullptr ? 0 : state_->num_sequences();
+}
+
+absl::Status FakeWorker::violation() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return violation_;
+}
+
+v1::ModelInfo FakeWorker::Model(int max_model_len) const {
+  v1::ModelInfo m;
+  m.set_architecture("ToyForCausalLM");
+  m.set_vocab_size(options_.vocab_size);
+  m.set_num_layers(1);
+  m.set_max_model_len(max_model_len);
+  m.mutable_eos_token_ids()->Add(options_.eos_token_ids.begin(),
+                                 options_.eos_token_ids.end());
+  m.set_fingerprint(options_.fingerprint);
+  return m;
+}
+
+grpc::Status FakeWorker::Info(grpc::ServerContext*, const v1::InfoRequest*,
+                              v1::InfoResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  response->set_rank(rank_);
+  response->set_device("cpu");
+  response->set_device_name("toy");
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::CreateUniqueId(grpc::ServerContext*,
+                                        const v1::CreateUniqueIdRequest*,
+                                        v1::CreateUniqueIdResponse* response) {
+  response->set_unique_id("toy-id");
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::InitDistributed(grpc::ServerContext*,
+                                         const v1::InitDistributedRequest* request,
+                                         v1::InitDistributedResponse*) {
+  if (request->unique_id() != "toy-id") {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong unique id");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  rank_ = request->rank();
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::LoadModel(grpc::ServerContext*,
+                                   const v1::LoadModelRequest* request,
+                                   v1::LoadModelResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  block_size_ = request->block_size();
+  max_model_len_ = request->max_model_len() > 0 ? request->max_model_len()
+                                                : options_.max_model_len;
+  *response->mutable_model() = Model(max_model_len_);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::ProfileMemory(grpc::ServerContext*,
+                                       const v1::ProfileMemoryRequest*,
+                                       v1::ProfileMemoryResponse* response) {
+  response->set_num_blocks(options_.num_blocks);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
+                                   const v1::InitCacheRequest* request,
+                                   v1::InitCacheResponse*) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (request->num_blocks() > options_.num_blocks || block_size_ < 1) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad InitCache");
+  }
+  state_ = std::make_unique<ToyWorkerState>(
+      options_.vocab_size, block_size_, request->num_blocks(), options_.strict);
+  violation_ = absl::OkStatus();
+  ++num_handshakes_;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::Step(grpc::ServerContext* context,
+                              const v1::StepRequest* request,
+                              v1::StepResponse* response) {
+  if (hang_steps_) {
+    while (!context->IsCancelled() && !killed_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
+  }
+  if (fail_steps_) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "injected step failure");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "Step before InitCache");
+  }
+  auto result = state_->Step(*request);
+  if (!result.ok()) {
+    if (violation_.ok()) violation_ = result.status();
+    return ToGrpcStatus(result.status());
+  }
+  *response = std::move(*result);
+  // Only rank 0 samples, as the contract says.
+  if (rank_ != 0) response->clear_sampled();
+  ++num_steps_;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::Health(grpc::ServerContext*,
+                                const v1::WorkerHealthRequest*,
+                                v1::WorkerHealthResponse* response) {
+  response->set_healthy(!fail_steps_ && !hang_steps_);
+  response->set_state(response->healthy() ? "ready" : "failed");
+  return grpc::Status::OK;
+}
+
+}  // namespace tpserve::router::testing

@@ -1,0 +1,66 @@
+// gRPC clients for the tensor-parallel workers of one replica, in rank order:
+// the init handshake (Info -> CreateUniqueId on rank 0 -> InitDistributed on
+// all at once -> LoadModel -> ProfileMemory -> InitCache) and the per-step
+// fan-out of one StepRequest to every rank. Every call has a deadline, so a
+// dead or hung rank becomes an UNAVAILABLE error naming it, never a hang.
+#ifndef TPSERVE_ROUTER_WORKER_GROUP_H_
+#define TPSERVE_ROUTER_WORKER_GROUP_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config/config.h"
+#include "proto/worker.grpc.pb.h"
+
+namespace tpserve::router {
+
+// What a successful handshake established.
+struct GroupInfo {
+  // The model as rank 0 loaded it (max_model_len resolved).
+  v1::ModelInfo model;
+  // KV blocks allocated on every rank (the minimum any rank could hold).
+  int num_blocks = 0;
+  // "cpu" or "cuda", from rank 0's Info.
+  std::string device;
+};
+
+// The worker ranks of one model replica.
+class WorkerGroup {
+ public:
+  // Connects lazily to `config.workers` (rank order); the settings the
+  // handshake sends come from `config`. INVALID_ARGUMENT without workers.
+  static absl::StatusOr<std::unique_ptr<WorkerGroup>> Create(
+      const ServerConfig& config);
+
+  // Runs the whole init handshake. Safe to call again after a failure.
+  absl::StatusOr<GroupInfo> Handshake();
+
+  // Sends `request` to every rank in parallel and returns rank 0's answer.
+  // UNAVAILABLE naming the first failing rank (error or timeout).
+  absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request);
+
+  // Number of ranks.
+  int world_size() const { return static_cast<int>(stubs_.size()); }
+
+ private:
+  explicit WorkerGroup(const ServerConfig& config);
+
+  // Calls `call(rank, context)` on every rank at once (one thread each), with
+  // `timeout_ms`; the first failure becomes an error naming rank and `what`.
+  absl::Status CallAll(
+      const char* what, int timeout_ms,
+      const std::function<grpc::Status(int, grpc::ClientContext*)>& call);
+  // "rank 2 (host:port)".
+  std::string RankName(int rank) const;
+
+  const ServerConfig config_;
+  std::vector<std::unique_ptr<v1::Worker::Stub>> stubs_;
+};
+
+}  // namespace tpserve::router
+
+#endif  // TPSERVE_ROUTER_WORKER_GROUP_H_
