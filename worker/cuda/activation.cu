@@ -38,7 +38,63 @@ __global__ void EmbeddingKernel(const int* __restrict__ ids, const bf16* __restr
   }
 }
 
+__global__ void GatherRowsKernel(const bf16* __restrict__ in, const int* __restrict__ rows,
+                                 bf16* __restrict__ out, int hidden) {
+  const uint4* src = reinterpret_cast<const uint4*>(in + static_cast<size_t>(rows[blockIdx.x]) * hidden);
+  uint4* dst = reinterpret_cast<uint4*>(out + static_cast<size_t>(blockIdx.x) * hidden);
+  for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) dst[i] = src[i];
+}
+
+__global__ void VocabShardsKernel(const float* __restrict__ g, float* __restrict__ out, int world,
+                                  int rows, int shard, int vocab) {
+  const int r = blockIdx.y;
+  for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < vocab; v += gridDim.x * blockDim.x) {
+    const int w = v / shard, i = v % shard;
+    out[static_cast<size_t>(r) * vocab + v] = g[(static_cast<size_t>(w) * rows + r) * shard + i];
+  }
+}
+
+__device__ __forceinline__ uint64_t Mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+__global__ void FillUniformKernel(bf16* __restrict__ p, size_t n, uint64_t seed, float lo, float hi) {
+  const uint64_t key = Mix64(seed);
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const float u = static_cast<float>(Mix64(key ^ i) >> 40) * (1.0f / 16777216.0f);
+    p[i] = __float2bfloat16(lo + (hi - lo) * u);
+  }
+}
+
 }  // namespace
+
+absl::Status GatherRows(const bf16* in, const int* rows, bf16* out, int num_rows, int hidden,
+                        cudaStream_t stream) {
+  if (hidden % 8 != 0) return absl::InvalidArgumentError("GatherRows: hidden must be a multiple of 8");
+  if (num_rows == 0) return absl::OkStatus();
+  GatherRowsKernel<<<num_rows, 128, 0, stream>>>(in, rows, out, hidden);
+  TP_CUDA_CHECK_LAUNCH("GatherRowsKernel");
+  return absl::OkStatus();
+}
+
+absl::Status VocabShardsToRows(const float* gathered, float* out, int world_size, int rows,
+                               int shard_vocab, int vocab, cudaStream_t stream) {
+  if (rows == 0) return absl::OkStatus();
+  VocabShardsKernel<<<dim3(64, rows), 256, 0, stream>>>(gathered, out, world_size, rows, shard_vocab, vocab);
+  TP_CUDA_CHECK_LAUNCH("VocabShardsKernel");
+  return absl::OkStatus();
+}
+
+absl::Status FillUniformBf16(bf16* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream) {
+  if (n == 0) return absl::OkStatus();
+  FillUniformKernel<<<1024, 256, 0, stream>>>(p, n, seed, lo, hi);
+  TP_CUDA_CHECK_LAUNCH("FillUniformKernel");
+  return absl::OkStatus();
+}
 
 absl::Status SiluAndMul(const bf16* gate_up, bf16* out, int rows, int inter, cudaStream_t stream) {
   if (inter % 8 != 0) return absl::InvalidArgumentError("SiluAndMul: inter must be a multiple of 8");

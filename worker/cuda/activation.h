@@ -1,9 +1,13 @@
-// SiLU(gate) * up for Qwen2's MLP, and the vocab-parallel embedding gather.
+// Element-wise and gather kernels: SiLU(gate) * up for Qwen2's MLP, the
+// vocab-parallel embedding gather, row gathers and dummy-weight fills.
 #ifndef TPSERVE_WORKER_CUDA_ACTIVATION_H_
 #define TPSERVE_WORKER_CUDA_ACTIVATION_H_
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
 
 #include "absl/status/status.h"
 
@@ -21,6 +25,21 @@ absl::Status SiluAndMul(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int ro
 // vocabulary also give zeros; the caller validates ids first.
 absl::Status EmbeddingGather(const int* ids, const __nv_bfloat16* table, __nv_bfloat16* out,
                              int num_tokens, int hidden, int vocab_start, int local_vocab,
+                             cudaStream_t stream);
+
+// out[i] = in[rows[i]] for `num_rows` rows of `hidden` bf16 values (the
+// positions that sample, before lm_head). `hidden` must be a multiple of 8.
+absl::Status GatherRows(const __nv_bfloat16* in, const int* rows, __nv_bfloat16* out, int num_rows,
+                        int hidden, cudaStream_t stream);
+
+// Reorders all-gathered vocab-parallel logits [world][rows][shard_vocab]
+// into [rows][vocab], dropping the padding columns past `vocab`.
+absl::Status VocabShardsToRows(const float* gathered, float* out, int world_size, int rows,
+                               int shard_vocab, int vocab, cudaStream_t stream);
+
+// Fills `n` bf16 values with a deterministic uniform draw in [lo, hi) from
+// (seed, element index): dummy weights generated on the device.
+absl::Status FillUniformBf16(__nv_bfloat16* p, size_t n, uint64_t seed, float lo, float hi,
                              cudaStream_t stream);
 
 }  // namespace tpserve::worker::cuda

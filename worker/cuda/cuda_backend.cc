@@ -1,0 +1,315 @@
+#include "worker/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/model/model_config.h"
+#include "common/status_macros.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/cuda_model.h"
+#include "worker/cuda/sampler.h"
+
+namespace tpserve::worker {
+namespace {
+
+using cuda::CudaModel;
+using cuda::DeviceBuffer;
+using cuda::ForwardShape;
+using cuda::HostStep;
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {}
+  ~CudaBackend() override {
+    for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
+    model_.reset();
+    sampler_.reset();
+    cache_.Reset();
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::string device() const override { return "cuda"; }
+  std::string device_name() const override {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, device_) != cudaSuccess) return "unknown CUDA device";
+    return prop.name;
+  }
+  std::pair<int64_t, int64_t> MemoryInfo() const override {
+    size_t free = 0, total = 0;
+    cudaSetDevice(device_);
+    cudaMemGetInfo(&free, &total);
+    return {static_cast<int64_t>(total), static_cast<int64_t>(free)};
+  }
+  const ModelConfig& config() const override { return config_; }
+  int64_t weight_bytes() const override { return model_ ? model_->weight_bytes() : 0; }
+
+  absl::Status Load(const LoadOptions& options, Communicator* comm) override;
+  absl::StatusOr<MemoryProfile> ProfileMemory(double memory_fraction, int64_t kv_cache_bytes) override;
+  absl::Status InitCache(int num_blocks) override;
+  absl::StatusOr<std::vector<SampleResult>> Step(const StepBatch& batch) override;
+  absl::StatusOr<std::vector<std::vector<float>>> StepLogits(const StepBatch& batch) override;
+
+ private:
+  // Runs the forward pass of `batch` (from a graph when one fits); returns
+  // the shape and the sampling sequences in row order.
+  absl::StatusOr<ForwardShape> Run(const StepBatch& batch, std::vector<const SeqStep*>& samplers);
+  absl::Status CaptureGraphs();
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  LoadOptions options_;
+  ModelConfig config_;
+  std::unique_ptr<CudaModel> model_;
+  std::unique_ptr<cuda::Sampler> sampler_;
+  DeviceBuffer cache_;
+  int num_blocks_ = 0;
+  std::map<int, cudaGraphExec_t> graphs_;  // decode batch bucket -> graph
+  HostStep host_;
+};
+
+absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
+  if (model_) return absl::FailedPreconditionError("Load called twice");
+  TP_CUDA_CHECK(cudaSetDevice(device_));
+  TP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  options_ = options;
+  TP_ASSIGN_OR_RETURN(config_, LoadModelConfig(options.model_path));
+  if (options.dtype != "auto" && options.dtype != "bfloat16") {
+    return absl::InvalidArgumentError(absl::StrCat("the CUDA backend computes in bfloat16; --dtype ", options.dtype,
+                                                   " is not supported"));
+  }
+  const int max_len = options.max_model_len > 0 ? options.max_model_len : config_.max_position_embeddings;
+  if (max_len > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-model-len ", max_len, " exceeds the model's max_position_embeddings ",
+                                                   config_.max_position_embeddings));
+  }
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  TP_ASSIGN_OR_RETURN(cuda::Partition part, cuda::MakePartition(config_, rank, world));
+  cuda::ModelWeights weights;
+  std::string dir = options.model_path;
+  if (dir.size() >= 11 && dir.compare(dir.size() - 11, 11, "config.json") == 0) {
+    dir = dir.size() == 11 ? "." : dir.substr(0, dir.size() - 12);
+  }
+  if (options.load_format == "dummy") {
+    TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed));
+  } else if (options.load_format == "auto" || options.load_format == "safetensors") {
+    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown --load-format ", options.load_format,
+                                                   " (auto, safetensors, dummy)"));
+  }
+  cuda::ModelLimits limits;
+  limits.max_tokens = options.max_num_batched_tokens;
+  limits.max_seqs = options.max_num_seqs;
+  limits.max_model_len = max_len;
+  limits.block_size = options.block_size;
+  TP_ASSIGN_OR_RETURN(model_, CudaModel::Create(config_, part, std::move(weights), comm, limits, stream_));
+  std::vector<int> eos = config_.eos_token_ids;
+  auto gen = LoadGenerationConfig(dir);
+  if (gen.ok()) eos.insert(eos.end(), gen->eos_token_ids.begin(), gen->eos_token_ids.end());
+  TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos));
+  spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({})", rank, world,
+               device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_t /*kv_cache_bytes*/) {
+  if (!model_) return absl::FailedPreconditionError("ProfileMemory before Load");
+  if (!(fraction > 0.0 && fraction <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--gpu-memory-utilization must be in (0, 1], got ", fraction));
+  }
+  TP_CUDA_CHECK(cudaSetDevice(device_));
+  const auto& lim = model_->limits();
+  // A worst-case step: max_num_batched_tokens of prefill, every sequence
+  // sampling, over a throwaway cache just big enough for it.
+  std::vector<std::vector<int32_t>> tokens, tables;
+  StepBatch batch;
+  SamplingParams greedy;
+  int blocks = 0;
+  for (int left = lim.max_tokens; left > 0 && static_cast<int>(tokens.size()) < lim.max_seqs;) {
+    const int len = std::min(left, lim.max_model_len);
+    tokens.emplace_back(len, 0);
+    tables.emplace_back();
+    for (int b = 0; b < (len + lim.block_size - 1) / lim.block_size; ++b) tables.back().push_back(blocks++);
+    left -= len;
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    SeqStep s;
+    s.seq_id = i;
+    s.token_ids = tokens[i];
+    s.num_prompt_tokens = s.num_scheduled_tokens = static_cast<int>(tokens[i].size());
+    s.block_table = tables[i];
+    s.sample = true;
+    s.sampling = &greedy;
+    batch.seqs.push_back(s);
+  }
+  {
+    TP_ASSIGN_OR_RETURN(DeviceBuffer tmp, DeviceBuffer::Allocate(blocks * model_->BytesPerBlock()));
+    model_->SetCache(tmp.as<__nv_bfloat16>(), blocks);
+    const int saved_blocks = num_blocks_;
+    num_blocks_ = blocks;
+    std::vector<const SeqStep*> rows;
+    auto shape = Run(batch, rows);
+    if (shape.ok()) {
+      auto sampled = sampler_->Sample(model_->logits(), rows, stream_);
+      if (!sampled.ok()) shape = sampled.status();
+    }
+    num_blocks_ = saved_blocks;
+    model_->SetCache(nullptr, 0);
+    TP_RETURN_IF_ERROR(shape.status());
+    TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  size_t free = 0, total = 0;
+  TP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  MemoryProfile p;
+  p.total_memory_bytes = static_cast<int64_t>(total);
+  p.weight_bytes = model_->weight_bytes();
+  const int64_t used = static_cast<int64_t>(total - free);  // everything but the KV cache
+  p.peak_activation_bytes = used - p.weight_bytes;
+  p.bytes_per_block = model_->BytesPerBlock();
+  const double budget = static_cast<double>(total) * fraction - static_cast<double>(used);
+  p.num_blocks = budget > 0 ? static_cast<int>(budget / p.bytes_per_block) : 0;
+  spdlog::info("cuda memory: total {:.2f} GiB x {} = {:.2f} GiB; weights {:.2f} GiB; activations+runtime {:.2f} GiB "
+               "(profiled at {} tokens); KV {:.2f} GiB = {} blocks of {} KiB ({} tokens)",
+               total / kGiB, fraction, total * fraction / kGiB, p.weight_bytes / kGiB,
+               p.peak_activation_bytes / kGiB, lim.max_tokens, std::max(0.0, budget) / kGiB, p.num_blocks,
+               p.bytes_per_block / 1024, int64_t{p.num_blocks} * lim.block_size);
+  if (int64_t{p.num_blocks} * lim.block_size < lim.max_model_len) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "not enough GPU memory for one sequence of max_model_len ", lim.max_model_len, " tokens: ",
+        "total ", total / kGiB, " GiB x --gpu-memory-utilization ", fraction, " leaves ", budget / kGiB,
+        " GiB after ", p.weight_bytes / kGiB, " GiB of weights and ", p.peak_activation_bytes / kGiB,
+        " GiB of activations (--max-num-batched-tokens ", lim.max_tokens, "); that is ", p.num_blocks,
+        " blocks of ", lim.block_size, " tokens. Raise --gpu-memory-utilization, lower --max-model-len or "
+        "--max-num-batched-tokens, or add tensor-parallel ranks"));
+  }
+  return p;
+}
+
+absl::Status CudaBackend::InitCache(int num_blocks) {
+  if (!model_) return absl::FailedPreconditionError("InitCache before Load");
+  if (num_blocks <= 0) return absl::InvalidArgumentError(absl::StrCat("InitCache: num_blocks ", num_blocks));
+  TP_CUDA_CHECK(cudaSetDevice(device_));
+  for (auto& [b, g] : graphs_) cudaGraphExecDestroy(g);
+  graphs_.clear();
+  model_->SetCache(nullptr, 0);
+  cache_.Reset();
+  TP_ASSIGN_OR_RETURN(cache_, DeviceBuffer::Allocate(static_cast<size_t>(num_blocks) * model_->BytesPerBlock()));
+  TP_CUDA_CHECK(cudaMemsetAsync(cache_.data(), 0, cache_.bytes(), stream_));
+  num_blocks_ = num_blocks;
+  model_->SetCache(cache_.as<__nv_bfloat16>(), num_blocks);
+  if (!options_.enforce_eager) TP_RETURN_IF_ERROR(CaptureGraphs());
+  TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return absl::OkStatus();
+}
+
+// Graphs for decode batches at bucket sizes; a step of n sequences replays
+// the smallest bucket >= n with padding rows that write no cache slot.
+absl::Status CudaBackend::CaptureGraphs() {
+  const int max_seqs = model_->limits().max_seqs;
+  std::vector<int> buckets = {1, 2, 4, 8};
+  for (int b = 16; b < max_seqs; b += b < 64 ? 16 : 32) buckets.push_back(b);
+  buckets.push_back(max_seqs);
+  for (int b : buckets) {
+    if (b > max_seqs || graphs_.count(b)) continue;
+    HostStep h;
+    ForwardShape shape;
+    shape.num_tokens = shape.num_seqs = shape.num_samples = b;
+    shape.decode = true;
+    shape.partition = model_->GraphPartition();
+    for (int i = 0; i < b; ++i) {
+      h.tokens.push_back(0);
+      h.positions.push_back(0);
+      h.slots.push_back(-1);
+      h.sample_rows.push_back(i);
+      h.q_start.push_back(i);
+      h.q_len.push_back(1);
+      h.ctx.push_back(0);
+    }
+    TP_RETURN_IF_ERROR(model_->Upload(h, shape));
+    TP_RETURN_IF_ERROR(model_->Forward(shape));  // warm-up: cuBLASLt plans for this size
+    cudaGraph_t graph;
+    TP_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    const absl::Status st = model_->Forward(shape);
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    TP_RETURN_IF_ERROR(st);
+    TP_CUDA_CHECK(end);
+    cudaGraphExec_t exec;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    TP_CUDA_CHECK(inst);
+    graphs_[b] = exec;
+  }
+  spdlog::info("cuda backend: captured {} decode graphs (batch sizes up to {})", graphs_.size(), max_seqs);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ForwardShape> CudaBackend::Run(const StepBatch& batch, std::vector<const SeqStep*>& samplers) {
+  TP_CUDA_CHECK(cudaSetDevice(device_));
+  TP_ASSIGN_OR_RETURN(ForwardShape shape, model_->Plan(batch, num_blocks_, host_));
+  samplers.clear();
+  for (const SeqStep& s : batch.seqs) {
+    if (s.sample) samplers.push_back(&s);
+  }
+  auto graph = graphs_.lower_bound(shape.num_seqs);
+  if (shape.decode && shape.num_samples == shape.num_seqs && graph != graphs_.end()) {
+    const int b = graph->first;
+    for (int i = shape.num_seqs; i < b; ++i) {  // padding rows: no cache write, no keys
+      host_.tokens.push_back(0);
+      host_.positions.push_back(0);
+      host_.slots.push_back(-1);
+      host_.sample_rows.push_back(i);
+      host_.q_start.push_back(i);
+      host_.q_len.push_back(1);
+      host_.ctx.push_back(0);
+    }
+    TP_RETURN_IF_ERROR(model_->Upload(host_, shape));
+    TP_CUDA_CHECK(cudaGraphLaunch(graph->second, stream_));
+    return shape;
+  }
+  TP_RETURN_IF_ERROR(model_->Upload(host_, shape));
+  TP_RETURN_IF_ERROR(model_->Forward(shape));
+  return shape;
+}
+
+absl::StatusOr<std::vector<SampleResult>> CudaBackend::Step(const StepBatch& batch) {
+  if (!model_ || cache_.data() == nullptr) return absl::FailedPreconditionError("Step before Load/InitCache");
+  std::vector<const SeqStep*> rows;
+  TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch, rows));
+  if (shape.num_samples == 0) {
+    TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return std::vector<SampleResult>();
+  }
+  return sampler_->Sample(model_->logits(), rows, stream_);
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> CudaBackend::StepLogits(const StepBatch& batch) {
+  if (!model_ || cache_.data() == nullptr) return absl::FailedPreconditionError("StepLogits before Load/InitCache");
+  std::vector<const SeqStep*> rows;
+  TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch, rows));
+  std::vector<std::vector<float>> out(shape.num_samples, std::vector<float>(config_.vocab_size));
+  for (int i = 0; i < shape.num_samples; ++i) {
+    TP_CUDA_CHECK(cudaMemcpyAsync(out[i].data(), model_->logits() + static_cast<size_t>(i) * config_.vocab_size,
+                                  config_.vocab_size * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  }
+  TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    return absl::FailedPreconditionError("no CUDA device is available");
+  }
+  if (device < 0 || device >= count) {
+    return absl::FailedPreconditionError(absl::StrCat("CUDA device ", device, " does not exist (", count, " present)"));
+  }
+  return std::unique_ptr<Backend>(new CudaBackend(device));
+}
+
+}  // namespace tpserve::worker

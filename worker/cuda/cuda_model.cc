@@ -1,0 +1,242 @@
+#include "worker/cuda/cuda_model.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/cuda/activation.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/norm.h"
+#include "worker/cuda/rope_cache.h"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+absl::StatusOr<DeviceBuffer> Bf16Buffer(int64_t elems) { return DeviceBuffer::Allocate(elems * 2); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& config,
+                                                             const Partition& part,
+                                                             ModelWeights weights,
+                                                             Communicator* comm,
+                                                             const ModelLimits& limits,
+                                                             cudaStream_t stream) {
+  if (limits.max_tokens <= 0 || limits.max_seqs <= 0 || limits.max_model_len <= 0 || limits.block_size <= 0) {
+    return absl::InvalidArgumentError("CudaModel: limits must be positive");
+  }
+  std::unique_ptr<CudaModel> m(new CudaModel());
+  m->config_ = config;
+  m->part_ = part;
+  m->weights_ = std::move(weights);
+  m->comm_ = comm;
+  m->limits_ = limits;
+  m->stream_ = stream;
+  m->dims_.num_heads = part.num_heads;
+  m->dims_.num_kv_heads = part.num_kv_heads;
+  m->dims_.head_dim = config.head_dim;
+  m->dims_.block_size = limits.block_size;
+  m->max_blocks_ = (limits.max_model_len + limits.block_size - 1) / limits.block_size;
+  TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
+  const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
+  TP_ASSIGN_OR_RETURN(m->residual_, Bf16Buffer(t * h));
+  TP_ASSIGN_OR_RETURN(m->normed_, Bf16Buffer(t * h));
+  TP_ASSIGN_OR_RETURN(m->qkv_, Bf16Buffer(t * (part.num_heads + 2 * part.num_kv_heads) * d));
+  TP_ASSIGN_OR_RETURN(m->attn_, Bf16Buffer(t * part.num_heads * d));
+  TP_ASSIGN_OR_RETURN(m->proj_, Bf16Buffer(t * h));
+  TP_ASSIGN_OR_RETURN(m->gate_up_, Bf16Buffer(t * 2 * part.intermediate));
+  TP_ASSIGN_OR_RETURN(m->act_, Bf16Buffer(t * part.intermediate));
+  TP_ASSIGN_OR_RETURN(m->sample_hidden_, Bf16Buffer(s * h));
+  TP_ASSIGN_OR_RETURN(m->logits_, DeviceBuffer::Allocate(s * config.vocab_size * sizeof(float)));
+  if (part.world_size > 1) {
+    TP_ASSIGN_OR_RETURN(m->logits_local_, DeviceBuffer::Allocate(s * part.shard_vocab * sizeof(float)));
+    TP_ASSIGN_OR_RETURN(m->logits_gathered_,
+                        DeviceBuffer::Allocate(s * part.shard_vocab * part.world_size * sizeof(float)));
+  }
+  // Decode workspace for the widest partitioning any step can use.
+  const DecodePartition widest = ChooseDecodePartition(limits.max_model_len);
+  size_t ws = 0;
+  for (int ctx = 256; ctx < 2 * limits.max_model_len; ctx *= 2) {
+    ws = std::max(ws, DecodeWorkspaceBytes(s, part.num_heads, d, ChooseDecodePartition(std::min(ctx, limits.max_model_len))));
+  }
+  ws = std::max(ws, DecodeWorkspaceBytes(s, part.num_heads, d, widest));
+  TP_ASSIGN_OR_RETURN(m->decode_ws_, DeviceBuffer::Allocate(ws));
+  int off = 0;
+  auto region = [&](int& o, int64_t n) { o = off; off += static_cast<int>(n); };
+  region(m->off_tokens_, t);
+  region(m->off_positions_, t);
+  region(m->off_slots_, t);
+  region(m->off_samples_, s);
+  region(m->off_qstart_, s);
+  region(m->off_qlen_, s);
+  region(m->off_ctx_, s);
+  region(m->off_tiles_, 2 * (t / kPrefillQueryTile + s + 1));
+  region(m->off_tables_, s * m->max_blocks_);
+  m->meta_ints_ = off;
+  TP_ASSIGN_OR_RETURN(m->meta_, DeviceBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
+  TP_CUDA_CHECK(cudaMemset(m->meta_.data(), 0, m->meta_.bytes()));
+  return m;
+}
+
+void CudaModel::SetCache(bf16* cache, int num_blocks) {
+  cache_ = cache;
+  num_blocks_ = num_blocks;
+}
+
+int64_t CudaModel::BytesPerBlock() const {
+  return int64_t{2} * config_.num_hidden_layers * limits_.block_size * part_.num_kv_heads * config_.head_dim * 2;
+}
+
+absl::StatusOr<ForwardShape> CudaModel::Plan(const StepBatch& batch, int num_blocks, HostStep& host) const {
+  ForwardShape shape;
+  host = HostStep();
+  const int n = static_cast<int>(batch.seqs.size());
+  if (n == 0) return absl::InvalidArgumentError("empty step");
+  if (n > limits_.max_seqs) {
+    return absl::InvalidArgumentError(absl::StrCat("step has ", n, " sequences; max_num_seqs is ", limits_.max_seqs));
+  }
+  const int bs = limits_.block_size;
+  shape.decode = true;
+  host.block_tables.assign(static_cast<size_t>(n) * max_blocks_, 0);
+  for (int i = 0; i < n; ++i) {
+    const SeqStep& s = batch.seqs[i];
+    const int known = static_cast<int>(s.token_ids.size());
+    const int end = s.num_computed_tokens + s.num_scheduled_tokens;
+    if (s.num_scheduled_tokens <= 0 || s.num_computed_tokens < 0 || end > known) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": scheduled [", s.num_computed_tokens,
+                                                     ", ", end, ") outside its ", known, " known tokens"));
+    }
+    if (end > limits_.max_model_len) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, " reaches ", end,
+                                                     " tokens; max_model_len is ", limits_.max_model_len));
+    }
+    const int need = (end + bs - 1) / bs;
+    if (static_cast<int>(s.block_table.size()) < need) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, " needs ", need, " blocks; block_table has ",
+                                                     s.block_table.size()));
+    }
+    for (int b = 0; b < need; ++b) {
+      if (s.block_table[b] < 0 || s.block_table[b] >= num_blocks) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": block id ", s.block_table[b],
+                                                       " outside [0, ", num_blocks, ")"));
+      }
+      host.block_tables[static_cast<size_t>(i) * max_blocks_ + b] = s.block_table[b];
+    }
+    host.q_start.push_back(static_cast<int>(host.tokens.size()));
+    host.q_len.push_back(s.num_scheduled_tokens);
+    host.ctx.push_back(end);
+    if (s.num_scheduled_tokens != 1) shape.decode = false;
+    AppendPrefillTiles(i, s.num_scheduled_tokens, host.tiles);
+    for (int p = s.num_computed_tokens; p < end; ++p) {
+      const int tok = s.token_ids[p];
+      if (tok < 0 || tok >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": token id ", tok,
+                                                       " outside the vocabulary of ", config_.vocab_size));
+      }
+      host.tokens.push_back(tok);
+      host.positions.push_back(p);
+      host.slots.push_back(s.block_table[p / bs] * bs + p % bs);
+    }
+    if (static_cast<int>(host.tokens.size()) > limits_.max_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("step has more than max_num_batched_tokens (",
+                                                     limits_.max_tokens, ") tokens"));
+    }
+    if (s.sample) host.sample_rows.push_back(static_cast<int>(host.tokens.size()) - 1);
+  }
+  shape.num_tokens = static_cast<int>(host.tokens.size());
+  shape.num_seqs = n;
+  shape.num_tiles = static_cast<int>(host.tiles.size() / 2);
+  shape.num_samples = static_cast<int>(host.sample_rows.size());
+  shape.partition = ChooseDecodePartition(*std::max_element(host.ctx.begin(), host.ctx.end()));
+  return shape;
+}
+
+absl::Status CudaModel::Upload(const HostStep& host, const ForwardShape& shape) {
+  auto put = [&](int off, const std::vector<int>& v) -> absl::Status {
+    if (!v.empty()) {
+      TP_CUDA_CHECK(cudaMemcpyAsync(Meta(off), v.data(), v.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    }
+    return absl::OkStatus();
+  };
+  TP_RETURN_IF_ERROR(put(off_tokens_, host.tokens));
+  TP_RETURN_IF_ERROR(put(off_positions_, host.positions));
+  TP_RETURN_IF_ERROR(put(off_slots_, host.slots));
+  TP_RETURN_IF_ERROR(put(off_samples_, host.sample_rows));
+  TP_RETURN_IF_ERROR(put(off_qstart_, host.q_start));
+  TP_RETURN_IF_ERROR(put(off_qlen_, host.q_len));
+  TP_RETURN_IF_ERROR(put(off_ctx_, host.ctx));
+  TP_RETURN_IF_ERROR(put(off_tiles_, host.tiles));
+  TP_RETURN_IF_ERROR(put(off_tables_, host.block_tables));
+  return absl::OkStatus();
+}
+
+absl::Status CudaModel::AllReduce(bf16* data, size_t count) {
+  if (comm_ == nullptr || comm_->world_size() == 1) return absl::OkStatus();
+  return comm_->AllReduceSum(data, count, CommDType::kBFloat16, stream_);
+}
+
+absl::Status CudaModel::Forward(const ForwardShape& s) {
+  if (cache_ == nullptr) return absl::FailedPreconditionError("KV cache not initialised");
+  const int t = s.num_tokens, h = config_.hidden_size, d = config_.head_dim;
+  const int nh = part_.num_heads, nkv = part_.num_kv_heads, inter = part_.intermediate;
+  const int qkv_cols = (nh + 2 * nkv) * d;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  bf16 *res = residual_.as<bf16>(), *normed = normed_.as<bf16>(), *qkv = qkv_.as<bf16>();
+  bf16 *attn = attn_.as<bf16>(), *proj = proj_.as<bf16>();
+  TP_RETURN_IF_ERROR(EmbeddingGather(Meta(off_tokens_), weights_.embed.as<bf16>(), res, t, h,
+                                     part_.vocab_start, part_.local_vocab, stream_));
+  TP_RETURN_IF_ERROR(AllReduce(res, static_cast<size_t>(t) * h));
+  PagedAttnBatch ab;
+  ab.num_seqs = s.num_seqs;
+  ab.q_start = Meta(off_qstart_);
+  ab.q_len = Meta(off_qlen_);
+  ab.context_len = Meta(off_ctx_);
+  ab.block_tables = Meta(off_tables_);
+  ab.max_blocks_per_seq = max_blocks_;
+  const size_t layer_elems = static_cast<size_t>(num_blocks_) * limits_.block_size * nkv * d;
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    bf16* kc = cache_ + 2 * l * layer_elems;
+    bf16* vc = kc + layer_elems;
+    TP_RETURN_IF_ERROR(AddRmsNorm(l == 0 ? nullptr : proj, res, w.input_norm.as<bf16>(), normed, t, h, eps, stream_));
+    TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.qkv.as<bf16>(), w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h, stream_));
+    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_,
+                                         static_cast<float>(config_.rope_theta), stream_));
+    if (s.decode) {
+      TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kc, vc, ab, s.partition,
+                                              decode_ws_.data(), dims_, stream_));
+    } else {
+      TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kc, vc, ab, Meta(off_tiles_),
+                                               s.num_tiles, dims_, stream_));
+    }
+    TP_RETURN_IF_ERROR(gemm_->Linear(attn, w.o_proj.as<bf16>(), nullptr, proj, false, t, h, nh * d, stream_));
+    TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
+    TP_RETURN_IF_ERROR(AddRmsNorm(proj, res, w.post_norm.as<bf16>(), normed, t, h, eps, stream_));
+    TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.gate_up.as<bf16>(), nullptr, gate_up_.as<bf16>(), false, t,
+                                     2 * inter, h, stream_));
+    TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
+    TP_RETURN_IF_ERROR(gemm_->Linear(act_.as<bf16>(), w.down.as<bf16>(), nullptr, proj, false, t, h, inter, stream_));
+    TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
+  }
+  if (s.num_samples == 0) return absl::OkStatus();
+  // Only the sampled positions go through the final norm and lm_head.
+  TP_RETURN_IF_ERROR(GatherRows(res, Meta(off_samples_), normed, s.num_samples, h, stream_));
+  TP_RETURN_IF_ERROR(GatherRows(proj, Meta(off_samples_), attn, s.num_samples, h, stream_));
+  bf16* hid = sample_hidden_.as<bf16>();
+  TP_RETURN_IF_ERROR(AddRmsNorm(attn, normed, weights_.final_norm.as<bf16>(), hid, s.num_samples, h, eps, stream_));
+  if (part_.world_size == 1) {
+    return gemm_->Linear(hid, weights_.lm_head.as<bf16>(), nullptr, logits_.data(), true, s.num_samples,
+                         config_.vocab_size, h, stream_);
+  }
+  TP_RETURN_IF_ERROR(gemm_->Linear(hid, weights_.lm_head.as<bf16>(), nullptr, logits_local_.data(), true,
+                                   s.num_samples, part_.shard_vocab, h, stream_));
+  TP_RETURN_IF_ERROR(comm_->AllGather(logits_local_.data(), logits_gathered_.data(),
+                                      static_cast<size_t>(s.num_samples) * part_.shard_vocab,
+                                      CommDType::kFloat32, stream_));
+  return VocabShardsToRows(logits_gathered_.as<float>(), logits_.as<float>(), part_.world_size,
+                           s.num_samples, part_.shard_vocab, config_.vocab_size, stream_);
+}
+
+}  // namespace tpserve::worker::cuda

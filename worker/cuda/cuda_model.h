@@ -1,0 +1,109 @@
+// The Qwen2 forward pass of one rank on the GPU: fixed device buffers sized
+// for max_num_batched_tokens / max_num_seqs, so a step launches work without
+// allocating and a decode step can be captured into a CUDA graph.
+#ifndef TPSERVE_WORKER_CUDA_CUDA_MODEL_H_
+#define TPSERVE_WORKER_CUDA_CUDA_MODEL_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model/model_config.h"
+#include "worker/comm/communicator.h"
+#include "worker/cuda/attention.h"
+#include "worker/cuda/cuda_weights.h"
+#include "worker/cuda/device_buffer.h"
+#include "worker/cuda/gemm.h"
+#include "worker/model/backend.h"
+
+namespace tpserve::worker::cuda {
+
+// Limits the buffers are sized for.
+struct ModelLimits {
+  int max_tokens = 0;     // max_num_batched_tokens
+  int max_seqs = 0;       // max_num_seqs
+  int max_model_len = 0;
+  int block_size = 16;
+};
+
+// What one forward pass computes; the per-token / per-sequence arrays it
+// reads were uploaded by Upload().
+struct ForwardShape {
+  int num_tokens = 0;
+  int num_seqs = 0;
+  int num_tiles = 0;    // prefill attention tiles (unused when decode)
+  int num_samples = 0;  // rows of logits
+  bool decode = false;  // every sequence has exactly one query row
+  DecodePartition partition;
+};
+
+// Step metadata in host memory, laid out like the device copy.
+struct HostStep {
+  std::vector<int> tokens, positions, slots, sample_rows, q_start, q_len, ctx, tiles, block_tables;
+};
+
+// Weights, activation buffers and the layer loop of one rank.
+class CudaModel {
+ public:
+  // `comm` may be null for a single rank.
+  static absl::StatusOr<std::unique_ptr<CudaModel>> Create(const ModelConfig& config,
+                                                           const Partition& part,
+                                                           ModelWeights weights,
+                                                           Communicator* comm,
+                                                           const ModelLimits& limits,
+                                                           cudaStream_t stream);
+
+  // Points the attention layers at the KV cache (`num_blocks` blocks).
+  void SetCache(__nv_bfloat16* cache, int num_blocks);
+  // Bytes of K and V for one block across all layers on this rank.
+  int64_t BytesPerBlock() const;
+
+  // Validates `batch` against the limits and the cache, and fills `host`.
+  absl::StatusOr<ForwardShape> Plan(const StepBatch& batch, int num_blocks, HostStep& host) const;
+  // Copies `host` to the device metadata (async on the model's stream).
+  absl::Status Upload(const HostStep& host, const ForwardShape& shape);
+  // Launches the forward pass; logits() then holds [num_samples, vocab]
+  // float32. No host synchronisation (capturable).
+  absl::Status Forward(const ForwardShape& shape);
+
+  // Device logits of the last Forward.
+  const float* logits() const { return logits_.as<float>(); }
+  const ModelConfig& config() const { return config_; }
+  const Partition& partition() const { return part_; }
+  const ModelLimits& limits() const { return limits_; }
+  int64_t weight_bytes() const { return weights_.bytes; }
+  cudaStream_t stream() const { return stream_; }
+  // Decode partition used for graphs (covers max_model_len).
+  DecodePartition GraphPartition() const { return ChooseDecodePartition(limits_.max_model_len); }
+  // Max blocks a sequence may hold.
+  int max_blocks_per_seq() const { return max_blocks_; }
+
+ private:
+  CudaModel() = default;
+  absl::Status AllReduce(__nv_bfloat16* data, size_t count);
+  int* Meta(int offset) const { return meta_.as<int>() + offset; }
+
+  ModelConfig config_;
+  Partition part_;
+  ModelWeights weights_;
+  Communicator* comm_ = nullptr;
+  ModelLimits limits_;
+  cudaStream_t stream_ = nullptr;
+  AttnDims dims_;
+  int max_blocks_ = 0;
+  std::unique_ptr<Gemm> gemm_;
+  DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
+  DeviceBuffer logits_local_, logits_gathered_, logits_, decode_ws_, meta_;
+  // Offsets of the metadata arrays in meta_ (ints).
+  int off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
+  int off_qlen_ = 0, off_ctx_ = 0, off_tiles_ = 0, off_tables_ = 0, meta_ints_ = 0;
+  __nv_bfloat16* cache_ = nullptr;
+  int num_blocks_ = 0;
+};
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_CUDA_MODEL_H_

@@ -1,0 +1,181 @@
+#include "worker/cuda/cuda_weights.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/model/model_tensors.h"
+#include "common/safetensors/checkpoint.h"
+#include "common/safetensors/tensor_read.h"
+#include "common/status_macros.h"
+#include "worker/cuda/activation.h"
+#include "worker/cuda/cuda_check.h"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+namespace st = ::tpserve::safetensors;
+using bf16 = __nv_bfloat16;
+
+absl::StatusOr<DeviceBuffer> Alloc(int64_t elems, int64_t& total) {
+  total += elems * 2;
+  return DeviceBuffer::Allocate(static_cast<size_t>(elems) * 2);
+}
+
+// Copies raw tensor bytes (any float dtype) to `dst` as bf16.
+absl::Status Upload(const st::TensorView& t, const uint8_t* data, size_t elems, bf16* dst) {
+  if (t.dtype == st::DType::kBF16) {
+    TP_CUDA_CHECK(cudaMemcpy(dst, data, elems * 2, cudaMemcpyHostToDevice));
+    return absl::OkStatus();
+  }
+  if (!st::IsFloat(t.dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(t.file, ": tensor ", t.name, " has dtype ",
+                                                   st::DTypeName(t.dtype), ", not a float type"));
+  }
+  std::vector<float> f(elems);
+  st::ConvertToFloat32(t.dtype, data, elems, f.data());
+  std::vector<uint16_t> b(elems);
+  for (size_t i = 0; i < elems; ++i) b[i] = st::FloatToBf16(f[i]);
+  TP_CUDA_CHECK(cudaMemcpy(dst, b.data(), elems * 2, cudaMemcpyHostToDevice));
+  return absl::OkStatus();
+}
+
+// Rows [begin, end) of a tensor to dst.
+absl::Status UploadRows(const st::TensorView& t, int64_t begin, int64_t end, bf16* dst) {
+  TP_ASSIGN_OR_RETURN(st::TensorView s, st::SliceRows(t, begin, end));
+  return Upload(t, s.data, static_cast<size_t>(s.numel()), dst);
+}
+
+// Columns [begin, end) of a 2-D tensor to dst (row-major [rows, end-begin]).
+absl::Status UploadColumns(const st::TensorView& t, int64_t begin, int64_t end, bf16* dst) {
+  if (begin == 0 && end == t.shape[1]) return Upload(t, t.data, static_cast<size_t>(t.numel()), dst);
+  TP_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, st::CopyColumnsRaw(t, begin, end));
+  return Upload(t, raw.data(), static_cast<size_t>(t.shape[0] * (end - begin)), dst);
+}
+
+}  // namespace
+
+absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int world) {
+  if (world < 1 || rank < 0 || rank >= world) {
+    return absl::InvalidArgumentError(absl::StrCat("bad rank ", rank, " of world size ", world));
+  }
+  auto fail = [&](const char* what, int v) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " (", v, ") is not divisible across tensor-parallel size ", world));
+  };
+  if (c.num_attention_heads % world != 0) return fail("num_attention_heads", c.num_attention_heads);
+  if (c.intermediate_size % world != 0) return fail("intermediate_size", c.intermediate_size);
+  const int kv = c.num_key_value_heads;
+  if (kv >= world ? kv % world != 0 : world % kv != 0) return fail("num_key_value_heads", kv);
+  Partition p;
+  p.rank = rank;
+  p.world_size = world;
+  p.num_heads = c.num_attention_heads / world;
+  p.first_head = rank * p.num_heads;
+  p.num_kv_heads = kv >= world ? kv / world : 1;
+  p.first_kv_head = kv >= world ? rank * p.num_kv_heads : rank / (world / kv);
+  p.intermediate = c.intermediate_size / world;
+  p.shard_vocab = (c.vocab_size + world - 1) / world;
+  p.vocab_start = rank * p.shard_vocab;
+  p.local_vocab = std::max(0, std::min(c.vocab_size - p.vocab_start, p.shard_vocab));
+  return p;
+}
+
+absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const ModelConfig& c,
+                                                    const Partition& p) {
+  TP_ASSIGN_OR_RETURN(auto ckpt, st::Checkpoint::Open(dir));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ExpectedTensor& e : ExpectedTensors(c)) shapes[e.name] = e.shape;
+  auto get = [&](const std::string& name) { return ckpt->GetWithShape(name, shapes[name]); };
+  const int64_t h = c.hidden_size, d = c.head_dim;
+  const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
+  ModelWeights w;
+  TP_ASSIGN_OR_RETURN(auto embed, get("model.embed_tokens.weight"));
+  TP_ASSIGN_OR_RETURN(w.embed, Alloc(std::max(1, p.local_vocab) * h, w.bytes));
+  TP_RETURN_IF_ERROR(UploadRows(embed, p.vocab_start, p.vocab_start + p.local_vocab, w.embed.as<bf16>()));
+  const bool tied = c.tie_word_embeddings && !ckpt->Has("lm_head.weight");
+  TP_ASSIGN_OR_RETURN(auto head, tied ? get("model.embed_tokens.weight") : get("lm_head.weight"));
+  TP_ASSIGN_OR_RETURN(w.lm_head, Alloc(p.shard_vocab * h, w.bytes));
+  TP_CUDA_CHECK(cudaMemset(w.lm_head.data(), 0, w.lm_head.bytes()));
+  TP_RETURN_IF_ERROR(UploadRows(head, p.vocab_start, p.vocab_start + p.local_vocab, w.lm_head.as<bf16>()));
+  TP_ASSIGN_OR_RETURN(auto norm, get("model.norm.weight"));
+  TP_ASSIGN_OR_RETURN(w.final_norm, Alloc(h, w.bytes));
+  TP_RETURN_IF_ERROR(Upload(norm, norm.data, h, w.final_norm.as<bf16>()));
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    auto name = [&](const char* s) { return LayerTensorName(l, s); };
+    LayerWeights lw;
+    TP_ASSIGN_OR_RETURN(auto ln1, get(name("input_layernorm.weight")));
+    TP_ASSIGN_OR_RETURN(auto ln2, get(name("post_attention_layernorm.weight")));
+    TP_ASSIGN_OR_RETURN(lw.input_norm, Alloc(h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.post_norm, Alloc(h, w.bytes));
+    TP_RETURN_IF_ERROR(Upload(ln1, ln1.data, h, lw.input_norm.as<bf16>()));
+    TP_RETURN_IF_ERROR(Upload(ln2, ln2.data, h, lw.post_norm.as<bf16>()));
+    // Fused [q | k | v] rows of this rank, and the same for the biases.
+    const int64_t qkv_rows = (nh + 2 * nkv) * d;
+    TP_ASSIGN_OR_RETURN(lw.qkv, Alloc(qkv_rows * h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.qkv_bias, Alloc(qkv_rows, w.bytes));
+    const int64_t starts[3] = {p.first_head * d, p.first_kv_head * d, p.first_kv_head * d};
+    const int64_t counts[3] = {nh * d, nkv * d, nkv * d};
+    const char* projs[3] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+    int64_t row = 0;
+    for (int i = 0; i < 3; ++i) {
+      TP_ASSIGN_OR_RETURN(auto wt, get(name((std::string(projs[i]) + ".weight").c_str())));
+      TP_RETURN_IF_ERROR(UploadRows(wt, starts[i], starts[i] + counts[i], lw.qkv.as<bf16>() + row * h));
+      if (c.attention_bias) {
+        TP_ASSIGN_OR_RETURN(auto bt, get(name((std::string(projs[i]) + ".bias").c_str())));
+        TP_RETURN_IF_ERROR(UploadRows(bt, starts[i], starts[i] + counts[i], lw.qkv_bias.as<bf16>() + row));
+      } else {
+        TP_CUDA_CHECK(cudaMemset(lw.qkv_bias.as<bf16>() + row, 0, counts[i] * 2));
+      }
+      row += counts[i];
+    }
+    TP_ASSIGN_OR_RETURN(auto o, get(name("self_attn.o_proj.weight")));
+    TP_ASSIGN_OR_RETURN(lw.o_proj, Alloc(h * nh * d, w.bytes));
+    TP_RETURN_IF_ERROR(UploadColumns(o, p.first_head * d, (p.first_head + nh) * d, lw.o_proj.as<bf16>()));
+    TP_ASSIGN_OR_RETURN(auto gate, get(name("mlp.gate_proj.weight")));
+    TP_ASSIGN_OR_RETURN(auto up, get(name("mlp.up_proj.weight")));
+    TP_ASSIGN_OR_RETURN(lw.gate_up, Alloc(2 * inter * h, w.bytes));
+    const int64_t i0 = p.rank * inter;
+    TP_RETURN_IF_ERROR(UploadRows(gate, i0, i0 + inter, lw.gate_up.as<bf16>()));
+    TP_RETURN_IF_ERROR(UploadRows(up, i0, i0 + inter, lw.gate_up.as<bf16>() + inter * h));
+    TP_ASSIGN_OR_RETURN(auto down, get(name("mlp.down_proj.weight")));
+    TP_ASSIGN_OR_RETURN(lw.down, Alloc(h * inter, w.bytes));
+    TP_RETURN_IF_ERROR(UploadColumns(down, i0, i0 + inter, lw.down.as<bf16>()));
+    w.layers.push_back(std::move(lw));
+  }
+  return w;
+}
+
+absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partition& p, uint64_t seed) {
+  const int64_t h = c.hidden_size, d = c.head_dim;
+  const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
+  // Uniform(-a, a) has std a / sqrt(3); HF initialises with std 0.02.
+  const float a = 0.02f * std::sqrt(3.0f);
+  uint64_t tensor = seed * 1000003ull + p.rank * 7919ull;
+  ModelWeights w;
+  auto random = [&](DeviceBuffer& buf, int64_t elems) -> absl::Status {
+    TP_ASSIGN_OR_RETURN(buf, Alloc(elems, w.bytes));
+    return FillUniformBf16(buf.as<bf16>(), elems, ++tensor, -a, a, nullptr);
+  };
+  auto ones = [&](DeviceBuffer& buf, int64_t elems) -> absl::Status {
+    TP_ASSIGN_OR_RETURN(buf, Alloc(elems, w.bytes));
+    return FillUniformBf16(buf.as<bf16>(), elems, ++tensor, 1.0f, 1.0f, nullptr);
+  };
+  TP_RETURN_IF_ERROR(random(w.embed, std::max(1, p.local_vocab) * h));
+  TP_RETURN_IF_ERROR(random(w.lm_head, int64_t{p.shard_vocab} * h));
+  TP_RETURN_IF_ERROR(ones(w.final_norm, h));
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    LayerWeights lw;
+    TP_RETURN_IF_ERROR(ones(lw.input_norm, h));
+    TP_RETURN_IF_ERROR(ones(lw.post_norm, h));
+    TP_RETURN_IF_ERROR(random(lw.qkv, (nh + 2 * nkv) * d * h));
+    TP_RETURN_IF_ERROR(random(lw.qkv_bias, (nh + 2 * nkv) * d));
+    TP_RETURN_IF_ERROR(random(lw.o_proj, h * nh * d));
+    TP_RETURN_IF_ERROR(random(lw.gate_up, 2 * inter * h));
+    TP_RETURN_IF_ERROR(random(lw.down, h * inter));
+    w.layers.push_back(std::move(lw));
+  }
+  TP_CUDA_CHECK(cudaDeviceSynchronize());
+  return w;
+}
+
+}  // namespace tpserve::worker::cuda
