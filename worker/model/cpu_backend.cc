@@ -1,0 +1,238 @@
+#include "worker/model/cpu_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/model/model_config.h"
+#include "common/safetensors/checkpoint.h"
+#include "common/status_macros.h"
+#include "worker/model/cpu_model.h"
+#include "worker/model/cpu_weights.h"
+#include "worker/model/sampler.h"
+#include "worker/model/weight_source.h"
+
+namespace tpserve::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string CpuModelName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+    }
+  }
+  return "cpu";
+}
+
+class CpuBackend : public Backend {
+ public:
+  std::string device() const override { return "cpu"; }
+  std::string device_name() const override { return CpuModelName(); }
+
+  std::pair<int64_t, int64_t> MemoryInfo() const override {
+    const int64_t page = sysconf(_SC_PAGESIZE);
+    return {page * sysconf(_SC_PHYS_PAGES), page * sysconf(_SC_AVPHYS_PAGES)};
+  }
+
+  absl::Status Load(const LoadOptions& options, Communicator* comm) override;
+  const ModelConfig& config() const override { return config_; }
+  int64_t weight_bytes() const override { return model_ ? model_->weights().bytes() : 0; }
+  absl::StatusOr<MemoryProfile> ProfileMemory(double memory_fraction,
+                                              int64_t kv_cache_bytes) override;
+  absl::Status InitCache(int num_blocks) override;
+  absl::StatusOr<std::vector<SampleResult>> Step(const StepBatch& batch) override;
+  absl::StatusOr<std::vector<std::vector<float>>> StepLogits(const StepBatch& batch) override;
+
+ private:
+  // Checks every index the forward pass will use, so a bad step is an
+  // INVALID_ARGUMENT and never an out-of-bounds access.
+  absl::Status ValidateBatch(const StepBatch& batch) const;
+  // Indices of the sequences with `sample` set.
+  static std::vector<int> SamplingSeqs(const StepBatch& batch);
+
+  LoadOptions options_;
+  ModelConfig config_;
+  std::vector<int> eos_token_ids_;
+  int max_model_len_ = 0;
+  std::unique_ptr<CpuModel> model_;
+};
+
+absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
+  if (model_ != nullptr) return absl::FailedPreconditionError("model already loaded");
+  if (options.block_size < 1 || options.block_size > 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_size must be in [1, 4096], got ", options.block_size));
+  }
+  const std::string& fmt = options.load_format;
+  const bool dummy = fmt == "dummy";
+  if (!dummy && fmt != "auto" && fmt != "safetensors") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("load_format \"", fmt, "\" unknown (auto, safetensors or dummy)"));
+  }
+  const std::string& dt = options.dtype;
+  if (dt != "auto" && dt != "bfloat16" && dt != "float16" && dt != "float32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype \"", dt, "\" unknown (auto, bfloat16, float16 or float32)"));
+  }
+  TP_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(options.model_path));
+  const std::string dir =
+      fs::is_directory(options.model_path) ? options.model_path
+                                           : fs::path(options.model_path).parent_path().string();
+  TP_ASSIGN_OR_RETURN(GenerationConfig gen, LoadGenerationConfig(dir));
+  int max_len = options.max_model_len == 0 ? config.max_position_embeddings : options.max_model_len;
+  if (max_len < 1 || max_len > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_model_len ", options.max_model_len, " is not in [1, ",
+                     config.max_position_embeddings, "] (max_position_embeddings)"));
+  }
+  const int rank = comm != nullptr ? comm->rank() : 0;
+  const int world = comm != nullptr ? comm->world_size() : 1;
+  TP_ASSIGN_OR_RETURN(TpPlan plan, MakeTpPlan(config, rank, world));
+  std::unique_ptr<WeightSource> source;
+  if (dummy) {
+    source = MakeDummySource(options.seed);
+  } else {
+    TP_ASSIGN_OR_RETURN(auto ckpt, safetensors::Checkpoint::Open(options.model_path));
+    source = MakeCheckpointSource(std::move(ckpt));
+  }
+  TP_ASSIGN_OR_RETURN(CpuWeights weights, LoadCpuWeights(config, plan, *source));
+  options_ = options;
+  config_ = config;
+  max_model_len_ = max_len;
+  eos_token_ids_ = !gen.eos_token_ids.empty() ? gen.eos_token_ids : config.eos_token_ids;
+  model_ = std::make_unique<CpuModel>(std::move(config), plan, std::move(weights), comm,
+                                      options.block_size);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MemoryProfile> CpuBackend::ProfileMemory(double, int64_t kv_cache_bytes) {
+  if (model_ == nullptr) return absl::FailedPreconditionError("ProfileMemory before Load");
+  if (kv_cache_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CPU KV cache budget must be > 0 bytes, got ", kv_cache_bytes));
+  }
+  MemoryProfile p;
+  p.bytes_per_block = model_->bytes_per_block();
+  const int64_t blocks = kv_cache_bytes / p.bytes_per_block;
+  if (blocks < 1) {
+    return absl::ResourceExhaustedError(absl::StrCat("CPU KV cache budget of ", kv_cache_bytes,
+                                                     " bytes is below one block (",
+                                                     p.bytes_per_block, " bytes)"));
+  }
+  p.num_blocks = static_cast<int>(std::min<int64_t>(blocks, std::numeric_limits<int>::max()));
+  p.total_memory_bytes = MemoryInfo().first;
+  p.weight_bytes = weight_bytes();
+  // Activations of a worst-case step (no real pass needed on CPU, where the
+  // buffers are plain vectors sized by token count): the per-token buffers
+  // of CpuModel::Forward plus one full-vocabulary logits row per sequence.
+  const int64_t per_token = 4 * config_.hidden_size +
+                            2 * int64_t{config_.num_attention_heads} * config_.head_dim +
+                            2 * int64_t{config_.num_key_value_heads} * config_.head_dim +
+                            2 * int64_t{config_.intermediate_size};
+  p.peak_activation_bytes =
+      (options_.max_num_batched_tokens * per_token +
+       int64_t{options_.max_num_seqs} * config_.vocab_size * 2) * static_cast<int64_t>(sizeof(float));
+  return p;
+}
+
+absl::Status CpuBackend::InitCache(int num_blocks) {
+  if (model_ == nullptr) return absl::FailedPreconditionError("InitCache before Load");
+  return model_->AllocateCache(num_blocks);
+}
+
+absl::Status CpuBackend::ValidateBatch(const StepBatch& batch) const {
+  if (model_ == nullptr) return absl::FailedPreconditionError("Step before Load");
+  if (model_->num_blocks() == 0) return absl::FailedPreconditionError("Step before InitCache");
+  if (batch.seqs.empty()) return absl::InvalidArgumentError("empty step");
+  const int bs = options_.block_size;
+  for (const SeqStep& s : batch.seqs) {
+    auto bad = [&](const std::string& what) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": ", what));
+    };
+    const int64_t end = int64_t{s.num_computed_tokens} + s.num_scheduled_tokens;
+    if (s.num_computed_tokens < 0 || s.num_scheduled_tokens < 1) {
+      return bad(absl::StrCat("num_computed_tokens ", s.num_computed_tokens,
+                              " / num_scheduled_tokens ", s.num_scheduled_tokens, " invalid"));
+    }
+    if (end > static_cast<int64_t>(s.token_ids.size())) {
+      return bad(absl::StrCat("schedules positions up to ", end, " but has only ",
+                              s.token_ids.size(), " tokens"));
+    }
+    if (end > max_model_len_) {
+      return bad(absl::StrCat("length ", end, " exceeds max_model_len ", max_model_len_));
+    }
+    if (static_cast<int64_t>(s.block_table.size()) * bs < end) {
+      return bad(absl::StrCat("block table of ", s.block_table.size(), " blocks cannot hold ", end,
+                              " positions (block_size ", bs, ")"));
+    }
+    for (int64_t b = 0; b < (end + bs - 1) / bs; ++b) {
+      if (s.block_table[b] < 0 || s.block_table[b] >= model_->num_blocks()) {
+        return bad(absl::StrCat("block id ", s.block_table[b], " outside [0, ",
+                                model_->num_blocks(), ")"));
+      }
+    }
+    for (int64_t p = s.num_computed_tokens; p < end; ++p) {
+      if (s.token_ids[p] < 0 || s.token_ids[p] >= config_.vocab_size) {
+        return bad(absl::StrCat("token id ", s.token_ids[p], " at position ", p, " outside [0, ",
+                                config_.vocab_size, ")"));
+      }
+    }
+    if (s.sample && s.sampling == nullptr) return bad("sample set without sampling parameters");
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int> CpuBackend::SamplingSeqs(const StepBatch& batch) {
+  std::vector<int> out;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    if (batch.seqs[i].sample) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> CpuBackend::StepLogits(const StepBatch& batch) {
+  TP_RETURN_IF_ERROR(ValidateBatch(batch));
+  return model_->Forward(batch, SamplingSeqs(batch));
+}
+
+absl::StatusOr<std::vector<SampleResult>> CpuBackend::Step(const StepBatch& batch) {
+  TP_RETURN_IF_ERROR(ValidateBatch(batch));
+  const std::vector<int> seqs = SamplingSeqs(batch);
+  TP_ASSIGN_OR_RETURN(auto logits, model_->Forward(batch, seqs));
+  std::vector<SampleResult> results;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const SeqStep& s = batch.seqs[seqs[i]];
+    SamplingInput in{logits[i], s.sampling,
+                     s.token_ids.first(s.num_computed_tokens + s.num_scheduled_tokens),
+                     std::min<int>(s.num_prompt_tokens,
+                                   s.num_computed_tokens + s.num_scheduled_tokens),
+                     eos_token_ids_};
+    auto r = SampleNext(in);
+    if (!r.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s.seq_id, ": ", r.status().message()));
+    }
+    r->seq_id = s.seq_id;
+    results.push_back(std::move(*r));
+  }
+  return results;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend() {
+  return std::unique_ptr<Backend>(new CpuBackend());
+}
+
+}  // namespace tpserve::worker

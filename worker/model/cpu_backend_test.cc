@@ -1,0 +1,129 @@
+// CpuBackend's contract apart from numerics: loading errors, memory
+// profiling, cache sizing, step validation and logprobs.
+#include "worker/model/cpu_backend.h"
+
+#include <cmath>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "worker/model/testing/goldens.h"
+
+namespace tpserve::worker {
+namespace {
+
+constexpr char kModel[] = "tests/fixtures/tiny-qwen2";
+
+LoadOptions Options() {
+  LoadOptions o;
+  o.model_path = kModel;
+  return o;
+}
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+TEST(CpuBackendTest, LoadErrorsAreClear) {
+  struct Case {
+    void (*edit)(LoadOptions&);
+    absl::StatusCode code;
+    std::string needle;
+  };
+  const Case cases[] = {
+      {[](LoadOptions& o) { o.model_path = "/nonexistent"; }, absl::StatusCode::kNotFound,
+       "/nonexistent"},
+      {[](LoadOptions& o) { o.load_format = "gguf"; }, absl::StatusCode::kInvalidArgument, "gguf"},
+      {[](LoadOptions& o) { o.dtype = "int4"; }, absl::StatusCode::kInvalidArgument, "int4"},
+      {[](LoadOptions& o) { o.block_size = 0; }, absl::StatusCode::kInvalidArgument, "block_size"},
+      {[](LoadOptions& o) { o.max_model_len = 5000; }, absl::StatusCode::kInvalidArgument, "4096"},
+  };
+  for (const Case& c : cases) {
+    LoadOptions o = Options();
+    c.edit(o);
+    auto backend = CreateCpuBackend();
+    ASSERT_TRUE(backend.ok());
+    const absl::Status s = (*backend)->Load(o, nullptr);
+    EXPECT_EQ(s.code(), c.code) << s;
+    EXPECT_NE(Message(s).find(c.needle), std::string::npos) << s;
+  }
+}
+
+TEST(CpuBackendTest, ProfileAndInitCache) {
+  auto backend = *CreateCpuBackend();
+  EXPECT_EQ(backend->device(), "cpu");
+  EXPECT_EQ(backend->ProfileMemory(0, 1 << 20).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(backend->Load(Options(), nullptr).ok());
+  EXPECT_EQ(backend->config().vocab_size, 4096);
+  // 3,279,104 parameters in float32.
+  EXPECT_EQ(backend->weight_bytes(), int64_t{3279104} * 4);
+  auto profile = backend->ProfileMemory(0.9, 1 << 20);
+  ASSERT_TRUE(profile.ok()) << profile.status();
+  // K and V x 2 layers x 16 positions x 2 KV heads x 64 dims x 4 bytes.
+  EXPECT_EQ(profile->bytes_per_block, 2 * 2 * 16 * 2 * 64 * 4);
+  EXPECT_EQ(profile->num_blocks, (1 << 20) / (2 * 2 * 16 * 2 * 64 * 4));
+  EXPECT_GT(profile->peak_activation_bytes, 0);
+  EXPECT_EQ(backend->ProfileMemory(0.9, 100).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(backend->InitCache(0).ok());
+  EXPECT_TRUE(backend->InitCache(profile->num_blocks).ok());
+  EXPECT_EQ(backend->Load(Options(), nullptr).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CpuBackendTest, BadStepsAreRejected) {
+  auto backend = *CreateCpuBackend();
+  ASSERT_TRUE(backend->Load(Options(), nullptr).ok());
+  const std::vector<int32_t> tokens = {5, 6, 7, 8};
+  const std::vector<int32_t> blocks = {3};
+  SamplingParams greedy;
+  SeqStep good{.seq_id = 1, .token_ids = tokens, .num_prompt_tokens = 4,
+               .num_computed_tokens = 0, .num_scheduled_tokens = 4, .block_table = blocks,
+               .sample = true, .sampling = &greedy};
+  EXPECT_EQ(backend->Step(StepBatch{{good}}).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(backend->InitCache(4).ok());
+  ASSERT_TRUE(backend->Step(StepBatch{{good}}).ok());
+
+  const std::vector<int32_t> bad_tokens = {5, 4096};
+  const std::vector<int32_t> bad_block = {4};
+  const std::vector<int32_t> negative_block = {-1};
+  std::vector<SeqStep> bad(7, good);
+  bad[0].num_scheduled_tokens = 5;      // past the known tokens
+  bad[1].token_ids = bad_tokens;        // token id == vocab
+  bad[1].num_scheduled_tokens = 2;
+  bad[1].num_prompt_tokens = 2;
+  bad[2].block_table = bad_block;       // block id == num_blocks
+  bad[3].block_table = negative_block;
+  bad[4].block_table = {};              // no room
+  bad[5].sampling = nullptr;            // sample without parameters
+  bad[6].num_scheduled_tokens = 0;
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto r = backend->Step(StepBatch{{bad[i]}});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << i << ": " << r.status();
+    EXPECT_NE(Message(r.status()).find("sequence 1"), std::string::npos) << r.status();
+  }
+  EXPECT_FALSE(backend->Step(StepBatch{}).ok());
+}
+
+TEST(CpuBackendTest, LogprobsComeBackWithTheToken) {
+  auto backend = testing::LoadCpu(Options(), 4);
+  ASSERT_TRUE(backend.ok());
+  const std::vector<int32_t> tokens = {5, 6, 7, 8};
+  const std::vector<int32_t> blocks = {0};
+  SamplingParams p;
+  p.logprobs = true;
+  p.top_logprobs = 5;
+  SeqStep step{.seq_id = 9, .token_ids = tokens, .num_prompt_tokens = 4,
+               .num_computed_tokens = 0, .num_scheduled_tokens = 4, .block_table = blocks,
+               .sample = true, .sampling = &p};
+  auto r = (*backend)->Step(StepBatch{{step}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 1u);
+  const SampleResult& s = (*r)[0];
+  EXPECT_EQ(s.seq_id, 9u);
+  ASSERT_TRUE(s.has_logprobs);
+  ASSERT_EQ(s.top_logprobs.size(), 5u);
+  EXPECT_EQ(s.top_logprobs[0].first, s.token_id);  // greedy picks the top one
+  EXPECT_FLOAT_EQ(s.top_logprobs[0].second, s.logprob);
+  EXPECT_LT(s.logprob, 0.0f);
+}
+
+}  // namespace
+}  // namespace tpserve::worker

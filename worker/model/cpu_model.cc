@@ -1,0 +1,194 @@
+#include "worker/model/cpu_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/model/cpu_ops.h"
+
+namespace tpserve::worker {
+
+CpuModel::CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
+                   int block_size)
+    : config_(std::move(config)),
+      plan_(plan),
+      weights_(std::move(weights)),
+      comm_(comm),
+      block_size_(block_size) {}
+
+int64_t CpuModel::bytes_per_block() const {
+  return int64_t{2} * config_.num_hidden_layers * block_size_ * plan_.num_kv_heads *
+         config_.head_dim * static_cast<int64_t>(sizeof(float));
+}
+
+absl::Status CpuModel::AllocateCache(int num_blocks) {
+  if (num_blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_blocks must be >= 1, got ", num_blocks));
+  }
+  const size_t per_layer =
+      static_cast<size_t>(num_blocks) * block_size_ * plan_.num_kv_heads * config_.head_dim;
+  try {
+    k_cache_.assign(config_.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+    v_cache_.assign(config_.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+  } catch (const std::bad_alloc&) {
+    k_cache_.clear();
+    v_cache_.clear();
+    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", num_blocks,
+                                                     " KV blocks (", bytes_per_block(),
+                                                     " bytes each)"));
+  }
+  num_blocks_ = num_blocks;
+  return absl::OkStatus();
+}
+
+absl::Status CpuModel::AllReduce(std::vector<float>& x) {
+  if (plan_.world_size == 1) return absl::OkStatus();
+  return comm_->AllReduceSum(x.data(), x.size(), CommDType::kFloat32, nullptr);
+}
+
+void CpuModel::Attention(const StepBatch& batch, const std::vector<Token>& tokens,
+                         const std::vector<int>& seq_start, int layer, const float* q,
+                         float* out) const {
+  const int hd = config_.head_dim;
+  const int nh = plan_.num_heads;
+  const int kv_width = plan_.num_kv_heads * hd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* kc = k_cache_[layer].data();
+  const float* vc = v_cache_[layer].data();
+  std::vector<float> scores;
+  std::vector<int64_t> slots;
+  for (size_t s = 0; s < batch.seqs.size(); ++s) {
+    const SeqStep& seq = batch.seqs[s];
+    const int64_t ctx = seq.num_computed_tokens + seq.num_scheduled_tokens;
+    // Cache rows of every position of this sequence, resolved once.
+    slots.resize(ctx);
+    for (int64_t p = 0; p < ctx; ++p) {
+      slots[p] = int64_t{seq.block_table[p / block_size_]} * block_size_ + p % block_size_;
+    }
+    for (int i = 0; i < seq.num_scheduled_tokens; ++i) {
+      const int t = seq_start[s] + i;
+      const int64_t len = tokens[t].position + 1;  // causal: self and earlier
+      scores.resize(len);
+      for (int h = 0; h < nh; ++h) {
+        const int kvh = (plan_.head_begin + h) / plan_.group_size - plan_.kv_head_begin;
+        const float* qh = q + static_cast<int64_t>(t) * nh * hd + static_cast<int64_t>(h) * hd;
+        float max = -std::numeric_limits<float>::infinity();
+        for (int64_t p = 0; p < len; ++p) {
+          scores[p] = cpu::Dot(qh, kc + slots[p] * kv_width + kvh * hd, hd) * scale;
+          max = std::max(max, scores[p]);
+        }
+        float sum = 0;
+        for (int64_t p = 0; p < len; ++p) sum += scores[p] = std::exp(scores[p] - max);
+        float* o = out + static_cast<int64_t>(t) * nh * hd + static_cast<int64_t>(h) * hd;
+        std::fill(o, o + hd, 0.0f);
+        for (int64_t p = 0; p < len; ++p) {
+          const float w = scores[p] / sum;
+          const float* vh = vc + slots[p] * kv_width + kvh * hd;
+          for (int d = 0; d < hd; ++d) o[d] += w * vh[d];
+        }
+      }
+    }
+  }
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> CpuModel::Forward(
+    const StepBatch& batch, const std::vector<int>& logit_seqs) {
+  const int64_t hidden = config_.hidden_size, hd = config_.head_dim;
+  const int64_t q_width = int64_t{plan_.num_heads} * hd;
+  const int64_t kv_width = int64_t{plan_.num_kv_heads} * hd;
+  const int64_t inter = plan_.intermediate;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+
+  std::vector<Token> tokens;
+  std::vector<int> seq_start;
+  for (size_t s = 0; s < batch.seqs.size(); ++s) {
+    const SeqStep& seq = batch.seqs[s];
+    seq_start.push_back(static_cast<int>(tokens.size()));
+    for (int i = 0; i < seq.num_scheduled_tokens; ++i) {
+      const int64_t pos = seq.num_computed_tokens + i;
+      const int64_t slot =
+          int64_t{seq.block_table[pos / block_size_]} * block_size_ + pos % block_size_;
+      tokens.push_back({static_cast<int>(s), seq.token_ids[pos], pos, slot});
+    }
+  }
+  const int64_t n = static_cast<int64_t>(tokens.size());
+
+  // Vocab-parallel embedding: each rank fills the rows it owns, the sum
+  // assembles the full lookup.
+  std::vector<float> x(n * hidden, 0.0f);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t local = tokens[t].id - plan_.vocab_begin;
+    if (local >= 0 && local < plan_.vocab) {
+      std::memcpy(&x[t * hidden], &weights_.embed[local * hidden], hidden * sizeof(float));
+    }
+  }
+  TP_RETURN_IF_ERROR(AllReduce(x));
+
+  std::vector<float> h(n * hidden), q(n * q_width), k(n * kv_width), v(n * kv_width);
+  std::vector<float> attn(n * q_width), proj(n * hidden), gate(n * inter), up(n * inter);
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    const CpuLayerWeights& w = weights_.layers[l];
+    auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+    cpu::RmsNorm(x.data(), n, hidden, w.input_norm.data(), eps, h.data());
+    cpu::Linear(h.data(), n, hidden, w.q_w.data(), bias(w.q_b), q_width, q.data());
+    cpu::Linear(h.data(), n, hidden, w.k_w.data(), bias(w.k_b), kv_width, k.data());
+    cpu::Linear(h.data(), n, hidden, w.v_w.data(), bias(w.v_b), kv_width, v.data());
+    float* kc = k_cache_[l].data();
+    float* vc = v_cache_[l].data();
+    for (int64_t t = 0; t < n; ++t) {
+      cpu::ApplyRope(&q[t * q_width], plan_.num_heads, hd, tokens[t].position, config_.rope_theta);
+      cpu::ApplyRope(&k[t * kv_width], plan_.num_kv_heads, hd, tokens[t].position,
+                     config_.rope_theta);
+      std::memcpy(kc + tokens[t].slot * kv_width, &k[t * kv_width], kv_width * sizeof(float));
+      std::memcpy(vc + tokens[t].slot * kv_width, &v[t * kv_width], kv_width * sizeof(float));
+    }
+    Attention(batch, tokens, seq_start, l, q.data(), attn.data());
+    // Row-parallel o_proj: partial sums over this rank's heads.
+    cpu::Linear(attn.data(), n, q_width, w.o_w.data(), nullptr, hidden, proj.data());
+    TP_RETURN_IF_ERROR(AllReduce(proj));
+    cpu::AddInPlace(x.data(), proj.data(), n * hidden);
+
+    cpu::RmsNorm(x.data(), n, hidden, w.post_norm.data(), eps, h.data());
+    cpu::Linear(h.data(), n, hidden, w.gate_w.data(), nullptr, inter, gate.data());
+    cpu::Linear(h.data(), n, hidden, w.up_w.data(), nullptr, inter, up.data());
+    cpu::SiluMul(gate.data(), up.data(), n * inter, gate.data());
+    cpu::Linear(gate.data(), n, inter, w.down_w.data(), nullptr, hidden, proj.data());
+    TP_RETURN_IF_ERROR(AllReduce(proj));
+    cpu::AddInPlace(x.data(), proj.data(), n * hidden);
+  }
+
+  // Final norm and lm_head only for the rows whose logits are wanted.
+  const int64_t rows = static_cast<int64_t>(logit_seqs.size());
+  std::vector<float> last(rows * hidden);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int s = logit_seqs[r];
+    const int t = seq_start[s] + batch.seqs[s].num_scheduled_tokens - 1;
+    cpu::RmsNorm(&x[t * hidden], 1, hidden, weights_.norm.data(), eps, &last[r * hidden]);
+  }
+  const int64_t vl = plan_.vocab;
+  std::vector<float> local(rows * vl);
+  cpu::Linear(last.data(), rows, hidden, weights_.lm_head_data(), nullptr, vl, local.data());
+  std::vector<std::vector<float>> logits(rows, std::vector<float>(config_.vocab_size));
+  if (plan_.world_size == 1) {
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(&local[r * vl], vl, logits[r].data());
+    return logits;
+  }
+  // Vocab-parallel lm_head: gather every rank's slice (rank-major) and
+  // reassemble each row in vocabulary order.
+  std::vector<float> gathered(static_cast<size_t>(plan_.world_size) * rows * vl);
+  TP_RETURN_IF_ERROR(comm_->AllGather(local.data(), gathered.data(), local.size(),
+                                      CommDType::kFloat32, nullptr));
+  for (int rank = 0; rank < plan_.world_size; ++rank) {
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(&gathered[(rank * rows + r) * vl], vl, logits[r].data() + rank * vl);
+    }
+  }
+  return logits;
+}
+
+}  // namespace tpserve::worker

@@ -1,0 +1,66 @@
+// The Qwen2/Llama forward pass in float32 over one rank's weight slice and KV
+// cache: a ragged batch of prefill chunks and decodes, paged attention through
+// block tables, Megatron tensor parallelism through a Communicator.
+#ifndef TPSERVE_WORKER_MODEL_CPU_MODEL_H_
+#define TPSERVE_WORKER_MODEL_CPU_MODEL_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model/model_config.h"
+#include "worker/comm/communicator.h"
+#include "worker/model/backend.h"
+#include "worker/model/cpu_weights.h"
+
+namespace tpserve::worker {
+
+// One rank's model: weights, plan and paged KV cache.
+class CpuModel {
+ public:
+  // `comm` may be null when plan.world_size is 1; not owned.
+  CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
+           int block_size);
+
+  // Bytes of one KV block on this rank (K and V, all layers).
+  int64_t bytes_per_block() const;
+  // Allocates `num_blocks` blocks (zeroed); RESOURCE_EXHAUSTED if it cannot.
+  absl::Status AllocateCache(int num_blocks);
+  // Blocks allocated (0 before AllocateCache).
+  int num_blocks() const { return num_blocks_; }
+  // The weights held.
+  const CpuWeights& weights() const { return weights_; }
+
+  // Runs the batch (already validated by the caller), writing every scheduled
+  // position's K/V into the cache, and returns full-vocabulary logits for the
+  // last scheduled position of each sequence whose index is in
+  // `logit_seqs` (in that order).
+  absl::StatusOr<std::vector<std::vector<float>>> Forward(const StepBatch& batch,
+                                                          const std::vector<int>& logit_seqs);
+
+ private:
+  // One scheduled token of the flattened batch.
+  struct Token {
+    int seq;
+    int32_t id;
+    int64_t position;
+    int64_t slot;
+  };
+
+  absl::Status AllReduce(std::vector<float>& x);
+  void Attention(const StepBatch& batch, const std::vector<Token>& tokens,
+                 const std::vector<int>& seq_start, int layer, const float* q, float* out) const;
+
+  const ModelConfig config_;
+  const TpPlan plan_;
+  const CpuWeights weights_;
+  Communicator* const comm_;
+  const int block_size_;
+  int num_blocks_ = 0;
+  // Per layer: [num_blocks * block_size, local kv heads * head_dim].
+  std::vector<std::vector<float>> k_cache_, v_cache_;
+};
+
+}  // namespace tpserve::worker
+
+#endif  // TPSERVE_WORKER_MODEL_CPU_MODEL_H_

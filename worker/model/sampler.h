@@ -1,0 +1,53 @@
+// Turns one sequence's float32 logits into its next token, on the host, for
+// any backend (the CUDA backend copies logits back and calls this too, so the
+// two agree token for token).
+//
+// Order, as in vLLM: mask EOS/stop ids below min_tokens -> repetition,
+// frequency and presence penalties -> greedy argmax when temperature is 0;
+// otherwise temperature -> min-p -> top-k -> top-p -> draw by the rule in
+// sampling_rng.h with u = SampleUniform(seed, output index). Logprobs always
+// come from the raw (unprocessed) log-softmax, as vLLM reports by default.
+#ifndef TPSERVE_WORKER_MODEL_SAMPLER_H_
+#define TPSERVE_WORKER_MODEL_SAMPLER_H_
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/model/backend.h"
+
+namespace tpserve::worker {
+
+// Everything sampling needs about one sequence.
+struct SamplingInput {
+  // Raw logits over the full vocabulary.
+  std::span<const float> logits;
+  const SamplingParams* params = nullptr;
+  // Every known token: prompt, then outputs so far.
+  std::span<const int32_t> token_ids;
+  int num_prompt_tokens = 0;
+  // The model's EOS ids (masked below min_tokens unless ignore_eos).
+  std::span<const int> eos_token_ids;
+};
+
+// Samples the next token. `seq_id` of the result is left 0 for the caller.
+// INVALID_ARGUMENT for empty logits or out-of-range parameters.
+absl::StatusOr<SampleResult> SampleNext(const SamplingInput& input);
+
+// Applies repetition (prompt + output), frequency and presence (output only)
+// penalties in place.
+void ApplyPenalties(std::span<float> logits, const SamplingParams& params,
+                    std::span<const int32_t> prompt, std::span<const int32_t> output);
+
+// The `n` largest entries of the log-softmax of `logits`, most likely first
+// (ties: lower id first).
+std::vector<std::pair<int32_t, float>> TopLogprobs(std::span<const float> logits, int n);
+
+// log-softmax of `logits` at `token`.
+float Logprob(std::span<const float> logits, int32_t token);
+
+}  // namespace tpserve::worker
+
+#endif  // TPSERVE_WORKER_MODEL_SAMPLER_H_
