@@ -15,7 +15,5 @@ int NotYet(const char* what) {
 
 int RunGateway(const CommandLine&) { return NotYet("gateway"); }
 int RunRouter(const CommandLine&) { return NotYet("router"); }
-int RunWorker(const CommandLine&) { return NotYet("worker"); }
-int RunVerify(const CommandLine&) { return NotYet("verify"); }
 
 }  // namespace tpserve::cli

@@ -1,0 +1,24 @@
+// `tpserve worker|router|gateway|verify`: one component in the foreground.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/run_server.h"
+#include "common/verify/verify.h"
+#include "worker/service/worker_server.h"
+
+namespace tpserve::cli {
+
+int RunWorker(const CommandLine& cl) {
+  return RunServerUntilSignal<worker::WorkerServer>("worker", cl.config);
+}
+
+int RunVerify(const CommandLine& cl) {
+  if (cl.positional.size() != 1) {
+    std::fprintf(stderr, "usage: tpserve verify MODEL_DIR\n");
+    return 2;
+  }
+  return tpserve::verify::RunVerify(cl.positional[0], std::cout);
+}
+
+}  // namespace tpserve::cli
