@@ -1,0 +1,344 @@
+#include "router/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace tpserve::router {
+namespace {
+
+const char* ReasonLabel(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_STOP:
+      return "stop";
+    case v1::FINISH_REASON_LENGTH:
+      return "length";
+    default:
+      return "abort";
+  }
+}
+
+}  // namespace
+
+void RequestStream::Wait(absl::Duration timeout,
+                         std::vector<SequenceOutput>* out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+               [&] { return !outputs_.empty(); });
+  while (!outputs_.empty()) {
+    out->push_back(std::move(outputs_.front()));
+    outputs_.pop_front();
+  }
+}
+
+void RequestStream::Push(SequenceOutput output) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outputs_.push_back(std::move(output));
+  }
+  cv_.notify_one();
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
+    const ServerConfig& config, EngineOptions options) {
+  if (config.max_num_seqs < 1 || config.max_num_batched_tokens < 0 ||
+      config.max_queued_requests < 1 || config.max_waiting_tokens < 0 ||
+      config.max_model_len < 0) {
+    return absl::InvalidArgumentError(
+        "--max-num-seqs and --max-queued-requests must be >= 1; "
+        "--max-num-batched-tokens, --max-waiting-tokens and --max-model-len "
+        ">= 0");
+  }
+  if (config.scheduling_policy != "fcfs" &&
+      config.scheduling_policy != "priority") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--scheduling-policy must be fcfs or priority, got \"",
+                     config.scheduling_policy, "\""));
+  }
+  TP_ASSIGN_OR_RETURN(auto group, WorkerGroup::Create(config));
+  TP_ASSIGN_OR_RETURN(auto metrics, RouterMetrics::Create());
+  return std::unique_ptr<Engine>(
+      new Engine(config, options, std::move(group), std::move(metrics)));
+}
+
+Engine::Engine(const ServerConfig& config, EngineOptions options,
+               std::unique_ptr<WorkerGroup> group,
+               std::unique_ptr<RouterMetrics> metrics)
+    : config_(config),
+      options_(options),
+      group_(std::move(group)),
+      metrics_(std::move(metrics)) {}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::Start() { loop_ = std::thread([this] { Loop(); }); }
+
+absl::StatusOr<std::shared_ptr<RequestStream>> Engine::Submit(
+    const v1::GenerateRequest& request, absl::Time deadline) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<uint64_t> id;
+  if (stop_ || draining_) {
+    id = absl::UnavailableError("the router is shutting down");
+  } else if (state_ != v1::SERVING_STATE_READY || scheduler_ == nullptr) {
+    id = absl::UnavailableError(
+        absl::StrCat("the worker group is not ready: ", state_message_));
+  } else {
+    id = scheduler_->Add(request, deadline);
+  }
+  if (!id.ok()) {
+    absl::Status status = id.status();
+    metrics_->requests_rejected_total
+        ->WithLabels({absl::StatusCodeToString(status.code())})
+        .value()
+        ->Increment();
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      status.SetPayload(kRetryAfterPayload,
+                        absl::Cord(absl::StrCat(RetryAfterMs())));
+    }
+    return status;
+  }
+  auto stream = std::make_shared<RequestStream>();
+  stream->seq_id_ = *id;
+  stream->arrival_ = absl::Now();
+  streams_[*id] = stream;
+  RefreshMetrics();
+  cv_.notify_all();
+  return stream;
+}
+
+void Engine::Cancel(uint64_t seq_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (scheduler_ == nullptr || !streams_.contains(seq_id)) return;
+  scheduler_->Abort(seq_id, absl::CancelledError("cancelled by the client"));
+  cv_.notify_all();
+}
+
+void Engine::Drain(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  drained_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                       [&] { return streams_.empty() || stop_; });
+}
+
+void Engine::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (scheduler_ != nullptr) {
+    std::vector<SequenceOutput> outputs;
+    scheduler_->AbortAll(absl::UnavailableError("the router is shutting down"),
+                         &outputs);
+    Deliver(&outputs);
+  }
+  drained_cv_.notify_all();
+}
+
+bool Engine::Connect(std::unique_lock<std::mutex>& lock) {
+  lock.unlock();
+  absl::StatusOr<GroupInfo> info = group_->Handshake();
+  lock.lock();
+  if (!info.ok()) {
+    state_message_ = std::string(info.status().message());
+    spdlog::warn("worker handshake failed: {}", state_message_);
+    return false;
+  }
+  SchedulerConfig sc;
+  sc.num_blocks = info->num_blocks;
+  sc.block_size = config_.block_size;
+  sc.max_model_len = info->model.max_model_len();
+  sc.max_num_seqs = config_.max_num_seqs;
+  // vLLM's chunked-prefill default.
+  sc.max_num_batched_tokens = config_.max_num_batched_tokens > 0
+                                  ? config_.max_num_batched_tokens
+                                  : std::max(8192, sc.max_model_len);
+  sc.max_queued_requests = config_.max_queued_requests;
+  sc.max_waiting_tokens = config_.max_waiting_tokens;
+  sc.enable_prefix_caching = config_.enable_prefix_caching;
+  sc.priority_policy = config_.scheduling_policy == "priority";
+  sc.vocab_size = info->model.vocab_size();
+  sc.eos_token_ids.assign(info->model.eos_token_ids().begin(),
+                          info->model.eos_token_ids().end());
+  sc.seed = config_.seed;
+  sc.first_seq_id = next_seq_id_;
+  scheduler_ = std::make_unique<Scheduler>(std::move(sc));
+  seen_preemptions_ = seen_queries_ = seen_hits_ = 0;
+  model_ = info->model;
+  state_ = v1::SERVING_STATE_READY;
+  state_message_.clear();
+  RefreshMetrics();
+  return true;
+}
+
+void Engine::Loop() {
+  absl::Duration backoff = options_.initial_backoff;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (state_ != v1::SERVING_STATE_READY) {
+      if (Connect(lock)) {
+        backoff = options_.initial_backoff;
+      } else if (!stop_) {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(backoff),
+                     [&] { return stop_; });
+        backoff = std::min(backoff * 2, options_.max_backoff);
+      }
+      continue;
+    }
+    if (!scheduler_->HasWork()) {
+      cv_.wait(lock, [&] { return stop_ || scheduler_->HasWork(); });
+      continue;
+    }
+    RunStep(lock);
+  }
+}
+
+void Engine::RunStep(std::unique_lock<std::mutex>& lock) {
+  const absl::Time start = absl::Now();
+  std::vector<SequenceOutput> outputs;
+  scheduler_->Schedule(start, &plan_, &outputs);
+  Deliver(&outputs);
+  RefreshMetrics();
+  if (plan_.empty()) {
+    // Only waiting work that cannot start yet (cannot normally happen:
+    // admission guarantees a lone request fits); don't spin.
+    cv_.wait_for(lock, std::chrono::milliseconds(5));
+    return;
+  }
+  lock.unlock();
+  absl::StatusOr<v1::StepResponse> response = group_->Step(plan_.request);
+  lock.lock();
+  absl::Status status = response.status();
+  if (status.ok()) status = scheduler_->Update(plan_, *response, &outputs);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (!status.ok()) {
+    const absl::Status failure =
+        status.code() == absl::StatusCode::kUnavailable
+            ? status
+            : absl::UnavailableError(absl::StrCat(
+                  "worker rank 0 returned a bad step: ", status.message()));
+    spdlog::error("worker group failed, ending {} request(s): {}",
+                  streams_.size(), std::string(failure.message()));
+    metrics_->worker_failures_total->Increment();
+    scheduler_->AbortAll(failure, &outputs);
+    Deliver(&outputs);
+    state_ = v1::SERVING_STATE_UNHEALTHY;
+    state_message_ = std::string(failure.message());
+    next_seq_id_ = scheduler_->next_seq_id();
+    RefreshMetrics();
+    return;
+  }
+  next_seq_id_ = scheduler_->next_seq_id();
+  Deliver(&outputs);
+  RefreshMetrics();
+  metrics_->step_duration_seconds->Observe(seconds);
+  metrics_->tokens_per_step->Observe(plan_.num_scheduled_tokens);
+  ewma_step_seconds_ = 0.9 * ewma_step_seconds_ + 0.1 * seconds;
+}
+
+void Engine::Deliver(std::vector<SequenceOutput>* outputs) {
+  const absl::Time now = absl::Now();
+  for (SequenceOutput& out : *outputs) {
+    auto it = streams_.find(out.seq_id);
+    if (it == streams_.end()) continue;
+    RequestStream& stream = *it->second;
+    if (!out.token_ids.empty()) {
+      metrics_->generation_tokens_total->Increment(
+          static_cast<double>(out.token_ids.size()));
+      if (!stream.got_first_token_) {
+        stream.got_first_token_ = true;
+        metrics_->time_to_first_token_seconds->Observe(
+            absl::ToDoubleSeconds(now - stream.arrival_));
+        metrics_->prompt_tokens_total->Increment(out.prompt_tokens);
+      }
+    }
+    const bool finished = out.finished;
+    if (finished) {
+      metrics_->request_success_total->WithLabels({ReasonLabel(out.finish_reason)})
+          .value()
+          ->Increment();
+      metrics_->e2e_request_latency_seconds->Observe(
+          absl::ToDoubleSeconds(now - stream.arrival_));
+    }
+    stream.Push(std::move(out));
+    if (finished) streams_.erase(it);
+  }
+  outputs->clear();
+  if (streams_.empty()) drained_cv_.notify_all();
+}
+
+void Engine::RefreshMetrics() {
+  if (scheduler_ == nullptr) return;
+  const Scheduler& s = *scheduler_;
+  metrics_->num_requests_running->Set(s.num_running());
+  metrics_->num_requests_waiting->Set(s.num_waiting());
+  metrics_->kv_cache_usage_perc->Set(
+      1.0 - static_cast<double>(s.num_free_blocks()) / s.num_blocks());
+  metrics_->num_preemptions_total->Increment(
+      static_cast<double>(s.num_preemptions() - seen_preemptions_));
+  metrics_->prefix_cache_queries_total->Increment(
+      static_cast<double>(s.prefix_queried_tokens() - seen_queries_));
+  metrics_->prefix_cache_hits_total->Increment(
+      static_cast<double>(s.prefix_hit_tokens() - seen_hits_));
+  seen_preemptions_ = s.num_preemptions();
+  seen_queries_ = s.prefix_queried_tokens();
+  seen_hits_ = s.prefix_hit_tokens();
+  const double queries = metrics_->prefix_cache_queries_total->Value();
+  metrics_->prefix_cache_hit_rate->Set(
+      queries > 0 ? metrics_->prefix_cache_hits_total->Value() / queries : 0);
+}
+
+int64_t Engine::RetryAfterMs() const {
+  // Roughly how long the queue ahead takes to start: one step per budget's
+  // worth of waiting prompt tokens, at the recent step time.
+  const double steps =
+      1.0 + (scheduler_ == nullptr
+                 ? 0.0
+                 : static_cast<double>(scheduler_->num_waiting_tokens()) /
+                       scheduler_->config().max_num_batched_tokens);
+  const int64_t ms = static_cast<int64_t>(steps * ewma_step_seconds_ * 1000);
+  return std::clamp<int64_t>(ms, 100, 30000);
+}
+
+v1::HealthResponse Engine::Health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::HealthResponse h;
+  h.set_state(state_);
+  h.set_message(state_message_);
+  if (state_ == v1::SERVING_STATE_READY) *h.mutable_model() = model_;
+  h.set_tensor_parallel_size(group_->world_size());
+  return h;
+}
+
+v1::StatsResponse Engine::Stats() {
+  v1::StatsResponse s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.set_state(state_);
+    if (scheduler_ != nullptr) {
+      s.set_num_requests_running(scheduler_->num_running());
+      s.set_num_requests_waiting(scheduler_->num_waiting());
+      s.set_num_waiting_tokens(scheduler_->num_waiting_tokens());
+      s.set_num_kv_blocks_total(scheduler_->num_blocks());
+      s.set_num_kv_blocks_free(scheduler_->num_free_blocks());
+      s.set_kv_cache_usage(1.0 -
+                           static_cast<double>(scheduler_->num_free_blocks()) /
+                               scheduler_->num_blocks());
+    }
+    s.set_prefix_cache_hit_rate(metrics_->prefix_cache_hit_rate->Value());
+    s.set_num_preemptions_total(
+        static_cast<int64_t>(metrics_->num_preemptions_total->Value()));
+  }
+  s.set_prometheus_text(PrometheusText());
+  return s;
+}
+
+std::string Engine::PrometheusText() { return metrics_->registry.Render(); }
+
+}  // namespace tpserve::router

@@ -1,0 +1,135 @@
+// The router's core: one step-loop thread drives the scheduler and the worker
+// group; Generate handlers submit requests and read their outputs from a
+// RequestStream. The engine also owns the serving state (STARTING, READY,
+// UNHEALTHY), re-running the worker handshake with backoff after a failure.
+#ifndef TPSERVE_ROUTER_ENGINE_H_
+#define TPSERVE_ROUTER_ENGINE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/config/config.h"
+#include "proto/router.pb.h"
+#include "router/router_metrics.h"
+#include "router/scheduler.h"
+#include "router/worker_group.h"
+
+namespace tpserve::router {
+
+// Status payload key carrying the retry hint (milliseconds, decimal) on
+// RESOURCE_EXHAUSTED; the server copies it into trailing metadata.
+inline constexpr char kRetryAfterPayload[] = "retry-after-ms";
+
+// Tunables that are not user settings.
+struct EngineOptions {
+  // Wait before re-running a failed handshake; doubles up to max_backoff.
+  absl::Duration initial_backoff = absl::Milliseconds(500);
+  absl::Duration max_backoff = absl::Seconds(10);
+};
+
+// Outputs of one request, from the step loop to its Generate handler.
+class RequestStream {
+ public:
+  // The scheduler's id for the request.
+  uint64_t seq_id() const { return seq_id_; }
+  // Waits up to `timeout` for outputs and moves them into `out`.
+  void Wait(absl::Duration timeout, std::vector<SequenceOutput>* out);
+
+ private:
+  friend class Engine;
+  void Push(SequenceOutput output);
+
+  uint64_t seq_id_ = 0;
+  absl::Time arrival_;
+  bool got_first_token_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<SequenceOutput> outputs_;
+};
+
+// Scheduler + worker group + step loop.
+class Engine {
+ public:
+  // Validates the scheduler settings and creates the worker clients; the
+  // loop starts with Start().
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(
+      const ServerConfig& config, EngineOptions options = {});
+  ~Engine();
+
+  // Starts the step loop (which begins with the handshake).
+  void Start();
+
+  // Admits a request (see Scheduler::Add for the errors); UNAVAILABLE while
+  // the group is not ready or the router is shutting down.
+  absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
+      const v1::GenerateRequest& request, absl::Time deadline);
+
+  // Cancels a request; its blocks are freed at the next step.
+  void Cancel(uint64_t seq_id);
+
+  // Refuses new requests and waits up to `timeout` for in-flight ones.
+  void Drain(absl::Duration timeout);
+
+  // Stops the loop; requests still in flight end with UNAVAILABLE.
+  void Stop();
+
+  // Health and Stats RPC answers.
+  v1::HealthResponse Health();
+  v1::StatsResponse Stats();
+  // Metrics in Prometheus text format.
+  std::string PrometheusText();
+
+ private:
+  Engine(const ServerConfig& config, EngineOptions options,
+         std::unique_ptr<WorkerGroup> group,
+         std::unique_ptr<RouterMetrics> metrics);
+
+  void Loop();
+  // Runs the handshake and builds a fresh scheduler; false on failure.
+  bool Connect(std::unique_lock<std::mutex>& lock);
+  // Runs one step; the lock is released during the worker round trip.
+  void RunStep(std::unique_lock<std::mutex>& lock);
+  // Routes outputs to their streams and records metrics.
+  void Deliver(std::vector<SequenceOutput>* outputs);
+  // Refreshes gauges and counters from the scheduler.
+  void RefreshMetrics();
+  // Milliseconds a refused client should wait before retrying.
+  int64_t RetryAfterMs() const;
+
+  const ServerConfig config_;
+  const EngineOptions options_;
+  std::unique_ptr<WorkerGroup> group_;
+  std::unique_ptr<RouterMetrics> metrics_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable drained_cv_;
+  v1::ServingState state_ = v1::SERVING_STATE_STARTING;
+  std::string state_message_ = "connecting to workers";
+  v1::ModelInfo model_;
+  std::unique_ptr<Scheduler> scheduler_;
+  uint64_t next_seq_id_ = 1;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<RequestStream>> streams_;
+  bool stop_ = false;
+  bool draining_ = false;
+  // Scheduler totals already added to the counters (reset per scheduler).
+  int64_t seen_preemptions_ = 0;
+  int64_t seen_queries_ = 0;
+  int64_t seen_hits_ = 0;
+  // Exponentially weighted step time, for the retry hint.
+  double ewma_step_seconds_ = 0.02;
+  StepPlan plan_;
+  std::thread loop_;
+};
+
+}  // namespace tpserve::router
+
+#endif  // TPSERVE_ROUTER_ENGINE_H_

@@ -1,0 +1,93 @@
+#include "router/router_server.h"
+
+#include <httplib.h>
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace tpserve::router {
+
+absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
+    const ServerConfig& config) {
+  return Start(config, EngineOptions());
+}
+
+absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
+    const ServerConfig& config, EngineOptions options) {
+  if (config.router_port < 0 || config.router_port > 65535 ||
+      config.metrics_port < 0 || config.metrics_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--router-port and --metrics-port must be in [0, 65535], "
+                     "got ", config.router_port, " and ", config.metrics_port));
+  }
+  std::unique_ptr<RouterServer> server(new RouterServer());
+  TP_ASSIGN_OR_RETURN(server->engine_, Engine::Create(config, options));
+  server->service_ = std::make_unique<RouterService>(server->engine_.get());
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("0.0.0.0:", config.router_port),
+                           grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "could not listen on 0.0.0.0:", config.router_port, " (port in use?)"));
+  }
+
+  if (config.metrics_port > 0) {
+    server->http_ = std::make_unique<httplib::Server>();
+    Engine* engine = server->engine_.get();
+    server->http_->Get("/metrics", [engine](const httplib::Request&,
+                                            httplib::Response& res) {
+      res.set_content(engine->PrometheusText(),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    if (!server->http_->bind_to_port("0.0.0.0", config.metrics_port)) {
+      server->server_->Shutdown();
+      return absl::UnavailableError(absl::StrCat(
+          "could not listen for /metrics on 0.0.0.0:", config.metrics_port));
+    }
+    server->metrics_port_ = config.metrics_port;
+    httplib::Server* http = server->http_.get();
+    server->http_thread_ = std::thread([http] { http->listen_after_bind(); });
+  }
+  server->engine_->Start();
+  spdlog::info("router serving on port {} for {} worker(s)", server->port_,
+               config.workers.size());
+  return server;
+}
+
+RouterServer::~RouterServer() {
+  Shutdown();
+  Wait();
+}
+
+void RouterServer::Shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    spdlog::info("router draining");
+    engine_->Drain(absl::Seconds(30));
+    // Handlers end once the engine stops (remaining requests get
+    // UNAVAILABLE), so the gRPC shutdown cannot wait on them forever.
+    engine_->Stop();
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(5));
+    if (http_ != nullptr) {
+      http_->stop();
+      if (http_thread_.joinable()) http_thread_.join();
+    }
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_ = true;
+    done_cv_.notify_all();
+  });
+}
+
+void RouterServer::Wait() {
+  std::unique_lock<std::mutex> lock(done_mu_);
+  done_cv_.wait(lock, [&] { return done_; });
+}
+
+}  // namespace tpserve::router
