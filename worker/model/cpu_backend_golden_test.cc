@@ -1,4 +1,5 @@
 // The CPU backend against the HF reference goldens of both tiny checkpoints.
+#include <iostream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -43,6 +44,7 @@ TEST_P(GoldenTest, LastLogitsAndGreedyMatch) {
     const double err =
         testing::RelativeError(r.prompt_logits.data(), g.last_logits.data(), g.last_logits.size());
     EXPECT_LE(err, 1e-4) << "prompt " << i;
+    std::cout << GetParam() << " p" << i << " last_logits relative error " << err << "\n";
     EXPECT_EQ(testing::ArgMax(r.prompt_logits.data(), r.prompt_logits.size()), g.argmax.back());
     EXPECT_EQ(r.tokens, g.greedy) << "prompt " << i;
   }

@@ -143,12 +143,10 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
     } else {
       prob.assign(vocab, 1.0);  // everything masked: fall back to uniform
     }
-    const double max_prob = *std::max_element(prob.begin(), prob.end());
     std::vector<int32_t> keep;
     keep.reserve(vocab);
-    const double min_prob = p.min_p > 0 ? p.min_p * max_prob : 0.0;
     for (int i = 0; i < vocab; ++i) {
-      if (prob[i] > 0 && prob[i] >= min_prob) keep.push_back(i);
+      if (prob[i] > 0) keep.push_back(i);
     }
     auto by_prob = [&](int32_t a, int32_t b) { return prob[a] != prob[b] ? prob[a] > prob[b] : a < b; };
     if (p.top_k > 0 && p.top_k < static_cast<int>(keep.size())) {
@@ -158,12 +156,17 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
       std::sort(keep.begin(), keep.end(), by_prob);
     }
     if (p.top_p > 0 && p.top_p < 1) {
-      double total = 0;
-      for (int32_t id : keep) total += prob[id];
+      double mass = 0;
+      for (int32_t id : keep) mass += prob[id];
       double before = 0;
       size_t n = 0;
-      while (n < keep.size() && before < p.top_p * total) before += prob[keep[n++]];
+      while (n < keep.size() && before < p.top_p * mass) before += prob[keep[n++]];
       keep.resize(std::max<size_t>(n, 1));
+    }
+    if (p.min_p > 0 && !keep.empty()) {
+      // keep[0] is the most likely token, so it always survives.
+      const double threshold = p.min_p * prob[keep[0]];
+      std::erase_if(keep, [&](int32_t id) { return prob[id] < threshold; });
     }
     double total = 0;
     for (int32_t id : keep) total += prob[id];

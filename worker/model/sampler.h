@@ -2,11 +2,15 @@
 // any backend (the CUDA backend copies logits back and calls this too, so the
 // two agree token for token).
 //
-// Order, as in vLLM: mask EOS/stop ids below min_tokens -> repetition,
-// frequency and presence penalties -> greedy argmax when temperature is 0;
-// otherwise temperature -> min-p -> top-k -> top-p -> draw by the rule in
-// sampling_rng.h with u = SampleUniform(seed, output index). Logprobs always
-// come from the raw (unprocessed) log-softmax, as vLLM reports by default.
+// Order: mask EOS/stop ids below min_tokens -> repetition, frequency and
+// presence penalties -> greedy argmax (ties: lower id) when temperature is 0;
+// otherwise softmax(logits / T) -> top-k -> top-p over the top-k mass -> min-p
+// (p >= min_p * p_max) -> draw by the rule in sampling_rng.h with
+// u = SampleUniform(seed, output index). This is the CUDA sampler's order
+// (worker/cuda/sampling.h) so both backends pick the same tokens; vLLM
+// applies min-p before top-k/top-p, which differs only when min-p and top-p
+// are both set. Logprobs always come from the raw (unprocessed) log-softmax,
+// as vLLM reports by default.
 #ifndef TPSERVE_WORKER_MODEL_SAMPLER_H_
 #define TPSERVE_WORKER_MODEL_SAMPLER_H_
 
