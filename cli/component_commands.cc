@@ -5,12 +5,17 @@
 #include "cli/commands.h"
 #include "cli/run_server.h"
 #include "common/verify/verify.h"
+#include "router/router_server.h"
 #include "worker/service/worker_server.h"
 
 namespace tpserve::cli {
 
 int RunWorker(const CommandLine& cl) {
   return RunServerUntilSignal<worker::WorkerServer>("worker", cl.config);
+}
+
+int RunRouter(const CommandLine& cl) {
+  return RunServerUntilSignal<router::RouterServer>("router", cl.config);
 }
 
 int RunVerify(const CommandLine& cl) {

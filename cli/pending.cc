@@ -14,6 +14,5 @@ int NotYet(const char* what) {
 }  // namespace
 
 int RunGateway(const CommandLine&) { return NotYet("gateway"); }
-int RunRouter(const CommandLine&) { return NotYet("router"); }
 
 }  // namespace tpserve::cli
