@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<FakeWorker>> FakeWorker::Start(
     FakeWorkerOptions options) {
   std::unique_ptr<FakeWorker> worker(new FakeWorker(std::move(options)));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(absl::StrCat("127.0.0.1:", worker->options_.port), grpc::InsecureServerCredentials(),
                            &worker->port_);
   builder.SetMaxReceiveMessageSize(-1);
   builder.RegisterService(worker.get());
@@ -132,6 +132,9 @@ grpc::Status FakeWorker::Step(grpc::ServerContext* context,
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
+  }
+  if (step_delay_ms_ > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
   }
   if (fail_steps_) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "injected step failure");

@@ -30,6 +30,9 @@ struct FakeWorkerOptions {
   // Check every step against the contract (ToyWorkerState); off for the
   // benchmark, where the worker must cost nothing.
   bool strict = true;
+  // Port to listen on; 0 picks a free one. A fixed port lets a test restart
+  // a "crashed" worker at the same address.
+  int port = 0;
 };
 
 // A Worker service plus the gRPC server that runs it on 127.0.0.1.
@@ -49,6 +52,8 @@ class FakeWorker final : public v1::Worker::Service {
   void set_fail_steps(bool fail) { fail_steps_ = fail; }
   // From the next Step on, block until the caller gives up.
   void set_hang_steps(bool hang) { hang_steps_ = hang; }
+  // Sleep this long in every step (a slow model).
+  void set_step_delay_ms(int ms) { step_delay_ms_ = ms; }
   // Completed handshakes (InitCache calls).
   int num_handshakes() const { return num_handshakes_; }
   // Steps answered.
@@ -88,6 +93,7 @@ class FakeWorker final : public v1::Worker::Service {
   std::atomic<bool> fail_steps_{false};
   std::atomic<bool> hang_steps_{false};
   std::atomic<bool> killed_{false};
+  std::atomic<int> step_delay_ms_{0};
   std::atomic<int> num_handshakes_{0};
   std::atomic<int> num_steps_{0};
   std::mutex mu_;
