@@ -23,6 +23,7 @@ ErrorKind KindFor(int http_status) {
     case 400: return {"invalid_request_error", "invalid_request"};
     case 401: return {"authentication_error", "invalid_api_key"};
     case 404: return {"invalid_request_error", "model_not_found"};
+    case 413: return {"invalid_request_error", "request_too_large"};
     case 429: return {"rate_limit_error", "rate_limit_exceeded"};
     case 503: return {"service_unavailable_error", "service_unavailable"};
     case 504: return {"timeout_error", "timeout"};
@@ -69,6 +70,14 @@ int HttpStatusFor(absl::StatusCode code) {
     case absl::StatusCode::kDeadlineExceeded: return 504;
     default: return 500;
   }
+}
+
+std::string ErrorBodyForHttpStatus(int http_status, const std::string& message) {
+  ErrorKind kind = KindFor(http_status);
+  nlohmann::json error = {{"message", message}, {"type", kind.type}, {"param", nullptr},
+                          {"code", kind.code}};
+  return nlohmann::json{{"error", error}}.dump(-1, ' ', false,
+                                                nlohmann::json::error_handler_t::replace);
 }
 
 std::string ErrorBody(const absl::Status& status) {

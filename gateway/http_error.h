@@ -45,6 +45,10 @@ int HttpStatusFor(absl::StatusCode code);
 // The OpenAI error object (as a JSON string) for a non-OK status.
 std::string ErrorBody(const absl::Status& status);
 
+// An OpenAI error object for an HTTP status decided outside the status map
+// (cpp-httplib's own 404 and 413 answers).
+std::string ErrorBodyForHttpStatus(int http_status, const std::string& message);
+
 // Everything needed to answer a failed request.
 HttpError ToHttpError(const absl::Status& status);
 

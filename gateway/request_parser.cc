@@ -12,6 +12,7 @@ namespace tpserve::gateway {
 namespace {
 
 using nlohmann::json;
+using nlohmann::ordered_json;
 
 // Reads optional typed fields of one JSON object, naming the field in every
 // error. A JSON null counts as "not set", as OpenAI's SDKs send it.
@@ -235,15 +236,15 @@ absl::Status ParseMaxTokens(const Fields& f, const char* key, const RequestLimit
   return absl::OkStatus();
 }
 
-absl::Status ParseMessages(const json& body, GenerationRequest* req) {
+absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
   auto it = body.find("messages");
   if (it == body.end() || it->is_null()) return InvalidField("messages", "messages is required");
   if (!it->is_array() || it->empty()) {
     return InvalidField("messages", "messages must be a non-empty list");
   }
-  req->messages = json::array();
+  req->messages = ordered_json::array();
   for (size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
+    const ordered_json& m = (*it)[i];
     std::string where = absl::StrCat("messages[", i, "]");
     if (!m.is_object()) return InvalidField("messages", where + " must be an object");
     auto role = m.find("role");
@@ -256,7 +257,7 @@ absl::Status ParseMessages(const json& body, GenerationRequest* req) {
       return InvalidField("messages", absl::StrCat(where, ".role must be one of system, user, "
                                                           "assistant, tool (got '", r, "')"));
     }
-    json out = m;
+    ordered_json out = m;
     out["role"] = r;
     auto content = m.find("content");
     bool has_tool_calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
@@ -268,7 +269,7 @@ absl::Status ParseMessages(const json& body, GenerationRequest* req) {
     } else if (content->is_array()) {
       // vLLM joins text parts with newlines for string-content templates.
       std::vector<std::string> texts;
-      for (const json& part : *content) {
+      for (const ordered_json& part : *content) {
         if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
           return InvalidField("messages", where + ".content parts must be {\"type\": \"text\", "
@@ -281,21 +282,21 @@ absl::Status ParseMessages(const json& body, GenerationRequest* req) {
       return InvalidField("messages", where + ".content must be a string or a list of parts");
     }
     if (has_tool_calls) {
-      const json& calls = m["tool_calls"];
+      const ordered_json& calls = m["tool_calls"];
       if (r != "assistant" || !calls.is_array()) {
         return InvalidField("messages", where + ".tool_calls must be a list on an assistant message");
       }
       for (size_t j = 0; j < calls.size(); ++j) {
-        const json& call = calls[j];
+        const ordered_json& call = calls[j];
         std::string cw = absl::StrCat(where, ".tool_calls[", j, "]");
         if (!call.is_object() || !call.contains("function") || !call["function"].is_object() ||
             !call["function"].contains("name") || !call["function"]["name"].is_string()) {
           return InvalidField("messages", cw + " must have function.name");
         }
         // Templates expect arguments as an object; clients send a JSON string.
-        const json& args = call["function"].value("arguments", json("{}"));
+        const ordered_json& args = call["function"].value("arguments", ordered_json("{}"));
         if (args.is_string()) {
-          json parsed = json::parse(args.get<std::string>(), nullptr, false);
+          ordered_json parsed = ordered_json::parse(args.get<std::string>(), nullptr, false);
           if (parsed.is_discarded()) {
             return InvalidField("messages", cw + ".function.arguments is not valid JSON");
           }
@@ -308,13 +309,13 @@ absl::Status ParseMessages(const json& body, GenerationRequest* req) {
   return absl::OkStatus();
 }
 
-absl::Status ParseTools(const json& body, GenerationRequest* req) {
+absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
   auto it = body.find("tools");
   req->tools = nullptr;
   if (it == body.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_array()) return InvalidField("tools", "tools must be a list");
   for (size_t i = 0; i < it->size(); ++i) {
-    const json& t = (*it)[i];
+    const ordered_json& t = (*it)[i];
     if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
         !t["function"].is_object() || !t["function"].contains("name") ||
         !t["function"]["name"].is_string()) {
@@ -386,8 +387,10 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
   TP_RETURN_IF_ERROR(ParseMaxTokens(f, f.Find("max_completion_tokens") ? "max_completion_tokens"
                                                                          : "max_tokens",
                                     limits, &req));
-  TP_RETURN_IF_ERROR(ParseMessages(parsed, &req));
-  TP_RETURN_IF_ERROR(ParseTools(parsed, &req));
+  // Parsed again preserving key order for the template (see messages).
+  ordered_json ordered = ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  TP_RETURN_IF_ERROR(ParseMessages(ordered, &req));
+  TP_RETURN_IF_ERROR(ParseTools(ordered, &req));
   bool logprobs = false;
   TP_RETURN_IF_ERROR(f.Bool("logprobs", &logprobs));
   std::optional<int64_t> top_logprobs;
@@ -403,7 +406,7 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
     if (!kwargs->is_object()) {
       return InvalidField("chat_template_kwargs", "chat_template_kwargs must be an object");
     }
-    req.chat_template_kwargs = *kwargs;
+    req.chat_template_kwargs = ordered["chat_template_kwargs"];
   }
   return req;
 }

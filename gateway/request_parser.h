@@ -38,10 +38,12 @@ struct GenerationRequest {
   bool chat = false;
   std::string model;
   // Chat: the "messages" array as sent (validated), and "tools" (or null).
-  nlohmann::json messages;
-  nlohmann::json tools;
+  // Ordered, so that the template's `tojson` keeps the client's key order as
+  // Python does.
+  nlohmann::ordered_json messages;
+  nlohmann::ordered_json tools;
   // Extra keyword arguments for the chat template ("chat_template_kwargs").
-  nlohmann::json chat_template_kwargs = nlohmann::json::object();
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   // Chat: whether to append the assistant generation prompt (default true).
   bool add_generation_prompt = true;
   // Completions: one entry per prompt, either text or client-given token ids.

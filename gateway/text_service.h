@@ -55,10 +55,11 @@ class TextService {
   ~TextService();
 
   // Renders the chat template for messages/tools (as validated by the
-  // request parser) and tokenizes the result.
-  absl::StatusOr<std::string> RenderChat(const nlohmann::json& messages, const nlohmann::json& tools,
+  // request parser).
+  absl::StatusOr<std::string> RenderChat(const nlohmann::ordered_json& messages,
+                                         const nlohmann::ordered_json& tools,
                                          bool add_generation_prompt,
-                                         const nlohmann::json& template_kwargs) const;
+                                         const nlohmann::ordered_json& template_kwargs) const;
 
   // Token ids of `text`. Special-token text (e.g. <|im_start|>) is parsed as
   // the special token, as HF tokenizers and vLLM do.

@@ -1,0 +1,293 @@
+// POST /v1/chat/completions and /v1/completions: parse, tokenize, check the
+// length, run the router calls (Generation) and answer as one JSON object or
+// as an SSE stream.
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "gateway/generation.h"
+#include "gateway/http_error.h"
+#include "gateway/http_handlers.h"
+
+namespace tpserve::gateway {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string RandomId(const char* prefix) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(prefix) + buf;
+}
+
+// Tokenized prompts of a request.
+absl::StatusOr<std::vector<std::vector<int>>> Tokenize(const GatewayContext& ctx,
+                                                       const GenerationRequest& r) {
+  std::vector<std::vector<int>> prompts;
+  if (r.chat) {
+    TP_ASSIGN_OR_RETURN(std::string text, ctx.text->RenderChat(r.messages, r.tools,
+                                                               r.add_generation_prompt,
+                                                               r.chat_template_kwargs));
+    prompts.push_back(ctx.text->Encode(text, r.add_special_tokens));
+  } else {
+    for (const std::string& text : r.prompt_texts) {
+      prompts.push_back(ctx.text->Encode(text, r.add_special_tokens));
+    }
+    for (const auto& ids : r.prompt_token_ids) prompts.push_back(ids);
+  }
+  for (const auto& p : prompts) {
+    if (p.empty()) return InvalidField(r.chat ? "messages" : "prompt", "the prompt is empty");
+  }
+  return prompts;
+}
+
+// vLLM's length rules: the prompt must leave room for one token, and
+// prompt + max_tokens must fit. An unset max_tokens takes what is left.
+absl::Status FitToContext(int max_model_len, int prompt_len, bool chat, int32_t max_new_default,
+                          tpserve::v1::SamplingParams* s) {
+  if (max_model_len <= 0) return absl::OkStatus();
+  if (prompt_len >= max_model_len) {
+    return InvalidField(chat ? "messages" : "prompt",
+                        absl::StrCat("This model's maximum context length is ", max_model_len,
+                                     " tokens. However, your request has ", prompt_len,
+                                     " input tokens. Please reduce the length of the input."));
+  }
+  if (s->max_tokens() == 0) {
+    int left = max_model_len - prompt_len;
+    s->set_max_tokens(max_new_default > 0 ? std::min(left, max_new_default) : left);
+    return absl::OkStatus();
+  }
+  if (prompt_len + s->max_tokens() > max_model_len) {
+    return InvalidField(
+        "max_tokens",
+        absl::StrCat("This model's maximum context length is ", max_model_len,
+                     " tokens. However, you requested ", prompt_len + s->max_tokens(),
+                     " tokens (", prompt_len, " in the ", chat ? "messages" : "prompt", ", ",
+                     s->max_tokens(), " in the completion). Please reduce the length of the ",
+                     chat ? "messages" : "prompt", " or completion."));
+  }
+  return absl::OkStatus();
+}
+
+// State of one streamed response, alive until httplib releases the provider.
+struct StreamState {
+  GatewayContext* ctx = nullptr;
+  GenerationRequest request;
+  ResponseHeader header;
+  std::unique_ptr<Generation> generation;
+  std::optional<SequenceEvent> first;
+  uint64_t watch_id = 0;
+  bool watching = false;
+  std::vector<UsageCounts> usage;  // per choice
+  int n = 1;
+  std::map<int, int> text_offsets;  // completions logprobs offsets per choice
+
+  ~StreamState() {
+    if (watching) ctx->watcher->Unwatch(watch_id);
+    generation.reset();  // cancels what still runs, joins the threads
+    ctx->in_flight.fetch_sub(1);
+    ctx->metrics->in_flight->Decrement();
+  }
+
+  UsageCounts Total() const {
+    UsageCounts total;
+    for (size_t i = 0; i < usage.size(); ++i) {
+      // Each prompt counts once, whatever n is (as vLLM counts it).
+      if (i % n == 0) {
+        total.prompt_tokens += usage[i].prompt_tokens;
+        total.cached_tokens += usage[i].cached_tokens;
+      }
+      total.completion_tokens += usage[i].completion_tokens;
+    }
+    return total;
+  }
+
+  json ChunkFor(const SequenceEvent& e) {
+    json finish = e.finish_reason.has_value() ? json(*e.finish_reason) : json(nullptr);
+    json chunk;
+    if (request.chat) {
+      json delta = json::object();
+      if (!e.text.empty() || !e.logprobs.empty()) delta["content"] = e.text;
+      json lp = request.sampling.logprobs() && !e.logprobs.empty() ? ChatLogprobsJson(e.logprobs)
+                                                                   : json(nullptr);
+      chunk = ChatChunkJson(header, e.index, delta, lp, finish, e.stop_reason);
+    } else {
+      json lp = nullptr;
+      if (request.completion_logprobs) {
+        lp = CompletionLogprobsJson(e.logprobs, text_offsets[e.index]);
+        for (const auto& l : e.logprobs) text_offsets[e.index] += static_cast<int>(l.token.size());
+      }
+      chunk = CompletionChunkJson(header, e.index, e.text, lp, finish, e.stop_reason);
+    }
+    if (request.include_usage) {
+      chunk["usage"] = request.continuous_usage ? UsageJson(e.usage) : json(nullptr);
+    }
+    return chunk;
+  }
+
+  // Writes the whole stream; false if the client went away.
+  bool Write(httplib::DataSink& sink) {
+    auto send = [&sink](const std::string& s) { return sink.write(s.data(), s.size()); };
+    if (request.chat) {
+      for (int i = 0; i < generation->size(); ++i) {
+        json role = ChatChunkJson(header, i, {{"role", "assistant"}, {"content", ""}}, nullptr,
+                                  nullptr);
+        if (request.include_usage) role["usage"] = nullptr;
+        if (!send(SseData(role))) return false;
+      }
+    }
+    SequenceEvent event;
+    bool have = first.has_value();
+    if (have) event = std::move(*first);
+    while (have || generation->Next(&event)) {
+      have = false;
+      if (!event.error.ok()) {
+        // Headers are gone; report in-band as vLLM does, then end the stream.
+        if (!send("data: " + ErrorBody(event.error) + "\n\n")) return false;
+        generation->Cancel();
+        break;
+      }
+      usage[event.index] = event.usage;
+      bool empty = event.text.empty() && event.logprobs.empty() && !event.finish_reason;
+      if (!empty && !send(SseData(ChunkFor(event)))) return false;
+    }
+    if (request.include_usage && !send(SseData(UsageChunkJson(header, request.chat, Total())))) {
+      return false;
+    }
+    return send(kSseDone);
+  }
+};
+
+// Collects every event into the non-streaming response.
+absl::StatusOr<json> CollectResponse(Generation& gen, const GenerationRequest& r,
+                                     const ResponseHeader& header, int n) {
+  std::vector<ChoiceResult> choices(gen.size());
+  std::vector<UsageCounts> usage(gen.size());
+  for (int i = 0; i < gen.size(); ++i) {
+    choices[i].index = i;
+    choices[i].has_logprobs = r.chat ? r.sampling.logprobs() : r.completion_logprobs;
+  }
+  SequenceEvent e;
+  while (gen.Next(&e)) {
+    if (!e.error.ok()) return e.error;
+    ChoiceResult& c = choices[e.index];
+    c.text += e.text;
+    c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+    usage[e.index] = e.usage;
+    if (e.finish_reason.has_value()) {
+      c.finish_reason = *e.finish_reason;
+      c.stop_reason = e.stop_reason;
+    }
+  }
+  UsageCounts total;
+  for (size_t i = 0; i < usage.size(); ++i) {
+    if (i % n == 0) {
+      total.prompt_tokens += usage[i].prompt_tokens;
+      total.cached_tokens += usage[i].cached_tokens;
+    }
+    total.completion_tokens += usage[i].completion_tokens;
+  }
+  return r.chat ? ChatCompletionJson(header, choices, total)
+                : CompletionJson(header, choices, total);
+}
+
+}  // namespace
+
+void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
+                    httplib::Response& res) {
+  const Clock::time_point arrival = Clock::now();
+  if (ctx.draining.load()) {
+    WriteError(absl::UnavailableError("the gateway is shutting down"), res);
+    return;
+  }
+  auto parsed = chat ? ParseChatRequest(req.body, ctx.limits())
+                     : ParseCompletionRequest(req.body, ctx.limits());
+  if (!parsed.ok()) return WriteError(parsed.status(), res);
+  GenerationRequest& r = *parsed;
+  auto prompts = Tokenize(ctx, r);
+  if (!prompts.ok()) return WriteError(prompts.status(), res);
+
+  int max_model_len = ctx.max_model_len();
+  int max_new_default = ctx.text->generation_config().max_new_tokens.value_or(0);
+  std::vector<SequenceSpec> specs;
+  for (size_t p = 0; p < prompts->size(); ++p) {
+    tpserve::v1::SamplingParams sampling = r.sampling;
+    absl::Status fit = FitToContext(max_model_len, static_cast<int>((*prompts)[p].size()), chat,
+                                    max_new_default, &sampling);
+    if (!fit.ok()) return WriteError(fit, res);
+    for (int i = 0; i < r.n; ++i) {
+      SequenceSpec spec;
+      spec.index = static_cast<int>(p) * r.n + i;
+      spec.prompt_token_ids = (*prompts)[p];
+      spec.sampling = sampling;
+      // n samples of one seeded request must differ but stay reproducible.
+      if (sampling.has_seed()) spec.sampling.set_seed(sampling.seed() + i);
+      spec.priority = r.priority;
+      spec.stop = r.stop;
+      spec.skip_special_tokens = r.skip_special_tokens;
+      specs.push_back(std::move(spec));
+    }
+  }
+
+  ResponseHeader header;
+  header.id = r.request_id.empty() ? RandomId(chat ? "chatcmpl-" : "cmpl-") : r.request_id;
+  header.created = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  header.model = r.model;
+
+  auto state = std::make_shared<StreamState>();
+  state->ctx = &ctx;
+  ctx.in_flight.fetch_add(1);
+  ctx.metrics->in_flight->Increment();
+  state->n = r.n;
+  state->usage.resize(specs.size());
+  state->header = header;
+  state->generation = std::make_unique<Generation>(ctx.routers.get(), ctx.text.get(),
+                                                   ctx.metrics.get(), header.id, std::move(specs),
+                                                   arrival);
+  state->request = std::move(r);
+  // A client that hangs up cancels the router calls at once.
+  int fd = DisconnectWatcher::FindConnectionFd(req.remote_addr, req.remote_port, req.local_port);
+  if (fd >= 0) {
+    Generation* gen = state->generation.get();
+    state->watch_id = ctx.watcher->Watch(fd, [gen] { gen->Cancel(); });
+    state->watching = true;
+  }
+  state->generation->Start();
+
+  if (!state->request.stream) {
+    auto body = CollectResponse(*state->generation, state->request, header, state->request.n);
+    if (!body.ok()) return WriteError(body.status(), res);
+    res.set_content(DumpJson(*body), "application/json");
+    return;
+  }
+  // Wait for the first event so that errors before any token (full queue,
+  // no router) still get a real HTTP status.
+  SequenceEvent first;
+  if (state->generation->Next(&first)) {
+    if (!first.error.ok()) return WriteError(first.error, res);
+    state->first = std::move(first);
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [state](size_t, httplib::DataSink& sink) {
+        if (!state->Write(sink)) {
+          state->generation->Cancel();
+          return false;
+        }
+        sink.done();
+        return true;
+      },
+      [state](bool) { state->generation->Cancel(); });
+}
+
+}  // namespace tpserve::gateway

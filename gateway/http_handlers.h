@@ -1,0 +1,41 @@
+// The HTTP handlers. Each takes the shared context and cpp-httplib's request
+// and response; none throws (errors become OpenAI error objects through
+// http_error.h). Only gateway .cc files see httplib.
+#ifndef TPSERVE_GATEWAY_HTTP_HANDLERS_H_
+#define TPSERVE_GATEWAY_HTTP_HANDLERS_H_
+
+#include "absl/status/status.h"
+#include "gateway/gateway_context.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace tpserve::gateway {
+
+// Writes `status` as an OpenAI error object (with Retry-After for 429).
+void WriteError(const absl::Status& status, httplib::Response& res);
+
+// POST /v1/chat/completions (chat = true) and POST /v1/completions.
+void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
+                    httplib::Response& res);
+
+// GET /v1/models.
+void HandleModels(const GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);
+// GET /health: 200 when a router is ready and the gateway is not draining.
+void HandleHealth(const GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);
+// GET /metrics (Prometheus text).
+void HandleMetrics(GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);
+// GET /version.
+void HandleVersion(const GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);
+// POST /tokenize (vLLM shape: prompt or messages in; tokens, count,
+// max_model_len out).
+void HandleTokenize(const GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);
+// POST /detokenize (tokens in, prompt out).
+void HandleDetokenize(const GatewayContext& ctx, const httplib::Request& req,
+                      httplib::Response& res);
+
+}  // namespace tpserve::gateway
+
+#endif  // TPSERVE_GATEWAY_HTTP_HANDLERS_H_
