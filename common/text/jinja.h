@@ -1,0 +1,38 @@
+// A Jinja2 interpreter sufficient for HuggingFace chat templates: parse once,
+// render many times, with bounded work so hostile templates fail cleanly.
+#ifndef TPSERVE_COMMON_TEXT_JINJA_H_
+#define TPSERVE_COMMON_TEXT_JINJA_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/text/jinja_ast.h"
+#include "common/text/jinja_value.h"
+
+namespace tpserve::text::jinja {
+
+// Bounds on one render; exceeding any fails with an error naming the limit.
+struct RenderLimits {
+  int64_t max_steps = 1'000'000;          // statements + loop iterations + calls
+  size_t max_output_bytes = 64u << 20;
+  int max_call_depth = 64;               // nested macro calls
+};
+
+// A parsed template. Copyable (shares the immutable syntax tree).
+class Template {
+ public:
+  // Parses `source`; syntax errors name line:column.
+  static absl::StatusOr<Template> Parse(const std::string& source);
+  // Renders with `vars` as the template's global variables (builtins such as
+  // range, namespace and raise_exception are added). Errors name line:column.
+  absl::StatusOr<std::string> Render(const Dict& vars, const RenderLimits& limits = {}) const;
+
+ private:
+  explicit Template(std::shared_ptr<const Program> p) : program_(std::move(p)) {}
+  std::shared_ptr<const Program> program_;
+};
+
+}  // namespace tpserve::text::jinja
+
+#endif  // TPSERVE_COMMON_TEXT_JINJA_H_

@@ -1,0 +1,598 @@
+#include "common/text/jinja_builtins.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "common/text/jinja_strings.h"
+
+namespace tpserve::text::jinja {
+namespace {
+
+constexpr size_t kMaxRange = 1'000'000;
+constexpr size_t kMaxRepeatBytes = 16u << 20;
+
+absl::Status TypeError(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+
+// Positional argument `i` or keyword `name`, else nullptr.
+const Value* Arg(const CallArgs& a, size_t i, const char* name) {
+  if (i < a.args.size()) return &a.args[i];
+  for (const auto& [k, v] : a.kwargs) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<int64_t> IntArg(const CallArgs& a, size_t i, const char* name, int64_t def) {
+  const Value* v = Arg(a, i, name);
+  if (v == nullptr || v->is_none()) return def;
+  if (!v->is_int() && !v->is_bool()) return TypeError(absl::StrCat("argument '", name, "' must be an int"));
+  return v->as_int();
+}
+
+absl::StatusOr<std::string> StrArg(const CallArgs& a, size_t i, const char* name, const char* def) {
+  const Value* v = Arg(a, i, name);
+  if (v == nullptr || v->is_none()) {
+    if (def == nullptr) return TypeError(absl::StrCat("missing argument '", name, "'"));
+    return std::string(def);
+  }
+  if (!v->is_string()) return TypeError(absl::StrCat("argument '", name, "' must be a str, not ", v->TypeName()));
+  return v->str();
+}
+
+// Attribute lookup used by map/selectattr/sort/join (dotted paths allowed).
+Value GetAttrPath(const Value& v, const std::string& path) {
+  Value cur = v;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (cur.is_dict()) {
+      const Value* f = cur.dict().Find(part);
+      cur = f ? *f : Value();
+    } else if (cur.is_list() && !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
+      const size_t idx = std::stoul(part);
+      cur = idx < cur.list().size() ? cur.list()[idx] : Value();
+    } else {
+      return Value();
+    }
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return cur;
+}
+
+absl::StatusOr<bool> LessThan(const Value& a, const Value& b) {
+  if ((a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool())) return a.as_float() < b.as_float();
+  if (a.is_string() && b.is_string()) return a.str() < b.str();
+  return TypeError(absl::StrCat("'<' not supported between instances of '", a.TypeName(), "' and '", b.TypeName(), "'"));
+}
+
+absl::StatusOr<List> SortList(List items, bool reverse, const std::string& attribute) {
+  absl::Status err;
+  std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+    const Value kx = attribute.empty() ? x : GetAttrPath(x, attribute);
+    const Value ky = attribute.empty() ? y : GetAttrPath(y, attribute);
+    auto r = reverse ? LessThan(ky, kx) : LessThan(kx, ky);
+    if (!r.ok()) {
+      err = r.status();
+      return false;
+    }
+    return *r;
+  });
+  if (!err.ok()) return err;
+  return items;
+}
+
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// select/reject/selectattr/rejectattr share this: test args start at `first`.
+absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, bool by_attr) {
+  auto items = Iterate(input);
+  if (!items.ok()) return items.status();
+  std::string attr;
+  size_t first = 0;
+  if (by_attr) {
+    auto name = StrArg(a, 0, "attribute", nullptr);
+    if (!name.ok()) return name.status();
+    attr = *name;
+    first = 1;
+  }
+  std::string test;
+  if (first < a.args.size()) {
+    if (!a.args[first].is_string()) return TypeError("test name must be a string");
+    test = a.args[first].str();
+  }
+  CallArgs test_args;
+  for (size_t i = first + 1; i < a.args.size(); ++i) test_args.args.push_back(a.args[i]);
+  List out;
+  for (const Value& item : *items) {
+    const Value v = by_attr ? GetAttrPath(item, attr) : item;
+    bool r = v.Truthy();
+    if (!test.empty()) {
+      auto t = ApplyTest(test, v, test_args);
+      if (!t.ok()) return t.status();
+      r = *t;
+    }
+    if (r == want) out.push_back(item);
+  }
+  return Value(std::move(out));
+}
+
+absl::StatusOr<Value> MapImpl(const Value& input, CallArgs& a) {
+  auto items = Iterate(input);
+  if (!items.ok()) return items.status();
+  List out;
+  if (const Value* attr = Arg(a, 99, "attribute")) {
+    if (!attr->is_string()) return TypeError("map attribute must be a string");
+    const Value* def = Arg(a, 99, "default");
+    for (const Value& item : *items) {
+      Value v = GetAttrPath(item, attr->str());
+      out.push_back(v.is_undefined() && def ? *def : v);
+    }
+    return Value(std::move(out));
+  }
+  if (a.args.empty() || !a.args[0].is_string()) return TypeError("map needs a filter name or attribute=");
+  CallArgs fargs;
+  fargs.args.assign(a.args.begin() + 1, a.args.end());
+  for (const Value& item : *items) {
+    auto v = ApplyFilter(a.args[0].str(), item, fargs);
+    if (!v.ok()) return v;
+    out.push_back(std::move(*v));
+  }
+  return Value(std::move(out));
+}
+
+absl::StatusOr<Value> ToInt(const Value& v, CallArgs& a) {
+  if (v.is_int() || v.is_bool()) return Value(v.as_int());
+  if (v.is_float() && std::isfinite(v.as_float())) return Value(static_cast<int64_t>(v.as_float()));
+  if (v.is_string()) {
+    const std::string s = PyStrip(v.str(), nullptr, true, true);
+    char* end = nullptr;
+    errno = 0;
+    const long long i = std::strtoll(s.c_str(), &end, 10);
+    if (!s.empty() && end && *end == 0 && errno == 0) return Value(static_cast<int64_t>(i));
+    const double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && end && *end == 0 && std::isfinite(d)) return Value(static_cast<int64_t>(d));
+  }
+  auto def = IntArg(a, 0, "default", 0);
+  if (!def.ok()) return def.status();
+  return Value(*def);
+}
+
+}  // namespace
+
+absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, CallArgs& a) {
+  if (name == "default" || name == "d") {
+    const Value* def = Arg(a, 0, "default_value");
+    const Value* boolean = Arg(a, 1, "boolean");
+    const bool use_default = in.is_undefined() || (boolean && boolean->Truthy() && !in.Truthy());
+    return use_default ? (def ? *def : Value(std::string())) : in;
+  }
+  if (name == "tojson") {
+    const Value* ensure_ascii = Arg(a, 0, "ensure_ascii");
+    if (ensure_ascii && ensure_ascii->Truthy()) return TypeError("tojson(ensure_ascii=True) is not supported");
+    auto indent = IntArg(a, 1, "indent", -1);
+    if (!indent.ok()) return indent.status();
+    const Value* sort_keys = Arg(a, 3, "sort_keys");
+    auto s = ToJson(in, static_cast<int>(*indent), sort_keys && sort_keys->Truthy());
+    if (!s.ok()) return s.status();
+    return Value(std::move(*s));
+  }
+  if (name == "length" || name == "count") {
+    if (in.is_undefined()) return Value(0);
+    if (in.is_string()) return Value(static_cast<int64_t>(CodePointCount(in.str())));
+    if (in.is_list()) return Value(static_cast<int64_t>(in.list().size()));
+    if (in.is_dict()) return Value(static_cast<int64_t>(in.dict().items.size()));
+    return TypeError(absl::StrCat("object of type '", in.TypeName(), "' has no len()"));
+  }
+  if (name == "string") return Value(ToPyStr(in));
+  if (name == "safe") return in;
+  if (name == "list") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    return Value(std::move(*l));
+  }
+  if (name == "items") {
+    if (in.is_undefined()) return Value(List{});
+    if (!in.is_dict()) return TypeError(absl::StrCat("items filter needs a dict, got ", in.TypeName()));
+    List out;
+    for (const auto& [k, v] : in.dict().items) out.push_back(Value(List{Value(k), v}));
+    return Value(std::move(out));
+  }
+  if (name == "dictsort") {
+    CallArgs none;
+    auto items = ApplyFilter("items", in, none);
+    if (!items.ok()) return items;
+    const Value* reverse = Arg(a, 2, "reverse");
+    auto sorted = SortList(items->list(), reverse && reverse->Truthy(), "0");
+    if (!sorted.ok()) return sorted.status();
+    return Value(std::move(*sorted));
+  }
+  if (name == "first" || name == "last") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    if (l->empty()) return Value();
+    return name == "first" ? l->front() : l->back();
+  }
+  if (name == "reverse") {
+    if (in.is_string()) return Slice(in, Value(), Value(), Value(-1));
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    std::reverse(l->begin(), l->end());
+    return Value(std::move(*l));
+  }
+  if (name == "sort") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    const Value* reverse = Arg(a, 0, "reverse");
+    auto attr = StrArg(a, 2, "attribute", "");
+    if (!attr.ok()) return attr.status();
+    auto sorted = SortList(std::move(*l), reverse && reverse->Truthy(), *attr);
+    if (!sorted.ok()) return sorted.status();
+    return Value(std::move(*sorted));
+  }
+  if (name == "unique") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    List out;
+    for (const Value& v : *l) {
+      if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return Equals(o, v); })) out.push_back(v);
+    }
+    return Value(std::move(out));
+  }
+  if (name == "min" || name == "max" || name == "sum") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    if (name == "sum") {
+      Value acc(static_cast<int64_t>(0));
+      for (const Value& v : *l) {
+        auto s = BinaryOp("+", acc, v);
+        if (!s.ok()) return s;
+        acc = std::move(*s);
+      }
+      return acc;
+    }
+    if (l->empty()) return Value();
+    Value best = l->front();
+    for (const Value& v : *l) {
+      auto less = name == "min" ? LessThan(v, best) : LessThan(best, v);
+      if (!less.ok()) return less.status();
+      if (*less) best = v;
+    }
+    return best;
+  }
+  if (name == "join") {
+    auto l = Iterate(in);
+    if (!l.ok()) return l.status();
+    auto sep = StrArg(a, 0, "d", "");
+    if (!sep.ok()) return sep.status();
+    auto attr = StrArg(a, 1, "attribute", "");
+    if (!attr.ok()) return attr.status();
+    std::string out;
+    for (size_t i = 0; i < l->size(); ++i) {
+      if (i) out += *sep;
+      out += ToPyStr(attr->empty() ? (*l)[i] : GetAttrPath((*l)[i], *attr));
+    }
+    return Value(std::move(out));
+  }
+  if (name == "map") return MapImpl(in, a);
+  if (name == "select" || name == "reject") return SelectImpl(in, a, name == "select", false);
+  if (name == "selectattr" || name == "rejectattr") return SelectImpl(in, a, name == "selectattr", true);
+  if (name == "attr") {
+    auto n = StrArg(a, 0, "name", nullptr);
+    if (!n.ok()) return n.status();
+    return GetAttrPath(in, *n);
+  }
+  if (name == "int") return ToInt(in, a);
+  if (name == "float") {
+    if (in.is_number() || in.is_bool()) return Value(in.as_float());
+    if (in.is_string()) {
+      char* end = nullptr;
+      const std::string s = PyStrip(in.str(), nullptr, true, true);
+      const double d = std::strtod(s.c_str(), &end);
+      if (!s.empty() && end && *end == 0) return Value(d);
+    }
+    const Value* def = Arg(a, 0, "default");
+    return def ? *def : Value(0.0);
+  }
+  if (name == "abs") {
+    if (in.is_float()) return Value(std::fabs(in.as_float()));
+    if (in.is_int() || in.is_bool()) return Value(static_cast<int64_t>(std::llabs(in.as_int())));
+    return TypeError(absl::StrCat("bad operand type for abs(): '", in.TypeName(), "'"));
+  }
+  if (name == "round") {
+    if (!in.is_number() && !in.is_bool()) return TypeError("round needs a number");
+    auto prec = IntArg(a, 0, "precision", 0);
+    if (!prec.ok()) return prec.status();
+    auto method = StrArg(a, 1, "method", "common");
+    if (!method.ok()) return method.status();
+    const double scale = std::pow(10.0, static_cast<double>(*prec));
+    const double x = in.as_float() * scale;
+    const double r = *method == "floor" ? std::floor(x) : *method == "ceil" ? std::ceil(x) : std::round(x);
+    return Value(r / scale);
+  }
+  if (in.is_undefined() && (name == "upper" || name == "lower" || name == "trim" || name == "capitalize" ||
+                            name == "title" || name == "replace" || name == "indent" || name == "escape" ||
+                            name == "e" || name == "wordcount")) {
+    return ApplyFilter(name, Value(std::string()), a);
+  }
+  const std::string s = ToPyStr(in);
+  if (name == "upper") return Value(AsciiUpper(s));
+  if (name == "lower") return Value(AsciiLower(s));
+  if (name == "capitalize") return Value(PyCapitalize(s));
+  if (name == "title") return Value(PyTitle(s));
+  if (name == "escape" || name == "e" || name == "forceescape") return Value(HtmlEscape(s));
+  if (name == "trim") {
+    const Value* chars = Arg(a, 0, "chars");
+    return Value(PyStrip(s, chars && chars->is_string() ? &chars->str() : nullptr, true, true));
+  }
+  if (name == "replace") {
+    auto from = StrArg(a, 0, "old", nullptr);
+    auto to = StrArg(a, 1, "new", nullptr);
+    auto count = IntArg(a, 2, "count", -1);
+    if (!from.ok()) return from.status();
+    if (!to.ok()) return to.status();
+    if (!count.ok()) return count.status();
+    return Value(PyReplace(s, *from, *to, *count));
+  }
+  if (name == "indent") return Value(JinjaIndent(s, a));
+  if (name == "wordcount") return Value(static_cast<int64_t>(PySplit(s, nullptr, -1).size()));
+  return TypeError(absl::StrCat("no filter named '", name, "'"));
+}
+
+absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& v, CallArgs& a) {
+  const Value* arg = Arg(a, 0, "other");
+  const auto need_arg = [&]() -> absl::Status {
+    return arg ? absl::OkStatus() : TypeError(absl::StrCat("test '", name, "' needs an argument"));
+  };
+  if (name == "defined") return !v.is_undefined();
+  if (name == "undefined") return v.is_undefined();
+  if (name == "none") return v.is_none();
+  if (name == "boolean") return v.is_bool();
+  if (name == "true") return v.is_bool() && v.as_bool();
+  if (name == "false") return v.is_bool() && !v.as_bool();
+  if (name == "integer") return v.is_int();
+  if (name == "float") return v.is_float();
+  if (name == "number") return v.is_number() || v.is_bool();
+  if (name == "string") return v.is_string();
+  if (name == "mapping") return v.is_dict();
+  if (name == "iterable" || name == "sequence") return v.is_string() || v.is_list() || v.is_dict();
+  if (name == "callable") return v.is_function();
+  if (name == "lower") return v.is_string() && AsciiLower(v.str()) == v.str();
+  if (name == "upper") return v.is_string() && AsciiUpper(v.str()) == v.str();
+  if (name == "even" || name == "odd" || name == "divisibleby") {
+    if (!v.is_int()) return TypeError(absl::StrCat("test '", name, "' needs an integer"));
+    if (name == "even") return v.as_int() % 2 == 0;
+    if (name == "odd") return v.as_int() % 2 != 0;
+    if (auto st = need_arg(); !st.ok()) return st;
+    if (!arg->is_int() || arg->as_int() == 0) return TypeError("divisibleby needs a non-zero integer");
+    return v.as_int() % arg->as_int() == 0;
+  }
+  static const std::pair<const char*, const char*> kCompareTests[] = {
+      {"eq", "=="}, {"equalto", "=="}, {"==", "=="}, {"ne", "!="}, {"!=", "!="}, {"lt", "<"}, {"lessthan", "<"},
+      {"<", "<"},   {"le", "<="},      {"<=", "<="}, {"gt", ">"},  {"greaterthan", ">"}, {">", ">"},
+      {"ge", ">="}, {">=", ">="},      {"in", "in"}, {"sameas", "=="}};
+  for (const auto& [test, op] : kCompareTests) {
+    if (name == test) {
+      if (auto st = need_arg(); !st.ok()) return st;
+      if (name == "sameas" && v.type() != arg->type()) return false;
+      return Compare(op, v, *arg);
+    }
+  }
+  return TypeError(absl::StrCat("no test named '", name, "'"));
+}
+
+Dict BuiltinGlobals() {
+  Dict g;
+  g.Set("range", Value(Function([](CallArgs& a) -> absl::StatusOr<Value> {
+    if (a.args.empty() || a.args.size() > 3) return TypeError("range expects 1 to 3 arguments");
+    for (const Value& v : a.args) {
+      if (!v.is_int() && !v.is_bool()) return TypeError("range arguments must be integers");
+    }
+    int64_t start = 0, stop, step = 1;
+    if (a.args.size() == 1) {
+      stop = a.args[0].as_int();
+    } else {
+      start = a.args[0].as_int();
+      stop = a.args[1].as_int();
+      if (a.args.size() == 3) step = a.args[2].as_int();
+    }
+    if (step == 0) return TypeError("range() arg 3 must not be zero");
+    List out;
+    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      if (out.size() >= kMaxRange) return absl::ResourceExhaustedError("range too large");
+      out.push_back(Value(i));
+    }
+    return Value(std::move(out));
+  })));
+  g.Set("namespace", Value(Function([](CallArgs& a) -> absl::StatusOr<Value> {
+    Dict d;
+    d.is_namespace = true;
+    for (const Value& v : a.args) {
+      if (!v.is_dict()) return TypeError("namespace() positional argument must be a dict");
+      for (const auto& [k, x] : v.dict().items) d.Set(k, x);
+    }
+    for (auto& [k, v] : a.kwargs) d.Set(k, v);
+    return Value(std::move(d));
+  })));
+  g.Set("dict", Value(Function([](CallArgs& a) -> absl::StatusOr<Value> {
+    Dict d;
+    for (auto& [k, v] : a.kwargs) d.Set(k, v);
+    return Value(std::move(d));
+  })));
+  g.Set("raise_exception", Value(Function([](CallArgs& a) -> absl::StatusOr<Value> {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raise_exception: ", a.args.empty() ? std::string() : ToPyStr(a.args[0])));
+  })));
+  g.Set("strftime_now", Value(Function([](CallArgs& a) -> absl::StatusOr<Value> {
+    if (a.args.empty() || !a.args[0].is_string()) return TypeError("strftime_now needs a format string");
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[256];
+    const size_t n = std::strftime(buf, sizeof(buf), a.args[0].str().c_str(), &tm);
+    return Value(std::string(buf, n));
+  })));
+  return g;
+}
+
+absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Value& b) {
+  if (op == "~") return Value(ToPyStr(a) + ToPyStr(b));
+  const bool nums = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
+  const bool floats = a.is_float() || b.is_float();
+  if (op == "+") {
+    if (nums) return floats ? Value(a.as_float() + b.as_float()) : Value(a.as_int() + b.as_int());
+    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
+    if (a.is_list() && b.is_list()) {
+      List l = a.list();
+      l.insert(l.end(), b.list().begin(), b.list().end());
+      return Value(std::move(l));
+    }
+  } else if (op == "*" && (a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) {
+    const int64_t n = std::max<int64_t>(0, b.as_int());
+    const size_t unit = a.is_string() ? a.str().size() : a.list().size() * 16;
+    if (n > 0 && unit * static_cast<size_t>(n) > kMaxRepeatBytes) return absl::ResourceExhaustedError("repetition too large");
+    if (a.is_string()) {
+      std::string s;
+      for (int64_t i = 0; i < n; ++i) s += a.str();
+      return Value(std::move(s));
+    }
+    List l;
+    for (int64_t i = 0; i < n; ++i) l.insert(l.end(), a.list().begin(), a.list().end());
+    return Value(std::move(l));
+  } else if (nums) {
+    if (op == "-") return floats ? Value(a.as_float() - b.as_float()) : Value(a.as_int() - b.as_int());
+    if (op == "*") return floats ? Value(a.as_float() * b.as_float()) : Value(a.as_int() * b.as_int());
+    if (op == "**") {
+      if (!floats && b.as_int() >= 0) return Value(static_cast<int64_t>(std::llround(std::pow(a.as_int(), b.as_int()))));
+      return Value(std::pow(a.as_float(), b.as_float()));
+    }
+    if (b.as_float() == 0) return TypeError("division by zero");
+    if (op == "/") return Value(a.as_float() / b.as_float());
+    if (op == "//") {
+      if (floats) return Value(std::floor(a.as_float() / b.as_float()));
+      const int64_t q = a.as_int() / b.as_int();
+      return Value((a.as_int() % b.as_int() != 0 && ((a.as_int() < 0) != (b.as_int() < 0))) ? q - 1 : q);
+    }
+    if (op == "%") {
+      if (floats) {
+        const double m = std::fmod(a.as_float(), b.as_float());
+        return Value((m != 0 && ((m < 0) != (b.as_float() < 0))) ? m + b.as_float() : m);
+      }
+      const int64_t m = a.as_int() % b.as_int();
+      return Value((m != 0 && ((m < 0) != (b.as_int() < 0))) ? m + b.as_int() : m);
+    }
+  }
+  return TypeError(absl::StrCat("unsupported operand type(s) for ", op, ": '", a.TypeName(), "' and '", b.TypeName(), "'"));
+}
+
+absl::StatusOr<bool> Compare(const std::string& op, const Value& a, const Value& b) {
+  if (op == "==") return Equals(a, b);
+  if (op == "!=") return !Equals(a, b);
+  if (op == "in" || op == "not in") {
+    bool found = false;
+    if (b.is_string()) {
+      if (!a.is_string()) return TypeError(absl::StrCat("'in <string>' requires string as left operand, not ", a.TypeName()));
+      found = b.str().find(a.str()) != std::string::npos;
+    } else if (b.is_list()) {
+      found = std::any_of(b.list().begin(), b.list().end(), [&](const Value& x) { return Equals(x, a); });
+    } else if (b.is_dict()) {
+      found = a.is_string() && b.dict().Find(a.str()) != nullptr;
+    } else if (!b.is_undefined()) {
+      return TypeError(absl::StrCat("argument of type '", b.TypeName(), "' is not iterable"));
+    }
+    return op == "in" ? found : !found;
+  }
+  if (op == "<") return LessThan(a, b);
+  if (op == ">") return LessThan(b, a);
+  auto lt = op == "<=" ? LessThan(b, a) : LessThan(a, b);  // a<=b is !(b<a)
+  if (!lt.ok()) return lt;
+  return !*lt;
+}
+
+absl::StatusOr<Value> Subscript(const Value& obj, const Value& key) {
+  if (obj.is_undefined()) return TypeError(absl::StrCat("undefined value has no item ", Repr(key)));
+  if (obj.is_dict()) {
+    if (!key.is_string()) return Value();
+    const Value* v = obj.dict().Find(key.str());
+    return v ? *v : Value();
+  }
+  if ((obj.is_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
+    if (obj.is_list()) {
+      const int64_t n = static_cast<int64_t>(obj.list().size());
+      int64_t i = key.as_int();
+      if (i < 0) i += n;
+      return (i >= 0 && i < n) ? obj.list()[i] : Value();
+    }
+    return Slice(obj, key, Value(key.as_int() == -1 ? INT64_MAX : key.as_int() + 1), Value());
+  }
+  return Value();
+}
+
+absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
+  for (const Value* v : {&start_v, &stop_v, &step_v}) {
+    if (!v->is_undefined() && !v->is_none() && !v->is_int() && !v->is_bool()) {
+      return TypeError("slice indices must be integers or None");
+    }
+  }
+  const bool is_str = obj.is_string();
+  if (!is_str && !obj.is_list()) return TypeError(absl::StrCat("'", obj.TypeName(), "' object is not subscriptable"));
+  std::vector<size_t> offs;  // code point offsets for strings
+  if (is_str) offs = CodePointOffsets(obj.str());
+  const int64_t n = is_str ? static_cast<int64_t>(offs.size()) - 1 : static_cast<int64_t>(obj.list().size());
+  const auto given = [](const Value& v) { return !v.is_undefined() && !v.is_none(); };
+  const int64_t step = given(step_v) ? step_v.as_int() : 1;
+  if (step == 0) return TypeError("slice step cannot be zero");
+  const auto norm = [&](const Value& v, int64_t def, int64_t lo, int64_t hi) {
+    if (!given(v)) return def;
+    int64_t i = v.as_int();
+    if (i < 0) i += n;
+    return std::clamp(i, lo, hi);
+  };
+  const int64_t start = step > 0 ? norm(start_v, 0, 0, n) : norm(start_v, n - 1, -1, n - 1);
+  const int64_t stop = step > 0 ? norm(stop_v, n, 0, n) : norm(stop_v, -1, -1, n - 1);
+  std::string s;
+  List l;
+  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+    if (is_str) {
+      s.append(obj.str(), offs[i], offs[i + 1] - offs[i]);
+    } else {
+      l.push_back(obj.list()[i]);
+    }
+  }
+  return is_str ? Value(std::move(s)) : Value(std::move(l));
+}
+
+absl::StatusOr<List> Iterate(const Value& v) {
+  if (v.is_list()) return v.list();
+  if (v.is_undefined()) return List{};
+  if (v.is_dict()) {
+    List keys;
+    for (const auto& kv : v.dict().items) keys.push_back(Value(kv.first));
+    return keys;
+  }
+  if (v.is_string()) {
+    List chars;
+    const auto offs = CodePointOffsets(v.str());
+    for (size_t i = 0; i + 1 < offs.size(); ++i) chars.push_back(Value(v.str().substr(offs[i], offs[i + 1] - offs[i])));
+    return chars;
+  }
+  return TypeError(absl::StrCat("'", v.TypeName(), "' object is not iterable"));
+}
+
+}  // namespace tpserve::text::jinja

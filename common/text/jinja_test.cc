@@ -1,0 +1,136 @@
+#include "common/text/jinja.h"
+
+#include <gtest/gtest.h>
+
+namespace tpserve::text::jinja {
+namespace {
+
+// Renders `src` with `vars` (JSON object) or returns the error text.
+std::string R(const std::string& src, const char* vars = "{}") {
+  auto t = Template::Parse(src);
+  if (!t.ok()) return "ERR " + std::string(t.status().message());
+  auto v = FromJson(nlohmann::ordered_json::parse(vars));
+  if (!v.ok()) return "ERR vars";
+  auto out = t->Render(v->dict());
+  if (!out.ok()) return "ERR " + std::string(out.status().message());
+  return *out;
+}
+
+TEST(JinjaTest, ExpressionsAndOutput) {
+  EXPECT_EQ(R("{{ 1 + 2 * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ 2 ** 10 }}|{{ 1 / 2 }}"), "7|3|-4|1|1024|0.5");
+  EXPECT_EQ(R("{{ 'a' ~ 1 ~ none }}|{{ 'x' + 'y' }}|{{ [1] + [2] }}"), "a1None|xy|[1, 2]");
+  EXPECT_EQ(R("{{ true }} {{ none }} {{ 1.0 }} {{ undefined_var }}."), "True None 1.0 .");
+  EXPECT_EQ(R("{{ 'yes' if x else 'no' }}{{ 'only' if false }}", R"({"x": 1})"), "yes");
+  EXPECT_EQ(R("{{ 1 < 2 < 3 }} {{ 'b' in 'abc' }} {{ 3 not in [1, 2] }} {{ not 0 and 1 or 2 }}"), "True True True 1");
+  EXPECT_EQ(R("{{ {'a': 1, 'b': [1, 'x']} }}"), "{'a': 1, 'b': [1, 'x']}");
+  EXPECT_EQ(R("{{ \"it's\" }}|{{ ['it\\'s'] }}|{{ 'a\\nb' }}"), "it's|[\"it's\"]|a\nb");
+}
+
+TEST(JinjaTest, SubscriptsAndSlices) {
+  const char* v = R"({"l": [1, 2, 3, 4], "s": "héllo", "d": {"k": "v"}})";
+  EXPECT_EQ(R("{{ l[-1] }}{{ l[::-1] }}{{ l[1:3] }}{{ l[:-1] }}{{ l[::2] }}", v), "4[4, 3, 2, 1][2, 3][1, 2, 3][1, 3]");
+  EXPECT_EQ(R("{{ s[1] }}{{ s[::-1] }}{{ s|length }}{{ d.k }}{{ d['k'] }}{{ d.missing is defined }}", v),
+            "éolléh5vvFalse");
+  EXPECT_EQ(R("{{ l[10] is defined }}", v), "False");
+}
+
+TEST(JinjaTest, StringMethods) {
+  const char* v = R"({"s": "  <think>a</think>\nrest  "})";
+  EXPECT_EQ(R("{{ s.strip() }}|{{ s.split('</think>')[-1].lstrip('\\n') }}|{{ s.startswith('  <') }}", v),
+            "<think>a</think>\nrest|rest  |True");
+  EXPECT_EQ(R("{{ 'a,b,,c'.split(',') }}{{ ' a  b '.split() }}{{ 'x'.upper() }}{{ 'AbC'.lower() }}"),
+            "['a', 'b', '', 'c']['a', 'b']Xabc");
+  EXPECT_EQ(R("{{ 'aaa'.replace('a', 'b', 2) }}{{ 'xxhixx'.strip('x') }}{{ 'ab'.endswith(('z', 'b')) }}"), "bbahiTrue");
+  EXPECT_EQ(R("{{ '{} and {}'.format(1, 'x') }}|{{ 'hello world'.title() }}|{{ 'abc'.find('c') }}"), "1 and x|Hello World|2");
+}
+
+TEST(JinjaTest, Filters) {
+  const char* v = R"({"t": {"name": "f", "args": {"b": 1, "a": "é\"\n"}}, "l": [3, 1, 2], "u": [{"n": "x"}, {"n": "y"}]})";
+  EXPECT_EQ(R("{{ t | tojson }}", v), R"({"name": "f", "args": {"b": 1, "a": "é\"\n"}})");
+  EXPECT_EQ(R("{{ t.args | tojson(indent=2) }}", v), "{\n  \"b\": 1,\n  \"a\": \"é\\\"\\n\"\n}");
+  EXPECT_EQ(R("{{ t.args | tojson(sort_keys=true) }}", v), R"({"a": "é\"\n", "b": 1})");
+  EXPECT_EQ(R("{{ l|length }}{{ l|sort }}{{ l|join('-') }}{{ l|first }}{{ l|last }}{{ l|max }}{{ l|sum }}", v),
+            "3[1, 2, 3]3-1-23236");
+  EXPECT_EQ(R("{{ u|map(attribute='n')|join(',') }}|{{ u|selectattr('n', 'equalto', 'y')|list }}", v),
+            "x,y|[{'n': 'y'}]");
+  EXPECT_EQ(R("{{ x|default('d') }}{{ ''|default('e', true) }}{{ '  t  '|trim }}{{ 'ab'|upper }}"), "detAB");
+  EXPECT_EQ(R("{% for k, v in t.args|items %}{{ k }}={{ v|string|length }};{% endfor %}", v), "b=1;a=3;");
+  EXPECT_EQ(R("{{ 'a\nb'|indent(2) }}|{{ [1, 1, 2]|unique|list }}|{{ '3'|int + 1 }}|{{ 2.5|round }}"), "a\n  b|[1, 2]|4|3.0");
+}
+
+TEST(JinjaTest, Tests) {
+  EXPECT_EQ(R("{{ x is none }}{{ y is defined }}{{ 's' is string }}{{ 1 is number }}{{ {} is mapping }}",
+              R"({"x": null})"), "TrueFalseTrueTrueTrue");
+  EXPECT_EQ(R("{{ false is false }}{{ 0 is false }}{{ 4 is even }}{{ 9 is divisibleby 3 }}{{ x is not none }}"),
+            "TrueFalseTrueTrueTrue");
+}
+
+TEST(JinjaTest, LoopsAndScoping) {
+  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.index }}{{ loop.first }}{{ loop.last }}{{ loop.revindex0 }},{% endfor %}"),
+            "1TrueFalse2,2FalseFalse1,3FalseTrue0,");
+  EXPECT_EQ(R("{% for x in [] %}a{% else %}empty{% endfor %}"), "empty");
+  EXPECT_EQ(R("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}"), "2242");
+  EXPECT_EQ(R("{% for x in range(10) %}{% if x == 3 %}{% break %}{% endif %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% endfor %}"),
+            "02");
+  // `set` inside a loop does not leak out; a namespace does.
+  EXPECT_EQ(R("{% set a = 1 %}{% set ns = namespace(b=1) %}{% for x in [5] %}{% set a = x %}{% set ns.b = x %}{% endfor %}{{ a }}{{ ns.b }}"),
+            "15");
+  EXPECT_EQ(R("{% set a, b = [1, 2] %}{{ b }}{{ a }}{% set c %}cap{{ a }}{% endset %}{{ c }}"), "21cap1");
+  EXPECT_EQ(R("{% for k in {'x': 1, 'y': 2} %}{{ k }}{% endfor %}"), "xy");
+}
+
+TEST(JinjaTest, MacrosAndCallBlocks) {
+  EXPECT_EQ(R("{% macro greet(name, p='Hi') %}{{ p }} {{ name }}{% endmacro %}{{ greet('a') }}/{{ greet('b', p='Yo') }}"),
+            "Hi a/Yo b");
+  EXPECT_EQ(R("{% macro wrap() %}[{{ caller() }}]{% endmacro %}{% call wrap() %}in{% endcall %}"), "[in]");
+  EXPECT_EQ(R("{% filter upper %}abc{% endfilter %}{% raw %}{{ x }}{% endraw %}"), "ABC{{ x }}");
+}
+
+TEST(JinjaTest, WhitespaceControl) {
+  // trim_blocks and lstrip_blocks, as transformers configures Jinja.
+  EXPECT_EQ(R("{% if true %}\n  x\n{% endif %}\ny"), "  x\ny");
+  EXPECT_EQ(R("a\n    {% if true %}\nb\n    {% endif %}\nc"), "a\nb\nc");
+  EXPECT_EQ(R("a  {{- ' b ' -}}  c"), "a b c");
+  EXPECT_EQ(R("a\n{%- if true -%}\n  b\n{%- endif %}"), "ab");
+  EXPECT_EQ(R("x {# comment #}\ny"), "x y");
+  EXPECT_EQ(R("{{ 'v' }}\nz"), "v\nz");  // no trimming after variables
+}
+
+TEST(JinjaTest, SyntaxErrorsHaveLineAndColumn) {
+  EXPECT_EQ(R("a\n{% if x %}b"), "ERR template syntax error at 2:12: unexpected end of template, expected 'elif'");
+  EXPECT_EQ(R("{{ 1 + }}"), "ERR template syntax error at 1:8: unexpected '}}'");
+  EXPECT_EQ(R("\n  {% frobnicate %}"), "ERR template syntax error at 2:6: unsupported or unexpected tag 'frobnicate'");
+  EXPECT_EQ(R("{{ 'abc }}"), "ERR template syntax error at 1:4: unterminated string literal");
+  EXPECT_EQ(R("{% for %}{% endfor %}"), "ERR template syntax error at 1:8: expected a name, got '%}'");
+  EXPECT_EQ(R("{{ x $ y }}"), "ERR template syntax error at 1:6: unexpected character '$'");
+  EXPECT_EQ(R("{% endif %}"), "ERR template syntax error at 1:4: unsupported or unexpected tag 'endif'");
+}
+
+TEST(JinjaTest, RuntimeErrorsHaveLineAndColumn) {
+  EXPECT_EQ(R("x\n  {{ raise_exception('bad role') }}"), "ERR template error at 2:6: raise_exception: bad role");
+  EXPECT_EQ(R("{{ 1 + 'a' }}"), "ERR template error at 1:6: unsupported operand type(s) for +: 'int' and 'str'");
+  EXPECT_EQ(R("{{ nope.x.y }}"), "ERR template error at 1:4: undefined value has no attribute 'x'");
+  EXPECT_EQ(R("{{ x|nosuch }}"), "ERR template error at 1:6: no filter named 'nosuch'");
+  EXPECT_EQ(R("{% for x in none %}{% endfor %}"), "ERR template error at 1:4: 'NoneType' object is not iterable");
+  EXPECT_EQ(R("{{ 1 / 0 }}"), "ERR template error at 1:6: division by zero");
+}
+
+TEST(JinjaTest, HostileTemplatesAreBounded) {
+  std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+  EXPECT_NE(R(deep).find("nested too deeply"), std::string::npos);
+  std::string deep_blocks;
+  for (int i = 0; i < 5000; ++i) deep_blocks += "{% if true %}";
+  EXPECT_NE(R(deep_blocks).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(R("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("macro recursion deeper than"),
+            std::string::npos);
+  EXPECT_NE(R("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}").find("steps"),
+            std::string::npos);
+  EXPECT_NE(R("{{ range(100000000) }}").find("range too large"), std::string::npos);
+  EXPECT_NE(R("{{ 'x' * 100000000 }}").find("repetition too large"), std::string::npos);
+  EXPECT_NE(R("{% set s = 'xxxxxxxxxxxxxxxx' * 1000000 %}{% for i in range(10) %}{{ s }}{{ s }}{{ s }}{{ s }}{% endfor %}")
+                .find("output exceeded"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace tpserve::text::jinja
