@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/comm/cpu_communicator.h"
 #include "worker/comm/nccl_communicator.h"
+#include "worker/model/cpu_backend.h"
 
 namespace tpserve::worker {
 namespace {
@@ -33,10 +34,8 @@ absl::StatusOr<std::string> ResolveDeviceKind(const std::string& device) {
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& kind,
                                                        int rank) {
   (void)rank;
-  if (kind == "cpu") {
-    return absl::UnimplementedError(
-        "the CPU backend (worker/model) is not in this build yet");
-  }
+  // Every CPU rank is alike: the rank only matters for picking a GPU.
+  if (kind == "cpu") return CreateCpuBackend();
   return absl::UnimplementedError(absl::StrCat("no backend for device '", kind, "'"));
 }
 

@@ -78,7 +78,10 @@ absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse*
   const absl::Time start = absl::Now();
   resp->set_step_id(req.step_id());
   TP_ASSIGN_OR_RETURN(StepBatch batch, sequences_.Apply(req, limits_));
-  absl::StatusOr<std::vector<SampleResult>> results = backend_->Step(batch);
+  // A step that only finishes sequences runs no forward pass (every rank
+  // gets the same step, so none of them enters a collective).
+  absl::StatusOr<std::vector<SampleResult>> results =
+      batch.seqs.empty() ? std::vector<SampleResult>() : backend_->Step(batch);
   if (!results.ok()) {
     sequences_.Rollback();
     // A failed collective leaves the ranks out of step: stop taking steps
