@@ -107,15 +107,17 @@ grpc::Status FakeRouter::Generate(grpc::ServerContext* context,
   int prompt_tokens = request->prompt_token_ids_size();
   int max_tokens = s.max_tokens() > 0 ? s.max_tokens() : 1 << 30;
   bool want_logprobs = s.logprobs() || s.top_logprobs() > 0;
-  for (int i = 0;; ++i) {
+  // The reply, then the EOS token that ends it (unless max_tokens comes
+  // first), each in its own message as a real router streams them.
+  std::vector<int> tokens = script.reply_tokens;
+  tokens.push_back(script.eos_token_id);
+  for (int i = 0; i < static_cast<int>(tokens.size()); ++i) {
     if (!SleepUnlessCancelled(context, i == 0 ? script.first_token_delay : script.token_delay)) {
       finish(true);
       return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }
     tpserve::v1::GenerateResponse response;
-    bool last_of_script = i + 1 >= static_cast<int>(script.reply_tokens.size());
-    int token = i < static_cast<int>(script.reply_tokens.size()) ? script.reply_tokens[i]
-                                                                 : script.eos_token_id;
+    int token = tokens[i];
     response.add_token_ids(token);
     if (want_logprobs) {
       auto* lp = response.add_logprobs();
@@ -130,11 +132,11 @@ grpc::Status FakeRouter::Generate(grpc::ServerContext* context,
     response.mutable_usage()->set_prompt_tokens(prompt_tokens);
     response.mutable_usage()->set_completion_tokens(i + 1);
     response.mutable_usage()->set_cached_tokens(script.cached_tokens);
-    if (i + 1 >= max_tokens) {
-      response.set_finish_reason(tpserve::v1::FINISH_REASON_LENGTH);
-    } else if (last_of_script) {
+    if (token == script.eos_token_id && !s.ignore_eos()) {
       response.set_finish_reason(tpserve::v1::FINISH_REASON_STOP);
-      response.set_stop_token_id(script.eos_token_id);
+      response.set_stop_token_id(token);
+    } else if (i + 1 >= max_tokens || i + 1 == static_cast<int>(tokens.size())) {
+      response.set_finish_reason(tpserve::v1::FINISH_REASON_LENGTH);
     }
     if (!writer->Write(response)) {
       finish(true);

@@ -23,8 +23,8 @@ namespace tpserve::gateway::testing {
 
 // How the fake answers Generate calls.
 struct FakeRouterScript {
-  // Tokens streamed, one per message, until max_tokens (finish LENGTH) or
-  // the end of the list (finish STOP with stop_token_id = eos_token_id).
+  // Tokens streamed, one per message, then eos_token_id (finish STOP with
+  // stop_token_id set), or fewer when max_tokens comes first (LENGTH).
   std::vector<int> reply_tokens;
   int eos_token_id = 151645;
   // Delay before the first token and between tokens.
