@@ -204,6 +204,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
   } else if (auto s = ReadPositiveDouble(j, source, "rope_theta", &c.rope_theta); !s.ok()) {
     return s;
   }
+  if (auto sw = j.find("use_sliding_window"); sw != j.end() && sw->is_boolean() && sw->get<bool>()) {
+    return KeyError(source, "use_sliding_window", "is true; sliding-window attention is not supported");
+  }
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
     return KeyError(source, "rope_scaling", "is set; RoPE scaling is not supported");
   }

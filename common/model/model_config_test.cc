@@ -93,6 +93,8 @@ TEST(ModelConfigTest, ErrorsNameFileAndKey) {
       {Minimal("Qwen2ForCausalLM", R"(, "eos_token_id": "x")"), "eos_token_id"},
       {Minimal("Qwen2ForCausalLM", R"(, "hidden_size": -4)"), "hidden_size"},
       {R"({"vocab_size": 3})", "architectures"},
+      {Minimal("Qwen2ForCausalLM", R"(, "use_sliding_window": true)"), "use_sliding_window"},
+      {Minimal("Qwen2ForCausalLM", R"(, "rope_scaling": {"type": "yarn"})"), "rope_scaling"},
   };
   for (const Case& c : cases) {
     auto r = ParseModelConfig(c.text, "m/config.json");

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/model/cpu_ops.h"
+#include "worker/model/cpu_parallel.h"
 
 namespace tpserve::worker {
 
@@ -51,49 +52,51 @@ absl::Status CpuModel::AllReduce(std::vector<float>& x) {
   return comm_->AllReduceSum(x.data(), x.size(), CommDType::kFloat32, nullptr);
 }
 
-void CpuModel::Attention(const StepBatch& batch, const std::vector<Token>& tokens,
-                         const std::vector<int>& seq_start, int layer, const float* q,
-                         float* out) const {
+void CpuModel::Attention(const StepBatch& batch, const std::vector<Token>& tokens, int layer,
+                         const float* q, float* out) const {
   const int hd = config_.head_dim;
   const int nh = plan_.num_heads;
   const int kv_width = plan_.num_kv_heads * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float* kc = k_cache_[layer].data();
   const float* vc = v_cache_[layer].data();
-  std::vector<float> scores;
-  std::vector<int64_t> slots;
+  // Cache rows of every position of every sequence, resolved once.
+  std::vector<std::vector<int64_t>> slots(batch.seqs.size());
   for (size_t s = 0; s < batch.seqs.size(); ++s) {
     const SeqStep& seq = batch.seqs[s];
     const int64_t ctx = seq.num_computed_tokens + seq.num_scheduled_tokens;
-    // Cache rows of every position of this sequence, resolved once.
-    slots.resize(ctx);
+    slots[s].resize(ctx);
     for (int64_t p = 0; p < ctx; ++p) {
-      slots[p] = int64_t{seq.block_table[p / block_size_]} * block_size_ + p % block_size_;
+      slots[s][p] = int64_t{seq.block_table[p / block_size_]} * block_size_ + p % block_size_;
     }
-    for (int i = 0; i < seq.num_scheduled_tokens; ++i) {
-      const int t = seq_start[s] + i;
+  }
+  // Tokens are independent (each reads the cache, writes its own row).
+  cpu::ParallelFor(static_cast<int64_t>(tokens.size()), 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> scores;
+    for (int64_t t = t0; t < t1; ++t) {
+      const std::vector<int64_t>& seq_slots = slots[tokens[t].seq];
       const int64_t len = tokens[t].position + 1;  // causal: self and earlier
       scores.resize(len);
       for (int h = 0; h < nh; ++h) {
         const int kvh = (plan_.head_begin + h) / plan_.group_size - plan_.kv_head_begin;
-        const float* qh = q + static_cast<int64_t>(t) * nh * hd + static_cast<int64_t>(h) * hd;
+        const float* qh = q + t * nh * hd + static_cast<int64_t>(h) * hd;
         float max = -std::numeric_limits<float>::infinity();
         for (int64_t p = 0; p < len; ++p) {
-          scores[p] = cpu::Dot(qh, kc + slots[p] * kv_width + kvh * hd, hd) * scale;
+          scores[p] = cpu::Dot(qh, kc + seq_slots[p] * kv_width + kvh * hd, hd) * scale;
           max = std::max(max, scores[p]);
         }
         float sum = 0;
         for (int64_t p = 0; p < len; ++p) sum += scores[p] = std::exp(scores[p] - max);
-        float* o = out + static_cast<int64_t>(t) * nh * hd + static_cast<int64_t>(h) * hd;
+        float* o = out + t * nh * hd + static_cast<int64_t>(h) * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < len; ++p) {
           const float w = scores[p] / sum;
-          const float* vh = vc + slots[p] * kv_width + kvh * hd;
+          const float* vh = vc + seq_slots[p] * kv_width + kvh * hd;
           for (int d = 0; d < hd; ++d) o[d] += w * vh[d];
         }
       }
     }
-  }
+  });
 }
 
 absl::StatusOr<std::vector<std::vector<float>>> CpuModel::Forward(
@@ -147,7 +150,7 @@ absl::StatusOr<std::vector<std::vector<float>>> CpuModel::Forward(
       std::memcpy(kc + tokens[t].slot * kv_width, &k[t * kv_width], kv_width * sizeof(float));
       std::memcpy(vc + tokens[t].slot * kv_width, &v[t * kv_width], kv_width * sizeof(float));
     }
-    Attention(batch, tokens, seq_start, l, q.data(), attn.data());
+    Attention(batch, tokens, l, q.data(), attn.data());
     // Row-parallel o_proj: partial sums over this rank's heads.
     cpu::Linear(attn.data(), n, q_width, w.o_w.data(), nullptr, hidden, proj.data());
     TP_RETURN_IF_ERROR(AllReduce(proj));

@@ -48,8 +48,8 @@ class CpuModel {
   };
 
   absl::Status AllReduce(std::vector<float>& x);
-  void Attention(const StepBatch& batch, const std::vector<Token>& tokens,
-                 const std::vector<int>& seq_start, int layer, const float* q, float* out) const;
+  void Attention(const StepBatch& batch, const std::vector<Token>& tokens, int layer,
+                 const float* q, float* out) const;
 
   const ModelConfig config_;
   const TpPlan plan_;

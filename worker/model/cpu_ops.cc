@@ -1,6 +1,9 @@
 #include "worker/model/cpu_ops.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "worker/model/cpu_parallel.h"
 
 namespace tpserve::worker::cpu {
 
@@ -17,18 +20,24 @@ float Dot(const float* a, const float* b, int64_t n) {
 
 void Linear(const float* x, int64_t rows, int64_t in, const float* w, const float* bias,
             int64_t out, float* y) {
-  // Blocks of output rows so a block of w stays in cache across all tokens.
+  // Blocks of output rows so a block of w stays in cache across all tokens;
+  // blocks are independent, so they run in parallel (about 256k MACs per
+  // task at least, below which threading costs more than it saves).
   constexpr int64_t kBlock = 64;
-  for (int64_t n0 = 0; n0 < out; n0 += kBlock) {
-    const int64_t n1 = n0 + kBlock < out ? n0 + kBlock : out;
-    for (int64_t t = 0; t < rows; ++t) {
-      const float* xr = x + t * in;
-      float* yr = y + t * out;
-      for (int64_t n = n0; n < n1; ++n) {
-        yr[n] = Dot(xr, w + n * in, in) + (bias != nullptr ? bias[n] : 0.0f);
+  const int64_t blocks = (out + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, rows * in * kBlock));
+  ParallelFor(blocks, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t n0 = b0 * kBlock; n0 < std::min(out, b1 * kBlock); n0 += kBlock) {
+      const int64_t n1 = std::min(out, n0 + kBlock);
+      for (int64_t t = 0; t < rows; ++t) {
+        const float* xr = x + t * in;
+        float* yr = y + t * out;
+        for (int64_t n = n0; n < n1; ++n) {
+          yr[n] = Dot(xr, w + n * in, in) + (bias != nullptr ? bias[n] : 0.0f);
+        }
       }
     }
-  }
+  });
 }
 
 void RmsNorm(const float* x, int64_t rows, int64_t dim, const float* weight, float eps, float* y) {
