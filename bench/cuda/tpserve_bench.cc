@@ -1,0 +1,166 @@
+// Benchmark of the CUDA backend at a real model shape with dummy weights:
+// decode tokens/s at several batch sizes, prefill tokens/s, and batch-1
+// decode as a share of the memory roofline (weight bytes per token over the
+// measured device copy bandwidth). Prints a table and one JSON line.
+//
+//   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
+//       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 512,2048
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/cuda/seq_driver.h"
+#include "common/logging.h"
+#include "worker/cuda/cuda_backend.h"
+
+namespace tpserve::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int> ParseList(const std::string& s) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');) v.push_back(std::stoi(x));
+  return v;
+}
+
+double Seconds(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+
+// Device-to-device copy bandwidth in bytes/s (read + write), as
+// bench/hf_baseline.py measures it.
+double CopyBandwidth() {
+  const size_t bytes = size_t{4} << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
+  for (int i = 0; i < 3; ++i) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaDeviceSynchronize();
+  auto t = Clock::now();
+  for (int i = 0; i < 10; ++i) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaDeviceSynchronize();
+  const double s = Seconds(t) / 10;
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / s;
+}
+
+std::vector<int32_t> RandomPrompt(int len, int vocab, uint32_t seed) {
+  std::vector<int32_t> p(len);
+  for (int i = 0; i < len; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    p[i] = static_cast<int32_t>((seed >> 8) % static_cast<uint32_t>(vocab));
+  }
+  return p;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+int Main(int argc, char** argv) {
+  std::string config = "tests/fixtures/shapes/qwen2-7b-instruct/config.json";
+  std::vector<int> batches = {1, 8, 32, 128}, prefills = {512, 2048};
+  int prompt = 512, new_tokens = 128;
+  bool eager = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--enforce-eager") { eager = true; continue; }
+    if (i + 1 >= argc) return Fail(absl::InvalidArgumentError("missing value for " + k));
+    const std::string v = argv[++i];
+    if (k == "--config") config = v;
+    else if (k == "--batch") batches = ParseList(v);
+    else if (k == "--prefill") prefills = ParseList(v);
+    else if (k == "--prompt") prompt = std::stoi(v);
+    else if (k == "--new") new_tokens = std::stoi(v);
+    else return Fail(absl::InvalidArgumentError("unknown flag " + k));
+  }
+  (void)InitLogging("bench", "info");
+  int max_batch = 1, max_prefill = prompt;
+  for (int b : batches) max_batch = std::max(max_batch, b);
+  for (int p : prefills) max_prefill = std::max(max_prefill, p);
+  auto backend = worker::CreateCudaBackend(0);
+  if (!backend.ok()) return Fail(backend.status());
+  worker::LoadOptions o;
+  o.model_path = config;
+  o.load_format = "dummy";
+  o.max_model_len = std::max(max_prefill, prompt + new_tokens) + 16;
+  o.max_num_seqs = max_batch;
+  o.max_num_batched_tokens = std::max(4096, max_prefill);
+  o.enforce_eager = eager;
+  if (auto st = (*backend)->Load(o, nullptr); !st.ok()) return Fail(st);
+  auto prof = (*backend)->ProfileMemory(0.9, 0);
+  if (!prof.ok()) return Fail(prof.status());
+  const int blocks = std::min(prof->num_blocks, max_batch * ((prompt + new_tokens) / 16 + 2) + o.max_model_len / 16 + 2);
+  if (auto st = (*backend)->InitCache(blocks); !st.ok()) return Fail(st);
+  const int vocab = (*backend)->config().vocab_size;
+  const double bw = CopyBandwidth();
+  const double weight_bytes = static_cast<double>((*backend)->weight_bytes());
+
+  std::printf("\n%s on %s (%.2f GiB weights, copy bandwidth %.2f TB/s)%s\n", config.c_str(),
+              (*backend)->device_name().c_str(), weight_bytes / (1 << 30), bw / 1e12, eager ? " [eager]" : "");
+  std::printf("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
+  std::ostringstream json;
+  json << "{\"device\":\"" << (*backend)->device_name() << "\",\"copy_TBps\":" << bw / 1e12
+       << ",\"weight_bytes\":" << weight_bytes << ",\"decode\":[";
+  double batch1 = 0;
+  for (size_t bi = 0; bi < batches.size(); ++bi) {
+    const int b = batches[bi];
+    SeqDriver d(16, blocks);
+    for (int i = 0; i < b; ++i) d.Add(RandomPrompt(prompt, vocab, 17 + i), prompt + new_tokens + 1);
+    // Prefill (chunked to the token budget), producing the first token.
+    while (true) {
+      worker::StepBatch step = d.Step(std::max(1, o.max_num_batched_tokens / b));
+      if (step.seqs.empty() || step.seqs[0].num_scheduled_tokens == 1) break;
+      auto r = (*backend)->Step(step);
+      if (!r.ok()) return Fail(r.status());
+      d.Advance(step);
+      d.Append(*r);
+    }
+    auto t = Clock::now();
+    for (int n = 1; n < new_tokens; ++n) {
+      worker::StepBatch step = d.Step(0);
+      auto r = (*backend)->Step(step);
+      if (!r.ok()) return Fail(r.status());
+      d.Advance(step);
+      d.Append(*r);
+    }
+    const double s = Seconds(t);
+    const double tps = b * (new_tokens - 1) / s;
+    if (b == 1) batch1 = tps;
+    std::printf("decode batch %-15d %14.1f %12.3f\n", b, tps, 1e3 * s / (new_tokens - 1));
+    json << (bi ? "," : "") << "{\"batch\":" << b << ",\"decode_tok_s\":" << tps
+         << ",\"tpot_ms\":" << 1e3 * s / (new_tokens - 1) << "}";
+  }
+  json << "],\"prefill\":[";
+  for (size_t pi = 0; pi < prefills.size(); ++pi) {
+    const int len = prefills[pi];
+    double best = 1e30;
+    for (int rep = 0; rep < 4; ++rep) {
+      SeqDriver d(16, blocks);
+      d.Add(RandomPrompt(len, vocab, 99 + rep), len + 1);
+      worker::StepBatch step = d.Step(0);
+      auto t = Clock::now();
+      auto r = (*backend)->Step(step);
+      if (!r.ok()) return Fail(r.status());
+      if (rep > 0) best = std::min(best, Seconds(t));
+    }
+    std::printf("prefill %-19d %14.1f %12.3f\n", len, len / best, 1e3 * best);
+    json << (pi ? "," : "") << "{\"prompt\":" << len << ",\"prefill_tok_s\":" << len / best << "}";
+  }
+  const double roofline = bw / weight_bytes;
+  std::printf("batch-1 roofline %.1f tok/s (weights %.2f GB / %.2f TB/s): measured %.1f%%\n", roofline,
+              weight_bytes / 1e9, bw / 1e12, 100.0 * batch1 / roofline);
+  json << "],\"roofline_tok_s\":" << roofline << ",\"batch1_roofline_pct\":" << 100.0 * batch1 / roofline << "}";
+  std::printf("JSON %s\n", json.str().c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace tpserve::bench
+
+int main(int argc, char** argv) { return tpserve::bench::Main(argc, argv); }

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""tpserve's CUDA backend against HuggingFace transformers at real Qwen2 shapes (run on the GPU machine).
+
+For each shape, HF builds a random Qwen2 (seeded, HF's own initialiser), saves it as safetensors, and computes
+bf16 logits at every position of random prompts plus 64-token greedy continuations. tpserve
+(bench/cuda:tpserve_gpu_check, staged by scripts/gpu/stage.sh) loads the saved files and does the same; this
+script reports top-1 agreement, logits relative error (max |diff| / max |ref| per position) and how many
+greedy continuations are identical. It also measures HF's own bf16 error against its float32 forward on the
+0.5B shape and on the tiny fixtures, so the tolerances have a reference point.
+
+    python3 scripts/gpu/compare_hf.py --bin .devbin/cuda/bin/tpserve_gpu_check --out $OUT/compare.json
+"""
+import argparse, json, os, subprocess, tempfile, time
+
+import numpy as np
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+
+def rel_err(got, ref):
+    """Per-position max |got - ref| / max |ref| over the vocabulary."""
+    return (np.abs(got - ref).max(-1) / np.abs(ref).max(-1))
+
+
+def run_shape(name, binary, prompts_n, prompt_len, new, workdir):
+    cfg_path = f"tests/fixtures/shapes/{name}/config.json"
+    cfg = Qwen2Config(**{k: v for k, v in json.load(open(cfg_path)).items() if k != "architectures"})
+    torch.manual_seed(0)
+    t0 = time.time()
+    with torch.device("cuda"):
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16).eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    mdir = os.path.join(workdir, name)
+    model.save_pretrained(mdir, safe_serialization=True)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, min(cfg.vocab_size, 150000), (prompts_n, prompt_len), generator=g)
+    with torch.no_grad():
+        hf_logits = model(ids.cuda()).logits.float().cpu().numpy()
+        hf_greedy = model.generate(ids.cuda(), attention_mask=torch.ones_like(ids).cuda(), max_new_tokens=new,
+                                   do_sample=False)[:, prompt_len:].cpu().numpy()
+        fp32 = None
+        if name.startswith("qwen2-0.5b"):
+            model.float()
+            fp32 = model(ids.cuda()).logits.float().cpu().numpy()
+    del model
+    torch.cuda.empty_cache()
+    build_s = time.time() - t0
+    pfile = os.path.join(workdir, f"{name}.prompts.txt")
+    with open(pfile, "w") as f:
+        for row in ids.tolist():
+            f.write(" ".join(map(str, row)) + "\n")
+    odir = os.path.join(workdir, f"{name}.out")
+    os.makedirs(odir, exist_ok=True)
+    t0 = time.time()
+    proc = subprocess.run([binary, "--model", mdir, "--prompts", pfile, "--out", odir, "--new", str(new)],
+                          capture_output=True, text=True)
+    print(proc.stdout[-2000:], proc.stderr[-3000:])
+    if proc.returncode != 0:
+        return {"shape": name, "error": proc.stderr[-2000:]}
+    tp_s = time.time() - t0
+    vocab = cfg.vocab_size
+    tp_logits = np.fromfile(os.path.join(odir, "logits.f32"), dtype=np.float32).reshape(prompts_n, prompt_len, vocab)
+    tp_greedy = [list(map(int, l.split())) for l in open(os.path.join(odir, "greedy.txt"))]
+    err = rel_err(tp_logits, hf_logits)
+    top1 = (tp_logits.argmax(-1) == hf_logits.argmax(-1)).mean()
+    same = [tp_greedy[i] == hf_greedy[i].tolist() for i in range(prompts_n)]
+    first_diff = []
+    for i in range(prompts_n):
+        d = [j for j in range(new) if j >= len(tp_greedy[i]) or tp_greedy[i][j] != hf_greedy[i][j]]
+        first_diff.append(d[0] if d else None)
+    res = {"shape": name, "prompts": prompts_n, "prompt_len": prompt_len, "new": new,
+           "top1_agreement": float(top1), "rel_err_max": float(err.max()), "rel_err_median": float(np.median(err)),
+           "rel_err_p99": float(np.quantile(err, 0.99)),
+           "greedy_identical": int(sum(same)), "greedy_first_divergence": first_diff,
+           "hf_build_s": build_s, "tpserve_s": tp_s}
+    if fp32 is not None:
+        res["hf_bf16_vs_fp32_rel_err_max"] = float(rel_err(hf_logits, fp32).max())
+        res["tpserve_vs_fp32_rel_err_max"] = float(rel_err(tp_logits, fp32).max())
+        res["hf_bf16_vs_fp32_top1"] = float((hf_logits.argmax(-1) == fp32.argmax(-1)).mean())
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def tiny_baseline():
+    """HF bf16 on the tiny fixtures against their float32 goldens (the bar the C++ golden test uses)."""
+    from safetensors.numpy import load_file
+    out = {}
+    for name, n in (("tiny-qwen2", 5), ("tiny-qwen2-chat", 3)):
+        d = f"tests/fixtures/{name}"
+        model = Qwen2ForCausalLM.from_pretrained(d, torch_dtype=torch.bfloat16).cuda().eval()
+        gold = load_file(f"{d}/goldens.safetensors")
+        errs = []
+        for i in range(n):
+            ids = torch.tensor(gold[f"p{i}.input_ids"]).long().reshape(1, -1).cuda()
+            with torch.no_grad():
+                last = model(ids).logits[0, -1].float().cpu().numpy()
+            ref = gold[f"p{i}.last_logits"]
+            errs.append(float(np.abs(last - ref).max() / np.abs(ref).max()))
+        out[name] = errs
+        del model
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=".devbin/cuda/bin/tpserve_gpu_check")
+    ap.add_argument("--shapes", default="qwen2-0.5b-instruct,qwen2-7b-instruct")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--len", type=int, default=64)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--out", default="compare.json")
+    a = ap.parse_args()
+    results = {"device": torch.cuda.get_device_name(0), "hf_bf16_tiny_last_logits_rel_err": tiny_baseline(),
+               "shapes": []}
+    print(json.dumps(results), flush=True)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as work:
+        for s in a.shapes.split(","):
+            results["shapes"].append(run_shape(s, a.bin, a.prompts, a.len, a.new, work))
+            json.dump(results, open(a.out, "w"), indent=1)
+    json.dump(results, open(a.out, "w"), indent=1)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
