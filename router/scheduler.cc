@@ -249,8 +249,13 @@ void Scheduler::Schedule(absl::Time now, StepPlan* plan,
 
   v1::StepRequest& request = plan->request;
   request.set_step_id(++step_id_);
-  for (uint64_t id : pending_finished_) request.add_finished_seq_ids(id);
-  pending_finished_.clear();
+  // Finished ids ride on the next step that computes something: the engine
+  // sends no step without work, and an idle worker holding a few sequences'
+  // token lists costs nothing (the router owns the blocks).
+  if (!new_scheduled.empty() || !running_scheduled.empty()) {
+    for (uint64_t id : pending_finished_) request.add_finished_seq_ids(id);
+    pending_finished_.clear();
+  }
   // Workers sample in new-then-running order; keep the plan in that order.
   for (auto& entry : new_scheduled) {
     Describe(entry.first, entry.second, &request);

@@ -109,6 +109,10 @@ class Scheduler {
   // Prefix-cache lookups and hits, in tokens.
   int64_t prefix_queried_tokens() const { return prefix_queried_; }
   int64_t prefix_hit_tokens() const { return prefix_hits_; }
+  // Ended sequences the workers still hold (told at the next busy step).
+  int num_pending_finished() const {
+    return static_cast<int>(pending_finished_.size());
+  }
   // The id the next admitted sequence gets.
   uint64_t next_seq_id() const { return next_seq_id_; }
   const SchedulerConfig& config() const { return config_; }

@@ -129,20 +129,30 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
       CheckBlockInvariants(s);
       ASSERT_EQ(s.num_running() + s.num_waiting(), static_cast<int>(live.size()));
     }
-    // Everything that was admitted ended one way or another, and nothing is
-    // held any more: not by the router, and (after one more step carrying the
-    // last finished ids) not by the worker either.
+    // Everything that was admitted ended one way or another and the router
+    // holds no block; the worker holds exactly the ended sequences whose ids
+    // wait for the next busy step, and one more request flushes them.
     ASSERT_TRUE(live.empty()) << "seed " << seed << ": " << live.size()
                               << " requests never ended";
     ASSERT_EQ(ended, admitted);
     ASSERT_FALSE(s.HasWork());
     EXPECT_EQ(s.num_free_blocks(), s.num_blocks()) << "seed " << seed;
     EXPECT_EQ(s.num_waiting_tokens(), 0);
+    EXPECT_EQ(worker.num_sequences(),
+              static_cast<size_t>(s.num_pending_finished()))
+        << "seed " << seed;
+    v1::GenerateRequest last;
+    last.add_prompt_token_ids(1);
+    last.mutable_sampling()->set_max_tokens(1);
+    ASSERT_TRUE(s.Add(last, absl::InfiniteFuture()).ok());
     StepPlan flush;
-    std::vector<SequenceOutput> none;
-    s.Schedule(now, &flush, &none);
-    ASSERT_TRUE(worker.Step(flush.request).ok());
-    EXPECT_EQ(worker.num_sequences(), 0u) << "seed " << seed;
+    std::vector<SequenceOutput> out;
+    s.Schedule(now, &flush, &out);
+    auto response = worker.Step(flush.request);
+    ASSERT_TRUE(response.ok()) << response.status();
+    ASSERT_TRUE(s.Update(flush, *response, &out).ok());
+    EXPECT_EQ(worker.num_sequences(), 1u) << "seed " << seed;
+    EXPECT_EQ(s.num_free_blocks(), s.num_blocks());
     total_preemptions += s.num_preemptions();
     total_hits += s.prefix_hit_tokens();
   }

@@ -315,16 +315,25 @@ TEST(SchedulerTest, CancelAndDeadlineFreeBlocksAtNextStep) {
   h.scheduler.Abort(running, absl::CancelledError("client gone"));
   h.scheduler.Abort(waiting, absl::CancelledError("client gone"));
   h.scheduler.Abort(12345, absl::CancelledError("unknown id is ignored"));
-  StepPlan plan = h.Step(now + absl::Seconds(2));
-  EXPECT_THAT(std::vector<uint64_t>(plan.request.finished_seq_ids().begin(),
-                                    plan.request.finished_seq_ids().end()),
-              ::testing::UnorderedElementsAre(running, expiring));
+  // With nothing left to compute there is no step for the workers; the
+  // finished ids wait for the next busy one.
+  StepPlan idle = h.Step(now + absl::Seconds(2));
+  EXPECT_TRUE(idle.empty());
+  EXPECT_EQ(idle.request.finished_seq_ids_size(), 0);
+  EXPECT_EQ(h.scheduler.num_pending_finished(), 2);
   EXPECT_EQ(h.final_output[running].error.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(h.final_output[waiting].error.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(h.final_output[expiring].error.code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_FALSE(h.scheduler.HasWork());
   EXPECT_EQ(h.scheduler.num_free_blocks(), 64);
+
+  h.Add(Request(Prompt(3), 1));
+  StepPlan busy = h.Step(now + absl::Seconds(2));
+  EXPECT_THAT(std::vector<uint64_t>(busy.request.finished_seq_ids().begin(),
+                                    busy.request.finished_seq_ids().end()),
+              ::testing::UnorderedElementsAre(running, expiring));
+  EXPECT_EQ(h.worker.num_sequences(), 1u);
 }
 
 TEST(SchedulerTest, PriorityPolicyOrdersWaitingQueue) {
