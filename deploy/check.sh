@@ -102,4 +102,18 @@ if [[ -x $binary ]]; then
   node "$here/validate/validate.js" --binary "$binary" "${rendered[@]}" >"$work/validate.out" 2>&1
   tally validate $? "$work/validate.out"
 fi
+
+# The cpu-demo pods for real, in a private network namespace (their fixed
+# ports stay off the host's); the model path inside the image maps to the
+# fixture the Dockerfile copies it from.
+if [[ -x $binary && -f $work/cpu-demo.yaml ]]; then
+  if unshare --net --mount true 2>/dev/null; then
+    unshare --net --mount node "$here/validate/live.js" --binary "$binary" \
+      --map "/usr/local/share/tpserve/models/tiny-qwen2-chat=$root/tests/fixtures/tiny-qwen2-chat" \
+      "$work/cpu-demo.yaml" >"$work/live.out" 2>&1
+    tally live $? "$work/live.out"
+  else
+    fail "live cpu-demo: needs root for a private network namespace (unshare --net --mount)"
+  fi
+fi
 finish

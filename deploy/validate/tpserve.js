@@ -158,5 +158,5 @@ function listeningPorts(subcommand, settings) {
 
 module.exports = {
   workloads, tpserveContainers, findObject, checkConfig, listeningPorts, parseDescribe,
-  rewriteArgs,
+  materializeMounts, rewriteArgs,
 };
