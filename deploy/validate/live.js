@@ -255,4 +255,5 @@ async function checkScrapes(procs) {
   }
 }
 
-main(process.argv.slice(2));
+module.exports = { grpcHealth, httpRequest, tcpConnect };
+if (require.main === module) main(process.argv.slice(2));
