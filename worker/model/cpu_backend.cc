@@ -203,17 +203,24 @@ std::vector<int> CpuBackend::SamplingSeqs(const StepBatch& batch) {
 
 absl::StatusOr<std::vector<std::vector<float>>> CpuBackend::StepLogits(const StepBatch& batch) {
   TP_RETURN_IF_ERROR(ValidateBatch(batch));
-  return model_->Forward(batch, SamplingSeqs(batch));
+  TP_ASSIGN_OR_RETURN(std::span<const float> logits, model_->Forward(batch, SamplingSeqs(batch)));
+  const size_t vocab = config_.vocab_size;
+  std::vector<std::vector<float>> rows;
+  for (size_t r = 0; r * vocab < logits.size(); ++r) {
+    rows.emplace_back(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
+  }
+  return rows;
 }
 
 absl::StatusOr<std::vector<SampleResult>> CpuBackend::Step(const StepBatch& batch) {
   TP_RETURN_IF_ERROR(ValidateBatch(batch));
   const std::vector<int> seqs = SamplingSeqs(batch);
-  TP_ASSIGN_OR_RETURN(auto logits, model_->Forward(batch, seqs));
+  TP_ASSIGN_OR_RETURN(std::span<const float> logits, model_->Forward(batch, seqs));
+  const size_t vocab = config_.vocab_size;
   std::vector<SampleResult> results;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const SeqStep& s = batch.seqs[seqs[i]];
-    SamplingInput in{logits[i], s.sampling,
+    SamplingInput in{logits.subspan(i * vocab, vocab), s.sampling,
                      s.token_ids.first(s.num_computed_tokens + s.num_scheduled_tokens),
                      std::min<int>(s.num_prompt_tokens,
                                    s.num_computed_tokens + s.num_scheduled_tokens),

@@ -99,7 +99,7 @@ void CpuModel::Attention(const StepBatch& batch, const std::vector<Token>& token
   });
 }
 
-absl::StatusOr<std::vector<std::vector<float>>> CpuModel::Forward(
+absl::StatusOr<std::span<const float>> CpuModel::Forward(
     const StepBatch& batch, const std::vector<int>& logit_seqs) {
   const int64_t hidden = config_.hidden_size, hd = config_.head_dim;
   const int64_t q_width = int64_t{plan_.num_heads} * hd;
@@ -173,25 +173,23 @@ absl::StatusOr<std::vector<std::vector<float>>> CpuModel::Forward(
     const int t = seq_start[s] + batch.seqs[s].num_scheduled_tokens - 1;
     cpu::RmsNorm(&x[t * hidden], 1, hidden, weights_.norm.data(), eps, &last[r * hidden]);
   }
-  const int64_t vl = plan_.vocab;
-  std::vector<float> local(rows * vl);
-  cpu::Linear(last.data(), rows, hidden, weights_.lm_head_data(), nullptr, vl, local.data());
-  std::vector<std::vector<float>> logits(rows, std::vector<float>(config_.vocab_size));
-  if (plan_.world_size == 1) {
-    for (int64_t r = 0; r < rows; ++r) std::copy_n(&local[r * vl], vl, logits[r].data());
-    return logits;
-  }
+  const int64_t vl = plan_.vocab, vocab = config_.vocab_size;
+  local_logits_.resize(rows * vl);
+  cpu::Linear(last.data(), rows, hidden, weights_.lm_head_data(), nullptr, vl,
+              local_logits_.data());
+  if (plan_.world_size == 1) return std::span<const float>(local_logits_.data(), rows * vl);
   // Vocab-parallel lm_head: gather every rank's slice (rank-major) and
   // reassemble each row in vocabulary order.
-  std::vector<float> gathered(static_cast<size_t>(plan_.world_size) * rows * vl);
-  TP_RETURN_IF_ERROR(comm_->AllGather(local.data(), gathered.data(), local.size(),
-                                      CommDType::kFloat32, nullptr));
+  gathered_logits_.resize(static_cast<size_t>(plan_.world_size) * rows * vl);
+  TP_RETURN_IF_ERROR(comm_->AllGather(local_logits_.data(), gathered_logits_.data(),
+                                      local_logits_.size(), CommDType::kFloat32, nullptr));
+  logits_.resize(rows * vocab);
   for (int rank = 0; rank < plan_.world_size; ++rank) {
     for (int64_t r = 0; r < rows; ++r) {
-      std::copy_n(&gathered[(rank * rows + r) * vl], vl, logits[r].data() + rank * vl);
+      std::copy_n(&gathered_logits_[(rank * rows + r) * vl], vl, &logits_[r * vocab + rank * vl]);
     }
   }
-  return logits;
+  return std::span<const float>(logits_.data(), rows * vocab);
 }
 
 }  // namespace tpserve::worker

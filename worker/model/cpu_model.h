@@ -5,6 +5,7 @@
 #define TPSERVE_WORKER_MODEL_CPU_MODEL_H_
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,10 +34,12 @@ class CpuModel {
 
   // Runs the batch (already validated by the caller), writing every scheduled
   // position's K/V into the cache, and returns full-vocabulary logits for the
-  // last scheduled position of each sequence whose index is in
-  // `logit_seqs` (in that order).
-  absl::StatusOr<std::vector<std::vector<float>>> Forward(const StepBatch& batch,
-                                                          const std::vector<int>& logit_seqs);
+  // last scheduled position of each sequence whose index is in `logit_seqs`
+  // (in that order): a row-major [logit_seqs.size(), vocab] view into a
+  // buffer reused by the next call (reuse avoids faulting in fresh pages for
+  // a 150k-vocabulary row on every step).
+  absl::StatusOr<std::span<const float>> Forward(const StepBatch& batch,
+                                                 const std::vector<int>& logit_seqs);
 
  private:
   // One scheduled token of the flattened batch.
@@ -59,6 +62,9 @@ class CpuModel {
   int num_blocks_ = 0;
   // Per layer: [num_blocks * block_size, local kv heads * head_dim].
   std::vector<std::vector<float>> k_cache_, v_cache_;
+  // Scratch reused across steps: this rank's logits slice, all ranks'
+  // slices, and the assembled [rows, vocab] logits.
+  std::vector<float> local_logits_, gathered_logits_, logits_;
 };
 
 }  // namespace tpserve::worker

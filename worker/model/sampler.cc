@@ -25,10 +25,18 @@ double LogSumExp(std::span<const float> logits) {
   return max + std::log(sum);
 }
 
+// Index of the largest value, lowest id on ties; NaN never wins (unless
+// everything is NaN, then 0).
 int32_t Argmax(std::span<const float> logits) {
   int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+  float best_value = -std::numeric_limits<float>::infinity();
+  bool found = false;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] > best_value || (!found && !std::isnan(logits[i]))) {
+      best = static_cast<int32_t>(i);
+      best_value = logits[i];
+      found = true;
+    }
   }
   return best;
 }
@@ -58,6 +66,18 @@ absl::Status Validate(const SamplingInput& in) {
     return absl::InvalidArgumentError("num_prompt_tokens out of range");
   }
   return absl::OkStatus();
+}
+
+// The result for `token`, with logprobs from the raw logits when asked.
+SampleResult Result(const SamplingInput& in, int32_t token) {
+  SampleResult r;
+  r.token_id = token;
+  if (in.params->logprobs || in.params->top_logprobs > 0) {
+    r.has_logprobs = true;
+    r.logprob = Logprob(in.logits, token);
+    r.top_logprobs = TopLogprobs(in.logits, in.params->top_logprobs);
+  }
+  return r;
 }
 
 }  // namespace
@@ -114,11 +134,23 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
   const auto prompt = in.token_ids.first(in.num_prompt_tokens);
   const auto output = in.token_ids.subspan(in.num_prompt_tokens);
 
-  std::vector<float> l(in.logits.begin(), in.logits.end());
+  const bool mask_stops = static_cast<int>(output.size()) < p.min_tokens;
+  const bool penalties = p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f ||
+                         p.presence_penalty != 0.0f;
+  if (p.temperature == 0.0f && !mask_stops && !penalties) {
+    return Result(in, Argmax(in.logits));  // plain greedy: no edited copy needed
+  }
+
+  // Scratch reused across calls on this thread: a fresh 150k-entry vector
+  // per token would fault in new pages every time.
+  thread_local std::vector<float> l;
+  thread_local std::vector<double> prob;
+  thread_local std::vector<int32_t> keep;
+  l.assign(in.logits.begin(), in.logits.end());
   for (float& v : l) {
     if (std::isnan(v)) v = kNegInf;  // a NaN must never win a comparison
   }
-  if (static_cast<int>(output.size()) < p.min_tokens) {
+  if (mask_stops) {
     auto mask = [&](int id) {
       if (id >= 0 && id < vocab) l[id] = kNegInf;
     };
@@ -137,14 +169,13 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
     // must not depend on summation error).
     float max = kNegInf;
     for (float v : l) max = std::max(max, v / p.temperature);
-    std::vector<double> prob(vocab, 0.0);
+    prob.assign(vocab, 0.0);
     if (max != kNegInf) {
       for (int i = 0; i < vocab; ++i) prob[i] = std::exp(static_cast<double>(l[i] / p.temperature) - max);
     } else {
       prob.assign(vocab, 1.0);  // everything masked: fall back to uniform
     }
-    std::vector<int32_t> keep;
-    keep.reserve(vocab);
+    keep.clear();
     for (int i = 0; i < vocab; ++i) {
       if (prob[i] > 0) keep.push_back(i);
     }
@@ -182,14 +213,7 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
     }
   }
 
-  SampleResult r;
-  r.token_id = token;
-  if (p.logprobs || p.top_logprobs > 0) {
-    r.has_logprobs = true;
-    r.logprob = Logprob(in.logits, token);
-    r.top_logprobs = TopLogprobs(in.logits, p.top_logprobs);
-  }
-  return r;
+  return Result(in, token);
 }
 
 }  // namespace tpserve::worker

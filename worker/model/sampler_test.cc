@@ -1,6 +1,7 @@
 #include "worker/model/sampler.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -39,6 +40,21 @@ TEST(SamplerTest, GreedyIsArgmaxWithLowestIdOnTies) {
   std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
   SamplingParams p;
   EXPECT_EQ(Sample(l, p).token_id, 1);
+}
+
+TEST(SamplerTest, NanNeverWins) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  SamplingParams p;
+  EXPECT_EQ(Sample({nan, 1.0f, 3.0f, nan}, p).token_id, 2);
+  p.presence_penalty = 0.5f;  // the edited-copy path too
+  EXPECT_EQ(Sample({nan, 1.0f, 3.0f, nan}, p).token_id, 2);
+  p = SamplingParams();
+  p.temperature = 1.0f;
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    p.seed = seed;
+    const int32_t t = Sample({nan, 1.0f, 3.0f, nan}, p).token_id;
+    EXPECT_TRUE(t == 1 || t == 2) << t;
+  }
 }
 
 TEST(SamplerTest, SeededDeterminismAndSeedMatters) {
