@@ -5,8 +5,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 port="${PORT:-18123}"
-bin="$(cd "$root" && bazel ${BAZEL_STARTUP:-} cquery --output=files //gateway/testing:test_gateway 2>/dev/null)"
 (cd "$root" && bazel ${BAZEL_STARTUP:-} build //gateway/testing:test_gateway)
+bin="$(cd "$root" && bazel ${BAZEL_STARTUP:-} info bazel-bin)/gateway/testing/test_gateway"
 cd "$root"
 "$bin" --port "$port" &
 pid=$!
