@@ -218,8 +218,10 @@ bool IsNfcQuick(std::string_view s) {
   return true;
 }
 
-std::string NormalizeNfc(std::string_view s) {
-  if (IsNfcQuick(s)) return std::string(s);
+namespace {
+
+// Full NFC of a chunk: decompose, canonically order, recompose.
+void NormalizeChunk(std::string_view s, std::string* result) {
   std::vector<uint32_t> cps;
   cps.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
@@ -269,9 +271,42 @@ std::string NormalizeNfc(std::string_view s) {
     out_ccc.push_back(cc);
     if (cc == 0) starter = static_cast<long>(out.size()) - 1;
   }
+  for (uint32_t c : out) AppendUtf8(c, result);
+}
+
+}  // namespace
+
+std::string NormalizeNfc(std::string_view s) {
+  // Only the stretches around "unsafe" code points can change: each one runs
+  // from the last safe starter before an unsafe code point (which may compose
+  // with what follows) to the next safe code point (which combines with
+  // nothing before it). Everything else is copied as is.
   std::string result;
-  result.reserve(s.size());
-  for (uint32_t c : out) AppendUtf8(c, &result);
+  result.reserve(s.size() + 8);
+  size_t copied = 0, last_safe = 0;
+  for (size_t i = 0; i < s.size();) {
+    int len = 1;
+    const uint32_t cp = static_cast<uint8_t>(s[i]) < 0x80 ? s[i] : DecodeUtf8(s, i, &len);
+    if (!(ClassOf(cp) & kNfcUnsafe)) {
+      last_safe = i;
+      i += len;
+      continue;
+    }
+    const size_t start = std::max(last_safe, copied);
+    size_t end = i + len;
+    while (end < s.size()) {
+      int l = 1;
+      const uint32_t c = static_cast<uint8_t>(s[end]) < 0x80 ? s[end] : DecodeUtf8(s, end, &l);
+      if (!(ClassOf(c) & kNfcUnsafe)) break;
+      end += l;
+    }
+    result.append(s.substr(copied, start - copied));
+    NormalizeChunk(s.substr(start, end - start), &result);
+    copied = end;
+    last_safe = end;
+    i = end;
+  }
+  result.append(s.substr(copied));
   return result;
 }
 

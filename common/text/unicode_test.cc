@@ -49,5 +49,12 @@ TEST(UnicodeTest, Nfc) {
   EXPECT_TRUE(IsNfcQuick("\xE4\xB8\xAD\xE6\x96\x87"));
 }
 
+TEST(UnicodeTest, NfcOnlyTouchesUnsafeStretches) {
+  // Expected bytes from Python's unicodedata.normalize("NFC", ...).
+  EXPECT_EQ(NormalizeNfc("ab cafe\xcc\x81 x \xe2\x84\xab y \xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8 q\xcc\x81\xcc\xa3 end"),
+            "ab caf\xc3\xa9 x \xc3\x85 y \xea\xb0\x81 q\xcc\xa3\xcc\x81 end");
+  EXPECT_EQ(NormalizeNfc("\xcc\x81start"), "\xcc\x81start");  // leading combining mark stays
+}
+
 }  // namespace
 }  // namespace tpserve::text
