@@ -1,5 +1,6 @@
 #include "worker/service/worker_service.h"
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -125,8 +126,27 @@ grpc::Status WorkerService::CreateUniqueId(grpc::ServerContext*,
 grpc::Status WorkerService::InitDistributed(grpc::ServerContext*,
                                             const v1::InitDistributedRequest* req,
                                             v1::InitDistributedResponse*) {
-  std::lock_guard<std::timed_mutex> lock(mu_);
+  // The router re-initialises a group after a rank failed; a step of the old
+  // group may still be waiting on the lost rank, so it is aborted rather than
+  // waited for.
+  std::unique_lock<std::timed_mutex> lock = LockAbortingStuckStep(
+      absl::Seconds(1), "the router is re-initialising the group");
   return ToGrpcStatus(DoInitDistributed(*req));
+}
+
+std::unique_lock<std::timed_mutex> WorkerService::LockAbortingStuckStep(
+    absl::Duration grace, const char* reason) {
+  std::unique_lock<std::timed_mutex> lock(mu_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)))) {
+    spdlog::warn("step still running after {} ms; aborting the communicator ({})",
+                 absl::ToInt64Milliseconds(grace), reason);
+    {
+      std::lock_guard<std::mutex> hl(health_mu_);
+      if (comm_ != nullptr) comm_->Abort(reason);
+    }
+    lock.lock();
+  }
+  return lock;
 }
 
 absl::Status WorkerService::DoInitDistributed(const v1::InitDistributedRequest& req) {

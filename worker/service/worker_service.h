@@ -69,6 +69,10 @@ class WorkerService final : public v1::Worker::Service {
   absl::Status Require(Phase phase, const char* call) const;
   // Resets the rank to kFresh (a new group join).
   void ResetLocked();
+  // Takes mu_, waiting at most `grace` for the step in flight; past that
+  // aborts the communicator (with `reason`) so the step returns.
+  std::unique_lock<std::timed_mutex> LockAbortingStuckStep(absl::Duration grace,
+                                                          const char* reason);
 
   const ServerConfig config_;
   const std::string device_kind_;

@@ -149,16 +149,8 @@ grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::WorkerHealthR
 
 void WorkerService::Drain(absl::Duration grace) {
   draining_.store(true);
-  std::unique_lock<std::timed_mutex> lock(mu_, std::defer_lock);
-  if (!lock.try_lock_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)))) {
-    spdlog::warn("rank {}: step still running after {} ms; aborting the communicator",
-                 rank_, absl::ToInt64Milliseconds(grace));
-    {
-      std::lock_guard<std::mutex> hl(health_mu_);
-      if (comm_ != nullptr) comm_->Abort("worker shutting down");
-    }
-    lock.lock();
-  }
+  std::unique_lock<std::timed_mutex> lock =
+      LockAbortingStuckStep(grace, "worker shutting down");
 }
 
 void WorkerService::Release() {

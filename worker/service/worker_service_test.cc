@@ -1,0 +1,143 @@
+// WorkerServer in-process with the real CPU backend and the tiny checkpoint:
+// the handshake state machine, Info/Health contents and re-initialisation.
+// (Real multi-process runs are in tests/worker/.)
+#include "worker/service/worker_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "worker/model/cpu_backend.h"
+#include "worker/service/worker_server.h"
+
+namespace tpserve::worker {
+namespace {
+
+constexpr char kModel[] = "tests/fixtures/tiny-qwen2";
+
+class WorkerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerConfig config;
+    config.worker_port = 0;
+    auto server = WorkerServer::StartWith(config, "cpu", [](int) { return CreateCpuBackend(); });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = v1::Worker::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Load(const std::string& path = kModel) {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest req;
+    req.set_model_path(path);
+    req.set_max_model_len(256);
+    v1::LoadModelResponse resp;
+    return stub_->LoadModel(&ctx, req, &resp);
+  }
+  grpc::Status Profile(v1::ProfileMemoryResponse* resp) {
+    grpc::ClientContext ctx;
+    v1::ProfileMemoryRequest req;
+    req.set_cpu_kv_cache_bytes(8 << 20);
+    return stub_->ProfileMemory(&ctx, req, resp);
+  }
+  grpc::Status InitCache(int blocks) {
+    grpc::ClientContext ctx;
+    v1::InitCacheRequest req;
+    req.set_num_blocks(blocks);
+    v1::InitCacheResponse resp;
+    return stub_->InitCache(&ctx, req, &resp);
+  }
+  v1::WorkerHealthResponse Health() {
+    grpc::ClientContext ctx;
+    v1::WorkerHealthResponse resp;
+    EXPECT_TRUE(stub_->Health(&ctx, {}, &resp).ok());
+    return resp;
+  }
+
+  std::unique_ptr<WorkerServer> server_;
+  std::unique_ptr<v1::Worker::Stub> stub_;
+};
+
+TEST_F(WorkerServiceTest, CallsOutOfOrderAreRefusedWithTheMissingStep) {
+  v1::ProfileMemoryResponse profile;
+  grpc::Status s = Profile(&profile);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("ProfileMemory before LoadModel"), std::string::npos)
+      << s.error_message();
+  ASSERT_TRUE(Load().ok());
+  s = InitCache(4);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("InitCache before ProfileMemory"), std::string::npos);
+  s = Load();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("already loaded"), std::string::npos);
+  ASSERT_TRUE(Profile(&profile).ok());
+  EXPECT_GT(profile.num_blocks(), 0);
+  EXPECT_EQ(Health().state(), "starting");
+  EXPECT_EQ(InitCache(0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(InitCache(profile.num_blocks()).ok());
+  EXPECT_EQ(InitCache(profile.num_blocks()).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  const v1::WorkerHealthResponse h = Health();
+  EXPECT_TRUE(h.healthy());
+  EXPECT_EQ(h.state(), "ready");
+}
+
+TEST_F(WorkerServiceTest, InfoDescribesTheLoadedModel) {
+  ASSERT_TRUE(Load().ok());
+  grpc::ClientContext ctx;
+  v1::InfoResponse info;
+  ASSERT_TRUE(stub_->Info(&ctx, {}, &info).ok());
+  EXPECT_EQ(info.device(), "cpu");
+  EXPECT_EQ(info.rank(), 0);
+  EXPECT_EQ(info.world_size(), 1);
+  EXPECT_EQ(info.model().architecture(), "Qwen2ForCausalLM");
+  EXPECT_EQ(info.model().vocab_size(), 4096);
+  EXPECT_EQ(info.model().num_kv_heads(), 2);
+  EXPECT_EQ(info.model().max_model_len(), 256);
+  ASSERT_EQ(info.model().eos_token_ids_size(), 1);
+  EXPECT_EQ(info.model().eos_token_ids(0), 1);
+  EXPECT_EQ(info.model().fingerprint().size(), 16);
+}
+
+TEST_F(WorkerServiceTest, BadModelPathIsANamedError) {
+  grpc::Status s = Load("/nonexistent/model");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_message().find("/nonexistent/model"), std::string::npos)
+      << s.error_message();
+}
+
+TEST_F(WorkerServiceTest, InitDistributedValidatesAndResets) {
+  grpc::ClientContext ctx;
+  v1::InitDistributedRequest req;
+  req.set_rank(2);
+  req.set_world_size(2);
+  v1::InitDistributedResponse resp;
+  grpc::Status s = stub_->InitDistributed(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Load().ok());
+  // A one-rank group re-join drops the loaded model.
+  grpc::ClientContext id_ctx;
+  v1::CreateUniqueIdResponse id;
+  ASSERT_TRUE(stub_->CreateUniqueId(&id_ctx, {}, &id).ok());
+  grpc::ClientContext ctx2;
+  req.set_rank(0);
+  req.set_world_size(1);
+  req.set_unique_id(id.unique_id());
+  ASSERT_TRUE(stub_->InitDistributed(&ctx2, req, &resp).ok());
+  v1::ProfileMemoryResponse profile;
+  EXPECT_EQ(Profile(&profile).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(Load().ok());
+}
+
+TEST_F(WorkerServiceTest, ShutdownTwiceThenWaitReturns) {
+  server_->Shutdown();
+  server_->Shutdown();
+  server_->Wait();
+}
+
+}  // namespace
+}  // namespace tpserve::worker
