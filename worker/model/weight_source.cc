@@ -49,8 +49,9 @@ class DummySource : public WeightSource {
     const int64_t cols = shape.size() >= 2 ? shape[1] : 1;
     if (begin < 0 || end < begin || end > rows) return RangeError(name, shape, begin, end);
     std::vector<float> out(static_cast<size_t>((end - begin) * cols));
+    const Generator gen(seed_, name);
     for (int64_t r = begin; r < end; ++r) {
-      for (int64_t c = 0; c < cols; ++c) out[(r - begin) * cols + c] = Value(name, r * cols + c);
+      for (int64_t c = 0; c < cols; ++c) out[(r - begin) * cols + c] = gen(r * cols + c);
     }
     return out;
   }
@@ -63,8 +64,9 @@ class DummySource : public WeightSource {
     }
     const int64_t width = end - begin;
     std::vector<float> out(static_cast<size_t>(shape[0] * width));
+    const Generator gen(seed_, name);
     for (int64_t r = 0; r < shape[0]; ++r) {
-      for (int64_t c = begin; c < end; ++c) out[r * width + c - begin] = Value(name, r * shape[1] + c);
+      for (int64_t c = begin; c < end; ++c) out[r * width + c - begin] = gen(r * shape[1] + c);
     }
     return out;
   }
@@ -77,12 +79,23 @@ class DummySource : public WeightSource {
                                               ", ", end, ") out of range"));
   }
 
-  float Value(const std::string& name, int64_t index) const {
-    if (name.ends_with("norm.weight")) return 1.0f;
-    uint64_t h = 1469598103934665603ull;  // FNV-1a of the name
-    for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-    return static_cast<float>(SampleUniform(seed_ ^ h, static_cast<uint64_t>(index)) * 0.1 - 0.05);
-  }
+  // The value of element `index` of one tensor (the name is hashed once).
+  class Generator {
+   public:
+    Generator(uint64_t seed, const std::string& name) : norm_(name.ends_with("norm.weight")) {
+      uint64_t h = 1469598103934665603ull;  // FNV-1a of the name
+      for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+      key_ = seed ^ h;
+    }
+    float operator()(int64_t index) const {
+      if (norm_) return 1.0f;
+      return static_cast<float>(SampleUniform(key_, static_cast<uint64_t>(index)) * 0.1 - 0.05);
+    }
+
+   private:
+    bool norm_;
+    uint64_t key_ = 0;
+  };
 
   const uint64_t seed_;
 };
