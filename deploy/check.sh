@@ -66,7 +66,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-node "$here/validate/dockerfile.js" "$here/Dockerfile" "$root" >"$work/docker.out" 2>&1
+node "$here/validate/dockerfile.js" "$here/Dockerfile" "$root" "$binary" >"$work/docker.out" 2>&1
 tally dockerfile $? "$work/docker.out"
 
 if (cd "$here/validate" && npm ci --no-audit --no-fund --loglevel=error) >"$work/npm.out" 2>&1; then

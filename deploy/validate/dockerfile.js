@@ -3,13 +3,15 @@
 // COPY/ADD source from the build context exists in the repository and is not
 // excluded by the Dockerfile's .dockerignore, every `COPY --from=` names an
 // earlier stage, and every repository script a RUN line calls is executable.
+// With a built binary, the image's default CMD must pass its --check-config.
 // Prints one PASS/FAIL line per check; exits 1 if any failed.
 //
-//   node dockerfile.js deploy/Dockerfile REPO_ROOT
+//   node dockerfile.js deploy/Dockerfile REPO_ROOT [TPSERVE]
 "use strict";
 
 const fs = require("fs");
 const path = require("path");
+const { spawnSync } = require("child_process");
 
 // Logical instructions: continuation lines joined, comments dropped.
 function instructions(text) {
@@ -89,12 +91,28 @@ function expand(root, source) {
   return parts.length === 0 ? ["."] : found;
 }
 
-function main([dockerfile, root]) {
+// The image's default command (ENTRYPOINT is the binary) must be accepted by
+// the built binary: `tpserve <CMD...> --check-config` exits 0.
+function checkDefaultCommand(label, cmd, binary) {
+  const check = `docker ${label} CMD accepted by ${path.basename(binary)}`;
+  let args;
+  try {
+    args = JSON.parse(cmd);
+  } catch (e) {
+    return { check, ok: false, detail: "CMD is missing or not in JSON (exec) form" };
+  }
+  const r = spawnSync(binary, [...args, "--check-config"], { encoding: "utf8", timeout: 30000 });
+  if (r.status === 0) return { check, ok: true };
+  return { check, ok: false, detail: `exit ${r.status}: ${(r.stderr || r.stdout || String(r.error)).trim()}` };
+}
+
+function main([dockerfile, root, binary]) {
   if (!dockerfile || !root) {
-    process.stderr.write("usage: dockerfile.js DOCKERFILE REPO_ROOT\n");
+    process.stderr.write("usage: dockerfile.js DOCKERFILE REPO_ROOT [TPSERVE]\n");
     process.exit(2);
   }
   const results = [];
+  let lastCmd = null;
   const rules = loadIgnore(dockerfile, root);
   const stages = new Set();
   const label = path.relative(root, dockerfile);
@@ -127,6 +145,8 @@ function main([dockerfile, root]) {
         else if (kept.length === 0) detail = "excluded by the .dockerignore";
         results.push({ check: `docker ${label} ${word} ${src}`, ok: !detail, detail });
       }
+    } else if (word === "CMD") {
+      lastCmd = ins.slice(op.length).trim();
     } else if (word === "RUN") {
       for (const script of ins.match(/(?<=^|[\s;&|])(?:\.\/)?(?:deploy|tools|cli)\/[\w./-]+\.sh\b/g) || []) {
         const file = path.join(root, script);
@@ -137,6 +157,7 @@ function main([dockerfile, root]) {
     }
   }
   if (results.length === 0) results.push({ check: `docker ${label}`, ok: false, detail: "no COPY found" });
+  if (binary) results.push(checkDefaultCommand(label, lastCmd, binary));
   let failed = 0;
   for (const r of results) {
     if (!r.ok) failed++;

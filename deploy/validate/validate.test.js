@@ -70,6 +70,21 @@ test("a missing, ignored or unstaged COPY source fails", () => {
   assert.match(r.stdout, /FAIL .*RUN deploy\/none.sh/);
 });
 
+test("the image's CMD must pass the binary's --check-config", { skip: BIN ? false : "needs TPSERVE_BIN" }, () => {
+  const dir = tmpdir();
+  const run = (cmd) => {
+    fs.writeFileSync(path.join(dir, "Dockerfile"), `FROM a\nCOPY deploy/Dockerfile /x\nCMD ${cmd}\n`);
+    return spawnSync("node", [path.join(__dirname, "dockerfile.js"), path.join(dir, "Dockerfile"), ROOT, BIN],
+                     { encoding: "utf8" });
+  };
+  assert.strictEqual(run('["serve", "--port", "8000"]').status, 0);
+  const bad = run('["serve", "--no-such-flag"]');
+  assert.strictEqual(bad.status, 1);
+  assert.match(bad.stdout, /FAIL .*CMD accepted .*no-such-flag/);
+  assert.match(run("serve --port 8000").stdout, /FAIL .*not in JSON/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 const DEPLOYMENT = {
   apiVersion: "apps/v1",
   kind: "Deployment",
