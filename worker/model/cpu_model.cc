@@ -13,6 +13,14 @@
 #include "worker/model/cpu_parallel.h"
 
 namespace tpserve::worker {
+namespace {
+
+std::vector<float>& Resized(std::vector<float>& buffer, int64_t size) {
+  buffer.resize(static_cast<size_t>(size));
+  return buffer;
+}
+
+}  // namespace
 
 CpuModel::CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
                    int block_size)
@@ -123,7 +131,8 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
 
   // Vocab-parallel embedding: each rank fills the rows it owns, the sum
   // assembles the full lookup.
-  std::vector<float> x(n * hidden, 0.0f);
+  std::vector<float>& x = scratch_.x;
+  x.assign(n * hidden, 0.0f);
   for (int64_t t = 0; t < n; ++t) {
     const int64_t local = tokens[t].id - plan_.vocab_begin;
     if (local >= 0 && local < plan_.vocab) {
@@ -132,8 +141,15 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
   }
   TP_RETURN_IF_ERROR(AllReduce(x));
 
-  std::vector<float> h(n * hidden), q(n * q_width), k(n * kv_width), v(n * kv_width);
-  std::vector<float> attn(n * q_width), proj(n * hidden), gate(n * inter), up(n * inter);
+  // Every element of these is written before it is read.
+  std::vector<float>& h = Resized(scratch_.h, n * hidden);
+  std::vector<float>& q = Resized(scratch_.q, n * q_width);
+  std::vector<float>& k = Resized(scratch_.k, n * kv_width);
+  std::vector<float>& v = Resized(scratch_.v, n * kv_width);
+  std::vector<float>& attn = Resized(scratch_.attn, n * q_width);
+  std::vector<float>& proj = Resized(scratch_.proj, n * hidden);
+  std::vector<float>& gate = Resized(scratch_.gate, n * inter);
+  std::vector<float>& up = Resized(scratch_.up, n * inter);
   for (int l = 0; l < config_.num_hidden_layers; ++l) {
     const CpuLayerWeights& w = weights_.layers[l];
     auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };

@@ -62,8 +62,12 @@ class CpuModel {
   int num_blocks_ = 0;
   // Per layer: [num_blocks * block_size, local kv heads * head_dim].
   std::vector<std::vector<float>> k_cache_, v_cache_;
-  // Scratch reused across steps: this rank's logits slice, all ranks'
-  // slices, and the assembled [rows, vocab] logits.
+  // Scratch reused across steps (fresh multi-MB vectors per step spend more
+  // time faulting in pages than computing): activations, this rank's logits
+  // slice, all ranks' slices, and the assembled [rows, vocab] logits.
+  struct Scratch {
+    std::vector<float> x, h, q, k, v, attn, proj, gate, up;
+  } scratch_;
   std::vector<float> local_logits_, gathered_logits_, logits_;
 };
 
