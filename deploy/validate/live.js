@@ -188,14 +188,16 @@ async function main(argv) {
       }
     }
     const tail = (p) => fs.readFileSync(p.log, "utf8").trim().split("\n").slice(-3).join(" | ");
-    // Startup, then readiness and liveness, per container.
-    for (const p of procs) {
-      const id = `${p.workload.metadata.name}/${p.container.name}`;
-      for (const kind of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+    // Every container's startup probe, then readiness (which the kubelet
+    // keeps probing: it must pass within the cap, e.g. once the router is
+    // ready for a gateway), then one liveness probe.
+    for (const kind of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+      for (const p of procs) {
         const probe = p.container[kind];
         if (!probe) continue;
-        const r = kind === "startupProbe" ? await probeUntil(p, probe, 180000) : await probeOnce(p.container, probe);
-        report(`${kind} ${id}`, r.ok, r.ok ? undefined : `${r.detail}${p.child.exited ? `; exited ${JSON.stringify(p.child.exited)}` : ""}; log: ${tail(p)}`);
+        const r = kind === "livenessProbe" ? await probeOnce(p.container, probe) : await probeUntil(p, probe, 180000);
+        report(`${kind} ${p.workload.metadata.name}/${p.container.name}`, r.ok,
+               r.ok ? undefined : `${r.detail}${p.child.exited ? `; exited ${JSON.stringify(p.child.exited)}` : ""}; log: ${tail(p)}`);
       }
     }
     await checkApi(objects, procs);
