@@ -40,9 +40,22 @@ class CpuBackend : public Backend {
   std::string device() const override { return "cpu"; }
   std::string device_name() const override { return CpuModelName(); }
 
+  // Total RAM and MemAvailable (free plus reclaimable page cache; the plain
+  // "free" figure would count a warm page cache as used).
   std::pair<int64_t, int64_t> MemoryInfo() const override {
     const int64_t page = sysconf(_SC_PAGESIZE);
-    return {page * sysconf(_SC_PHYS_PAGES), page * sysconf(_SC_AVPHYS_PAGES)};
+    int64_t available = page * sysconf(_SC_AVPHYS_PAGES);
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    int64_t kib = 0;
+    std::string unit;
+    while (in >> key >> kib >> unit) {
+      if (key == "MemAvailable:") {
+        available = kib * 1024;
+        break;
+      }
+    }
+    return {page * sysconf(_SC_PHYS_PAGES), available};
   }
 
   absl::Status Load(const LoadOptions& options, Communicator* comm) override;
@@ -148,6 +161,18 @@ absl::StatusOr<MemoryProfile> CpuBackend::ProfileMemory(double, int64_t kv_cache
 
 absl::Status CpuBackend::InitCache(int num_blocks) {
   if (model_ == nullptr) return absl::FailedPreconditionError("InitCache before Load");
+  if (num_blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_blocks must be >= 1, got ", num_blocks));
+  }
+  // Refuse up front: with overcommit the allocation itself would succeed and
+  // zeroing it would bring in the OOM killer instead of an error.
+  const int64_t bytes = int64_t{num_blocks} * model_->bytes_per_block();
+  const int64_t available = MemoryInfo().second;
+  if (bytes > available) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        num_blocks, " KV blocks need ", bytes, " bytes but only ", available,
+        " bytes of memory are available; lower --cpu-kv-cache-space"));
+  }
   return model_->AllocateCache(num_blocks);
 }
 

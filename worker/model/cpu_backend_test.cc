@@ -64,6 +64,13 @@ TEST(CpuBackendTest, ProfileAndInitCache) {
   EXPECT_EQ(backend->ProfileMemory(0.9, 100).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(backend->InitCache(0).ok());
+  // 2^31 - 1 blocks of 32 KiB: 64 TiB, more than any test machine has.
+  const absl::Status huge = backend->InitCache(2147483647);
+  EXPECT_EQ(huge.code(), absl::StatusCode::kResourceExhausted) << huge;
+  auto [total, available] = backend->MemoryInfo();
+  EXPECT_GT(total, 0);
+  EXPECT_GT(available, 0);
+  EXPECT_LE(available, total);
   EXPECT_TRUE(backend->InitCache(profile->num_blocks).ok());
   EXPECT_EQ(backend->Load(Options(), nullptr).code(), absl::StatusCode::kFailedPrecondition);
 }
