@@ -5,10 +5,47 @@
 
 #include "common/status_macros.h"
 #include "common/text/chat_template.h"
+#include "common/text/detokenizer.h"
 #include "common/text/tokenizer.h"
-#include "gateway/stream_decoder.h"
 
 namespace tpserve::gateway {
+namespace {
+
+// text::IncrementalDetokenizer feeding text::StopStringMatcher.
+class TokenStreamDecoder : public SequenceDecoder {
+ public:
+  TokenStreamDecoder(const text::Tokenizer& tokenizer, bool skip_special_tokens,
+                     std::vector<std::string> stops)
+      : detokenizer_(tokenizer, skip_special_tokens), stops_(stops), matcher_(std::move(stops)) {}
+
+  DecodedPiece Push(std::span<const int> token_ids) override {
+    std::string text;
+    for (int id : token_ids) text += detokenizer_.Add(id);
+    return Match(text);
+  }
+
+  std::string Flush() override {
+    DecodedPiece piece = Match(detokenizer_.Flush());
+    if (piece.stop_string.has_value()) return piece.text;
+    return piece.text + matcher_.Flush();
+  }
+
+ private:
+  DecodedPiece Match(const std::string& text) {
+    DecodedPiece piece;
+    if (matcher_.stopped()) return piece;
+    text::StopStringMatcher::Result r = matcher_.Add(text);
+    piece.text = std::move(r.text);
+    if (r.stop_index.has_value()) piece.stop_string = stops_[*r.stop_index];
+    return piece;
+  }
+
+  text::IncrementalDetokenizer detokenizer_;
+  const std::vector<std::string> stops_;
+  text::StopStringMatcher matcher_;
+};
+
+}  // namespace
 
 TextService::~TextService() = default;
 
@@ -65,13 +102,7 @@ std::string TextService::Decode(std::span<const int> ids, bool skip_special_toke
 
 std::unique_ptr<SequenceDecoder> TextService::NewDecoder(bool skip_special_tokens,
                                                          std::vector<std::string> stop) const {
-  const text::Tokenizer* tok = tokenizer_.get();
-  return std::make_unique<TokenStreamDecoder>(
-      [tok, skip_special_tokens](int id) -> std::string_view {
-        if (skip_special_tokens && tok->IsSpecial(id)) return {};
-        return tok->TokenBytes(id);
-      },
-      std::move(stop));
+  return std::make_unique<TokenStreamDecoder>(*tokenizer_, skip_special_tokens, std::move(stop));
 }
 
 LogprobEntry TextService::MakeLogprobEntry(const tpserve::v1::TokenLogprob& logprob) const {
