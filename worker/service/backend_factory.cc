@@ -3,16 +3,10 @@
 #include "absl/strings/str_cat.h"
 #include "worker/comm/cpu_communicator.h"
 #include "worker/comm/nccl_communicator.h"
+#include "worker/cuda/cuda_backend.h"
 #include "worker/model/cpu_backend.h"
 
 namespace tpserve::worker {
-namespace {
-
-// Set when the CUDA backend's factory is linked in (see CreateBackend).
-constexpr bool kCudaBackendBuilt = false;
-
-}  // namespace
-
 absl::StatusOr<std::string> ResolveDeviceKind(const std::string& device) {
   if (device == "cpu") return std::string("cpu");
   if (device != "cuda" && device != "auto") {
@@ -20,22 +14,26 @@ absl::StatusOr<std::string> ResolveDeviceKind(const std::string& device) {
         "--device must be auto, cpu or cuda, got '", device, "'"));
   }
   const int gpus = VisibleCudaDevices();
-  if (gpus > 0 && kCudaBackendBuilt) return std::string("cuda");
+  if (gpus > 0) return std::string("cuda");
   if (device == "auto") return std::string("cpu");
-  if (gpus == 0) {
-    return absl::FailedPreconditionError(
-        "--device cuda: this process sees no CUDA device (check the driver and "
-        "CUDA_VISIBLE_DEVICES, or use --device cpu)");
-  }
-  return absl::UnimplementedError(
-      "--device cuda: this build has no CUDA backend yet; use --device cpu");
+  return absl::FailedPreconditionError(
+      "--device cuda: this process sees no CUDA device (check the driver and "
+      "CUDA_VISIBLE_DEVICES, or use --device cpu)");
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& kind,
                                                        int rank) {
-  (void)rank;
   // Every CPU rank is alike: the rank only matters for picking a GPU.
   if (kind == "cpu") return CreateCpuBackend();
+  if (kind == "cuda") {
+    const int gpus = VisibleCudaDevices();
+    if (gpus == 0) {
+      return absl::FailedPreconditionError("the CUDA backend needs a CUDA device; none is visible");
+    }
+    // Same device choice as NcclCommFactory::Join, so the backend and the
+    // communicator of a rank share a GPU.
+    return CreateCudaBackend(rank % gpus);
+  }
   return absl::UnimplementedError(absl::StrCat("no backend for device '", kind, "'"));
 }
 

@@ -15,9 +15,9 @@
 
 namespace tpserve::worker {
 
-// "cpu" -> "cpu"; "cuda" -> "cuda" if a device is visible and the CUDA
-// backend is built (FAILED_PRECONDITION / UNIMPLEMENTED otherwise); "auto" ->
-// "cuda" when that works, else "cpu".
+// "cpu" -> "cpu"; "cuda" -> "cuda" if a device is visible
+// (FAILED_PRECONDITION otherwise); "auto" -> "cuda" when a device is
+// visible, else "cpu".
 absl::StatusOr<std::string> ResolveDeviceKind(const std::string& device);
 
 // A fresh backend of `kind` ("cpu" | "cuda") for the process serving `rank`
