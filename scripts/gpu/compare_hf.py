@@ -5,8 +5,9 @@ For each shape, HF builds a random Qwen2 (seeded, HF's own initialiser), saves i
 bf16 logits at every position of random prompts plus 64-token greedy continuations. tpserve
 (bench/cuda:tpserve_gpu_check, staged by scripts/gpu/stage.sh) loads the saved files and does the same; this
 script reports top-1 agreement, logits relative error (max |diff| / max |ref| per position) and how many
-greedy continuations are identical. It also measures HF's own bf16 error against its float32 forward on the
-0.5B shape and on the tiny fixtures, so the tolerances have a reference point.
+greedy continuations are identical. It also measures HF's own bf16 error against HF's float32 forward (same
+weights) and on the tiny fixtures, so the tolerances have a reference point: with random weights the
+next-token distributions are nearly flat, and bf16 rounding alone flips some argmaxes.
 
     python3 scripts/gpu/compare_hf.py --bin .devbin/cuda/bin/tpserve_gpu_check --out $OUT/compare.json
 """
@@ -22,7 +23,7 @@ def rel_err(got, ref):
     return (np.abs(got - ref).max(-1) / np.abs(ref).max(-1))
 
 
-def run_shape(name, binary, prompts_n, prompt_len, new, workdir):
+def run_shape(name, binary, prompts_n, prompt_len, new, workdir, fp32_ref):
     cfg_path = f"tests/fixtures/shapes/{name}/config.json"
     cfg = Qwen2Config(**{k: v for k, v in json.load(open(cfg_path)).items() if k != "architectures"})
     torch.manual_seed(0)
@@ -40,7 +41,7 @@ def run_shape(name, binary, prompts_n, prompt_len, new, workdir):
         hf_greedy = model.generate(ids.cuda(), attention_mask=torch.ones_like(ids).cuda(), max_new_tokens=new,
                                    do_sample=False)[:, prompt_len:].cpu().numpy()
         fp32 = None
-        if name.startswith("qwen2-0.5b"):
+        if fp32_ref:
             model.float()
             fp32 = model(ids.cuda()).logits.float().cpu().numpy()
     del model
@@ -78,6 +79,7 @@ def run_shape(name, binary, prompts_n, prompt_len, new, workdir):
         res["hf_bf16_vs_fp32_rel_err_max"] = float(rel_err(hf_logits, fp32).max())
         res["tpserve_vs_fp32_rel_err_max"] = float(rel_err(tp_logits, fp32).max())
         res["hf_bf16_vs_fp32_top1"] = float((hf_logits.argmax(-1) == fp32.argmax(-1)).mean())
+        res["tpserve_vs_fp32_top1"] = float((tp_logits.argmax(-1) == fp32.argmax(-1)).mean())
     print(json.dumps(res), flush=True)
     return res
 
@@ -110,13 +112,15 @@ def main():
     ap.add_argument("--len", type=int, default=64)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--out", default="compare.json")
+    ap.add_argument("--no-fp32", action="store_true", help="skip HF's float32 forward (needs 4 bytes/param)")
+    ap.add_argument("--skip-tiny", action="store_true")
     a = ap.parse_args()
-    results = {"device": torch.cuda.get_device_name(0), "hf_bf16_tiny_last_logits_rel_err": tiny_baseline(),
-               "shapes": []}
+    results = {"device": torch.cuda.get_device_name(0),
+               "hf_bf16_tiny_last_logits_rel_err": None if a.skip_tiny else tiny_baseline(), "shapes": []}
     print(json.dumps(results), flush=True)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as work:
         for s in a.shapes.split(","):
-            results["shapes"].append(run_shape(s, a.bin, a.prompts, a.len, a.new, work))
+            results["shapes"].append(run_shape(s, a.bin, a.prompts, a.len, a.new, work, not a.no_fp32))
             json.dump(results, open(a.out, "w"), indent=1)
     json.dump(results, open(a.out, "w"), indent=1)
     print(json.dumps(results, indent=1))

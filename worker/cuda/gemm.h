@@ -31,8 +31,12 @@ class Gemm {
   // out[m, n] = x[m, k] · w[n, k]ᵀ + bias[n] (bias may be null). `out` is
   // bf16, or float when `out_fp32`. Rows are dense (leading dimension k for x
   // and w, n for out).
+  // Rows up to kGemvMaxRows go to the streaming Gemv kernel, the rest to
+  // cuBLASLt.
   absl::Status Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
                       void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream);
+  // Test hook: send every shape to cuBLASLt.
+  void set_force_cublas(bool force) { force_cublas_ = force; }
 
  private:
   struct Plan {
@@ -44,6 +48,7 @@ class Gemm {
   absl::StatusOr<Plan*> GetPlan(int m, int n, int k, bool bias, bool out_fp32);
 
   cublasLtHandle_t handle_ = nullptr;
+  bool force_cublas_ = false;
   DeviceBuffer workspace_;
   std::map<std::tuple<int, int, int, bool, bool>, Plan> plans_;
 };

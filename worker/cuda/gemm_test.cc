@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "worker/cuda/gemv.h"
 #include "worker/cuda/test_util.h"
 
 namespace tpserve::worker::cuda {
@@ -12,11 +13,11 @@ namespace {
 using testing::DevArray;
 using bf16 = __nv_bfloat16;
 
-class GemmTest : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool>> {};
+class GemmTest : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool, bool>> {};
 
 TEST_P(GemmTest, MatchesCpuReference) {
   TP_SKIP_WITHOUT_GPU();
-  auto [m, n, k, with_bias, fp32] = GetParam();
+  auto [m, n, k, with_bias, fp32, force_cublas] = GetParam();
   std::mt19937 rng(m * 7 + n * 3 + k);
   auto x = testing::RandomBf16(m * k, rng), w = testing::RandomBf16(n * k, rng, 0.1f),
        b = testing::RandomBf16(n, rng);
@@ -24,6 +25,7 @@ TEST_P(GemmTest, MatchesCpuReference) {
   DevArray<char> dout(static_cast<size_t>(m) * n * (fp32 ? 4 : 2));
   auto gemm = Gemm::Create();
   ASSERT_TRUE(gemm.ok()) << gemm.status();
+  (*gemm)->set_force_cublas(force_cublas);
   ASSERT_TRUE((*gemm)->Linear(dx.get(), dw.get(), with_bias ? db.get() : nullptr, dout.get(), fp32, m,
                               n, k, nullptr).ok());
   auto raw = dout.Download();
@@ -44,11 +46,43 @@ TEST_P(GemmTest, MatchesCpuReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GemmTest,
-                         ::testing::Values(std::make_tuple(1, 384, 256, true, false),
-                                           std::make_tuple(17, 512, 256, false, false),
-                                           std::make_tuple(3, 4096, 256, false, true),
-                                           std::make_tuple(64, 1152, 896, true, false),
-                                           std::make_tuple(5, 3584, 1024, false, false)));
+                         // Rows <= 8 take the Gemv path unless forced to cuBLASLt.
+                         ::testing::Values(std::make_tuple(1, 384, 256, true, false, false),
+                                           std::make_tuple(1, 384, 256, true, false, true),
+                                           std::make_tuple(17, 512, 256, false, false, false),
+                                           std::make_tuple(3, 4096, 256, false, true, false),
+                                           std::make_tuple(3, 4096, 256, false, true, true),
+                                           std::make_tuple(8, 1000, 1048, true, false, false),
+                                           std::make_tuple(9, 1000, 1048, true, false, false),
+                                           std::make_tuple(64, 1152, 896, true, false, false),
+                                           std::make_tuple(5, 3584, 1024, false, false, false),
+                                           std::make_tuple(2, 513, 18944, false, false, false)));
+
+// Gemv directly for every row count it accepts (Linear only routes the
+// smallest ones to it).
+TEST(GemvTest, AllRowCountsMatchCpuReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const int n = 333, k = 1040;
+  std::mt19937 rng(21);
+  for (int m = 1; m <= kGemvMaxRows; ++m) {
+    auto x = testing::RandomBf16(m * k, rng), w = testing::RandomBf16(n * k, rng, 0.1f), b = testing::RandomBf16(n, rng);
+    DevArray<bf16> dx(x), dw(w), db(b);
+    DevArray<float> dout(m * n);
+    ASSERT_TRUE(Gemv(dx.get(), dw.get(), db.get(), dout.get(), true, m, n, k, nullptr).ok());
+    auto got = dout.Download();
+    auto fx = testing::ToFloat(x), fw = testing::ToFloat(w), fb = testing::ToFloat(b);
+    std::vector<float> want(m * n);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) {
+        double acc = fb[j];
+        for (int t = 0; t < k; ++t) acc += static_cast<double>(fx[i * k + t]) * fw[j * k + t];
+        want[i * n + j] = static_cast<float>(acc);
+      }
+    }
+    EXPECT_LT(testing::MaxRelError(got, want), 1e-4) << "m=" << m;
+  }
+  EXPECT_FALSE(Gemv(nullptr, nullptr, nullptr, nullptr, true, 9, n, k, nullptr).ok());
+}
 
 TEST(GemmTest, RejectsBadShape) {
   TP_SKIP_WITHOUT_GPU();

@@ -1,0 +1,27 @@
+// Skinny GEMM for decode steps (a few rows): cuBLASLt reaches well under the
+// memory roofline there, so this streams each weight row once with 16-byte
+// loads and dots it with every input row.
+#ifndef TPSERVE_WORKER_CUDA_GEMV_H_
+#define TPSERVE_WORKER_CUDA_GEMV_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "absl/status/status.h"
+
+namespace tpserve::worker::cuda {
+
+// Largest row count Gemv handles.
+inline constexpr int kGemvMaxRows = 8;
+// Row counts up to which Gemm::Linear prefers Gemv over cuBLASLt.
+inline constexpr int kGemvFastRows = 2;
+
+// out[m, n] = x[m, k] · w[n, k]ᵀ + bias[n] (bias may be null), bf16 or float
+// output, for 1 <= m <= kGemvMaxRows; k a multiple of 8 and 16-byte aligned
+// rows.
+absl::Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
+                  void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream);
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_GEMV_H_
