@@ -44,12 +44,13 @@ def main():
         rows.append(("whole, cold cache" if p == 0 else "whole, warm cache", time.perf_counter() - t, ids))
     for _ in range(a.passes):
         t = time.perf_counter()
+        encs = [tok.encode(line, add_special_tokens=False) for line in lines]
+        secs = time.perf_counter() - t  # hashing stays outside the timed part
         n, h = 0, 14695981039346656037
-        for line in lines:
-            ids = tok.encode(line, add_special_tokens=False).ids
-            n += len(ids)
-            h = fnv(ids, h)
-        rows.append(("per line", time.perf_counter() - t, (n, h)))
+        for e in encs:
+            n += len(e.ids)
+            h = fnv(e.ids, h)
+        rows.append(("per line", secs, (n, h)))
     print(f"HF tokenizers: {nbytes} bytes, {len(lines)} lines, 1 thread")
     print(f"{'mode':<20} {'seconds':>10} {'tokens':>12} {'MB/s':>10} {'tokens/s':>12}  ids-fnv")
     for mode, secs, ids in rows:

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   for (int p = 0; p < passes; ++p) {
     auto t0 = Clock::now();
-    const auto ids = (*tok)->Encode(corpus, false);
+    const auto ids = (*tok)->Encode(corpus, /*parse_special_tokens=*/true);
     rows.push_back({p == 0 ? "whole, cold cache" : "whole, warm cache",
                     std::chrono::duration<double>(Clock::now() - t0).count(), ids.size(), Fnv(ids, 14695981039346656037ull)});
   }
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     size_t n = 0;
     uint64_t h = 14695981039346656037ull;
     for (const auto& l : *lines) {
-      const auto ids = (*tok)->Encode(l, false);
+      const auto ids = (*tok)->Encode(l, /*parse_special_tokens=*/true);
       n += ids.size();
       h = Fnv(ids, h);
     }
