@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
+#include <cstdint>
+#include <cstdlib>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/slice.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -48,9 +51,22 @@ WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
   // Steps with many new sequences can pass the 4 MiB default.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
+  // Fewer per-call filters: Step runs every few milliseconds on every rank.
+  // Deadlines are still enforced (worker_group_test pins it).
+  args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
   for (const std::string& address : config_.workers) {
-    stubs_.push_back(v1::Worker::NewStub(grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), args)));
+    auto channel = grpc::CreateCustomChannel(
+        address, grpc::InsecureChannelCredentials(), args);
+    stubs_.push_back(v1::Worker::NewStub(channel));
+    generic_stubs_.push_back(std::make_unique<grpc::GenericStub>(channel));
+  }
+}
+
+WorkerGroup::~WorkerGroup() {
+  step_queue_.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (step_queue_.Next(&tag, &ok)) {
   }
 }
 
@@ -210,42 +226,54 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
 absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
     const v1::StepRequest& request) {
   const int n = world_size();
+  // Serialize once for all ranks, start every call from this thread on one
+  // completion queue and collect them here: no per-step threads, no thread
+  // hops, and only rank 0's answer is parsed.
+  const std::string wire = request.SerializeAsString();
+  grpc::Slice slice(wire);
+  const grpc::ByteBuffer payload(&slice, 1);
   struct Call {
     grpc::ClientContext context;
-    v1::StepResponse response;
+    grpc::ByteBuffer response;
     grpc::Status status;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   };
-  std::vector<std::unique_ptr<Call>> calls(n);
-  std::mutex mu;
-  std::condition_variable done;
-  int remaining = n;
+  std::vector<Call> calls(n);
   const auto deadline = DeadlineAfterMs(config_.worker_step_timeout_ms);
   for (int r = 0; r < n; ++r) {
-    calls[r] = std::make_unique<Call>();
-    Call* call = calls[r].get();
-    call->context.set_deadline(deadline);
-    stubs_[r]->async()->Step(&call->context, &request, &call->response,
-                             [&, call](grpc::Status status) {
-                               std::lock_guard<std::mutex> lock(mu);
-                               call->status = std::move(status);
-                               if (--remaining == 0) done.notify_one();
-                             });
+    Call& call = calls[r];
+    call.context.set_deadline(deadline);
+    call.reader = generic_stubs_[r]->PrepareUnaryCall(
+        &call.context, "/tpserve.v1.Worker/Step", payload, &step_queue_);
+    call.reader->StartCall();
+    call.reader->Finish(&call.response, &call.status,
+                        reinterpret_cast<void*>(static_cast<intptr_t>(r)));
   }
-  {
-    std::unique_lock<std::mutex> lock(mu);
+  bool cancelled = false;
+  for (int pending = n; pending > 0;) {
+    void* tag = nullptr;
+    bool ok = false;
     // The deadline ends every call; the margin only guards against a gRPC
     // bug leaving us waiting forever.
-    if (!done.wait_until(lock, deadline + std::chrono::seconds(5),
-                         [&] { return remaining == 0; })) {
-      for (auto& call : calls) call->context.TryCancel();
-      done.wait(lock, [&] { return remaining == 0; });
+    const auto status = step_queue_.AsyncNext(
+        &tag, &ok, deadline + std::chrono::seconds(cancelled ? 60 : 5));
+    if (status == grpc::CompletionQueue::GOT_EVENT) {
+      --pending;
+    } else if (!cancelled) {
+      for (Call& call : calls) call.context.TryCancel();
+      cancelled = true;
+    } else {
+      // Contexts cannot be destroyed with calls in flight; nothing sane is
+      // left to do.
+      spdlog::critical("worker Step calls never completed");
+      std::abort();
     }
   }
   // Name every failing rank: the first one in rank order is not always the
   // one that caused it.
   std::string failures;
   for (int r = 0; r < n; ++r) {
-    const grpc::Status& status = calls[r]->status;
+    const grpc::Status& status = calls[r].status;
     if (status.ok()) continue;
     const bool timeout =
         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
@@ -256,7 +284,13 @@ absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
                 : status.error_message());
   }
   if (!failures.empty()) return absl::UnavailableError(failures);
-  return std::move(calls[0]->response);
+  v1::StepResponse response;
+  grpc::ProtoBufferReader reader(&calls[0].response);
+  if (!response.ParseFromZeroCopyStream(&reader)) {
+    return absl::UnavailableError(absl::StrCat(
+        "worker ", RankName(0), " sent a Step response that does not parse"));
+  }
+  return response;
 }
 
 }  // namespace tpserve::router

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/generic/generic_stub.h>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/config/config.h"
@@ -35,12 +38,15 @@ class WorkerGroup {
   // handshake sends come from `config`. INVALID_ARGUMENT without workers.
   static absl::StatusOr<std::unique_ptr<WorkerGroup>> Create(
       const ServerConfig& config);
+  // Drains the step completion queue.
+  ~WorkerGroup();
 
   // Runs the whole init handshake. Safe to call again after a failure.
   absl::StatusOr<GroupInfo> Handshake();
 
   // Sends `request` to every rank in parallel and returns rank 0's answer.
-  // UNAVAILABLE naming the first failing rank (error or timeout).
+  // UNAVAILABLE naming every failing rank (error or timeout). One caller at
+  // a time (the step loop).
   absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request);
 
   // Number of ranks.
@@ -59,6 +65,10 @@ class WorkerGroup {
 
   const ServerConfig config_;
   std::vector<std::unique_ptr<v1::Worker::Stub>> stubs_;
+  // Step goes through the generic API so that the request is serialized
+  // once for every rank.
+  std::vector<std::unique_ptr<grpc::GenericStub>> generic_stubs_;
+  grpc::CompletionQueue step_queue_;
 };
 
 }  // namespace tpserve::router
