@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/run_server.h"
 #include "common/verify/verify.h"
+#include "gateway/gateway_server.h"
 #include "router/router_server.h"
 #include "worker/service/worker_server.h"
 
@@ -12,6 +13,10 @@ namespace tpserve::cli {
 
 int RunWorker(const CommandLine& cl) {
   return RunServerUntilSignal<worker::WorkerServer>("worker", cl.config);
+}
+
+int RunGateway(const CommandLine& cl) {
+  return RunServerUntilSignal<gateway::GatewayServer>("gateway", cl.config);
 }
 
 int RunRouter(const CommandLine& cl) {
