@@ -12,7 +12,7 @@ namespace {
 
 // How often a waiting handler checks for cancellation; bounds how late a
 // gone client's blocks are freed (plus one step).
-constexpr absl::Duration kPollInterval = absl::Milliseconds(10);
+constexpr absl::Duration kPollInterval = absl::Milliseconds(25);
 
 absl::Time RequestDeadline(const grpc::ServerContext& context,
                            const v1::GenerateRequest& request) {
