@@ -1,6 +1,7 @@
 #include "common/text/jinja_builtins.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <ctime>
 
@@ -455,8 +456,13 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
   if (op == "~") return Value(ToPyStr(a) + ToPyStr(b));
   const bool nums = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
   const bool floats = a.is_float() || b.is_float();
+  int64_t r = 0;
   if (op == "+") {
-    if (nums) return floats ? Value(a.as_float() + b.as_float()) : Value(a.as_int() + b.as_int());
+    if (nums && !floats) {
+      if (__builtin_add_overflow(a.as_int(), b.as_int(), &r)) return TypeError("integer overflow");
+      return Value(r);
+    }
+    if (nums) return Value(a.as_float() + b.as_float());
     if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
     if (a.is_list() && b.is_list()) {
       List l = a.list();
@@ -476,13 +482,23 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
     for (int64_t i = 0; i < n; ++i) l.insert(l.end(), a.list().begin(), a.list().end());
     return Value(std::move(l));
   } else if (nums) {
-    if (op == "-") return floats ? Value(a.as_float() - b.as_float()) : Value(a.as_int() - b.as_int());
-    if (op == "*") return floats ? Value(a.as_float() * b.as_float()) : Value(a.as_int() * b.as_int());
+    if (op == "-" || op == "*") {
+      if (floats) return Value(op == "-" ? a.as_float() - b.as_float() : a.as_float() * b.as_float());
+      const bool overflow = op == "-" ? __builtin_sub_overflow(a.as_int(), b.as_int(), &r)
+                                      : __builtin_mul_overflow(a.as_int(), b.as_int(), &r);
+      if (overflow) return TypeError("integer overflow");
+      return Value(r);
+    }
     if (op == "**") {
-      if (!floats && b.as_int() >= 0) return Value(static_cast<int64_t>(std::llround(std::pow(a.as_int(), b.as_int()))));
-      return Value(std::pow(a.as_float(), b.as_float()));
+      const double p = std::pow(a.as_float(), b.as_float());
+      if (!floats && b.as_int() >= 0) {
+        if (!(std::fabs(p) < 9.2e18)) return TypeError("integer overflow");
+        return Value(static_cast<int64_t>(std::llround(p)));
+      }
+      return Value(p);
     }
     if (b.as_float() == 0) return TypeError("division by zero");
+    if (!floats && b.as_int() == -1 && a.as_int() == INT64_MIN) return TypeError("integer overflow");
     if (op == "/") return Value(a.as_float() / b.as_float());
     if (op == "//") {
       if (floats) return Value(std::floor(a.as_float() / b.as_float()));
@@ -536,10 +552,13 @@ absl::StatusOr<Value> Subscript(const Value& obj, const Value& key) {
     if (obj.is_list()) {
       const int64_t n = static_cast<int64_t>(obj.list().size());
       int64_t i = key.as_int();
+      if (i < -n || i >= n) return Value();
       if (i < 0) i += n;
-      return (i >= 0 && i < n) ? obj.list()[i] : Value();
+      return obj.list()[i];
     }
-    return Slice(obj, key, Value(key.as_int() == -1 ? INT64_MAX : key.as_int() + 1), Value());
+    const int64_t k = key.as_int();
+    if (k >= INT64_MAX - 1 || k <= INT64_MIN + 1) return Value();
+    return Slice(obj, key, Value(k == -1 ? INT64_MAX : k + 1), Value());
   }
   return Value();
 }
@@ -560,7 +579,7 @@ absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value&
   if (step == 0) return TypeError("slice step cannot be zero");
   const auto norm = [&](const Value& v, int64_t def, int64_t lo, int64_t hi) {
     if (!given(v)) return def;
-    int64_t i = v.as_int();
+    int64_t i = std::clamp<int64_t>(v.as_int(), -n - 1, n + 1);  // no overflow below
     if (i < 0) i += n;
     return std::clamp(i, lo, hi);
   };

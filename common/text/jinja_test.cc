@@ -113,6 +113,10 @@ TEST(JinjaTest, RuntimeErrorsHaveLineAndColumn) {
   EXPECT_EQ(R("{{ x|nosuch }}"), "ERR template error at 1:6: no filter named 'nosuch'");
   EXPECT_EQ(R("{% for x in none %}{% endfor %}"), "ERR template error at 1:4: 'NoneType' object is not iterable");
   EXPECT_EQ(R("{{ 1 / 0 }}"), "ERR template error at 1:6: division by zero");
+  EXPECT_EQ(R("{{ (-9223372036854775807 - 1) // -1 }}"), "ERR template error at 1:31: integer overflow");
+  EXPECT_EQ(R("{{ 9223372036854775807 + 1 }}"), "ERR template error at 1:24: integer overflow");
+  EXPECT_EQ(R("{{ 10 ** 40 }}"), "ERR template error at 1:7: integer overflow");
+  EXPECT_EQ(R("{{ [1][-9223372036854775807] is defined }}{{ 'ab'[9223372036854775807] }}"), "False");
 }
 
 TEST(JinjaTest, HostileTemplatesAreBounded) {
