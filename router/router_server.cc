@@ -29,6 +29,9 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
   server->service_ = std::make_unique<RouterService>(server->engine_.get());
 
   grpc::ServerBuilder builder;
+  // Without this a second router on the same port would bind silently
+  // (SO_REUSEPORT) and steal half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(absl::StrCat("0.0.0.0:", config.router_port),
                            grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
@@ -47,7 +50,6 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
                       "text/plain; version=0.0.4; charset=utf-8");
     });
     if (!server->http_->bind_to_port("0.0.0.0", config.metrics_port)) {
-      server->server_->Shutdown();
       return absl::UnavailableError(absl::StrCat(
           "could not listen for /metrics on 0.0.0.0:", config.metrics_port));
     }
@@ -68,13 +70,18 @@ RouterServer::~RouterServer() {
 
 void RouterServer::Shutdown() {
   std::call_once(shutdown_once_, [this] {
-    spdlog::info("router draining");
-    engine_->Drain(absl::Seconds(30));
-    // Handlers end once the engine stops (remaining requests get
-    // UNAVAILABLE), so the gRPC shutdown cannot wait on them forever.
-    engine_->Stop();
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::seconds(5));
+    // Start may have failed half way: stop only what exists.
+    if (engine_ != nullptr) {
+      spdlog::info("router draining");
+      engine_->Drain(absl::Seconds(30));
+      // Handlers end once the engine stops (remaining requests get
+      // UNAVAILABLE), so the gRPC shutdown cannot wait on them forever.
+      engine_->Stop();
+    }
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+    }
     if (http_ != nullptr) {
       http_->stop();
       if (http_thread_.joinable()) http_thread_.join();

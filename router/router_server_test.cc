@@ -367,6 +367,33 @@ TEST_F(RouterServerTest, UnreachableWorkersMeanStartingAndUnavailable) {
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(RouterServerTest, BadSettingsAndBusyPortsAreClearErrors) {
+  StartWorkers(1);
+  StartRouter(Config());
+  ServerConfig same_port = Config();
+  same_port.router_port = router_->port();
+  auto clash = RouterServer::Start(same_port);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_THAT(std::string(clash.status().message()),
+              HasSubstr(std::to_string(router_->port())));
+
+  ServerConfig metrics_clash = Config();
+  metrics_clash.metrics_port = router_->port();
+  EXPECT_FALSE(RouterServer::Start(metrics_clash).ok());
+
+  ServerConfig bad = Config();
+  bad.scheduling_policy = "lifo";
+  auto policy = RouterServer::Start(bad);
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(policy.status().message()), HasSubstr("lifo"));
+
+  ServerConfig no_workers = Config();
+  no_workers.workers.clear();
+  no_workers.tensor_parallel_size = 1;
+  EXPECT_EQ(RouterServer::Start(no_workers).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RouterServerTest, ServesMetricsOverHttpAndDrainsOnShutdown) {
   StartWorkers(1);
   ServerConfig c = Config();
