@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 #include "gtest/gtest.h"
@@ -91,6 +92,10 @@ TEST_P(WorkerGoldenTest, ReproducesTheReference) {
       max_ref = std::max(max_ref, std::abs(ref[order[k]]));
     }
     EXPECT_LE(max_err / max_ref, 1e-4) << "prompt " << p;
+    std::printf("TP=%d prompt %zu (len %zu): greedy %s, top-%d logprob rel err %.2e\n",
+                GetParam(), p, g.input_ids.size(),
+                run.greedy[p] == g.greedy ? "exact" : "DIFFERS", kTopLogprobs,
+                max_err / max_ref);
     EXPECT_EQ(got.token_id(), g.greedy[0]);
     EXPECT_NEAR(got.logprob(), ref[g.greedy[0]], 1e-4 * max_ref);
   }
