@@ -23,11 +23,21 @@ class Interpreter {
   }
 
   absl::Status Exec(const NodeList& body, std::string* out) {
-    for (const auto& n : body) {
-      if (auto st = ExecNode(*n, out); !st.ok()) return At(n->pos, st);
-      if (flow_ != Flow::kNormal) return absl::OkStatus();
+    if (++depth_ > kMaxDepth) {
+      --depth_;
+      return absl::ResourceExhaustedError("template nested too deeply (recursion)");
     }
-    return absl::OkStatus();
+    absl::Status st;
+    for (const auto& n : body) {
+      st = ExecNode(*n, out);
+      if (!st.ok()) {
+        st = At(n->pos, st);
+        break;
+      }
+      if (flow_ != Flow::kNormal) break;
+    }
+    --depth_;
+    return st;
   }
 
  private:
@@ -279,7 +289,12 @@ class Interpreter {
   }
 
   absl::StatusOr<Value> Eval(const Expr& e) {
+    if (++depth_ > kMaxDepth) {
+      --depth_;
+      return absl::ResourceExhaustedError("template nested too deeply (recursion)");
+    }
     auto v = EvalInner(e);
+    --depth_;
     if (!v.ok()) return At(e.pos, v.status());
     return v;
   }
@@ -293,6 +308,10 @@ class Interpreter {
   int64_t steps_ = 0;
   int loop_depth_ = 0;
   int call_depth_ = 0;
+  // Exec/Eval recursion depth, bounded so that recursive macros over deeply
+  // nested bodies cannot exhaust a thread's stack.
+  static constexpr int kMaxDepth = 600;
+  int depth_ = 0;
 };
 
 absl::StatusOr<Value> Interpreter::EvalInner(const Expr& e) {

@@ -127,6 +127,13 @@ TEST(JinjaTest, HostileTemplatesAreBounded) {
   EXPECT_NE(R(deep_blocks).find("nested too deeply"), std::string::npos);
   EXPECT_NE(R("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("macro recursion deeper than"),
             std::string::npos);
+  // A recursive macro whose body is itself deeply nested hits the total depth bound.
+  std::string nested_macro = "{% macro g(n) %}";
+  for (int i = 0; i < 100; ++i) nested_macro += "{% if true %}";
+  nested_macro += "{{ g(n) }}";
+  for (int i = 0; i < 100; ++i) nested_macro += "{% endif %}";
+  nested_macro += "{% endmacro %}{{ g(0) }}";
+  EXPECT_NE(R(nested_macro).find("nested too deeply"), std::string::npos) << R(nested_macro).substr(0, 200);
   EXPECT_NE(R("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}").find("steps"),
             std::string::npos);
   EXPECT_NE(R("{{ range(100000000) }}").find("range too large"), std::string::npos);
@@ -134,6 +141,27 @@ TEST(JinjaTest, HostileTemplatesAreBounded) {
   EXPECT_NE(R("{% set s = 'xxxxxxxxxxxxxxxx' * 1000000 %}{% for i in range(10) %}{{ s }}{{ s }}{{ s }}{{ s }}{% endfor %}")
                 .find("output exceeded"),
             std::string::npos);
+}
+
+TEST(JinjaTest, RandomTemplatesNeverCrash) {
+  // Token soup: every result must be a render or an error, never a crash/hang.
+  const char* parts[] = {"{%", "%}", "{{", "}}", "{#", "#}", "-", "if", "for", "x", "in", "endif", "endfor",
+                         "else", "set", "=", "(", ")", "[", "]", "{", "}", "'s'", "1", ".", "|", "length",
+                         "loop", "is", "not", "macro", "endmacro", ",", ":", "~", "+", "*", "range", "\n", " "};
+  uint32_t seed = 7;
+  int renders = 0, errors = 0;
+  for (int t = 0; t < 3000; ++t) {
+    std::string src;
+    const int n = 1 + (seed % 40);
+    for (int i = 0; i < n; ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      src += parts[(seed >> 8) % (sizeof(parts) / sizeof(parts[0]))];
+      src += ' ';
+    }
+    (R(src, R"({"x": [1, 2]})").starts_with("ERR ") ? errors : renders)++;
+  }
+  EXPECT_GT(renders, 0);
+  EXPECT_GT(errors, 0);
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "common/text/tokenizer.h"
 
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "common/text/unicode.h"
 
 namespace tpserve::text {
 namespace {
@@ -110,6 +113,32 @@ TEST_F(Qwen25Test, LongWordsUseHeapMergeConsistently) {
   std::string abc;
   for (int i = 0; i < 30; ++i) abc += "abc";
   EXPECT_EQ(tok_->Decode(tok_->Encode(abc)), abc);
+}
+
+TEST_F(Qwen25Test, RandomTextRoundTrips) {
+  // Random code points from several scripts (plus combining marks, so NFC
+  // matters): decode(encode(s)) must equal NFC(s), and ids must be in range.
+  std::mt19937 rng(5);
+  const std::pair<uint32_t, uint32_t> ranges[] = {{0x20, 0x7E},   {0x09, 0x0D},   {0xA0, 0x24F},
+                                                  {0x300, 0x36F}, {0x400, 0x4FF}, {0x4E00, 0x4FFF},
+                                                  {0xAC00, 0xAD00}, {0x1F300, 0x1F64F}, {0x3040, 0x30FF}};
+  for (int t = 0; t < 500; ++t) {
+    std::string s;
+    const int n = 1 + rng() % 40;
+    for (int i = 0; i < n; ++i) {
+      const auto& r = ranges[rng() % std::size(ranges)];
+      AppendUtf8(r.first + rng() % (r.second - r.first + 1), &s);
+    }
+    const auto ids = tok_->Encode(s);
+    for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok_->vocab_size());
+    ASSERT_EQ(tok_->Decode(ids), NormalizeNfc(s)) << nlohmann::json(s).dump();
+  }
+  // Arbitrary bytes never crash and decode to valid UTF-8.
+  for (int t = 0; t < 500; ++t) {
+    std::string bytes(rng() % 30, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    EXPECT_TRUE(IsValidUtf8(tok_->Decode(tok_->Encode(bytes))));
+  }
 }
 
 TEST(TokenizerLoadTest, RefusesOtherModels) {
