@@ -23,6 +23,8 @@ Dict BuiltinGlobals();
 // Python-style operations shared with the interpreter.
 absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Value& b);
 absl::StatusOr<bool> Compare(const std::string& op, const Value& a, const Value& b);
+// Python's < for numbers and strings (other types are an error).
+absl::StatusOr<bool> LessThan(const Value& a, const Value& b);
 absl::StatusOr<Value> Subscript(const Value& obj, const Value& key);
 absl::StatusOr<Value> Slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
 // Iteration order of a value in a for loop (dict -> keys, str -> chars).
