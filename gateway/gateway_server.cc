@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <thread>
 
@@ -21,12 +23,22 @@ constexpr int kHttpThreads = 512;
 // Longest a graceful shutdown waits for in-flight generations.
 constexpr auto kDrainTimeout = std::chrono::seconds(30);
 
+// cpp-httplib's compiled-in listen backlog is 5: a burst of new clients
+// overflows it and their SYNs are dropped and retried after seconds. Calling
+// listen() again on the bound socket raises the backlog (Linux).
+class HttpServer : public httplib::Server {
+ public:
+  void RaiseListenBacklog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
+constexpr int kListenBacklog = 1024;
+
 }  // namespace
 
 class GatewayServer::Impl {
  public:
   GatewayContext ctx;
-  httplib::Server http;
+  HttpServer http;
   std::thread listener;
   int port = 0;
   std::mutex mu;
@@ -118,6 +130,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Server
     return absl::UnavailableError(
         absl::StrCat("gateway: cannot listen on ", config.host, ":", config.port));
   }
+  impl->http.RaiseListenBacklog(kListenBacklog);
   impl->port = port;
   impl->listener = std::thread([p] { p->http.listen_after_bind(); });
   spdlog::info("gateway serving model '{}' on {}:{} ({} router(s), API keys {})", name,
