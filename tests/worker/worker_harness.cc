@@ -174,25 +174,32 @@ std::vector<absl::Status> WorkerGroup::LoadModel(const std::vector<LoadSpec>& sp
 }
 
 absl::StatusOr<int> WorkerGroup::InitCache(int64_t cpu_kv_cache_bytes) {
-  int blocks = INT_MAX;
-  for (auto& p : procs_) {
+  // Profiling runs a worst-case step, which has collectives on TP > 1: all
+  // ranks at once, as a router does.
+  std::vector<absl::Status> results(world());
+  std::vector<v1::ProfileMemoryResponse> profiles(world());
+  OnAllRanks(world(), [&](int r) {
     grpc::ClientContext c;
     SetDeadline(&c, 60000);
     v1::ProfileMemoryRequest req;
     req.set_cpu_kv_cache_bytes(cpu_kv_cache_bytes);
-    v1::ProfileMemoryResponse resp;
-    grpc::Status s = p->stub().ProfileMemory(&c, req, &resp);
-    if (!s.ok()) return FromGrpcStatus(s);
-    blocks = std::min(blocks, resp.num_blocks());
+    results[r] = FromGrpcStatus(procs_[r]->stub().ProfileMemory(&c, req, &profiles[r]));
+  });
+  int blocks = INT_MAX;
+  for (int r = 0; r < world(); ++r) {
+    if (!results[r].ok()) return results[r];
+    blocks = std::min(blocks, profiles[r].num_blocks());
   }
-  for (auto& p : procs_) {
+  OnAllRanks(world(), [&](int r) {
     grpc::ClientContext c;
     SetDeadline(&c, 60000);
     v1::InitCacheRequest req;
     req.set_num_blocks(blocks);
     v1::InitCacheResponse resp;
-    grpc::Status s = p->stub().InitCache(&c, req, &resp);
-    if (!s.ok()) return FromGrpcStatus(s);
+    results[r] = FromGrpcStatus(procs_[r]->stub().InitCache(&c, req, &resp));
+  });
+  for (const absl::Status& s : results) {
+    if (!s.ok()) return s;
   }
   return blocks;
 }
