@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/gemv.h"
 #include "worker/cuda/norm.h"
 #include "worker/cuda/rope_cache.h"
 
@@ -214,9 +215,13 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     TP_RETURN_IF_ERROR(gemm_->Linear(attn, w.o_proj.as<bf16>(), nullptr, proj, false, t, h, nh * d, stream_));
     TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
     TP_RETURN_IF_ERROR(AddRmsNorm(proj, res, w.post_norm.as<bf16>(), normed, t, h, eps, stream_));
-    TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.gate_up.as<bf16>(), nullptr, gate_up_.as<bf16>(), false, t,
-                                     2 * inter, h, stream_));
-    TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
+    if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
+      TP_RETURN_IF_ERROR(GemvSiluMul(normed, w.gate_up.as<bf16>(), act_.as<bf16>(), t, inter, h, stream_));
+    } else {
+      TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.gate_up.as<bf16>(), nullptr, gate_up_.as<bf16>(), false, t,
+                                       2 * inter, h, stream_));
+      TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
+    }
     TP_RETURN_IF_ERROR(gemm_->Linear(act_.as<bf16>(), w.down.as<bf16>(), nullptr, proj, false, t, h, inter, stream_));
     TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
   }

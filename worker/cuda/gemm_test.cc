@@ -1,5 +1,6 @@
 #include "worker/cuda/gemm.h"
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -82,6 +83,34 @@ TEST(GemvTest, AllRowCountsMatchCpuReference) {
     EXPECT_LT(testing::MaxRelError(got, want), 1e-4) << "m=" << m;
   }
   EXPECT_FALSE(Gemv(nullptr, nullptr, nullptr, nullptr, true, 9, n, k, nullptr).ok());
+}
+
+TEST(GemvTest, FusedSiluMulMatchesUnfusedReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const int inter = 300, k = 1032;
+  std::mt19937 rng(22);
+  for (int m = 1; m <= 4; ++m) {
+    auto x = testing::RandomBf16(m * k, rng), w = testing::RandomBf16(2 * inter * k, rng, 0.2f);
+    DevArray<bf16> dx(x), dw(w), dout(m * inter);
+    ASSERT_TRUE(GemvSiluMul(dx.get(), dw.get(), dout.get(), m, inter, k, nullptr).ok());
+    auto got = testing::ToFloat(dout.Download());
+    auto fx = testing::ToFloat(x), fw = testing::ToFloat(w);
+    std::vector<float> want(m * inter);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < inter; ++j) {
+        double g = 0, u = 0;
+        for (int t = 0; t < k; ++t) {
+          g += static_cast<double>(fx[i * k + t]) * fw[static_cast<size_t>(j) * k + t];
+          u += static_cast<double>(fx[i * k + t]) * fw[static_cast<size_t>(inter + j) * k + t];
+        }
+        const float gb = testing::RoundBf16(g), ub = testing::RoundBf16(u);
+        want[i * inter + j] = testing::RoundBf16(testing::RoundBf16(gb / (1.0f + std::exp(-gb))) * ub);
+      }
+    }
+    // A bf16 rounding boundary may fall differently than in double: 1 ulp.
+    EXPECT_LT(testing::MaxRelError(got, want), 1e-2) << "m=" << m;
+  }
+  EXPECT_FALSE(GemvSiluMul(nullptr, nullptr, nullptr, 5, inter, k, nullptr).ok());
 }
 
 TEST(GemmTest, RejectsBadShape) {

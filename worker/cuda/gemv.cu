@@ -9,7 +9,7 @@ namespace {
 // Small blocks spread the columns evenly over the SMs (every block is resident
 // at once, so balance, not waves, decides the tail).
 constexpr int kWarpsPerBlock = 4;
-constexpr int kUnroll = 4;
+constexpr int kUnroll = 8;
 
 // One warp per output column n: lanes stride the weight row in 16-byte
 // chunks (kUnroll loads in flight each), every input row reuses each chunk.
@@ -74,6 +74,64 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
+// One warp per MLP column i: streams gate row i and up row i together (twice
+// the loads in flight) and writes the activation, so the [m, 2 * inter]
+// intermediate never exists.
+template <int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvSiluMulKernel(const bf16* __restrict__ x, const bf16* __restrict__ w, bf16* __restrict__ out,
+                      int inter, int k) {
+  const int lane = threadIdx.x & 31;
+  const int col = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (col >= inter) return;
+  const uint4* gr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(col) * k);
+  const uint4* ur = reinterpret_cast<const uint4*>(w + static_cast<size_t>(inter + col) * k);
+  const int chunks = k / 8;
+  float ga[M], ua[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) ga[m] = ua[m] = 0.0f;
+  int c = lane;
+  auto step = [&](const Pack8& g, const Pack8& u, int chunk) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      Pack8 xv;
+      xv.u = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * k) + chunk);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 b = __bfloat1622float2(xv.h2[j]);
+        const float2 a = __bfloat1622float2(g.h2[j]), d = __bfloat1622float2(u.h2[j]);
+        ga[m] = fmaf(a.x, b.x, fmaf(a.y, b.y, ga[m]));
+        ua[m] = fmaf(d.x, b.x, fmaf(d.y, b.y, ua[m]));
+      }
+    }
+  };
+  for (; c + 32 * (kUnroll / 2 - 1) < chunks; c += 32 * (kUnroll / 2)) {
+    Pack8 g[kUnroll / 2], u[kUnroll / 2];
+#pragma unroll
+    for (int v = 0; v < kUnroll / 2; ++v) {
+      g[v].u = __ldcs(gr + c + 32 * v);
+      u[v].u = __ldcs(ur + c + 32 * v);
+    }
+#pragma unroll
+    for (int v = 0; v < kUnroll / 2; ++v) step(g[v], u[v], c + 32 * v);
+  }
+  for (; c < chunks; c += 32) {
+    Pack8 g, u;
+    g.u = __ldcs(gr + c);
+    u.u = __ldcs(ur + c);
+    step(g, u, c);
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float gs = __bfloat162float(__float2bfloat16(WarpSum(ga[m])));
+    const float us = __bfloat162float(__float2bfloat16(WarpSum(ua[m])));
+    if (lane == 0) {
+      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+      out[static_cast<size_t>(m) * inter + col] = __float2bfloat16(act * us);
+    }
+  }
+}
+
 template <int M>
 absl::Status Launch(const bf16* x, const bf16* w, const bf16* bias, void* out, bool out_fp32, int n,
                     int k, cudaStream_t stream) {
@@ -83,7 +141,27 @@ absl::Status Launch(const bf16* x, const bf16* w, const bf16* bias, void* out, b
   return absl::OkStatus();
 }
 
+template <int M>
+absl::Status LaunchSiluMul(const bf16* x, const bf16* w, bf16* out, int inter, int k, cudaStream_t stream) {
+  GemvSiluMulKernel<M><<<(inter + kWarpsPerBlock - 1) / kWarpsPerBlock, kWarpsPerBlock * 32, 0, stream>>>(
+      x, w, out, inter, k);
+  TP_CUDA_CHECK_LAUNCH("GemvSiluMulKernel");
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status GemvSiluMul(const bf16* x, const bf16* w, bf16* out, int m, int inter, int k,
+                         cudaStream_t stream) {
+  if (k % 8 != 0 || inter <= 0) return absl::InvalidArgumentError("GemvSiluMul: k must be a multiple of 8");
+  switch (m) {
+    case 1: return LaunchSiluMul<1>(x, w, out, inter, k, stream);
+    case 2: return LaunchSiluMul<2>(x, w, out, inter, k, stream);
+    case 3: return LaunchSiluMul<3>(x, w, out, inter, k, stream);
+    case 4: return LaunchSiluMul<4>(x, w, out, inter, k, stream);
+    default: return absl::InvalidArgumentError("GemvSiluMul: 1 to 4 rows");
+  }
+}
 
 absl::Status Gemv(const bf16* x, const bf16* w, const bf16* bias, void* out, bool out_fp32, int m,
                   int n, int k, cudaStream_t stream) {

@@ -22,6 +22,12 @@ inline constexpr int kGemvFastRows = 2;
 absl::Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
                   void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream);
 
+// Qwen2's MLP input side in one pass for decode: with w = [gate; up]
+// ([2 * inter, k]), out[m, i] = bf16(silu(bf16(x·gate_i)) * bf16(x·up_i)),
+// the roundings of the unfused GEMM + SiluAndMul. 1 <= m <= 4.
+absl::Status GemvSiluMul(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* out, int m,
+                         int inter, int k, cudaStream_t stream);
+
 }  // namespace tpserve::worker::cuda
 
 #endif  // TPSERVE_WORKER_CUDA_GEMV_H_
