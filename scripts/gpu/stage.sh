@@ -4,7 +4,11 @@
 # into .devbin/cuda/ so a device call can carry them (carry: [".devbin/cuda"]).
 # The GPU machine has CUDA but no Bazel; run binaries there with
 #   LD_LIBRARY_PATH=.devbin/cuda/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib
-# Usage: scripts/gpu/stage.sh //worker/cuda:norm_test //bench/cuda:bench ...
+# Usage: scripts/gpu/stage.sh //worker/cuda:norm_test //bench/cuda:tpserve_bench ...
+# With TPSERVE_BUNDLE=1 the result is packed into .devbin/cuda/bundle.tar.xz
+# (about 3 MB instead of 20+: the carried tree must stay under 64 MiB); unpack
+# it on the device with `tar -C /tmp/d -xJf .devbin/cuda/bundle.tar.xz` and
+# use /tmp/d/cuda/{bin,lib}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OB=${TPSERVE_OUTPUT_BASE:-/root/.cache/bazel-ob/cuda}
@@ -22,4 +26,9 @@ for t in "$@"; do
     esac
   done
 done
+if [[ "${TPSERVE_BUNDLE:-0}" == 1 ]]; then
+  tar -C .devbin -cJf /tmp/tpserve_cuda_bundle.tar.xz cuda
+  rm -rf .devbin/cuda && mkdir -p .devbin/cuda
+  mv /tmp/tpserve_cuda_bundle.tar.xz .devbin/cuda/bundle.tar.xz
+fi
 du -sh .devbin/cuda
