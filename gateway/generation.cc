@@ -122,7 +122,9 @@ void Generation::Run(int seq) {
   SequenceEvent event;
   event.index = specs_[seq].index;
   event.error = last;
-  if (metrics_ != nullptr) metrics_->CountFinished("error");
+  if (metrics_ != nullptr) {
+    metrics_->CountFinished(last.code() == absl::StatusCode::kCancelled ? "abort" : "error");
+  }
   Push(std::move(event));
 }
 
