@@ -110,6 +110,7 @@ if [[ -x $binary && -f $work/cpu-demo.yaml ]]; then
   if unshare --net --mount true 2>/dev/null; then
     unshare --net --mount node "$here/validate/live.js" --binary "$binary" \
       --map "/usr/local/share/tpserve/models/tiny-qwen2-chat=$root/tests/fixtures/tiny-qwen2-chat" \
+      --dashboard "$here/k8s/components/monitoring/tpserve-dashboard.json" \
       "$work/cpu-demo.yaml" >"$work/live.out" 2>&1
     tally live $? "$work/live.out"
   else

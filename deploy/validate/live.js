@@ -9,7 +9,7 @@
 // `unshare --net --mount`): the pod's fixed ports are then free, and the
 // gateways' --router host names are mapped to 127.0.0.1 in /etc/hosts.
 //
-//   node live.js --binary TPSERVE [--map IMAGE_PATH=HOST_PATH]... RENDERED.yaml
+//   node live.js --binary TPSERVE [--map IMAGE_PATH=HOST_PATH]... [--dashboard JSON] RENDERED.yaml
 "use strict";
 
 const fs = require("fs");
@@ -100,9 +100,12 @@ async function probeOnce(container, probe) {
 // but gives up at once when the process has exited (the kubelet would be
 // restarting it) or the answer cannot change (gRPC UNIMPLEMENTED: no health
 // service registered).
-async function probeUntil(proc, probe, capMs) {
+async function probeUntil(proc, probe, capMs, kind) {
   const period = (probe.periodSeconds || 10) * 1000;
-  const deadline = Date.now() + Math.min(capMs, period * (probe.failureThreshold || 3));
+  // A startup probe has a budget; readiness is probed for as long as the
+  // pod lives, so only the cap bounds the wait.
+  const budget = kind === "startupProbe" ? period * (probe.failureThreshold || 3) : capMs;
+  const deadline = Date.now() + Math.min(capMs, budget);
   let last;
   do {
     last = await probeOnce(proc.container, probe);
@@ -142,9 +145,11 @@ async function main(argv) {
   let binary;
   const maps = [];
   let file;
+  let dashboard = null;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--binary") binary = argv[++i];
     else if (argv[i] === "--map") maps.push(argv[++i].split("="));
+    else if (argv[i] === "--dashboard") dashboard = argv[++i];
     else file = argv[i];
   }
   if (!binary || !file) {
@@ -195,13 +200,14 @@ async function main(argv) {
       for (const p of procs) {
         const probe = p.container[kind];
         if (!probe) continue;
-        const r = kind === "livenessProbe" ? await probeOnce(p.container, probe) : await probeUntil(p, probe, 180000);
+        const r = kind === "livenessProbe" ? await probeOnce(p.container, probe) : await probeUntil(p, probe, 180000, kind);
         report(`${kind} ${p.workload.metadata.name}/${p.container.name}`, r.ok,
                r.ok ? undefined : `${r.detail}${p.child.exited ? `; exited ${JSON.stringify(p.child.exited)}` : ""}; log: ${tail(p)}`);
       }
     }
-    await checkApi(objects, procs);
+    const key = await checkApi(objects, procs);
     await checkScrapes(procs);
+    if (dashboard) await checkDashboard(dashboard, procs, key);
     const crashed = procs.filter((p) => p.child.exited);
     report("every container still running", crashed.length === 0,
            crashed.map((p) => `${p.container.name} exited ${JSON.stringify(p.child.exited)}: ${tail(p)}`).join("; ") || undefined);
@@ -244,6 +250,34 @@ async function checkApi(objects, procs) {
   try { content = JSON.parse(chat.body).choices[0].message.content; } catch (e) { /* reported below */ }
   report("/v1/chat/completions answers", chat.status === 200 && typeof content === "string",
          chat.error || `HTTP ${chat.status}${chat.status === 200 ? "" : ` ${(chat.body || "").slice(0, 160)}`}`);
+  return key;
+}
+
+// Every metric the Grafana dashboard queries is exported by a gateway or a
+// router (read with the API key, after the requests above).
+async function checkDashboard(file, procs, key) {
+  const exprs = [];
+  const walk = (x) => {
+    if (Array.isArray(x)) x.forEach(walk);
+    else if (x && typeof x === "object") {
+      for (const [k, v] of Object.entries(x)) (k === "expr" && typeof v === "string") ? exprs.push(v) : walk(v);
+    }
+  };
+  walk(JSON.parse(fs.readFileSync(file, "utf8")));
+  const names = [...new Set((exprs.join(" ").match(/tpserve:[a-zA-Z0-9_:]+/g) || [])
+    .map((n) => n.replace(/_(bucket|sum|count)$/, "")))];
+  let text = "";
+  for (const p of procs) {
+    const sub = p.container.args[0];
+    const port = sub === "gateway" ? p.container.ports[0].containerPort
+      : Number((p.container.args.find((a) => a.startsWith("--metrics-port=")) || "=0").split("=")[1]);
+    if (!port) continue;
+    const r = await httpRequest(port, "/metrics", { headers: key ? { Authorization: `Bearer ${key}` } : {} });
+    if (r.status === 200) text += r.body + "\n";
+  }
+  const missing = names.filter((n) => !new RegExp(`^(# TYPE )?${n.replace(/[:]/g, "\\$&")}[ {]`, "m").test(text));
+  report(`dashboard metrics exported (${names.length})`, names.length > 0 && missing.length === 0,
+         missing.length ? `not on any /metrics: ${missing.join(", ")}` : undefined);
 }
 
 // Every prometheus.io-annotated pod serves Prometheus text there.
