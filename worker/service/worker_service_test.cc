@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -137,6 +138,111 @@ TEST_F(WorkerServiceTest, ShutdownTwiceThenWaitReturns) {
   server_->Shutdown();
   server_->Shutdown();
   server_->Wait();
+}
+
+// Two ranks in this process (still separate gRPC servers and real loopback
+// sockets): a step that reaches only rank 0 leaves it waiting on rank 1 in
+// a collective; re-initialising rank 0 must abort that step, not wait.
+TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
+  std::vector<std::unique_ptr<WorkerServer>> servers;
+  std::vector<std::unique_ptr<v1::Worker::Stub>> stubs;
+  for (int r = 0; r < 2; ++r) {
+    ServerConfig config;
+    config.worker_port = 0;
+    auto server = WorkerServer::StartWith(config, "cpu", [](int) { return CreateCpuBackend(); });
+    ASSERT_TRUE(server.ok()) << server.status();
+    stubs.push_back(v1::Worker::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials())));
+    servers.push_back(std::move(*server));
+  }
+  grpc::ClientContext id_ctx;
+  v1::CreateUniqueIdResponse id;
+  ASSERT_TRUE(stubs[0]->CreateUniqueId(&id_ctx, {}, &id).ok());
+  // Handshake on both ranks at once.
+  auto on_both = [&](auto call) {
+    std::vector<grpc::Status> st(2);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; ++r) threads.emplace_back([&, r] { st[r] = call(r); });
+    for (auto& t : threads) t.join();
+    return st;
+  };
+  for (const auto& st : on_both([&](int r) {
+         grpc::ClientContext c;
+         v1::InitDistributedRequest req;
+         req.set_rank(r);
+         req.set_world_size(2);
+         req.set_unique_id(id.unique_id());
+         v1::InitDistributedResponse resp;
+         return stubs[r]->InitDistributed(&c, req, &resp);
+       })) {
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  for (const auto& st : on_both([&](int r) {
+         grpc::ClientContext c;
+         v1::LoadModelRequest req;
+         req.set_model_path(kModel);
+         req.set_max_model_len(64);
+         v1::LoadModelResponse resp;
+         return stubs[r]->LoadModel(&c, req, &resp);
+       })) {
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  for (const auto& st : on_both([&](int r) {
+         grpc::ClientContext c;
+         v1::ProfileMemoryRequest req;
+         req.set_cpu_kv_cache_bytes(4 << 20);
+         v1::ProfileMemoryResponse resp;
+         grpc::Status s = stubs[r]->ProfileMemory(&c, req, &resp);
+         if (!s.ok()) return s;
+         grpc::ClientContext c2;
+         v1::InitCacheRequest ic;
+         ic.set_num_blocks(8);
+         v1::InitCacheResponse icr;
+         return stubs[r]->InitCache(&c2, ic, &icr);
+       })) {
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  grpc::Status stuck;
+  absl::Time returned;
+  std::thread step_thread([&] {
+    v1::StepRequest step;
+    step.set_step_id(1);
+    auto* ns = step.add_new_sequences();
+    ns->set_seq_id(1);
+    ns->add_token_ids(3);
+    ns->set_num_prompt_tokens(1);
+    ns->set_num_scheduled_tokens(1);
+    ns->add_block_table(0);
+    grpc::ClientContext c;
+    v1::StepResponse resp;
+    stuck = stubs[0]->Step(&c, step, &resp);
+    returned = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(300));  // let the step reach its collective
+  const absl::Time start = absl::Now();
+  grpc::ClientContext id_ctx2;
+  v1::CreateUniqueIdResponse id2;
+  ASSERT_TRUE(stubs[0]->CreateUniqueId(&id_ctx2, {}, &id2).ok());
+  grpc::ClientContext c;
+  v1::InitDistributedRequest req;
+  req.set_rank(0);
+  req.set_world_size(1);
+  req.set_unique_id(id2.unique_id());
+  v1::InitDistributedResponse resp;
+  EXPECT_TRUE(stubs[0]->InitDistributed(&c, req, &resp).ok());
+  step_thread.join();
+  EXPECT_EQ(stuck.error_code(), grpc::StatusCode::UNAVAILABLE) << stuck.error_message();
+  EXPECT_LT(returned - start, absl::Seconds(5));
+  // Rank 1 sees rank 0 leave the old group.
+  v1::WorkerHealthResponse h;
+  for (int i = 0; i < 100; ++i) {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stubs[1]->Health(&ctx, {}, &h).ok());
+    if (!h.healthy()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(h.state(), "peer_lost");
+  EXPECT_NE(h.message().find("rank 0"), std::string::npos) << h.message();
 }
 
 }  // namespace
