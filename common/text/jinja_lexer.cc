@@ -260,6 +260,21 @@ class Lexer {
 
 }  // namespace
 
-absl::StatusOr<std::vector<Token>> LexTemplate(const std::string& source) { return Lexer(source).Run(); }
+absl::StatusOr<std::vector<Token>> LexTemplate(const std::string& source) {
+  // Like jinja2's Environment defaults: line endings become "\n" and one
+  // trailing newline is dropped (keep_trailing_newline=False).
+  std::string normalized;
+  normalized.reserve(source.size());
+  for (size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\r') {
+      normalized += '\n';
+      if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+    } else {
+      normalized += source[i];
+    }
+  }
+  if (!normalized.empty() && normalized.back() == '\n') normalized.pop_back();
+  return Lexer(normalized).Run();
+}
 
 }  // namespace tpserve::text::jinja

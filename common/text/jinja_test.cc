@@ -94,6 +94,9 @@ TEST(JinjaTest, WhitespaceControl) {
   EXPECT_EQ(R("a\n{%- if true -%}\n  b\n{%- endif %}"), "ab");
   EXPECT_EQ(R("x {# comment #}\ny"), "x y");
   EXPECT_EQ(R("{{ 'v' }}\nz"), "v\nz");  // no trimming after variables
+  // One trailing newline of the template is dropped and \r\n becomes \n, as in jinja2.
+  EXPECT_EQ(R("\n{% if true %}\n\n{% endif %}\n\n"), "\n\n");
+  EXPECT_EQ(R("a\r\nb\n"), "a\nb");
 }
 
 TEST(JinjaTest, SyntaxErrorsHaveLineAndColumn) {
