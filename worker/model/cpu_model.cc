@@ -41,9 +41,16 @@ absl::Status CpuModel::AllocateCache(int num_blocks) {
   }
   const size_t per_layer =
       static_cast<size_t>(num_blocks) * block_size_ * plan_.num_kv_heads * config_.head_dim;
+  // Left uninitialised on purpose: attention reads only positions a step has
+  // written, and touching gigabytes up front made start-up take tens of
+  // seconds (pages now fault in as sequences fill them).
+  k_cache_.clear();
+  v_cache_.clear();
   try {
-    k_cache_.assign(config_.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
-    v_cache_.assign(config_.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+    for (int l = 0; l < config_.num_hidden_layers; ++l) {
+      k_cache_.emplace_back(new float[per_layer]);
+      v_cache_.emplace_back(new float[per_layer]);
+    }
   } catch (const std::bad_alloc&) {
     k_cache_.clear();
     v_cache_.clear();
@@ -66,8 +73,8 @@ void CpuModel::Attention(const StepBatch& batch, const std::vector<Token>& token
   const int nh = plan_.num_heads;
   const int kv_width = plan_.num_kv_heads * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* kc = k_cache_[layer].data();
-  const float* vc = v_cache_[layer].data();
+  const float* kc = k_cache_[layer].get();
+  const float* vc = v_cache_[layer].get();
   // Cache rows of every position of every sequence, resolved once.
   std::vector<std::vector<int64_t>> slots(batch.seqs.size());
   for (size_t s = 0; s < batch.seqs.size(); ++s) {
@@ -157,8 +164,8 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
     cpu::Linear(h.data(), n, hidden, w.q_w.data(), bias(w.q_b), q_width, q.data());
     cpu::Linear(h.data(), n, hidden, w.k_w.data(), bias(w.k_b), kv_width, k.data());
     cpu::Linear(h.data(), n, hidden, w.v_w.data(), bias(w.v_b), kv_width, v.data());
-    float* kc = k_cache_[l].data();
-    float* vc = v_cache_[l].data();
+    float* kc = k_cache_[l].get();
+    float* vc = v_cache_[l].get();
     for (int64_t t = 0; t < n; ++t) {
       cpu::ApplyRope(&q[t * q_width], plan_.num_heads, hd, tokens[t].position, config_.rope_theta);
       cpu::ApplyRope(&k[t * kv_width], plan_.num_kv_heads, hd, tokens[t].position,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,7 +62,8 @@ class CpuModel {
   const int block_size_;
   int num_blocks_ = 0;
   // Per layer: [num_blocks * block_size, local kv heads * head_dim].
-  std::vector<std::vector<float>> k_cache_, v_cache_;
+  // One uninitialised buffer per layer: [num_blocks][block_size][kv_heads][head_dim].
+  std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
   // Scratch reused across steps (fresh multi-MB vectors per step spend more
   // time faulting in pages than computing): activations, this rank's logits
   // slice, all ranks' slices, and the assembled [rows, vocab] logits.
