@@ -337,21 +337,21 @@ TEST_F(GatewayServerTest, RouterErrorsMapToHttp) {
 
 TEST_F(GatewayServerTest, FailoverToAnotherRouterOnUnavailable) {
   auto second = FakeRouter::Start(testing::TinyChatModelInfo(4096), Script()).value();
-  StartGateway({}, {router_->address(), second->address()});
-  // Whichever router is picked first fails; the request must still succeed.
+  // The first router looks idle (so it is picked first) but is down.
+  router_->SetLoad(0, 0);
+  second->SetLoad(20, 0);
   router_->FailNext(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"), 100);
-  second->FailNext(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"), 1);
+  StartGateway({}, {router_->address(), second->address()});
   auto r = Request(port(), "POST", "/v1/completions",
                    R"({"model": "tiny", "prompt": "x", "max_tokens": 2})");
-  // Either router 2 failed first (then router 1 fails too: 503) or router 1
-  // failed and router 2 served after its own single failure was consumed.
-  // Make it deterministic: clear router 2's failure by one direct attempt.
-  if (r.status != 200) {
-    r = Request(port(), "POST", "/v1/completions",
-                R"({"model": "tiny", "prompt": "x", "max_tokens": 2})");
-  }
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_GE(router_->requests().size() + second->requests().size(), 2u);
+  EXPECT_EQ(router_->requests().size(), 1u);
+  EXPECT_EQ(second->requests().size(), 1u);
+  // With every router down the client gets 503.
+  second->FailNext(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"), 100);
+  ExpectError(Request(port(), "POST", "/v1/completions",
+                      R"({"model": "tiny", "prompt": "x", "max_tokens": 2})"),
+              503, "");
 }
 
 TEST_F(GatewayServerTest, StreamingClientDisconnectCancelsRouterCall) {
