@@ -155,10 +155,8 @@ bool Engine::Connect(std::unique_lock<std::mutex>& lock) {
   sc.block_size = config_.block_size;
   sc.max_model_len = info->model.max_model_len();
   sc.max_num_seqs = config_.max_num_seqs;
-  // vLLM's chunked-prefill default.
-  sc.max_num_batched_tokens = config_.max_num_batched_tokens > 0
-                                  ? config_.max_num_batched_tokens
-                                  : std::max(8192, sc.max_model_len);
+  // The same budget the workers sized their buffers for.
+  sc.max_num_batched_tokens = ResolvedMaxNumBatchedTokens(config_);
   sc.max_queued_requests = config_.max_queued_requests;
   sc.max_waiting_tokens = config_.max_waiting_tokens;
   sc.enable_prefix_caching = config_.enable_prefix_caching;

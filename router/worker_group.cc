@@ -25,6 +25,11 @@ std::chrono::system_clock::time_point DeadlineAfterMs(int ms) {
 
 }  // namespace
 
+int ResolvedMaxNumBatchedTokens(const ServerConfig& config) {
+  if (config.max_num_batched_tokens > 0) return config.max_num_batched_tokens;
+  return std::max(8192, config.max_model_len);
+}
+
 absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Create(
     const ServerConfig& config) {
   if (config.workers.empty()) {
@@ -54,6 +59,11 @@ WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
   // Fewer per-call filters: Step runs every few milliseconds on every rank.
   // Deadlines are still enforced (worker_group_test pins it).
   args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
+  // gRPC's own reconnect backoff grows to 2 minutes; a restarted rank must
+  // be seen by the next handshake attempt, not minutes later.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   for (const std::string& address : config_.workers) {
     auto channel = grpc::CreateCustomChannel(
         address, grpc::InsecureChannelCredentials(), args);
@@ -155,7 +165,7 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
     req.set_max_model_len(config_.max_model_len);
     req.set_block_size(config_.block_size);
     req.set_max_num_seqs(config_.max_num_seqs);
-    req.set_max_num_batched_tokens(config_.max_num_batched_tokens);
+    req.set_max_num_batched_tokens(ResolvedMaxNumBatchedTokens(config_));
     req.set_enforce_eager(config_.enforce_eager);
     return stubs_[r]->LoadModel(c, req, &loads[r]);
   });

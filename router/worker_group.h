@@ -21,6 +21,12 @@
 
 namespace tpserve::router {
 
+// The step token budget the router schedules with and the workers size their
+// buffers for: --max-num-batched-tokens, or when 0, max(8192,
+// --max-model-len) (8192 when the model length is left to the model; chunked
+// prefill makes a larger budget unnecessary).
+int ResolvedMaxNumBatchedTokens(const ServerConfig& config);
+
 // What a successful handshake established.
 struct GroupInfo {
   // The model as rank 0 loaded it (max_model_len resolved).

@@ -63,6 +63,7 @@ class FakeWorker final : public v1::Worker::Service {
   // The first contract violation seen, OK if none.
   absl::Status violation();
 
+  // The Worker contract (proto/worker.proto), answered by the toy model.
   grpc::Status Info(grpc::ServerContext*, const v1::InfoRequest*,
                     v1::InfoResponse*) override;
   grpc::Status CreateUniqueId(grpc::ServerContext*,
