@@ -130,6 +130,9 @@ void Engine::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  // A handshake (LoadModel may take minutes) or a hung step must not hold
+  // the shutdown.
+  group_->Abort();
   if (loop_.joinable()) loop_.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (scheduler_ != nullptr) {

@@ -80,6 +80,24 @@ WorkerGroup::~WorkerGroup() {
   }
 }
 
+void WorkerGroup::Abort() {
+  std::lock_guard<std::mutex> lock(active_mu_);
+  aborted_ = true;
+  for (grpc::ClientContext* context : active_) context->TryCancel();
+}
+
+bool WorkerGroup::Register(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(active_mu_);
+  if (aborted_) return false;
+  active_.push_back(context);
+  return true;
+}
+
+void WorkerGroup::Unregister(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(active_mu_);
+  active_.erase(std::find(active_.begin(), active_.end(), context));
+}
+
 std::string WorkerGroup::RankName(int rank) const {
   return absl::StrCat("rank ", rank, " (", config_.workers[rank], ")");
 }
@@ -94,7 +112,13 @@ absl::Status WorkerGroup::CallAll(
     threads.emplace_back([&, rank] {
       grpc::ClientContext context;
       context.set_deadline(DeadlineAfterMs(timeout_ms));
+      if (!Register(&context)) {
+        statuses[rank] = grpc::Status(grpc::StatusCode::CANCELLED,
+                                      "the router is stopping");
+        return;
+      }
       statuses[rank] = call(rank, &context);
+      Unregister(&context);
     });
   }
   for (auto& t : threads) t.join();
@@ -135,8 +159,12 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
   {
     grpc::ClientContext context;
     context.set_deadline(DeadlineAfterMs(info_ms));
+    if (!Register(&context)) {
+      return absl::UnavailableError("the router is stopping");
+    }
     grpc::Status g =
         stubs_[0]->CreateUniqueId(&context, v1::CreateUniqueIdRequest(), &unique_id);
+    Unregister(&context);
     if (!g.ok()) {
       return absl::UnavailableError(absl::StrCat("worker ", RankName(0),
                                                  " failed in CreateUniqueId: ",
@@ -250,6 +278,15 @@ absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
   };
   std::vector<Call> calls(n);
   const auto deadline = DeadlineAfterMs(config_.worker_step_timeout_ms);
+  for (Call& call : calls) {
+    if (!Register(&call.context)) {
+      for (Call& c : calls) {
+        if (&c == &call) break;
+        Unregister(&c.context);
+      }
+      return absl::UnavailableError("the router is stopping");
+    }
+  }
   for (int r = 0; r < n; ++r) {
     Call& call = calls[r];
     call.context.set_deadline(deadline);
@@ -279,6 +316,7 @@ absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
       std::abort();
     }
   }
+  for (Call& call : calls) Unregister(&call.context);
   // Name every failing rank: the first one in rank order is not always the
   // one that caused it.
   std::string failures;

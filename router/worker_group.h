@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ class WorkerGroup {
   // a time (the step loop).
   absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request);
 
+  // Cancels in-flight calls and makes later ones fail at once: the router is
+  // stopping and must not wait out a long LoadModel or a hung step.
+  void Abort();
+
   // Number of ranks.
   int world_size() const { return static_cast<int>(stubs_.size()); }
 
@@ -66,6 +71,9 @@ class WorkerGroup {
   absl::Status CallAll(
       const char* what, int timeout_ms,
       const std::function<grpc::Status(int, grpc::ClientContext*)>& call);
+  // Tracks a call's context so that Abort can cancel it; false if aborted.
+  bool Register(grpc::ClientContext* context);
+  void Unregister(grpc::ClientContext* context);
   // "rank 2 (host:port)".
   std::string RankName(int rank) const;
 
@@ -75,6 +83,9 @@ class WorkerGroup {
   // once for every rank.
   std::vector<std::unique_ptr<grpc::GenericStub>> generic_stubs_;
   grpc::CompletionQueue step_queue_;
+  std::mutex active_mu_;
+  std::vector<grpc::ClientContext*> active_;
+  bool aborted_ = false;
 };
 
 }  // namespace tpserve::router

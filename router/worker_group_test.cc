@@ -146,6 +146,29 @@ TEST(WorkerGroupTest, FailingHungAndKilledRanksAreNamed) {
             std::chrono::milliseconds(450));
 }
 
+TEST(WorkerGroupTest, AbortEndsAHungStepAtOnceAndRefusesLaterCalls) {
+  auto w0 = StartWorker();
+  ServerConfig config = Config({w0.get()});
+  config.worker_step_timeout_ms = 60000;
+  auto group = WorkerGroup::Create(config).value();
+  ASSERT_TRUE(group->Handshake().ok());
+  w0->set_hang_steps(true);
+  std::thread aborter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    group->Abort();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto step = group->Step(OneSequenceStep());
+  aborter.join();
+  EXPECT_EQ(step.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(group->Step(OneSequenceStep(8)).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(group->Handshake().status().code(),
+            absl::StatusCode::kUnavailable);
+  w0->set_hang_steps(false);
+}
+
 TEST(WorkerGroupTest, ResolvedMaxNumBatchedTokens) {
   struct Case {
     int flag;
