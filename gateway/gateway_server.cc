@@ -41,7 +41,8 @@ class GatewayServer::Impl {
   HttpServer http;
   std::thread listener;
   int port = 0;
-  std::mutex mu;
+  std::mutex mu;       // guards shut_down
+  std::mutex join_mu;  // serialises Wait() callers
   bool shut_down = false;
 
   void Route(const char* method, const std::string& path, bool open,
@@ -105,9 +106,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Server
     HandleGenerate(p->ctx, false, q, r);
   });
   p->Route("GET", "/v1/models", false, [p](const auto& q, auto& r) { HandleModels(p->ctx, q, r); });
+  // Like vLLM, only the API routes need a key: probes and Prometheus scrape
+  // /health, /metrics and /version without one.
   p->Route("GET", "/health", true, [p](const auto& q, auto& r) { HandleHealth(p->ctx, q, r); });
-  p->Route("GET", "/metrics", false, [p](const auto& q, auto& r) { HandleMetrics(p->ctx, q, r); });
-  p->Route("GET", "/version", false, [p](const auto& q, auto& r) { HandleVersion(p->ctx, q, r); });
+  p->Route("GET", "/metrics", true, [p](const auto& q, auto& r) { HandleMetrics(p->ctx, q, r); });
+  p->Route("GET", "/version", true, [p](const auto& q, auto& r) { HandleVersion(p->ctx, q, r); });
   p->Route("POST", "/tokenize", false, [p](const auto& q, auto& r) { HandleTokenize(p->ctx, q, r); });
   p->Route("POST", "/detokenize", false,
            [p](const auto& q, auto& r) { HandleDetokenize(p->ctx, q, r); });
@@ -167,7 +170,9 @@ void GatewayServer::Shutdown() {
 }
 
 void GatewayServer::Wait() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  // A mutex of its own: holding `mu` here would block Shutdown (called from
+  // another thread while this one waits) and the server would never stop.
+  std::lock_guard<std::mutex> lock(impl_->join_mu);
   if (impl_->listener.joinable()) impl_->listener.join();
 }
 

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
@@ -28,6 +29,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
   TP_ASSIGN_OR_RETURN(server->engine_, Engine::Create(config, options));
   server->service_ = std::make_unique<RouterService>(server->engine_.get());
 
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   // Without this a second router on the same port would bind silently
   // (SO_REUSEPORT) and steal half the connections.
@@ -58,6 +60,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
     server->http_thread_ = std::thread([http] { http->listen_after_bind(); });
   }
   server->engine_->Start();
+  server->health_thread_ = std::thread([s = server.get()] { s->SyncGrpcHealth(); });
   spdlog::info("router serving on port {} for {} worker(s)", server->port_,
                config.workers.size());
   return server;
@@ -68,8 +71,34 @@ RouterServer::~RouterServer() {
   Wait();
 }
 
+void RouterServer::SyncGrpcHealth() {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  std::unique_lock<std::mutex> lock(health_mu_);
+  while (!health_stop_) {
+    const bool ready = engine_->Health().state() == v1::SERVING_STATE_READY;
+    if (health != nullptr) {
+      health->SetServingStatus("tpserve.v1.Router", ready);
+      health->SetServingStatus(ready);
+    }
+    health_cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return health_stop_; });
+  }
+  // Draining: probes must see NOT_SERVING from here on.
+  if (health != nullptr) {
+    health->SetServingStatus("tpserve.v1.Router", false);
+    health->SetServingStatus(false);
+  }
+}
+
 void RouterServer::Shutdown() {
   std::call_once(shutdown_once_, [this] {
+    if (health_thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(health_mu_);
+        health_stop_ = true;
+      }
+      health_cv_.notify_all();
+      health_thread_.join();
+    }
     // Start may have failed half way: stop only what exists.
     if (engine_ != nullptr) {
       spdlog::info("router draining");

@@ -52,6 +52,14 @@ class RouterServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;
+  // Mirrors the engine's state into gRPC's standard health service
+  // (grpc.health.v1, service "tpserve.v1.Router" and ""), which Kubernetes
+  // gRPC probes query.
+  void SyncGrpcHealth();
+  std::thread health_thread_;
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
+  bool health_stop_ = false;
   int port_ = 0;
   int metrics_port_ = 0;
   std::once_flag shutdown_once_;
