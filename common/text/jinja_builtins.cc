@@ -205,7 +205,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (in.is_undefined()) return Value(List{});
     if (!in.is_dict()) return TypeError(absl::StrCat("items filter needs a dict, got ", in.TypeName()));
     List out;
-    for (const auto& [k, v] : in.dict().items) out.push_back(Value(List{Value(k), v}));
+    for (const auto& [k, v] : in.dict().items) out.push_back(Value::Tuple(List{Value(k), v}));
     return Value(std::move(out));
   }
   if (name == "dictsort") {

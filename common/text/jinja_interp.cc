@@ -444,7 +444,7 @@ absl::StatusOr<Value> Interpreter::EvalInner(const Expr& e) {
         if (!v.ok()) return v;
         l.push_back(std::move(*v));
       }
-      return Value(std::move(l));
+      return e.kind == Expr::Kind::kTuple ? Value::Tuple(std::move(l)) : Value(std::move(l));
     }
     case Expr::Kind::kDict: {
       Dict d;

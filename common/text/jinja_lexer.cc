@@ -1,5 +1,6 @@
 #include "common/text/jinja_lexer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -58,7 +59,7 @@ class Lexer {
         Emit(is_block ? Token::Kind::kBlockEnd : Token::Kind::kVarEnd, "", PosAt(i_ - 2));
         if (is_block && tokens_.size() == first_token + 2 && tokens_[first_token].kind == Token::Kind::kName &&
             tokens_[first_token].text == "raw") {
-          if (auto st = LexRaw(open); !st.ok()) return st;
+          if (auto st = LexRaw(open, strip_after); !st.ok()) return st;
           strip_after = raw_strip_after_;
         }
       }
@@ -221,7 +222,7 @@ class Lexer {
   }
 
   // After `{% raw %}`: everything up to `{% endraw %}` is text.
-  absl::Status LexRaw(size_t open) {
+  absl::Status LexRaw(size_t open, bool strip_first) {
     tokens_.resize(tokens_.size() - 3);  // drop the raw tag itself
     size_t search = i_;
     while (true) {
@@ -241,6 +242,7 @@ class Lexer {
       if (raw_strip_after_) ++k;
       if (src_.compare(k, 2, "%}") != 0) return Error(tag, "malformed endraw tag");
       std::string text = src_.substr(i_, tag - i_);
+      if (strip_first) text.erase(0, std::min(text.size(), text.find_first_not_of(" \t\n\r\f\v")));
       if (strip_before) {
         while (!text.empty() && IsSpace(text.back())) text.pop_back();
       }

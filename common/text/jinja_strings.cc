@@ -341,7 +341,7 @@ absl::StatusOr<std::optional<Value>> CallMethod(const Value& obj, const std::str
     if (name == "items" || name == "keys" || name == "values") {
       List out;
       for (const auto& [k, v] : d.items) {
-        out.push_back(name == "items" ? Value(List{Value(k), v}) : name == "keys" ? Value(k) : v);
+        out.push_back(name == "items" ? Value::Tuple(List{Value(k), v}) : name == "keys" ? Value(k) : v);
       }
       return std::optional<Value>(Value(std::move(out)));
     }

@@ -23,6 +23,7 @@ TEST(JinjaTest, ExpressionsAndOutput) {
   EXPECT_EQ(R("{{ 'yes' if x else 'no' }}{{ 'only' if false }}", R"({"x": 1})"), "yes");
   EXPECT_EQ(R("{{ 1 < 2 < 3 }} {{ 'b' in 'abc' }} {{ 3 not in [1, 2] }} {{ not 0 and 1 or 2 }}"), "True True True 1");
   EXPECT_EQ(R("{{ {'a': 1, 'b': [1, 'x']} }}"), "{'a': 1, 'b': [1, 'x']}");
+  EXPECT_EQ(R("{{ (1, 2) }}{{ (1,) }}{{ {'k': 1}.items()|list }}{{ (1, 2) == [1, 2] }}"), "(1, 2)(1,)[('k', 1)]False");
   EXPECT_EQ(R("{{ \"it's\" }}|{{ ['it\\'s'] }}|{{ 'a\\nb' }}"), "it's|[\"it's\"]|a\nb");
 }
 
@@ -84,6 +85,7 @@ TEST(JinjaTest, MacrosAndCallBlocks) {
             "Hi a/Yo b");
   EXPECT_EQ(R("{% macro wrap() %}[{{ caller() }}]{% endmacro %}{% call wrap() %}in{% endcall %}"), "[in]");
   EXPECT_EQ(R("{% filter upper %}abc{% endfilter %}{% raw %}{{ x }}{% endraw %}"), "ABC{{ x }}");
+  EXPECT_EQ(R("  {%- raw -%}  {{ y }}  {%- endraw -%}  !"), "{{ y }}!");
 }
 
 TEST(JinjaTest, WhitespaceControl) {

@@ -245,11 +245,12 @@ std::string Repr(const Value& v) {
     case Value::Type::kFloat: return FormatFloat(v.as_float());
     case Value::Type::kString: return ReprString(v.str());
     case Value::Type::kList: {
-      std::string out = "[";
+      std::string out = v.is_tuple() ? "(" : "[";
       for (size_t i = 0; i < v.list().size(); ++i) {
         if (i) out += ", ";
         out += Repr(v.list()[i]);
       }
+      if (v.is_tuple()) return out + (v.list().size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case Value::Type::kDict: {
@@ -276,7 +277,7 @@ bool Equals(const Value& a, const Value& b) {
     case Value::Type::kNone: return true;
     case Value::Type::kString: return a.str() == b.str();
     case Value::Type::kList:
-      if (a.list().size() != b.list().size()) return false;
+      if (a.is_tuple() != b.is_tuple() || a.list().size() != b.list().size()) return false;
       for (size_t i = 0; i < a.list().size(); ++i) {
         if (!Equals(a.list()[i], b.list()[i])) return false;
       }

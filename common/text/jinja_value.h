@@ -55,6 +55,12 @@ class Value {
   explicit Value(List l) : type_(Type::kList), list_(std::make_shared<List>(std::move(l))) {}
   explicit Value(Dict d) : type_(Type::kDict), dict_(std::make_shared<Dict>(std::move(d))) {}
   explicit Value(Function f) : type_(Type::kFunction), fn_(std::make_shared<Function>(std::move(f))) {}
+  // A Python tuple: a list that prints with parentheses.
+  static Value Tuple(List l) {
+    Value v(std::move(l));
+    v.tuple_ = true;
+    return v;
+  }
   // Python's None.
   static Value None() {
     Value v;
@@ -73,6 +79,7 @@ class Value {
   bool is_list() const { return type_ == Type::kList; }
   bool is_dict() const { return type_ == Type::kDict; }
   bool is_function() const { return type_ == Type::kFunction; }
+  bool is_tuple() const { return type_ == Type::kList && tuple_; }
 
   bool as_bool() const { return b_; }
   int64_t as_int() const { return type_ == Type::kBool ? b_ : i_; }
@@ -91,6 +98,7 @@ class Value {
  private:
   Type type_ = Type::kUndefined;
   bool b_ = false;
+  bool tuple_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::shared_ptr<std::string> s_;
