@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Batch-1 decode roofline of a tensor-parallel Qwen2 deployment on this machine.
+
+roofline tok/s = 1 / (weight bytes read per token per GPU / copy bandwidth + 2 * layers * all-reduce latency)
+Copy bandwidth is measured on GPU 0 (bytes read + written), the all-reduce latency with torch.distributed
+(NCCL, one process per GPU, NVLS off) on a hidden-size bf16 vector, the message size of a decode step.
+
+    python3 scripts/gpu/roofline.py --config tests/fixtures/shapes/qwen2-72b-instruct/config.json --tp 4
+"""
+import argparse, json, os, time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def weight_bytes_per_gpu(cfg, tp, dtype_bytes=2):
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = h // heads
+    kv_dim = max(kv // tp, 1) * hd * tp  # KV heads replicate when TP > kv heads
+    per_layer = (h * h + 2 * h * kv_dim + h * h + 2 * h * inter + inter * h) / tp
+    per_layer += (h + 2 * kv_dim) / tp + 2 * h  # biases, norms
+    lm_head = cfg["vocab_size"] * h / tp
+    return (layers * per_layer + lm_head + h) * dtype_bytes
+
+
+def copy_bandwidth():
+    x = torch.empty(4 << 30, dtype=torch.uint8, device="cuda:0")
+    y = torch.empty_like(x)
+    for _ in range(3):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(10):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    return 2 * x.numel() / ((time.perf_counter() - t) / 10)
+
+
+def _allreduce(rank, world, n, q):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29517", NCCL_NVLS_ENABLE="0")
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", rank=rank, world_size=world)
+    x = torch.ones(n, dtype=torch.bfloat16, device="cuda")
+    for _ in range(50):
+        dist.all_reduce(x)
+    torch.cuda.synchronize()
+    iters = 500
+    t = time.perf_counter()
+    for _ in range(iters):
+        dist.all_reduce(x)
+    torch.cuda.synchronize()
+    if rank == 0:
+        q.put((time.perf_counter() - t) / iters)
+    dist.destroy_process_group()
+
+
+def allreduce_latency(tp, n):
+    if tp == 1:
+        return 0.0
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    mp.start_processes(_allreduce, args=(tp, n, q), nprocs=tp, start_method="spawn")
+    return q.get()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--tp", type=int, required=True)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    cfg = json.load(open(a.config))
+    wb = weight_bytes_per_gpu(cfg, a.tp)
+    bw = copy_bandwidth()
+    ar = allreduce_latency(a.tp, cfg["hidden_size"])
+    t_tok = wb / bw + 2 * cfg["num_hidden_layers"] * ar
+    res = {"device": torch.cuda.get_device_name(0), "tp": a.tp, "weight_GB_per_gpu": wb / 1e9,
+           "copy_TBps": bw / 1e12, "allreduce_us": ar * 1e6, "roofline_ms_per_token": t_tok * 1e3,
+           "roofline_tok_s": 1 / t_tok}
+    print(json.dumps(res))
+    if a.out:
+        json.dump(res, open(a.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Tensor parallelism against TP=1 on HF-saved random checkpoints (run on a multi-GPU machine).
+
+For each shape, HF builds a random Qwen2 (seeded), saves it as safetensors, and tpserve's CUDA backend
+(bench/cuda:tpserve_tp_check: one thread per GPU, NCCL) computes logits at every prompt position and
+128-token greedy continuations at TP=1, 2 and 4. Reports, for TP>1 against TP=1: logits relative error
+(max |diff| / max |ref| per position), top-1 agreement, and identical greedy continuations.
+
+    python3 scripts/gpu/tp_check.py --bin /tmp/tp/bin/tpserve_tp_check --tp 1,2,4 --out $OUT/tp.json
+"""
+import argparse, json, os, subprocess, time
+
+import numpy as np
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+
+def save_random_model(name, workdir):
+    cfg = json.load(open(f"tests/fixtures/shapes/{name}/config.json"))
+    cfg = Qwen2Config(**{k: v for k, v in cfg.items() if k != "architectures"})
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = Qwen2ForCausalLM(cfg).eval()
+    torch.set_default_dtype(torch.float32)
+    mdir = os.path.join(workdir, name)
+    model.save_pretrained(mdir, safe_serialization=True)
+    del model
+    torch.cuda.empty_cache()
+    return mdir, cfg.vocab_size
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--shapes", default="qwen2-0.5b-instruct,qwen2-7b-instruct")
+    ap.add_argument("--tp", default="1,2,4")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--len", type=int, default=32)
+    ap.add_argument("--new", type=int, default=128)
+    ap.add_argument("--workdir", default="/tmp/tpcheck")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    tps = [int(x) for x in a.tp.split(",")]
+    report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "shapes": []}
+    for name in a.shapes.split(","):
+        t0 = time.time()
+        mdir, vocab = save_random_model(name, a.workdir)
+        rng = np.random.default_rng(1)
+        ids = rng.integers(0, min(vocab, 150000), size=(a.prompts, a.len))
+        pfile = os.path.join(a.workdir, f"{name}.prompts.txt")
+        with open(pfile, "w") as f:
+            for row in ids:
+                f.write(" ".join(map(str, row)) + "\n")
+        runs = {}
+        for tp in tps:
+            out = os.path.join(a.workdir, f"{name}.tp{tp}")
+            os.makedirs(out, exist_ok=True)
+            t = time.time()
+            r = subprocess.run([a.bin, "--model", mdir, "--prompts", pfile, "--out", out, "--tp", str(tp),
+                                "--new", str(a.new)], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(r.stdout[-3000:], r.stderr[-3000:])
+                runs[tp] = {"error": r.stderr[-2000:]}
+                continue
+            logits = np.fromfile(os.path.join(out, "logits.f32"), dtype=np.float32)
+            logits = logits.reshape(a.prompts, a.len, -1)[:, :, :vocab]
+            greedy = [list(map(int, l.split())) for l in open(os.path.join(out, "greedy.txt"))]
+            runs[tp] = {"logits": logits, "greedy": greedy, "seconds": time.time() - t}
+        base = runs.get(1)
+        shape = {"shape": name, "setup_s": round(time.time() - t0, 1), "vs_tp1": []}
+        for tp in tps:
+            if tp == 1:
+                continue
+            r = runs.get(tp, {})
+            if "error" in r or base is None or "error" in base:
+                shape["vs_tp1"].append({"tp": tp, "error": r.get("error", "TP=1 failed")})
+                continue
+            rel = np.abs(r["logits"] - base["logits"]).max(-1) / np.abs(base["logits"]).max(-1)
+            top1 = (r["logits"].argmax(-1) == base["logits"].argmax(-1)).mean()
+            same = sum(1 for x, y in zip(r["greedy"], base["greedy"]) if x == y)
+            first_diff = [next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), None)
+                          for x, y in zip(r["greedy"], base["greedy"])]
+            shape["vs_tp1"].append({
+                "tp": tp, "max_rel_err": float(rel.max()), "median_rel_err": float(np.median(rel)),
+                "top1_agreement": float(top1), "greedy_identical": same, "prompts": a.prompts,
+                "first_divergence": first_diff, "seconds": round(r["seconds"], 1)})
+        report["shapes"].append(shape)
+    print(f"{'shape':<22}{'TP':>4}{'max rel err':>13}{'median':>10}{'top-1':>8}{'greedy same':>13}")
+    for s in report["shapes"]:
+        for v in s["vs_tp1"]:
+            if "error" in v:
+                print(f"{s['shape']:<22}{v['tp']:>4}  ERROR {v['error'][:200]}")
+                continue
+            print(f"{s['shape']:<22}{v['tp']:>4}{v['max_rel_err']:>13.4f}{v['median_rel_err']:>10.4f}"
+                  f"{v['top1_agreement']:>8.3f}{v['greedy_identical']:>7}/{v['prompts']}")
+    if a.out:
+        json.dump(report, open(a.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
