@@ -1,5 +1,7 @@
 #include "worker/cuda/activation.h"
 
+#include <algorithm>
+
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 
@@ -112,6 +114,24 @@ absl::Status EmbeddingGather(const int* ids, const bf16* table, bf16* out, int n
   if (num_tokens == 0) return absl::OkStatus();
   EmbeddingKernel<<<num_tokens, 128, 0, stream>>>(ids, table, out, hidden, vocab_start, local_vocab);
   TP_CUDA_CHECK_LAUNCH("EmbeddingKernel");
+  return absl::OkStatus();
+}
+
+namespace {
+__global__ void Float32ToBf16Kernel(const float* __restrict__ in, bf16* __restrict__ out, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    out[i] = __float2bfloat16_rn(in[i]);
+  }
+}
+}  // namespace
+
+absl::Status Float32ToBf16(const float* in, bf16* out, size_t n, cudaStream_t stream) {
+  if (n == 0) return absl::OkStatus();
+  const int threads = 256;
+  const int blocks = static_cast<int>(std::min<size_t>((n + threads - 1) / threads, 4096));
+  Float32ToBf16Kernel<<<blocks, threads, 0, stream>>>(in, out, n);
+  TP_CUDA_CHECK_LAUNCH("Float32ToBf16Kernel");
   return absl::OkStatus();
 }
 

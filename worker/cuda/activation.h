@@ -29,6 +29,9 @@ absl::Status EmbeddingGather(const int* ids, const __nv_bfloat16* table, __nv_bf
 
 // out[i] = in[rows[i]] for `num_rows` rows of `hidden` bf16 values (the
 // positions that sample, before lm_head). `hidden` must be a multiple of 8.
+// out[i] = bf16(in[i]) for n elements (round to nearest even).
+absl::Status Float32ToBf16(const float* in, __nv_bfloat16* out, size_t n, cudaStream_t stream);
+
 absl::Status GatherRows(const __nv_bfloat16* in, const int* rows, __nv_bfloat16* out, int num_rows,
                         int hidden, cudaStream_t stream);
 

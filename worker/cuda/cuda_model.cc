@@ -47,6 +47,9 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   TP_ASSIGN_OR_RETURN(m->qkv_, Bf16Buffer(t * (part.num_heads + 2 * part.num_kv_heads) * d));
   TP_ASSIGN_OR_RETURN(m->attn_, Bf16Buffer(t * part.num_heads * d));
   TP_ASSIGN_OR_RETURN(m->proj_, Bf16Buffer(t * h));
+  if (part.world_size > 1) {
+    TP_ASSIGN_OR_RETURN(m->proj_f32_, DeviceBuffer::Allocate(static_cast<size_t>(t) * h * sizeof(float)));
+  }
   TP_ASSIGN_OR_RETURN(m->gate_up_, Bf16Buffer(t * 2 * part.intermediate));
   TP_ASSIGN_OR_RETURN(m->act_, Bf16Buffer(t * part.intermediate));
   TP_ASSIGN_OR_RETURN(m->sample_hidden_, Bf16Buffer(s * h));
@@ -178,6 +181,16 @@ absl::Status CudaModel::AllReduce(bf16* data, size_t count) {
   return comm_->AllReduceSum(data, count, CommDType::kBFloat16, stream_);
 }
 
+absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, bf16* out, int t, int n,
+                                          int k) {
+  if (part_.world_size == 1) return gemm_->Linear(x, w, nullptr, out, false, t, n, k, stream_);
+  float* partial = proj_f32_.as<float>();
+  TP_RETURN_IF_ERROR(gemm_->Linear(x, w, nullptr, partial, true, t, n, k, stream_));
+  TP_RETURN_IF_ERROR(comm_->AllReduceSum(partial, static_cast<size_t>(t) * n, CommDType::kFloat32,
+                                         stream_));
+  return Float32ToBf16(partial, out, static_cast<size_t>(t) * n, stream_);
+}
+
 absl::Status CudaModel::Forward(const ForwardShape& s) {
   if (cache_ == nullptr) return absl::FailedPreconditionError("KV cache not initialised");
   const int t = s.num_tokens, h = config_.hidden_size, d = config_.head_dim;
@@ -212,8 +225,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
       TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kc, vc, ab, Meta(off_tiles_),
                                                s.num_tiles, dims_, stream_));
     }
-    TP_RETURN_IF_ERROR(gemm_->Linear(attn, w.o_proj.as<bf16>(), nullptr, proj, false, t, h, nh * d, stream_));
-    TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
+    TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj.as<bf16>(), proj, t, h, nh * d));
     TP_RETURN_IF_ERROR(AddRmsNorm(proj, res, w.post_norm.as<bf16>(), normed, t, h, eps, stream_));
     if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
       TP_RETURN_IF_ERROR(GemvSiluMul(normed, w.gate_up.as<bf16>(), act_.as<bf16>(), t, inter, h, stream_));
@@ -222,8 +234,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
                                        2 * inter, h, stream_));
       TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
     }
-    TP_RETURN_IF_ERROR(gemm_->Linear(act_.as<bf16>(), w.down.as<bf16>(), nullptr, proj, false, t, h, inter, stream_));
-    TP_RETURN_IF_ERROR(AllReduce(proj, static_cast<size_t>(t) * h));
+    TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down.as<bf16>(), proj, t, h, inter));
   }
   if (s.num_samples == 0) return absl::OkStatus();
   // Only the sampled positions go through the final norm and lm_head.

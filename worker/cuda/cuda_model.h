@@ -84,6 +84,10 @@ class CudaModel {
  private:
   CudaModel() = default;
   absl::Status AllReduce(__nv_bfloat16* data, size_t count);
+  // out = x · wᵀ, all-reduced across ranks: float32 partials and a float32
+  // all-reduce when TP > 1, then one rounding to bf16 into `out`.
+  absl::Status RowParallelLinear(const __nv_bfloat16* x, const __nv_bfloat16* w,
+                                 __nv_bfloat16* out, int t, int n, int k);
   int* Meta(int offset) const { return meta_.as<int>() + offset; }
 
   ModelConfig config_;
@@ -97,6 +101,11 @@ class CudaModel {
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
   DeviceBuffer logits_local_, logits_gathered_, logits_, decode_ws_, meta_;
+  // TP > 1: o_proj / down_proj partial sums stay float32 through the
+  // all-reduce and are rounded to bf16 once, as the single-GPU GEMM rounds its
+  // float32 accumulator once; a bf16 all-reduce would round every partial
+  // and the sum again, and TP output would drift from TP=1.
+  DeviceBuffer proj_f32_;
   // Offsets of the metadata arrays in meta_ (ints).
   int off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
   int off_qlen_ = 0, off_ctx_ = 0, off_tiles_ = 0, off_tables_ = 0, meta_ints_ = 0;
