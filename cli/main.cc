@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "cli/version.h"
+#include "common/version.h"
 #include "common/config/options.h"
 #include "common/config/parse.h"
 
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (sub == "version" || sub == "--version") {
-    std::printf("tpserve %s\n", tpserve::cli::kVersion);
+    std::printf("tpserve %s\n", tpserve::kVersion);
     return 0;
   }
   const Subcommand* found = nullptr;

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 #include <string>
+
+#include "common/version.h"
 #include <vector>
 
 #include "common/config/config.h"
@@ -19,7 +21,7 @@
 namespace tpserve::gateway {
 
 // tpserve's version as /version reports it.
-inline constexpr char kGatewayVersion[] = "0.1.0";
+inline constexpr const char* kGatewayVersion = tpserve::kVersion;
 
 // Everything a handler needs; handlers hold a const reference.
 struct GatewayContext {

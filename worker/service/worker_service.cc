@@ -9,12 +9,13 @@
 #include "common/logging.h"
 #include "common/model/model_config.h"
 #include "common/status_macros.h"
+#include "common/version.h"
 #include "worker/service/model_fingerprint.h"
 
 namespace tpserve::worker {
 namespace {
 
-constexpr char kVersion[] = "tpserve-worker 0.1.0";
+const std::string kWorkerVersion = absl::StrCat("tpserve-worker ", tpserve::kVersion);
 constexpr absl::Duration kDefaultJoinTimeout = absl::Seconds(120);
 
 // What each rank shares after LoadModel (fixed size for the all-gather).
@@ -102,7 +103,7 @@ grpc::Status WorkerService::Info(grpc::ServerContext*, const v1::InfoRequest*,
   resp->set_rank(rank_);
   resp->set_world_size(world_size_);
   resp->set_device(device_kind_);
-  resp->set_version(kVersion);
+  resp->set_version(kWorkerVersion);
   if (backend_ != nullptr) {
     resp->set_device_name(backend_->device_name());
     auto [total, free] = backend_->MemoryInfo();
