@@ -3,7 +3,7 @@
 
 roofline tok/s = 1 / (weight bytes read per token per GPU / copy bandwidth + 2 * layers * all-reduce latency)
 Copy bandwidth is measured on GPU 0 (bytes read + written), the all-reduce latency with torch.distributed
-(NCCL, one process per GPU, NVLS off) on a hidden-size bf16 vector, the message size of a decode step, both
+(NCCL, one process per GPU, NVLS off) on a hidden-size float32 vector (the message of a decode step), both
 eagerly and replayed from a CUDA graph (how tpserve's decode steps run); the roofline uses the graphed one.
 
     python3 scripts/gpu/roofline.py --config tests/fixtures/shapes/qwen2-72b-instruct/config.json --tp 4
@@ -43,7 +43,8 @@ def _allreduce(rank, world, n, q):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29517", NCCL_NVLS_ENABLE="0")
     torch.cuda.set_device(rank)
     dist.init_process_group("nccl", rank=rank, world_size=world)
-    x = torch.ones(n, dtype=torch.bfloat16, device="cuda")
+    # float32: tpserve all-reduces the row-parallel partial sums in float32.
+    x = torch.ones(n, dtype=torch.float32, device="cuda")
     for _ in range(50):
         dist.all_reduce(x)
     torch.cuda.synchronize()
@@ -79,7 +80,7 @@ def _allreduce(rank, world, n, q):
 
 
 def allreduce_latency(tp, n):
-    """(eager, in-a-CUDA-graph) seconds per all-reduce of n bf16 values."""
+    """(eager, in-a-CUDA-graph) seconds per all-reduce of n float32 values."""
     if tp == 1:
         return 0.0, 0.0
     ctx = mp.get_context("spawn")
