@@ -59,7 +59,6 @@ def _allreduce(rank, world, n, q):
     # (no message); fall back to the eager figure rather than report nothing.
     graphed = None
     try:
-        # As tpserve's decode runs them: inside a CUDA graph, no host launch cost.
         per_graph = 100
         s = torch.cuda.Stream()
         with torch.cuda.stream(s):
