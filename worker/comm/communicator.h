@@ -14,6 +14,19 @@ namespace tpserve::worker {
 // Element types a collective can carry.
 enum class CommDType { kFloat32, kBFloat16, kFloat16, kInt32 };
 
+// Bytes of one element of `dtype`.
+inline size_t CommDTypeSize(CommDType dtype) {
+  switch (dtype) {
+    case CommDType::kFloat32:
+    case CommDType::kInt32:
+      return 4;
+    case CommDType::kBFloat16:
+    case CommDType::kFloat16:
+      return 2;
+  }
+  return 0;
+}
+
 // One rank's handle on the group. All calls are collective: every rank must
 // make the same calls in the same order. Buffers are device pointers for NCCL
 // and host pointers for the CPU communicator; `stream` is a cudaStream_t for

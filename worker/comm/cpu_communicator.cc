@@ -30,18 +30,6 @@ struct FrameHeader {
   uint64_t bytes = 0;
 };
 
-size_t DTypeSize(CommDType dtype) {
-  switch (dtype) {
-    case CommDType::kFloat32:
-    case CommDType::kInt32:
-      return 4;
-    case CommDType::kBFloat16:
-    case CommDType::kFloat16:
-      return 2;
-  }
-  return 0;
-}
-
 float Bf16ToFloat(uint16_t v) {
   uint32_t bits = static_cast<uint32_t>(v) << 16;
   float f;
@@ -209,7 +197,7 @@ absl::Status CpuCommunicator::AllReduceSum(void* data, size_t count,
   uint64_t seq = 0;
   TP_RETURN_IF_ERROR(BeginOp(&seq));
   if (world_size_ == 1 || count == 0) return absl::OkStatus();
-  const size_t bytes = count * DTypeSize(dtype);
+  const size_t bytes = count * CommDTypeSize(dtype);
   std::vector<char> scratch(bytes * world_size_);
   std::memcpy(scratch.data() + rank_ * bytes, data, bytes);
   std::vector<PeerIo> ios;
@@ -253,7 +241,7 @@ absl::Status CpuCommunicator::AllGather(const void* send, void* recv,
                                         void* /*stream*/) {
   uint64_t seq = 0;
   TP_RETURN_IF_ERROR(BeginOp(&seq));
-  const size_t bytes = count * DTypeSize(dtype);
+  const size_t bytes = count * CommDTypeSize(dtype);
   char* out = static_cast<char*>(recv);
   std::memmove(out + rank_ * bytes, send, bytes);
   if (world_size_ == 1 || count == 0) return absl::OkStatus();
@@ -281,7 +269,7 @@ absl::Status CpuCommunicator::Broadcast(void* data, size_t count,
   uint64_t seq = 0;
   TP_RETURN_IF_ERROR(BeginOp(&seq));
   if (world_size_ == 1 || count == 0) return absl::OkStatus();
-  const size_t bytes = count * DTypeSize(dtype);
+  const size_t bytes = count * CommDTypeSize(dtype);
   std::vector<PeerIo> ios;
   const FrameHeader header{kFrameMagic, static_cast<uint32_t>(Op::kBroadcast), seq,
                            bytes};

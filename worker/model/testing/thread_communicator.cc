@@ -7,21 +7,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace tpserve::worker::testing {
-namespace {
-
-size_t ElementSize(CommDType dtype) {
-  switch (dtype) {
-    case CommDType::kFloat32:
-    case CommDType::kInt32:
-      return 4;
-    case CommDType::kBFloat16:
-    case CommDType::kFloat16:
-      return 2;
-  }
-  return 0;
-}
-
-}  // namespace
 
 // One rank's view of a ThreadCommGroup. Every collective is: post this rank's
 // buffer, barrier, read the peers' buffers, barrier (so nobody overwrites a
@@ -61,7 +46,7 @@ class ThreadCommunicator : public Communicator {
   absl::Status AllGather(const void* send, void* recv, size_t count, CommDType dtype,
                          void*) override {
     if (auto s = Post(send); !s.ok()) return s;
-    const size_t bytes = count * ElementSize(dtype);
+    const size_t bytes = count * CommDTypeSize(dtype);
     for (int r = 0; r < world_size(); ++r) {
       std::memcpy(static_cast<uint8_t*>(recv) + r * bytes, group_->posted_[r], bytes);
     }
@@ -73,7 +58,7 @@ class ThreadCommunicator : public Communicator {
       return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root, " out of range"));
     }
     if (auto s = Post(data); !s.ok()) return s;
-    if (rank_ != root) std::memcpy(data, group_->posted_[root], count * ElementSize(dtype));
+    if (rank_ != root) std::memcpy(data, group_->posted_[root], count * CommDTypeSize(dtype));
     return group_->Barrier();
   }
 
