@@ -80,11 +80,14 @@ Option StringOpt(std::string name, std::string ServerConfig::*m, uint32_t comps,
   return o;
 }
 
-Option IntOpt(std::string name, int ServerConfig::*m, uint32_t comps, std::string help, int lo,
-              int hi) {
-  Option o{std::move(name), OptionType::kInt, comps, std::move(help), {}, {}, {}};
+// An integer setting of type T (int or int64_t) accepted within [lo, hi].
+template <typename T>
+Option IntegerOpt(std::string name, T ServerConfig::*m, uint32_t comps, std::string help, T lo,
+                  T hi) {
+  const OptionType type = sizeof(T) == sizeof(int64_t) ? OptionType::kInt64 : OptionType::kInt;
+  Option o{std::move(name), type, comps, std::move(help), {}, {}, {}};
   o.set = [m, lo, hi](ServerConfig& c, const std::string& v) {
-    int x = 0;
+    T x = 0;
     if (absl::Status s = ParseNumber(v, &x); !s.ok()) return s;
     if (absl::Status s = CheckRange(x, lo, hi); !s.ok()) return s;
     c.*m = x;
@@ -94,18 +97,14 @@ Option IntOpt(std::string name, int ServerConfig::*m, uint32_t comps, std::strin
   return o;
 }
 
+Option IntOpt(std::string name, int ServerConfig::*m, uint32_t comps, std::string help, int lo,
+              int hi) {
+  return IntegerOpt<int>(std::move(name), m, comps, std::move(help), lo, hi);
+}
+
 Option Int64Opt(std::string name, int64_t ServerConfig::*m, uint32_t comps, std::string help,
                 int64_t lo, int64_t hi) {
-  Option o{std::move(name), OptionType::kInt64, comps, std::move(help), {}, {}, {}};
-  o.set = [m, lo, hi](ServerConfig& c, const std::string& v) {
-    int64_t x = 0;
-    if (absl::Status s = ParseNumber(v, &x); !s.ok()) return s;
-    if (absl::Status s = CheckRange(x, lo, hi); !s.ok()) return s;
-    c.*m = x;
-    return absl::OkStatus();
-  };
-  o.get = [m](const ServerConfig& c) { return std::to_string(c.*m); };
-  return o;
+  return IntegerOpt<int64_t>(std::move(name), m, comps, std::move(help), lo, hi);
 }
 
 Option DoubleOpt(std::string name, double ServerConfig::*m, uint32_t comps, std::string help,
