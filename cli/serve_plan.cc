@@ -234,7 +234,11 @@ RouterReadiness ProbeRouter(const std::string& address) {
     return r;
   }
   r.ready = resp.state() == tpserve::v1::SERVING_STATE_READY;
-  r.failed = resp.state() == tpserve::v1::SERVING_STATE_UNHEALTHY;
+  // Every worker of `serve` is local and already listening, so a failed
+  // handshake is a configuration problem (memory, TP size, model files), not
+  // something the router's retries fix.
+  r.failed = resp.state() == tpserve::v1::SERVING_STATE_UNHEALTHY ||
+             (!r.ready && resp.failed_handshakes() > 0);
   r.message = resp.message();
   return r;
 }

@@ -46,7 +46,7 @@ int PickFreePort();
 
 struct RouterReadiness {
   bool ready = false;   // SERVING_STATE_READY
-  bool failed = false;  // the router gave up (its message says why)
+  bool failed = false;  // a handshake attempt failed (its message says why)
   std::string message;
 };
 

@@ -150,6 +150,7 @@ bool Engine::Connect(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   if (!info.ok()) {
     state_message_ = std::string(info.status().message());
+    ++failed_handshakes_;
     spdlog::warn("worker handshake failed: {}", state_message_);
     return false;
   }
@@ -174,6 +175,7 @@ bool Engine::Connect(std::unique_lock<std::mutex>& lock) {
   model_ = info->model;
   state_ = v1::SERVING_STATE_READY;
   state_message_.clear();
+  failed_handshakes_ = 0;
   RefreshMetrics();
   return true;
 }
@@ -312,6 +314,7 @@ v1::HealthResponse Engine::Health() {
   v1::HealthResponse h;
   h.set_state(state_);
   h.set_message(state_message_);
+  h.set_failed_handshakes(failed_handshakes_);
   if (state_ == v1::SERVING_STATE_READY) *h.mutable_model() = model_;
   h.set_tensor_parallel_size(group_->world_size());
   return h;

@@ -114,6 +114,8 @@ class Engine {
   std::condition_variable drained_cv_;
   v1::ServingState state_ = v1::SERVING_STATE_STARTING;
   std::string state_message_ = "connecting to workers";
+  // Consecutive failed handshakes (reset when the group becomes ready).
+  int failed_handshakes_ = 0;
   v1::ModelInfo model_;
   std::unique_ptr<Scheduler> scheduler_;
   uint64_t next_seq_id_ = 1;

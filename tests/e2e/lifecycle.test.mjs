@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startServe, childPids, commandOf, alive, waitFor } from './serve_helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { BIN, startServe, childPids, commandOf, alive, waitFor } from './serve_helpers.mjs';
 
 const MODEL = 'tiny-qwen2-chat';
 
@@ -52,4 +53,13 @@ test('killing a worker fails in-flight requests with a clear error and exits non
   for (const pid of children) {
     await waitFor(() => !alive(pid), 10000, `child ${pid} to exit`);
   }
+});
+
+test('a KV cache too small for one max-model-len sequence fails start-up at once with the numbers and flags', () => {
+  const r = spawnSync(BIN, ['serve', '--device', 'cpu', '--port', '0', '--cpu-kv-cache-space', '0.00001'],
+    { encoding: 'utf8', timeout: 90000 });
+  assert.equal(r.status, 1, `exit status ${r.status}, signal ${r.signal}`);
+  const err = r.stderr.split('\n').filter((l) => l.startsWith('error:')).join('\n');
+  assert.match(err, /max_model_len 4096 needs 256 blocks/);
+  assert.match(err, /--cpu-kv-cache-space/);
 });
