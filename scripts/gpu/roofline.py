@@ -8,11 +8,16 @@ eagerly and replayed from a CUDA graph (how tpserve's decode steps run); the roo
 
     python3 scripts/gpu/roofline.py --config tests/fixtures/shapes/qwen2-72b-instruct/config.json --tp 4
 """
-import argparse, json, os, time
+import argparse, json, os, sys, time
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+# The same copy-bandwidth measurement as the reference baseline, so the
+# roofline and bench/hf_baseline.py's copy_TBps agree on one machine.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from hf_baseline import copy_bandwidth_tbps  # noqa: E402
 
 
 def weight_bytes_per_gpu(cfg, tp, dtype_bytes=2):
@@ -24,19 +29,6 @@ def weight_bytes_per_gpu(cfg, tp, dtype_bytes=2):
     per_layer += (h + 2 * kv_dim) / tp + 2 * h  # biases, norms
     lm_head = cfg["vocab_size"] * h / tp
     return (layers * per_layer + lm_head + h) * dtype_bytes
-
-
-def copy_bandwidth():
-    x = torch.empty(4 << 30, dtype=torch.uint8, device="cuda:0")
-    y = torch.empty_like(x)
-    for _ in range(3):
-        y.copy_(x)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(10):
-        y.copy_(x)
-    torch.cuda.synchronize()
-    return 2 * x.numel() / ((time.perf_counter() - t) / 10)
 
 
 def _allreduce(rank, world, n, q):
@@ -103,7 +95,7 @@ def main():
     a = ap.parse_args()
     cfg = json.load(open(a.config))
     wb = weight_bytes_per_gpu(cfg, a.tp)
-    bw = copy_bandwidth()
+    bw = copy_bandwidth_tbps() * 1e12
     eager, graphed = allreduce_latency(a.tp, cfg["hidden_size"])
     t_w = wb / bw
     ar = graphed if graphed is not None else eager
