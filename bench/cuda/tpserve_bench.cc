@@ -17,6 +17,7 @@
 #include "bench/cuda/seq_driver.h"
 #include "common/logging.h"
 #include "worker/cuda/cuda_backend.h"
+#include "worker/cuda/cuda_check.h"
 
 namespace tpserve::bench {
 namespace {
@@ -106,8 +107,9 @@ int Main(int argc, char** argv) {
   const auto& cfg = (*backend)->config();
   const double read_bytes = weight_bytes - 2.0 * cfg.vocab_size * cfg.hidden_size;
 
-  std::printf("\n%s on %s (%.2f GiB weights, copy bandwidth %.2f TB/s)%s\n", config.c_str(),
-              (*backend)->device_name().c_str(), weight_bytes / (1 << 30), bw / 1e12, eager ? " [eager]" : "");
+  std::printf("\n%s on %s (%.2f GiB weights, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
+              (*backend)->device_name().c_str(), weight_bytes / (1 << 30), bw / 1e12, eager ? " [eager]" : "",
+              worker::cuda::PdlEnabled() ? "" : " [TPSERVE_PDL=0]");
   std::printf("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
   std::ostringstream json;
   json << "{\"device\":\"" << (*backend)->device_name() << "\",\"copy_TBps\":" << bw / 1e12

@@ -4,12 +4,15 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
 
 __global__ void SiluAndMulKernel(const bf16* __restrict__ gate_up, bf16* __restrict__ out,
                                  int inter) {
+  PdlWait();
+  PdlTrigger();
   const int r = blockIdx.y;
   const int v = blockIdx.x * blockDim.x + threadIdx.x;  // index of 8-wide vector
   if (v * 8 >= inter) return;
@@ -30,6 +33,8 @@ __global__ void SiluAndMulKernel(const bf16* __restrict__ gate_up, bf16* __restr
 __global__ void EmbeddingKernel(const int* __restrict__ ids, const bf16* __restrict__ table,
                                 bf16* __restrict__ out, int hidden, int vocab_start,
                                 int local_vocab) {
+  PdlWait();
+  PdlTrigger();
   const int t = blockIdx.x;
   const int local = ids[t] - vocab_start;
   const bool mine = local >= 0 && local < local_vocab;
@@ -42,6 +47,8 @@ __global__ void EmbeddingKernel(const int* __restrict__ ids, const bf16* __restr
 
 __global__ void GatherRowsKernel(const bf16* __restrict__ in, const int* __restrict__ rows,
                                  bf16* __restrict__ out, int hidden) {
+  PdlWait();
+  PdlTrigger();
   const uint4* src = reinterpret_cast<const uint4*>(in + static_cast<size_t>(rows[blockIdx.x]) * hidden);
   uint4* dst = reinterpret_cast<uint4*>(out + static_cast<size_t>(blockIdx.x) * hidden);
   for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) dst[i] = src[i];
@@ -49,6 +56,8 @@ __global__ void GatherRowsKernel(const bf16* __restrict__ in, const int* __restr
 
 __global__ void VocabShardsKernel(const float* __restrict__ g, float* __restrict__ out, int world,
                                   int rows, int shard, int vocab) {
+  PdlWait();
+  PdlTrigger();
   const int r = blockIdx.y;
   for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < vocab; v += gridDim.x * blockDim.x) {
     const int w = v / shard, i = v % shard;
@@ -78,16 +87,15 @@ absl::Status GatherRows(const bf16* in, const int* rows, bf16* out, int num_rows
                         cudaStream_t stream) {
   if (hidden % 8 != 0) return absl::InvalidArgumentError("GatherRows: hidden must be a multiple of 8");
   if (num_rows == 0) return absl::OkStatus();
-  GatherRowsKernel<<<num_rows, 128, 0, stream>>>(in, rows, out, hidden);
-  TP_CUDA_CHECK_LAUNCH("GatherRowsKernel");
+  TP_CUDA_CHECK(LaunchPdl(GatherRowsKernel, dim3(num_rows), dim3(128), 0, stream, in, rows, out, hidden));
   return absl::OkStatus();
 }
 
 absl::Status VocabShardsToRows(const float* gathered, float* out, int world_size, int rows,
                                int shard_vocab, int vocab, cudaStream_t stream) {
   if (rows == 0) return absl::OkStatus();
-  VocabShardsKernel<<<dim3(64, rows), 256, 0, stream>>>(gathered, out, world_size, rows, shard_vocab, vocab);
-  TP_CUDA_CHECK_LAUNCH("VocabShardsKernel");
+  TP_CUDA_CHECK(LaunchPdl(VocabShardsKernel, dim3(64, rows), dim3(256), 0, stream, gathered, out, world_size, rows,
+                          shard_vocab, vocab));
   return absl::OkStatus();
 }
 
@@ -103,8 +111,7 @@ absl::Status SiluAndMul(const bf16* gate_up, bf16* out, int rows, int inter, cud
   if (rows == 0) return absl::OkStatus();
   const int vecs = inter / 8;
   dim3 grid((vecs + 127) / 128, rows);
-  SiluAndMulKernel<<<grid, 128, 0, stream>>>(gate_up, out, inter);
-  TP_CUDA_CHECK_LAUNCH("SiluAndMulKernel");
+  TP_CUDA_CHECK(LaunchPdl(SiluAndMulKernel, grid, dim3(128), 0, stream, gate_up, out, inter));
   return absl::OkStatus();
 }
 
@@ -112,13 +119,15 @@ absl::Status EmbeddingGather(const int* ids, const bf16* table, bf16* out, int n
                              int hidden, int vocab_start, int local_vocab, cudaStream_t stream) {
   if (hidden % 8 != 0) return absl::InvalidArgumentError("Embedding: hidden must be a multiple of 8");
   if (num_tokens == 0) return absl::OkStatus();
-  EmbeddingKernel<<<num_tokens, 128, 0, stream>>>(ids, table, out, hidden, vocab_start, local_vocab);
-  TP_CUDA_CHECK_LAUNCH("EmbeddingKernel");
+  TP_CUDA_CHECK(LaunchPdl(EmbeddingKernel, dim3(num_tokens), dim3(128), 0, stream, ids, table, out, hidden,
+                          vocab_start, local_vocab));
   return absl::OkStatus();
 }
 
 namespace {
 __global__ void Float32ToBf16Kernel(const float* __restrict__ in, bf16* __restrict__ out, size_t n) {
+  PdlWait();
+  PdlTrigger();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     out[i] = __float2bfloat16_rn(in[i]);
@@ -130,8 +139,7 @@ absl::Status Float32ToBf16(const float* in, bf16* out, size_t n, cudaStream_t st
   if (n == 0) return absl::OkStatus();
   const int threads = 256;
   const int blocks = static_cast<int>(std::min<size_t>((n + threads - 1) / threads, 4096));
-  Float32ToBf16Kernel<<<blocks, threads, 0, stream>>>(in, out, n);
-  TP_CUDA_CHECK_LAUNCH("Float32ToBf16Kernel");
+  TP_CUDA_CHECK(LaunchPdl(Float32ToBf16Kernel, dim3(blocks), dim3(threads), 0, stream, in, out, n));
   return absl::OkStatus();
 }
 

@@ -2,33 +2,71 @@
 // (sequence, KV head, split): it reads each key and value of its range once
 // and scores it against the whole query group of that KV head (GQA), with one
 // lane per key. Splits are merged by a second small kernel through their
-// log-sum-exp.
+// log-sum-exp. The number of splits is fixed per launch (and so per CUDA
+// graph); each sequence's context is divided evenly over them at run time,
+// so a short context in a graph captured for max_model_len still spreads
+// over every split instead of leaving most of the GPU idle.
 #include <algorithm>
 
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
 
 constexpr int kWarps = 4;
+constexpr int kMaxSplits = 32;
+constexpr int kMinSplitKeys = 64;    // below this a split is mostly overhead
+constexpr int kTargetBlocks = 264;   // two per SM on a 132-SM H100/H200
+constexpr int kValueBatch = 8;       // value rows loaded together per lane
+
+// Keys of `ctx` given to each split: an even share, rounded up to whole
+// 32-key warp chunks, never below kMinSplitKeys.
+__device__ __forceinline__ int SplitKeys(int ctx, int num_splits) {
+  const int share = (ctx + num_splits - 1) / num_splits;
+  return max(kMinSplitKeys, (share + 31) / 32 * 32);
+}
+
+// Lane `lane` owns elements [lane * DPL, lane * DPL + DPL) of a D-wide row.
+template <int DPL>
+__device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float (&v)[DPL]) {
+  if constexpr (DPL == 4) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = b.x;
+    v[3] = b.y;
+  } else if constexpr (DPL == 2) {
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+    v[0] = a.x;
+    v[1] = a.y;
+  } else {
+#pragma unroll
+    for (int k = 0; k < DPL; ++k) v[k] = __bfloat162float(p[k]);
+  }
+}
 
 template <int D, int G>
 __global__ void __launch_bounds__(kWarps * 32)
     DecodeKernel(const bf16* __restrict__ q, int q_stride, bf16* __restrict__ out,
                  float* __restrict__ part_o, float* __restrict__ part_lse,
                  const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, int partition,
-                 int num_splits) {
+                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, int num_splits) {
   constexpr int DPL = D / 32;
   __shared__ float sq[G][D];
   __shared__ float sm[kWarps][G], sl[kWarps][G];
   __shared__ float so[kWarps][G][D];
+  PdlWait();
+  PdlTrigger();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int h0 = kvh * G;
   const int ctx = b.context_len[s];
+  const int partition = SplitKeys(ctx, num_splits);
   const int start = split * partition, end = min(ctx, start + partition);
   const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
   for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
@@ -80,18 +118,32 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int k = 0; k < DPL; ++k) acc[g][k] *= corr;
     }
+    // P·V: the value rows of kValueBatch keys are requested together, so
+    // their latencies overlap instead of adding up key by key.
     const int nvalid = min(32, end - k0);
-    for (int j = 0; j < nvalid; ++j) {
-      const size_t rj = __shfl_sync(0xffffffffu, row, j);
-      const bf16* vrow = v_cache + rj * D;
-      float vv[DPL];
+    for (int j0 = 0; j0 < nvalid; j0 += kValueBatch) {
+      float vv[kValueBatch][DPL];
 #pragma unroll
-      for (int k = 0; k < DPL; ++k) vv[k] = __bfloat162float(vrow[lane + 32 * k]);
+      for (int jj = 0; jj < kValueBatch; ++jj) {
+        const int j = j0 + jj;
+        const size_t rj = __shfl_sync(0xffffffffu, row, j & 31);
+        if (j < nvalid) {
+          LoadLaneSlice<DPL>(v_cache + rj * D + lane * DPL, vv[jj]);
+        } else {
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
-        const float pj = __shfl_sync(0xffffffffu, p[g], j);
+          for (int k = 0; k < DPL; ++k) vv[jj][k] = 0.0f;
+        }
+      }
 #pragma unroll
-        for (int k = 0; k < DPL; ++k) acc[g][k] = fmaf(pj, vv[k], acc[g][k]);
+      for (int jj = 0; jj < kValueBatch; ++jj) {
+        const int j = j0 + jj;
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+          float pj = __shfl_sync(0xffffffffu, p[g], j & 31);
+          if (j >= nvalid) pj = 0.0f;
+#pragma unroll
+          for (int k = 0; k < DPL; ++k) acc[g][k] = fmaf(pj, vv[jj][k], acc[g][k]);
+        }
       }
     }
   }
@@ -103,7 +155,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       sl[warp][g] = l[g];
     }
 #pragma unroll
-    for (int k = 0; k < DPL; ++k) so[warp][g][lane + 32 * k] = acc[g][k];
+    for (int k = 0; k < DPL; ++k) so[warp][g][lane * DPL + k] = acc[g][k];
   }
   __syncthreads();
   for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
@@ -134,6 +186,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 // Merges the splits of one (sequence, head): weights 2^(lse - max).
 __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float* __restrict__ part_lse,
                                   bf16* __restrict__ out, int nh, int d, int num_splits) {
+  PdlWait();
+  PdlTrigger();
   const int s = blockIdx.x, h = blockIdx.y;
   const size_t base = (static_cast<size_t>(s) * nh + h) * num_splits;
   float mx = -INFINITY;
@@ -159,14 +213,12 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const bf16* kc, cons
   float* part_o = static_cast<float*>(ws);
   float* part_lse = part_o + static_cast<size_t>(b.num_seqs) * d.num_heads * p.num_splits * D;
   dim3 grid(b.num_seqs, d.num_kv_heads, p.num_splits);
-  DecodeKernel<D, G><<<grid, kWarps * 32, 0, stream>>>(q, q_stride, out, part_o, part_lse, kc, vc, b,
-                                                       d.num_heads, d.num_kv_heads, d.block_size,
-                                                       scale_log2, p.partition_size, p.num_splits);
-  TP_CUDA_CHECK_LAUNCH("DecodeKernel");
+  TP_CUDA_CHECK(LaunchPdl(DecodeKernel<D, G>, grid, dim3(kWarps * 32), 0, stream, q, q_stride, out, part_o,
+                          part_lse, kc, vc, b, d.num_heads, d.num_kv_heads, d.block_size, scale_log2,
+                          p.num_splits));
   if (p.num_splits > 1) {
-    MergeSplitsKernel<<<dim3(b.num_seqs, d.num_heads), D, 0, stream>>>(part_o, part_lse, out,
-                                                                       d.num_heads, D, p.num_splits);
-    TP_CUDA_CHECK_LAUNCH("MergeSplitsKernel");
+    TP_CUDA_CHECK(LaunchPdl(MergeSplitsKernel, dim3(b.num_seqs, d.num_heads), dim3(D), 0, stream, part_o,
+                            part_lse, out, d.num_heads, D, p.num_splits));
   }
   return absl::OkStatus();
 }
@@ -187,11 +239,12 @@ absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, co
 
 }  // namespace
 
-DecodePartition ChooseDecodePartition(int max_context) {
+DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context) {
+  const int blocks = std::max(1, num_seqs) * std::max(1, num_kv_heads);
+  const int want = (kTargetBlocks + blocks - 1) / blocks;
+  const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
-  const int per_split = (std::max(1, max_context) + 31) / 32;
-  p.partition_size = std::max(256, (per_split + 31) / 32 * 32);
-  p.num_splits = std::max(1, (max_context + p.partition_size - 1) / p.partition_size);
+  p.num_splits = std::clamp(std::min(want, useful), 1, kMaxSplits);
   return p;
 }
 
@@ -206,6 +259,9 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
                                   const AttnDims& dims, cudaStream_t stream) {
   if (dims.num_kv_heads <= 0 || dims.num_heads % dims.num_kv_heads != 0) {
     return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
+  }
+  if (partition.num_splits < 1 || partition.num_splits > kMaxSplits) {
+    return absl::InvalidArgumentError("decode attention: 1 to 32 splits");
   }
   if (batch.num_seqs == 0) return absl::OkStatus();
   const int group = dims.num_heads / dims.num_kv_heads;

@@ -8,6 +8,7 @@
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -25,6 +26,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   __shared__ __align__(16) bf16 sq[BQ][D];
   __shared__ __align__(16) bf16 sk[kKeyTile][KS];
   __shared__ __align__(16) bf16 sv[kKeyTile][D];
+  PdlWait();
+  PdlTrigger();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int s = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1];
   const int h = blockIdx.y, kvh = h / (nh / nkv);
@@ -120,10 +123,8 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const bf16* kc, cons
                     cudaStream_t stream) {
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)) * M_LOG2E);
   dim3 grid(num_tiles, d.num_heads);
-  PrefillKernel<D><<<grid, kWarps * 32, 0, stream>>>(q, q_stride, out, kc, vc, b, tiles,
-                                                     d.num_heads, d.num_kv_heads, d.block_size,
-                                                     scale_log2);
-  TP_CUDA_CHECK_LAUNCH("PrefillKernel");
+  TP_CUDA_CHECK(LaunchPdl(PrefillKernel<D>, grid, dim3(kWarps * 32), 0, stream, q, q_stride, out, kc, vc, b, tiles,
+                          d.num_heads, d.num_kv_heads, d.block_size, scale_log2));
   return absl::OkStatus();
 }
 

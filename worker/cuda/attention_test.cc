@@ -144,10 +144,13 @@ class DecodeTest : public ::testing::TestWithParam<std::tuple<AttnDims, int>> {}
 
 TEST_P(DecodeTest, MatchesCpuReference) {
   TP_SKIP_WITHOUT_GPU();
-  auto [dims, max_context] = GetParam();
-  Case c(dims, {{0, 1}, {31, 1}, {100, 1}, {1500, 1}, {257, 1}}, 11);
+  auto [dims, splits] = GetParam();
+  // Contexts from one key to several 64-key splits, with ragged tails; with
+  // 32 splits most splits of the short ones are empty.
+  Case c(dims, {{0, 1}, {31, 1}, {100, 1}, {1500, 1}, {257, 1}, {63, 1}, {64, 1}}, 11);
   DeviceCase dc(c);
-  const DecodePartition p = ChooseDecodePartition(max_context);
+  DecodePartition p;
+  p.num_splits = splits;
   DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
   ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(),
                                    dc.batch, p, ws.get(), dims, nullptr).ok());
@@ -159,24 +162,35 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeTest,
     ::testing::Combine(::testing::Values(Dims(4, 2, 64, 16), Dims(2, 1, 32, 16), Dims(28, 4, 128, 16),
                                          Dims(8, 1, 128, 16), Dims(4, 4, 64, 8)),
-                       ::testing::Values(1501, 32768)));  // several splits / one split
+                       ::testing::Values(1, 3, 7, 32)));
 
-TEST(DecodePartitionTest, CoversContextWithAtMost32Splits) {
-  for (int ctx : {1, 255, 256, 1000, 8192, 32768, 131072}) {
-    const DecodePartition p = ChooseDecodePartition(ctx);
-    EXPECT_LE(p.num_splits, 32);
-    EXPECT_GE(p.num_splits * p.partition_size, ctx);
-    EXPECT_EQ(p.partition_size % 32, 0);
+TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
+  for (int seqs : {1, 2, 8, 64, 256}) {
+    for (int kv : {1, 2, 4, 8}) {
+      for (int ctx : {1, 63, 64, 65, 1000, 8192, 32768, 131072}) {
+        const int splits = ChooseDecodePartition(seqs, kv, ctx).num_splits;
+        EXPECT_GE(splits, 1);
+        EXPECT_LE(splits, 32);
+        EXPECT_LE(splits, (ctx + 63) / 64) << "splits of fewer than 64 keys";
+      }
+    }
   }
+  // Batch 1 of a 4-KV-head model: many splits, so ~two blocks per SM.
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768).num_splits, 32);
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 640).num_splits, 10);
+  // A batch that fills the GPU by itself needs no split.
+  EXPECT_EQ(ChooseDecodePartition(256, 4, 32768).num_splits, 1);
 }
 
 TEST(AttentionTest, RejectsBadShapes) {
   PagedAttnBatch b;
   b.num_seqs = 1;
-  EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {256, 1}, nullptr,
+  EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {1}, nullptr,
                                     Dims(3, 2, 64, 16), nullptr).ok());
-  EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {256, 1}, nullptr,
+  EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {1}, nullptr,
                                     Dims(4, 2, 96, 16), nullptr).ok());
+  EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {33}, nullptr,
+                                    Dims(4, 2, 64, 16), nullptr).ok());
 }
 
 }  // namespace

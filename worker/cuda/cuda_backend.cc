@@ -219,7 +219,7 @@ absl::Status CudaBackend::CaptureGraphs() {
     ForwardShape shape;
     shape.num_tokens = shape.num_seqs = shape.num_samples = b;
     shape.decode = true;
-    shape.partition = model_->GraphPartition();
+    shape.partition = model_->GraphPartition(b);
     for (int i = 0; i < b; ++i) {
       h.tokens.push_back(0);
       h.positions.push_back(0);

@@ -1,5 +1,6 @@
 #include "worker/cuda/cuda_check.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -32,5 +33,22 @@ absl::Status CheckLaunch(const char* kernel, const char* file, int line) {
   if (err == cudaSuccess) return absl::OkStatus();
   return CudaErrorToStatus(err, kernel, file, line);
 }
+
+namespace {
+thread_local bool pdl_step = false;
+}  // namespace
+
+bool PdlEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TPSERVE_PDL");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
+}
+
+bool PdlActive() { return pdl_step && PdlEnabled(); }
+
+PdlStepScope::PdlStepScope(bool on) : previous_(pdl_step) { pdl_step = on; }
+PdlStepScope::~PdlStepScope() { pdl_step = previous_; }
 
 }  // namespace tpserve::worker::cuda

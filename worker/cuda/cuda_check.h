@@ -20,6 +20,26 @@ absl::Status CudaErrorToStatus(cublasStatus_t err, const char* expr, const char*
 // configuration at once (asynchronous faults surface at the next sync).
 absl::Status CheckLaunch(const char* kernel, const char* file, int line);
 
+// Programmatic dependent launch (worker/cuda/pdl.cuh) for the kernels of a
+// decode step. PdlEnabled(): allowed at all (unless the environment sets
+// TPSERVE_PDL=0). PdlActive(): allowed and inside a PdlStepScope(true) on
+// this thread, which CudaModel::Forward opens for decode steps only: on the
+// H200, prefill steps (cuBLAS GEMMs between our kernels) ran 20% slower with
+// it, while decode gained (docs/performance.md).
+bool PdlEnabled();
+bool PdlActive();
+
+class PdlStepScope {
+ public:
+  explicit PdlStepScope(bool on);
+  ~PdlStepScope();
+  PdlStepScope(const PdlStepScope&) = delete;
+  PdlStepScope& operator=(const PdlStepScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace tpserve::worker::cuda
 
 // Evaluates a cudaError_t / cublasStatus_t expression and returns a Status

@@ -59,13 +59,13 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
     TP_ASSIGN_OR_RETURN(m->logits_gathered_,
                         DeviceBuffer::Allocate(s * part.shard_vocab * part.world_size * sizeof(float)));
   }
-  // Decode workspace for the widest partitioning any step can use.
-  const DecodePartition widest = ChooseDecodePartition(limits.max_model_len);
+  // Decode workspace for the widest partitioning any step can use: splits
+  // grow with the context bound and shrink with the batch.
   size_t ws = 0;
-  for (int ctx = 256; ctx < 2 * limits.max_model_len; ctx *= 2) {
-    ws = std::max(ws, DecodeWorkspaceBytes(s, part.num_heads, d, ChooseDecodePartition(std::min(ctx, limits.max_model_len))));
+  for (int b = 1; b <= s; ++b) {
+    ws = std::max(ws, DecodeWorkspaceBytes(b, part.num_heads, d,
+                                           ChooseDecodePartition(b, part.num_kv_heads, limits.max_model_len)));
   }
-  ws = std::max(ws, DecodeWorkspaceBytes(s, part.num_heads, d, widest));
   TP_ASSIGN_OR_RETURN(m->decode_ws_, DeviceBuffer::Allocate(ws));
   int off = 0;
   auto region = [&](int& o, int64_t n) { o = off; off += static_cast<int>(n); };
@@ -80,6 +80,8 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   region(m->off_tables_, s * m->max_blocks_);
   m->meta_ints_ = off;
   TP_ASSIGN_OR_RETURN(m->meta_, DeviceBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(m->meta_host_, HostBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
+  TP_CUDA_CHECK(cudaEventCreateWithFlags(&m->meta_copied_, cudaEventDisableTiming));
   TP_CUDA_CHECK(cudaMemset(m->meta_.data(), 0, m->meta_.bytes()));
   return m;
 }
@@ -153,26 +155,44 @@ absl::StatusOr<ForwardShape> CudaModel::Plan(const StepBatch& batch, int num_blo
   shape.num_seqs = n;
   shape.num_tiles = static_cast<int>(host.tiles.size() / 2);
   shape.num_samples = static_cast<int>(host.sample_rows.size());
-  shape.partition = ChooseDecodePartition(*std::max_element(host.ctx.begin(), host.ctx.end()));
+  shape.partition = ChooseDecodePartition(n, part_.num_kv_heads, *std::max_element(host.ctx.begin(), host.ctx.end()));
   return shape;
 }
 
+CudaModel::~CudaModel() {
+  if (meta_copied_ != nullptr) cudaEventDestroy(meta_copied_);
+}
+
 absl::Status CudaModel::Upload(const HostStep& host, const ForwardShape& shape) {
-  auto put = [&](int off, const std::vector<int>& v) -> absl::Status {
-    if (!v.empty()) {
-      TP_CUDA_CHECK(cudaMemcpyAsync(Meta(off), v.data(), v.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-    }
-    return absl::OkStatus();
+  // The previous step's copy must have left the staging buffer.
+  if (meta_pending_) TP_CUDA_CHECK(cudaEventSynchronize(meta_copied_));
+  int* staged = meta_host_.as<int>();
+  struct Span {
+    int begin, end;
   };
-  TP_RETURN_IF_ERROR(put(off_tokens_, host.tokens));
-  TP_RETURN_IF_ERROR(put(off_positions_, host.positions));
-  TP_RETURN_IF_ERROR(put(off_slots_, host.slots));
-  TP_RETURN_IF_ERROR(put(off_samples_, host.sample_rows));
-  TP_RETURN_IF_ERROR(put(off_qstart_, host.q_start));
-  TP_RETURN_IF_ERROR(put(off_qlen_, host.q_len));
-  TP_RETURN_IF_ERROR(put(off_ctx_, host.ctx));
-  TP_RETURN_IF_ERROR(put(off_tiles_, host.tiles));
-  TP_RETURN_IF_ERROR(put(off_tables_, host.block_tables));
+  std::vector<Span> spans;
+  const std::pair<int, const std::vector<int>*> regions[] = {
+      {off_tokens_, &host.tokens}, {off_positions_, &host.positions}, {off_slots_, &host.slots},
+      {off_samples_, &host.sample_rows}, {off_qstart_, &host.q_start}, {off_qlen_, &host.q_len},
+      {off_ctx_, &host.ctx}, {off_tiles_, &host.tiles}, {off_tables_, &host.block_tables}};
+  for (const auto& [off, v] : regions) {
+    if (v->empty()) continue;
+    std::copy(v->begin(), v->end(), staged + off);
+    const int end = off + static_cast<int>(v->size());
+    // Regions are laid out in this order; nearby ones go in one copy (a few
+    // unused ints cost less than another DMA).
+    if (!spans.empty() && off - spans.back().end <= kMetaCopyGap) {
+      spans.back().end = end;
+    } else {
+      spans.push_back({off, end});
+    }
+  }
+  for (const Span& sp : spans) {
+    TP_CUDA_CHECK(cudaMemcpyAsync(Meta(sp.begin), staged + sp.begin, (sp.end - sp.begin) * sizeof(int),
+                                  cudaMemcpyHostToDevice, stream_));
+  }
+  TP_CUDA_CHECK(cudaEventRecord(meta_copied_, stream_));
+  meta_pending_ = true;
   return absl::OkStatus();
 }
 
@@ -193,6 +213,7 @@ absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, bf16* ou
 
 absl::Status CudaModel::Forward(const ForwardShape& s) {
   if (cache_ == nullptr) return absl::FailedPreconditionError("KV cache not initialised");
+  const PdlStepScope pdl(s.decode);  // recorded into the decode graphs at capture
   const int t = s.num_tokens, h = config_.hidden_size, d = config_.head_dim;
   const int nh = part_.num_heads, nkv = part_.num_kv_heads, inter = part_.intermediate;
   const int qkv_cols = (nh + 2 * nkv) * d;

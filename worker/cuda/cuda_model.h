@@ -56,6 +56,8 @@ class CudaModel {
                                                            const ModelLimits& limits,
                                                            cudaStream_t stream);
 
+  ~CudaModel();
+
   // Points the attention layers at the KV cache (`num_blocks` blocks).
   void SetCache(__nv_bfloat16* cache, int num_blocks);
   // Bytes of K and V for one block across all layers on this rank.
@@ -63,7 +65,8 @@ class CudaModel {
 
   // Validates `batch` against the limits and the cache, and fills `host`.
   absl::StatusOr<ForwardShape> Plan(const StepBatch& batch, int num_blocks, HostStep& host) const;
-  // Copies `host` to the device metadata (async on the model's stream).
+  // Copies `host` to the device metadata (async on the model's stream,
+  // through a page-locked staging buffer, in as few copies as possible).
   absl::Status Upload(const HostStep& host, const ForwardShape& shape);
   // Launches the forward pass; logits() then holds [num_samples, vocab]
   // float32. No host synchronisation (capturable).
@@ -76,8 +79,10 @@ class CudaModel {
   const ModelLimits& limits() const { return limits_; }
   int64_t weight_bytes() const { return weights_.bytes; }
   cudaStream_t stream() const { return stream_; }
-  // Decode partition used for graphs (covers max_model_len).
-  DecodePartition GraphPartition() const { return ChooseDecodePartition(limits_.max_model_len); }
+  // Decode partition of the graph for `batch` sequences (covers max_model_len).
+  DecodePartition GraphPartition(int batch) const {
+    return ChooseDecodePartition(batch, part_.num_kv_heads, limits_.max_model_len);
+  }
   // Max blocks a sequence may hold.
   int max_blocks_per_seq() const { return max_blocks_; }
 
@@ -101,6 +106,13 @@ class CudaModel {
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
   DeviceBuffer logits_local_, logits_gathered_, logits_, decode_ws_, meta_;
+  // Page-locked mirror of meta_ that Upload stages into; meta_copied_ marks
+  // when the last copy out of it has run.
+  HostBuffer meta_host_;
+  cudaEvent_t meta_copied_ = nullptr;
+  bool meta_pending_ = false;
+  // Regions at most this many ints apart are copied together.
+  static constexpr int kMetaCopyGap = 2048;
   // TP > 1: o_proj / down_proj partial sums stay float32 through the
   // all-reduce and are rounded to bf16 once, as the single-GPU GEMM rounds its
   // float32 accumulator once; a bf16 all-reduce would round every partial

@@ -1,4 +1,5 @@
-// Owning handle on one cudaMalloc allocation.
+// Owning handles on one cudaMalloc allocation (DeviceBuffer) and one page-
+// locked host allocation (HostBuffer).
 #ifndef TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
 #define TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
 
@@ -51,6 +52,49 @@ class DeviceBuffer {
   // Raw pointer.
   void* data() const { return ptr_; }
   // Size in bytes.
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory (cudaMallocHost) freed on destruction: copies
+// from and to it are truly asynchronous and skip the driver's staging copy.
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  ~HostBuffer() { Reset(); }
+  HostBuffer(HostBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  HostBuffer& operator=(HostBuffer&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  // Allocates `bytes` (0 gives an empty buffer).
+  static absl::StatusOr<HostBuffer> Allocate(size_t bytes) {
+    HostBuffer b;
+    if (bytes == 0) return b;
+    TP_CUDA_CHECK(cudaMallocHost(&b.ptr_, bytes));
+    b.bytes_ = bytes;
+    return b;
+  }
+
+  void Reset() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  void* data() const { return ptr_; }
   size_t bytes() const { return bytes_; }
 
  private:

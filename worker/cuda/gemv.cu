@@ -2,6 +2,7 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -15,49 +16,65 @@ constexpr int kUnroll = 8;
 // chunks (kUnroll loads in flight each), every input row reuses each chunk.
 // x is tiny and shared by all warps, so it is served from L1/L2.
 template <int M>
+__device__ __forceinline__ void Dot8(const Pack8& w, const bf16* __restrict__ x, int k, int chunk,
+                                     float (&acc)[M]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    Pack8 xv;
+    xv.u = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * k) + chunk);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 a = __bfloat1622float2(w.h2[j]), b = __bfloat1622float2(xv.h2[j]);
+      acc[m] = fmaf(a.x, b.x, fmaf(a.y, b.y, acc[m]));
+    }
+  }
+}
+
+// One warp per output column n: lanes stride the weight row in 16-byte
+// chunks (kUnroll loads in flight each), every input row reuses each chunk.
+// x is tiny and shared by all warps, so it is served from L1/L2. The first
+// kUnroll weight chunks are requested before PdlWait(): weights do not
+// depend on the previous kernel, so under programmatic dependent launch the
+// stream starts while that kernel is still finishing.
+template <int M>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     GemvKernel(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
                void* __restrict__ out, bool out_fp32, int n, int k) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= n) return;
+  if (row >= n) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
   const uint4* wr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row) * k);
   const int chunks = k / 8;
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   int c = lane;
-  for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
-    Pack8 wv[kUnroll];
+  Pack8 wv[kUnroll];
+  bool full = c + 32 * (kUnroll - 1) < chunks;
+  if (full) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) wv[u].u = __ldcs(wr + c + 32 * u);  // streamed once
+  }
+  PdlWait();
+  PdlTrigger();
+  while (full) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < kUnroll; ++u) Dot8<M>(wv[u], x, k, c + 32 * u, acc);
+    c += 32 * kUnroll;
+    full = c + 32 * (kUnroll - 1) < chunks;
+    if (full) {
 #pragma unroll
-      for (int m = 0; m < M; ++m) {
-        Pack8 xv;
-        xv.u = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * k) + c + 32 * u);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float2 a = __bfloat1622float2(wv[u].h2[j]), b = __bfloat1622float2(xv.h2[j]);
-          acc[m] = fmaf(a.x, b.x, fmaf(a.y, b.y, acc[m]));
-        }
-      }
+      for (int u = 0; u < kUnroll; ++u) wv[u].u = __ldcs(wr + c + 32 * u);
     }
   }
   for (; c < chunks; c += 32) {
-    Pack8 wv;
-    wv.u = __ldcs(wr + c);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      Pack8 xv;
-      xv.u = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * k) + c);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 a = __bfloat1622float2(wv.h2[j]), b = __bfloat1622float2(xv.h2[j]);
-        acc[m] = fmaf(a.x, b.x, fmaf(a.y, b.y, acc[m]));
-      }
-    }
+    Pack8 wt;
+    wt.u = __ldcs(wr + c);
+    Dot8<M>(wt, x, k, c, acc);
   }
   const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
 #pragma unroll
@@ -83,43 +100,47 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
                       int inter, int k) {
   const int lane = threadIdx.x & 31;
   const int col = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (col >= inter) return;
+  if (col >= inter) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
   const uint4* gr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(col) * k);
   const uint4* ur = reinterpret_cast<const uint4*>(w + static_cast<size_t>(inter + col) * k);
   const int chunks = k / 8;
+  constexpr int kPairs = kUnroll / 2;
   float ga[M], ua[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) ga[m] = ua[m] = 0.0f;
   int c = lane;
-  auto step = [&](const Pack8& g, const Pack8& u, int chunk) {
+  Pack8 g[kPairs], u[kPairs];
+  auto load = [&]() {
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      Pack8 xv;
-      xv.u = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * k) + chunk);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 b = __bfloat1622float2(xv.h2[j]);
-        const float2 a = __bfloat1622float2(g.h2[j]), d = __bfloat1622float2(u.h2[j]);
-        ga[m] = fmaf(a.x, b.x, fmaf(a.y, b.y, ga[m]));
-        ua[m] = fmaf(d.x, b.x, fmaf(d.y, b.y, ua[m]));
-      }
-    }
-  };
-  for (; c + 32 * (kUnroll / 2 - 1) < chunks; c += 32 * (kUnroll / 2)) {
-    Pack8 g[kUnroll / 2], u[kUnroll / 2];
-#pragma unroll
-    for (int v = 0; v < kUnroll / 2; ++v) {
+    for (int v = 0; v < kPairs; ++v) {
       g[v].u = __ldcs(gr + c + 32 * v);
       u[v].u = __ldcs(ur + c + 32 * v);
     }
+  };
+  bool full = c + 32 * (kPairs - 1) < chunks;
+  if (full) load();  // weights only: before the wait (see GemvKernel)
+  PdlWait();
+  PdlTrigger();
+  while (full) {
 #pragma unroll
-    for (int v = 0; v < kUnroll / 2; ++v) step(g[v], u[v], c + 32 * v);
+    for (int v = 0; v < kPairs; ++v) {
+      Dot8<M>(g[v], x, k, c + 32 * v, ga);
+      Dot8<M>(u[v], x, k, c + 32 * v, ua);
+    }
+    c += 32 * kPairs;
+    full = c + 32 * (kPairs - 1) < chunks;
+    if (full) load();
   }
   for (; c < chunks; c += 32) {
-    Pack8 g, u;
-    g.u = __ldcs(gr + c);
-    u.u = __ldcs(ur + c);
-    step(g, u, c);
+    Pack8 gt, ut;
+    gt.u = __ldcs(gr + c);
+    ut.u = __ldcs(ur + c);
+    Dot8<M>(gt, x, k, c, ga);
+    Dot8<M>(ut, x, k, c, ua);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m) {
@@ -135,17 +156,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 template <int M>
 absl::Status Launch(const bf16* x, const bf16* w, const bf16* bias, void* out, bool out_fp32, int n,
                     int k, cudaStream_t stream) {
-  GemvKernel<M><<<(n + kWarpsPerBlock - 1) / kWarpsPerBlock, kWarpsPerBlock * 32, 0, stream>>>(
-      x, w, bias, out, out_fp32, n, k);
-  TP_CUDA_CHECK_LAUNCH("GemvKernel");
+  TP_CUDA_CHECK(LaunchPdl(GemvKernel<M>, dim3((n + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
   return absl::OkStatus();
 }
 
 template <int M>
 absl::Status LaunchSiluMul(const bf16* x, const bf16* w, bf16* out, int inter, int k, cudaStream_t stream) {
-  GemvSiluMulKernel<M><<<(inter + kWarpsPerBlock - 1) / kWarpsPerBlock, kWarpsPerBlock * 32, 0, stream>>>(
-      x, w, out, inter, k);
-  TP_CUDA_CHECK_LAUNCH("GemvSiluMulKernel");
+  TP_CUDA_CHECK(LaunchPdl(GemvSiluMulKernel<M>, dim3((inter + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, out, inter, k));
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -15,6 +16,8 @@ __global__ void AddRmsNormKernel(const bf16* __restrict__ add, bf16* __restrict_
                                  const bf16* __restrict__ weight, bf16* __restrict__ out,
                                  int hidden, float eps) {
   __shared__ float scratch[32];
+  PdlWait();
+  PdlTrigger();
   const size_t base = static_cast<size_t>(blockIdx.x) * hidden;
   const int nvec = hidden / 8;
   uint4* res4 = reinterpret_cast<uint4*>(residual + base);
@@ -57,8 +60,8 @@ absl::Status AddRmsNorm(const bf16* add, bf16* residual, const bf16* weight, bf1
                         int hidden, float eps, cudaStream_t stream) {
   if (hidden % 8 != 0) return absl::InvalidArgumentError("AddRmsNorm: hidden must be a multiple of 8");
   if (rows == 0) return absl::OkStatus();
-  AddRmsNormKernel<<<rows, kThreads, 0, stream>>>(add, residual, weight, out, hidden, eps);
-  TP_CUDA_CHECK_LAUNCH("AddRmsNormKernel");
+  TP_CUDA_CHECK(LaunchPdl(AddRmsNormKernel, dim3(rows), dim3(kThreads), 0, stream, add, residual, weight, out,
+                          hidden, eps));
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -13,6 +14,8 @@ namespace {
 __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ positions,
                                 const int* __restrict__ slot_mapping, bf16* __restrict__ k_cache,
                                 bf16* __restrict__ v_cache, int nh, int nkv, int d, float theta) {
+  PdlWait();
+  PdlTrigger();
   const int t = blockIdx.x;
   const int half = d / 2;
   const int row = (nh + 2 * nkv) * d;
@@ -50,10 +53,8 @@ absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_
                                float rope_theta, cudaStream_t stream) {
   if (dims.head_dim % 2 != 0) return absl::InvalidArgumentError("RoPE needs an even head_dim");
   if (num_tokens == 0) return absl::OkStatus();
-  RopeCacheKernel<<<num_tokens, 256, 0, stream>>>(qkv, positions, slot_mapping, k_cache, v_cache,
-                                                  dims.num_heads, dims.num_kv_heads, dims.head_dim,
-                                                  rope_theta);
-  TP_CUDA_CHECK_LAUNCH("RopeCacheKernel");
+  TP_CUDA_CHECK(LaunchPdl(RopeCacheKernel, dim3(num_tokens), dim3(256), 0, stream, qkv, positions, slot_mapping,
+                          k_cache, v_cache, dims.num_heads, dims.num_kv_heads, dims.head_dim, rope_theta));
   return absl::OkStatus();
 }
 

@@ -24,10 +24,11 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows
   TP_ASSIGN_OR_RETURN(s->vals_out_, DeviceBuffer::Allocate(chunk_elems * sizeof(int)));
   TP_RETURN_IF_ERROR(SortTempBytes(kChunk, static_cast<int>(chunk_elems), &s->sort_temp_bytes_));
   TP_ASSIGN_OR_RETURN(s->sort_temp_, DeviceBuffer::Allocate(s->sort_temp_bytes_));
-  TP_ASSIGN_OR_RETURN(s->lse_, DeviceBuffer::Allocate(max_rows * sizeof(float)));
-  TP_ASSIGN_OR_RETURN(s->tokens_, DeviceBuffer::Allocate(max_rows * sizeof(int)));
-  TP_ASSIGN_OR_RETURN(s->logprobs_, DeviceBuffer::Allocate(max_rows * sizeof(float)));
+  static_assert(sizeof(int) == sizeof(float));
+  TP_ASSIGN_OR_RETURN(s->results_, DeviceBuffer::Allocate(3 * max_rows * sizeof(float)));
+  TP_ASSIGN_OR_RETURN(s->h_results_, HostBuffer::Allocate(3 * max_rows * sizeof(float)));
   TP_ASSIGN_OR_RETURN(s->params_, DeviceBuffer::Allocate(kChunk * sizeof(SampleRowParams)));
+  TP_ASSIGN_OR_RETURN(s->h_params_, HostBuffer::Allocate(max_rows * sizeof(SampleRowParams)));
   TP_ASSIGN_OR_RETURN(s->rows_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
   TP_ASSIGN_OR_RETURN(s->seg_begin_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
   TP_ASSIGN_OR_RETURN(s->seg_end_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
@@ -36,13 +37,16 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows
 
 absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const SeqStep*>& seqs,
                                   int first, int count, cudaStream_t stream) {
-  std::vector<SampleRowParams> params(count);
+  // Each chunk stages its parameters in its own slice of the page-locked
+  // buffer: a later chunk must not overwrite what an earlier copy still reads.
+  SampleRowParams* params = h_params_.as<SampleRowParams>() + first;
   std::vector<LogitEdit> edits;
   std::vector<int> sampling_rows, top_rows;
   for (int r = 0; r < count; ++r) {
     const SeqStep& s = *seqs[first + r];
     const SamplingParams& sp = *s.sampling;
     SampleRowParams& p = params[r];
+    p = SampleRowParams();
     p.temperature = sp.temperature;
     p.top_p = sp.top_p;
     p.min_p = sp.min_p;
@@ -90,11 +94,11 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
     TP_CUDA_CHECK(cudaMemcpyAsync(edits_.data(), edits.data(), edits.size() * sizeof(LogitEdit),
                                   cudaMemcpyHostToDevice, stream));
   }
-  TP_CUDA_CHECK(cudaMemcpyAsync(params_.data(), params.data(), count * sizeof(SampleRowParams),
+  TP_CUDA_CHECK(cudaMemcpyAsync(params_.data(), params, count * sizeof(SampleRowParams),
                                 cudaMemcpyHostToDevice, stream));
   const float* chunk_logits = logits + static_cast<size_t>(first) * vocab_;
-  int* tokens = tokens_.as<int>() + first;
-  float* lse = lse_.as<float>() + first;
+  int* tokens = results_.as<int>() + first;
+  float* lse = results_.as<float>() + 2 * max_rows_ + first;
   TP_RETURN_IF_ERROR(SamplePrepare(chunk_logits, params_.as<SampleRowParams>(), count,
                                    edits_.as<LogitEdit>(), vocab_, processed_.as<float>(), lse, tokens,
                                    keys_in_.as<float>(), vals_in_.as<int>(), stream));
@@ -119,7 +123,7 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
                                         static_cast<int>(sampling_rows.size()), vocab_, tokens, stream));
   }
   TP_RETURN_IF_ERROR(GatherLogprobs(chunk_logits, lse, tokens, count, vocab_,
-                                    logprobs_.as<float>() + first, stream));
+                                    results_.as<float>() + max_rows_ + first, stream));
   if (!top_rows.empty()) {
     TP_CUDA_CHECK(cudaMemcpyAsync(rows_.data(), top_rows.data(), top_rows.size() * sizeof(int),
                                   cudaMemcpyHostToDevice, stream));
@@ -156,23 +160,23 @@ absl::StatusOr<std::vector<SampleResult>> Sampler::Sample(const float* logits,
   for (int first = 0; first < n; first += kChunk) {
     TP_RETURN_IF_ERROR(SampleChunk(logits, seqs, first, std::min(kChunk, n - first), stream));
   }
-  h_tokens_.resize(n);
-  h_logprobs_.resize(n);
-  h_lse_.resize(n);
+  // Ids, logprobs and log-sum-exps in one copy to page-locked memory.
   if (n > 0) {
-    TP_CUDA_CHECK(cudaMemcpyAsync(h_tokens_.data(), tokens_.data(), n * sizeof(int), cudaMemcpyDeviceToHost, stream));
-    TP_CUDA_CHECK(cudaMemcpyAsync(h_logprobs_.data(), logprobs_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    TP_CUDA_CHECK(cudaMemcpyAsync(h_lse_.data(), lse_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(h_results_.data(), results_.data(), results_.bytes(), cudaMemcpyDeviceToHost,
+                                  stream));
   }
   TP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const int* h_tokens = h_results_.as<int>();
+  const float* h_logprobs = h_results_.as<float>() + max_rows_;
+  const float* h_lse = h_results_.as<float>() + 2 * max_rows_;
   std::vector<SampleResult> out(n);
   for (int i = 0; i < n; ++i) {
     out[i].seq_id = seqs[i]->seq_id;
-    out[i].token_id = h_tokens_[i];
+    out[i].token_id = h_tokens[i];
     if (seqs[i]->sampling->logprobs) {
       out[i].has_logprobs = true;
-      out[i].logprob = h_logprobs_[i];
-      for (auto& [id, logit] : h_top_[i]) out[i].top_logprobs.emplace_back(id, logit - h_lse_[i]);
+      out[i].logprob = h_logprobs[i];
+      for (auto& [id, logit] : h_top_[i]) out[i].top_logprobs.emplace_back(id, logit - h_lse[i]);
     }
   }
   return out;

@@ -44,11 +44,11 @@ class Sampler {
   int max_rows_ = 0;
   std::vector<int> eos_ids_;
   DeviceBuffer processed_, keys_in_, keys_out_, vals_in_, vals_out_, sort_temp_;
-  DeviceBuffer lse_, tokens_, logprobs_, params_, rows_, seg_begin_, seg_end_, edits_;
+  // results_: [token ids | logprobs | log-sum-exps], max_rows each, copied
+  // to h_results_ (page-locked) in one transfer per step.
+  DeviceBuffer results_, params_, rows_, seg_begin_, seg_end_, edits_;
+  HostBuffer h_results_, h_params_;  // h_params_: max_rows, one slice per chunk
   size_t sort_temp_bytes_ = 0;
-  // Host copies filled per step.
-  std::vector<int> h_tokens_;
-  std::vector<float> h_logprobs_, h_lse_;
   std::vector<std::vector<std::pair<int32_t, float>>> h_top_;
 };
 
