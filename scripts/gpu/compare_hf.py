@@ -15,7 +15,9 @@ import argparse, json, os, subprocess, tempfile, time
 
 import numpy as np
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
+
+import checkpoints  # scripts/gpu/checkpoints.py
 
 
 def rel_err(got, ref):
@@ -23,19 +25,12 @@ def rel_err(got, ref):
     return (np.abs(got - ref).max(-1) / np.abs(ref).max(-1))
 
 
-def run_shape(name, binary, prompts_n, prompt_len, new, workdir, fp32_ref):
-    cfg_path = f"tests/fixtures/shapes/{name}/config.json"
-    cfg = Qwen2Config(**{k: v for k, v in json.load(open(cfg_path)).items() if k != "architectures"})
-    torch.manual_seed(0)
+def run_shape(name, binary, prompts_n, prompt_len, new, workdir, fp32_ref, kind="random", train_steps=300):
     t0 = time.time()
-    with torch.device("cuda"):
-        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16).eval()
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
+    model, cfg, task, info = checkpoints.make(name, kind, train_steps)
     mdir = os.path.join(workdir, name)
     model.save_pretrained(mdir, safe_serialization=True)
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, min(cfg.vocab_size, 150000), (prompts_n, prompt_len), generator=g)
+    ids = checkpoints.prompts(cfg, task, prompts_n, prompt_len)
     with torch.no_grad():
         hf_logits = model(ids.cuda()).logits.float().cpu().numpy()
         hf_greedy = model.generate(ids.cuda(), attention_mask=torch.ones_like(ids).cuda(), max_new_tokens=new,
@@ -78,12 +73,15 @@ def run_shape(name, binary, prompts_n, prompt_len, new, workdir, fp32_ref):
     for i in range(prompts_n):
         d = [j for j in range(new) if j >= len(tp_greedy[i]) or tp_greedy[i][j] != hf_greedy[i][j]]
         first_diff.append(d[0] if d else None)
-    res = {"shape": name, "prompts": prompts_n, "prompt_len": prompt_len, "new": new,
+    res = {"shape": name, **info, "prompts": prompts_n, "prompt_len": prompt_len, "new": new,
            "top1_agreement": float(top1), "top1_agreement_hf_ties_counted": float(top1_ties),
            "hf_positions_with_tied_top1": float(hf_tied), "rel_err_max": float(err.max()), "rel_err_median": float(np.median(err)),
            "rel_err_p99": float(np.quantile(err, 0.99)),
            "greedy_identical": int(sum(same)), "greedy_first_divergence": first_diff,
            "hf_build_s": build_s, "tpserve_s": tp_s}
+    if task is not None:  # how peaked the trained model is: HF's top-1 probability on the prompts
+        res["hf_top1_prob_mean"] = float(torch.softmax(torch.tensor(hf_logits), -1).max(-1).values.mean())
+        res["hf_follows_task"] = float((hf_logits.argmax(-1) == task.succ[ids].numpy()).mean())
     if fp32 is not None:
         res["hf_bf16_vs_fp32_rel_err_max"] = float(rel_err(hf_logits, fp32).max())
         res["tpserve_vs_fp32_rel_err_max"] = float(rel_err(tp_logits, fp32).max())
@@ -136,14 +134,21 @@ def main():
     ap.add_argument("--out", default="compare.json")
     ap.add_argument("--no-fp32", action="store_true", help="skip HF's float32 forward (needs 4 bytes/param)")
     ap.add_argument("--skip-tiny", action="store_true")
+    ap.add_argument("--checkpoint", default="random", choices=["random", "trained", "both"],
+                    help="HF's random init (the issue's setting), or that model fine-tuned on a synthetic task so its "
+                         "distributions are peaked (scripts/gpu/checkpoints.py)")
+    ap.add_argument("--train-steps", type=int, default=300)
     a = ap.parse_args()
     results = {"device": torch.cuda.get_device_name(0),
                "hf_bf16_tiny_last_logits_rel_err": None if a.skip_tiny else tiny_baseline(), "shapes": []}
     print(json.dumps(results), flush=True)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as work:
-        for s in a.shapes.split(","):
-            results["shapes"].append(run_shape(s, a.bin, a.prompts, a.len, a.new, work, not a.no_fp32))
-            json.dump(results, open(a.out, "w"), indent=1)
+        kinds = ["random", "trained"] if a.checkpoint == "both" else [a.checkpoint]
+        for kind in kinds:
+            for s in a.shapes.split(","):
+                results["shapes"].append(run_shape(s, a.bin, a.prompts, a.len, a.new, work, not a.no_fp32, kind,
+                                                   a.train_steps))
+                json.dump(results, open(a.out, "w"), indent=1)
     json.dump(results, open(a.out, "w"), indent=1)
     print(json.dumps(results, indent=1))
 

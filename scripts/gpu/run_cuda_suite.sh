@@ -3,7 +3,7 @@
 # backend tests, the 7B-shape benchmark (with and without programmatic
 # dependent launch), the HF eager baseline in the same call, and the
 # real-shape comparison with HF transformers.
-# usage: scripts/gpu/run_cuda_suite.sh OUTDIR
+# usage: [COMPARE_CHECKPOINT=random|trained|both] [SKIP_COMPARE=1] scripts/gpu/run_cuda_suite.sh OUTDIR
 #   (bundle from: TPSERVE_BUNDLE=1 scripts/gpu/stage.sh <the targets in docs/performance.md>)
 set -u
 OUT=$1
@@ -14,24 +14,24 @@ SHAPE=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "=== GPU tests"
 for t in norm rope_cache activation attention gemm sampler cuda_backend; do
-  timeout 150 /tmp/d/cuda/bin/${t}_test > "$OUT/${t}_test.log" 2>&1
-  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED' "$OUT/${t}_test.log" | head -5
+  timeout 150 /tmp/d/cuda/bin/${t}_test > "/tmp/d/${t}_test.log" 2>&1
+  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "/tmp/d/${t}_test.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED' "/tmp/d/${t}_test.log" | head -5
 done
 echo "=== tpserve_bench (PDL on)"
 timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
   --prefill 512,2048 > "$OUT/bench.txt" 2>&1
 grep -v "^\[" "$OUT/bench.txt" | tail -12
-echo "=== tpserve_bench batch 1, TPSERVE_PDL=0"
-TPSERVE_PDL=0 timeout 120 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1 --prompt 512 --new 128 \
-  --prefill 512 > "$OUT/bench_nopdl.txt" 2>&1
-grep -v "^\[" "$OUT/bench_nopdl.txt" | tail -6
+echo "=== tpserve_bench, TPSERVE_PDL=0"
+TPSERVE_PDL=0 timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
+  --prefill 512,2048 > "$OUT/bench_nopdl.txt" 2>&1
+grep -v "^\[" "$OUT/bench_nopdl.txt" | tail -12
 echo "=== HF eager baseline"
 timeout 240 python3 bench/hf_baseline.py --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
-  --out "$OUT/hf.json" 2>&1 | grep -v Warning | tail -8
+  --out "$OUT/hf.json" > /tmp/d/hf.log 2>&1; python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r.get(\"copy_TBps\"), [(x[\"batch\"], round(x[\"decode_tok_s\"],1)) for x in r[\"runs\"]])" "$OUT/hf.json" || tail -5 /tmp/d/hf.log
 if [[ "${SKIP_COMPARE:-0}" != 1 ]]; then
   echo "=== real shapes against HF"
   timeout 400 python3 scripts/gpu/compare_hf.py --bin /tmp/d/cuda/bin/tpserve_gpu_check --skip-tiny \
-    --out "$OUT/compare.json" > "$OUT/compare.log" 2>&1
-  grep '^{"shape"' "$OUT/compare.log" || tail -20 "$OUT/compare.log"
+    --checkpoint "${COMPARE_CHECKPOINT:-random}" --out "$OUT/compare.json" > "$OUT/compare.log" 2>&1
+  grep -E '^\{"shape"|train step' "$OUT/compare.log" || tail -20 "$OUT/compare.log"
 fi

@@ -29,8 +29,13 @@ absl::Status CudaStatus(cudaError_t err, const char* what) {
   return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
 }
 
-// How often a pending NCCL operation is polled.
+// How often a pending NCCL operation is polled. The first kSpinFor of a
+// wait spins instead: enqueueing a collective on a non-blocking
+// communicator usually finishes within microseconds, and sleeping the poll
+// interval after each one cost ~290 us per collective (47 ms per eager
+// 72B step at TP=4, measured by tpserve_collective_bench on 4xH200).
 constexpr absl::Duration kPollInterval = absl::Microseconds(200);
+constexpr absl::Duration kSpinFor = absl::Microseconds(500);
 
 }  // namespace
 
@@ -81,6 +86,7 @@ absl::Status NcclCommunicator::Check(int result, const char* what) {
 }
 
 absl::Status NcclCommunicator::WaitIdle(absl::Time deadline, const char* what) {
+  const absl::Time spin_until = absl::Now() + kSpinFor;
   while (true) {
     ncclResult_t state = ncclSuccess;
     const ncclResult_t rc = ncclCommGetAsyncError(impl_->comm, &state);
@@ -95,7 +101,7 @@ absl::Status NcclCommunicator::WaitIdle(absl::Time deadline, const char* what) {
       Abort(std::string(s.message()));
       return s;
     }
-    absl::SleepFor(kPollInterval);
+    if (absl::Now() >= spin_until) absl::SleepFor(kPollInterval);
   }
 }
 
