@@ -3,7 +3,7 @@
 # backend tests, the 7B-shape benchmark (with and without programmatic
 # dependent launch), the HF eager baseline in the same call, and the
 # real-shape comparison with HF transformers.
-# usage: [COMPARE_CHECKPOINT=random|trained|both] [SKIP_COMPARE=1] scripts/gpu/run_cuda_suite.sh OUTDIR
+# usage: [COMPARE_CHECKPOINT=random|trained|both] [SKIP_BENCH=1] [SKIP_COMPARE=1] scripts/gpu/run_cuda_suite.sh OUTDIR
 #   (bundle from: TPSERVE_BUNDLE=1 scripts/gpu/stage.sh <the targets in docs/performance.md>)
 set -u
 OUT=$1
@@ -18,6 +18,7 @@ for t in norm rope_cache activation attention gemm sampler cuda_backend; do
   echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "/tmp/d/${t}_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED' "/tmp/d/${t}_test.log" | head -5
 done
+if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
 echo "=== tpserve_bench (PDL on)"
 timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
   --prefill 512,2048 > "$OUT/bench.txt" 2>&1
@@ -29,6 +30,7 @@ grep -v "^\[" "$OUT/bench_nopdl.txt" | tail -12
 echo "=== HF eager baseline"
 timeout 240 python3 bench/hf_baseline.py --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
   --out "$OUT/hf.json" > /tmp/d/hf.log 2>&1; python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r.get(\"copy_TBps\"), [(x[\"batch\"], round(x[\"decode_tok_s\"],1)) for x in r[\"runs\"]])" "$OUT/hf.json" || tail -5 /tmp/d/hf.log
+fi
 if [[ "${SKIP_COMPARE:-0}" != 1 ]]; then
   echo "=== real shapes against HF"
   timeout 400 python3 scripts/gpu/compare_hf.py --bin /tmp/d/cuda/bin/tpserve_gpu_check --skip-tiny \

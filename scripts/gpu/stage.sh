@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OB=${TPSERVE_OUTPUT_BASE:-/root/.cache/bazel-ob/cuda}
-bazel --output_base="$OB" build "$@"
+# --symlink_prefix=/: leave the workspace's bazel-* links to the default output base
+# (links into this one would break `bazel build //...` there).
+bazel --output_base="$OB" build --symlink_prefix=/ "$@"
 BIN=$(bazel --output_base="$OB" info bazel-bin 2>/dev/null)
 rm -rf .devbin/cuda && mkdir -p .devbin/cuda/bin .devbin/cuda/lib
 for t in "$@"; do

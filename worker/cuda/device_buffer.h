@@ -1,5 +1,6 @@
-// Owning handles on one cudaMalloc allocation (DeviceBuffer) and one page-
-// locked host allocation (HostBuffer).
+// Owning handles on one CUDA allocation: DeviceBuffer (cudaMalloc) and
+// HostBuffer (page-locked host memory, cudaMallocHost: copies from and to it
+// are truly asynchronous and skip the driver's staging copy).
 #ifndef TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
 #define TPSERVE_WORKER_CUDA_DEVICE_BUFFER_H_
 
@@ -12,14 +13,22 @@
 #include "worker/cuda/cuda_check.h"
 
 namespace tpserve::worker::cuda {
+namespace internal {
 
-// Device memory freed on destruction; movable, not copyable.
-class DeviceBuffer {
+inline cudaError_t DeviceAlloc(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+inline cudaError_t DeviceFree(void* p) { return cudaFree(p); }
+inline cudaError_t HostAlloc(void** p, size_t bytes) { return cudaMallocHost(p, bytes); }
+inline cudaError_t HostFree(void* p) { return cudaFreeHost(p); }
+
+// Memory from `Alloc`, released with `Free` on destruction; movable, not
+// copyable.
+template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*)>
+class CudaMemory {
  public:
-  DeviceBuffer() = default;
-  ~DeviceBuffer() { Reset(); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  CudaMemory() = default;
+  ~CudaMemory() { Reset(); }
+  CudaMemory(CudaMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  CudaMemory& operator=(CudaMemory&& o) noexcept {
     if (this != &o) {
       Reset();
       ptr_ = std::exchange(o.ptr_, nullptr);
@@ -27,21 +36,21 @@ class DeviceBuffer {
     }
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  CudaMemory(const CudaMemory&) = delete;
+  CudaMemory& operator=(const CudaMemory&) = delete;
 
   // Allocates `bytes` (0 gives an empty buffer).
-  static absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) {
-    DeviceBuffer b;
+  static absl::StatusOr<CudaMemory> Allocate(size_t bytes) {
+    CudaMemory b;
     if (bytes == 0) return b;
-    TP_CUDA_CHECK(cudaMalloc(&b.ptr_, bytes));
+    TP_CUDA_CHECK(Alloc(&b.ptr_, bytes));
     b.bytes_ = bytes;
     return b;
   }
 
   // Frees the memory now.
   void Reset() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
+    if (ptr_ != nullptr) Free(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
   }
@@ -59,48 +68,10 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaMallocHost) freed on destruction: copies
-// from and to it are truly asynchronous and skip the driver's staging copy.
-class HostBuffer {
- public:
-  HostBuffer() = default;
-  ~HostBuffer() { Reset(); }
-  HostBuffer(HostBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  HostBuffer& operator=(HostBuffer&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-  }
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
+}  // namespace internal
 
-  // Allocates `bytes` (0 gives an empty buffer).
-  static absl::StatusOr<HostBuffer> Allocate(size_t bytes) {
-    HostBuffer b;
-    if (bytes == 0) return b;
-    TP_CUDA_CHECK(cudaMallocHost(&b.ptr_, bytes));
-    b.bytes_ = bytes;
-    return b;
-  }
-
-  void Reset() {
-    if (ptr_ != nullptr) cudaFreeHost(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-  }
-
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-  void* data() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceBuffer = internal::CudaMemory<internal::DeviceAlloc, internal::DeviceFree>;
+using HostBuffer = internal::CudaMemory<internal::HostAlloc, internal::HostFree>;
 
 }  // namespace tpserve::worker::cuda
 
