@@ -14,6 +14,7 @@
 #include <barrier>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/model/model_config.h"
+#include "bench/cuda/nccl_run.h"
 #include "worker/comm/nccl_communicator.h"
 
 namespace tpserve::bench {
@@ -146,19 +148,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", cfg.status().ToString().c_str());
     return 2;
   }
-  int devices = 0;
-  cudaGetDeviceCount(&devices);
-  if (devices < a.tp) {
-    std::fprintf(stderr, "error: --tp %d needs %d GPUs, %d visible\n", a.tp, a.tp, devices);
-    return 2;
-  }
-  (void)InitLogging("collective_bench", "warn");
-  worker::DisableNcclNvls();
-  auto uid = worker::NcclCommunicator::CreateUniqueId();
-  if (!uid.ok()) {
-    std::fprintf(stderr, "error: %s\n", uid.status().ToString().c_str());
-    return 1;
-  }
+  int rc = 0;
+  const std::optional<std::string> uid = StartNcclRun(a.tp, "collective_bench", "warn", &rc);
+  if (!uid) return rc;
   std::barrier<> sync(a.tp);
   std::vector<Row> rows;
   std::vector<std::thread> threads;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "absl/time/time.h"
 #include "bench/cuda/seq_driver.h"
 #include "common/logging.h"
+#include "bench/cuda/nccl_run.h"
 #include "worker/comm/nccl_communicator.h"
 #include "worker/cuda/cuda_backend.h"
 
@@ -152,19 +154,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "error: need prompts of equal length\n");
     return 2;
   }
-  int devices = 0;
-  cudaGetDeviceCount(&devices);
-  if (devices < a.tp) {
-    std::fprintf(stderr, "error: --tp %d needs %d GPUs, %d visible\n", a.tp, a.tp, devices);
-    return 2;
-  }
-  (void)InitLogging("tp_check", "info");
-  worker::DisableNcclNvls();
-  auto uid = worker::NcclCommunicator::CreateUniqueId();
-  if (!uid.ok()) {
-    std::fprintf(stderr, "error: %s\n", uid.status().ToString().c_str());
-    return 1;
-  }
+  int rc = 0;
+  const std::optional<std::string> uid = StartNcclRun(a.tp, "tp_check", "info", &rc);
+  if (!uid) return rc;
   Shared shared(a.tp);
   std::vector<std::thread> threads;
   for (int r = 0; r < a.tp; ++r) {
