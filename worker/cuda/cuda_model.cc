@@ -201,14 +201,20 @@ absl::Status CudaModel::AllReduce(bf16* data, size_t count) {
   return comm_->AllReduceSum(data, count, CommDType::kBFloat16, stream_);
 }
 
-absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, bf16* out, int t, int n,
-                                          int k) {
-  if (part_.world_size == 1) return gemm_->Linear(x, w, nullptr, out, false, t, n, k, stream_);
+absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, int t, int n, int k) {
+  if (part_.world_size == 1) return gemm_->Linear(x, w, nullptr, proj_.as<bf16>(), false, t, n, k, stream_);
   float* partial = proj_f32_.as<float>();
   TP_RETURN_IF_ERROR(gemm_->Linear(x, w, nullptr, partial, true, t, n, k, stream_));
-  TP_RETURN_IF_ERROR(comm_->AllReduceSum(partial, static_cast<size_t>(t) * n, CommDType::kFloat32,
-                                         stream_));
-  return Float32ToBf16(partial, out, static_cast<size_t>(t) * n, stream_);
+  return comm_->AllReduceSum(partial, static_cast<size_t>(t) * n, CommDType::kFloat32, stream_);
+}
+
+absl::Status CudaModel::AddProjAndNorm(bool add, const bf16* weight, int t) {
+  bf16 *res = residual_.as<bf16>(), *normed = normed_.as<bf16>();
+  const int h = config_.hidden_size;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  if (!add) return AddRmsNorm(static_cast<const bf16*>(nullptr), res, weight, normed, t, h, eps, stream_);
+  if (part_.world_size == 1) return AddRmsNorm(proj_.as<bf16>(), res, weight, normed, t, h, eps, stream_);
+  return AddRmsNorm(proj_f32_.as<float>(), res, weight, normed, t, h, eps, stream_);
 }
 
 absl::Status CudaModel::Forward(const ForwardShape& s) {
@@ -235,7 +241,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     const LayerWeights& w = weights_.layers[l];
     bf16* kc = cache_ + 2 * l * layer_elems;
     bf16* vc = kc + layer_elems;
-    TP_RETURN_IF_ERROR(AddRmsNorm(l == 0 ? nullptr : proj, res, w.input_norm.as<bf16>(), normed, t, h, eps, stream_));
+    TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.qkv.as<bf16>(), w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h, stream_));
     TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_,
                                          static_cast<float>(config_.rope_theta), stream_));
@@ -246,8 +252,8 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
       TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kc, vc, ab, Meta(off_tiles_),
                                                s.num_tiles, dims_, stream_));
     }
-    TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj.as<bf16>(), proj, t, h, nh * d));
-    TP_RETURN_IF_ERROR(AddRmsNorm(proj, res, w.post_norm.as<bf16>(), normed, t, h, eps, stream_));
+    TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj.as<bf16>(), t, h, nh * d));
+    TP_RETURN_IF_ERROR(AddProjAndNorm(true, w.post_norm.as<bf16>(), t));
     if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
       TP_RETURN_IF_ERROR(GemvSiluMul(normed, w.gate_up.as<bf16>(), act_.as<bf16>(), t, inter, h, stream_));
     } else {
@@ -255,9 +261,12 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
                                        2 * inter, h, stream_));
       TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
     }
-    TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down.as<bf16>(), proj, t, h, inter));
+    TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down.as<bf16>(), t, h, inter));
   }
   if (s.num_samples == 0) return absl::OkStatus();
+  if (part_.world_size > 1) {  // the last down_proj's sums, rounded as AddProjAndNorm rounds them
+    TP_RETURN_IF_ERROR(Float32ToBf16(proj_f32_.as<float>(), proj, static_cast<size_t>(t) * h, stream_));
+  }
   // Only the sampled positions go through the final norm and lm_head.
   TP_RETURN_IF_ERROR(GatherRows(res, Meta(off_samples_), normed, s.num_samples, h, stream_));
   TP_RETURN_IF_ERROR(GatherRows(proj, Meta(off_samples_), attn, s.num_samples, h, stream_));

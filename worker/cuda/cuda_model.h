@@ -89,10 +89,13 @@ class CudaModel {
  private:
   CudaModel() = default;
   absl::Status AllReduce(__nv_bfloat16* data, size_t count);
-  // out = x · wᵀ, all-reduced across ranks: float32 partials and a float32
-  // all-reduce when TP > 1, then one rounding to bf16 into `out`.
-  absl::Status RowParallelLinear(const __nv_bfloat16* x, const __nv_bfloat16* w,
-                                 __nv_bfloat16* out, int t, int n, int k);
+  // proj = x · wᵀ, all-reduced across ranks: into proj_ (bf16) at TP=1; at
+  // TP > 1 float32 partials and a float32 all-reduce into proj_f32_, which
+  // AddProjAndNorm rounds to bf16 once while adding (see proj_f32_).
+  absl::Status RowParallelLinear(const __nv_bfloat16* x, const __nv_bfloat16* w, int t, int n, int k);
+  // residual += the last RowParallelLinear output (when `add`), then
+  // normed_ = RMSNorm(residual) * weight, in one kernel.
+  absl::Status AddProjAndNorm(bool add, const __nv_bfloat16* weight, int t);
   int* Meta(int offset) const { return meta_.as<int>() + offset; }
 
   ModelConfig config_;

@@ -9,10 +9,27 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// The 8 values at vector index i of an `add` row as bf16: bf16 rows as they
+// are, float32 rows (TP all-reduce sums) rounded once, as Float32ToBf16 would.
+__device__ __forceinline__ uint4 LoadAdd8(const bf16* add, size_t base, int i) {
+  return reinterpret_cast<const uint4*>(add + base)[i];
+}
+__device__ __forceinline__ uint4 LoadAdd8(const float* add, size_t base, int i) {
+  const float4* p = reinterpret_cast<const float4*>(add + base) + 2 * i;
+  const float4 lo = p[0], hi = p[1];
+  Pack8 a;
+  a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
+  a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
+  a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
+  a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
+  return a.u;
+}
+
 // One block per row. The first pass writes the summed residual and its sum
 // of squares; the second re-reads the row (from L1/L2) to normalise, so any
 // hidden size works without a register budget per size.
-__global__ void AddRmsNormKernel(const bf16* __restrict__ add, bf16* __restrict__ residual,
+template <typename AddT>
+__global__ void AddRmsNormKernel(const AddT* __restrict__ add, bf16* __restrict__ residual,
                                  const bf16* __restrict__ weight, bf16* __restrict__ out,
                                  int hidden, float eps) {
   __shared__ float scratch[32];
@@ -27,7 +44,7 @@ __global__ void AddRmsNormKernel(const bf16* __restrict__ add, bf16* __restrict_
     r.u = res4[i];
     if (add != nullptr) {
       Pack8 a;
-      a.u = reinterpret_cast<const uint4*>(add + base)[i];
+      a.u = LoadAdd8(add, base, i);
 #pragma unroll
       for (int j = 0; j < 4; ++j) r.h2[j] = __hadd2(r.h2[j], a.h2[j]);
       res4[i] = r.u;
@@ -54,15 +71,26 @@ __global__ void AddRmsNormKernel(const bf16* __restrict__ add, bf16* __restrict_
   }
 }
 
+template <typename AddT>
+absl::Status Launch(const AddT* add, bf16* residual, const bf16* weight, bf16* out, int rows, int hidden,
+                    float eps, cudaStream_t stream) {
+  if (hidden % 8 != 0) return absl::InvalidArgumentError("AddRmsNorm: hidden must be a multiple of 8");
+  if (rows == 0) return absl::OkStatus();
+  TP_CUDA_CHECK(LaunchPdl(AddRmsNormKernel<AddT>, dim3(rows), dim3(kThreads), 0, stream, add, residual, weight,
+                          out, hidden, eps));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status AddRmsNorm(const bf16* add, bf16* residual, const bf16* weight, bf16* out, int rows,
                         int hidden, float eps, cudaStream_t stream) {
-  if (hidden % 8 != 0) return absl::InvalidArgumentError("AddRmsNorm: hidden must be a multiple of 8");
-  if (rows == 0) return absl::OkStatus();
-  TP_CUDA_CHECK(LaunchPdl(AddRmsNormKernel, dim3(rows), dim3(kThreads), 0, stream, add, residual, weight, out,
-                          hidden, eps));
-  return absl::OkStatus();
+  return Launch(add, residual, weight, out, rows, hidden, eps, stream);
+}
+
+absl::Status AddRmsNorm(const float* add, bf16* residual, const bf16* weight, bf16* out, int rows,
+                        int hidden, float eps, cudaStream_t stream) {
+  return Launch(add, residual, weight, out, rows, hidden, eps, stream);
 }
 
 }  // namespace tpserve::worker::cuda

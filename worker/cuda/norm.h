@@ -18,6 +18,11 @@ namespace tpserve::worker::cuda {
 absl::Status AddRmsNorm(const __nv_bfloat16* add, __nv_bfloat16* residual,
                         const __nv_bfloat16* weight, __nv_bfloat16* out, int rows,
                         int hidden, float eps, cudaStream_t stream);
+// The same with float32 `add` rows (a tensor-parallel all-reduce's sums),
+// each value rounded to bf16 before the add: exactly Float32ToBf16 followed
+// by the bf16 version, in one kernel.
+absl::Status AddRmsNorm(const float* add, __nv_bfloat16* residual, const __nv_bfloat16* weight,
+                        __nv_bfloat16* out, int rows, int hidden, float eps, cudaStream_t stream);
 
 }  // namespace tpserve::worker::cuda
 

@@ -57,8 +57,33 @@ INSTANTIATE_TEST_SUITE_P(Shapes, NormTest,
                                            std::make_tuple(33, 896, true), std::make_tuple(5, 3584, true),
                                            std::make_tuple(2, 8192, false)));
 
+// The float32-add form (tensor-parallel sums) must equal rounding the sums
+// to bf16 first and using the bf16 form, bit for bit.
+TEST(NormTest, Float32AddEqualsRoundingFirst) {
+  TP_SKIP_WITHOUT_GPU();
+  const int rows = 3, hidden = 3584;
+  std::mt19937 rng(77);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  std::vector<float> add(rows * hidden);
+  for (float& v : add) v = u(rng);
+  std::vector<__nv_bfloat16> add_bf(add.size());
+  for (size_t i = 0; i < add.size(); ++i) add_bf[i] = __float2bfloat16(add[i]);
+  auto r = testing::RandomBf16(rows * hidden, rng, 2.0f);
+  auto w = testing::RandomBf16(hidden, rng, 1.5f);
+  DevArray<float> dadd(add);
+  DevArray<__nv_bfloat16> dadd_bf(add_bf), dr1(r), dr2(r), dw(w), dout1(rows * hidden), dout2(rows * hidden);
+  ASSERT_TRUE(AddRmsNorm(dadd.get(), dr1.get(), dw.get(), dout1.get(), rows, hidden, 1e-6f, nullptr).ok());
+  ASSERT_TRUE(AddRmsNorm(dadd_bf.get(), dr2.get(), dw.get(), dout2.get(), rows, hidden, 1e-6f, nullptr).ok());
+  auto res1 = testing::ToFloat(dr1.Download()), res2 = testing::ToFloat(dr2.Download());
+  auto out1 = testing::ToFloat(dout1.Download()), out2 = testing::ToFloat(dout2.Download());
+  EXPECT_EQ(res1, res2);
+  EXPECT_EQ(out1, out2);
+}
+
 TEST(NormTest, RejectsHiddenNotMultipleOf8) {
-  EXPECT_FALSE(AddRmsNorm(nullptr, nullptr, nullptr, nullptr, 1, 12, 1e-6f, nullptr).ok());
+  EXPECT_FALSE(AddRmsNorm(static_cast<const __nv_bfloat16*>(nullptr), nullptr, nullptr, nullptr, 1, 12, 1e-6f,
+                          nullptr).ok());
+  EXPECT_FALSE(AddRmsNorm(static_cast<const float*>(nullptr), nullptr, nullptr, nullptr, 1, 12, 1e-6f, nullptr).ok());
 }
 
 }  // namespace
