@@ -13,6 +13,7 @@
 
 #include "common/text/tokenizer.h"
 #include "gateway/testing/fake_router.h"
+#include "gateway/testing/gateway_fixture.h"
 #include "gateway/testing/raw_http.h"
 
 namespace tpserve::gateway {
@@ -24,8 +25,8 @@ using testing::FakeRouterScript;
 using testing::Request;
 using testing::SseEvents;
 
-constexpr char kModelDir[] = "tests/fixtures/tiny-qwen2-chat";
-constexpr char kReply[] = "Hello there, STOP here.";
+using testing::kModelDir;
+using testing::kReply;
 
 // Reads int32 tensor `name` from a safetensors file (the reference goldens).
 std::vector<int> ReadIntTensor(const std::string& path, const std::string& name) {
@@ -43,72 +44,7 @@ std::vector<int> ReadIntTensor(const std::string& path, const std::string& name)
   return out;
 }
 
-class GatewayServerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    tokenizer_ = text::Tokenizer::Load(kModelDir).value();
-    auto ids = tokenizer_->Encode(kReply, false);
-    reply_ids_.assign(ids.begin(), ids.end());
-    router_ = FakeRouter::Start(testing::TinyChatModelInfo(4096), Script()).value();
-  }
-
-  FakeRouterScript Script() const {
-    FakeRouterScript s;
-    s.reply_tokens = reply_ids_;
-    s.cached_tokens = 16;
-    return s;
-  }
-
-  void StartGateway(std::vector<std::string> keys = {}, std::vector<std::string> routers = {}) {
-    ServerConfig config;
-    config.model = kModelDir;
-    config.served_model_name = "tiny";
-    config.host = "127.0.0.1";
-    config.port = 0;
-    config.routers = routers.empty() ? std::vector<std::string>{router_->address()} : routers;
-    config.api_keys = std::move(keys);
-    config.max_request_body_bytes = 64 * 1024;
-    config.max_n = 4;
-    config.max_stop_strings = 4;
-    auto server = GatewayServer::Start(config);
-    ASSERT_TRUE(server.ok()) << server.status();
-    gateway_ = std::move(server).value();
-    // Wait until the router pool has seen a ready router.
-    for (int i = 0; i < 200; ++i) {
-      if (Request(port(), "GET", "/health").status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "gateway never became healthy";
-  }
-
-  int port() const { return gateway_->port(); }
-
-  static json Body(const testing::RawResponse& r) {
-    json j = json::parse(r.body, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.body;
-    return j;
-  }
-
-  // Asserts an OpenAI error object with `status` and `param`.
-  static void ExpectError(const testing::RawResponse& r, int status, const std::string& param) {
-    EXPECT_EQ(r.status, status) << r.body;
-    json j = Body(r);
-    ASSERT_TRUE(j.contains("error")) << r.body;
-    EXPECT_TRUE(j["error"]["message"].is_string());
-    EXPECT_TRUE(j["error"]["type"].is_string());
-    EXPECT_TRUE(j["error"].contains("code"));
-    if (param.empty()) {
-      EXPECT_TRUE(j["error"]["param"].is_null()) << r.body;
-    } else {
-      EXPECT_EQ(j["error"]["param"], param) << r.body;
-    }
-  }
-
-  std::unique_ptr<text::Tokenizer> tokenizer_;
-  std::vector<int> reply_ids_;
-  std::unique_ptr<FakeRouter> router_;
-  std::unique_ptr<GatewayServer> gateway_;
-};
+class GatewayServerTest : public testing::GatewayFixture {};
 
 constexpr char kChinesePrompt[] =
     R"({"model": "tiny", "messages": [{"role": "user", "content": "你好，帮我介绍一下什么是大语言模型。"}]})";

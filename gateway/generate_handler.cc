@@ -13,6 +13,7 @@
 #include "gateway/generation.h"
 #include "gateway/http_error.h"
 #include "gateway/http_handlers.h"
+#include "gateway/tool_calls.h"
 
 namespace tpserve::gateway {
 namespace {
@@ -88,6 +89,7 @@ struct StreamState {
   std::vector<UsageCounts> usage;  // per choice
   int n = 1;
   std::map<int, int> text_offsets;  // completions logprobs offsets per choice
+  std::map<int, ToolCallStream> tool_streams;  // chat with tools, per choice
 
   ~StreamState() {
     if (watching) ctx->watcher->Unwatch(watch_id);
@@ -132,6 +134,33 @@ struct StreamState {
     return chunk;
   }
 
+  // Chat with tools: content passes through ToolCallStream; at the end the
+  // calls go out as one tool_calls delta before the finish chunk. False if
+  // the client went away.
+  template <typename Send>
+  bool SendWithToolCalls(SequenceEvent& event, const Send& send) {
+    ToolCallStream& stream = tool_streams[event.index];
+    event.text = stream.Feed(event.text);
+    if (!event.finish_reason.has_value()) {
+      return (event.text.empty() && event.logprobs.empty()) || send(SseData(ChunkFor(event)));
+    }
+    ToolCallOutput rest = stream.Finish();
+    event.text += rest.content.value_or("");
+    if (rest.calls.empty()) return send(SseData(ChunkFor(event)));
+    SequenceEvent content = event;  // the text before the calls, without the finish
+    content.finish_reason.reset();
+    content.stop_reason = nullptr;
+    if ((!content.text.empty() || !content.logprobs.empty()) && !send(SseData(ChunkFor(content)))) return false;
+    json calls = ChatChunkJson(header, event.index, {{"tool_calls", ToolCallsJson(rest.calls, true)}}, nullptr,
+                               nullptr);
+    if (request.include_usage) calls["usage"] = request.continuous_usage ? UsageJson(event.usage) : json(nullptr);
+    if (!send(SseData(calls))) return false;
+    event.text.clear();
+    event.logprobs.clear();
+    event.finish_reason = "tool_calls";
+    return send(SseData(ChunkFor(event)));
+  }
+
   // Writes the whole stream; false if the client went away.
   bool Write(httplib::DataSink& sink) {
     auto send = [&sink](const std::string& s) { return sink.write(s.data(), s.size()); };
@@ -155,6 +184,10 @@ struct StreamState {
         break;
       }
       usage[event.index] = event.usage;
+      if (request.chat && request.parse_tool_calls) {
+        if (!SendWithToolCalls(event, send)) return false;
+        continue;
+      }
       bool empty = event.text.empty() && event.logprobs.empty() && !event.finish_reason;
       if (!empty && !send(SseData(ChunkFor(event)))) return false;
     }
@@ -184,6 +217,16 @@ absl::StatusOr<json> CollectResponse(Generation& gen, const GenerationRequest& r
     if (e.finish_reason.has_value()) {
       c.finish_reason = *e.finish_reason;
       c.stop_reason = e.stop_reason;
+    }
+  }
+  if (r.chat && r.parse_tool_calls) {
+    for (ChoiceResult& c : choices) {
+      ToolCallOutput parsed = ParseToolCalls(c.text);
+      if (parsed.calls.empty()) continue;
+      c.tool_calls = std::move(parsed.calls);
+      c.null_content = !parsed.content.has_value();
+      c.text = parsed.content.value_or("");
+      c.finish_reason = "tool_calls";
     }
   }
   UsageCounts total;

@@ -66,7 +66,10 @@ json ChatCompletionJson(const ResponseHeader& header, const std::vector<ChoiceRe
   for (const ChoiceResult& c : choices) {
     out_choices.push_back({
         {"index", c.index},
-        {"message", {{"role", "assistant"}, {"content", c.text}, {"tool_calls", json::array()}}},
+        {"message",
+         {{"role", "assistant"},
+          {"content", c.null_content ? json(nullptr) : json(c.text)},
+          {"tool_calls", ToolCallsJson(c.tool_calls, false)}}},
         {"logprobs", c.has_logprobs ? ChatLogprobsJson(c.logprobs) : json(nullptr)},
         {"finish_reason", c.finish_reason},
         {"stop_reason", c.stop_reason},

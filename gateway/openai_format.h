@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/tool_calls.h"
+
 namespace tpserve::gateway {
 
 // One alternative token at a position.
@@ -55,6 +57,9 @@ struct ChoiceResult {
   std::vector<LogprobEntry> logprobs;
   // Whether logprobs were requested (null vs. an empty list).
   bool has_logprobs = false;
+  // Chat with tools: the parsed calls, and whether content is null.
+  std::vector<ToolCall> tool_calls;
+  bool null_content = false;
 };
 
 // {"prompt_tokens", "completion_tokens", "total_tokens",

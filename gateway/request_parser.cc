@@ -252,11 +252,14 @@ absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
     }
   }
   if (!it->empty()) req->tools = *it;
+  bool none = false;
   if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
     if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
       return InvalidField("tool_choice", "only tool_choice \"auto\" and \"none\" are supported");
     }
+    none = *choice == "none";
   }
+  req->parse_tool_calls = !it->empty() && !none;
   return absl::OkStatus();
 }
 

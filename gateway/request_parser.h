@@ -42,6 +42,9 @@ struct GenerationRequest {
   // Python does.
   nlohmann::ordered_json messages;
   nlohmann::ordered_json tools;
+  // Chat: turn <tool_call> blocks of the output into `tool_calls`
+  // (gateway/tool_calls.h): tools were given and tool_choice is not "none".
+  bool parse_tool_calls = false;
   // Extra keyword arguments for the chat template ("chat_template_kwargs").
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   // Chat: whether to append the assistant generation prompt (default true).
