@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <map>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -13,6 +12,7 @@
 #include "gateway/generation.h"
 #include "gateway/http_error.h"
 #include "gateway/http_handlers.h"
+#include "gateway/random_id.h"
 #include "gateway/tool_calls.h"
 
 namespace tpserve::gateway {
@@ -20,13 +20,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string RandomId(const char* prefix) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
-  return std::string(prefix) + buf;
-}
 
 // Tokenized prompts of a request.
 absl::StatusOr<std::vector<std::vector<int>>> Tokenize(const GatewayContext& ctx,

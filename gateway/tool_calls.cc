@@ -1,20 +1,13 @@
 #include "gateway/tool_calls.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <random>
+
+#include "gateway/random_id.h"
 
 namespace tpserve::gateway {
 namespace {
 
 using nlohmann::json;
-
-std::string NewCallId() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
-  return std::string("chatcmpl-tool-") + buf;
-}
 
 std::string Trim(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n");
@@ -27,7 +20,7 @@ std::optional<ToolCall> ParseBlock(const std::string& body) {
   json j = json::parse(Trim(body), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("name") || !j["name"].is_string()) return std::nullopt;
   ToolCall call;
-  call.id = NewCallId();
+  call.id = RandomId("chatcmpl-tool-");
   call.name = j["name"].get<std::string>();
   auto args = j.find("arguments");
   if (args == j.end() || args->is_null()) {

@@ -19,17 +19,17 @@ for t in norm rope_cache activation attention gemm sampler cuda_backend; do
   grep -E '^\[  FAILED' "/tmp/d/${t}_test.log" | head -5
 done
 if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
-echo "=== tpserve_bench (PDL on)"
-timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
-  --prefill 512,2048 > "$OUT/bench.txt" 2>&1
-grep -v "^\[" "$OUT/bench.txt" | tail -12
-echo "=== tpserve_bench, TPSERVE_PDL=0"
-TPSERVE_PDL=0 timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
-  --prefill 512,2048 > "$OUT/bench_nopdl.txt" 2>&1
-grep -v "^\[" "$OUT/bench_nopdl.txt" | tail -12
-echo "=== HF eager baseline"
-timeout 240 python3 bench/hf_baseline.py --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
-  --out "$OUT/hf.json" > /tmp/d/hf.log 2>&1; python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r.get(\"copy_TBps\"), [(x[\"batch\"], round(x[\"decode_tok_s\"],1)) for x in r[\"runs\"]])" "$OUT/hf.json" || tail -5 /tmp/d/hf.log
+  for pdl in 1 0; do  # with and without programmatic dependent launch
+    echo "=== tpserve_bench, TPSERVE_PDL=$pdl"
+    TPSERVE_PDL=$pdl timeout 240 /tmp/d/cuda/bin/tpserve_bench --config $SHAPE --batch 1,8,32,128 --prompt 512 \
+      --new 128 --prefill 512,2048 > "$OUT/bench_pdl$pdl.txt" 2>&1
+    grep -v "^\[" "$OUT/bench_pdl$pdl.txt" | tail -12
+  done
+  echo "=== HF eager baseline"
+  timeout 240 python3 bench/hf_baseline.py --config $SHAPE --batch 1,8,32,128 --prompt 512 --new 128 \
+    --out "$OUT/hf.json" > /tmp/d/hf.log 2>&1
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["copy_TBps"], [(x["batch"], round(x["decode_tok_s"], 1)) for x in r["runs"]])' \
+    "$OUT/hf.json" || tail -5 /tmp/d/hf.log
 fi
 if [[ "${SKIP_COMPARE:-0}" != 1 ]]; then
   echo "=== real shapes against HF"

@@ -12,9 +12,7 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 constexpr int kUnroll = 8;
 
-// One warp per output column n: lanes stride the weight row in 16-byte
-// chunks (kUnroll loads in flight each), every input row reuses each chunk.
-// x is tiny and shared by all warps, so it is served from L1/L2.
+// acc[m] += the 8 weights of one 16-byte chunk · the same 8 inputs of row m.
 template <int M>
 __device__ __forceinline__ void Dot8(const Pack8& w, const bf16* __restrict__ x, int k, int chunk,
                                      float (&acc)[M]) {
