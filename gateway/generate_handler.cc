@@ -121,10 +121,14 @@ struct StreamState {
       }
       chunk = CompletionChunkJson(header, e.index, e.text, lp, finish, e.stop_reason);
     }
-    if (request.include_usage) {
-      chunk["usage"] = request.continuous_usage ? UsageJson(e.usage) : json(nullptr);
-    }
+    AddUsage(chunk, e.usage);
     return chunk;
+  }
+
+  // include_usage puts "usage" on every chunk: null, or the counts so far
+  // with continuous_usage_stats.
+  void AddUsage(json& chunk, const UsageCounts& counts) const {
+    if (request.include_usage) chunk["usage"] = request.continuous_usage ? UsageJson(counts) : json(nullptr);
   }
 
   // Chat with tools: content passes through ToolCallStream; at the end the
@@ -146,7 +150,7 @@ struct StreamState {
     if ((!content.text.empty() || !content.logprobs.empty()) && !send(SseData(ChunkFor(content)))) return false;
     json calls = ChatChunkJson(header, event.index, {{"tool_calls", ToolCallsJson(rest.calls, true)}}, nullptr,
                                nullptr);
-    if (request.include_usage) calls["usage"] = request.continuous_usage ? UsageJson(event.usage) : json(nullptr);
+    AddUsage(calls, event.usage);
     if (!send(SseData(calls))) return false;
     event.text.clear();
     event.logprobs.clear();
