@@ -101,16 +101,10 @@ std::string ToolCallStream::Feed(const std::string& delta) {
 
 ToolCallOutput ToolCallStream::Finish() {
   ToolCallOutput out;
-  if (!in_calls_) {
-    out.content = held_;
+  if (in_calls_) {
+    out = ParseToolCalls(held_);  // calls, or the raw text if they do not parse
   } else {
-    ToolCallOutput parsed = ParseToolCalls(held_);
-    if (parsed.calls.empty()) {
-      out.content = held_;  // not tool calls after all: the raw text
-    } else {
-      out.calls = std::move(parsed.calls);
-      out.content = "";
-    }
+    out.content = held_;
   }
   held_.clear();
   return out;
