@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/rope.h"
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
 #include "worker/cuda/cuda_check.h"
@@ -39,6 +40,13 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   m->dims_.num_kv_heads = part.num_kv_heads;
   m->dims_.head_dim = config.head_dim;
   m->dims_.block_size = limits.block_size;
+  const RopeTable rope = MakeRopeTable(config.head_dim, config.rope_theta, config.rope_scaling);
+  if (rope.inv_freq.size() > static_cast<size_t>(kMaxRopePairs)) {
+    return absl::InvalidArgumentError(absl::StrCat("head_dim ", config.head_dim, " is over the RoPE kernel's ",
+                                                   2 * kMaxRopePairs));
+  }
+  std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), m->rope_.inv_freq);
+  m->rope_.attention_factor = rope.attention_factor;
   m->max_blocks_ = (limits.max_model_len + limits.block_size - 1) / limits.block_size;
   TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
   const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
@@ -243,8 +251,8 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     bf16* vc = kc + layer_elems;
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.qkv.as<bf16>(), w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h, stream_));
-    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_,
-                                         static_cast<float>(config_.rope_theta), stream_));
+    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_, rope_,
+                                         stream_));
     if (s.decode) {
       TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kc, vc, ab, s.partition,
                                               decode_ws_.data(), dims_, stream_));

@@ -105,6 +105,7 @@ class CudaModel {
   ModelLimits limits_;
   cudaStream_t stream_ = nullptr;
   AttnDims dims_;
+  RopeParams rope_;  // config's RoPE table (YaRN included), from MakeRopeTable
   int max_blocks_ = 0;
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
