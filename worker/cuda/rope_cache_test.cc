@@ -104,13 +104,18 @@ double RunAndCompare(const AttnDims& d, const std::vector<int>& pos, const std::
   return max_err;
 }
 
+AttnDims Dims(int num_heads, int num_kv_heads, int head_dim) {
+  AttnDims d;
+  d.num_heads = num_heads;
+  d.num_kv_heads = num_kv_heads;
+  d.head_dim = head_dim;
+  d.block_size = 16;
+  return d;
+}
+
 TEST(RopeCacheTest, RotatesQkAndWritesCacheSlots) {
   TP_SKIP_WITHOUT_GPU();
-  AttnDims d;
-  d.num_heads = 4;
-  d.num_kv_heads = 2;
-  d.head_dim = 64;
-  d.block_size = 16;
+  const AttnDims d = Dims(4, 2, 64);
   std::vector<int> pos = {0, 1, 2, 17, 300, 4095, 32767, 5, 6};
   std::vector<int> slots = {3, 4, 5, 20, 63, 0, 33, -1, 40};  // -1: padding row, no write
   const double err = RunAndCompare(d, pos, slots, 64, PlainRef(d.head_dim, 1e6), 3);
@@ -123,11 +128,7 @@ TEST(RopeCacheTest, YarnFrequenciesAndAttentionFactor) {
   TP_SKIP_WITHOUT_GPU();
   // Qwen2-72B's heads with its model card's YaRN block (factor 4 over 32768
   // positions), at positions up to the scaled length 131072.
-  AttnDims d;
-  d.num_heads = 8;
-  d.num_kv_heads = 1;
-  d.head_dim = 128;
-  d.block_size = 16;
+  const AttnDims d = Dims(8, 1, 128);
   const RefRope ref = YarnRef(d.head_dim, 1e6, 4.0, 32768);
   // Pair 0 keeps its frequency, the last pairs are divided by 4.
   ASSERT_DOUBLE_EQ(ref.inv_freq[0], 1.0);
@@ -156,10 +157,7 @@ TEST(RopeCacheTest, YarnFrequenciesAndAttentionFactor) {
 }
 
 TEST(RopeCacheTest, RejectsOddAndOversizedHeadDim) {
-  AttnDims d;
-  d.num_heads = 1;
-  d.num_kv_heads = 1;
-  d.head_dim = 63;
+  AttnDims d = Dims(1, 1, 63);
   const RopeParams p;
   EXPECT_FALSE(RopeAndCacheWrite(nullptr, nullptr, nullptr, nullptr, nullptr, 1, d, p, nullptr).ok());
   d.head_dim = 2 * kMaxRopePairs + 2;
