@@ -264,6 +264,8 @@ std::vector<Option> BuildOptions() {
   return v;
 }
 
+}  // namespace
+
 int EditDistance(const std::string& a, const std::string& b) {
   std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
@@ -276,8 +278,6 @@ int EditDistance(const std::string& a, const std::string& b) {
   }
   return prev[b.size()];
 }
-
-}  // namespace
 
 const std::vector<Option>& AllOptions() {
   static const std::vector<Option>* options = new std::vector<Option>(BuildOptions());

@@ -56,6 +56,9 @@ const Option* FindOption(const std::string& key);
 // Canonical spelling of a key: lower case, '_' replaced by '-'.
 std::string NormalizeKey(const std::string& key);
 
+// Levenshtein distance between two flag names (for "did you mean" hints).
+int EditDistance(const std::string& a, const std::string& b);
+
 // Closest option name to `key` by edit distance, or "" if none is close.
 std::string SuggestOption(const std::string& key);
 
