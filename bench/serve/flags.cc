@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -23,16 +22,9 @@ const BenchFlag* Find(const std::string& name) {
 }
 
 std::string Suggest(const std::string& name) {
-  std::string best;
-  int best_d = std::numeric_limits<int>::max();
-  for (const BenchFlag& f : BenchFlags()) {
-    int d = EditDistance(name, f.name);
-    if (d < best_d) {
-      best_d = d;
-      best = f.name;
-    }
-  }
-  return best_d <= std::max<int>(2, static_cast<int>(name.size()) / 4) ? best : "";
+  std::vector<std::string> names;
+  for (const BenchFlag& f : BenchFlags()) names.push_back(f.name);
+  return ClosestName(name, names);
 }
 
 bool IsFlag(const std::string& a) { return a.size() > 2 && a.rfind("--", 0) == 0; }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 namespace tpserve::bench {
 namespace {
@@ -103,6 +105,16 @@ TEST(BenchFlagsTest, HelpListsEveryFlagAndSkipsValidation) {
     EXPECT_NE(md.find("`--" + f.name), std::string::npos) << f.name;
   }
   EXPECT_NE(help.find("[default: 1000]"), std::string::npos);
+}
+
+TEST(BenchFlagsTest, DocsDescribeEveryFlag) {
+  std::ifstream in("docs/bench.md");
+  ASSERT_TRUE(in) << "docs/bench.md missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  for (const BenchFlag& f : BenchFlags()) {
+    EXPECT_NE(ss.str().find("`--" + f.name), std::string::npos) << "docs/bench.md lacks --" << f.name;
+  }
 }
 
 }  // namespace

@@ -264,8 +264,6 @@ std::vector<Option> BuildOptions() {
   return v;
 }
 
-}  // namespace
-
 int EditDistance(const std::string& a, const std::string& b) {
   std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
@@ -278,6 +276,8 @@ int EditDistance(const std::string& a, const std::string& b) {
   }
   return prev[b.size()];
 }
+
+}  // namespace
 
 const std::vector<Option>& AllOptions() {
   static const std::vector<Option>* options = new std::vector<Option>(BuildOptions());
@@ -300,18 +300,23 @@ const Option* FindOption(const std::string& key) {
   return nullptr;
 }
 
-std::string SuggestOption(const std::string& key) {
-  const std::string k = NormalizeKey(key);
+std::string ClosestName(const std::string& key, const std::vector<std::string>& names) {
   std::string best;
   int best_d = std::numeric_limits<int>::max();
-  for (const Option& o : AllOptions()) {
-    int d = EditDistance(k, o.name);
+  for (const std::string& name : names) {
+    int d = EditDistance(key, name);
     if (d < best_d) {
       best_d = d;
-      best = o.name;
+      best = name;
     }
   }
-  return best_d <= std::max<int>(2, static_cast<int>(k.size()) / 4) ? best : "";
+  return best_d <= std::max<int>(2, static_cast<int>(key.size()) / 4) ? best : "";
+}
+
+std::string SuggestOption(const std::string& key) {
+  std::vector<std::string> names;
+  for (const Option& o : AllOptions()) names.push_back(o.name);
+  return ClosestName(NormalizeKey(key), names);
 }
 
 }  // namespace tpserve
