@@ -300,18 +300,23 @@ const Option* FindOption(const std::string& key) {
   return nullptr;
 }
 
-std::string SuggestOption(const std::string& key) {
-  const std::string k = NormalizeKey(key);
+std::string ClosestName(const std::string& key, const std::vector<std::string>& names) {
   std::string best;
   int best_d = std::numeric_limits<int>::max();
-  for (const Option& o : AllOptions()) {
-    int d = EditDistance(k, o.name);
+  for (const std::string& name : names) {
+    int d = EditDistance(key, name);
     if (d < best_d) {
       best_d = d;
-      best = o.name;
+      best = name;
     }
   }
-  return best_d <= std::max<int>(2, static_cast<int>(k.size()) / 4) ? best : "";
+  return best_d <= std::max<int>(2, static_cast<int>(key.size()) / 4) ? best : "";
+}
+
+std::string SuggestOption(const std::string& key) {
+  std::vector<std::string> names;
+  for (const Option& o : AllOptions()) names.push_back(o.name);
+  return ClosestName(NormalizeKey(key), names);
 }
 
 }  // namespace tpserve
