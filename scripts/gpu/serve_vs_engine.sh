@@ -47,7 +47,7 @@ for tp in $TPS; do
   for c in ${LIST//,/ }; do
     timeout 240 "$BIN/tpserve" bench serve --base-url http://127.0.0.1:8000 --model m \
       --tokenizer tests/fixtures/tiny-qwen2-chat --dataset-name random --random-input-len 512 \
-      --random-output-len 256 --ignore-eos --num-prompts "$c" --max-concurrency "$c" --seed 7 \
+      --random-output-len 256 --ignore-eos --num-prompts "$c" --max-concurrency "$c" --seed "$((1000 + c))" \
       --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99 \
       --save-result --result-dir "$OUT" --result-filename "served_tp${tp}_c$c.json" \
       > "$OUT/served_tp${tp}_c$c.txt" 2>&1 || tail -5 "$OUT/served_tp${tp}_c$c.txt"
