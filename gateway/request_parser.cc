@@ -224,7 +224,10 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
         // Templates expect arguments as an object; clients send a JSON string.
         const ordered_json& args = call["function"].value("arguments", ordered_json("{}"));
         if (args.is_string()) {
-          ordered_json parsed = ordered_json::parse(args.get<std::string>(), nullptr, false);
+          const std::string& text = args.get_ref<const std::string&>();
+          TP_RETURN_IF_ERROR(
+              CheckJsonDepth(text, "messages", (cw + ".function.arguments").c_str()));
+          ordered_json parsed = ordered_json::parse(text, nullptr, false);
           if (parsed.is_discarded()) {
             return InvalidField("messages", cw + ".function.arguments is not valid JSON");
           }
@@ -302,6 +305,7 @@ absl::Status ParsePrompt(const json& body, const RequestLimits& limits, Generati
 }  // namespace
 
 absl::StatusOr<json> ParseJsonObject(const std::string& body) {
+  TP_RETURN_IF_ERROR(CheckJsonDepth(body, "", "the request body"));
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
   if (!parsed.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
@@ -318,7 +322,8 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
   TP_RETURN_IF_ERROR(ParseMaxTokens(f, f.Find("max_completion_tokens") ? "max_completion_tokens"
                                                                          : "max_tokens",
                                     limits, &req));
-  // Parsed again preserving key order for the template (see messages).
+  // Parsed again preserving key order for the template (see messages); the
+  // depth was checked by ParseJsonObject.
   ordered_json ordered = ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   TP_RETURN_IF_ERROR(ParseMessages(ordered, &req));
   TP_RETURN_IF_ERROR(ParseTools(ordered, &req));

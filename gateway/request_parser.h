@@ -86,7 +86,9 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
 absl::StatusOr<GenerationRequest> ParseCompletionRequest(const std::string& body,
                                                          const RequestLimits& limits);
 
-// Parses the JSON body and checks that it is an object.
+// Parses the JSON body and checks that it is an object nested at most
+// kMaxJsonDepth levels deep (checked before parsing: deeper input would
+// overflow the stack of whatever walks it next).
 absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& body);
 
 }  // namespace tpserve::gateway

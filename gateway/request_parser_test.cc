@@ -169,6 +169,41 @@ TEST(RequestParserTest, BodyMustBeJsonObject) {
   EXPECT_EQ(ParseChatRequest("[1]", Limits()).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// issue 22: ~70,000 nested arrays anywhere in a body overflowed the stack
+// (the gateway crashed). Every place client JSON reaches is refused with a
+// 400 before anything walks it.
+TEST(RequestParserTest, DeeplyNestedJsonIsRefusedEverywhere) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string deep_string = "\"" + std::string(100000, '[') + std::string(100000, ']') + "\"";
+  const std::string chat[] = {
+      R"({"messages": [{"role": "user", "content": )" + deep + "}]}",
+      R"({"messages": [{"role": "user", "content": "x", "name": )" + deep + "}]}",
+      Chat(R"("tools": [{"type": "function", "function": {"name": "f", "parameters": )" + deep +
+           "}}]"),
+      Chat(R"("chat_template_kwargs": {"x": )" + deep + "}"),
+      // A JSON string that is itself parsed: tool_calls[].function.arguments.
+      R"({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"type": "function",
+          "function": {"name": "f", "arguments": )" + deep_string + "}}]}]}",
+  };
+  for (const std::string& body : chat) {
+    auto req = ParseChatRequest(body, Limits());
+    ASSERT_FALSE(req.ok()) << body.substr(0, 120);
+    EXPECT_EQ(req.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(req.status().message().find("deeper than 128 levels"), absl::string_view::npos)
+        << req.status();
+  }
+  auto completion = ParseCompletionRequest(R"({"prompt": )" + deep + "}", Limits());
+  EXPECT_EQ(completion.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseJsonObject(deep).status().code(), absl::StatusCode::kInvalidArgument);
+  // Nesting within the bound still parses (a tool schema 60 objects deep).
+  std::string schema = "{}";
+  for (int i = 0; i < 60; ++i) schema = R"({"type": "object", "properties": {"p": )" + schema + "}}";
+  ASSERT_TRUE(ParseChatRequest(Chat(R"("tools": [{"type": "function", "function": {"name": "f",
+                                       "parameters": )" + schema + "}}]"),
+                               Limits())
+                  .ok());
+}
+
 TEST(RequestParserTest, CompletionPromptShapes) {
   auto text = ParseCompletionRequest(R"({"model": "tiny", "prompt": "hello"})", Limits());
   ASSERT_TRUE(text.ok());
