@@ -140,6 +140,10 @@ TEST(RequestParserTest, BadChatFieldsNameTheField) {
       {Chat(R"("tools": [{"type": "x"}])"), "tools"},
       {Chat(R"("tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required")"),
        "tool_choice"},
+      // Checked without tools too (issue 22: it was silently ignored).
+      {Chat(R"("tool_choice": "required")"), "tool_choice"},
+      {Chat(R"("tool_choice": {"type": "function", "function": {"name": "f"}})"), "tool_choice"},
+      {Chat(R"("tool_choice": 5)"), "tool_choice"},
       {R"({"model": "tiny"})", "messages"},
       {R"({"model": "tiny", "messages": []})", "messages"},
       {R"({"model": "tiny", "messages": [{"role": "bot", "content": "x"}]})", "messages"},
@@ -155,6 +159,43 @@ TEST(RequestParserTest, BadChatFieldsNameTheField) {
     EXPECT_EQ(req.status().code(), absl::StatusCode::kInvalidArgument) << c.body;
     EXPECT_EQ(ErrorParam(req.status()).value_or(""), c.param) << c.body << " " << req.status();
   }
+}
+
+TEST(RequestParserTest, UnknownRoleListsTheAcceptedOnes) {
+  auto req = ParseChatRequest(R"({"messages": [{"role": "bot", "content": "x"}]})", Limits());
+  ASSERT_FALSE(req.ok());
+  EXPECT_NE(req.status().message().find("system, developer, user, assistant, tool"),
+            absl::string_view::npos)
+      << req.status();
+}
+
+// issue 22: 300 prompts x n=16 in one request flooded the queue (29 s,
+// 1,500 gateway threads); prompts x n is bounded.
+TEST(RequestParserTest, PromptsTimesNIsBounded) {
+  RequestLimits limits = Limits();
+  limits.max_choices = 8;
+  auto ok = ParseCompletionRequest(R"({"prompt": ["a", "b", "c", "d"], "n": 2})", limits);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  struct Case {
+    std::string body;
+    std::string param;
+  };
+  const Case cases[] = {
+      {R"({"prompt": ["a", "b", "c"], "n": 3})", "prompt"},
+      {R"({"prompt": [[1], [2], [3], [4], [5], [6], [7], [8], [9]]})", "prompt"},
+  };
+  for (const Case& c : cases) {
+    auto req = ParseCompletionRequest(c.body, limits);
+    ASSERT_FALSE(req.ok()) << c.body;
+    EXPECT_EQ(ErrorParam(req.status()).value_or(""), c.param) << req.status();
+    EXPECT_NE(req.status().message().find("at most 8"), absl::string_view::npos) << req.status();
+  }
+  limits.max_choices = 2;
+  auto chat = ParseChatRequest(Chat(R"("n": 3)"), limits);
+  ASSERT_FALSE(chat.ok());
+  EXPECT_EQ(ErrorParam(chat.status()).value_or(""), "n");
+  // A single prompt of token ids counts once.
+  EXPECT_TRUE(ParseCompletionRequest(R"({"prompt": [1, 2, 3, 4, 5], "n": 2})", limits).ok());
 }
 
 TEST(RequestParserTest, UnknownModelIsNotFound) {

@@ -82,6 +82,8 @@ struct ServerConfig {
   int max_stop_strings = 16;
   // Chat template file overriding tokenizer_config.json's.
   std::string chat_template;
+  // Most completions one request may ask for: prompts x n.
+  int max_choices_per_request = 256;
 
   // ---- timeouts ----
   // Worker step RPC timeout (ms) before the router declares a rank failed.

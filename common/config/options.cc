@@ -254,6 +254,8 @@ std::vector<Option> BuildOptions() {
                      "Most stop strings per request", 0, 256));
   v.push_back(StringOpt("chat-template", &C::chat_template, kGateway,
                         "Jinja chat template file overriding tokenizer_config.json's"));
+  v.push_back(IntOpt("max-choices-per-request", &C::max_choices_per_request, kGateway,
+                     "Most completions one request may ask for (prompts x n)", 1, 65536));
   // Timeouts.
   v.push_back(IntOpt("worker-step-timeout-ms", &C::worker_step_timeout_ms, kRouter,
                      "Step RPC timeout before a rank is declared failed", 100, 3600000));
