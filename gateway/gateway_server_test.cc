@@ -322,8 +322,10 @@ TEST_F(GatewayServerTest, StreamingClientDisconnectCancelsRouterCall) {
   auto t0 = std::chrono::steady_clock::now();
   conn.Close();
   ASSERT_TRUE(router_->WaitForCancelled(1, std::chrono::seconds(2)));
-  // Cancelled by the watcher, well before the next token would be written.
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
+  // A FIN alone could be a half-close (the client still reading), so a
+  // stream in progress learns of the hang-up from the reset its next token
+  // write meets: cancelled within one token interval, not at the end.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
 }
 
 TEST_F(GatewayServerTest, NonStreamingClientDisconnectCancelsRouterCall) {
