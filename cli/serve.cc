@@ -131,8 +131,8 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
   }
   if (absl::Status s = spawn("gateway", plan->gateway_argv, {}); !s.ok()) return fail_all(s);
   const double ready_s = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("tpserve serve: ready in %.1f s — OpenAI API at http://%s:%d/v1 (model \"%s\")\n",
-              ready_s, plan->display_host.c_str(), plan->gateway_port,
+  std::printf("tpserve serve: ready in %.1f s — OpenAI API at %s://%s:%d/v1 (model \"%s\")\n",
+              ready_s, plan->scheme.c_str(), plan->display_host.c_str(), plan->gateway_port,
               plan->served_model_name.c_str());
   std::fflush(stdout);
 

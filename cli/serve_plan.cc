@@ -175,6 +175,7 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
   plan.world_size = c.tensor_parallel_size;
   plan.host = c.host;
   plan.display_host = (c.host == "0.0.0.0" || c.host == "::") ? "localhost" : c.host;
+  plan.scheme = c.ssl_certfile.empty() ? "http" : "https";
   if (c.port != 0 && !PortIsFree(c.host, c.port)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "port ", c.port, " on ", c.host, " is taken by another process; choose another with --port"));

@@ -20,6 +20,7 @@ struct ServePlan {
   int world_size = 1;
   std::string host;          // gateway bind address
   std::string display_host;  // what to print for clients
+  std::string scheme = "http";  // https with --ssl-certfile
   int gateway_port = 0;
   std::string router_address;  // 127.0.0.1:port
   std::vector<std::vector<std::string>> worker_argv;  // per rank

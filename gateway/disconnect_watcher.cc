@@ -40,13 +40,16 @@ bool FdIsConnection(int fd, const std::string& remote_addr, int remote_port, int
   return AddressMatches(addr, len, "", local_port);
 }
 
+// Keep-alive clients send many requests over one socket served by one
+// thread, so the last match (or the hint) is the likely one.
+thread_local int last_fd = -1;
+
 }  // namespace
+
+void DisconnectWatcher::HintConnectionFd(int fd) { last_fd = fd; }
 
 int DisconnectWatcher::FindConnectionFd(const std::string& remote_addr, int remote_port,
                                         int local_port) {
-  // Keep-alive clients send many requests over one socket served by one
-  // thread, so the last match is the likely one.
-  thread_local int last_fd = -1;
   if (last_fd >= 0 && FdIsConnection(last_fd, remote_addr, remote_port, local_port)) {
     return last_fd;
   }
@@ -67,7 +70,8 @@ int DisconnectWatcher::FindConnectionFd(const std::string& remote_addr, int remo
   return found;
 }
 
-DisconnectWatcher::DisconnectWatcher() : thread_([this] { Loop(); }) {}
+DisconnectWatcher::DisconnectWatcher(HalfCloseCheck still_reading)
+    : still_reading_(std::move(still_reading)), thread_([this] { Loop(); }) {}
 
 DisconnectWatcher::~DisconnectWatcher() {
   {
@@ -81,7 +85,7 @@ DisconnectWatcher::~DisconnectWatcher() {
 uint64_t DisconnectWatcher::Watch(int fd, std::function<void()> on_hangup) {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t id = next_id_++;
-  entries_[id] = {fd, std::move(on_hangup)};
+  entries_[id] = {fd, std::move(on_hangup), false};
   cv_.notify_all();
   return id;
 }
@@ -104,7 +108,8 @@ void DisconnectWatcher::Loop() {
       ids.clear();
       for (const auto& [id, entry] : entries_) {
         // POLLRDHUP only: pending request bytes (POLLIN) are not a hang-up.
-        fds.push_back({entry.fd, POLLRDHUP, 0});
+        // After a half-close, no event asked: poll still reports a reset.
+        fds.push_back({entry.fd, static_cast<short>(entry.half_closed ? 0 : POLLRDHUP), 0});
         ids.push_back(id);
       }
     }
@@ -113,6 +118,15 @@ void DisconnectWatcher::Loop() {
     std::lock_guard<std::mutex> callbacks(callback_mu_);
     for (size_t i = 0; i < fds.size(); ++i) {
       if ((fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0) continue;
+      const bool reset = (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+      // Asked without mu_ (it may write to the socket); callback_mu_ keeps
+      // the entry from being unwatched meanwhile.
+      if (!reset && still_reading_ && still_reading_(fds[i].fd)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = entries_.find(ids[i]);
+        if (it != entries_.end()) it->second.half_closed = true;
+        continue;
+      }
       std::function<void()> fn;
       {
         std::lock_guard<std::mutex> lock(mu_);

@@ -19,7 +19,14 @@ namespace tpserve::gateway {
 // One thread watching many client sockets for hang-ups.
 class DisconnectWatcher {
  public:
-  DisconnectWatcher();
+  // Called on the watcher thread when the peer of `fd` shuts its sending
+  // side (FIN) but has not reset: a client that half-closed after its
+  // request still reads the answer, and a FIN alone cannot tell it from one
+  // that closed. True: the client may still be there; the watch goes on
+  // until a reset (POLLHUP/POLLERR). False (or no callback): a hang-up.
+  using HalfCloseCheck = std::function<bool(int fd)>;
+
+  explicit DisconnectWatcher(HalfCloseCheck still_reading = nullptr);
   ~DisconnectWatcher();
   DisconnectWatcher(const DisconnectWatcher&) = delete;
   DisconnectWatcher& operator=(const DisconnectWatcher&) = delete;
@@ -28,6 +35,10 @@ class DisconnectWatcher {
   // remote_addr:remote_port and whose local port is local_port, or -1.
   // remote_addr is in getnameinfo's numeric form, as cpp-httplib reports it.
   static int FindConnectionFd(const std::string& remote_addr, int remote_port, int local_port);
+  // Tells FindConnectionFd, on this thread, which descriptor to try first
+  // (the connection this thread serves), sparing a /proc scan over
+  // thousands of sockets.
+  static void HintConnectionFd(int fd);
 
   // Calls `on_hangup` once, on the watcher thread, when the peer of `fd`
   // closes or resets the connection. Returns an id for Unwatch.
@@ -43,7 +54,10 @@ class DisconnectWatcher {
   struct Entry {
     int fd;
     std::function<void()> on_hangup;
+    // The peer half-closed and may still read: only a reset counts now.
+    bool half_closed = false;
   };
+  const HalfCloseCheck still_reading_;
   std::mutex mu_;
   // Held while callbacks run, so Unwatch can wait them out.
   std::mutex callback_mu_;

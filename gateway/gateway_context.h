@@ -56,6 +56,7 @@ struct GatewayContext {
     l.served_model_names = served_model_names;
     l.max_n = config.max_n;
     l.max_stop_strings = config.max_stop_strings;
+    l.max_choices = config.max_choices_per_request;
     l.max_model_len = max_model_len();
     l.vocab_size = text->vocab_size();
     l.generation_defaults = text->generation_config();

@@ -82,6 +82,19 @@ struct ServerConfig {
   int max_stop_strings = 16;
   // Chat template file overriding tokenizer_config.json's.
   std::string chat_template;
+  // Most completions one request may ask for: prompts x n.
+  int max_choices_per_request = 256;
+  // Open client connections; at the cap the longest-idle one is closed.
+  int max_connections = 2048;
+  // A request's line and headers must arrive within this (ms).
+  int http_header_timeout_ms = 10000;
+  // A request's body must arrive within this after its head (ms).
+  int http_body_timeout_ms = 60000;
+  // Gateway TLS (PEM files): certificate chain and key; with ca_certs,
+  // clients must present a certificate signed by one of those CAs.
+  std::string ssl_certfile;
+  std::string ssl_keyfile;
+  std::string ssl_ca_certs;
 
   // ---- timeouts ----
   // Worker step RPC timeout (ms) before the router declares a rank failed.

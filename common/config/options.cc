@@ -254,6 +254,22 @@ std::vector<Option> BuildOptions() {
                      "Most stop strings per request", 0, 256));
   v.push_back(StringOpt("chat-template", &C::chat_template, kGateway,
                         "Jinja chat template file overriding tokenizer_config.json's"));
+  v.push_back(IntOpt("max-choices-per-request", &C::max_choices_per_request, kGateway,
+                     "Most completions one request may ask for (prompts x n)", 1, 65536));
+  v.push_back(IntOpt("max-connections", &C::max_connections, kGateway,
+                     "Open client connections; at the cap the longest-idle one is closed", 16,
+                     1 << 20));
+  v.push_back(IntOpt("http-header-timeout-ms", &C::http_header_timeout_ms, kGateway,
+                     "Time for a request's line and headers (and TLS handshake) to arrive", 100,
+                     3600000));
+  v.push_back(IntOpt("http-body-timeout-ms", &C::http_body_timeout_ms, kGateway,
+                     "Time for a request's body to arrive after its headers", 100, 3600000));
+  v.push_back(StringOpt("ssl-certfile", &C::ssl_certfile, kGateway,
+                        "Serve HTTPS with this PEM certificate chain (needs --ssl-keyfile)"));
+  v.push_back(StringOpt("ssl-keyfile", &C::ssl_keyfile, kGateway,
+                        "PEM private key of --ssl-certfile"));
+  v.push_back(StringOpt("ssl-ca-certs", &C::ssl_ca_certs, kGateway,
+                        "PEM CA bundle: clients must present a certificate signed by one of them"));
   // Timeouts.
   v.push_back(IntOpt("worker-step-timeout-ms", &C::worker_step_timeout_ms, kRouter,
                      "Step RPC timeout before a rank is declared failed", 100, 3600000));
