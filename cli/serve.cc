@@ -107,7 +107,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
   // long part; its progress is in the router's and workers' logs.
   const auto load_deadline = Clock::now() + milliseconds(plan->ready_timeout_ms);
   while (true) {
-    RouterReadiness r = ProbeRouter(plan->router_address);
+    RouterReadiness r = ProbeRouter(*plan);
     if (r.ready) break;
     if (r.failed) return fail_all(absl::FailedPreconditionError(r.message));
     for (ChildProcess& c : children) {

@@ -141,7 +141,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Server
   }
   TP_ASSIGN_OR_RETURN(ctx.text, TextService::Load(ctx.model_dir, config.chat_template));
   TP_ASSIGN_OR_RETURN(ctx.api_keys, ApiKeys::Load(config.api_keys, config.api_key_file));
-  TP_ASSIGN_OR_RETURN(ctx.routers, RouterPool::Create(config.routers));
+  RouterPoolOptions pool_options;
+  TP_ASSIGN_OR_RETURN(pool_options.tls, LoadInternalTls(config));
+  TP_ASSIGN_OR_RETURN(ctx.routers, RouterPool::Create(config.routers, pool_options));
   TP_ASSIGN_OR_RETURN(ctx.metrics, GatewayMetrics::Create());
 
   Impl* p = impl.get();

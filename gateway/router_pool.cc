@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
     }
     auto router = std::make_unique<Router>();
     router->address = address;
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = InternalChannelArguments(options.tls.get());
     // Token streams are long-lived; keep idle connections open and notice
     // dead routers quickly.
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     router->stub = tpserve::v1::Router::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address, InternalChannelCredentials(options.tls.get()), args));
     pool->routers_.push_back(std::move(router));
   }
   pool->poller_ = std::thread([p = pool.get()] { p->PollLoop(); });

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/security/grpc_credentials.h"
 #include "proto/router.grpc.pb.h"
 
 namespace tpserve::gateway {
@@ -41,12 +42,14 @@ struct RouterPoolOptions {
   int affinity_slack = 4;
   // Prompt tokens hashed for affinity (a system prompt plus a little).
   int affinity_prefix_tokens = 64;
+  // Internal mutual TLS material for the router channels (null: plaintext).
+  std::shared_ptr<const InternalTls> tls;
 };
 
 // Thread-safe set of router connections with load tracking.
 class RouterPool {
  public:
-  // Connects (lazily, insecure channels) to every address; polling starts at
+  // Connects (lazily, with options.tls's credentials) to every address; polling starts at
   // once. Empty `addresses` is INVALID_ARGUMENT.
   static absl::StatusOr<std::unique_ptr<RouterPool>> Create(
       const std::vector<std::string>& addresses, RouterPoolOptions options = {});

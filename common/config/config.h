@@ -68,6 +68,17 @@ struct ServerConfig {
   int rank = -1;
   // Router/worker: Prometheus /metrics HTTP port; 0: disabled.
   int metrics_port = 0;
+  // Router/worker: address their gRPC servers and /metrics listen on
+  // (`serve` always uses 127.0.0.1).
+  std::string internal_host = "0.0.0.0";
+  // Internal mutual TLS between gateway, router and workers: CA bundle, this
+  // component's certificate chain and private key (PEM files; all or none),
+  // and an optional name to expect in peers' certificates instead of the
+  // address's host.
+  std::string internal_ssl_ca_certs;
+  std::string internal_ssl_certfile;
+  std::string internal_ssl_keyfile;
+  std::string internal_ssl_target_name;
 
   // ---- gateway ----
   // Accepted API keys (repeatable --api-key); empty and no key file: open.

@@ -241,6 +241,18 @@ std::vector<Option> BuildOptions() {
                      63));
   v.push_back(IntOpt("metrics-port", &C::metrics_port, kRouter | kWorker,
                      "Prometheus /metrics HTTP port (0: off)", 0, 65535));
+  v.push_back(StringOpt("internal-host", &C::internal_host, kRouter | kWorker,
+                        "Listen address of the router's and worker's gRPC and /metrics "
+                        "(serve: always 127.0.0.1)"));
+  v.push_back(StringOpt("internal-ssl-ca-certs", &C::internal_ssl_ca_certs, kAll,
+                        "CA bundle (PEM) for mutual TLS between gateway, router and workers; "
+                        "with --internal-ssl-certfile and --internal-ssl-keyfile"));
+  v.push_back(StringOpt("internal-ssl-certfile", &C::internal_ssl_certfile, kAll,
+                        "This component's certificate chain (PEM) for internal mutual TLS"));
+  v.push_back(StringOpt("internal-ssl-keyfile", &C::internal_ssl_keyfile, kAll,
+                        "This component's private key (PEM) for internal mutual TLS"));
+  v.push_back(StringOpt("internal-ssl-target-name", &C::internal_ssl_target_name, kAll,
+                        "Name expected in peers' certificates instead of the address's host"));
   // Gateway.
   v.push_back(ListOpt("api-key", &C::api_keys, kGateway,
                       "Accepted API key (repeatable); none and no key file: no authentication"));
