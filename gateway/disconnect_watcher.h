@@ -2,11 +2,12 @@
 // the router call is cancelled at once (KV blocks freed) instead of when the
 // next token fails to write. cpp-httplib 0.11 does not expose the socket of a
 // request, so the connection is found by its addresses (see FindConnectionFd)
-// and watched with poll(POLLRDHUP) on one background thread.
+// and watched for EPOLLRDHUP by one background thread that sleeps in
+// epoll_wait until a watched peer hangs up (no periodic wake-up).
 #ifndef TPSERVE_GATEWAY_DISCONNECT_WATCHER_H_
 #define TPSERVE_GATEWAY_DISCONNECT_WATCHER_H_
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,7 +24,7 @@ class DisconnectWatcher {
   // side (FIN) but has not reset: a client that half-closed after its
   // request still reads the answer, and a FIN alone cannot tell it from one
   // that closed. True: the client may still be there; the watch goes on
-  // until a reset (POLLHUP/POLLERR). False (or no callback): a hang-up.
+  // until a reset (EPOLLHUP/EPOLLERR). False (or no callback): a hang-up.
   using HalfCloseCheck = std::function<bool(int fd)>;
 
   explicit DisconnectWatcher(HalfCloseCheck still_reading = nullptr);
@@ -50,6 +51,8 @@ class DisconnectWatcher {
 
  private:
   void Loop();
+  // Stops watching entry `id` (mu_ held); returns its callback.
+  std::function<void()> RemoveLocked(uint64_t id);
 
   struct Entry {
     int fd;
@@ -62,9 +65,14 @@ class DisconnectWatcher {
   // Held while callbacks run, so Unwatch can wait them out.
   std::mutex callback_mu_;
   std::map<uint64_t, Entry> entries_;
+  // Which entry owns each registered descriptor: a closed descriptor leaves
+  // the epoll set by itself, and its number may come back for a new socket.
+  std::map<int, uint64_t> fd_owner_;
   uint64_t next_id_ = 1;
-  bool stopping_ = false;
-  std::condition_variable cv_;
+  int epoll_fd_ = -1;
+  // Wakes the thread for shutdown (epoll data 0; entry ids start at 1).
+  int wake_fd_ = -1;
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 

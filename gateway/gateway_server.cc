@@ -21,9 +21,6 @@
 namespace tpserve::gateway {
 namespace {
 
-// Longest a graceful shutdown waits for in-flight generations.
-constexpr auto kDrainTimeout = std::chrono::seconds(30);
-
 // What a route asks of a request before its body is read.
 struct RouteRules {
   // No API key needed (probes, Prometheus).
@@ -197,14 +194,7 @@ void GatewayServer::Shutdown() {
     impl_->shut_down = true;
   }
   impl_->ctx.draining.store(true);
-  auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-  while (impl_->ctx.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (impl_->ctx.in_flight.load() > 0) {
-    spdlog::warn("gateway: {} request(s) still running after the drain timeout",
-                 impl_->ctx.in_flight.load());
-  }
+  DrainGenerations(impl_->ctx, std::chrono::milliseconds(impl_->ctx.config.drain_timeout_ms));
   impl_->http->Stop();
 }
 

@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
                      "got ", config.router_port, " and ", config.metrics_port));
   }
   std::unique_ptr<RouterServer> server(new RouterServer());
+  server->drain_timeout_ = absl::Milliseconds(config.drain_timeout_ms);
   TP_ASSIGN_OR_RETURN(server->engine_, Engine::Create(config, options));
   server->service_ = std::make_unique<RouterService>(server->engine_.get());
 
@@ -107,7 +108,7 @@ void RouterServer::Shutdown() {
     // Start may have failed half way: stop only what exists.
     if (engine_ != nullptr) {
       spdlog::info("router draining");
-      engine_->Drain(absl::Seconds(30));
+      engine_->Drain(drain_timeout_);
       // Handlers end once the engine stops (remaining requests get
       // UNAVAILABLE), so the gRPC shutdown cannot wait on them forever.
       engine_->Stop();

@@ -112,6 +112,9 @@ struct ServerConfig {
   int worker_step_timeout_ms = 60000;
   // Worker handshake timeout (load, profile) in ms.
   int worker_init_timeout_ms = 600000;
+  // Gateway/router: how long a SIGTERM waits for in-flight requests (ms)
+  // before ending them with an error.
+  int drain_timeout_ms = 30000;
 
   // ---- misc ----
   // trace | debug | info | warning | error.

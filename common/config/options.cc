@@ -287,6 +287,9 @@ std::vector<Option> BuildOptions() {
                      "Step RPC timeout before a rank is declared failed", 100, 3600000));
   v.push_back(IntOpt("worker-init-timeout-ms", &C::worker_init_timeout_ms, kRouter,
                      "Timeout of the worker handshake (load, profile)", 1000, 86400000));
+  v.push_back(IntOpt("drain-timeout-ms", &C::drain_timeout_ms, kGR,
+                     "On SIGTERM, wait this long for in-flight requests, then end them "
+                     "with an error", 0, 3600000));
   v.push_back(StringOpt("log-level", &C::log_level, kAll | kServeOnly, "Log verbosity",
                         {"trace", "debug", "info", "warning", "error", "critical", "off"}));
   return v;
