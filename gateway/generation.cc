@@ -21,6 +21,11 @@ const char* FinishReasonName(tpserve::v1::FinishReason reason) {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// Messages a call may hand over before the consumer has taken them; then it
+// stops reading (backpressure: the router's write waits on the stream's flow
+// control window and the router coalesces the tokens behind it).
+constexpr int kMaxQueuedMessages = 2;
+
 }  // namespace
 
 absl::Status RouterCallStatus(const grpc::Status& status, const grpc::ClientContext& context) {
@@ -65,8 +70,15 @@ class Generation::Call final : public grpc::ClientReadReactor<tpserve::v1::Gener
     }
     got_message_ = true;
     last_time_ = a.time;
-    generation_->OnArrival(std::move(a));
-    StartRead(&response_);
+    // Paused otherwise: the consumer resumes the read once it caught up.
+    if (generation_->OnArrival(std::move(a))) StartRead(&response_);
+  }
+
+  // Ends a pause (Generation::mu_ not held): reads again if `read`, and
+  // drops the hold the pause took.
+  void ResumeRead(bool read) {
+    if (read) StartRead(&response_);
+    RemoveHold();
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -82,6 +94,11 @@ class Generation::Call final : public grpc::ClientReadReactor<tpserve::v1::Gener
   int seq() const { return seq_; }
   int router() const { return router_; }
   grpc::ClientContext& context() { return context_; }
+
+  // Messages handed over but not yet taken by the consumer, and whether
+  // reading is paused because of them (Generation::mu_).
+  int queued = 0;
+  bool paused = false;
 
  private:
   Generation* const generation_;
@@ -112,6 +129,16 @@ Generation::Generation(RouterPool* pool, const TextService* text, GatewayMetrics
 
 Generation::~Generation() {
   Cancel();
+  std::vector<Call*> paused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& call : calls_) {
+      if (call->paused) paused.push_back(call.get());
+      call->paused = false;
+    }
+  }
+  // Their holds go, so that the cancelled calls can end.
+  for (Call* call : paused) call->ResumeRead(false);
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return live_calls_ == 0; });
@@ -177,11 +204,35 @@ void Generation::Abort(absl::Status status) {
   for (Call* call : calls) call->context().TryCancel();
 }
 
-void Generation::OnArrival(Arrival arrival) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (arrival.end.has_value()) --live_calls_;
+bool Generation::OnArrival(Arrival arrival) {
+  std::unique_lock<std::mutex> lock(mu_);
+  Call* call = arrival.call;
+  const bool end = arrival.end.has_value();
+  bool keep_reading = true;
+  if (end) {
+    --live_calls_;
+  } else if (++call->queued >= kMaxQueuedMessages) {
+    // The hold keeps OnDone away while no read is outstanding, so that the
+    // consumer's ResumeRead is always valid; taken before anyone can see the
+    // pause.
+    call->AddHold();
+    call->paused = true;
+    keep_reading = false;
+  }
   arrivals_.push_back(std::move(arrival));
+  if (end) {
+    // Under the lock: once it is released the destructor (which waits for
+    // this) may run, as this was the call's last callback.
+    cv_.notify_all();
+    return keep_reading;
+  }
+  // A consumer that is not waiting looks at the queue before it waits.
+  if (!waiting_) return keep_reading;
+  // The Generation outlives this callback (OnDone has not run), so wake the
+  // consumer after unlocking rather than into a held mutex.
+  lock.unlock();
   cv_.notify_all();
+  return keep_reading;
 }
 
 bool Generation::Next(SequenceEvent* event) {
@@ -189,12 +240,24 @@ bool Generation::Next(SequenceEvent* event) {
     if (open_ == 0) return false;
     std::deque<Arrival> batch;
     std::optional<absl::Status> abort;
+    std::vector<Call*> resume;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      waiting_ = true;
       cv_.wait(lock, [this] { return !arrivals_.empty() || abort_.has_value(); });
+      waiting_ = false;
       batch.swap(arrivals_);
       abort = abort_;
+      for (const Arrival& a : batch) {
+        Call* call = a.call;
+        call->queued = 0;
+        if (call->paused) {
+          call->paused = false;
+          resume.push_back(call);
+        }
+      }
     }
+    for (Call* call : resume) call->ResumeRead(!abort.has_value());
     // What arrived before the abort is still delivered.
     Process(batch);
     if (abort.has_value()) {

@@ -109,8 +109,8 @@ class Generation {
 
   // Starts a call on the next router to try; false when none is left.
   bool StartAttempt(int seq);
-  // Reactor side (gRPC threads).
-  void OnArrival(Arrival arrival);
+  // Reactor side (gRPC threads); false when the call must pause reading.
+  bool OnArrival(Arrival arrival);
   // Consumer side.
   void Process(std::deque<Arrival>& batch);
   void TakeMessage(int seq, const Arrival& arrival);
@@ -129,6 +129,8 @@ class Generation {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Arrival> arrivals_;
+  // The consumer is in Next's wait (arrivals notify only then).
+  bool waiting_ = false;
   std::optional<absl::Status> abort_;
   // Every call started (attempts included), alive until the destructor.
   std::vector<std::unique_ptr<Call>> calls_;

@@ -62,7 +62,8 @@ class RouterPool {
   // is left; nullopt when every router is excluded.
   std::optional<int> Pick(std::span<const int> prompt, const std::vector<int>& exclude) const;
 
-  // The stub for router `index`.
+  // The stub for router `index`'s Generate calls (a connection with small
+  // per-stream flow-control windows, see router_pool.cc).
   tpserve::v1::Router::Stub* stub(int index) const { return routers_[index]->stub.get(); }
   // Number of routers.
   int size() const { return static_cast<int>(routers_.size()); }
@@ -89,6 +90,8 @@ class RouterPool {
   struct Router {
     std::string address;
     std::unique_ptr<tpserve::v1::Router::Stub> stub;
+    // For the Stats and Health polls.
+    std::unique_ptr<tpserve::v1::Router::Stub> control_stub;
     std::atomic<int> in_flight{0};
     // Requests started since the last successful poll (not yet in stats).
     std::atomic<int> started_since_poll{0};
