@@ -17,7 +17,8 @@ namespace tpserve::worker::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxSplits = 32;
+constexpr int kMaxSplits = 128;      // what a launch accepts
+constexpr int kMaxChosenSplits = 32;  // what ChooseDecodePartition picks at most
 constexpr int kMinSplitKeys = 64;    // below this a split is mostly overhead
 constexpr int kTargetBlocks = 264;   // two per SM on a 132-SM H100/H200
 constexpr int kValueBatch = 8;       // value rows loaded together per lane
@@ -244,7 +245,7 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   const int want = (kTargetBlocks + blocks - 1) / blocks;
   const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
-  p.num_splits = std::clamp(std::min(want, useful), 1, kMaxSplits);
+  p.num_splits = std::clamp(std::min(want, useful), 1, kMaxChosenSplits);
   return p;
 }
 
@@ -261,7 +262,7 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
     return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
   }
   if (partition.num_splits < 1 || partition.num_splits > kMaxSplits) {
-    return absl::InvalidArgumentError("decode attention: 1 to 32 splits");
+    return absl::InvalidArgumentError("decode attention: 1 to 128 splits");
   }
   if (batch.num_seqs == 0) return absl::OkStatus();
   const int group = dims.num_heads / dims.num_kv_heads;
