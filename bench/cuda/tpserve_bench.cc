@@ -186,7 +186,7 @@ int Main(int argc, char** argv) {
   }
   json << "],\"chunked\":[";
   for (size_t ci = 0; ci < chunks.size(); ++ci) {
-    auto best = prefill(max_prefill, chunks[ci], 2);
+    auto best = prefill(max_prefill, chunks[ci], 1);
     if (!best.ok()) return Fail(best.status());
     std::printf("prefill %d in %-6d chunks %11.1f %12.3f  (%.1f%% over one step)\n", max_prefill, chunks[ci],
                 max_prefill / *best, 1e3 * *best, 100.0 * (*best / longest - 1.0));

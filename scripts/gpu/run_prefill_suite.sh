@@ -20,13 +20,18 @@ export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 SHAPE=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 LENGTHS=${LENGTHS:-1024,4096,16384,32768}
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
-echo "=== wgmma instructions in the prefill kernels: $(cuobjdump --dump-sass $B/attention_prefill_test 2>/dev/null | grep -c HGMMA)"
+CUOBJDUMP=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
+echo "=== HGMMA (wgmma) instructions in attention_prefill_test: $($CUOBJDUMP --dump-sass $B/attention_prefill_test 2>/dev/null | grep -c HGMMA)"
 echo "=== GPU tests"
 for t in attention_prefill attention gemm cuda_backend; do
   timeout 180 $B/${t}_test > "$OUT/${t}_test.log" 2>&1
   echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED|Failure|error' "$OUT/${t}_test.log" | head -8
 done
+echo "=== compute-sanitizer memcheck, 7B-shape mixed step, both kernels"
+timeout 90 compute-sanitizer --tool memcheck $B/attention_prefill_test \
+  --gtest_filter='Shapes/PrefillTest.MixedStepWithCachedPrefixes/12:Shapes/PrefillTest.MixedStepWithCachedPrefixes/13' > "$OUT/memcheck.log" 2>&1
+echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' "$OUT/memcheck.log" | tr '\n' ' ')"
 echo "=== kernel benchmark"
 timeout 150 $B/tpserve_prefill_kernel_bench --lengths $LENGTHS --chunk 4096 > "$OUT/kernel_bench.txt" 2>&1
 grep -v '^JSON' "$OUT/kernel_bench.txt" | tail -45

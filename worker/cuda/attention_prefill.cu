@@ -28,7 +28,7 @@ static_assert(kWarps * 16 == kPrefillTileRows, "one 16-row mma tile per warp");
 
 template <int D>
 constexpr int SmemBytes() {
-  return (kPrefillTileRows + 4 * kKeyTile) * D * 2;  // Q, then K and V of two stages
+  return (kPrefillTileRows + 4 * kKeyTile) * D * 2 + 2 * kKeyTile * 4;  // Q, K and V of two stages, slots
 }
 
 __device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t addr) {
@@ -61,8 +61,15 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   const Tile t = prefill::GetTile(p);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
+  const int num_tiles = (t.kend + kKeyTile - 1) / kKeyTile;
+  // Slot buffers after the K/V stages: tile j + 1's slots are fetched during
+  // iteration j - 1 (the lookups run a tile ahead of the copies).
+  int* slot_buf = reinterpret_cast<int*>(smem + (kPrefillTileRows + 4 * kKeyTile) * D * 2);
   prefill::LoadQ<D, kThreads>(p, t, sq);
-  prefill::LoadKV<D, kKeyTile, kThreads>(p, t, 0, sk0, sv0);
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 0, slot_buf);
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, kKeyTile, slot_buf + kKeyTile);
+  __syncthreads();
+  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf, sk0, sv0);
   prefill::CpAsyncCommit();
 
   // This thread's rows (lane/4 and lane/4 + 8 of the warp's 16) and the
@@ -71,7 +78,6 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   const int pos[2] = {prefill::RowPosition(p, t, row_a), prefill::RowPosition(p, t, row_a + 8)};
   const int warp_first = prefill::RowPosition(p, t, warp * 16);
   const int warp_last = prefill::RowPosition(p, t, min(warp * 16 + 15, t.rows - 1));
-  const int num_tiles = (t.kend + kKeyTile - 1) / kKeyTile;
 
   uint32_t qf[D / 16][4];
   float o[D / 8][4];
@@ -90,13 +96,16 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
       }
     }
     // Prefetch the next tile into the other stage (its readers finished
-    // before the barrier above).
+    // before the barrier above), and the slots of the one after.
     const int k0 = j * kKeyTile;
     if (j + 1 < num_tiles) {
       const uint32_t next = ((j + 1) & 1) * kStage;
-      prefill::LoadKV<D, kKeyTile, kThreads>(p, t, k0 + kKeyTile, sk0 + next, sv0 + next);
+      prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + ((j + 1) & 1) * kKeyTile, sk0 + next, sv0 + next);
     }
     prefill::CpAsyncCommit();
+    // Tile j + 2's slots go to the buffer tile j's copies were issued from
+    // (last iteration, before this iteration's barrier).
+    prefill::FetchSlots<kKeyTile, kThreads>(p, t, k0 + 2 * kKeyTile, slot_buf + (j & 1) * kKeyTile);
     if (warp_first < 0 || k0 > warp_last) continue;  // no row of this warp sees these keys
 
     const uint32_t sk = sk0 + (j & 1) * kStage, sv = sv0 + (j & 1) * kStage;
@@ -206,6 +215,7 @@ absl::Status PagedPrefillAttention(const bf16* q, int q_stride, bf16* out, const
   p.group = group;
   p.block_size = dims.block_size;
   p.tile_positions = PrefillTilePositions(dims);
+  p.block_shift = (dims.block_size & (dims.block_size - 1)) == 0 ? __builtin_ctz(dims.block_size) : -1;
   p.scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(dims.head_dim)));
   if (kernel != PrefillKernel::kMma && wgmma_fits) return LaunchWgmmaPrefill(p, dims.head_dim, stream);
   switch (dims.head_dim) {

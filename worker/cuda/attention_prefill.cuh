@@ -27,6 +27,7 @@ struct Params {
   const int* tiles;
   int num_tiles;
   int num_heads, num_kv_heads, group, block_size, tile_positions;
+  int block_shift;   // log2(block_size), or -1 when it is not a power of two
   float scale_log2;  // log2(e) / sqrt(head_dim)
 };
 
@@ -76,8 +77,7 @@ __device__ __forceinline__ uint32_t SmemAddress(const void* p) {
 // 16-byte asynchronous copy; zero-fills the destination when !valid (then
 // `src` is not read but must still be a valid address).
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
@@ -99,23 +99,47 @@ __device__ __forceinline__ void LoadQ(const Params& p, const Tile& t, uint32_t s
   }
 }
 
-// Gathers keys [k0, k0 + BN) of the tile's KV head from the paged caches into
-// `sk` / `sv` (swizzled); keys at or past t.kend are zero (their scores are
-// masked, and zero values keep 0 * garbage out of P·V).
+// K/V tile loads in two phases, so that the block-table lookups (a dependent
+// global load per row) never stall the warps that also do the math: the
+// cache slots of a tile's rows are fetched into shared memory a tile ahead,
+// and that tile's cp.async copies are issued from them later.
 template <int D, int BN, int Threads>
-__device__ __forceinline__ void LoadKV(const Params& p, const Tile& t, int k0, uint32_t sk, uint32_t sv) {
-  constexpr int kChunks = D / 8;
-  static_assert(Threads % kChunks == 0, "each thread keeps one chunk column");
-  const int c = threadIdx.x % kChunks;
+struct KVRows {
+  static constexpr int kChunks = D / 8;                   // 16-byte chunks per row
+  static constexpr int kRowsPerPass = Threads / kChunks;  // each thread keeps one chunk column
+  static constexpr int kPasses = BN / kRowsPerPass;
+  static_assert(Threads % kChunks == 0 && BN % kRowsPerPass == 0, "tile rows split evenly over threads");
+  static_assert(Threads % BN == 0, "every thread fetches one row's slot");
+};
+
+// slots[i] = cache slot of key k0 + i, i < BN; -1 at or past t.kend (also for
+// a tile past the last one). Every thread takes row threadIdx.x % BN (rows
+// are written with equal values several times): no branch on the thread
+// index, which next to the wgmma kernel's MMAs in flight would make the
+// compiler serialize them.
+template <int BN, int Threads>
+__device__ __forceinline__ void FetchSlots(const Params& p, const Tile& t, int k0, int* slots) {
+  const int i = threadIdx.x % BN, key = k0 + i;
+  const int blk = min(p.block_shift >= 0 ? key >> p.block_shift : key / p.block_size,
+                      p.batch.max_blocks_per_seq - 1);  // stays inside the table; unused past kend
+  const int id = t.block_table[blk];
+  slots[i] = key < t.kend ? id * p.block_size + (key - blk * p.block_size) : -1;
+}
+
+// Copies the rows of `slots` (shared memory, from FetchSlots) into `sk` / `sv`
+// (swizzled); rows with slot -1 are zero (their scores are masked, and zero
+// values keep 0 * garbage out of P·V).
+template <int D, int BN, int Threads>
+__device__ __forceinline__ void IssueKV(const Params& p, const Tile& t, const int* slots, uint32_t sk, uint32_t sv) {
+  using R = KVRows<D, BN, Threads>;
+  const int c = threadIdx.x % R::kChunks;
+  // (Written with a thread-dependent start: the same loop over a fixed pass
+  // count made ptxas serialize the wgmma kernel's MMAs around it.)
 #pragma unroll 4
-  for (int r = threadIdx.x / kChunks; r < BN; r += Threads / kChunks) {
-    const int key = k0 + r;
-    const bool valid = key < t.kend;
-    size_t off = 0;
-    if (valid) {
-      const size_t slot = static_cast<size_t>(t.block_table[key / p.block_size]) * p.block_size + key % p.block_size;
-      off = (slot * p.num_kv_heads + t.kv_head) * D + c * 8;
-    }
+  for (int r = threadIdx.x / R::kChunks; r < BN; r += R::kRowsPerPass) {
+    const int slot = slots[r];
+    const bool valid = slot >= 0;
+    const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
     const uint32_t dst = SwizzledOffset<D, BN>(r, c);
     CpAsync16(sk + dst, p.k_cache + off, valid);
     CpAsync16(sv + dst, p.v_cache + off, valid);
@@ -125,6 +149,14 @@ __device__ __forceinline__ void LoadKV(const Params& p, const Tile& t, int k0, u
 // Position of packed row `r` (-1 for padding rows: they see no key).
 __device__ __forceinline__ int RowPosition(const Params& p, const Tile& t, int r) {
   return r < t.rows ? t.first_pos + r / p.group : -1;
+}
+
+// 2^x in one instruction (MUFU.EX2; 2^-inf = 0). exp2f adds range handling
+// the scores do not need.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // Online softmax state of the two rows a thread holds.
@@ -161,13 +193,13 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[N8][4], RowState& st, int
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     // A row that has seen no key yet keeps max -inf: use 0 so exp2 gives 0, not NaN.
     const float ms = mx == -INFINITY ? 0.0f : mx * scale_log2;
-    corr[h] = st.m[h] == -INFINITY ? 0.0f : exp2f(st.m[h] * scale_log2 - ms);
+    corr[h] = st.m[h] == -INFINITY ? 0.0f : Exp2(st.m[h] * scale_log2 - ms);
     st.m[h] = mx;
     float sum = 0.0f;
 #pragma unroll
     for (int n = 0; n < N8; ++n) {
-      s[n][2 * h] = exp2f(fmaf(s[n][2 * h], scale_log2, -ms));
-      s[n][2 * h + 1] = exp2f(fmaf(s[n][2 * h + 1], scale_log2, -ms));
+      s[n][2 * h] = Exp2(fmaf(s[n][2 * h], scale_log2, -ms));
+      s[n][2 * h + 1] = Exp2(fmaf(s[n][2 * h + 1], scale_log2, -ms));
       sum += s[n][2 * h] + s[n][2 * h + 1];
     }
     st.l[h] = st.l[h] * corr[h] + sum;

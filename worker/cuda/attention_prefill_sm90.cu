@@ -32,8 +32,9 @@ static_assert(kWarpGroups * 64 == kPrefillTileRows, "one m64 wgmma row block per
 
 template <int D>
 constexpr int SmemBytes() {
-  // Q, then K and V of each stage, and 1 KiB of alignment slack (224 KiB at head_dim 128).
-  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 1024;
+  // Q, K and V of each stage, two slot buffers, and 1 KiB of alignment
+  // slack: 225 KiB at head_dim 128.
+  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 2 * kKeyTile * 4 + 1024;
 }
 
 #ifdef TP_PREFILL_WGMMA
@@ -154,20 +155,31 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   // every branch on it -- is uniform: a wgmma under a branch it thinks
   // divergent gets serialized.
   const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
-  const int num_tiles = (t.kend + kKeyTile - 1) / kKeyTile;
+  const int num_tiles = __shfl_sync(0xffffffffu, (t.kend + kKeyTile - 1) / kKeyTile, 0);
 
+  // Tiles 0 and 1 start loading, and tile 2's slots are fetched (the
+  // lookups run a tile ahead of the copies; two slot buffers alternate).
+  int* slot_buf = reinterpret_cast<int*>(smem_raw + (sv0 + kStages * kStage - prefill::SmemAddress(smem_raw)));
   prefill::LoadQ<D, kThreads>(p, t, sq);
-  prefill::LoadKV<D, kKeyTile, kThreads>(p, t, 0, sk0, sv0);
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 0, slot_buf);
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, kKeyTile, slot_buf + kKeyTile);
+  __syncthreads();
+  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf, sk0, sv0);
   prefill::CpAsyncCommit();
-  if (num_tiles > 1) prefill::LoadKV<D, kKeyTile, kThreads>(p, t, kKeyTile, sk0 + kStage, sv0 + kStage);
+  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + kKeyTile, sk0 + kStage, sv0 + kStage);
   prefill::CpAsyncCommit();
+  __syncthreads();  // both buffers read before tile 2's slots overwrite the first
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 2 * kKeyTile, slot_buf);
 
   const int row_a = warp * 16 + (lane >> 2);
   const int pos[2] = {prefill::RowPosition(p, t, row_a), prefill::RowPosition(p, t, row_a + 8)};
   const int wg_first = prefill::RowPosition(p, t, wg * 64);
-  const int wg_last = prefill::RowPosition(p, t, min(wg * 64 + 63, t.rows - 1));
-  // Key tiles this warpgroup computes (causal: none after its last position).
-  const int wg_tiles = __shfl_sync(0xffffffffu, wg_first < 0 ? 0 : wg_last / kKeyTile + 1, 0);
+  // A warpgroup of padding rows only (a short tile: decode rows in a mixed
+  // step) computes nothing. The others run every key tile of the block: past
+  // a warpgroup's last position a tile is fully masked, which costs at most
+  // one tile and keeps the loop free of branches the compiler cannot prove
+  // uniform (they make it serialize the MMAs).
+  const bool active = __shfl_sync(0xffffffffu, wg_first >= 0 ? 1 : 0, 0) != 0;
   auto needs_mask = [&](int tile) { return tile * kKeyTile + kKeyTile - 1 > wg_first; };
   // S = Q · K(tile)ᵀ, issued and committed (not waited for).
   auto issue_scores = [&](float (&s)[kN8][4], int tile) {
@@ -207,61 +219,78 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   prefill::RowState st;
 
-  // Q and tile 0 in place: the first scores and probabilities.
+  // Tile j + 2's copies start (stage (j + 2) % 3, last read by P·V of tile
+  // j - 1, which every warpgroup waited for before this iteration's
+  // barrier) from the slots fetched last iteration, and tile j + 3's slots
+  // are fetched into the other buffer (read next iteration, after its
+  // barrier). Unconditional: past the last tile the slots are all -1, so the
+  // copies only zero a stage that nothing reads any more.
+  auto load_ahead = [&](int j) {
+    const uint32_t stage = ((j + 2) % kStages) * kStage;
+    prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + (j & 1) * kKeyTile, sk0 + stage, sv0 + stage);
+    prefill::CpAsyncCommit();
+    prefill::FetchSlots<kKeyTile, kThreads>(p, t, (j + 3) * kKeyTile, slot_buf + ((j + 1) & 1) * kKeyTile);
+  };
+  // Q and tile 0 in place.
   prefill::CpAsyncWait<1>();
   FenceProxyAsync();
   __syncthreads();
-  if (wg_tiles > 0) {
+  // Tile j + 1 arrived for every thread (the same barrier in both branches
+  // below: a named barrier may be reached from different places).
+  auto wait_next = [&](int j) {
+    if (j + 1 < num_tiles) {
+      prefill::CpAsyncWait<0>();
+      FenceProxyAsync();
+    }
+    asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory");
+  };
+  if (!active) {
+    for (int j = 0; j < num_tiles; ++j) {
+      wait_next(j);
+      load_ahead(j);
+    }
+  } else {
     WgmmaFence();
     issue_scores(s, 0);
     WgmmaWait<0>();
     PinAccumulators(s);
     prefill::SoftmaxStep<kN8>(s, st, 0, pos, needs_mask(0), p.scale_log2, corr);
     pack(s, pa);
-  }
-  // Iteration j: O += P(j)·V(j) runs on the tensor cores while the scores of
-  // tile j + 1 are turned into probabilities; tile j + 2 loads meanwhile.
-  for (int j = 0; j < num_tiles; ++j) {
-    if (j + 1 < num_tiles) {
-      prefill::CpAsyncWait<0>();
-      FenceProxyAsync();
-    }
-    // Tile j + 1 is visible to all, and stage (j + 2) % 3 -- last read by
-    // P·V of tile j - 1, waited for before -- is free.
-    __syncthreads();
-    if (j + 2 < num_tiles) {
-      const uint32_t st2 = ((j + 2) % kStages) * kStage;
-      prefill::LoadKV<D, kKeyTile, kThreads>(p, t, (j + 2) * kKeyTile, sk0 + st2, sv0 + st2);
-    }
-    prefill::CpAsyncCommit();
-    if (j >= wg_tiles) continue;  // warpgroup-uniform
-    const uint32_t sv = sv0 + (j % kStages) * kStage;
-    // O and P were last written by ordinary instructions: they must be in
-    // their registers before the fence that hands them to the tensor cores.
-    PinAccumulators(o);
-    PinAccumulators(pa);
-    WgmmaFence();
-    if (j + 1 < wg_tiles) {
-      issue_scores(s, j + 1);
-      issue_pv(o, pa, sv);
-      WgmmaWait<1>();  // the scores; P·V may still run
-      PinAccumulators(s);
-      prefill::SoftmaxStep<kN8>(s, st, (j + 1) * kKeyTile, pos, needs_mask(j + 1), p.scale_log2, corr);
-      WgmmaWait<0>();
+    // Iteration j: O += P(j)·V(j) and S = Q·K(j + 1)ᵀ run on the tensor
+    // cores while this warpgroup issues the loads ahead, then turns the new
+    // scores into probabilities while P·V finishes.
+    for (int j = 0; j < num_tiles; ++j) {
+      wait_next(j);
+      const uint32_t sv = sv0 + (j % kStages) * kStage;
+      // O and P were last written by ordinary instructions: they must be in
+      // their registers before the fence that hands them to the tensor cores.
       PinAccumulators(o);
-      PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
+      PinAccumulators(pa);
+      WgmmaFence();
+      if (j + 1 < num_tiles) {
+        issue_scores(s, j + 1);
+        issue_pv(o, pa, sv);
+        load_ahead(j);
+        WgmmaWait<1>();  // the scores; P·V may still run
+        PinAccumulators(s);
+        prefill::SoftmaxStep<kN8>(s, st, (j + 1) * kKeyTile, pos, needs_mask(j + 1), p.scale_log2, corr);
+        WgmmaWait<0>();
+        PinAccumulators(o);
+        PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        o[n][0] *= corr[0];
-        o[n][1] *= corr[0];
-        o[n][2] *= corr[1];
-        o[n][3] *= corr[1];
+        for (int n = 0; n < D / 8; ++n) {
+          o[n][0] *= corr[0];
+          o[n][1] *= corr[0];
+          o[n][2] *= corr[1];
+          o[n][3] *= corr[1];
+        }
+        pack(s, pa);
+      } else {  // the last tile
+        issue_pv(o, pa, sv);
+        load_ahead(j);
+        WgmmaWait<0>();
+        PinAccumulators(o);
       }
-      pack(s, pa);
-    } else {  // this warpgroup's last tile
-      issue_pv(o, pa, sv);
-      WgmmaWait<0>();
-      PinAccumulators(o);
     }
   }
   prefill::StoreOutput<D>(p, t, row_a, o, st);
