@@ -66,16 +66,16 @@ absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bf
 
 // Split-KV partitioning of a decode step: every (sequence, KV head) is cut
 // into num_splits blocks, and the kernel shares each sequence's actual
-// context evenly among them (at least 128 keys per split). The count depends
+// context evenly among them (at least 64 keys per split). The count depends
 // only on the batch size, the KV heads and an upper bound on the context, so
 // a CUDA graph captured for a batch bucket with max_context = max_model_len
 // stays valid, and fast, for every later step of that bucket.
 struct DecodePartition {
   int num_splits = 1;  // 1 to 128
 };
-// Enough splits that about four blocks run per SM of an H100/H200 while the
-// batch alone leaves SMs idle, two once it does not (fewer when the context
-// is short), at most 128.
+// Enough splits that about two blocks run per SM of an H100/H200 (fewer when
+// the batch already fills the GPU or the context is short), at most 32 (a
+// launch accepts up to 128).
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);
