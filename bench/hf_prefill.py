@@ -11,10 +11,11 @@ Run it in the same call as tpserve_bench --prefill, so both numbers come from on
     python3 bench/hf_prefill.py --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
         --lengths 1024,4096,16384,32768 --out $OUT/hf_prefill.json
 """
-import argparse, json, statistics, time
+import argparse, statistics, time
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from hf_baseline import build_model, emit  # bench/, next to this file
 
 
 def timed(fn, reps, warmups=2):
@@ -46,13 +47,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    raw = {k: v for k, v in json.load(open(a.config)).items() if k != "architectures"}
-    cfg = Qwen2Config(**raw)
-    cfg._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = Qwen2ForCausalLM(cfg).eval()
+    model = build_model(a.config, attn_implementation="sdpa")
+    vocab = model.config.vocab_size
     res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "config": a.config,
            "attn_implementation": model.config._attn_implementation,
            "sdpa_backends": {"flash": torch.backends.cuda.flash_sdp_enabled(),
@@ -66,7 +62,7 @@ def main():
         pass
     lengths = [int(x) for x in a.lengths.split(",")]
     for i, n in enumerate(lengths):
-        ids = torch.randint(0, cfg.vocab_size, (1, n), device="cuda")
+        ids = torch.randint(0, vocab, (1, n), device="cuda")
         mask = torch.ones_like(ids)
         if i == 0:
             res["attention_kernels"] = attention_kernels(model, ids)
@@ -78,10 +74,7 @@ def main():
         print(f"HF sdpa prefill {n:6d} tokens: forward {fwd:9.1f} ms, generate(1 token) {gen:9.1f} ms", flush=True)
         del ids, mask
         torch.cuda.empty_cache()
-    s = json.dumps(res, indent=1)
-    if a.out:
-        open(a.out, "w").write(s)
-    print(s)
+    emit(res, a.out)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,7 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   // Slot buffers after the K/V stages: tile j + 1's slots are fetched during
   // iteration j - 1 (the lookups run a tile ahead of the copies).
   int* slot_buf = reinterpret_cast<int*>(smem + (kPrefillTileRows + 4 * kKeyTile) * D * 2);
-  prefill::LoadQ<D, kThreads>(p, t, sq);
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 0, slot_buf);
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, kKeyTile, slot_buf + kKeyTile);
-  __syncthreads();
-  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf, sk0, sv0);
-  prefill::CpAsyncCommit();
+  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
 
   // This thread's rows (lane/4 and lane/4 + 8 of the warp's 16) and the
   // warp's position range (warp-uniform skip and mask decisions).
@@ -125,13 +120,7 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
     }
     float corr[2];
     prefill::SoftmaxStep<kN8>(s, st, k0, pos, k0 + kKeyTile - 1 > warp_first, p.scale_log2, corr);
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      o[n][0] *= corr[0];
-      o[n][1] *= corr[0];
-      o[n][2] *= corr[1];
-      o[n][3] *= corr[1];
-    }
+    prefill::RescaleRows(o, corr);
 #pragma unroll
     for (int kk = 0; kk < kKeyTile / 16; ++kk) {
       const uint32_t a[4] = {prefill::PackBf16(s[2 * kk][0], s[2 * kk][1]),

@@ -146,6 +146,20 @@ __device__ __forceinline__ void IssueKV(const Params& p, const Tile& t, const in
   }
 }
 
+// Starts a block's loads: Q and key tile 0 (one cp.async group, into sq and
+// sk / sv) and the slots of tile 1 (into slot_buf + BN; slot_buf holds two
+// buffers of BN).
+template <int D, int BN, int Threads>
+__device__ __forceinline__ void StartLoads(const Params& p, const Tile& t, uint32_t sq, int* slot_buf, uint32_t sk,
+                                           uint32_t sv) {
+  LoadQ<D, Threads>(p, t, sq);
+  FetchSlots<BN, Threads>(p, t, 0, slot_buf);
+  FetchSlots<BN, Threads>(p, t, BN, slot_buf + BN);
+  __syncthreads();
+  IssueKV<D, BN, Threads>(p, t, slot_buf, sk, sv);
+  CpAsyncCommit();
+}
+
 // Position of packed row `r` (-1 for padding rows: they see no key).
 __device__ __forceinline__ int RowPosition(const Params& p, const Tile& t, int r) {
   return r < t.rows ? t.first_pos + r / p.group : -1;
@@ -203,6 +217,19 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[N8][4], RowState& st, int
       sum += s[n][2 * h] + s[n][2 * h + 1];
     }
     st.l[h] = st.l[h] * corr[h] + sum;
+  }
+}
+
+// Scales a thread's output fragments' two rows by corr (the softmax step's
+// factors).
+template <int N>
+__device__ __forceinline__ void RescaleRows(float (&o)[N][4], const float (&corr)[2]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    o[n][0] *= corr[0];
+    o[n][1] *= corr[0];
+    o[n][2] *= corr[1];
+    o[n][3] *= corr[1];
   }
 }
 

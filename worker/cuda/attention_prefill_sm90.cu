@@ -160,12 +160,7 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   // Tiles 0 and 1 start loading, and tile 2's slots are fetched (the
   // lookups run a tile ahead of the copies; two slot buffers alternate).
   int* slot_buf = reinterpret_cast<int*>(smem_raw + (sv0 + kStages * kStage - prefill::SmemAddress(smem_raw)));
-  prefill::LoadQ<D, kThreads>(p, t, sq);
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 0, slot_buf);
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, kKeyTile, slot_buf + kKeyTile);
-  __syncthreads();
-  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf, sk0, sv0);
-  prefill::CpAsyncCommit();
+  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
   prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + kKeyTile, sk0 + kStage, sv0 + kStage);
   prefill::CpAsyncCommit();
   __syncthreads();  // both buffers read before tile 2's slots overwrite the first
@@ -277,13 +272,7 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
         WgmmaWait<0>();
         PinAccumulators(o);
         PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-          o[n][0] *= corr[0];
-          o[n][1] *= corr[0];
-          o[n][2] *= corr[1];
-          o[n][3] *= corr[1];
-        }
+        prefill::RescaleRows(o, corr);
         pack(s, pa);
       } else {  // the last tile
         issue_pv(o, pa, sv);
