@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   region(m->off_qstart_, s);
   region(m->off_qlen_, s);
   region(m->off_ctx_, s);
-  region(m->off_tiles_, 2 * (t / kPrefillQueryTile + s + 1));
+  region(m->off_tiles_, 2 * MaxPrefillTiles(t, s, m->dims_));
   region(m->off_tables_, s * m->max_blocks_);
   m->meta_ints_ = off;
   TP_ASSIGN_OR_RETURN(m->meta_, DeviceBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
@@ -142,7 +142,7 @@ absl::StatusOr<ForwardShape> CudaModel::Plan(const StepBatch& batch, int num_blo
     host.q_len.push_back(s.num_scheduled_tokens);
     host.ctx.push_back(end);
     if (s.num_scheduled_tokens != 1) shape.decode = false;
-    AppendPrefillTiles(i, s.num_scheduled_tokens, host.tiles);
+    AppendPrefillTiles(i, s.num_scheduled_tokens, PrefillTilePositions(dims_), host.tiles);
     for (int p = s.num_computed_tokens; p < end; ++p) {
       const int tok = s.token_ids[p];
       if (tok < 0 || tok >= config_.vocab_size) {
