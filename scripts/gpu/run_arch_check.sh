@@ -32,14 +32,14 @@ cuobjdump --list-elf --list-ptx /tmp/ptx80/cuda/bin/tpserve_bench 2>&1 | awk '{p
 echo "=== GPU tests, compute_80 PTX only (JIT on this GPU)"
 export LD_LIBRARY_PATH=/tmp/ptx80/cuda/lib:$CUDA_LIBS
 for t in norm rope_cache activation attention gemm sampler memory_fit cuda_backend; do
-  timeout 150 /tmp/ptx80/cuda/bin/${t}_test > "$OUT/${t}_test.log" 2>&1
+  timeout 90 /tmp/ptx80/cuda/bin/${t}_test > "$OUT/${t}_test.log" 2>&1
   echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED' "$OUT/${t}_test.log" | head -5
 done
 grep -m1 "cuda device" "$OUT/cuda_backend_test.log"
 
 bench() {  # NAME DIR: the 7B shape at batch 1 and 32, a 2048-token prefill
-  LD_LIBRARY_PATH=/tmp/$2/cuda/lib:$CUDA_LIBS timeout 150 /tmp/$2/cuda/bin/tpserve_bench --config $SHAPE \
+  LD_LIBRARY_PATH=/tmp/$2/cuda/lib:$CUDA_LIBS timeout 100 /tmp/$2/cuda/bin/tpserve_bench --config $SHAPE \
     --batch 1,32 --prompt 512 --new 128 --prefill 2048 > "$OUT/bench_$1.txt" 2>&1
   echo "=== tpserve_bench, $1 (rc=$?)"
   grep -m1 "cuda device" "$OUT/bench_$1.txt"
