@@ -50,7 +50,8 @@ __global__ void PdlProbeKernel() {}
 // The code the driver runs for this file's kernels on `device`:
 // ptx_version 90 means compiled from compute_90 (or 90a) PTX, and
 // binary_version the machine code's arch (90 on an H200, also when the
-// driver JIT-compiled compute_80 PTX for it).
+// driver JIT-compiled compute_80 PTX for it). Zeros when the binary has no
+// code this GPU can run.
 struct KernelCode {
   int ptx_version = 0, binary_version = 0;
 };
@@ -64,6 +65,8 @@ inline KernelCode LoadedKernelCode(int device) {
   if (cudaFuncGetAttributes(&attr, PdlProbeKernel) == cudaSuccess) {
     code.ptx_version = attr.ptxVersion;
     code.binary_version = attr.binaryVersion;
+  } else {
+    cudaGetLastError();  // no code for this GPU: reported by the caller, not by the next launch check
   }
   if (previous != device) cudaSetDevice(previous);
   return code;
