@@ -13,9 +13,9 @@ One GPU generation only, for a faster local build (docs/developing.md):
 or the same `build --define=...` line in user.bazelrc. The value is a
 comma-separated list: `sm_XX` (or `sm_XXa`) adds machine code, `compute_XX`
 adds PTX (e.g. `--define=cuda_archs=compute_80` builds PTX only, as the
-Ampere-path check in docs/gpus.md did). Every cuda_library gets the same list:
-pdl.cuh's per-file probe and the start-up log rely on nothing else, but
-tools/check_cuda_archs.sh checks the default list only.
+Ampere-path check in docs/gpus.md did). Every cuda_library gets the same list,
+so the probe kernel behind the start-up log (worker/cuda/device_info.cu)
+speaks for all of them; tools/check_cuda_archs.sh checks the default list.
 """
 
 NVCC = "/usr/local/cuda/bin/nvcc"
