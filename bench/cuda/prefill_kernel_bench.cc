@@ -247,10 +247,12 @@ int Main(int argc, char** argv) {
               "context", "splits", "us", "% of bw");
   json << ",\"copy_TBps\":" << bw / 1e12 << ",\"decode\":[";
   bool first = true;
+  int num_sms = 0;
+  cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0);
   for (int ctx : {4096, 32768, 131072}) {
     Step st(d, ctx, 1, table, max_blocks);
     const double kv_bytes = 2.0 * ctx * d.num_kv_heads * d.head_dim * 2;
-    const int chosen = worker::cuda::ChooseDecodePartition(1, d.num_kv_heads, ctx).num_splits;
+    const int chosen = worker::cuda::ChooseDecodePartition(1, d.num_kv_heads, ctx, num_sms).num_splits;
     std::vector<int> candidates = {32, 64, 128};
     if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) {
       candidates.insert(candidates.begin(), chosen);

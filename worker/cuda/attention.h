@@ -73,10 +73,13 @@ absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bf
 struct DecodePartition {
   int num_splits = 1;  // 1 to 128
 };
-// Enough splits that about two blocks run per SM of an H100/H200 (fewer when
-// the batch already fills the GPU or the context is short), at most 32 (a
-// launch accepts up to 128).
-DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context);
+// Decode blocks per SM that ChooseDecodePartition aims for.
+inline constexpr int kDecodeBlocksPerSm = 2;
+// Enough splits that about kDecodeBlocksPerSm blocks run per SM of a GPU with
+// `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
+// already fills the GPU or the context is short), at most 32 (a launch accepts
+// up to 128).
+DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);
 

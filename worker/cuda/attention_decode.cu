@@ -20,7 +20,6 @@ constexpr int kWarps = 4;
 constexpr int kMaxSplits = 128;       // what a launch accepts
 constexpr int kMaxChosenSplits = 32;  // what ChooseDecodePartition picks (see there)
 constexpr int kMinSplitKeys = 64;     // below this a split is mostly overhead
-constexpr int kTargetBlocks = 264;    // two per SM on a 132-SM H100/H200
 constexpr int kValueBatch = 8;       // value rows loaded together per lane
 
 // Keys of `ctx` given to each split: an even share, rounded up to whole
@@ -240,9 +239,10 @@ absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, co
 
 }  // namespace
 
-DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context) {
+DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
   const int blocks = std::max(1, num_seqs) * std::max(1, num_kv_heads);
-  const int want = (kTargetBlocks + blocks - 1) / blocks;
+  const int target = kDecodeBlocksPerSm * std::max(1, num_sms);
+  const int want = (target + blocks - 1) / blocks;
   const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
   // More splits read long contexts faster (H200, 7B, batch 1: 32k keys in

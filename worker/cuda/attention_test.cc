@@ -46,7 +46,7 @@ TEST(DecodeTest, LongContexts) {
   AttnCase c(dims, {{32000, 1}, {40000, 1}}, 12);
   DeviceAttnCase dc(c);
   const auto want = c.Reference();
-  for (int splits : {ChooseDecodePartition(2, 4, 40001).num_splits, 128}) {
+  for (int splits : {ChooseDecodePartition(2, 4, 40001, 132).num_splits, 128}) {
     DecodePartition p;
     p.num_splits = splits;
     DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
@@ -58,21 +58,30 @@ TEST(DecodeTest, LongContexts) {
 }
 
 TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
-  for (int seqs : {1, 2, 8, 64, 256}) {
-    for (int kv : {1, 2, 4, 8}) {
-      for (int ctx : {1, 63, 64, 65, 1000, 8192, 32768, 131072}) {
-        const int splits = ChooseDecodePartition(seqs, kv, ctx).num_splits;
-        EXPECT_GE(splits, 1);
-        EXPECT_LE(splits, 32);
-        EXPECT_LE(splits, (ctx + 63) / 64) << "splits of fewer than 64 keys";
+  for (int sms : {10, 108, 132, 148}) {
+    for (int seqs : {1, 2, 8, 64, 256}) {
+      for (int kv : {1, 2, 4, 8}) {
+        for (int ctx : {1, 63, 64, 65, 1000, 8192, 32768, 131072}) {
+          const int splits = ChooseDecodePartition(seqs, kv, ctx, sms).num_splits;
+          EXPECT_GE(splits, 1);
+          EXPECT_LE(splits, 32);
+          EXPECT_LE(splits, (ctx + 63) / 64) << "splits of fewer than 64 keys";
+        }
       }
     }
   }
-  // Batch 1 of a 4-KV-head model: many splits, so ~two blocks per SM.
-  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768).num_splits, 32);
-  EXPECT_EQ(ChooseDecodePartition(1, 4, 640).num_splits, 10);
+  // Batch 1 of a 4-KV-head model on an H200 (132 SMs): many splits, so ~two
+  // blocks per SM.
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768, 132).num_splits, 32);
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 640, 132).num_splits, 10);
   // A batch that fills the GPU by itself needs no split.
-  EXPECT_EQ(ChooseDecodePartition(256, 4, 32768).num_splits, 1);
+  EXPECT_EQ(ChooseDecodePartition(256, 4, 32768, 132).num_splits, 1);
+  // The target follows the SM count: 16 (sequence, KV head) blocks get 17
+  // splits each on 132 SMs (272 blocks), 14 on an A100's 108 (224), 2 on a
+  // 10-SM GPU.
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 132).num_splits, 17);
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 108).num_splits, 14);
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 10).num_splits, 2);
 }
 
 TEST(AttentionTest, RejectsBadShapes) {

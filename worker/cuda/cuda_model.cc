@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_info.h"
 #include "worker/cuda/gemv.h"
 #include "worker/cuda/norm.h"
 #include "worker/cuda/rope_cache.h"
@@ -48,6 +49,8 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), m->rope_.inv_freq);
   m->rope_.attention_factor = rope.attention_factor;
   m->max_blocks_ = (limits.max_model_len + limits.block_size - 1) / limits.block_size;
+  TP_ASSIGN_OR_RETURN(const DeviceInfo device, GetCurrentDeviceInfo());
+  m->num_sms_ = device.num_sms;
   TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
   const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
   TP_ASSIGN_OR_RETURN(m->residual_, Bf16Buffer(t * h));
@@ -72,7 +75,7 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   size_t ws = 0;
   for (int b = 1; b <= s; ++b) {
     ws = std::max(ws, DecodeWorkspaceBytes(b, part.num_heads, d,
-                                           ChooseDecodePartition(b, part.num_kv_heads, limits.max_model_len)));
+                                           m->GraphPartition(b)));
   }
   TP_ASSIGN_OR_RETURN(m->decode_ws_, DeviceBuffer::Allocate(ws));
   int off = 0;
@@ -163,7 +166,8 @@ absl::StatusOr<ForwardShape> CudaModel::Plan(const StepBatch& batch, int num_blo
   shape.num_seqs = n;
   shape.num_tiles = static_cast<int>(host.tiles.size() / 2);
   shape.num_samples = static_cast<int>(host.sample_rows.size());
-  shape.partition = ChooseDecodePartition(n, part_.num_kv_heads, *std::max_element(host.ctx.begin(), host.ctx.end()));
+  shape.partition =
+      ChooseDecodePartition(n, part_.num_kv_heads, *std::max_element(host.ctx.begin(), host.ctx.end()), num_sms_);
   return shape;
 }
 
