@@ -7,7 +7,6 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
 
 namespace tpserve::router::testing {
 
@@ -124,35 +123,49 @@ grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status FakeWorker::Step(grpc::ServerContext* context,
-                              const v1::StepRequest* request,
-                              v1::StepResponse* response) {
-  if (hang_steps_) {
-    while (!context->IsCancelled() && !killed_) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+grpc::Status FakeWorker::StepStream(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == nullptr) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "Step before InitCache");
     }
-    return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
   }
-  if (step_delay_ms_ > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
+  v1::StepRequest request;
+  while (stream->Read(&request)) {
+    if (hang_steps_) {
+      while (!context->IsCancelled() && !killed_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
+    }
+    if (step_delay_ms_ > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
+    }
+    v1::StepResponse response;
+    response.set_step_id(request.step_id());
+    if (fail_steps_) {
+      response.set_error_code(grpc::StatusCode::INTERNAL);
+      response.set_error_message("injected step failure");
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto result = state_->Step(request);
+      if (result.ok()) {
+        response = std::move(*result);
+        // Only rank 0 returns the tokens, as the contract says.
+        if (rank_ != 0) response.clear_sampled();
+        if (diverge_) response.set_sampled_digest(response.sampled_digest() + 1);
+        ++num_steps_;
+      } else {
+        if (violation_.ok()) violation_ = result.status();
+        response.set_error_code(static_cast<int>(result.status().code()));
+        response.set_error_message(std::string(result.status().message()));
+      }
+    }
+    if (!stream->Write(response)) break;
   }
-  if (fail_steps_) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, "injected step failure");
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == nullptr) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "Step before InitCache");
-  }
-  auto result = state_->Step(*request);
-  if (!result.ok()) {
-    if (violation_.ok()) violation_ = result.status();
-    return ToGrpcStatus(result.status());
-  }
-  *response = std::move(*result);
-  // Only rank 0 samples, as the contract says.
-  if (rank_ != 0) response->clear_sampled();
-  ++num_steps_;
   return grpc::Status::OK;
 }
 

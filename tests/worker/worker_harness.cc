@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "worker/service/step_stream_client.h"
 
 namespace tpserve::testing {
 namespace {
@@ -218,9 +219,10 @@ absl::StatusOr<v1::StepResponse> WorkerGroup::Step(const v1::StepRequest& step,
   std::vector<absl::Status> results(world());
   std::vector<v1::StepResponse> responses(world());
   OnAllRanks(world(), [&](int r) {
-    grpc::ClientContext c;
-    SetDeadline(&c, deadline_ms);
-    results[r] = FromGrpcStatus(procs_[r]->stub().Step(&c, step, &responses[r]));
+    absl::StatusOr<v1::StepResponse> answer =
+        worker::StepOnce(procs_[r]->stub(), step, absl::Milliseconds(deadline_ms));
+    results[r] = answer.status();
+    if (answer.ok()) responses[r] = *std::move(answer);
   });
   for (int r = 0; r < world(); ++r) {
     if (!results[r].ok()) {
@@ -263,11 +265,11 @@ absl::StatusOr<std::vector<int32_t>> WorkerGroup::Greedy(
     if (out.empty() && first != nullptr) *first = resp->sampled(0).logprob();
     out.push_back(resp->sampled(0).token_id());
     if (static_cast<int>(out.size()) == n) break;
+    // The workers continue from the token they sampled.
     step.Clear();
     step.set_step_id(next_step_++);
     v1::RunningSequence* rs = step.add_running_sequences();
     rs->set_seq_id(seq);
-    rs->add_new_token_ids(out.back());
     rs->set_num_scheduled_tokens(1);
   }
   // Free the sequence (and its blocks) with an otherwise empty step.

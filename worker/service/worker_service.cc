@@ -85,6 +85,7 @@ absl::Status WorkerService::Require(Phase phase, const char* call) const {
 
 void WorkerService::ResetLocked() {
   ready_.store(false);
+  ++stream_epoch_;
   sequences_.Clear();
   backend_.reset();
   {

@@ -1,5 +1,12 @@
-// WorkerService: memory, cache, the step loop, health and shutdown.
+// WorkerService: memory, cache, the step stream, health and shutdown.
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
@@ -67,14 +74,116 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Step(grpc::ServerContext*, const v1::StepRequest* req,
-                                 v1::StepResponse* resp) {
-  std::lock_guard<std::timed_mutex> lock(mu_);
-  return ToGrpcStatus(DoStep(*req, resp));
+namespace {
+
+// Steps read from a stream and not yet run, oldest first.
+class StepQueue {
+ public:
+  void Push(std::unique_ptr<v1::StepRequest> step) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      steps_.push_back(std::move(step));
+    }
+    cv_.notify_one();
+  }
+  // The stream ended: Pop returns null once the queue is empty.
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+  }
+  std::unique_ptr<v1::StepRequest> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !steps_.empty() || closed_; });
+    if (steps_.empty()) return nullptr;
+    std::unique_ptr<v1::StepRequest> step = std::move(steps_.front());
+    steps_.pop_front();
+    return step;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<v1::StepRequest>> steps_;
+  bool closed_ = false;
+};
+
+// FNV-1a over the (seq_id, token) pairs, in batch order.
+uint64_t SampledDigest(const std::vector<SampleResult>& results) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 1099511628211ULL;
+    }
+  };
+  for (const SampleResult& r : results) {
+    mix(r.seq_id);
+    mix(static_cast<uint32_t>(r.token_id));
+  }
+  return h;
 }
 
-absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse* resp) {
+}  // namespace
+
+grpc::Status WorkerService::StepStream(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  uint64_t epoch = 0;
+  {
+    std::lock_guard<std::timed_mutex> lock(mu_);
+    absl::Status s = Require(Phase::kReady, "Step");
+    if (!s.ok()) return ToGrpcStatus(s);
+    epoch = ++stream_epoch_;
+  }
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    streams_.push_back(context);
+  }
+  // The reader parses step N+1 (the router sends it early) while N runs.
+  StepQueue queue;
+  std::thread reader([&] {
+    auto step = std::make_unique<v1::StepRequest>();
+    while (stream->Read(step.get())) {
+      queue.Push(std::move(step));
+      step = std::make_unique<v1::StepRequest>();
+    }
+    queue.Close();
+  });
+  while (std::unique_ptr<v1::StepRequest> step = queue.Pop()) {
+    v1::StepResponse resp;
+    absl::Status s;
+    {
+      std::lock_guard<std::timed_mutex> lock(mu_);
+      s = DoStep(*step, epoch, &resp);
+    }
+    if (!s.ok()) {
+      // In-band: the router needs one answer per step, in order.
+      resp.Clear();
+      resp.set_step_id(step->step_id());
+      resp.set_error_code(static_cast<int>(s.code()));
+      resp.set_error_message(std::string(s.message()));
+    }
+    if (!stream->Write(resp)) {
+      context->TryCancel();  // The router is gone; end the reader's Read too.
+      break;
+    }
+  }
+  reader.join();
+  std::lock_guard<std::mutex> lock(health_mu_);
+  streams_.erase(std::find(streams_.begin(), streams_.end(), context));
+  return grpc::Status::OK;
+}
+
+absl::Status WorkerService::DoStep(const v1::StepRequest& req, uint64_t epoch,
+                                   v1::StepResponse* resp) {
   TP_RETURN_IF_ERROR(Require(Phase::kReady, "Step"));
+  if (epoch != stream_epoch_) {
+    return absl::AbortedError(
+        "this step stream was replaced by a newer one (the router re-ran the handshake)");
+  }
   const absl::Time start = absl::Now();
   resp->set_step_id(req.step_id());
   TP_ASSIGN_OR_RETURN(StepBatch batch, sequences_.Apply(req, limits_));
@@ -97,7 +206,8 @@ absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse*
     }
     return results.status();
   }
-  sequences_.Commit();
+  sequences_.Commit(*results);
+  resp->set_sampled_digest(SampledDigest(*results));
   if (rank_ == 0) {
     for (const SampleResult& r : *results) {
       v1::SampledToken* t = resp->add_sampled();
@@ -151,6 +261,8 @@ void WorkerService::Drain(absl::Duration grace) {
   draining_.store(true);
   std::unique_lock<std::timed_mutex> lock =
       LockAbortingStuckStep(grace, "worker shutting down");
+  std::lock_guard<std::mutex> hl(health_mu_);
+  for (grpc::ServerContext* stream : streams_) stream->TryCancel();
 }
 
 void WorkerService::Release() {
