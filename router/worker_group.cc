@@ -61,6 +61,10 @@ WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Steps are small and frequent on a long-lived stream: bandwidth probes
+  // (PINGs to ack) and window updates would cost extra writes per step.
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
   for (const std::string& address : config_.workers) {
     auto channel = grpc::CreateCustomChannel(
         address, grpc::InsecureChannelCredentials(), args);

@@ -4,6 +4,8 @@
 // one ahead, as the engine does (depth 2); depth 1 (each step answered before
 // the next is planned) is measured too. Prints one table row per
 // configuration. Usage: router_bench [steps] [sequences] [prompt_tokens]
+// [only_tp] (only_tp > 0: just the step-stream rows of that TP size, e.g.
+// to run under perf or strace).
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -165,6 +167,7 @@ int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::atoi(argv[1]) : 2000;
   const int seqs = argc > 2 ? std::atoi(argv[2]) : 256;
   const int prompt = argc > 3 ? std::atoi(argv[3]) : 512;
+  const int only_tp = argc > 4 ? std::atoi(argv[4]) : 0;
   // Workers run in child processes, forked before this process touches gRPC,
   // so that this process's CPU time is the router's alone.
   std::vector<pid_t> children;
@@ -212,7 +215,7 @@ int main(int argc, char** argv) {
   // In-process: the toy worker (its cost included here) is called directly,
   // after a serialize/parse round trip so that the wire encoding is still
   // paid.
-  {
+  if (only_tp == 0) {
     testing::ToyWorkerState worker(kVocab, kBlockSize, kNumBlocks,
                                    /*check_kv=*/false);
     std::deque<tpserve::v1::StepResponse> answers;
@@ -238,6 +241,7 @@ int main(int argc, char** argv) {
   }
   for (int depth : {2, 1}) {
     for (int tp : {1, 2, 4, 8}) {
+      if (only_tp > 0 && tp != only_tp) continue;
       tpserve::ServerConfig config;
       for (int r = 0; r < tp; ++r) config.workers.push_back(worker_addresses[r]);
       config.tensor_parallel_size = tp;

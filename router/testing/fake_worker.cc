@@ -17,6 +17,8 @@ absl::StatusOr<std::unique_ptr<FakeWorker>> FakeWorker::Start(
   builder.AddListeningPort(absl::StrCat("127.0.0.1:", worker->options_.port), grpc::InsecureServerCredentials(),
                            &worker->port_);
   builder.SetMaxReceiveMessageSize(-1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
   builder.RegisterService(worker.get());
   worker->server_ = builder.BuildAndStart();
   if (worker->server_ == nullptr || worker->port_ == 0) {
