@@ -213,9 +213,14 @@ void Engine::Loop() {
 void Engine::SendStep(std::unique_lock<std::mutex>& lock) {
   std::vector<SequenceOutput> outputs;
   InFlightStep step;
+  if (!spare_plans_.empty()) {
+    step.plan = std::move(spare_plans_.back());
+    spare_plans_.pop_back();
+  }
   scheduler_->Schedule(absl::Now(), &step.plan, &outputs);
   Deliver(&outputs);
   if (step.plan.needs_sync || step.plan.empty()) {
+    spare_plans_.push_back(std::move(step.plan));
     RefreshMetrics();
     if (!in_flight_.empty()) {
       wait_for_answer_ = true;
@@ -242,16 +247,14 @@ void Engine::SendStep(std::unique_lock<std::mutex>& lock) {
 
 void Engine::ReceiveStep(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
-  absl::StatusOr<v1::StepResponse> response = group_->Receive();
+  absl::Status status = group_->Receive(&answer_);
   lock.lock();
   InFlightStep step = std::move(in_flight_.front());
   in_flight_.pop_front();
   wait_for_answer_ = false;
   if (stop_) return;  // Stop() ends every request itself.
-  absl::Status status = response.status();
-  if (status.ok()) {
-    status = scheduler_->Update(step.plan, *response, &undelivered_);
-  }
+  if (status.ok()) status = scheduler_->Update(step.plan, answer_, &undelivered_);
+  spare_plans_.push_back(std::move(step.plan));
   if (!status.ok()) {
     FailGroup(status.code() == absl::StatusCode::kUnavailable
                   ? status

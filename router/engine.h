@@ -148,6 +148,10 @@ class Engine {
   double ewma_step_seconds_ = 0.02;
   // Steps sent and not answered, oldest first (at most kPipelineDepth).
   std::deque<InFlightStep> in_flight_;
+  // Plans and the answer message kept for reuse: a step's messages keep
+  // their allocations from one step to the next.
+  std::vector<StepPlan> spare_plans_;
+  v1::StepResponse answer_;
   // The last plan came out empty or needs the steps in flight applied first
   // (the rest waits for tokens on their way): receive before planning again.
   bool wait_for_answer_ = false;

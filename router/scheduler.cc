@@ -371,18 +371,34 @@ absl::Status Scheduler::Update(const StepPlan& plan,
                                             response.step_id(), " to step ",
                                             step_id));
   }
-  absl::flat_hash_map<uint64_t, const v1::SampledToken*> sampled;
-  sampled.reserve(response.sampled_size());
-  for (const v1::SampledToken& t : response.sampled()) sampled[t.seq_id()] = &t;
+  // Workers answer in the step's order; match by position, and by id only
+  // when that fails.
+  std::vector<const v1::SampledToken*> token_of(plan.scheduled.size(), nullptr);
+  int next = 0;
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    if (!plan.scheduled[i].samples) continue;
+    if (next < response.sampled_size() &&
+        response.sampled(next).seq_id() == plan.scheduled[i].seq_id) {
+      token_of[i] = &response.sampled(next++);
+      continue;
+    }
+    absl::flat_hash_map<uint64_t, const v1::SampledToken*> by_id;
+    for (const v1::SampledToken& t : response.sampled()) by_id[t.seq_id()] = &t;
+    for (size_t j = 0; j < plan.scheduled.size(); ++j) {
+      auto it = by_id.find(plan.scheduled[j].seq_id);
+      token_of[j] = plan.scheduled[j].samples && it != by_id.end() ? it->second : nullptr;
+    }
+    break;
+  }
   // Check the whole response before changing anything.
-  for (const ScheduledSequence& entry : plan.scheduled) {
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    const ScheduledSequence& entry = plan.scheduled[i];
     if (!entry.samples) continue;
-    auto it = sampled.find(entry.seq_id);
-    if (it == sampled.end()) {
+    if (token_of[i] == nullptr) {
       return absl::InternalError(absl::StrCat(
           "rank 0 returned no token for sequence ", entry.seq_id));
     }
-    const int32_t token = it->second->token_id();
+    const int32_t token = token_of[i]->token_id();
     if (token < 0 || token >= config_.vocab_size) {
       return absl::InternalError(absl::StrCat(
           "rank 0 sampled token ", token, " outside [0, ", config_.vocab_size,
@@ -391,14 +407,15 @@ absl::Status Scheduler::Update(const StepPlan& plan,
   }
   in_flight_.pop_front();
   std::vector<Sequence*> finished;
-  for (const ScheduledSequence& entry : plan.scheduled) {
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    const ScheduledSequence& entry = plan.scheduled[i];
     if (!entry.samples) continue;  // A prompt chunk; nothing sampled yet.
     auto it = seqs_.find(entry.seq_id);
     // Ended while the step was in flight (cancelled, expired, or finished by
     // the step before): the token is dropped.
     if (it == seqs_.end()) continue;
     Sequence* seq = it->second.get();
-    const v1::SampledToken& t = *sampled[entry.seq_id];
+    const v1::SampledToken& t = *token_of[i];
     --seq->num_pending_tokens;
     seq->tokens.push_back(t.token_id());
     SequenceOutput out;

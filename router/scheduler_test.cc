@@ -478,6 +478,27 @@ TEST(SchedulerPipelineTest, CancelWhileInFlightFreesBlocksAtOnce) {
             static_cast<size_t>(h.scheduler.num_pending_finished()));
 }
 
+// Workers answer in the step's order, but any order is matched by id.
+TEST(SchedulerTest, AnswersInAnotherOrderAreMatchedById) {
+  Scheduler s(Config());
+  const uint64_t a = s.Add(Request(Prompt(3), 1), absl::InfiniteFuture()).value();
+  const uint64_t b = s.Add(Request(Prompt(3, 50), 1), absl::InfiniteFuture()).value();
+  StepPlan plan;
+  std::vector<SequenceOutput> out;
+  s.Schedule(absl::Now(), &plan, &out);
+  v1::StepResponse response;
+  response.set_step_id(plan.request.step_id());
+  for (auto [id, token] : {std::pair<uint64_t, int32_t>{b, 7}, {a, 9}}) {
+    v1::SampledToken* t = response.add_sampled();
+    t->set_seq_id(id);
+    t->set_token_id(token);
+  }
+  ASSERT_TRUE(s.Update(plan, response, &out).ok());
+  std::map<uint64_t, int32_t> got;
+  for (const SequenceOutput& o : out) got[o.seq_id] = o.token_ids.at(0);
+  EXPECT_EQ(got, (std::map<uint64_t, int32_t>{{a, 9}, {b, 7}}));
+}
+
 TEST(SchedulerPipelineTest, UpdatesMustComeInOrder) {
   Scheduler s(Config());
   ASSERT_TRUE(s.Add(Request(Prompt(3), 5), absl::InfiniteFuture()).ok());

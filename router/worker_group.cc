@@ -74,7 +74,7 @@ WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
 }
 
 WorkerGroup::~WorkerGroup() {
-  CloseStreams();
+  CloseStream();
   step_queue_.Shutdown();
   void* tag = nullptr;
   bool ok = false;
@@ -136,8 +136,8 @@ absl::Status WorkerGroup::CallAll(
 }
 
 absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
-  // The old group's streams go first: its steps mean nothing to a new one.
-  CloseStreams();
+  // The old group's stream goes first: its steps mean nothing to a new one.
+  CloseStream();
   const int n = world_size();
   const int init_ms = config_.worker_init_timeout_ms;
   // Info answers at once on a live worker; don't wait the load timeout.
@@ -253,11 +253,17 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
   s = CallAll("InitCache", init_ms, [&](int r, grpc::ClientContext* c) {
     v1::InitCacheRequest req;
     req.set_num_blocks(info.num_blocks);
+    if (r == 0) {
+      // Rank 0 relays every step to the others: one message per step here,
+      // whatever the TP size.
+      for (int peer = 1; peer < n; ++peer) req.add_relay_to(config_.workers[peer]);
+      req.set_step_timeout_ms(config_.worker_step_timeout_ms);
+    }
     v1::InitCacheResponse resp;
     return stubs_[r]->InitCache(c, req, &resp);
   });
   if (!s.ok()) return s;
-  if (s = OpenStreams(); !s.ok()) return s;
+  if (s = OpenStream(); !s.ok()) return s;
   spdlog::info("worker group ready: {} rank(s) on {}, model {} ({} layers), "
                "{} KV blocks of {} tokens, max_model_len {}",
                n, info.device, info.model.architecture(),

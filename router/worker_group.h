@@ -1,8 +1,9 @@
 // gRPC clients for the tensor-parallel workers of one replica, in rank order:
 // the init handshake (Info -> CreateUniqueId on rank 0 -> InitDistributed on
 // all at once -> LoadModel -> ProfileMemory -> InitCache), then one
-// long-lived StepStream per rank that carries every step: a step costs one
-// message each way per rank, not a call, and the next step can be written
+// long-lived StepStream to rank 0 that carries every step: rank 0 relays each
+// step to the other ranks and answers for all of them, so a step costs one
+// message each way whatever the TP size, and the next step can be written
 // while one is still running. Every wait is bounded, so a dead or hung rank
 // becomes an UNAVAILABLE error naming it, never a hang.
 #ifndef TPSERVE_ROUTER_WORKER_GROUP_H_
@@ -55,22 +56,24 @@ class WorkerGroup {
   // Closes the step streams and drains the completion queue.
   ~WorkerGroup();
 
-  // Runs the whole init handshake (closing an earlier group's step streams
-  // first) and opens a step stream per rank. Safe to call again after a
-  // failure.
+  // Runs the whole init handshake (closing an earlier group's step stream
+  // first; rank 0's InitCache names the ranks it relays to) and opens the
+  // step stream. Safe to call again after a failure.
   absl::StatusOr<GroupInfo> Handshake();
 
-  // Writes `request` to every rank's step stream and returns without
-  // waiting; answers come from Receive, oldest step first. UNAVAILABLE when
-  // the streams are closed (a failure since the last Handshake, or Abort).
-  // Send, Receive and Step belong to one thread (the step loop).
+  // Writes `request` to rank 0's step stream (which relays it) and returns
+  // without waiting; answers come from Receive, oldest step first.
+  // UNAVAILABLE when the stream is closed (a failure since the last
+  // Handshake, or Abort). Send, Receive and Step belong to one thread (the
+  // step loop).
   absl::Status Send(const v1::StepRequest& request);
-  // Waits for every rank's answer to the oldest step sent and returns rank
-  // 0's. UNAVAILABLE naming every failing rank: an error answer, a closed
-  // stream, no answer within --worker-step-timeout-ms of the moment the rank
-  // could start the step, or ranks that sampled different tokens. After a
-  // failure the streams are closed until the next Handshake.
-  absl::StatusOr<v1::StepResponse> Receive();
+  // Waits for the group's answer to the oldest step sent. UNAVAILABLE naming
+  // every failing rank: an error answer (rank 0 names another rank that
+  // failed, ended its stream, sampled different tokens, or did not answer
+  // within --worker-step-timeout-ms of when it could start the step), a
+  // closed stream, or rank 0 silent for 1.5x that. After a failure the
+  // stream is closed until the next Handshake.
+  absl::Status Receive(v1::StepResponse* answer);
   // Send, then Receive (one step, nothing else in flight).
   absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request);
   // Steps sent and not yet received.
@@ -97,7 +100,7 @@ class WorkerGroup {
   // "rank 2 (host:port)".
   std::string RankName(int rank) const;
 
-  // One rank's step stream (driven by worker_group_steps.cc).
+  // Rank 0's step stream (driven by worker_group_steps.cc).
   struct RankStream {
     grpc::ClientContext context;
     std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call;
@@ -118,19 +121,22 @@ class WorkerGroup {
     bool finished = false;
     grpc::Status status;
   };
-  // Opens every rank's step stream and waits (bounded) until they started.
-  absl::Status OpenStreams();
-  // Cancels the step streams and waits until the completion queue has
-  // returned every operation on them; forgets the steps in flight.
-  void CloseStreams();
+  // Opens rank 0's step stream and waits (bounded) until it started.
+  absl::Status OpenStream();
+  // How long Receive waits for rank 0's answer.
+  absl::Duration AnswerTimeout() const;
+  // Cancels the step stream and waits until the completion queue has
+  // returned every operation on it; forgets the steps in flight.
+  void CloseStream();
   // Handles one completion-queue event; false when `deadline` came first.
   bool Pump(std::chrono::system_clock::time_point deadline);
-  void StartWrite(int rank);
-  void StartRead(int rank);
+  void StartWrite();
+  void StartRead();
   // The stream failed (or was cancelled): fetch its final status.
-  void MarkFailed(int rank);
-  // Why rank `rank` did not answer the oldest step properly, or "".
-  std::string RankFailure(int rank, uint64_t step_id, v1::StepResponse* out);
+  void MarkFailed();
+  // Parses the oldest answer into `answer`; why it is not a good answer to
+  // step `step_id`, or "".
+  std::string AnswerFailure(uint64_t step_id, v1::StepResponse* answer);
 
   const ServerConfig config_;
   std::vector<std::unique_ptr<v1::Worker::Stub>> stubs_;
@@ -138,9 +144,9 @@ class WorkerGroup {
   // for every rank.
   std::vector<std::unique_ptr<grpc::GenericStub>> generic_stubs_;
   grpc::CompletionQueue step_queue_;
-  std::vector<std::unique_ptr<RankStream>> streams_;
-  // Why the streams are unusable (a failure since the last Handshake).
-  std::string closed_reason_ = "no step streams yet: the handshake has not run";
+  std::unique_ptr<RankStream> stream_;
+  // Why the stream is unusable (a failure since the last Handshake).
+  std::string closed_reason_ = "no step stream yet: the handshake has not run";
   // Steps sent and not yet received, oldest first.
   struct InFlight {
     uint64_t step_id = 0;

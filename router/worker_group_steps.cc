@@ -1,8 +1,11 @@
-// WorkerGroup: the step streams. Every rank has one bidirectional StepStream
-// driven from the step loop's thread on one completion queue: at most one
-// write and one read in flight per stream (gRPC's rule), later writes queue
-// behind the one in flight, and a read is always posted so that answers (and
-// a stream that ends) are seen as soon as the loop waits.
+// WorkerGroup: the step stream. Rank 0's bidirectional StepStream is driven
+// from the step loop's thread on a completion queue: at most one write and
+// one read in flight (gRPC's rule), later writes queue behind the one in
+// flight, and a read is always posted so that answers (and a stream that
+// ends) are seen as soon as the loop waits. Rank 0 relays each step to the
+// other ranks and answers for all of them (worker/service/
+// step_stream_server.h), naming a rank that failed, went silent or sampled
+// differently.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -18,11 +21,9 @@
 namespace tpserve::router {
 namespace {
 
-enum Op : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3 };
+enum Op : intptr_t { kStart = 1, kWrite = 2, kRead = 3, kFinish = 4 };
 
-void* Tag(int rank, Op op) {
-  return reinterpret_cast<void*>((static_cast<intptr_t>(rank) << 2) | op);
-}
+void* Tag(Op op) { return reinterpret_cast<void*>(op); }
 
 // The completion queue returns every operation once cancelled; this only
 // guards against a gRPC bug leaving a wait unbounded.
@@ -30,90 +31,80 @@ constexpr absl::Duration kCloseGuard = absl::Seconds(60);
 
 }  // namespace
 
-absl::Status WorkerGroup::OpenStreams() {
-  const int n = world_size();
-  for (int r = 0; r < n; ++r) {
-    auto stream = std::make_unique<RankStream>();
-    if (!Register(&stream->context)) {
-      CloseStreams();
-      return absl::UnavailableError("the router is stopping");
-    }
-    stream->call = generic_stubs_[r]->PrepareCall(
-        &stream->context, "/tpserve.v1.Worker/StepStream", &step_queue_);
-    stream->call->StartCall(Tag(r, kStart));
-    ++stream->pending_ops;
-    streams_.push_back(std::move(stream));
+absl::Duration WorkerGroup::AnswerTimeout() const {
+  // Rank 0 waits --worker-step-timeout-ms for the others and then names the
+  // silent one; waiting longer here leaves it the time to say so.
+  const absl::Duration step = absl::Milliseconds(config_.worker_step_timeout_ms);
+  return world_size() > 1 ? step * 1.5 : step;
+}
+
+absl::Status WorkerGroup::OpenStream() {
+  auto stream = std::make_unique<RankStream>();
+  if (!Register(&stream->context)) {
+    return absl::UnavailableError("the router is stopping");
   }
+  stream->call = generic_stubs_[0]->PrepareCall(
+      &stream->context, "/tpserve.v1.Worker/StepStream", &step_queue_);
+  stream->call->StartCall(Tag(kStart));
+  ++stream->pending_ops;
+  stream_ = std::move(stream);
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(std::min(
                             config_.worker_init_timeout_ms, 10000));
-  auto settled = [&] {
-    for (const auto& s : streams_) {
-      if (!s->started && !(s->failed && s->finished)) return false;
-    }
-    return true;
-  };
-  while (!settled() && Pump(deadline)) {
+  while (!stream_->started && !(stream_->failed && stream_->finished) &&
+         Pump(deadline)) {
   }
-  std::string failures;
-  for (int r = 0; r < n; ++r) {
-    const RankStream& s = *streams_[r];
-    if (s.started && !s.failed) continue;
-    absl::StrAppend(&failures, failures.empty() ? "worker " : "; worker ",
-                    RankName(r), " could not open its step stream: ",
-                    s.finished ? s.status.error_message() : "timed out");
-  }
-  if (!failures.empty()) {
-    CloseStreams();
-    closed_reason_ = failures;
-    return absl::UnavailableError(failures);
+  if (!stream_->started || stream_->failed) {
+    const std::string failure = absl::StrCat(
+        "worker ", RankName(0), " could not open its step stream: ",
+        stream_->finished ? stream_->status.error_message() : "timed out");
+    CloseStream();
+    closed_reason_ = failure;
+    return absl::UnavailableError(failure);
   }
   closed_reason_.clear();
   last_answer_ = absl::Now();
   return absl::OkStatus();
 }
 
-void WorkerGroup::CloseStreams() {
-  for (auto& s : streams_) s->context.TryCancel();
+void WorkerGroup::CloseStream() {
+  if (stream_ == nullptr) return;
+  stream_->context.TryCancel();
   const auto guard = absl::ToChronoTime(absl::Now() + kCloseGuard);
-  for (size_t r = 0; r < streams_.size(); ++r) {
-    while (streams_[r]->pending_ops > 0) {
-      if (!Pump(guard)) {
-        // Contexts cannot be destroyed with operations in flight; nothing
-        // sane is left to do.
-        spdlog::critical("worker step stream operations never completed");
-        std::abort();
-      }
+  while (stream_->pending_ops > 0) {
+    if (!Pump(guard)) {
+      // A context cannot be destroyed with operations in flight; nothing
+      // sane is left to do.
+      spdlog::critical("worker step stream operations never completed");
+      std::abort();
     }
   }
-  for (auto& s : streams_) Unregister(&s->context);
-  streams_.clear();
+  Unregister(&stream_->context);
+  stream_.reset();
   in_flight_.clear();
-  if (closed_reason_.empty()) closed_reason_ = "the step streams were closed";
+  if (closed_reason_.empty()) closed_reason_ = "the step stream was closed";
 }
 
-void WorkerGroup::StartWrite(int rank) {
-  RankStream& s = *streams_[rank];
-  s.writing = true;
-  ++s.pending_ops;
-  s.call->Write(s.writes.front(), Tag(rank, kWrite));
+void WorkerGroup::StartWrite() {
+  stream_->writing = true;
+  ++stream_->pending_ops;
+  stream_->call->Write(stream_->writes.front(), Tag(kWrite));
 }
 
-void WorkerGroup::StartRead(int rank) {
-  RankStream& s = *streams_[rank];
-  s.reading = true;
-  ++s.pending_ops;
-  s.call->Read(&s.incoming, Tag(rank, kRead));
+void WorkerGroup::StartRead() {
+  stream_->reading = true;
+  ++stream_->pending_ops;
+  stream_->call->Read(&stream_->incoming, Tag(kRead));
 }
 
-void WorkerGroup::MarkFailed(int rank) {
-  RankStream& s = *streams_[rank];
+void WorkerGroup::MarkFailed() {
+  RankStream& s = *stream_;
   s.failed = true;
   // Finish once nothing can still be read (gRPC's rule for Finish).
   if (s.finishing || s.reading) return;
   s.finishing = true;
   ++s.pending_ops;
-  s.call->Finish(&s.status, Tag(rank, kFinish));
+  s.call->Finish(&s.status, Tag(kFinish));
 }
 
 bool WorkerGroup::Pump(std::chrono::system_clock::time_point deadline) {
@@ -123,17 +114,15 @@ bool WorkerGroup::Pump(std::chrono::system_clock::time_point deadline) {
       grpc::CompletionQueue::GOT_EVENT) {
     return false;
   }
-  const intptr_t bits = reinterpret_cast<intptr_t>(tag);
-  const int rank = static_cast<int>(bits >> 2);
-  RankStream& s = *streams_[rank];
+  RankStream& s = *stream_;
   --s.pending_ops;
-  switch (static_cast<Op>(bits & 3)) {
+  switch (static_cast<Op>(reinterpret_cast<intptr_t>(tag))) {
     case kStart:
       if (!ok) {
-        MarkFailed(rank);
+        MarkFailed();
       } else {
         s.started = true;
-        StartRead(rank);
+        StartRead();
       }
       break;
     case kWrite:
@@ -141,18 +130,18 @@ bool WorkerGroup::Pump(std::chrono::system_clock::time_point deadline) {
       s.writes.pop_front();
       if (!ok) {
         s.writes.clear();
-        MarkFailed(rank);
+        MarkFailed();
       } else if (!s.writes.empty() && !s.failed) {
-        StartWrite(rank);
+        StartWrite();
       }
       break;
     case kRead:
       s.reading = false;
       if (ok) {
         s.answers.push_back(std::move(s.incoming));
-        if (!s.failed) StartRead(rank);
+        if (!s.failed) StartRead();
       }
-      if (!ok || s.failed) MarkFailed(rank);
+      if (!ok || s.failed) MarkFailed();
       break;
     case kFinish:
       s.finished = true;
@@ -162,27 +151,23 @@ bool WorkerGroup::Pump(std::chrono::system_clock::time_point deadline) {
 }
 
 absl::Status WorkerGroup::Send(const v1::StepRequest& request) {
-  if (streams_.empty() || !closed_reason_.empty()) {
+  if (stream_ == nullptr || !closed_reason_.empty()) {
     return absl::UnavailableError(closed_reason_.empty()
-                                      ? "the step streams are closed"
+                                      ? "the step stream is closed"
                                       : closed_reason_);
   }
-  // Serialized once; every rank's buffer shares the same slice.
-  grpc::Slice slice(request.SerializeAsString());
-  const grpc::ByteBuffer payload(&slice, 1);
-  for (int r = 0; r < world_size(); ++r) {
-    RankStream& s = *streams_[r];
-    if (s.failed) continue;  // Receive reports it.
-    s.writes.push_back(payload);
-    if (!s.writing) StartWrite(r);
+  if (!stream_->failed) {  // else Receive reports it
+    grpc::Slice slice(request.SerializeAsString());
+    stream_->writes.emplace_back(&slice, 1);
+    if (!stream_->writing) StartWrite();
   }
   in_flight_.push_back({request.step_id(), absl::Now()});
   return absl::OkStatus();
 }
 
-std::string WorkerGroup::RankFailure(int rank, uint64_t step_id,
-                                     v1::StepResponse* out) {
-  RankStream& s = *streams_[rank];
+std::string WorkerGroup::AnswerFailure(uint64_t step_id,
+                                       v1::StepResponse* answer) {
+  RankStream& s = *stream_;
   if (s.answers.empty()) {
     if (s.finished) {
       return absl::StrCat("failed in Step: ", s.status.error_message(),
@@ -190,79 +175,51 @@ std::string WorkerGroup::RankFailure(int rank, uint64_t step_id,
                           ")");
     }
     return absl::StrCat("timed out in Step after ",
-                        config_.worker_step_timeout_ms, " ms");
+                        absl::ToInt64Milliseconds(AnswerTimeout()), " ms");
   }
   grpc::ProtoBufferReader reader(&s.answers.front());
-  if (!out->ParseFromZeroCopyStream(&reader)) {
-    return "sent a Step answer that does not parse";
-  }
+  const bool parsed = answer->ParseFromZeroCopyStream(&reader);
   s.answers.pop_front();
-  if (out->error_code() != 0) {
-    return absl::StrCat("failed in Step: ", out->error_message(), " (grpc code ",
-                        out->error_code(), ")");
+  if (!parsed) return "sent a Step answer that does not parse";
+  if (answer->error_code() != 0) {
+    return absl::StrCat("failed in Step: ", answer->error_message(),
+                        " (grpc code ", answer->error_code(), ")");
   }
-  if (out->step_id() != step_id) {
-    return absl::StrCat("answered step ", out->step_id(), " when step ",
+  if (answer->step_id() != step_id) {
+    return absl::StrCat("answered step ", answer->step_id(), " when step ",
                         step_id, " was due");
   }
   return "";
 }
 
-absl::StatusOr<v1::StepResponse> WorkerGroup::Receive() {
-  if (in_flight_.empty()) {
+absl::Status WorkerGroup::Receive(v1::StepResponse* answer) {
+  if (in_flight_.empty() || stream_ == nullptr) {
     return absl::FailedPreconditionError("Receive with no step in flight");
   }
-  const int n = world_size();
-  const absl::Duration timeout =
-      absl::Milliseconds(config_.worker_step_timeout_ms);
   const uint64_t step_id = in_flight_.front().step_id;
   const auto deadline = absl::ToChronoTime(
-      std::max(in_flight_.front().sent, last_answer_) + timeout);
-  // Wait until every rank answered or is over (or the deadline): a rank that
-  // fails often makes its peers fail too, and every failing rank is named.
-  auto settled = [&] {
-    for (const auto& s : streams_) {
-      if (s->answers.empty() && !(s->failed && s->finished)) return false;
-    }
-    return true;
-  };
-  while (!settled() && Pump(deadline)) {
+      std::max(in_flight_.front().sent, last_answer_) + AnswerTimeout());
+  while (stream_->answers.empty() && !(stream_->failed && stream_->finished) &&
+         Pump(deadline)) {
   }
-  std::vector<v1::StepResponse> answers(n);
-  std::string failures;
-  for (int r = 0; r < n; ++r) {
-    const std::string why = RankFailure(r, step_id, &answers[r]);
-    if (!why.empty()) {
-      absl::StrAppend(&failures, failures.empty() ? "worker " : "; worker ",
-                      RankName(r), " ", why);
-    }
-  }
-  if (failures.empty()) {
-    for (int r = 1; r < n; ++r) {
-      if (answers[r].sampled_digest() != answers[0].sampled_digest()) {
-        failures = absl::StrCat(
-            "worker ", RankName(r), " sampled different tokens than ",
-            RankName(0), " in step ", step_id, " (digest ",
-            answers[r].sampled_digest(), " vs ", answers[0].sampled_digest(),
-            "); the ranks no longer compute the same sequences");
-        break;
-      }
-    }
-  }
-  if (!failures.empty()) {
-    closed_reason_ = failures;
-    CloseStreams();
-    return absl::UnavailableError(failures);
+  const std::string why = AnswerFailure(step_id, answer);
+  if (!why.empty()) {
+    const std::string failure = absl::StrCat("worker ", RankName(0), " ", why);
+    closed_reason_ = failure;
+    CloseStream();
+    return absl::UnavailableError(failure);
   }
   in_flight_.pop_front();
   last_answer_ = absl::Now();
-  return std::move(answers[0]);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
     const v1::StepRequest& request) {
   if (absl::Status s = Send(request); !s.ok()) return s;
-  return Receive();
+  v1::StepResponse answer;
+  if (absl::Status s = Receive(&answer); !s.ok()) return s;
+  return answer;
 }
 
 }  // namespace tpserve::router

@@ -78,7 +78,7 @@ void AddRequests(Scheduler* s, int seqs, int prompt_tokens) {
 // answer to the oldest step sent.
 struct Transport {
   std::function<absl::Status(const v1::StepRequest&)> send;
-  std::function<absl::StatusOr<v1::StepResponse>()> receive;
+  std::function<absl::Status(v1::StepResponse*)> receive;
 };
 
 struct Row {
@@ -100,22 +100,29 @@ Row Measure(int steps, int seqs, int prompt_tokens, int depth,
             const Transport& transport) {
   Scheduler s(Config());
   AddRequests(&s, seqs, prompt_tokens);
+  // As the engine does: plans and the answer keep their allocations.
   std::deque<StepPlan> in_flight;
+  std::vector<StepPlan> spare;
+  v1::StepResponse answer;
   std::vector<SequenceOutput> out;
   int last_tokens = 0;
   double bytes = 0;
   auto update_oldest = [&](double* compute_seconds) {
-    auto response = transport.receive();
-    if (!response.ok()) Die("step failed", response.status());
+    if (absl::Status st = transport.receive(&answer); !st.ok()) Die("step failed", st);
     const double t0 = ThreadCpuSeconds();
-    if (!s.Update(in_flight.front(), *response, &out).ok()) std::abort();
+    if (!s.Update(in_flight.front(), answer, &out).ok()) std::abort();
     if (compute_seconds != nullptr) *compute_seconds += ThreadCpuSeconds() - t0;
+    spare.push_back(std::move(in_flight.front()));
     in_flight.pop_front();
     out.clear();
   };
   auto step = [&](double* compute_seconds) {
     const double t0 = ThreadCpuSeconds();
     StepPlan plan;
+    if (!spare.empty()) {
+      plan = std::move(spare.back());
+      spare.pop_back();
+    }
     s.Schedule(absl::Now(), &plan, &out);
     // Router-side compute only (thread CPU): schedule (building the
     // StepRequest) and update, without the worker round trip.
@@ -231,10 +238,10 @@ int main(int argc, char** argv) {
       answers.emplace_back().ParseFromString(wire);
       return absl::OkStatus();
     };
-    local.receive = [&]() -> absl::StatusOr<tpserve::v1::StepResponse> {
-      tpserve::v1::StepResponse r = std::move(answers.front());
+    local.receive = [&](tpserve::v1::StepResponse* r) {
+      *r = std::move(answers.front());
       answers.pop_front();
-      return r;
+      return absl::OkStatus();
     };
     print("in-process (serialize + parse, no gRPC)",
           Measure(steps, seqs, prompt, 2, local));
@@ -257,7 +264,9 @@ int main(int argc, char** argv) {
       streams.send = [&](const tpserve::v1::StepRequest& request) {
         return (*group)->Send(request);
       };
-      streams.receive = [&] { return (*group)->Receive(); };
+      streams.receive = [&](tpserve::v1::StepResponse* r) {
+        return (*group)->Receive(r);
+      };
       print(std::string("step streams, ") +
                 (depth == 2 ? "one step ahead" : "one step at a time") +
                 ", TP=" + std::to_string(tp),

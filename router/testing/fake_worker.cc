@@ -7,6 +7,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::router::testing {
 
@@ -120,6 +121,9 @@ grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
   }
   state_ = std::make_unique<ToyWorkerState>(
       options_.vocab_size, block_size_, request->num_blocks(), options_.strict);
+  relay_.peers.assign(request->relay_to().begin(), request->relay_to().end());
+  relay_.peer_timeout = absl::Milliseconds(
+      request->step_timeout_ms() > 0 ? request->step_timeout_ms() : 30000);
   violation_ = absl::OkStatus();
   ++num_handshakes_;
   return grpc::Status::OK;
@@ -128,47 +132,46 @@ grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
 grpc::Status FakeWorker::StepStream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  worker::RelayOptions relay;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ == nullptr) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "Step before InitCache");
     }
+    relay = relay_;
   }
-  v1::StepRequest request;
-  while (stream->Read(&request)) {
-    if (hang_steps_) {
-      while (!context->IsCancelled() && !killed_) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-      return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
-    }
-    if (step_delay_ms_ > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
-    }
-    v1::StepResponse response;
-    response.set_step_id(request.step_id());
-    if (fail_steps_) {
-      response.set_error_code(grpc::StatusCode::INTERNAL);
-      response.set_error_message("injected step failure");
-    } else {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto result = state_->Step(request);
-      if (result.ok()) {
-        response = std::move(*result);
+  // The same stream serving (and, on rank 0, relaying) as a real worker.
+  return worker::ServeStepStream(
+      context, stream, relay,
+      [&](const v1::StepRequest& request,
+          v1::StepResponse* response) -> absl::Status {
+        if (hang_steps_) {
+          while (!context->IsCancelled() && !killed_) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+          return absl::CancelledError("hung step abandoned");
+        }
+        if (step_delay_ms_ > 0) {
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(step_delay_ms_));
+        }
+        if (fail_steps_) return absl::InternalError("injected step failure");
+        std::lock_guard<std::mutex> lock(mu_);
+        auto result = state_->Step(request);
+        if (!result.ok()) {
+          if (violation_.ok()) violation_ = result.status();
+          return result.status();
+        }
+        *response = std::move(*result);
         // Only rank 0 returns the tokens, as the contract says.
-        if (rank_ != 0) response.clear_sampled();
-        if (diverge_) response.set_sampled_digest(response.sampled_digest() + 1);
+        if (rank_ != 0) response->clear_sampled();
+        if (diverge_) {
+          response->set_sampled_digest(response->sampled_digest() + 1);
+        }
         ++num_steps_;
-      } else {
-        if (violation_.ok()) violation_ = result.status();
-        response.set_error_code(static_cast<int>(result.status().code()));
-        response.set_error_message(std::string(result.status().message()));
-      }
-    }
-    if (!stream->Write(response)) break;
-  }
-  return grpc::Status::OK;
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status FakeWorker::Health(grpc::ServerContext*,

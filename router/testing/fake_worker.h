@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "proto/worker.grpc.pb.h"
 #include "router/testing/toy_worker_state.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::router::testing {
 
@@ -107,6 +108,8 @@ class FakeWorker final : public v1::Worker::Service {
   int block_size_ = 0;
   int max_model_len_ = 0;
   std::unique_ptr<ToyWorkerState> state_;
+  // Rank 0: where it forwards steps (InitCache.relay_to).
+  worker::RelayOptions relay_;
   absl::Status violation_;
 };
 

@@ -196,6 +196,11 @@ absl::StatusOr<int> WorkerGroup::InitCache(int64_t cpu_kv_cache_bytes) {
     SetDeadline(&c, 60000);
     v1::InitCacheRequest req;
     req.set_num_blocks(blocks);
+    if (r == 0) {  // rank 0 relays every step to the others, as for a router
+      for (int peer = 1; peer < world(); ++peer) {
+        req.add_relay_to(absl::StrCat("127.0.0.1:", procs_[peer]->port()));
+      }
+    }
     v1::InitCacheResponse resp;
     results[r] = FromGrpcStatus(procs_[r]->stub().InitCache(&c, req, &resp));
   });
@@ -216,26 +221,13 @@ absl::Status WorkerGroup::Handshake(const LoadSpec& spec) {
 
 absl::StatusOr<v1::StepResponse> WorkerGroup::Step(const v1::StepRequest& step,
                                                    int deadline_ms) {
-  std::vector<absl::Status> results(world());
-  std::vector<v1::StepResponse> responses(world());
-  OnAllRanks(world(), [&](int r) {
-    absl::StatusOr<v1::StepResponse> answer =
-        worker::StepOnce(procs_[r]->stub(), step, absl::Milliseconds(deadline_ms));
-    results[r] = answer.status();
-    if (answer.ok()) responses[r] = *std::move(answer);
-  });
-  for (int r = 0; r < world(); ++r) {
-    if (!results[r].ok()) {
-      return absl::Status(results[r].code(),
-                          absl::StrCat("rank ", r, ": ", results[r].message()));
-    }
+  absl::StatusOr<v1::StepResponse> answer =
+      worker::StepOnce(procs_[0]->stub(), step, absl::Milliseconds(deadline_ms));
+  if (!answer.ok()) {
+    return absl::Status(answer.status().code(),
+                        absl::StrCat("rank 0: ", answer.status().message()));
   }
-  for (int r = 1; r < world(); ++r) {
-    if (responses[r].sampled_size() != 0) {
-      return absl::InternalError(absl::StrCat("rank ", r, " returned samples"));
-    }
-  }
-  return responses[0];
+  return answer;
 }
 
 absl::StatusOr<std::vector<int32_t>> WorkerGroup::Greedy(

@@ -95,6 +95,7 @@ void WorkerService::ResetLocked() {
   }
   model_.Clear();
   limits_ = StepLimits();
+  relay_ = RelayOptions();
   phase_ = Phase::kFresh;
 }
 

@@ -20,6 +20,7 @@
 #include "worker/comm/comm_factory.h"
 #include "worker/model/backend.h"
 #include "worker/service/sequence_table.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::worker {
 
@@ -97,6 +98,8 @@ class WorkerService final : public v1::Worker::Service {
   StepLimits limits_;
   int64_t bytes_per_block_ = 0;  // from ProfileMemory
   SequenceTable sequences_;
+  // Rank 0: the other ranks it forwards steps to (from InitCache).
+  RelayOptions relay_;
   // Bumped by every new step stream and every group reset: only the newest
   // stream of the current group may step.
   uint64_t stream_epoch_ = 0;

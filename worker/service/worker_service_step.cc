@@ -1,17 +1,13 @@
 // WorkerService: memory, cache, the step stream, health and shutdown.
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <memory>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "worker/service/step_stream_server.h"
 #include "worker/service/worker_service.h"
 
 namespace tpserve::worker {
@@ -64,9 +60,15 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
     s = absl::InvalidArgumentError(absl::StrCat(
         "InitCache: num_blocks must be >= 1, got ", req->num_blocks()));
   }
+  if (s.ok() && req->relay_to_size() > 0 && rank_ != 0) {
+    s = absl::InvalidArgumentError(absl::StrCat(
+        "InitCache: only rank 0 relays steps, this is rank ", rank_));
+  }
   if (s.ok()) s = backend_->InitCache(req->num_blocks());
   if (!s.ok()) return ToGrpcStatus(s);
   limits_.num_blocks = req->num_blocks();
+  relay_.peers.assign(req->relay_to().begin(), req->relay_to().end());
+  relay_.peer_timeout = absl::Milliseconds(req->step_timeout_ms() > 0 ? req->step_timeout_ms() : 30000);
   resp->set_cache_bytes(bytes_per_block_ * req->num_blocks());
   phase_ = Phase::kReady;
   ready_.store(true);
@@ -75,40 +77,6 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
 }
 
 namespace {
-
-// Steps read from a stream and not yet run, oldest first.
-class StepQueue {
- public:
-  void Push(std::unique_ptr<v1::StepRequest> step) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      steps_.push_back(std::move(step));
-    }
-    cv_.notify_one();
-  }
-  // The stream ended: Pop returns null once the queue is empty.
-  void Close() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
-    }
-    cv_.notify_one();
-  }
-  std::unique_ptr<v1::StepRequest> Pop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !steps_.empty() || closed_; });
-    if (steps_.empty()) return nullptr;
-    std::unique_ptr<v1::StepRequest> step = std::move(steps_.front());
-    steps_.pop_front();
-    return step;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<v1::StepRequest>> steps_;
-  bool closed_ = false;
-};
 
 // FNV-1a over the (seq_id, token) pairs, in batch order.
 uint64_t SampledDigest(const std::vector<SampleResult>& results) {
@@ -132,49 +100,26 @@ grpc::Status WorkerService::StepStream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
   uint64_t epoch = 0;
+  RelayOptions relay;
   {
     std::lock_guard<std::timed_mutex> lock(mu_);
     absl::Status s = Require(Phase::kReady, "Step");
     if (!s.ok()) return ToGrpcStatus(s);
     epoch = ++stream_epoch_;
+    relay = relay_;
   }
   {
     std::lock_guard<std::mutex> lock(health_mu_);
     streams_.push_back(context);
   }
-  // The reader parses step N+1 (the router sends it early) while N runs.
-  StepQueue queue;
-  std::thread reader([&] {
-    auto step = std::make_unique<v1::StepRequest>();
-    while (stream->Read(step.get())) {
-      queue.Push(std::move(step));
-      step = std::make_unique<v1::StepRequest>();
-    }
-    queue.Close();
-  });
-  while (std::unique_ptr<v1::StepRequest> step = queue.Pop()) {
-    v1::StepResponse resp;
-    absl::Status s;
-    {
-      std::lock_guard<std::timed_mutex> lock(mu_);
-      s = DoStep(*step, epoch, &resp);
-    }
-    if (!s.ok()) {
-      // In-band: the router needs one answer per step, in order.
-      resp.Clear();
-      resp.set_step_id(step->step_id());
-      resp.set_error_code(static_cast<int>(s.code()));
-      resp.set_error_message(std::string(s.message()));
-    }
-    if (!stream->Write(resp)) {
-      context->TryCancel();  // The router is gone; end the reader's Read too.
-      break;
-    }
-  }
-  reader.join();
+  grpc::Status status = ServeStepStream(
+      context, stream, relay, [&](const v1::StepRequest& step, v1::StepResponse* answer) {
+        std::lock_guard<std::timed_mutex> lock(mu_);
+        return DoStep(step, epoch, answer);
+      });
   std::lock_guard<std::mutex> lock(health_mu_);
   streams_.erase(std::find(streams_.begin(), streams_.end(), context));
-  return grpc::Status::OK;
+  return status;
 }
 
 absl::Status WorkerService::DoStep(const v1::StepRequest& req, uint64_t epoch,
