@@ -4,6 +4,7 @@
 #define TPSERVE_CLI_COMMANDS_H_
 
 #include <string>
+#include <vector>
 
 #include "common/config/parse.h"
 
@@ -19,6 +20,8 @@ int RunRouter(const CommandLine& cl);
 int RunWorker(const CommandLine& cl);
 // `tpserve verify DIR`: checks a model folder.
 int RunVerify(const CommandLine& cl);
+// `tpserve bench serve [flags]`: the serving benchmark; `args` follow "bench".
+int RunBench(const std::vector<std::string>& args, const std::string& self_path);
 
 // Folder of the embedded default model (the tiny chat fixture), found next
 // to the binary (Bazel runfiles or an installed share/ folder); "" if absent.

@@ -5,6 +5,7 @@
 //   tpserve router   [flags]   scheduler of one model replica
 //   tpserve worker   [flags]   one tensor-parallel rank
 //   tpserve verify   DIR       check a model folder
+//   tpserve bench serve [flags] serving benchmark against a running server
 //   tpserve version
 #include <cstdio>
 #include <iostream>
@@ -31,6 +32,7 @@ constexpr Subcommand kSubcommands[] = {
     {"router", tpserve::kRouter, "admission, continuous batching and KV blocks of one replica"},
     {"worker", tpserve::kWorker, "one tensor-parallel rank (CPU or CUDA)"},
     {"verify", 0, "check a model folder (config, tensors, SHA256SUMS)"},
+    {"bench", 0, "'bench serve': vLLM's serving benchmark against a running server"},
 };
 
 void PrintUsage(std::FILE* out) {
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
+  if (sub == "bench") return tpserve::cli::RunBench(args, argv[0]);
   auto cl = tpserve::ParseCommandLine(sub, found->components, args);
   if (!cl.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(cl.status().message()).c_str());

@@ -54,11 +54,12 @@ absl::Status AwaitListening(ChildProcess& child, milliseconds timeout) {
 }
 
 // Stops children in the reverse order of the data path: gateway first (no
-// new requests), then router, then workers.
-void StopAll(std::vector<ChildProcess>& children) {
+// new requests), then router, then workers. Each gets its drain time plus a
+// grace, so that none is killed while it still ends requests properly.
+void StopAll(std::vector<ChildProcess>& children, milliseconds drain) {
   for (auto it = children.rbegin(); it != children.rend(); ++it) {
     if (it->PollExit()) continue;
-    std::string how = it->StopAndWait(seconds(30));
+    std::string how = it->StopAndWait(drain + seconds(15));
     spdlog::info("{} {}", it->name(), how);
   }
 }
@@ -80,6 +81,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
   std::fflush(stdout);
 
   const auto start = Clock::now();
+  const milliseconds drain(cl.config.drain_timeout_ms);
   std::vector<ChildProcess> children;  // workers, router, gateway in start order
   auto spawn = [&](const std::string& name, const std::vector<std::string>& argv,
                    const std::map<std::string, std::string>& env) -> absl::Status {
@@ -89,7 +91,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
     return AwaitListening(children.back(), seconds(60));
   };
   auto fail_all = [&](const absl::Status& s) {
-    StopAll(children);
+    StopAll(children, drain);
     return Fail(std::string(s.message()));
   };
 
@@ -107,7 +109,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
   // long part; its progress is in the router's and workers' logs.
   const auto load_deadline = Clock::now() + milliseconds(plan->ready_timeout_ms);
   while (true) {
-    RouterReadiness r = ProbeRouter(plan->router_address);
+    RouterReadiness r = ProbeRouter(*plan);
     if (r.ready) break;
     if (r.failed) return fail_all(absl::FailedPreconditionError(r.message));
     for (ChildProcess& c : children) {
@@ -125,14 +127,14 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
     int sig = sigtimedwait(&signals, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
       std::printf("tpserve serve: interrupted during start-up, stopping\n");
-      StopAll(children);
+      StopAll(children, drain);
       return 130;
     }
   }
   if (absl::Status s = spawn("gateway", plan->gateway_argv, {}); !s.ok()) return fail_all(s);
   const double ready_s = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("tpserve serve: ready in %.1f s — OpenAI API at http://%s:%d/v1 (model \"%s\")\n",
-              ready_s, plan->display_host.c_str(), plan->gateway_port,
+  std::printf("tpserve serve: ready in %.1f s — OpenAI API at %s://%s:%d/v1 (model \"%s\")\n",
+              ready_s, plan->scheme.c_str(), plan->display_host.c_str(), plan->gateway_port,
               plan->served_model_name.c_str());
   std::fflush(stdout);
 
@@ -144,7 +146,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
       std::printf("tpserve serve: %s, stopping gateway, router and workers\n",
                   sig == SIGINT ? "SIGINT" : "SIGTERM");
       std::fflush(stdout);
-      StopAll(children);
+      StopAll(children, drain);
       std::printf("tpserve serve: stopped\n");
       return 0;
     }
@@ -156,7 +158,7 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
         // Let the router notice and fail in-flight requests with UNAVAILABLE
         // before the gateway goes away.
         std::this_thread::sleep_for(seconds(2));
-        StopAll(children);
+        StopAll(children, drain);
         return 1;
       }
     }

@@ -175,12 +175,15 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
   plan.world_size = c.tensor_parallel_size;
   plan.host = c.host;
   plan.display_host = (c.host == "0.0.0.0" || c.host == "::") ? "localhost" : c.host;
+  plan.scheme = c.ssl_certfile.empty() ? "http" : "https";
   if (c.port != 0 && !PortIsFree(c.host, c.port)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "port ", c.port, " on ", c.host, " is taken by another process; choose another with --port"));
   }
   plan.gateway_port = c.port;
   plan.ready_timeout_ms = c.worker_init_timeout_ms + 30000;
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(c));
+  plan.internal_tls = std::move(tls);
 
   const ServerConfig defaults;
   TP_ASSIGN_OR_RETURN(int router_port,
@@ -195,7 +198,8 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
                                      absl::StrCat("--worker-port=", port),
                                      absl::StrCat("--rank=", rank),
                                      absl::StrCat("--tensor-parallel-size=", plan.world_size),
-                                     absl::StrCat("--device=", plan.device)};
+                                     absl::StrCat("--device=", plan.device),
+                                     "--internal-host=127.0.0.1"};
     for (std::string& f : ForwardedFlags(c, kWorker, {"worker-port", "rank", "tensor-parallel-size",
                                                       "device", "metrics-port"})) {
       argv.push_back(std::move(f));
@@ -205,7 +209,7 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
     plan.worker_env.push_back(std::move(env));
   }
   plan.router_argv = {self_path, "router", absl::StrCat("--router-port=", router_port),
-                      absl::StrCat("--model=", plan.model_dir)};
+                      absl::StrCat("--model=", plan.model_dir), "--internal-host=127.0.0.1"};
   for (const std::string& a : worker_addrs) plan.router_argv.push_back("--worker=" + a);
   for (std::string& f : ForwardedFlags(c, kRouter, {"router-port", "model", "worker"})) {
     plan.router_argv.push_back(std::move(f));
@@ -221,8 +225,10 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
   return plan;
 }
 
-RouterReadiness ProbeRouter(const std::string& address) {
-  static auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+RouterReadiness ProbeRouter(const ServePlan& plan) {
+  static auto channel = grpc::CreateCustomChannel(
+      plan.router_address, InternalChannelCredentials(plan.internal_tls.get()),
+      InternalChannelArguments(plan.internal_tls.get()));
   auto stub = tpserve::v1::Router::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));

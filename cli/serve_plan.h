@@ -5,11 +5,13 @@
 #define TPSERVE_CLI_SERVE_PLAN_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/config/config.h"
+#include "common/security/grpc_credentials.h"
 
 namespace tpserve::cli {
 
@@ -20,6 +22,7 @@ struct ServePlan {
   int world_size = 1;
   std::string host;          // gateway bind address
   std::string display_host;  // what to print for clients
+  std::string scheme = "http";  // https with --ssl-certfile
   int gateway_port = 0;
   std::string router_address;  // 127.0.0.1:port
   std::vector<std::vector<std::string>> worker_argv;  // per rank
@@ -27,6 +30,8 @@ struct ServePlan {
   std::vector<std::string> router_argv;
   std::vector<std::string> gateway_argv;
   int ready_timeout_ms = 0;
+  // Internal mutual TLS material (null: plaintext on loopback).
+  std::shared_ptr<const InternalTls> internal_tls;
 };
 
 // Resolves the model (embedded default when --model is empty), checks what
@@ -50,8 +55,9 @@ struct RouterReadiness {
   std::string message;
 };
 
-// One Health call to the router (1 s deadline).
-RouterReadiness ProbeRouter(const std::string& address);
+// One Health call to the plan's router (1 s deadline), over the same
+// credentials the gateway uses.
+RouterReadiness ProbeRouter(const ServePlan& plan);
 
 }  // namespace tpserve::cli
 

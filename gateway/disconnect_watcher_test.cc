@@ -70,6 +70,47 @@ TEST(DisconnectWatcherTest, CallsBackOnHangupOnly) {
   close(p.server);
 }
 
+bool WaitFor(const std::atomic<int>& value, int want) {
+  for (int i = 0; i < 100 && value.load() < want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return value.load() >= want;
+}
+
+// A FIN may be a half-close: when the callback says the client may still be
+// reading, only a reset counts as a hang-up.
+TEST(DisconnectWatcherTest, HalfCloseWaitsForAReset) {
+  std::atomic<int> asked{0};
+  DisconnectWatcher watcher([&](int) {
+    ++asked;
+    return true;
+  });
+  TcpPair p = Connect();
+  std::atomic<int> calls{0};
+  watcher.Watch(p.server, [&] { ++calls; });
+  shutdown(p.client, SHUT_WR);
+  ASSERT_TRUE(WaitFor(asked, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(asked.load(), 1);  // asked once, not on every poll
+  EXPECT_EQ(calls.load(), 0);
+  // The client is gone for good: what the server sends meets a reset.
+  close(p.client);
+  ASSERT_EQ(write(p.server, "x", 1), 1);
+  EXPECT_TRUE(WaitFor(calls, 1));
+  close(p.server);
+}
+
+TEST(DisconnectWatcherTest, HalfCloseOfAClientThatCannotReadIsAHangup) {
+  DisconnectWatcher watcher([](int) { return false; });
+  TcpPair p = Connect();
+  std::atomic<int> calls{0};
+  watcher.Watch(p.server, [&] { ++calls; });
+  shutdown(p.client, SHUT_WR);
+  EXPECT_TRUE(WaitFor(calls, 1));
+  close(p.client);
+  close(p.server);
+}
+
 TEST(DisconnectWatcherTest, UnwatchedSocketIsIgnored) {
   DisconnectWatcher watcher;
   TcpPair p = Connect();

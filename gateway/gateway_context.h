@@ -14,6 +14,7 @@
 #include "gateway/api_keys.h"
 #include "gateway/disconnect_watcher.h"
 #include "gateway/gateway_metrics.h"
+#include "gateway/generation.h"
 #include "gateway/request_parser.h"
 #include "gateway/router_pool.h"
 #include "gateway/text_service.h"
@@ -37,8 +38,10 @@ struct GatewayContext {
   std::unique_ptr<DisconnectWatcher> watcher;
   // Set by Shutdown: new generations are refused.
   std::atomic<bool> draining{false};
-  // Generation requests being served (for draining).
+  // Generation requests being served.
   std::atomic<int> in_flight{0};
+  // Their router calls, for draining (see DrainGenerations).
+  GenerationRegistry generations;
 
   // The deployment's max_model_len: the routers' (once one answered Health),
   // else --max-model-len, else config.json's max_position_embeddings.
@@ -56,6 +59,7 @@ struct GatewayContext {
     l.served_model_names = served_model_names;
     l.max_n = config.max_n;
     l.max_stop_strings = config.max_stop_strings;
+    l.max_choices = config.max_choices_per_request;
     l.max_model_len = max_model_len();
     l.vocab_size = text->vocab_size();
     l.generation_defaults = text->generation_config();

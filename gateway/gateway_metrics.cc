@@ -1,5 +1,11 @@
 #include "gateway/gateway_metrics.h"
 
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 
 namespace tpserve::gateway {
@@ -78,8 +84,77 @@ void GatewayMetrics::UpdateRouters(const RouterPool& pool) {
 }
 
 std::string GatewayMetrics::Render(const RouterPool* pool) {
-  if (pool != nullptr) UpdateRouters(*pool);
-  return registry.Render();
+  if (pool == nullptr) return registry.Render();
+  UpdateRouters(*pool);
+  std::vector<RouterMetricsText> texts;
+  for (RouterSnapshot& r : pool->Snapshot()) {
+    texts.push_back({std::move(r.address), std::move(*r.stats.mutable_prometheus_text())});
+  }
+  return registry.Render() + ReexportRouterMetrics(texts);
+}
+
+namespace {
+
+// The re-exported family a sample line belongs to, or "" (histogram samples
+// carry _bucket, _sum and _count suffixes).
+std::string FamilyOf(absl::string_view name) {
+  for (const char* family : kReexportedRouterFamilies) {
+    absl::string_view f(family);
+    if (name == f) return family;
+    if (absl::StartsWith(name, f)) {
+      absl::string_view suffix = name.substr(f.size());
+      if (suffix == "_bucket" || suffix == "_sum" || suffix == "_count") return family;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string ReexportRouterMetrics(const std::vector<RouterMetricsText>& routers) {
+  struct Family {
+    // The router whose HELP and TYPE lines are kept (-1: none yet).
+    int help_from = -1;
+    std::string help_and_type;
+    std::string samples;
+  };
+  std::map<std::string, Family> families;
+  for (int i = 0; i < static_cast<int>(routers.size()); ++i) {
+    const RouterMetricsText& router = routers[i];
+    const std::string label =
+        absl::StrCat("router=\"", metrics::EscapeLabelValue(router.address), "\"");
+    for (absl::string_view line : absl::StrSplit(router.text, '\n', absl::SkipEmpty())) {
+      if (absl::StartsWith(line, "# HELP ") || absl::StartsWith(line, "# TYPE ")) {
+        absl::string_view rest = line.substr(7);
+        std::string name = FamilyOf(rest.substr(0, rest.find(' ')));
+        if (name.empty()) continue;
+        Family& family = families[name];
+        if (family.help_from < 0) family.help_from = i;
+        if (family.help_from == i) absl::StrAppend(&family.help_and_type, line, "\n");
+        continue;
+      }
+      if (absl::StartsWith(line, "#")) continue;
+      const size_t name_end = line.find_first_of("{ ");
+      if (name_end == absl::string_view::npos) continue;
+      std::string family = FamilyOf(line.substr(0, name_end));
+      if (family.empty()) continue;
+      std::string& out = families[family].samples;
+      if (line[name_end] == '{') {
+        absl::StrAppend(&out, line.substr(0, name_end + 1), label,
+                        line[name_end + 1] == '}' ? "" : ",", line.substr(name_end + 1), "\n");
+      } else {
+        absl::StrAppend(&out, line.substr(0, name_end), "{", label, "}", line.substr(name_end),
+                        "\n");
+      }
+    }
+  }
+  std::string out;
+  for (const char* name : kReexportedRouterFamilies) {
+    auto it = families.find(name);
+    if (it == families.end() || it->second.samples.empty()) continue;
+    absl::StrAppend(&out, it->second.help_and_type, it->second.samples);
+  }
+  return out;
 }
 
 }  // namespace tpserve::gateway

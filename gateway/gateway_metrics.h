@@ -5,12 +5,31 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/metrics/metrics.h"
 #include "gateway/router_pool.h"
 
 namespace tpserve::gateway {
+
+// The router families the gateway's /metrics repeats (names as the router
+// exports them, plus a `router` label): the step cost and the queue and KV
+// gauges, so that the serving overhead shows where the gateway is scraped.
+inline constexpr const char* kReexportedRouterFamilies[] = {
+    "tpserve:step_duration_seconds", "tpserve:tokens_per_step", "tpserve:num_requests_running",
+    "tpserve:num_requests_waiting", "tpserve:kv_cache_usage_perc"};
+
+// One router's Prometheus text and the address it is labelled with.
+struct RouterMetricsText {
+  std::string address;
+  std::string text;
+};
+
+// The kReexportedRouterFamilies found in the routers' texts, each family once
+// (HELP and TYPE from the first router that has it) with the samples of every
+// router, `router="<address>"` added to their labels.
+std::string ReexportRouterMetrics(const std::vector<RouterMetricsText>& routers);
 
 // Handles to every gateway metric (pointers owned by `registry`).
 struct GatewayMetrics {
@@ -23,7 +42,8 @@ struct GatewayMetrics {
   void CountFinished(const std::string& finish_reason);
   // Copies the routers' load figures into the router gauges.
   void UpdateRouters(const RouterPool& pool);
-  // Refreshes router gauges and renders the exposition text.
+  // Refreshes router gauges and renders the exposition text, followed by
+  // the routers' re-exported families (from their last Stats poll).
   std::string Render(const RouterPool* pool);
 
   metrics::Registry registry;

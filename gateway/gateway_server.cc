@@ -2,61 +2,105 @@
 
 #include <httplib.h>
 
-#include <sys/socket.h>
-
 #include <chrono>
+#include <iterator>
+#include <map>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "gateway/gateway_context.h"
 #include "gateway/http_error.h"
 #include "gateway/http_handlers.h"
+#include "gateway/http_server.h"
+#include "gateway/tls_context.h"
 
 namespace tpserve::gateway {
 namespace {
 
-// Streaming requests hold a thread each for their whole life, so the pool
-// must cover the concurrency we promise (256 streaming clients and more).
-constexpr int kHttpThreads = 512;
-// Longest a graceful shutdown waits for in-flight generations.
-constexpr auto kDrainTimeout = std::chrono::seconds(30);
-
-// cpp-httplib's compiled-in listen backlog is 5: a burst of new clients
-// overflows it and their SYNs are dropped and retried after seconds. Calling
-// listen() again on the bound socket raises the backlog (Linux).
-class HttpServer : public httplib::Server {
- public:
-  void RaiseListenBacklog(int backlog) { ::listen(svr_sock_, backlog); }
+// What a route asks of a request before its body is read.
+struct RouteRules {
+  // No API key needed (probes, Prometheus).
+  bool open = false;
+  // The body is JSON: Content-Type must say so.
+  bool json_body = false;
 };
 
-constexpr int kListenBacklog = 1024;
+// "application/json", optionally with parameters ("; charset=utf-8"). Any
+// other type is refused: text/plain and form posts are what a browser sends
+// cross-origin without a preflight, so accepting them would let any web page
+// drive a gateway without API keys on localhost.
+bool IsJsonContentType(const std::string& value) {
+  absl::string_view media(value);
+  media = media.substr(0, media.find(';'));
+  return absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(media), "application/json");
+}
+
+HttpServerOptions ServerOptions(const ServerConfig& config, TlsContext tls) {
+  HttpServerOptions options;
+  options.max_connections = config.max_connections;
+  options.header_timeout = std::chrono::milliseconds(config.http_header_timeout_ms);
+  options.limits.body_timeout = std::chrono::milliseconds(config.http_body_timeout_ms);
+  options.limits.max_body_bytes = config.max_request_body_bytes;
+  options.tls = std::move(tls);
+  return options;
+}
 
 }  // namespace
 
 class GatewayServer::Impl {
  public:
+  // Declared before ctx so that it is destroyed after ctx's disconnect
+  // watcher, which calls into it.
+  std::unique_ptr<HttpServer> http;
   GatewayContext ctx;
-  HttpServer http;
+  std::map<std::string, RouteRules> routes;
   std::thread listener;
   int port = 0;
   std::mutex mu;       // guards shut_down
   std::mutex join_mu;  // serialises Wait() callers
   bool shut_down = false;
 
+  // The checks that need no body: API key, Content-Type. Runs before the
+  // body is read, so unauthenticated clients cannot upload anything.
+  absl::Status CheckHead(const RouteRules& rules, const httplib::Request& req) const {
+    if (!rules.open) {
+      // The header exactly as sent (HttpConnection::OnHead undoes httplib's
+      // percent-decoding); read from the map, since httplib's getters stop
+      // at a NUL byte.
+      auto [first, last] = req.headers.equal_range("Authorization");
+      if (first != last && std::next(first) != last) {
+        return absl::UnauthenticatedError("send a single Authorization header");
+      }
+      TP_RETURN_IF_ERROR(ctx.api_keys.Check(first == last ? std::string() : first->second));
+    }
+    if (rules.json_body && !IsJsonContentType(req.get_header_value("Content-Type"))) {
+      std::string got = req.get_header_value("Content-Type");
+      return UnsupportedMediaType(absl::StrCat(
+          "Content-Type must be application/json (got '", got.empty() ? "none" : got, "')"));
+    }
+    return absl::OkStatus();
+  }
+
+  bool Admit(const httplib::Request& req, httplib::Response& res) {
+    auto it = routes.find(req.path);
+    if (it == routes.end()) return true;  // httplib answers 404
+    absl::Status status = CheckHead(it->second, req);
+    if (status.ok()) return true;
+    WriteError(status, res);
+    ctx.metrics->CountHttp(req.path, res.status);
+    return false;
+  }
+
   void Route(const char* method, const std::string& path, bool open,
              std::function<void(const httplib::Request&, httplib::Response&)> fn) {
-    auto wrapped = [this, path, open, fn = std::move(fn)](const httplib::Request& req,
-                                                           httplib::Response& res) {
-      if (!open) {
-        absl::Status auth = ctx.api_keys.Check(req.get_header_value("Authorization"));
-        if (!auth.ok()) {
-          WriteError(auth, res);
-          ctx.metrics->CountHttp(path, res.status);
-          return;
-        }
-      }
+    const bool post = std::string(method) == "POST";
+    routes[path] = RouteRules{open, post};
+    auto wrapped = [this, path, fn = std::move(fn)](const httplib::Request& req,
+                                                     httplib::Response& res) {
       try {
         fn(req, res);
       } catch (const std::exception& e) {
@@ -67,10 +111,10 @@ class GatewayServer::Impl {
       }
       ctx.metrics->CountHttp(path, res.status < 0 ? 200 : res.status);
     };
-    if (std::string(method) == "GET") {
-      http.Get(path, wrapped);
+    if (post) {
+      http->Post(path, wrapped);
     } else {
-      http.Post(path, wrapped);
+      http->Get(path, wrapped);
     }
   }
 };
@@ -87,18 +131,27 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Server
   std::string name = !config.served_model_name.empty() ? config.served_model_name : config.model;
   if (name.empty()) name = ctx.model_dir;
   ctx.served_model_names = {name};
+  TlsContext tls;
+  if (!config.ssl_certfile.empty() || !config.ssl_keyfile.empty() || !config.ssl_ca_certs.empty()) {
+    TP_ASSIGN_OR_RETURN(tls, CreateServerTlsContext(config.ssl_certfile, config.ssl_keyfile,
+                                                    config.ssl_ca_certs));
+  }
   TP_ASSIGN_OR_RETURN(ctx.text, TextService::Load(ctx.model_dir, config.chat_template));
   TP_ASSIGN_OR_RETURN(ctx.api_keys, ApiKeys::Load(config.api_keys, config.api_key_file));
-  TP_ASSIGN_OR_RETURN(ctx.routers, RouterPool::Create(config.routers));
+  RouterPoolOptions pool_options;
+  TP_ASSIGN_OR_RETURN(pool_options.tls, LoadInternalTls(config));
+  TP_ASSIGN_OR_RETURN(ctx.routers, RouterPool::Create(config.routers, pool_options));
   TP_ASSIGN_OR_RETURN(ctx.metrics, GatewayMetrics::Create());
-  ctx.watcher = std::make_unique<DisconnectWatcher>();
 
-  httplib::Server& http = impl->http;
-  http.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
-  http.set_payload_max_length(static_cast<size_t>(config.max_request_body_bytes));
-  http.set_keep_alive_timeout(5);
-  http.set_tcp_nodelay(true);
   Impl* p = impl.get();
+  impl->http = std::make_unique<HttpServer>(
+      ServerOptions(config, std::move(tls)),
+      [p](const httplib::Request& req, httplib::Response& res) { return p->Admit(req, res); });
+  HttpServer* http = impl->http.get();
+  // A client that half-closes after its request still gets the answer; the
+  // connection tells whether it is still there (HttpConnection).
+  ctx.watcher = std::make_unique<DisconnectWatcher>(
+      [http](int fd) { return http->ProbeHalfClosed(fd); });
   p->Route("POST", "/v1/chat/completions", false, [p](const auto& q, auto& r) {
     HandleGenerate(p->ctx, true, q, r);
   });
@@ -114,31 +167,14 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Server
   p->Route("POST", "/tokenize", false, [p](const auto& q, auto& r) { HandleTokenize(p->ctx, q, r); });
   p->Route("POST", "/detokenize", false,
            [p](const auto& q, auto& r) { HandleDetokenize(p->ctx, q, r); });
-  // httplib answers unknown paths (404) and oversized bodies (413) itself,
-  // with an empty body; give clients an OpenAI error object instead.
-  int64_t max_body = config.max_request_body_bytes;
-  http.set_error_handler([max_body](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string message =
-        res.status == 413
-            ? absl::StrCat("request body exceeds the limit of ", max_body, " bytes")
-            : absl::StrCat("no route for ", req.method, " ", req.path);
-    int status = res.status;
-    res.set_content(ErrorBodyForHttpStatus(status, message), "application/json");
-  });
 
-  int port = config.port == 0 ? http.bind_to_any_port(config.host)
-                              : (http.bind_to_port(config.host, config.port) ? config.port : -1);
-  if (port <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("gateway: cannot listen on ", config.host, ":", config.port));
-  }
-  impl->http.RaiseListenBacklog(kListenBacklog);
-  impl->port = port;
-  impl->listener = std::thread([p] { p->http.listen_after_bind(); });
-  spdlog::info("gateway serving model '{}' on {}:{} ({} router(s), API keys {})", name,
-               config.host, port, config.routers.size(),
-               ctx.api_keys.open() ? "off" : "on");
+  TP_ASSIGN_OR_RETURN(impl->port, http->Bind(config.host, config.port));
+  impl->listener = std::thread([http] { http->Serve(); });
+  spdlog::info("gateway serving model '{}' on {}://{}:{} ({} router(s), API keys {}, at most {} "
+               "connections)",
+               name, config.ssl_certfile.empty() ? "http" : "https", config.host, impl->port,
+               config.routers.size(), ctx.api_keys.open() ? "off" : "on",
+               http->max_connections());
   return std::unique_ptr<GatewayServer>(new GatewayServer(std::move(impl)));
 }
 
@@ -158,15 +194,8 @@ void GatewayServer::Shutdown() {
     impl_->shut_down = true;
   }
   impl_->ctx.draining.store(true);
-  auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-  while (impl_->ctx.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (impl_->ctx.in_flight.load() > 0) {
-    spdlog::warn("gateway: {} request(s) still running after the drain timeout",
-                 impl_->ctx.in_flight.load());
-  }
-  impl_->http.stop();
+  DrainGenerations(impl_->ctx, std::chrono::milliseconds(impl_->ctx.config.drain_timeout_ms));
+  impl_->http->Stop();
 }
 
 void GatewayServer::Wait() {

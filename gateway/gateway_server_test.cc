@@ -237,6 +237,24 @@ TEST_F(GatewayServerTest, ValidationErrors) {
   EXPECT_TRUE(router_->requests().empty());
 }
 
+// issue 22: the 140 KB reproducer (70,000 nested arrays in a message)
+// overflowed a thread's stack and took the whole gateway down.
+TEST_F(GatewayServerTest, DeeplyNestedJsonIsA400AndTheGatewaySurvives) {
+  config_.max_request_body_bytes = 1 << 20;
+  StartGateway();
+  const std::string deep = std::string(70000, '[') + std::string(70000, ']');
+  const std::string chat = R"({"messages": [{"role": "user", "content": )" + deep + "}]}";
+  for (const char* path : {"/v1/chat/completions", "/tokenize"}) {
+    auto r = Request(port(), "POST", path, chat);
+    ExpectError(r, 400, "");
+    EXPECT_NE(r.body.find("deeper than 128 levels"), std::string::npos) << r.body;
+  }
+  ExpectError(Request(port(), "POST", "/v1/completions", R"({"prompt": )" + deep + "}"), 400, "");
+  ExpectError(Request(port(), "POST", "/detokenize", R"({"tokens": )" + deep + "}"), 400, "");
+  EXPECT_EQ(Request(port(), "GET", "/health").status, 200);
+  EXPECT_TRUE(router_->requests().empty());
+}
+
 TEST_F(GatewayServerTest, ApiKeys) {
   StartGateway({"sk-test"});
   ExpectError(Request(port(), "GET", "/v1/models"), 401, "");
@@ -304,8 +322,10 @@ TEST_F(GatewayServerTest, StreamingClientDisconnectCancelsRouterCall) {
   auto t0 = std::chrono::steady_clock::now();
   conn.Close();
   ASSERT_TRUE(router_->WaitForCancelled(1, std::chrono::seconds(2)));
-  // Cancelled by the watcher, well before the next token would be written.
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
+  // A FIN alone could be a half-close (the client still reading), so a
+  // stream in progress learns of the hang-up from the reset its next token
+  // write meets: cancelled within one token interval, not at the end.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
 }
 
 TEST_F(GatewayServerTest, NonStreamingClientDisconnectCancelsRouterCall) {

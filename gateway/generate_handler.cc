@@ -21,6 +21,9 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// How long a drain that ran out waits for the aborted responses to be sent.
+constexpr std::chrono::seconds kAbortGrace(5);
+
 // Tokenized prompts of a request.
 absl::StatusOr<std::vector<std::vector<int>>> Tokenize(const GatewayContext& ctx,
                                                        const GenerationRequest& r) {
@@ -86,7 +89,7 @@ struct StreamState {
 
   ~StreamState() {
     if (watching) ctx->watcher->Unwatch(watch_id);
-    generation.reset();  // cancels what still runs, joins the threads
+    generation.reset();  // cancels what still runs, waits for gRPC to let go
     ctx->in_flight.fetch_sub(1);
     ctx->metrics->in_flight->Decrement();
   }
@@ -292,7 +295,7 @@ void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
   state->header = header;
   state->generation = std::make_unique<Generation>(ctx.routers.get(), ctx.text.get(),
                                                    ctx.metrics.get(), header.id, std::move(specs),
-                                                   arrival);
+                                                   arrival, &ctx.generations);
   state->request = std::move(r);
   // A client that hangs up cancels the router calls at once.
   int fd = DisconnectWatcher::FindConnectionFd(req.remote_addr, req.remote_port, req.local_port);
@@ -328,6 +331,19 @@ void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
         return true;
       },
       [state](bool) { state->generation->Cancel(); });
+}
+
+void DrainGenerations(GatewayContext& ctx, std::chrono::milliseconds timeout) {
+  if (ctx.generations.WaitIdle(timeout)) return;
+  spdlog::warn("gateway: {} request(s) still running after the drain timeout; ending them",
+               ctx.generations.size());
+  ctx.generations.AbortAll(absl::UnavailableError("the gateway is shutting down"));
+  // Long enough for the error events to reach clients that read; a client
+  // that stopped reading is cut when the server stops.
+  if (!ctx.generations.WaitIdle(kAbortGrace)) {
+    spdlog::warn("gateway: {} response(s) not finished after the abort",
+                 ctx.generations.size());
+  }
 }
 
 }  // namespace tpserve::gateway

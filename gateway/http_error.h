@@ -31,6 +31,15 @@ absl::Status InvalidField(const std::string& param, const std::string& message);
 // status; it becomes a Retry-After header rounded up to whole seconds.
 absl::Status WithRetryAfterMs(absl::Status status, int64_t retry_after_ms);
 
+// 415: the body's Content-Type is not one the endpoint takes.
+absl::Status UnsupportedMediaType(const std::string& message);
+
+// Server-side errors (HTTP 5xx) reach clients with a generic message (the
+// detail, which may name internal hosts and ports, is logged instead); a
+// status marked by this keeps its own message, for messages the gateway
+// writes itself and knows to be safe.
+absl::Status ShownToClients(absl::Status status);
+
 // The "param" attached by InvalidField, if any.
 std::optional<std::string> ErrorParam(const absl::Status& status);
 
@@ -42,11 +51,13 @@ std::optional<int64_t> RetryAfterMs(const absl::Status& status);
 // DEADLINE_EXCEEDED 504, anything else 500).
 int HttpStatusFor(absl::StatusCode code);
 
-// The OpenAI error object (as a JSON string) for a non-OK status.
+// The OpenAI error object (as a JSON string) for a non-OK status. 5xx
+// messages are replaced (see ShownToClients) and logged.
 std::string ErrorBody(const absl::Status& status);
 
 // An OpenAI error object for an HTTP status decided outside the status map
-// (cpp-httplib's own 404 and 413 answers).
+// (the connection layer's answers: unknown path, malformed request, body
+// too large, timeouts).
 std::string ErrorBodyForHttpStatus(int http_status, const std::string& message);
 
 // Everything needed to answer a failed request.

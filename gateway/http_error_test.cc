@@ -29,11 +29,46 @@ TEST(HttpErrorTest, MapsEveryCode) {
     EXPECT_EQ(error.http_status, c.http) << c.status;
     auto body = nlohmann::json::parse(error.body);
     EXPECT_EQ(body["error"]["type"], c.type) << c.status;
-    EXPECT_EQ(body["error"]["message"], "x");
+    // Server-side errors get a generic message (see below).
+    if (c.http < 500) {
+      EXPECT_EQ(body["error"]["message"], "x");
+    }
     EXPECT_TRUE(body["error"]["param"].is_null());
     EXPECT_TRUE(body["error"]["code"].is_string());
     EXPECT_EQ(error.retry_after_s.has_value(), c.http == 429);
   }
+}
+
+// issue 22: router errors named internal worker addresses to clients.
+TEST(HttpErrorTest, ServerErrorsHideTheirDetail) {
+  for (const absl::Status& status :
+       {absl::UnavailableError("worker rank 1 (10.0.3.7:50062) failed in Step"),
+        absl::InternalError("10.0.3.7:50051: bug"), absl::DeadlineExceededError("10.0.3.7")}) {
+    auto body = nlohmann::json::parse(ToHttpError(status).body);
+    std::string message = body["error"]["message"];
+    EXPECT_EQ(message.find("10.0.3.7"), std::string::npos) << message;
+    EXPECT_FALSE(message.empty());
+  }
+  auto unavailable = nlohmann::json::parse(ToHttpError(absl::UnavailableError("a")).body);
+  EXPECT_NE(unavailable["error"]["message"].get<std::string>().find("unavailable"),
+            std::string::npos);
+  // Messages the gateway knows to be safe are kept.
+  auto shown = nlohmann::json::parse(
+      ToHttpError(ShownToClients(absl::UnavailableError("no router is ready"))).body);
+  EXPECT_EQ(shown["error"]["message"], "no router is ready");
+}
+
+TEST(HttpErrorTest, CodesForNotFoundAndMediaType) {
+  auto model = nlohmann::json::parse(ToHttpError(absl::NotFoundError("no such model")).body);
+  EXPECT_EQ(model["error"]["code"], "model_not_found");
+  auto path = nlohmann::json::parse(ErrorBodyForHttpStatus(404, "no route for GET /x"));
+  EXPECT_EQ(path["error"]["code"], "not_found");
+  HttpError media = ToHttpError(UnsupportedMediaType("Content-Type must be application/json"));
+  EXPECT_EQ(media.http_status, 415);
+  auto body = nlohmann::json::parse(media.body);
+  EXPECT_EQ(body["error"]["code"], "unsupported_media_type");
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(body["error"]["message"], "Content-Type must be application/json");
 }
 
 TEST(HttpErrorTest, InvalidFieldNamesParam) {

@@ -4,6 +4,8 @@
 #ifndef TPSERVE_GATEWAY_HTTP_HANDLERS_H_
 #define TPSERVE_GATEWAY_HTTP_HANDLERS_H_
 
+#include <chrono>
+
 #include "absl/status/status.h"
 #include "gateway/gateway_context.h"
 
@@ -20,6 +22,11 @@ void WriteError(const absl::Status& status, httplib::Response& res);
 // POST /v1/chat/completions (chat = true) and POST /v1/completions.
 void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
                     httplib::Response& res);
+
+// Shutdown: waits up to `timeout` for the generations in flight, then ends
+// the rest with an error (streams get an error event and `data: [DONE]`,
+// non-streaming requests a 503) and waits briefly for those answers to go out.
+void DrainGenerations(GatewayContext& ctx, std::chrono::milliseconds timeout);
 
 // GET /v1/models.
 void HandleModels(const GatewayContext& ctx, const httplib::Request& req, httplib::Response& res);

@@ -106,9 +106,11 @@ void HandleModels(const GatewayContext& ctx, const httplib::Request&, httplib::R
 }
 
 void HandleHealth(const GatewayContext& ctx, const httplib::Request&, httplib::Response& res) {
-  if (ctx.draining.load()) return WriteError(absl::UnavailableError("shutting down"), res);
+  if (ctx.draining.load()) {
+    return WriteError(ShownToClients(absl::UnavailableError("shutting down")), res);
+  }
   if (!ctx.routers->AnyReady()) {
-    return WriteError(absl::UnavailableError("no router is ready"), res);
+    return WriteError(ShownToClients(absl::UnavailableError("no router is ready")), res);
   }
   res.status = 200;
 }

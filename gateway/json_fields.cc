@@ -4,10 +4,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/http_error.h"
+#include "gateway/json_depth.h"
 
 namespace tpserve::gateway {
 
 using nlohmann::json;
+
+absl::Status CheckJsonDepth(std::string_view text, const std::string& param, const char* what) {
+  if (JsonDepthWithin(text, kMaxJsonDepth)) return absl::OkStatus();
+  std::string message =
+      absl::StrCat(what, " nests arrays and objects deeper than ", kMaxJsonDepth, " levels");
+  return param.empty() ? absl::InvalidArgumentError(message) : InvalidField(param, message);
+}
 
 const json* Fields::Find(const char* key) const {
   auto it = object_.find(key);

@@ -7,11 +7,17 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include <nlohmann/json.hpp>
 
 namespace tpserve::gateway {
+
+// INVALID_ARGUMENT (param `param`, none when empty) when `text` nests arrays
+// and objects deeper than kMaxJsonDepth (gateway/json_depth.h). Every JSON
+// text from a client goes through this before it is parsed.
+absl::Status CheckJsonDepth(std::string_view text, const std::string& param, const char* what);
 
 class Fields {
  public:

@@ -182,8 +182,9 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for system.
     if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
-      return InvalidField("messages", absl::StrCat(where, ".role must be one of system, user, "
-                                                          "assistant, tool (got '", r, "')"));
+      return InvalidField("messages", absl::StrCat(where, ".role must be one of system, "
+                                                          "developer, user, assistant, tool "
+                                                          "(got '", r, "')"));
     }
     ordered_json out = m;
     out["role"] = r;
@@ -224,7 +225,10 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
         // Templates expect arguments as an object; clients send a JSON string.
         const ordered_json& args = call["function"].value("arguments", ordered_json("{}"));
         if (args.is_string()) {
-          ordered_json parsed = ordered_json::parse(args.get<std::string>(), nullptr, false);
+          const std::string& text = args.get_ref<const std::string&>();
+          TP_RETURN_IF_ERROR(
+              CheckJsonDepth(text, "messages", (cw + ".function.arguments").c_str()));
+          ordered_json parsed = ordered_json::parse(text, nullptr, false);
           if (parsed.is_discarded()) {
             return InvalidField("messages", cw + ".function.arguments is not valid JSON");
           }
@@ -238,6 +242,15 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
 }
 
 absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
+  // tool_choice is checked whether or not tools are given: a value this
+  // server cannot honour is an error, not silently ignored.
+  bool none = false;
+  if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
+    if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
+      return InvalidField("tool_choice", "only tool_choice \"auto\" and \"none\" are supported");
+    }
+    none = *choice == "none";
+  }
   auto it = body.find("tools");
   req->tools = nullptr;
   if (it == body.end() || it->is_null()) return absl::OkStatus();
@@ -252,21 +265,29 @@ absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
     }
   }
   if (!it->empty()) req->tools = *it;
-  bool none = false;
-  if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
-    if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
-      return InvalidField("tool_choice", "only tool_choice \"auto\" and \"none\" are supported");
-    }
-    none = *choice == "none";
-  }
   req->parse_tool_calls = !it->empty() && !none;
   return absl::OkStatus();
+}
+
+// prompts x n completions must stay within limits.max_choices.
+absl::Status CheckChoices(size_t prompts, int n, const RequestLimits& limits) {
+  if (prompts * static_cast<size_t>(n) <= static_cast<size_t>(limits.max_choices)) {
+    return absl::OkStatus();
+  }
+  return InvalidField(prompts > 1 ? "prompt" : "n",
+                      absl::StrCat("this request asks for ", prompts, " prompt(s) x n=", n, " = ",
+                                   prompts * static_cast<size_t>(n),
+                                   " completions; at most ", limits.max_choices,
+                                   " are allowed per request"));
 }
 
 absl::Status ParsePrompt(const json& body, const RequestLimits& limits, GenerationRequest* req) {
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) return InvalidField("prompt", "prompt is required");
   const json& p = *it;
+  // Before anything is copied: a list of prompts counts one each.
+  const bool list = p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array());
+  TP_RETURN_IF_ERROR(CheckChoices(list ? p.size() : 1, req->n, limits));
   constexpr char kShape[] =
       "prompt must be a string, a list of strings, a list of token ids or a list of lists of "
       "token ids";
@@ -302,6 +323,7 @@ absl::Status ParsePrompt(const json& body, const RequestLimits& limits, Generati
 }  // namespace
 
 absl::StatusOr<json> ParseJsonObject(const std::string& body) {
+  TP_RETURN_IF_ERROR(CheckJsonDepth(body, "", "the request body"));
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
   if (!parsed.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
@@ -314,11 +336,13 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
   GenerationRequest req;
   req.chat = true;
   TP_RETURN_IF_ERROR(ParseCommon(parsed, limits, &req));
+  TP_RETURN_IF_ERROR(CheckChoices(1, req.n, limits));
   Fields f(parsed);
   TP_RETURN_IF_ERROR(ParseMaxTokens(f, f.Find("max_completion_tokens") ? "max_completion_tokens"
                                                                          : "max_tokens",
                                     limits, &req));
-  // Parsed again preserving key order for the template (see messages).
+  // Parsed again preserving key order for the template (see messages); the
+  // depth was checked by ParseJsonObject.
   ordered_json ordered = ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   TP_RETURN_IF_ERROR(ParseMessages(ordered, &req));
   TP_RETURN_IF_ERROR(ParseTools(ordered, &req));

@@ -24,6 +24,9 @@ struct RequestLimits {
   std::vector<std::string> served_model_names;
   int max_n = 16;
   int max_stop_strings = 16;
+  // Most completions per request: prompts x n. Each is a router call (and a
+  // gateway thread), so a long prompt list times n must not flood the queue.
+  int max_choices = 256;
   // Longest prompt + completion; 0 while unknown (then only >= 1 is checked).
   int max_model_len = 0;
   // Token ids must be below this; 0 while unknown.
@@ -86,7 +89,9 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
 absl::StatusOr<GenerationRequest> ParseCompletionRequest(const std::string& body,
                                                          const RequestLimits& limits);
 
-// Parses the JSON body and checks that it is an object.
+// Parses the JSON body and checks that it is an object nested at most
+// kMaxJsonDepth levels deep (checked before parsing: deeper input would
+// overflow the stack of whatever walks it next).
 absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& body);
 
 }  // namespace tpserve::gateway

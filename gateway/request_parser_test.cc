@@ -140,6 +140,10 @@ TEST(RequestParserTest, BadChatFieldsNameTheField) {
       {Chat(R"("tools": [{"type": "x"}])"), "tools"},
       {Chat(R"("tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required")"),
        "tool_choice"},
+      // Checked without tools too (issue 22: it was silently ignored).
+      {Chat(R"("tool_choice": "required")"), "tool_choice"},
+      {Chat(R"("tool_choice": {"type": "function", "function": {"name": "f"}})"), "tool_choice"},
+      {Chat(R"("tool_choice": 5)"), "tool_choice"},
       {R"({"model": "tiny"})", "messages"},
       {R"({"model": "tiny", "messages": []})", "messages"},
       {R"({"model": "tiny", "messages": [{"role": "bot", "content": "x"}]})", "messages"},
@@ -157,6 +161,43 @@ TEST(RequestParserTest, BadChatFieldsNameTheField) {
   }
 }
 
+TEST(RequestParserTest, UnknownRoleListsTheAcceptedOnes) {
+  auto req = ParseChatRequest(R"({"messages": [{"role": "bot", "content": "x"}]})", Limits());
+  ASSERT_FALSE(req.ok());
+  EXPECT_NE(req.status().message().find("system, developer, user, assistant, tool"),
+            absl::string_view::npos)
+      << req.status();
+}
+
+// issue 22: 300 prompts x n=16 in one request flooded the queue (29 s,
+// 1,500 gateway threads); prompts x n is bounded.
+TEST(RequestParserTest, PromptsTimesNIsBounded) {
+  RequestLimits limits = Limits();
+  limits.max_choices = 8;
+  auto ok = ParseCompletionRequest(R"({"prompt": ["a", "b", "c", "d"], "n": 2})", limits);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  struct Case {
+    std::string body;
+    std::string param;
+  };
+  const Case cases[] = {
+      {R"({"prompt": ["a", "b", "c"], "n": 3})", "prompt"},
+      {R"({"prompt": [[1], [2], [3], [4], [5], [6], [7], [8], [9]]})", "prompt"},
+  };
+  for (const Case& c : cases) {
+    auto req = ParseCompletionRequest(c.body, limits);
+    ASSERT_FALSE(req.ok()) << c.body;
+    EXPECT_EQ(ErrorParam(req.status()).value_or(""), c.param) << req.status();
+    EXPECT_NE(req.status().message().find("at most 8"), absl::string_view::npos) << req.status();
+  }
+  limits.max_choices = 2;
+  auto chat = ParseChatRequest(Chat(R"("n": 3)"), limits);
+  ASSERT_FALSE(chat.ok());
+  EXPECT_EQ(ErrorParam(chat.status()).value_or(""), "n");
+  // A single prompt of token ids counts once.
+  EXPECT_TRUE(ParseCompletionRequest(R"({"prompt": [1, 2, 3, 4, 5], "n": 2})", limits).ok());
+}
+
 TEST(RequestParserTest, UnknownModelIsNotFound) {
   auto req = ParseChatRequest(R"({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]})",
                               Limits());
@@ -167,6 +208,41 @@ TEST(RequestParserTest, UnknownModelIsNotFound) {
 TEST(RequestParserTest, BodyMustBeJsonObject) {
   EXPECT_EQ(ParseChatRequest("{", Limits()).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseChatRequest("[1]", Limits()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// issue 22: ~70,000 nested arrays anywhere in a body overflowed the stack
+// (the gateway crashed). Every place client JSON reaches is refused with a
+// 400 before anything walks it.
+TEST(RequestParserTest, DeeplyNestedJsonIsRefusedEverywhere) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string deep_string = "\"" + std::string(100000, '[') + std::string(100000, ']') + "\"";
+  const std::string chat[] = {
+      R"({"messages": [{"role": "user", "content": )" + deep + "}]}",
+      R"({"messages": [{"role": "user", "content": "x", "name": )" + deep + "}]}",
+      Chat(R"("tools": [{"type": "function", "function": {"name": "f", "parameters": )" + deep +
+           "}}]"),
+      Chat(R"("chat_template_kwargs": {"x": )" + deep + "}"),
+      // A JSON string that is itself parsed: tool_calls[].function.arguments.
+      R"({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"type": "function",
+          "function": {"name": "f", "arguments": )" + deep_string + "}}]}]}",
+  };
+  for (const std::string& body : chat) {
+    auto req = ParseChatRequest(body, Limits());
+    ASSERT_FALSE(req.ok()) << body.substr(0, 120);
+    EXPECT_EQ(req.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(req.status().message().find("deeper than 128 levels"), absl::string_view::npos)
+        << req.status();
+  }
+  auto completion = ParseCompletionRequest(R"({"prompt": )" + deep + "}", Limits());
+  EXPECT_EQ(completion.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseJsonObject(deep).status().code(), absl::StatusCode::kInvalidArgument);
+  // Nesting within the bound still parses (a tool schema 60 objects deep).
+  std::string schema = "{}";
+  for (int i = 0; i < 60; ++i) schema = R"({"type": "object", "properties": {"p": )" + schema + "}}";
+  ASSERT_TRUE(ParseChatRequest(Chat(R"("tools": [{"type": "function", "function": {"name": "f",
+                                       "parameters": )" + schema + "}}]"),
+                               Limits())
+                  .ok());
 }
 
 TEST(RequestParserTest, CompletionPromptShapes) {

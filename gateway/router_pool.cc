@@ -19,6 +19,9 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Per-stream HTTP/2 receive window towards routers (see Create).
+constexpr int kStreamWindowBytes = 256;
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
@@ -33,7 +36,7 @@ absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
     }
     auto router = std::make_unique<Router>();
     router->address = address;
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = InternalChannelArguments(options.tls.get());
     // Token streams are long-lived; keep idle connections open and notice
     // dead routers quickly.
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -41,8 +44,22 @@ absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    router->stub = tpserve::v1::Router::NewStub(
+    // Stats and Health polls on a connection of their own, with the default
+    // flow control: a Stats answer (Prometheus text) is kilobytes.
+    router->control_stub = tpserve::v1::Router::NewStub(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    // Backpressure for token streams: a Generation stops reading a call its
+    // HTTP thread is behind on, and a small fixed per-stream window (no BDP
+    // growth) then stops the router's write, so the router coalesces the
+    // tokens into its next message instead of queueing thousands of small
+    // ones in transport buffers (which the gateway would then have to
+    // receive one by one: with 1,024 streams it never caught up). 256 bytes
+    // is ~10 token messages in flight per stream (a few with logprobs); a
+    // larger message just takes a few window updates.
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
+    router->stub = tpserve::v1::Router::NewStub(
+        grpc::CreateCustomChannel(address, InternalChannelCredentials(options.tls.get()), args));
     pool->routers_.push_back(std::move(router));
   }
   pool->poller_ = std::thread([p = pool.get()] { p->PollLoop(); });
@@ -73,7 +90,7 @@ void RouterPool::PollOnce() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
     tpserve::v1::StatsResponse stats;
-    grpc::Status status = router->stub->Stats(&ctx, tpserve::v1::StatsRequest(), &stats);
+    grpc::Status status = router->control_stub->Stats(&ctx, tpserve::v1::StatsRequest(), &stats);
     bool ready = status.ok() && stats.state() == tpserve::v1::SERVING_STATE_READY;
     bool need_info = false;
     {
@@ -92,7 +109,7 @@ void RouterPool::PollOnce() {
       grpc::ClientContext hctx;
       hctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
       tpserve::v1::HealthResponse health;
-      if (router->stub->Health(&hctx, tpserve::v1::HealthRequest(), &health).ok() &&
+      if (router->control_stub->Health(&hctx, tpserve::v1::HealthRequest(), &health).ok() &&
           health.state() == tpserve::v1::SERVING_STATE_READY) {
         std::lock_guard<std::mutex> lock(mu_);
         model_info_ = health.model();

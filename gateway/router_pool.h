@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/security/grpc_credentials.h"
 #include "proto/router.grpc.pb.h"
 
 namespace tpserve::gateway {
@@ -41,12 +42,14 @@ struct RouterPoolOptions {
   int affinity_slack = 4;
   // Prompt tokens hashed for affinity (a system prompt plus a little).
   int affinity_prefix_tokens = 64;
+  // Internal mutual TLS material for the router channels (null: plaintext).
+  std::shared_ptr<const InternalTls> tls;
 };
 
 // Thread-safe set of router connections with load tracking.
 class RouterPool {
  public:
-  // Connects (lazily, insecure channels) to every address; polling starts at
+  // Connects (lazily, with options.tls's credentials) to every address; polling starts at
   // once. Empty `addresses` is INVALID_ARGUMENT.
   static absl::StatusOr<std::unique_ptr<RouterPool>> Create(
       const std::vector<std::string>& addresses, RouterPoolOptions options = {});
@@ -59,7 +62,8 @@ class RouterPool {
   // is left; nullopt when every router is excluded.
   std::optional<int> Pick(std::span<const int> prompt, const std::vector<int>& exclude) const;
 
-  // The stub for router `index`.
+  // The stub for router `index`'s Generate calls (a connection with small
+  // per-stream flow-control windows, see router_pool.cc).
   tpserve::v1::Router::Stub* stub(int index) const { return routers_[index]->stub.get(); }
   // Number of routers.
   int size() const { return static_cast<int>(routers_.size()); }
@@ -86,6 +90,8 @@ class RouterPool {
   struct Router {
     std::string address;
     std::unique_ptr<tpserve::v1::Router::Stub> stub;
+    // For the Stats and Health polls.
+    std::unique_ptr<tpserve::v1::Router::Stub> control_stub;
     std::atomic<int> in_flight{0};
     // Requests started since the last successful poll (not yet in stats).
     std::atomic<int> started_since_poll{0};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "gateway/json_depth.h"
 #include "gateway/random_id.h"
 
 namespace tpserve::gateway {
@@ -17,6 +18,9 @@ std::string Trim(const std::string& s) {
 
 // One block's JSON as a call; nullopt if it is not {"name": str, ...}.
 std::optional<ToolCall> ParseBlock(const std::string& body) {
+  // Model output is as untrusted as a request: a prompt can make the model
+  // emit thousands of nested brackets.
+  if (!JsonDepthWithin(body)) return std::nullopt;
   json j = json::parse(Trim(body), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("name") || !j["name"].is_string()) return std::nullopt;
   ToolCall call;

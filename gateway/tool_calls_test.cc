@@ -54,6 +54,16 @@ TEST(ParseToolCallsTest, MalformedBlockLeavesEverythingAsContent) {
   }
 }
 
+// Model output is untrusted too: arguments nested 100,000 deep overflowed
+// the stack when dumped back to a string.
+TEST(ParseToolCallsTest, DeeplyNestedBlockStaysContent) {
+  const std::string text = "<tool_call>{\"name\": \"f\", \"arguments\": " +
+                           std::string(100000, '[') + std::string(100000, ']') + "}</tool_call>";
+  ToolCallOutput out = ParseToolCalls(text);
+  EXPECT_TRUE(out.calls.empty());
+  EXPECT_EQ(out.content, text);
+}
+
 TEST(ToolCallsJsonTest, MessageAndDeltaShapes) {
   std::vector<ToolCall> calls = {{"chatcmpl-tool-1", "f", "{\"a\":1}"}};
   json message = ToolCallsJson(calls, false);

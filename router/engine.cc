@@ -24,23 +24,31 @@ const char* ReasonLabel(v1::FinishReason reason) {
 
 }  // namespace
 
-void RequestStream::Wait(absl::Duration timeout,
-                         std::vector<SequenceOutput>* out) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-               [&] { return !outputs_.empty(); });
+void RequestStream::Take(std::vector<SequenceOutput>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
   while (!outputs_.empty()) {
     out->push_back(std::move(outputs_.front()));
     outputs_.pop_front();
   }
 }
 
+void RequestStream::SetListener(std::function<void()> on_output) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_output_ = std::move(on_output);
+  // Outputs pushed before the listener existed must not wait for the next.
+  if (on_output_ && !outputs_.empty()) on_output_();
+}
+
+void RequestStream::ClearListener() {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_output_ = nullptr;
+}
+
 void RequestStream::Push(SequenceOutput output) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    outputs_.push_back(std::move(output));
-  }
-  cv_.notify_one();
+  std::lock_guard<std::mutex> lock(mu_);
+  outputs_.push_back(std::move(output));
+  // Under the lock, so that ClearListener can promise it is not running.
+  if (on_output_) on_output_();
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -41,13 +42,23 @@ struct EngineOptions {
   absl::Duration max_backoff = absl::Seconds(10);
 };
 
-// Outputs of one request, from the step loop to its Generate handler.
+// Outputs of one request, from the step loop to whoever serves the request.
+// Nothing waits on it: the server registers a listener that is told when
+// outputs arrive and takes them without blocking.
 class RequestStream {
  public:
   // The scheduler's id for the request.
   uint64_t seq_id() const { return seq_id_; }
-  // Waits up to `timeout` for outputs and moves them into `out`.
-  void Wait(absl::Duration timeout, std::vector<SequenceOutput>* out);
+  // Moves every queued output into `out` (appends; never waits).
+  void Take(std::vector<SequenceOutput>* out);
+  // Calls `on_output` after every Push from now on, and once now if outputs
+  // are already queued. It runs on the step loop's thread with this stream's
+  // lock held, so it must only hand off (queue work elsewhere): never block,
+  // never call back into this stream.
+  void SetListener(std::function<void()> on_output);
+  // Removes the listener; once this returns it is not running and will not
+  // run again.
+  void ClearListener();
 
  private:
   friend class Engine;
@@ -57,8 +68,8 @@ class RequestStream {
   absl::Time arrival_;
   bool got_first_token_ = false;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<SequenceOutput> outputs_;
+  std::function<void()> on_output_;
 };
 
 // Scheduler + worker group + step loop.

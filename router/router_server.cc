@@ -7,6 +7,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/security/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -26,6 +27,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
                      "got ", config.router_port, " and ", config.metrics_port));
   }
   std::unique_ptr<RouterServer> server(new RouterServer());
+  server->drain_timeout_ = absl::Milliseconds(config.drain_timeout_ms);
   TP_ASSIGN_OR_RETURN(server->engine_, Engine::Create(config, options));
   server->service_ = std::make_unique<RouterService>(server->engine_.get());
 
@@ -34,13 +36,16 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
   // Without this a second router on the same port would bind silently
   // (SO_REUSEPORT) and steal half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(absl::StrCat("0.0.0.0:", config.router_port),
-                           grpc::InsecureServerCredentials(), &server->port_);
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(config));
+  const std::string address = InternalListenAddress(config, config.router_port);
+  builder.AddListeningPort(address, InternalServerCredentials(tls.get()),
+                           &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
-        "could not listen on 0.0.0.0:", config.router_port, " (port in use?)"));
+        "could not listen on ", address, " (port in use, or --internal-host not "
+        "an address of this host?)"));
   }
 
   if (config.metrics_port > 0) {
@@ -51,9 +56,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
       res.set_content(engine->PrometheusText(),
                       "text/plain; version=0.0.4; charset=utf-8");
     });
-    if (!server->http_->bind_to_port("0.0.0.0", config.metrics_port)) {
+    if (!server->http_->bind_to_port(config.internal_host, config.metrics_port)) {
       return absl::UnavailableError(absl::StrCat(
-          "could not listen for /metrics on 0.0.0.0:", config.metrics_port));
+          "could not listen for /metrics on ",
+          InternalListenAddress(config, config.metrics_port)));
     }
     server->metrics_port_ = config.metrics_port;
     httplib::Server* http = server->http_.get();
@@ -102,7 +108,7 @@ void RouterServer::Shutdown() {
     // Start may have failed half way: stop only what exists.
     if (engine_ != nullptr) {
       spdlog::info("router draining");
-      engine_->Drain(absl::Seconds(30));
+      engine_->Drain(drain_timeout_);
       // Handlers end once the engine stops (remaining requests get
       // UNAVAILABLE), so the gRPC shutdown cannot wait on them forever.
       engine_->Stop();

@@ -38,8 +38,8 @@ class RouterServer {
   int port() const { return port_; }
   // The bound /metrics port, 0 when disabled.
   int metrics_port() const { return metrics_port_; }
-  // Graceful: refuses new requests, lets in-flight ones finish (up to 30 s),
-  // then stops. Idempotent.
+  // Graceful: refuses new requests, lets in-flight ones finish (up to
+  // --drain-timeout-ms), then stops. Idempotent.
   void Shutdown();
   // Blocks until shut down.
   void Wait();
@@ -62,6 +62,7 @@ class RouterServer {
   bool health_stop_ = false;
   int port_ = 0;
   int metrics_port_ = 0;
+  absl::Duration drain_timeout_ = absl::Seconds(30);
   std::once_flag shutdown_once_;
   std::mutex done_mu_;
   std::condition_variable done_cv_;

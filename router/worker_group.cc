@@ -11,6 +11,8 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/security/grpc_credentials.h"
 #include "common/logging.h"
 
 namespace tpserve::router {
@@ -45,11 +47,13 @@ absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Create(
         "--block-size, --worker-step-timeout-ms and --worker-init-timeout-ms "
         "must be positive");
   }
-  return std::unique_ptr<WorkerGroup>(new WorkerGroup(config));
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(config));
+  return std::unique_ptr<WorkerGroup>(new WorkerGroup(config, tls.get()));
 }
 
-WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
-  grpc::ChannelArguments args;
+WorkerGroup::WorkerGroup(const ServerConfig& config, const InternalTls* tls)
+    : config_(config) {
+  grpc::ChannelArguments args = InternalChannelArguments(tls);
   // Steps with many new sequences can pass the 4 MiB default.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -67,7 +71,7 @@ WorkerGroup::WorkerGroup(const ServerConfig& config) : config_(config) {
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
   for (const std::string& address : config_.workers) {
     auto channel = grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), args);
+        address, InternalChannelCredentials(tls), args);
     stubs_.push_back(v1::Worker::NewStub(channel));
     generic_stubs_.push_back(std::make_unique<grpc::GenericStub>(channel));
   }

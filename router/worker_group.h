@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config/config.h"
+#include "common/security/grpc_credentials.h"
 #include "proto/worker.grpc.pb.h"
 
 namespace tpserve::router {
@@ -87,7 +88,8 @@ class WorkerGroup {
   int world_size() const { return static_cast<int>(stubs_.size()); }
 
  private:
-  explicit WorkerGroup(const ServerConfig& config);
+  // `tls`: internal mutual TLS material, or null for plaintext.
+  WorkerGroup(const ServerConfig& config, const InternalTls* tls);
 
   // Calls `call(rank, context)` on every rank at once (one thread each), with
   // `timeout_ms`; the first failure becomes an error naming rank and `what`.

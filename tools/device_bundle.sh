@@ -14,7 +14,7 @@ for bin in "$@"; do
   cp -L "$bin" "$out/bin/"
   ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
-      libc.so*|libm.so*|libstdc++*|libgcc_s*|libpthread*|libdl.so*|librt.so*|ld-linux*) ;;
+      libc.so*|libm.so*|libstdc++*|libgcc_s*|libpthread*|libdl.so*|librt.so*|libresolv*|ld-linux*) ;;
       libcuda*|libcudart*|libcublas*|libnccl*|libnvidia*) ;;
       *) cp -L "$lib" "$out/lib/" ;;
     esac

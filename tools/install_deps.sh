@@ -15,6 +15,7 @@ PACKAGES=(
   libabsl-dev
   libyaml-cpp-dev
   libcpp-httplib-dev
+  libcurl4-openssl-dev
   nlohmann-json3-dev
   libgtest-dev
   libgmock-dev

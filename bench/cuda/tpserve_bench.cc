@@ -1,19 +1,26 @@
 // Benchmark of the CUDA backend at a real model shape with dummy weights:
-// decode tokens/s at several batch sizes, prefill tokens/s, and batch-1
-// decode as a share of the memory roofline (weight bytes read per token --
-// all but the embedding table -- over the measured device copy bandwidth).
-// Prints a table and one JSON line.
+// decode tokens/s at several batch sizes, prefill time of one prompt per
+// length (the whole backend step: plan, upload, forward, sampling), the
+// longest prompt again in chunks of each --chunks size (what a token budget
+// smaller than the prompt costs a lone prompt), batch-1 decode as a share of
+// the memory roofline (weight bytes read per token -- all but the embedding
+// table -- over the measured device copy bandwidth), and with --long-context
+// batch-1 decode after a prompt of that many tokens against its roofline
+// (weights + the KV cache read per token). Prints a table and one JSON line.
 //
 //   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
-//       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 512,2048
+//       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768 \
+//       --chunks 4096,8192,16384 --long-context 32768
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "bench/cuda/seq_driver.h"
 #include "common/logging.h"
 #include "worker/cuda/cuda_backend.h"
@@ -66,8 +73,8 @@ int Fail(const absl::Status& s) {
 
 int Main(int argc, char** argv) {
   std::string config = "tests/fixtures/shapes/qwen2-7b-instruct/config.json";
-  std::vector<int> batches = {1, 8, 32, 128}, prefills = {512, 2048};
-  int prompt = 512, new_tokens = 128;
+  std::vector<int> batches = {1, 8, 32, 128}, prefills = {512, 2048}, chunks;
+  int prompt = 512, new_tokens = 128, long_context = 0;
   bool eager = false;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -77,6 +84,8 @@ int Main(int argc, char** argv) {
     if (k == "--config") config = v;
     else if (k == "--batch") batches = ParseList(v);
     else if (k == "--prefill") prefills = ParseList(v);
+    else if (k == "--chunks") chunks = ParseList(v);
+    else if (k == "--long-context") long_context = std::stoi(v);
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--new") new_tokens = std::stoi(v);
     else return Fail(absl::InvalidArgumentError("unknown flag " + k));
@@ -90,7 +99,8 @@ int Main(int argc, char** argv) {
   worker::LoadOptions o;
   o.model_path = config;
   o.load_format = "dummy";
-  o.max_model_len = std::max(max_prefill, prompt + new_tokens) + 16;
+  // Prompts up to max_position_embeddings (32768 for Qwen2-7B) fit exactly.
+  o.max_model_len = std::max({max_prefill, prompt + new_tokens + 1, long_context});
   o.max_num_seqs = max_batch;
   o.max_num_batched_tokens = std::max(4096, max_prefill);
   o.enforce_eager = eager;
@@ -145,25 +155,81 @@ int Main(int argc, char** argv) {
          << ",\"tpot_ms\":" << 1e3 * s / (new_tokens - 1) << "}";
   }
   json << "],\"prefill\":[";
-  for (size_t pi = 0; pi < prefills.size(); ++pi) {
-    const int len = prefills[pi];
+  // One prompt of `len` tokens in steps of `chunk` tokens (0: one step), until
+  // the step that samples; best wall time of `reps` after one warm-up.
+  auto prefill = [&](int len, int chunk, int reps) -> absl::StatusOr<double> {
     double best = 1e30;
-    for (int rep = 0; rep < 4; ++rep) {
+    for (int rep = 0; rep <= reps; ++rep) {
       SeqDriver d(16, blocks);
       d.Add(RandomPrompt(len, vocab, 99 + rep), len + 1);
-      worker::StepBatch step = d.Step(0);
       auto t = Clock::now();
-      auto r = (*backend)->Step(step);
-      if (!r.ok()) return Fail(r.status());
+      while (true) {
+        worker::StepBatch step = d.Step(chunk);
+        auto r = (*backend)->Step(step);
+        if (!r.ok()) return r.status();
+        d.Advance(step);
+        if (!r->empty()) break;
+      }
       if (rep > 0) best = std::min(best, Seconds(t));
     }
-    std::printf("prefill %-19d %14.1f %12.3f\n", len, len / best, 1e3 * best);
-    json << (pi ? "," : "") << "{\"prompt\":" << len << ",\"prefill_tok_s\":" << len / best << "}";
+    return best;
+  };
+  double longest = 0;
+  for (size_t pi = 0; pi < prefills.size(); ++pi) {
+    const int len = prefills[pi];
+    auto best = prefill(len, 0, 3);
+    if (!best.ok()) return Fail(best.status());
+    if (len == max_prefill) longest = *best;
+    std::printf("prefill %-19d %14.1f %12.3f\n", len, len / *best, 1e3 * *best);
+    json << (pi ? "," : "") << "{\"prompt\":" << len << ",\"prefill_tok_s\":" << len / *best
+         << ",\"ms\":" << 1e3 * *best << "}";
+  }
+  json << "],\"chunked\":[";
+  for (size_t ci = 0; ci < chunks.size(); ++ci) {
+    auto best = prefill(max_prefill, chunks[ci], 1);
+    if (!best.ok()) return Fail(best.status());
+    std::printf("prefill %d in %-6d chunks %11.1f %12.3f  (%.1f%% over one step)\n", max_prefill, chunks[ci],
+                max_prefill / *best, 1e3 * *best, 100.0 * (*best / longest - 1.0));
+    json << (ci ? "," : "") << "{\"prompt\":" << max_prefill << ",\"chunk\":" << chunks[ci] << ",\"ms\":" << 1e3 * *best
+         << "}";
+  }
+  json << "]";
+  if (long_context > 0) {
+    // Batch-1 decode of `steps` tokens after a prompt that ends them at
+    // long_context tokens; each step reads the weights and the KV cache so far.
+    const int steps = 64;
+    SeqDriver d(16, blocks);
+    d.Add(RandomPrompt(long_context - steps, vocab, 7), long_context + 1);
+    while (true) {
+      worker::StepBatch step = d.Step(o.max_num_batched_tokens);
+      auto r = (*backend)->Step(step);
+      if (!r.ok()) return Fail(r.status());
+      d.Advance(step);
+      d.Append(*r);
+      if (!r->empty()) break;
+    }
+    auto t = Clock::now();
+    for (int n = 1; n < steps; ++n) {
+      worker::StepBatch step = d.Step(0);
+      auto r = (*backend)->Step(step);
+      if (!r.ok()) return Fail(r.status());
+      d.Advance(step);
+      d.Append(*r);
+    }
+    const double step_s = Seconds(t) / (steps - 1);
+    const double kv_bytes = 2.0 * cfg.num_hidden_layers * (long_context - steps / 2) * cfg.num_key_value_heads *
+                            cfg.head_dim * 2;
+    const double floor_s = (read_bytes + kv_bytes) / bw;
+    std::printf("decode batch 1 at %d context: %.3f ms/token; roofline %.3f ms (%.2f GB weights + %.2f GB KV)"
+                ": %.1f%%\n", long_context, 1e3 * step_s, 1e3 * floor_s, read_bytes / 1e9, kv_bytes / 1e9,
+                100.0 * floor_s / step_s);
+    json << ",\"long_decode\":{\"context\":" << long_context << ",\"tpot_ms\":" << 1e3 * step_s
+         << ",\"roofline_ms\":" << 1e3 * floor_s << ",\"roofline_pct\":" << 100.0 * floor_s / step_s << "}";
   }
   const double roofline = bw / read_bytes;
   std::printf("batch-1 roofline %.1f tok/s (%.2f GB of weights read per token / %.2f TB/s): measured %.1f%%\n",
               roofline, read_bytes / 1e9, bw / 1e12, 100.0 * batch1 / roofline);
-  json << "],\"roofline_tok_s\":" << roofline << ",\"batch1_roofline_pct\":" << 100.0 * batch1 / roofline << "}";
+  json << ",\"roofline_tok_s\":" << roofline << ",\"batch1_roofline_pct\":" << 100.0 * batch1 / roofline << "}";
   std::printf("JSON %s\n", json.str().c_str());
   return 0;
 }

@@ -1,23 +1,24 @@
 // Gateway benchmark on a SYNTHETIC backend: the real RouterServer drives an
-// instant in-process fake Worker (router/testing:fake_worker, toy next-token
-// rule, no model), and N concurrent clients stream chat completions.
+// in-process fake Worker (router/testing:fake_worker, toy next-token rule, no
+// model; instant, or --step-ms per step like a GPU), and N concurrent clients
+// stream chat completions.
 //
-// Phase 1 streams the same prompts straight from the router over gRPC;
-// phase 2 streams them through the gateway over HTTP/SSE. The difference of
-// the per-chunk latency distributions is what the gateway adds (template +
-// tokenize once, then per token: detokenize, stop-check, JSON, SSE write).
+// Phase 1 streams the same prompts straight from the router over gRPC (one
+// callback reactor per stream); phase 2 streams them through the gateway over
+// HTTP/SSE, read by one epoll thread (gateway/testing:sse_load_client). The
+// clients hold no thread per stream, so they take little of the CPU the
+// servers need. The difference of the per-chunk latency distributions is what
+// the gateway adds (template + tokenize once, then per message: detokenize,
+// stop-check, JSON, SSE write).
 //
-//   bazel run -c opt //bench/gateway:gateway_bench -- --clients 256 --max-tokens 128
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+//   bazel run -c opt //bench/gateway:gateway_bench -- --clients 256 --max-tokens 128 [--step-ms 10]
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "common/logging.h"
 #include "common/text/tokenizer.h"
 #include "gateway/gateway_server.h"
+#include "gateway/testing/sse_load_client.h"
 #include "proto/router.grpc.pb.h"
 #include "router/router_server.h"
 #include "router/testing/fake_worker.h"
@@ -38,7 +40,7 @@ using Clock = std::chrono::steady_clock;
 struct StreamTimes {
   Clock::time_point start;
   std::vector<Clock::time_point> chunks;  // arrival of each token-bearing chunk
-  int tokens = 0;
+  long tokens = 0;
   bool ok = false;
 };
 
@@ -49,6 +51,15 @@ double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
   return v[i];
+}
+
+int ProcessThreads() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  }
+  return -1;
 }
 
 struct Summary {
@@ -76,91 +87,80 @@ Summary Summarize(const std::vector<StreamTimes>& streams, Clock::duration wall)
   return s;
 }
 
-void DirectStream(tpserve::v1::Router::Stub* stub, const std::vector<int>& prompt, int max_tokens,
-                  StreamTimes* out) {
-  tpserve::v1::GenerateRequest req;
-  req.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
-  req.mutable_sampling()->set_max_tokens(max_tokens);
-  req.mutable_sampling()->set_ignore_eos(true);
-  grpc::ClientContext ctx;
-  out->start = Clock::now();
-  auto reader = stub->Generate(&ctx, req);
-  tpserve::v1::GenerateResponse resp;
-  while (reader->Read(&resp)) {
-    out->chunks.push_back(Clock::now());
-    out->tokens += resp.token_ids_size();
+// Counts the streams still running, so the main thread can wait for all.
+struct Latch {
+  std::mutex mu;
+  std::condition_variable cv;
+  int left = 0;
+  void Done() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (--left == 0) cv.notify_all();
   }
-  out->ok = reader->Finish().ok();
-}
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [this] { return left == 0; });
+  }
+};
 
-void GatewayStream(int port, int max_tokens, StreamTimes* out) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  out->start = Clock::now();
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return;
+// One direct Router.Generate stream, read by gRPC's callback threads.
+class DirectStream : public grpc::ClientReadReactor<tpserve::v1::GenerateResponse> {
+ public:
+  DirectStream(tpserve::v1::Router::Stub* stub, const std::vector<int>& prompt, int max_tokens,
+               StreamTimes* out, Latch* latch)
+      : out_(out), latch_(latch) {
+    request_.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+    request_.mutable_sampling()->set_max_tokens(max_tokens);
+    request_.mutable_sampling()->set_ignore_eos(true);
+    out_->start = Clock::now();
+    stub->async()->Generate(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
   }
-  std::string body = "{\"model\": \"bench\", \"stream\": true, \"max_tokens\": " +
-                     std::to_string(max_tokens) +
-                     ", \"ignore_eos\": true, \"temperature\": 0, \"stream_options\": "
-                     "{\"include_usage\": true}, \"messages\": [{\"role\": \"user\", \"content\": "
-                     "\"Tell me a long story about a gateway.\"}]}";
-  std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                    "Content-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string buf;
-  char chunk[16384];
-  size_t scanned = 0;
-  while (true) {
-    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    if (n <= 0) break;
-    auto now = Clock::now();
-    buf.append(chunk, static_cast<size_t>(n));
-    // One timestamp per SSE event carrying generated text.
-    size_t pos;
-    while ((pos = buf.find("\n\n", scanned)) != std::string::npos) {
-      std::string event = buf.substr(scanned, pos - scanned);
-      scanned = pos + 2;
-      if (event.find("\"delta\":{\"content\"") != std::string::npos) out->chunks.push_back(now);
-      size_t u = event.find("\"completion_tokens\":");
-      if (u != std::string::npos && event.find("\"choices\":[]") != std::string::npos) {
-        out->tokens = std::atoi(event.c_str() + u + 20);
-      }
-      if (event.find("[DONE]") != std::string::npos) out->ok = true;
-    }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    out_->chunks.push_back(Clock::now());
+    out_->tokens += response_.token_ids_size();
+    StartRead(&response_);
   }
-  close(fd);
-}
+  void OnDone(const grpc::Status& status) override {
+    out_->ok = status.ok();
+    latch_->Done();
+  }
 
-void Print(const char* name, const Summary& s, int clients) {
-  std::printf("| %-22s | %7d/%-4d | %9ld | %7.2f | %10.0f | %7.2f | %7.2f | %7.2f | %7.2f |\n",
+ private:
+  StreamTimes* const out_;
+  Latch* const latch_;
+  grpc::ClientContext context_;
+  tpserve::v1::GenerateRequest request_;
+  tpserve::v1::GenerateResponse response_;
+};
+
+void Print(const char* name, const Summary& s, int clients, int threads) {
+  std::printf("| %-22s | %7d/%-4d | %9ld | %7.2f | %10.0f | %7.1f | %7.1f | %7.2f | %7.2f | %5d |\n",
               name, s.ok, clients, s.tokens, s.wall_s, s.tokens_per_s, s.ttft_p50, s.ttft_p99,
-              s.itl_p50, s.itl_p99);
+              s.itl_p50, s.itl_p99, threads);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int clients = 256, max_tokens = 128;
+  int clients = 256, max_tokens = 128, step_ms = 0;
   std::string model = "tests/fixtures/tiny-qwen2-chat";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--clients") clients = std::atoi(argv[i + 1]);
     else if (f == "--max-tokens") max_tokens = std::atoi(argv[i + 1]);
+    else if (f == "--step-ms") step_ms = std::atoi(argv[i + 1]);
     else if (f == "--model") model = argv[i + 1];
   }
   (void)tpserve::InitLogging("bench", "warning");
   tpserve::router::testing::FakeWorkerOptions wopt;
   wopt.vocab_size = 151936;
   wopt.max_model_len = 4096;
-  wopt.num_blocks = 1 << 16;
+  wopt.num_blocks = 1 << 17;
   wopt.strict = false;
   auto worker = tpserve::router::testing::FakeWorker::Start(wopt).value();
+  worker->set_step_delay_ms(step_ms);
 
   tpserve::ServerConfig rc;
   rc.router_port = 0;
@@ -197,25 +197,51 @@ int main(int argc, char** argv) {
       "gateway.<|im_end|>\n<|im_start|>assistant\n";
   std::vector<int> prompt;
   for (int32_t id : tok->Encode(rendered, true)) prompt.push_back(id);
+  const std::string body =
+      "{\"model\": \"bench\", \"stream\": true, \"max_tokens\": " + std::to_string(max_tokens) +
+      ", \"ignore_eos\": true, \"temperature\": 0, \"stream_options\": {\"include_usage\": true, "
+      "\"continuous_usage_stats\": true}, \"messages\": [{\"role\": \"user\", \"content\": "
+      "\"Tell me a long story about a gateway.\"}]}";
 
-  std::printf("SYNTHETIC backend: RouterServer + instant fake Worker (no model). %d concurrent "
+  std::printf("SYNTHETIC backend: RouterServer + fake Worker (no model, %s). %d concurrent "
               "streaming clients, %d tokens each, prompt %zu tokens, %u hardware threads.\n\n",
+              step_ms > 0 ? (std::to_string(step_ms) + " ms per step").c_str() : "instant steps",
               clients, max_tokens, prompt.size(), std::thread::hardware_concurrency());
   std::printf("| path                   | ok/clients   | tokens    | wall s  | tokens/s   | TTFT "
-              "p50 | TTFT p99 | chunk p50 ms | chunk p99 ms |\n|---|---|---|---|---|---|---|---|---|\n");
+              "p50 ms | TTFT p99 ms | chunk p50 ms | chunk p99 ms | threads |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n");
   for (int phase = 0; phase < 2; ++phase) {
     std::vector<StreamTimes> streams(clients);
-    std::vector<std::thread> threads;
+    int peak_threads = 0;
     auto t0 = Clock::now();
-    for (int c = 0; c < clients; ++c) {
-      threads.emplace_back([&, c] {
-        if (phase == 0) DirectStream(stub.get(), prompt, max_tokens, &streams[c]);
-        else GatewayStream(gateway->port(), max_tokens, &streams[c]);
-      });
+    if (phase == 0) {
+      Latch latch;
+      latch.left = clients;
+      std::vector<std::unique_ptr<DirectStream>> calls;
+      for (int c = 0; c < clients; ++c) {
+        calls.push_back(
+            std::make_unique<DirectStream>(stub.get(), prompt, max_tokens, &streams[c], &latch));
+      }
+      peak_threads = ProcessThreads();
+      latch.Wait();
+    } else {
+      auto client =
+          tpserve::gateway::testing::SseLoadClient::Start(gateway->port(), "/v1/chat/completions",
+                                                          body, clients)
+              .value();
+      while (client->PollUntil(Clock::now() + std::chrono::milliseconds(200)) > 0) {
+        peak_threads = std::max(peak_threads, ProcessThreads());
+      }
+      for (int c = 0; c < clients; ++c) {
+        const auto& s = client->streams()[c];
+        streams[c].start = s.start;
+        streams[c].chunks = s.token_chunks;
+        streams[c].tokens = s.tokens;
+        streams[c].ok = s.done && !s.error_event;
+      }
     }
-    for (auto& t : threads) t.join();
     Summary s = Summarize(streams, Clock::now() - t0);
-    Print(phase == 0 ? "router direct (gRPC)" : "through gateway (SSE)", s, clients);
+    Print(phase == 0 ? "router direct (gRPC)" : "through gateway (SSE)", s, clients, peak_threads);
   }
   gateway->Shutdown();
   router->Shutdown();

@@ -68,6 +68,17 @@ struct ServerConfig {
   int rank = -1;
   // Router/worker: Prometheus /metrics HTTP port; 0: disabled.
   int metrics_port = 0;
+  // Router/worker: address their gRPC servers and /metrics listen on
+  // (`serve` always uses 127.0.0.1).
+  std::string internal_host = "0.0.0.0";
+  // Internal mutual TLS between gateway, router and workers: CA bundle, this
+  // component's certificate chain and private key (PEM files; all or none),
+  // and an optional name to expect in peers' certificates instead of the
+  // address's host.
+  std::string internal_ssl_ca_certs;
+  std::string internal_ssl_certfile;
+  std::string internal_ssl_keyfile;
+  std::string internal_ssl_target_name;
 
   // ---- gateway ----
   // Accepted API keys (repeatable --api-key); empty and no key file: open.
@@ -82,12 +93,28 @@ struct ServerConfig {
   int max_stop_strings = 16;
   // Chat template file overriding tokenizer_config.json's.
   std::string chat_template;
+  // Most completions one request may ask for: prompts x n.
+  int max_choices_per_request = 256;
+  // Open client connections; at the cap the longest-idle one is closed.
+  int max_connections = 2048;
+  // A request's line and headers must arrive within this (ms).
+  int http_header_timeout_ms = 10000;
+  // A request's body must arrive within this after its head (ms).
+  int http_body_timeout_ms = 60000;
+  // Gateway TLS (PEM files): certificate chain and key; with ca_certs,
+  // clients must present a certificate signed by one of those CAs.
+  std::string ssl_certfile;
+  std::string ssl_keyfile;
+  std::string ssl_ca_certs;
 
   // ---- timeouts ----
   // Worker step RPC timeout (ms) before the router declares a rank failed.
   int worker_step_timeout_ms = 60000;
   // Worker handshake timeout (load, profile) in ms.
   int worker_init_timeout_ms = 600000;
+  // Gateway/router: how long a SIGTERM waits for in-flight requests (ms)
+  // before ending them with an error.
+  int drain_timeout_ms = 30000;
 
   // ---- misc ----
   // trace | debug | info | warning | error.

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bench/serve/flags.h"
 #include "common/config/parse.h"
 
 TEST(FlagsDocTest, DocsMatchTheOptionTable) {
@@ -11,6 +12,6 @@ TEST(FlagsDocTest, DocsMatchTheOptionTable) {
   ASSERT_TRUE(in) << "docs/flags.md missing";
   std::stringstream ss;
   ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), tpserve::FlagsMarkdown())
+  EXPECT_EQ(ss.str(), tpserve::FlagsMarkdown() + tpserve::bench::BenchFlagsMarkdown())
       << "docs/flags.md is stale: run `bazel run //common/config:flags_doc > docs/flags.md`";
 }

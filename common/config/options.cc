@@ -241,6 +241,18 @@ std::vector<Option> BuildOptions() {
                      63));
   v.push_back(IntOpt("metrics-port", &C::metrics_port, kRouter | kWorker,
                      "Prometheus /metrics HTTP port (0: off)", 0, 65535));
+  v.push_back(StringOpt("internal-host", &C::internal_host, kRouter | kWorker,
+                        "Listen address of the router's and worker's gRPC and /metrics "
+                        "(serve: always 127.0.0.1)"));
+  v.push_back(StringOpt("internal-ssl-ca-certs", &C::internal_ssl_ca_certs, kAll,
+                        "CA bundle (PEM) for mutual TLS between gateway, router and workers; "
+                        "with --internal-ssl-certfile and --internal-ssl-keyfile"));
+  v.push_back(StringOpt("internal-ssl-certfile", &C::internal_ssl_certfile, kAll,
+                        "This component's certificate chain (PEM) for internal mutual TLS"));
+  v.push_back(StringOpt("internal-ssl-keyfile", &C::internal_ssl_keyfile, kAll,
+                        "This component's private key (PEM) for internal mutual TLS"));
+  v.push_back(StringOpt("internal-ssl-target-name", &C::internal_ssl_target_name, kAll,
+                        "Name expected in peers' certificates instead of the address's host"));
   // Gateway.
   v.push_back(ListOpt("api-key", &C::api_keys, kGateway,
                       "Accepted API key (repeatable); none and no key file: no authentication"));
@@ -254,11 +266,30 @@ std::vector<Option> BuildOptions() {
                      "Most stop strings per request", 0, 256));
   v.push_back(StringOpt("chat-template", &C::chat_template, kGateway,
                         "Jinja chat template file overriding tokenizer_config.json's"));
+  v.push_back(IntOpt("max-choices-per-request", &C::max_choices_per_request, kGateway,
+                     "Most completions one request may ask for (prompts x n)", 1, 65536));
+  v.push_back(IntOpt("max-connections", &C::max_connections, kGateway,
+                     "Open client connections; at the cap the longest-idle one is closed", 16,
+                     1 << 20));
+  v.push_back(IntOpt("http-header-timeout-ms", &C::http_header_timeout_ms, kGateway,
+                     "Time for a request's line and headers (and TLS handshake) to arrive", 100,
+                     3600000));
+  v.push_back(IntOpt("http-body-timeout-ms", &C::http_body_timeout_ms, kGateway,
+                     "Time for a request's body to arrive after its headers", 100, 3600000));
+  v.push_back(StringOpt("ssl-certfile", &C::ssl_certfile, kGateway,
+                        "Serve HTTPS with this PEM certificate chain (needs --ssl-keyfile)"));
+  v.push_back(StringOpt("ssl-keyfile", &C::ssl_keyfile, kGateway,
+                        "PEM private key of --ssl-certfile"));
+  v.push_back(StringOpt("ssl-ca-certs", &C::ssl_ca_certs, kGateway,
+                        "PEM CA bundle: clients must present a certificate signed by one of them"));
   // Timeouts.
   v.push_back(IntOpt("worker-step-timeout-ms", &C::worker_step_timeout_ms, kRouter,
                      "Step RPC timeout before a rank is declared failed", 100, 3600000));
   v.push_back(IntOpt("worker-init-timeout-ms", &C::worker_init_timeout_ms, kRouter,
                      "Timeout of the worker handshake (load, profile)", 1000, 86400000));
+  v.push_back(IntOpt("drain-timeout-ms", &C::drain_timeout_ms, kGR,
+                     "On SIGTERM, wait this long for in-flight requests, then end them "
+                     "with an error", 0, 3600000));
   v.push_back(StringOpt("log-level", &C::log_level, kAll | kServeOnly, "Log verbosity",
                         {"trace", "debug", "info", "warning", "error", "critical", "off"}));
   return v;
@@ -300,18 +331,23 @@ const Option* FindOption(const std::string& key) {
   return nullptr;
 }
 
-std::string SuggestOption(const std::string& key) {
-  const std::string k = NormalizeKey(key);
+std::string ClosestName(const std::string& key, const std::vector<std::string>& names) {
   std::string best;
   int best_d = std::numeric_limits<int>::max();
-  for (const Option& o : AllOptions()) {
-    int d = EditDistance(k, o.name);
+  for (const std::string& name : names) {
+    int d = EditDistance(key, name);
     if (d < best_d) {
       best_d = d;
-      best = o.name;
+      best = name;
     }
   }
-  return best_d <= std::max<int>(2, static_cast<int>(k.size()) / 4) ? best : "";
+  return best_d <= std::max<int>(2, static_cast<int>(key.size()) / 4) ? best : "";
+}
+
+std::string SuggestOption(const std::string& key) {
+  std::vector<std::string> names;
+  for (const Option& o : AllOptions()) names.push_back(o.name);
+  return ClosestName(NormalizeKey(key), names);
 }
 
 }  // namespace tpserve

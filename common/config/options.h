@@ -56,6 +56,10 @@ const Option* FindOption(const std::string& key);
 // Canonical spelling of a key: lower case, '_' replaced by '-'.
 std::string NormalizeKey(const std::string& key);
 
+// The name in `names` closest to `key` by edit distance, or "" if none is
+// close enough to be a misspelling of it ("did you mean" hints).
+std::string ClosestName(const std::string& key, const std::vector<std::string>& names);
+
 // Closest option name to `key` by edit distance, or "" if none is close.
 std::string SuggestOption(const std::string& key);
 

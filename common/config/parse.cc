@@ -204,6 +204,11 @@ absl::Status ValidateConfig(const std::string& subcommand, const ServerConfig& c
           c.tensor_parallel_size, "; give one address per rank"));
     }
   }
+  if (subcommand == "serve" && c.internal_host != ServerConfig().internal_host) {
+    return absl::InvalidArgumentError(
+        "tpserve serve keeps its router and workers on 127.0.0.1; --internal-host is for a "
+        "standalone router or worker");
+  }
   if (subcommand == "gateway" && c.routers.empty()) {
     return absl::InvalidArgumentError(
         "tpserve gateway: give at least one router with --router host:port");

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/model/rope.h"
 
 namespace tpserve {
 namespace {
@@ -188,27 +189,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
   }
   if (auto s = ReadPositiveDouble(j, source, "rms_norm_eps", &c.rms_norm_eps); !s.ok()) return s;
 
-  // RoPE theta: classic top-level key, or the newer rope_parameters object.
-  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
-    if (!rp->is_object()) return KeyError(source, "rope_parameters", "must be an object");
-    if (auto t = rp->find("rope_type"); t != rp->end() && t->is_string() &&
-        t->get<std::string>() != "default") {
-      return KeyError(source, "rope_parameters.rope_type",
-                      absl::StrCat("is \"", t->get<std::string>(),
-                                   "\"; only \"default\" RoPE is supported"));
-    }
-    if (auto s = ReadPositiveDouble(*rp, source + " rope_parameters", "rope_theta", &c.rope_theta);
-        !s.ok()) {
-      return KeyError(source, "rope_parameters.rope_theta", "must be a number > 0");
-    }
-  } else if (auto s = ReadPositiveDouble(j, source, "rope_theta", &c.rope_theta); !s.ok()) {
-    return s;
-  }
+  if (auto s = ParseRopeConfig(j, source, &c); !s.ok()) return s;
   if (auto sw = j.find("use_sliding_window"); sw != j.end() && sw->is_boolean() && sw->get<bool>()) {
     return KeyError(source, "use_sliding_window", "is true; sliding-window attention is not supported");
-  }
-  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
-    return KeyError(source, "rope_scaling", "is set; RoPE scaling is not supported");
   }
 
   if (auto it = j.find("tie_word_embeddings"); it != j.end() && !it->is_null()) {

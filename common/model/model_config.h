@@ -14,6 +14,28 @@
 
 namespace tpserve {
 
+// The RoPE variants tpserve implements.
+enum class RopeType { kDefault, kYarn };
+
+// "rope_scaling" (classic layout) or "rope_parameters" (newer), with HF
+// transformers' defaults filled in. Only YaRN fields exist so far.
+struct RopeScaling {
+  RopeType type = RopeType::kDefault;
+  // Context extension factor (YaRN "factor").
+  double factor = 1.0;
+  // Pretraining context the frequency ramp is computed for; the config's
+  // max_position_embeddings when the file does not say.
+  int original_max_position_embeddings = 0;
+  // Multiplies cos and sin (so q.k by its square): "attention_factor", else
+  // from "mscale"/"mscale_all_dim", else 0.1 * ln(factor) + 1.
+  double attention_factor = 1.0;
+  // Rotation counts bounding the interpolation ramp (HF defaults 32 / 1).
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  // Round the ramp bounds to whole dimensions (HF default true).
+  bool truncate = true;
+};
+
 // Architecture hyper-parameters from config.json.
 struct ModelConfig {
   // e.g. "Qwen2ForCausalLM" (first entry of "architectures").
@@ -28,10 +50,14 @@ struct ModelConfig {
   int num_key_value_heads = 0;
   // hidden_size / num_attention_heads unless config.json says "head_dim".
   int head_dim = 0;
+  // Longest sequence the model serves, the default and upper bound of
+  // --max-model-len: config.json's value, or under YaRN
+  // original_max_position_embeddings * factor (what vLLM derives).
   int max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   // "rope_theta" (classic) or "rope_parameters.rope_theta" (newer layout).
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   // Qwen2 has q/k/v biases; Llama does not. Decided by the architecture.
   bool attention_bias = true;

@@ -169,9 +169,15 @@ VerifyReport VerifyModelDir(const std::string& dir) {
   }
   auto config = LoadModelConfig(dir);
   if (config.ok()) {
-    r.passed.push_back(absl::StrCat("config.json: ", config->architecture, ", ",
+    std::string line = absl::StrCat("config.json: ", config->architecture, ", ",
                                     config->num_hidden_layers, " layers, hidden ",
-                                    config->hidden_size, ", vocab ", config->vocab_size));
+                                    config->hidden_size, ", vocab ", config->vocab_size);
+    if (config->rope_scaling.type == RopeType::kYarn) {
+      absl::StrAppend(&line, ", YaRN x", config->rope_scaling.factor, " over ",
+                      config->rope_scaling.original_max_position_embeddings, " positions: serves ",
+                      config->max_position_embeddings);
+    }
+    r.passed.push_back(std::move(line));
   } else {
     r.errors.push_back(std::string(config.status().message()));
   }

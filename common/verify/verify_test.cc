@@ -15,6 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr char kFixture[] = "tests/fixtures/tiny-qwen2";
 constexpr char kChatFixture[] = "tests/fixtures/tiny-qwen2-chat";
+constexpr char kYarnFixture[] = "tests/fixtures/tiny-qwen2-yarn";
 
 // A writable copy of the tiny-qwen2 fixture.
 fs::path CopyFixture(const std::string& name) {
@@ -49,7 +50,7 @@ std::string Dump(const VerifyReport& r) {
 }
 
 TEST(VerifyTest, FixturesPass) {
-  for (const char* dir : {kFixture, kChatFixture}) {
+  for (const char* dir : {kFixture, kChatFixture, kYarnFixture}) {
     const VerifyReport r = VerifyModelDir(dir);
     EXPECT_TRUE(r.ok()) << Dump(r);
     std::ostringstream out;
@@ -58,6 +59,8 @@ TEST(VerifyTest, FixturesPass) {
   }
   EXPECT_EQ(VerifyModelDir(kFixture).num_tensors, 27);
   EXPECT_EQ(VerifyModelDir(kChatFixture).num_tensors, 26);  // tied: no lm_head
+  EXPECT_NE(Dump(VerifyModelDir(kYarnFixture)).find("YaRN x4 over 128 positions: serves 512"), std::string::npos)
+      << Dump(VerifyModelDir(kYarnFixture));
 }
 
 TEST(VerifyTest, ManifestMatches) {

@@ -40,17 +40,23 @@ class GatewayFixture : public ::testing::Test {
     return s;
   }
 
-  void StartGateway(std::vector<std::string> keys = {}, std::vector<std::string> routers = {}) {
+  // The gateway's configuration; a test may change it before StartGateway.
+  static ServerConfig TestConfig() {
     ServerConfig config;
     config.model = kModelDir;
     config.served_model_name = "tiny";
     config.host = "127.0.0.1";
     config.port = 0;
-    config.routers = routers.empty() ? std::vector<std::string>{router_->address()} : routers;
-    config.api_keys = std::move(keys);
     config.max_request_body_bytes = 64 * 1024;
     config.max_n = 4;
     config.max_stop_strings = 4;
+    return config;
+  }
+
+  void StartGateway(std::vector<std::string> keys = {}, std::vector<std::string> routers = {}) {
+    ServerConfig config = config_;
+    config.routers = routers.empty() ? std::vector<std::string>{router_->address()} : routers;
+    config.api_keys = std::move(keys);
     auto server = GatewayServer::Start(config);
     ASSERT_TRUE(server.ok()) << server.status();
     gateway_ = std::move(server).value();
@@ -85,6 +91,7 @@ class GatewayFixture : public ::testing::Test {
     }
   }
 
+  ServerConfig config_ = TestConfig();
   std::unique_ptr<text::Tokenizer> tokenizer_;
   std::vector<int> reply_ids_;
   std::unique_ptr<FakeRouter> router_;

@@ -53,19 +53,30 @@ void RawConnection::Close() {
 bool RawConnection::Send(const std::string& method, const std::string& path,
                          const std::string& body, const std::vector<std::string>& headers) {
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const std::string& h : headers) req += h + "\r\n";
-  if (!body.empty() || method == "POST") {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n";
+  bool has_type = false;
+  for (const std::string& h : headers) {
+    req += h + "\r\n";
+    has_type = has_type || Lower(h).rfind("content-type:", 0) == 0;
   }
-  req += "\r\n" + body;
+  if (!body.empty() || method == "POST") {
+    if (!has_type) req += "Content-Type: application/json\r\n";
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  return SendRaw(req + "\r\n" + body);
+}
+
+bool RawConnection::SendRaw(const std::string& bytes) {
   size_t sent = 0;
-  while (sent < req.size()) {
-    ssize_t n = send(fd_, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+  while (sent < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return false;
     sent += static_cast<size_t>(n);
   }
   return true;
+}
+
+void RawConnection::ShutdownWrite() {
+  if (fd_ >= 0) shutdown(fd_, SHUT_WR);
 }
 
 std::string RawConnection::ReadUntil(const std::string& needle, int timeout_ms) {
@@ -84,6 +95,11 @@ RawResponse RawConnection::ReadResponse(int timeout_ms) {
   // Connection: close, so EOF ends the response.
   ReadUntil(std::string("\0never\0", 7), timeout_ms);
   RawResponse out;
+  // Interim answers ("HTTP/1.1 100 Continue") come before the real one;
+  // clients skip them.
+  while (buffer_.rfind("HTTP/1.1 1", 0) == 0 && buffer_.find("\r\n\r\n") != std::string::npos) {
+    buffer_.erase(0, buffer_.find("\r\n\r\n") + 4);
+  }
   size_t header_end = buffer_.find("\r\n\r\n");
   if (header_end == std::string::npos) return out;
   std::string head = buffer_.substr(0, header_end);

@@ -26,15 +26,22 @@ class RawConnection {
   ~RawConnection();
   // Whether connect() succeeded.
   bool ok() const { return fd_ >= 0; }
-  // Sends a request; `headers` are extra "Name: value" lines.
+  // Sends a request; `headers` are extra "Name: value" lines. A POST gets
+  // "Content-Type: application/json" unless `headers` set a Content-Type.
   bool Send(const std::string& method, const std::string& path, const std::string& body,
             const std::vector<std::string>& headers = {});
+  // Sends bytes as they are (hand-made heads, chunked bodies, trickles).
+  bool SendRaw(const std::string& bytes);
+  // Half-closes: no more bytes from this side, the answer can still come.
+  void ShutdownWrite();
   // Reads until the body holds `needle` (or EOF); returns what was read.
   std::string ReadUntil(const std::string& needle, int timeout_ms = 5000);
-  // Reads the whole response (the server closes: Connection: close).
+  // Reads the whole response (the server closes: Connection: close),
+  // skipping interim 1xx answers as clients do.
   RawResponse ReadResponse(int timeout_ms = 10000);
   // Hangs up.
   void Close();
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;

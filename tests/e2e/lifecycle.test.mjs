@@ -19,6 +19,49 @@ test('SIGTERM stops gateway, router and workers with no process left behind', as
   for (const pid of children) assert.equal(alive(pid), false, `child ${pid} still alive`);
 });
 
+// One raw streaming request: resolves `started` at the first content chunk
+// and `body` with everything the server sent until it closed.
+function rawStream(port) {
+  let markStarted;
+  const started = new Promise((resolve) => { markStarted = resolve; });
+  const body = (async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        model: MODEL, stream: true, max_tokens: 3000, ignore_eos: true,
+        messages: [{ role: 'user', content: 'Tell me everything.' }],
+      }),
+    });
+    const decoder = new TextDecoder();
+    let text = '';
+    for await (const part of res.body) {
+      text += decoder.decode(part, { stream: true });
+      if (/"content":"[^"]/.test(text)) markStarted();
+    }
+    markStarted();
+    return text;
+  })();
+  return { started, body };
+}
+
+test('SIGTERM during 20 streams: each gets an error event and [DONE], exit 0, nothing left', async () => {
+  const server = await startServe(['--drain-timeout-ms', '1000']);
+  const children = childPids(server.proc.pid);
+  const streams = Array.from({ length: 20 }, () => rawStream(server.port));
+  await Promise.all(streams.map((s) => s.started));
+  server.proc.kill('SIGTERM');
+  const bodies = await Promise.all(streams.map((s) => s.body));
+  for (const body of bodies) {
+    const events = body.split('\n\n').filter((e) => e.startsWith('data: '));
+    assert.equal(events.at(-1), 'data: [DONE]', body.slice(-300));
+    assert.match(events.at(-2), /^data: \{"error":.*shutting down/, body.slice(-300));
+  }
+  const { code } = await server.exited;
+  assert.equal(code, 0);
+  for (const pid of children) assert.equal(alive(pid), false, `child ${pid} still alive`);
+});
+
 test('killing a worker fails in-flight requests with a clear error and exits non-zero', async () => {
   const server = await startServe(['--tensor-parallel-size', '2']);
   const children = childPids(server.proc.pid);

@@ -16,10 +16,11 @@ export function freePort() {
   });
 }
 
-// Starts `tpserve serve` with `args`; resolves once it prints its ready line.
-export async function startServe(args, { readyTimeoutMs = 120000 } = {}) {
+// Starts `tpserve serve` with `args` (on `port`, else a free one); resolves
+// once it prints its ready line.
+export async function startServe(args, { readyTimeoutMs = 120000, port: wanted = 0 } = {}) {
   if (!BIN) throw new Error('TPSERVE_BIN is not set');
-  const port = await freePort();
+  const port = wanted || await freePort();
   const proc = spawn(BIN, ['serve', '--device', 'cpu', '--port', String(port), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

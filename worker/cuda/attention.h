@@ -1,7 +1,7 @@
-// Paged attention over the KV cache written by RopeAndCacheWrite: a tiled
-// prefill kernel (causal, variable length, reads any cached prefix) and a
-// split-KV decode kernel that reads each KV head once for its whole query
-// group (GQA).
+// Paged attention over the KV cache written by RopeAndCacheWrite: tensor-core
+// prefill kernels (FlashAttention-2 style; causal, variable length, read any
+// cached prefix) and a split-KV decode kernel that reads each KV head once for
+// its whole query group (GQA).
 #ifndef TPSERVE_WORKER_CUDA_ATTENTION_H_
 #define TPSERVE_WORKER_CUDA_ATTENTION_H_
 
@@ -28,22 +28,41 @@ struct PagedAttnBatch {
   int max_blocks_per_seq = 0;
 };
 
-// Queries per prefill tile (one thread block per tile and query head).
-inline constexpr int kPrefillQueryTile = 32;
+// Prefill tiles: a thread block owns kPrefillTileRows query rows, packed as
+// (position, query head) pairs of one KV head -- row r is position r / G and
+// head r % G of the group (G = num_heads / num_kv_heads) -- so each K/V tile
+// it loads serves the whole GQA group. A tile covers
+// PrefillTilePositions(dims) = kPrefillTileRows / G consecutive positions of
+// one sequence.
+inline constexpr int kPrefillTileRows = 128;
+int PrefillTilePositions(const AttnDims& dims);
+// Upper bound on the tiles of a step of `max_tokens` query rows in
+// `max_seqs` sequences.
+int MaxPrefillTiles(int max_tokens, int max_seqs, const AttnDims& dims);
 
 // Appends the prefill tiles of a sequence with `q_len` rows: pairs
 // (seq index, first query row within the sequence), flattened.
-void AppendPrefillTiles(int seq_index, int q_len, std::vector<int>& tiles);
+void AppendPrefillTiles(int seq_index, int q_len, int tile_positions, std::vector<int>& tiles);
+
+// Which prefill kernel runs. kAuto: the wgmma kernel where the device and the
+// build support it (Hopper, sm_90a code present) and head_dim is 64 or 128,
+// else the mma.sync kernel (sm_80 and newer, head_dim 32/64/128).
+enum class PrefillKernel { kAuto, kMma, kWgmma };
+// True when kWgmma can run on the current device.
+bool PrefillWgmmaAvailable();
 
 // Prefill / mixed step: for every query row of every sequence, causal
-// attention over the sequence's first (context_len - q_len + row + 1) keys.
-// `q` rows have stride `q_stride` elements (the fused qkv buffer); `out` is
+// attention over the sequence's first (context_len - q_len + row + 1) keys,
+// read through the block table (any cached prefix included). `q` rows have
+// stride `q_stride` elements (the fused qkv buffer); `out` is
 // [rows, num_heads * head_dim]. `tiles` is the device copy of
-// AppendPrefillTiles' output (`num_tiles` pairs).
+// AppendPrefillTiles' output (`num_tiles` pairs, PrefillTilePositions(dims)
+// positions each). A kernel that cannot run here is a FailedPrecondition.
 absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out,
                                    const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
                                    const PagedAttnBatch& batch, const int* tiles, int num_tiles,
-                                   const AttnDims& dims, cudaStream_t stream);
+                                   const AttnDims& dims, cudaStream_t stream,
+                                   PrefillKernel kernel = PrefillKernel::kAuto);
 
 // Split-KV partitioning of a decode step: every (sequence, KV head) is cut
 // into num_splits blocks, and the kernel shares each sequence's actual
@@ -52,11 +71,15 @@ absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bf
 // a CUDA graph captured for a batch bucket with max_context = max_model_len
 // stays valid, and fast, for every later step of that bucket.
 struct DecodePartition {
-  int num_splits = 1;  // 1 to 32
+  int num_splits = 1;  // 1 to 128
 };
-// Enough splits that about two blocks run per SM of an H100/H200 (fewer when
-// the batch already fills the GPU or the context is short), at most 32.
-DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context);
+// Decode blocks per SM that ChooseDecodePartition aims for.
+inline constexpr int kDecodeBlocksPerSm = 2;
+// Enough splits that about kDecodeBlocksPerSm blocks run per SM of a GPU with
+// `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
+// already fills the GPU or the context is short), at most 32 (a launch accepts
+// up to 128).
+DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);
 

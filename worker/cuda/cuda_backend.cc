@@ -9,6 +9,8 @@
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/cuda_model.h"
+#include "worker/cuda/device_info.h"
+#include "worker/cuda/memory_fit.h"
 #include "worker/cuda/sampler.h"
 
 namespace tpserve::worker {
@@ -86,10 +88,16 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_CUDA_CHECK(cudaSetDevice(device_));
   TP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   options_ = options;
+  TP_ASSIGN_OR_RETURN(const cuda::DeviceInfo device, cuda::GetDeviceInfo(device_));
+  spdlog::info("cuda device {}: {}", device_, cuda::DescribeDevice(device));
   TP_ASSIGN_OR_RETURN(config_, LoadModelConfig(options.model_path));
   if (options.dtype != "auto" && options.dtype != "bfloat16") {
-    return absl::InvalidArgumentError(absl::StrCat("the CUDA backend computes in bfloat16; --dtype ", options.dtype,
-                                                   " is not supported"));
+    // Every supported GPU (sm_80+, docs/gpus.md) computes bf16 at fp16 speed;
+    // float16-only GPUs (V100, T4) cannot load the kernels at all.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dtype ", options.dtype, " is not supported; use bfloat16 (or auto): the CUDA kernels compute in "
+        "bfloat16, which every supported GPU (A100/A800, A10, L40S, RTX 4090, H100/H200/H20, B200) runs at full "
+        "speed; float16 and float32 checkpoints are converted to bfloat16 when loaded"));
   }
   const int max_len = options.max_model_len > 0 ? options.max_model_len : config_.max_position_embeddings;
   if (max_len > config_.max_position_embeddings) {
@@ -98,6 +106,12 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   }
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
   TP_ASSIGN_OR_RETURN(cuda::Partition part, cuda::MakePartition(config_, rank, world));
+  {
+    size_t free = 0, total = 0;
+    TP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    TP_RETURN_IF_ERROR(cuda::CheckWeightsFit(
+        config_, part, {device.name, static_cast<int64_t>(total), static_cast<int64_t>(free)}));
+  }
   cuda::ModelWeights weights;
   std::string dir = options.model_path;
   if (dir.size() >= 11 && dir.compare(dir.size() - 11, 11, "config.json") == 0) {
@@ -116,7 +130,14 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   limits.max_seqs = options.max_num_seqs;
   limits.max_model_len = max_len;
   limits.block_size = options.block_size;
-  TP_ASSIGN_OR_RETURN(model_, CudaModel::Create(config_, part, std::move(weights), comm, limits, stream_));
+  auto model = CudaModel::Create(config_, part, std::move(weights), comm, limits, stream_);
+  if (absl::IsResourceExhausted(model.status())) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the activation buffers for --max-num-batched-tokens ", limits.max_tokens, " and --max-num-seqs ",
+        limits.max_seqs, " do not fit next to the weights: lower them or --max-model-len, or raise "
+        "--tensor-parallel-size (", model.status().message(), ")"));
+  }
+  TP_ASSIGN_OR_RETURN(model_, std::move(model));
   input_ = std::make_unique<StepInput>(limits.max_seqs, model_->max_blocks_per_seq(), limits.max_tokens,
                                        limits.block_size);
   std::vector<int> eos = config_.eos_token_ids;
@@ -175,28 +196,27 @@ absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_
   }
   size_t free = 0, total = 0;
   TP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  cuda::MemoryPlan plan;
+  plan.total_bytes = static_cast<int64_t>(total);
+  plan.used_bytes = static_cast<int64_t>(total - free);  // everything but the KV cache
+  plan.weight_bytes = model_->weight_bytes();
+  plan.bytes_per_block = model_->BytesPerBlock();
+  plan.fraction = fraction;
+  plan.block_size = lim.block_size;
+  plan.max_model_len = lim.max_model_len;
+  plan.max_num_batched_tokens = lim.max_tokens;
   MemoryProfile p;
-  p.total_memory_bytes = static_cast<int64_t>(total);
-  p.weight_bytes = model_->weight_bytes();
-  const int64_t used = static_cast<int64_t>(total - free);  // everything but the KV cache
-  p.peak_activation_bytes = used - p.weight_bytes;
-  p.bytes_per_block = model_->BytesPerBlock();
-  const double budget = static_cast<double>(total) * fraction - static_cast<double>(used);
-  p.num_blocks = budget > 0 ? static_cast<int>(budget / p.bytes_per_block) : 0;
+  p.total_memory_bytes = plan.total_bytes;
+  p.weight_bytes = plan.weight_bytes;
+  p.peak_activation_bytes = plan.used_bytes - plan.weight_bytes;
+  p.bytes_per_block = plan.bytes_per_block;
+  p.num_blocks = cuda::KvCacheBlocks(plan);
   spdlog::info("cuda memory: total {:.2f} GiB x {} = {:.2f} GiB; weights {:.2f} GiB; activations+runtime {:.2f} GiB "
                "(profiled at {} tokens); KV {:.2f} GiB = {} blocks of {} KiB ({} tokens)",
                total / kGiB, fraction, total * fraction / kGiB, p.weight_bytes / kGiB,
-               p.peak_activation_bytes / kGiB, lim.max_tokens, std::max(0.0, budget) / kGiB, p.num_blocks,
-               p.bytes_per_block / 1024, int64_t{p.num_blocks} * lim.block_size);
-  if (int64_t{p.num_blocks} * lim.block_size < lim.max_model_len) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "not enough GPU memory for one sequence of max_model_len ", lim.max_model_len, " tokens: ",
-        "total ", total / kGiB, " GiB x --gpu-memory-utilization ", fraction, " leaves ", budget / kGiB,
-        " GiB after ", p.weight_bytes / kGiB, " GiB of weights and ", p.peak_activation_bytes / kGiB,
-        " GiB of activations (--max-num-batched-tokens ", lim.max_tokens, "); that is ", p.num_blocks,
-        " blocks of ", lim.block_size, " tokens. Raise --gpu-memory-utilization, lower --max-model-len or "
-        "--max-num-batched-tokens, or add tensor-parallel ranks"));
-  }
+               p.peak_activation_bytes / kGiB, lim.max_tokens, std::max(0.0, cuda::KvCacheBudget(plan)) / kGiB,
+               p.num_blocks, p.bytes_per_block / 1024, int64_t{p.num_blocks} * lim.block_size);
+  TP_RETURN_IF_ERROR(cuda::CheckKvCacheFits(config_, model_->partition().world_size, plan));
   return p;
 }
 

@@ -168,8 +168,9 @@ TEST_P(GoldenTest, PositionByPositionThroughDecodeAndChunks) {
     }
     EXPECT_LT(worst, kTol) << "prompt " << i;
     // Positions without reference logits need an exact argmax; allow one
-    // unresolvable near tie among them.
-    EXPECT_GE(agree, total - (g.all_logits.empty() ? 1 : 0)) << "prompt " << i;
+    // unresolvable near tie per 50 of them (about 5% of these random models'
+    // positions have their top two logits within 0.5%).
+    EXPECT_GE(agree, total - (g.all_logits.empty() ? std::max(1, total / 50) : 0)) << "prompt " << i;
     std::printf("prompt %zu: argmax equal at %d/%d positions, consistent at %d; worst rel err %.4g\n", i,
                 exact, total, agree, worst);
   }
@@ -255,7 +256,9 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, GoldenTest,
     ::testing::Values(std::make_tuple("tests/fixtures/tiny-qwen2", 5, false),
                       std::make_tuple("tests/fixtures/tiny-qwen2", 5, true),
-                      std::make_tuple("tests/fixtures/tiny-qwen2-chat", 3, false)));
+                      std::make_tuple("tests/fixtures/tiny-qwen2-chat", 3, false),
+                      // YaRN (factor 4 over 128 positions), prompts to 450 tokens.
+                      std::make_tuple("tests/fixtures/tiny-qwen2-yarn", 3, false)));
 
 TEST(CudaBackendTest, MemoryPlanningAndLoadErrors) {
   TP_SKIP_WITHOUT_GPU();

@@ -25,7 +25,9 @@ absl::Status CheckLaunch(const char* kernel, const char* file, int line);
 // TPSERVE_PDL=0). PdlActive(): allowed and inside a PdlStepScope(true) on
 // this thread, which CudaModel::Forward opens for decode steps only: on the
 // H200, prefill steps (cuBLAS GEMMs between our kernels) ran 20% slower with
-// it, while decode gained (docs/performance.md).
+// it, while decode gained (docs/performance.md). LaunchPdl also needs the
+// device to run sm_90+ code of the kernel (pdl.cuh); elsewhere it launches
+// the ordinary way.
 bool PdlEnabled();
 bool PdlActive();
 

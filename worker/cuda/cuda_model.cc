@@ -3,10 +3,12 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/rope.h"
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
 #include "worker/cuda/block_table.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_info.h"
 #include "worker/cuda/gemv.h"
 #include "worker/cuda/norm.h"
 #include "worker/cuda/rope_cache.h"
@@ -40,7 +42,16 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   m->dims_.num_kv_heads = part.num_kv_heads;
   m->dims_.head_dim = config.head_dim;
   m->dims_.block_size = limits.block_size;
+  const RopeTable rope = MakeRopeTable(config.head_dim, config.rope_theta, config.rope_scaling);
+  if (rope.inv_freq.size() > static_cast<size_t>(kMaxRopePairs)) {
+    return absl::InvalidArgumentError(absl::StrCat("head_dim ", config.head_dim, " is over the RoPE kernel's ",
+                                                   2 * kMaxRopePairs));
+  }
+  std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), m->rope_.inv_freq);
+  m->rope_.attention_factor = rope.attention_factor;
   m->max_blocks_ = (limits.max_model_len + limits.block_size - 1) / limits.block_size;
+  TP_ASSIGN_OR_RETURN(const DeviceInfo device, GetCurrentDeviceInfo());
+  m->num_sms_ = device.num_sms;
   TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
   const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
   TP_ASSIGN_OR_RETURN(m->residual_, Bf16Buffer(t * h));
@@ -65,7 +76,7 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   size_t ws = 0;
   for (int b = 1; b <= s; ++b) {
     ws = std::max(ws, DecodeWorkspaceBytes(b, part.num_heads, d,
-                                           ChooseDecodePartition(b, part.num_kv_heads, limits.max_model_len)));
+                                           m->GraphPartition(b)));
   }
   TP_ASSIGN_OR_RETURN(m->decode_ws_, DeviceBuffer::Allocate(ws));
   int64_t off = 0;
@@ -77,7 +88,7 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   region(m->off_qstart_, s);
   region(m->off_qlen_, s);
   region(m->off_ctx_, s);
-  region(m->off_tiles_, 2 * (t / kPrefillQueryTile + s + 1));
+  region(m->off_tiles_, 2 * MaxPrefillTiles(t, s, m->dims_));
   region(m->off_edits_, 2 * s * m->max_blocks_);  // every row rewritten at worst
   region(m->off_tables_, s * m->max_blocks_);
   m->meta_ints_ = off;
@@ -109,7 +120,8 @@ absl::StatusOr<ForwardShape> CudaModel::Upload(StepInput& input) {
   shape.decode = input.decode();
   tiles_.clear();
   if (!shape.decode) {
-    for (int r = 0; r < input.num_rows(); ++r) AppendPrefillTiles(r, input.q_len()[r], tiles_);
+    const int tile_positions = PrefillTilePositions(dims_);
+    for (int r = 0; r < input.num_rows(); ++r) AppendPrefillTiles(r, input.q_len()[r], tile_positions, tiles_);
   }
   int* staged = meta_host_.as<int>();
   struct Span {
@@ -147,7 +159,8 @@ absl::StatusOr<ForwardShape> CudaModel::Upload(StepInput& input) {
   shape.num_seqs = static_cast<int>(input.q_start().size());
   shape.num_tiles = static_cast<int>(tiles_.size() / 2);
   shape.num_samples = static_cast<int>(input.sample_rows().size());
-  shape.partition = ChooseDecodePartition(shape.num_seqs, part_.num_kv_heads, std::max(1, input.max_context()));
+  shape.partition =
+      ChooseDecodePartition(shape.num_seqs, part_.num_kv_heads, std::max(1, input.max_context()), num_sms_);
   return shape;
 }
 
@@ -198,8 +211,8 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     bf16* vc = kc + layer_elems;
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.qkv.as<bf16>(), w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h, stream_));
-    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_,
-                                         static_cast<float>(config_.rope_theta), stream_));
+    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_, rope_,
+                                         stream_));
     if (s.decode) {
       TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kc, vc, ab, s.partition,
                                               decode_ws_.data(), dims_, stream_));

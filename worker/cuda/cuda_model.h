@@ -78,7 +78,7 @@ class CudaModel {
   cudaStream_t stream() const { return stream_; }
   // Decode partition of the graph for `batch` sequences (covers max_model_len).
   DecodePartition GraphPartition(int batch) const {
-    return ChooseDecodePartition(batch, part_.num_kv_heads, limits_.max_model_len);
+    return ChooseDecodePartition(batch, part_.num_kv_heads, limits_.max_model_len, num_sms_);
   }
   // Max blocks a sequence may hold.
   int max_blocks_per_seq() const { return max_blocks_; }
@@ -102,7 +102,9 @@ class CudaModel {
   ModelLimits limits_;
   cudaStream_t stream_ = nullptr;
   AttnDims dims_;
+  RopeParams rope_;  // config's RoPE table (YaRN included), from MakeRopeTable
   int max_blocks_ = 0;
+  int num_sms_ = 0;  // the device's, for the decode attention split
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
   DeviceBuffer logits_local_, logits_gathered_, logits_, decode_ws_, meta_;

@@ -1,16 +1,36 @@
 #include "worker/cuda/gemm.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/gemv.h"
 
 namespace tpserve::worker::cuda {
+namespace {
+
+// Row counts share a searched algorithm up to the next power of two.
+int RowClass(int m) {
+  int c = 1;
+  while (c < m) c <<= 1;
+  return c;
+}
+
+// Timed runs per candidate, after one untimed run.
+constexpr int kSearchReps = 3;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create(size_t workspace_bytes) {
   std::unique_ptr<Gemm> g(new Gemm());
   TP_CUDA_CHECK(cublasLtCreate(&g->handle_));
   TP_ASSIGN_OR_RETURN(g->workspace_, DeviceBuffer::Allocate(workspace_bytes));
+  TP_CUDA_CHECK(cudaEventCreate(&g->start_));
+  TP_CUDA_CHECK(cudaEventCreate(&g->stop_));
+  const char* env = std::getenv("TPSERVE_GEMM_SEARCH");
+  g->search_ = env == nullptr || std::string_view(env) != "0";
   return g;
 }
 
@@ -22,6 +42,8 @@ Gemm::~Gemm() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   if (handle_ != nullptr) cublasLtDestroy(handle_);
+  if (start_ != nullptr) cudaEventDestroy(start_);
+  if (stop_ != nullptr) cudaEventDestroy(stop_);
 }
 
 // Column-major view: outᵀ[n, m] = W[n, k] (stored as a k x n column-major
@@ -67,6 +89,60 @@ absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool o
   return &plans_.emplace(key, p).first->second;
 }
 
+cublasStatus_t Gemm::Run(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* out,
+                         cudaStream_t stream) {
+  const float alpha = 1.0f, beta = 0.0f;
+  return cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &algo,
+                        workspace_.data(), workspace_.bytes(), stream);
+}
+
+absl::Status Gemm::Search(Plan& p, const Key& cls, const void* x, const void* w, void* out, cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  TP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return absl::OkStatus();  // no timing inside a graph
+  p.searched = true;
+  if (auto it = searched_.find(cls); it != searched_.end()) {
+    // The class's winner, unless it cannot run this exact shape.
+    cublasLtMatmulHeuristicResult_t check;
+    if (cublasLtMatmulAlgoCheck(handle_, p.desc, p.a, p.b, p.c, p.c, &it->second, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= workspace_.bytes()) {
+      p.algo = it->second;
+    }
+    return absl::OkStatus();
+  }
+  cublasLtMatmulPreference_t pref;
+  TP_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const size_t ws = workspace_.bytes();
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t results[kSearchCandidates];
+  int found = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref,
+                                                          kSearchCandidates, results, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS) found = 0;
+  float best_ms = 0.0f;
+  bool have_best = false;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    // The untimed run warms up and weeds out a candidate that cannot launch.
+    if (Run(p, results[i].algo, x, w, out, stream) != CUBLAS_STATUS_SUCCESS) continue;
+    TP_CUDA_CHECK(cudaEventRecord(start_, stream));
+    for (int r = 0; r < kSearchReps; ++r) TP_CUDA_CHECK(Run(p, results[i].algo, x, w, out, stream));
+    TP_CUDA_CHECK(cudaEventRecord(stop_, stream));
+    TP_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0.0f;
+    TP_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    if (!have_best || ms < best_ms) {
+      best_ms = ms;
+      p.algo = results[i].algo;
+      have_best = true;
+    }
+  }
+  searched_[cls] = p.algo;
+  return absl::OkStatus();
+}
+
 absl::Status Gemm::Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
                           void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream) {
   if (m < 0 || n <= 0 || k <= 0) {
@@ -82,9 +158,10 @@ absl::Status Gemm::Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const 
   if (bias != nullptr) {
     TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  TP_CUDA_CHECK(cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
-                               &p->algo, workspace_.data(), workspace_.bytes(), stream));
+  if (search_ && !p->searched) {
+    TP_RETURN_IF_ERROR(Search(*p, Key(RowClass(m), n, k, bias != nullptr, out_fp32), x, w, out, stream));
+  }
+  TP_CUDA_CHECK(Run(*p, p->algo, x, w, out, stream));
   return absl::OkStatus();
 }
 

@@ -19,7 +19,12 @@ namespace tpserve::worker::cuda {
 
 // One cuBLASLt handle with its workspace and a cache of matmul plans (the
 // heuristic query costs more than a small GEMM, so it runs once per shape).
-// Not thread-safe; one per stream.
+// Algorithm search: the first time a shape class -- (rows rounded up to a
+// power of two, n, k, bias, output type) -- runs outside CUDA graph capture,
+// up to kSearchCandidates of cuBLASLt's heuristic candidates are timed on the
+// call's own buffers and the fastest is kept for every row count of the class
+// (prefill steps bring a new row count almost every time, so per-shape search
+// would never pay off). Not thread-safe; one per stream.
 class Gemm {
  public:
   // Creates the handle and a workspace of `workspace_bytes`.
@@ -37,20 +42,36 @@ class Gemm {
                       void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }
+  // Turns the algorithm search off (cuBLASLt's first heuristic choice only)
+  // or on (the default; TPSERVE_GEMM_SEARCH=0 in the environment turns it off).
+  void set_algo_search(bool on) { search_ = on; }
+
+  // Candidates timed per shape class.
+  static constexpr int kSearchCandidates = 8;
 
  private:
+  using Key = std::tuple<int, int, int, bool, bool>;  // m (or its class), n, k, bias, fp32 out
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo;
+    bool searched = false;  // algo comes from the shape class's search
   };
   Gemm() = default;
   absl::StatusOr<Plan*> GetPlan(int m, int n, int k, bool bias, bool out_fp32);
+  // Gives `p` its class's searched algorithm, searching first if the class
+  // has none; leaves the heuristic one while `stream` is capturing a graph.
+  absl::Status Search(Plan& p, const Key& cls, const void* x, const void* w, void* out, cudaStream_t stream);
+  cublasStatus_t Run(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* out,
+                     cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   bool force_cublas_ = false;
+  bool search_ = true;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
   DeviceBuffer workspace_;
-  std::map<std::tuple<int, int, int, bool, bool>, Plan> plans_;
+  std::map<Key, Plan> plans_;
+  std::map<Key, cublasLtMatmulAlgo_t> searched_;
 };
 
 }  // namespace tpserve::worker::cuda

@@ -16,6 +16,22 @@ namespace {
 using testing::DevArray;
 using bf16 = __nv_bfloat16;
 
+// CPU reference of x[m, k] · w[n, k]ᵀ in double.
+std::vector<float> ReferenceGemm(const std::vector<bf16>& x, const std::vector<bf16>& w, int m, int n, int k) {
+  auto fx = testing::ToFloat(x), fw = testing::ToFloat(w);
+  std::vector<float> want(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double acc = 0.0;
+      const float* xr = &fx[static_cast<size_t>(i) * k];
+      const float* wr = &fw[static_cast<size_t>(j) * k];
+      for (int t = 0; t < k; ++t) acc += static_cast<double>(xr[t]) * wr[t];
+      want[static_cast<size_t>(i) * n + j] = static_cast<float>(acc);
+    }
+  }
+  return want;
+}
+
 class GemmTest : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool, bool>> {};
 
 TEST_P(GemmTest, MatchesCpuReference) {
@@ -37,13 +53,9 @@ TEST_P(GemmTest, MatchesCpuReference) {
     got[i] = fp32 ? reinterpret_cast<float*>(raw.data())[i]
                   : __bfloat162float(reinterpret_cast<bf16*>(raw.data())[i]);
   }
-  auto fx = testing::ToFloat(x), fw = testing::ToFloat(w), fb = testing::ToFloat(b);
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      double acc = with_bias ? fb[j] : 0.0;
-      for (int t = 0; t < k; ++t) acc += static_cast<double>(fx[i * k + t]) * fw[j * k + t];
-      want[static_cast<size_t>(i) * n + j] = static_cast<float>(acc);
-    }
+  want = ReferenceGemm(x, w, m, n, k);
+  if (with_bias) {
+    for (size_t i = 0; i < want.size(); ++i) want[i] += __bfloat162float(b[i % n]);
   }
   EXPECT_LT(testing::MaxRelError(got, want), fp32 ? 1e-4 : 8e-3);
 }
@@ -151,6 +163,63 @@ TEST(GemvTest, DependentLaunchChainEqualsOrdinaryLaunches) {
   }
   EXPECT_EQ(nan, 0);
   EXPECT_EQ(differ, 0);
+  cudaStreamDestroy(stream);
+}
+
+// Row counts of one class (here 513..1024) share the searched algorithm, and
+// whatever the search picks computes the same function as the heuristic's
+// first choice.
+TEST(GemmTest, SearchedAlgorithmsMatchCpuReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const int n = 768, k = 512;
+  std::mt19937 rng(31);
+  auto w = testing::RandomBf16(static_cast<size_t>(n) * k, rng, 0.1f);
+  DevArray<bf16> dw(w);
+  auto searched = Gemm::Create(), plain = Gemm::Create();
+  ASSERT_TRUE(searched.ok() && plain.ok());
+  (*searched)->set_algo_search(true);
+  (*plain)->set_algo_search(false);
+  for (int m : {1000, 600, 1024}) {
+    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng);
+    DevArray<bf16> dx(x);
+    DevArray<float> a(static_cast<size_t>(m) * n), b(static_cast<size_t>(m) * n);
+    ASSERT_TRUE((*searched)->Linear(dx.get(), dw.get(), nullptr, a.get(), true, m, n, k, nullptr).ok());
+    ASSERT_TRUE((*plain)->Linear(dx.get(), dw.get(), nullptr, b.get(), true, m, n, k, nullptr).ok());
+    const auto want = ReferenceGemm(x, w, m, n, k);
+    EXPECT_LT(testing::MaxRelError(a.Download(), want), 1e-4) << "searched, m=" << m;
+    EXPECT_LT(testing::MaxRelError(b.Download(), want), 1e-4) << "heuristic, m=" << m;
+  }
+}
+
+// A shape first seen while a stream captures a CUDA graph (decode graphs)
+// must not be timed there: the capture succeeds and the graph computes it.
+TEST(GemmTest, NoSearchDuringGraphCapture) {
+  TP_SKIP_WITHOUT_GPU();
+  const int m = 48, n = 640, k = 256;
+  std::mt19937 rng(32);
+  auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng);
+  auto w = testing::RandomBf16(static_cast<size_t>(n) * k, rng, 0.1f);
+  DevArray<bf16> dx(x), dw(w);
+  DevArray<float> out(static_cast<size_t>(m) * n);
+  auto gemm = Gemm::Create();
+  ASSERT_TRUE(gemm.ok());
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const absl::Status st = (*gemm)->Linear(dx.get(), dw.get(), nullptr, out.get(), true, m, n, k, stream);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  ASSERT_TRUE(st.ok()) << st;
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_LT(testing::MaxRelError(out.Download(), ReferenceGemm(x, w, m, n, k)), 1e-4);
+  // An eager call of the same shape afterwards searches and still agrees.
+  ASSERT_TRUE((*gemm)->Linear(dx.get(), dw.get(), nullptr, out.get(), true, m, n, k, stream).ok());
+  EXPECT_LT(testing::MaxRelError(out.Download(), ReferenceGemm(x, w, m, n, k)), 1e-4);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
 }
 

@@ -8,16 +8,21 @@ namespace tpserve::worker::cuda {
 namespace {
 
 // One block per token; threads walk (head, pair) for q and k heads, then copy
-// v. inv_freq follows HF's float32 formula 1 / theta^(2i/d); the angle is
-// float(pos) * inv_freq in float32 as in HF, with accurate sincosf because
-// angles reach tens of thousands of radians.
+// v. The angle is float(pos) * inv_freq in float32 as in HF, with accurate
+// sincosf because angles reach tens of thousands of radians; cos and sin are
+// then scaled by the attention factor, as HF scales its cos/sin cache.
 __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ positions,
                                 const int* __restrict__ slot_mapping, bf16* __restrict__ k_cache,
-                                bf16* __restrict__ v_cache, int nh, int nkv, int d, float theta) {
+                                bf16* __restrict__ v_cache, int nh, int nkv, int d, RopeParams rope) {
+  const int half = d / 2;
+  // The table is a launch parameter (no dependency on earlier kernels): stage
+  // it in shared memory before waiting on them.
+  __shared__ float inv_freq[kMaxRopePairs];
+  for (int i = threadIdx.x; i < half; i += blockDim.x) inv_freq[i] = rope.inv_freq[i];
+  __syncthreads();
   PdlWait();
   PdlTrigger();
   const int t = blockIdx.x;
-  const int half = d / 2;
   const int row = (nh + 2 * nkv) * d;
   bf16* x = qkv + static_cast<size_t>(t) * row;
   const float pos = static_cast<float>(positions[t]);
@@ -25,9 +30,10 @@ __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ 
   const int rot_pairs = (nh + nkv) * half;
   for (int p = threadIdx.x; p < rot_pairs; p += blockDim.x) {
     const int h = p / half, i = p % half;
-    const float inv_freq = static_cast<float>(1.0 / pow(static_cast<double>(theta), (2.0 * i) / d));
     float s, c;
-    sincosf(pos * inv_freq, &s, &c);
+    sincosf(pos * inv_freq[i], &s, &c);
+    s *= rope.attention_factor;
+    c *= rope.attention_factor;
     bf16* head = x + h * d;
     const float x1 = __bfloat162float(head[i]), x2 = __bfloat162float(head[i + half]);
     const bf16 o1 = __float2bfloat16(x1 * c - x2 * s);
@@ -50,11 +56,14 @@ __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ 
 
 absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_mapping,
                                bf16* k_cache, bf16* v_cache, int num_tokens, const AttnDims& dims,
-                               float rope_theta, cudaStream_t stream) {
+                               const RopeParams& rope, cudaStream_t stream) {
   if (dims.head_dim % 2 != 0) return absl::InvalidArgumentError("RoPE needs an even head_dim");
+  if (dims.head_dim / 2 > kMaxRopePairs) {
+    return absl::InvalidArgumentError("RoPE supports head_dim up to 2 * kMaxRopePairs");
+  }
   if (num_tokens == 0) return absl::OkStatus();
   TP_CUDA_CHECK(LaunchPdl(RopeCacheKernel, dim3(num_tokens), dim3(256), 0, stream, qkv, positions, slot_mapping,
-                          k_cache, v_cache, dims.num_heads, dims.num_kv_heads, dims.head_dim, rope_theta));
+                          k_cache, v_cache, dims.num_heads, dims.num_kv_heads, dims.head_dim, rope));
   return absl::OkStatus();
 }
 

@@ -19,13 +19,24 @@ struct AttnDims {
   int block_size = 16;   // tokens per KV block
 };
 
+// Most rotation pairs a head may have (head_dim <= 256).
+inline constexpr int kMaxRopePairs = 128;
+
+// The rotary table (common/model/rope.h's RopeTable), passed by value with
+// each launch: no device buffer, and decode graphs capture it as a constant.
+struct RopeParams {
+  float inv_freq[kMaxRopePairs] = {};  // head_dim / 2 used
+  float attention_factor = 1.0f;       // multiplies cos and sin (YaRN)
+};
+
 // `qkv` holds `num_tokens` rows of [q (num_heads*head_dim) | k | v]. Rotates
-// q and k in place by `positions[t]`, then stores k and v at cache slot
-// `slot_mapping[t]` (skipped when negative: padding rows). Caches are laid
-// out [slot][kv_head][head_dim] with slot = block * block_size + offset.
+// q and k in place by `positions[t]` * rope.inv_freq, then stores k and v at
+// cache slot `slot_mapping[t]` (skipped when negative: padding rows). Caches
+// are laid out [slot][kv_head][head_dim] with slot = block * block_size +
+// offset.
 absl::Status RopeAndCacheWrite(__nv_bfloat16* qkv, const int* positions, const int* slot_mapping,
                                __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int num_tokens,
-                               const AttnDims& dims, float rope_theta, cudaStream_t stream);
+                               const AttnDims& dims, const RopeParams& rope, cudaStream_t stream);
 
 }  // namespace tpserve::worker::cuda
 

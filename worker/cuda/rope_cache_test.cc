@@ -1,6 +1,9 @@
 #include "worker/cuda/rope_cache.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <numbers>
 #include <random>
 #include <vector>
 
@@ -13,24 +16,63 @@ namespace {
 using testing::DevArray;
 using bf16 = __nv_bfloat16;
 
-TEST(RopeCacheTest, RotatesQkAndWritesCacheSlots) {
-  TP_SKIP_WITHOUT_GPU();
-  AttnDims d;
-  d.num_heads = 4;
-  d.num_kv_heads = 2;
-  d.head_dim = 64;
-  d.block_size = 16;
-  const int tokens = 9, num_slots = 64, row = (d.num_heads + 2 * d.num_kv_heads) * d.head_dim;
-  const float theta = 1e6f;
-  std::mt19937 rng(3);
+// The reference rotation: per-pair frequencies and the cos/sin scale in
+// double precision.
+struct RefRope {
+  std::vector<double> inv_freq;
+  double attention_factor = 1.0;
+};
+
+RefRope PlainRef(int head_dim, double theta) {
+  RefRope r;
+  for (int i = 0; i < head_dim / 2; ++i) r.inv_freq.push_back(1.0 / std::pow(theta, 2.0 * i / head_dim));
+  return r;
+}
+
+// YaRN in double precision, written from the paper's definition (HF's
+// _compute_yarn_parameters with its default truncated ramp): pairs turning
+// more than beta_fast times over the original context keep their frequency,
+// pairs turning fewer than beta_slow times are divided by `factor`, linear
+// in between; cos and sin are scaled by 0.1 ln(factor) + 1.
+RefRope YarnRef(int head_dim, double theta, double factor, int original, double beta_fast = 32,
+                double beta_slow = 1) {
+  const double d = head_dim;
+  auto dim_for = [&](double turns) {
+    return d * std::log(original / (turns * 2 * std::numbers::pi)) / (2 * std::log(theta));
+  };
+  const double low = std::max(std::floor(dim_for(beta_fast)), 0.0);
+  const double high = std::min(std::ceil(dim_for(beta_slow)), d - 1);
+  RefRope r;
+  for (int i = 0; i < head_dim / 2; ++i) {
+    const double base = std::pow(theta, -2.0 * i / d);
+    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);  // 1: interpolate
+    r.inv_freq.push_back(base / factor * ramp + base * (1 - ramp));
+  }
+  r.attention_factor = 0.1 * std::log(factor) + 1.0;
+  return r;
+}
+
+// What the kernel is given: the reference table rounded to float32, as
+// MakeRopeTable hands it over.
+RopeParams ToParams(const RefRope& r) {
+  RopeParams p;
+  for (size_t i = 0; i < r.inv_freq.size(); ++i) p.inv_freq[i] = static_cast<float>(r.inv_freq[i]);
+  p.attention_factor = static_cast<float>(r.attention_factor);
+  return p;
+}
+
+// Runs the kernel on random q/k/v and returns the largest difference from
+// the double-precision rotation; checks the K/V cache writes on the way.
+double RunAndCompare(const AttnDims& d, const std::vector<int>& pos, const std::vector<int>& slots,
+                     int num_slots, const RefRope& ref, unsigned seed) {
+  const int tokens = static_cast<int>(pos.size()), row = (d.num_heads + 2 * d.num_kv_heads) * d.head_dim;
+  std::mt19937 rng(seed);
   auto qkv = testing::RandomBf16(tokens * row, rng, 2.0f);
-  std::vector<int> pos = {0, 1, 2, 17, 300, 4095, 32767, 5, 6};
-  std::vector<int> slots = {3, 4, 5, 20, 63, 0, 33, -1, 40};  // -1: padding row, no write
   DevArray<bf16> dqkv(qkv), kc(num_slots * d.num_kv_heads * d.head_dim),
       vc(num_slots * d.num_kv_heads * d.head_dim);
   DevArray<int> dpos(pos), dslots(slots);
-  ASSERT_TRUE(RopeAndCacheWrite(dqkv.get(), dpos.get(), dslots.get(), kc.get(), vc.get(), tokens, d,
-                                theta, nullptr).ok());
+  EXPECT_TRUE(RopeAndCacheWrite(dqkv.get(), dpos.get(), dslots.get(), kc.get(), vc.get(), tokens, d,
+                                ToParams(ref), nullptr).ok());
   auto got = testing::ToFloat(dqkv.Download());
   auto gk = kc.Download(), gv = vc.Download();
   const int half = d.head_dim / 2;
@@ -42,9 +84,9 @@ TEST(RopeCacheTest, RotatesQkAndWritesCacheSlots) {
         double want = __bfloat162float(qkv[idx]);
         if (h < d.num_heads + d.num_kv_heads) {
           const int j = i % half;
-          const double f = static_cast<double>(pos[t]) / std::pow(static_cast<double>(theta), 2.0 * j / d.head_dim);
+          const double a = pos[t] * ref.inv_freq[j], m = ref.attention_factor;
           const double x1 = __bfloat162float(qkv[idx - i + j]), x2 = __bfloat162float(qkv[idx - i + j + half]);
-          want = i < half ? x1 * std::cos(f) - x2 * std::sin(f) : x2 * std::cos(f) + x1 * std::sin(f);
+          want = m * (i < half ? x1 * std::cos(a) - x2 * std::sin(a) : x2 * std::cos(a) + x1 * std::sin(a));
         }
         max_err = std::max(max_err, std::fabs(got[idx] - want));
         if (h >= d.num_heads && slots[t] >= 0) {
@@ -57,20 +99,69 @@ TEST(RopeCacheTest, RotatesQkAndWritesCacheSlots) {
       }
     }
   }
-  // bf16 output rounding (inputs up to 2 => 2^-7) plus float32 angle error at
-  // position 32767.
-  EXPECT_LT(max_err, 0.03);
-  // Slot 1 was never written: still poisoned.
-  auto k_after = kc.Download();
-  EXPECT_TRUE(std::isnan(__bfloat162float(k_after[1 * d.num_kv_heads * d.head_dim])));
+  // Slot 1 is never written: still poisoned.
+  EXPECT_TRUE(std::isnan(__bfloat162float(gk[1 * d.num_kv_heads * d.head_dim])));
+  return max_err;
 }
 
-TEST(RopeCacheTest, RejectsOddHeadDim) {
+AttnDims Dims(int num_heads, int num_kv_heads, int head_dim) {
   AttnDims d;
-  d.num_heads = 1;
-  d.num_kv_heads = 1;
-  d.head_dim = 63;
-  EXPECT_FALSE(RopeAndCacheWrite(nullptr, nullptr, nullptr, nullptr, nullptr, 1, d, 1e4f, nullptr).ok());
+  d.num_heads = num_heads;
+  d.num_kv_heads = num_kv_heads;
+  d.head_dim = head_dim;
+  d.block_size = 16;
+  return d;
+}
+
+TEST(RopeCacheTest, RotatesQkAndWritesCacheSlots) {
+  TP_SKIP_WITHOUT_GPU();
+  const AttnDims d = Dims(4, 2, 64);
+  std::vector<int> pos = {0, 1, 2, 17, 300, 4095, 32767, 5, 6};
+  std::vector<int> slots = {3, 4, 5, 20, 63, 0, 33, -1, 40};  // -1: padding row, no write
+  const double err = RunAndCompare(d, pos, slots, 64, PlainRef(d.head_dim, 1e6), 3);
+  // bf16 output rounding (inputs up to 2 => 2^-7) plus float32 angle error at
+  // position 32767.
+  EXPECT_LT(err, 0.03);
+}
+
+TEST(RopeCacheTest, YarnFrequenciesAndAttentionFactor) {
+  TP_SKIP_WITHOUT_GPU();
+  // Qwen2-72B's heads with its model card's YaRN block (factor 4 over 32768
+  // positions), at positions up to the scaled length 131072.
+  const AttnDims d = Dims(8, 1, 128);
+  const RefRope ref = YarnRef(d.head_dim, 1e6, 4.0, 32768);
+  // Pair 0 keeps its frequency, the last pairs are divided by 4.
+  ASSERT_DOUBLE_EQ(ref.inv_freq[0], 1.0);
+  ASSERT_NEAR(ref.inv_freq[63] * 4, 1.0 / std::pow(1e6, 126.0 / 128), 1e-15);
+  std::vector<int> pos = {0, 1, 127, 32767, 32768, 65536, 100000, 131071, 7};
+  std::vector<int> slots = {3, 4, 5, 20, 63, 0, 33, -1, 40};
+  const double err = RunAndCompare(d, pos, slots, 64, ref, 4);
+  // As above, with angles four times larger and values scaled by 1.14.
+  EXPECT_LT(err, 0.05);
+  std::printf("yarn rope: max abs error %.4g\n", err);
+
+  // At position 0 the rotation is the identity: the output is the input
+  // times the attention factor, to bf16 rounding.
+  const int row = (d.num_heads + 2 * d.num_kv_heads) * d.head_dim;
+  std::mt19937 rng(5);
+  auto qkv = testing::RandomBf16(row, rng, 2.0f);
+  DevArray<bf16> dqkv(qkv), kc(d.num_kv_heads * d.head_dim), vc(d.num_kv_heads * d.head_dim);
+  DevArray<int> dpos(std::vector<int>{0}), dslots(std::vector<int>{0});
+  ASSERT_TRUE(RopeAndCacheWrite(dqkv.get(), dpos.get(), dslots.get(), kc.get(), vc.get(), 1, d, ToParams(ref),
+                                nullptr).ok());
+  const auto got = testing::ToFloat(dqkv.Download());
+  for (int i = 0; i < (d.num_heads + d.num_kv_heads) * d.head_dim; ++i) {
+    const double want = ref.attention_factor * __bfloat162float(qkv[i]);
+    ASSERT_NEAR(got[i], want, std::fabs(want) * 0x1p-8 + 1e-6) << i;
+  }
+}
+
+TEST(RopeCacheTest, RejectsOddAndOversizedHeadDim) {
+  AttnDims d = Dims(1, 1, 63);
+  const RopeParams p;
+  EXPECT_FALSE(RopeAndCacheWrite(nullptr, nullptr, nullptr, nullptr, nullptr, 1, d, p, nullptr).ok());
+  d.head_dim = 2 * kMaxRopePairs + 2;
+  EXPECT_FALSE(RopeAndCacheWrite(nullptr, nullptr, nullptr, nullptr, nullptr, 1, d, p, nullptr).ok());
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ CpuModel::CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communic
     : config_(std::move(config)),
       plan_(plan),
       weights_(std::move(weights)),
+      rope_(MakeRopeTable(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
       comm_(comm),
       block_size_(block_size) {}
 
@@ -167,9 +168,10 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
     float* kc = k_cache_[l].get();
     float* vc = v_cache_[l].get();
     for (int64_t t = 0; t < n; ++t) {
-      cpu::ApplyRope(&q[t * q_width], plan_.num_heads, hd, tokens[t].position, config_.rope_theta);
+      cpu::ApplyRope(&q[t * q_width], plan_.num_heads, hd, tokens[t].position,
+                     rope_.inv_freq.data(), rope_.attention_factor);
       cpu::ApplyRope(&k[t * kv_width], plan_.num_kv_heads, hd, tokens[t].position,
-                     config_.rope_theta);
+                     rope_.inv_freq.data(), rope_.attention_factor);
       std::memcpy(kc + tokens[t].slot * kv_width, &k[t * kv_width], kv_width * sizeof(float));
       std::memcpy(vc + tokens[t].slot * kv_width, &v[t * kv_width], kv_width * sizeof(float));
     }

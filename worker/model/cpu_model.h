@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model/model_config.h"
+#include "common/model/rope.h"
 #include "worker/comm/communicator.h"
 #include "worker/model/backend.h"
 #include "worker/model/cpu_weights.h"
@@ -58,6 +59,7 @@ class CpuModel {
   const ModelConfig config_;
   const TpPlan plan_;
   const CpuWeights weights_;
+  const RopeTable rope_;
   Communicator* const comm_;
   const int block_size_;
   int num_blocks_ = 0;

@@ -114,15 +114,14 @@ void RmsNorm(const float* x, int64_t rows, int64_t dim, const float* weight, flo
   }
 }
 
-void ApplyRope(float* heads, int num_heads, int head_dim, int64_t position, double theta) {
+void ApplyRope(float* heads, int num_heads, int head_dim, int64_t position, const float* inv_freq,
+               float attention_factor) {
   const int half = head_dim / 2;
-  // Frequencies and angles as HF computes them: inv_freq in float32, then
-  // position * inv_freq in float32, then cos/sin.
+  // Angles as HF computes them: position * inv_freq in float32, then cos/sin,
+  // then the attention factor.
   for (int i = 0; i < half; ++i) {
-    const float inv_freq =
-        static_cast<float>(1.0 / std::pow(theta, static_cast<double>(2 * i) / head_dim));
-    const float angle = static_cast<float>(position) * inv_freq;
-    const float c = std::cos(angle), s = std::sin(angle);
+    const float angle = static_cast<float>(position) * inv_freq[i];
+    const float c = std::cos(angle) * attention_factor, s = std::sin(angle) * attention_factor;
     for (int h = 0; h < num_heads; ++h) {
       float* v = heads + static_cast<int64_t>(h) * head_dim;
       const float a = v[i], b = v[i + half];

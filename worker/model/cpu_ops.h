@@ -20,8 +20,11 @@ void Linear(const float* x, int64_t rows, int64_t in, const float* w, const floa
 void RmsNorm(const float* x, int64_t rows, int64_t dim, const float* weight, float eps, float* y);
 
 // Rotates `num_heads` heads of `head_dim` in place with neox-style RoPE (the
-// first and second halves of each head form the pairs), at `position`.
-void ApplyRope(float* heads, int num_heads, int head_dim, int64_t position, double theta);
+// first and second halves of each head form the pairs): pair i by angle
+// position * inv_freq[i], with cos and sin multiplied by `attention_factor`
+// (YaRN's; 1 for plain RoPE). The table comes from MakeRopeTable.
+void ApplyRope(float* heads, int num_heads, int head_dim, int64_t position, const float* inv_freq,
+               float attention_factor);
 
 // x[i] = silu(gate[i]) * up[i] for n elements (x may alias gate).
 void SiluMul(const float* gate, const float* up, int64_t n, float* x);

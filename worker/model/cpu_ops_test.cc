@@ -44,8 +44,10 @@ TEST(CpuOpsTest, RmsNormMatchesDefinition) {
 TEST(CpuOpsTest, RopeIsARelativeRotation) {
   const int hd = 8;
   auto q = Random(hd, 6), k = Random(hd, 7);
+  std::vector<float> inv_freq(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / hd));
   auto at = [&](std::vector<float> v, int64_t pos) {
-    ApplyRope(v.data(), 1, hd, pos, 10000.0);
+    ApplyRope(v.data(), 1, hd, pos, inv_freq.data(), 1.0f);
     return v;
   };
   // Position 0 is the identity; norms are preserved; <q_m, k_n> depends on
@@ -68,6 +70,22 @@ TEST(CpuOpsTest, RopeIsARelativeRotation) {
   const auto r = at(e, 1);
   EXPECT_NEAR(r[0], std::cos(1.0), 1e-6);
   EXPECT_NEAR(r[hd / 2], std::sin(1.0), 1e-6);
+}
+
+TEST(CpuOpsTest, RopeAttentionFactorScalesTheRotation) {
+  // YaRN multiplies cos and sin by its attention factor: the rotated vector
+  // is the plain rotation times that factor, per head.
+  const int hd = 8, heads = 2;
+  const std::vector<float> inv_freq = {1.0f, 0.25f, 0.0625f, 0.015625f};
+  const auto x = Random(heads * hd, 8);
+  auto plain = x, scaled = x;
+  ApplyRope(plain.data(), heads, hd, 300, inv_freq.data(), 1.0f);
+  ApplyRope(scaled.data(), heads, hd, 300, inv_freq.data(), 1.25f);
+  for (int i = 0; i < heads * hd; ++i) EXPECT_NEAR(scaled[i], 1.25f * plain[i], 1e-6) << i;
+  // Pair 1 of head 1 turned by 300 * 0.25 rad.
+  const double a = 300 * 0.25, x1 = x[hd + 1], x2 = x[hd + 1 + hd / 2];
+  EXPECT_NEAR(plain[hd + 1], x1 * std::cos(a) - x2 * std::sin(a), 1e-5);
+  EXPECT_NEAR(plain[hd + 1 + hd / 2], x2 * std::cos(a) + x1 * std::sin(a), 1e-5);
 }
 
 TEST(CpuOpsTest, SiluMulAndAdd) {

@@ -57,15 +57,16 @@ using StepWriter = grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>;
 class Relay {
  public:
   explicit Relay(const RelayOptions& options) : timeout_(options.peer_timeout) {
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = options.channel_args;
     args.SetMaxReceiveMessageSize(-1);
     args.SetMaxSendMessageSize(-1);
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    const std::shared_ptr<grpc::ChannelCredentials> credentials =
+        options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
     for (size_t i = 0; i < options.peers.size(); ++i) {
       auto peer = std::make_unique<Peer>();
       peer->name = absl::StrCat("rank ", i + 1, " (", options.peers[i], ")");
-      peer->stub = v1::Worker::NewStub(
-          grpc::CreateCustomChannel(options.peers[i], grpc::InsecureChannelCredentials(), args));
+      peer->stub = v1::Worker::NewStub(grpc::CreateCustomChannel(options.peers[i], credentials, args));
       peer->stream = peer->stub->StepStream(&peer->context);
       peers_.push_back(std::move(peer));
     }

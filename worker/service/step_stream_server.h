@@ -14,10 +14,13 @@
 #define TPSERVE_WORKER_SERVICE_STEP_STREAM_SERVER_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/sync_stream.h>
 
 #include "absl/status/status.h"
@@ -32,6 +35,10 @@ struct RelayOptions {
   std::vector<std::string> peers;
   // How long a peer may take to answer a step, from when it could start it.
   absl::Duration peer_timeout = absl::Seconds(30);
+  // The peers' channels: the deployment's internal credentials (mutual TLS
+  // when configured) and their arguments; null credentials: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments channel_args;
 };
 
 // Runs one step into `answer`; a non-OK status is answered in-band.

@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/security/grpc_credentials.h"
 #include "common/logging.h"
 #include "worker/service/backend_factory.h"
 
@@ -43,15 +45,24 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::StartWith(
       config, device_kind, std::move(make_backend),
       CreateCommFactory(device_kind, op_timeout));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat("0.0.0.0:", config.worker_port),
-                           grpc::InsecureServerCredentials(), &server->port_);
+  // As for the router: without this a second worker on the same port would
+  // bind silently (SO_REUSEPORT) and take part of the router's connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(config));
+  // Rank 0 relays steps to the other workers over the same internal links.
+  server->service_->SetPeerChannel(InternalChannelCredentials(tls.get()),
+                                   InternalChannelArguments(tls.get()));
+  const std::string address = InternalListenAddress(config, config.worker_port);
+  builder.AddListeningPort(address, InternalServerCredentials(tls.get()),
+                           &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
-        "worker: cannot listen on 0.0.0.0:", config.worker_port, " (port in use?)"));
+        "worker: cannot listen on ", address,
+        " (port in use, or --internal-host not an address of this host?)"));
   }
   spdlog::info("worker ({}) serving on port {}", device_kind, server->port_);
   return server;

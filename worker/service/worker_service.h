@@ -55,6 +55,11 @@ class WorkerService final : public v1::Worker::Service {
   grpc::Status Health(grpc::ServerContext*, const v1::WorkerHealthRequest*,
                       v1::WorkerHealthResponse*) override;
 
+  // How rank 0 connects to the ranks it relays steps to (the internal
+  // credentials the server was started with). Call before serving.
+  void SetPeerChannel(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                      grpc::ChannelArguments args);
+
   // Refuses new work and waits up to `grace` for the step in flight; past
   // that, aborts the communicator so a step stuck on a peer returns.
   void Drain(absl::Duration grace);
@@ -98,8 +103,11 @@ class WorkerService final : public v1::Worker::Service {
   StepLimits limits_;
   int64_t bytes_per_block_ = 0;  // from ProfileMemory
   SequenceTable sequences_;
-  // Rank 0: the other ranks it forwards steps to (from InitCache).
+  // Rank 0: the other ranks it forwards steps to (from InitCache), and the
+  // channel settings for them (SetPeerChannel).
   RelayOptions relay_;
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials_;
+  grpc::ChannelArguments peer_channel_args_;
   // Bumped by every new step stream and every group reset: only the newest
   // stream of the current group may step.
   uint64_t stream_epoch_ = 0;

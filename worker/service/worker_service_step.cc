@@ -69,6 +69,8 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
   limits_.num_blocks = req->num_blocks();
   relay_.peers.assign(req->relay_to().begin(), req->relay_to().end());
   relay_.peer_timeout = absl::Milliseconds(req->step_timeout_ms() > 0 ? req->step_timeout_ms() : 30000);
+  relay_.credentials = peer_credentials_;
+  relay_.channel_args = peer_channel_args_;
   resp->set_cache_bytes(bytes_per_block_ * req->num_blocks());
   phase_ = Phase::kReady;
   ready_.store(true);
@@ -200,6 +202,13 @@ grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::WorkerHealthR
     resp->set_state("ready");
   }
   return grpc::Status::OK;
+}
+
+void WorkerService::SetPeerChannel(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                   grpc::ChannelArguments args) {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  peer_credentials_ = std::move(credentials);
+  peer_channel_args_ = std::move(args);
 }
 
 void WorkerService::Drain(absl::Duration grace) {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Everything issue 24's prefill work measures on one GPU, in one device call
+# (about 4 minutes on an H200): the attention / GEMM / backend tests, the
+# kernel benchmark (both prefill kernels, long-context decode splits, GEMM
+# algorithm search), tpserve_bench's prefill of one prompt at 1k-32k tokens
+# (whole and chunked) and 32k-context decode, and HF transformers + SDPA on
+# the same prompts in the same call; a comparison table last.
+# usage: scripts/gpu/run_prefill_suite.sh OUTDIR [BUNDLE]
+#   BUNDLE (default .devbin/cuda/bundle.tar.xz) from
+#   TPSERVE_BUNDLE=1 scripts/gpu/stage.sh //worker/cuda:attention_prefill_test //worker/cuda:attention_test \
+#       //worker/cuda:gemm_test //worker/cuda:cuda_backend_test //bench/cuda:tpserve_prefill_kernel_bench \
+#       //bench/cuda:tpserve_bench
+set -u
+OUT=$1
+BUNDLE=${2:-.devbin/cuda/bundle.tar.xz}
+mkdir -p /tmp/d "$OUT" && tar -C /tmp/d -xJf "$BUNDLE"
+B=/tmp/d/cuda/bin
+export LD_LIBRARY_PATH=/tmp/d/cuda/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+SHAPE=tests/fixtures/shapes/qwen2-7b-instruct/config.json
+LENGTHS=${LENGTHS:-1024,4096,16384,32768}
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
+CUOBJDUMP=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
+echo "=== HGMMA (wgmma) instructions in attention_prefill_test: $($CUOBJDUMP --dump-sass $B/attention_prefill_test 2>/dev/null | grep -c HGMMA)"
+echo "=== GPU tests"
+for t in attention_prefill attention gemm cuda_backend; do
+  timeout 180 $B/${t}_test > "$OUT/${t}_test.log" 2>&1
+  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error' "$OUT/${t}_test.log" | head -8
+done
+echo "=== compute-sanitizer memcheck, 7B-shape mixed step, both kernels"
+timeout 90 compute-sanitizer --tool memcheck $B/attention_prefill_test \
+  --gtest_filter='Shapes/PrefillTest.MixedStepWithCachedPrefixes/12:Shapes/PrefillTest.MixedStepWithCachedPrefixes/13' > "$OUT/memcheck.log" 2>&1
+echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' "$OUT/memcheck.log" | tr '\n' ' ')"
+echo "=== kernel benchmark"
+timeout 150 $B/tpserve_prefill_kernel_bench --lengths $LENGTHS --chunk 4096 > "$OUT/kernel_bench.txt" 2>&1
+grep -v '^JSON' "$OUT/kernel_bench.txt" | tail -45
+echo "=== tpserve_bench"
+timeout 240 $B/tpserve_bench --config $SHAPE --batch 1 --prompt 512 --new 64 --prefill $LENGTHS \
+  --chunks 2048,4096,8192,16384 --long-context 32768 > "$OUT/tpserve_bench.txt" 2>&1
+grep -v '^\[' "$OUT/tpserve_bench.txt" | grep -v '^JSON' | tail -16
+echo "=== HF transformers + SDPA"
+timeout 300 python3 bench/hf_prefill.py --config $SHAPE --lengths $LENGTHS --out "$OUT/hf_prefill.json" \
+  > "$OUT/hf_prefill.log" 2>&1 || tail -20 "$OUT/hf_prefill.log"
+grep -E 'HF sdpa|attention_kernels|flash|fmha|cudnn' "$OUT/hf_prefill.log" | head -12
+python3 - "$OUT/tpserve_bench.txt" "$OUT/hf_prefill.json" <<'EOF'
+import json, sys
+tp = json.loads([l for l in open(sys.argv[1]) if l.startswith("JSON ")][-1][5:])
+hf = json.load(open(sys.argv[2]))
+h = {r["tokens"]: r for r in hf["runs"]}
+print(f"\n{'tokens':>7} {'tpserve ms':>11} {'HF fwd ms':>10} {'HF gen ms':>10} {'vs fwd':>7} {'vs gen':>7}")
+for r in tp["prefill"]:
+    x = h.get(r["prompt"])
+    if x:
+        print(f"{r['prompt']:>7} {r['ms']:>11.1f} {x['forward_ms']:>10.1f} {x['generate_ms']:>10.1f} "
+              f"{x['forward_ms'] / r['ms']:>6.2f}x {x['generate_ms'] / r['ms']:>6.2f}x")
+EOF

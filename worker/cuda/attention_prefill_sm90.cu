@@ -1,0 +1,337 @@
+// Paged prefill attention on Hopper's warpgroup MMA (wgmma, sm_90a): the
+// tiles, loaders and softmax of attention_prefill.cuh, with two warpgroups of
+// 64 packed query rows each sharing 128-key K/V tiles. S = Q·Kᵀ reads Q and K
+// straight from shared memory (K-major, 128-byte swizzle); O += P·V takes P
+// from registers and V from shared memory as an MN-major operand, so no
+// transposed copy of V is made. Chosen at run time by PagedPrefillAttention
+// where a probe finds this code running (sm_90a machine code on an sm_90
+// device); everywhere else the kernel body is compiled out.
+#include <map>
+#include <mutex>
+
+#include "worker/cuda/attention.h"
+#include "worker/cuda/attention_prefill.cuh"
+#include "worker/cuda/attention_prefill_sm90.h"
+#include "worker/cuda/cuda_check.h"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TP_PREFILL_WGMMA 1
+#endif
+
+namespace tpserve::worker::cuda {
+namespace {
+
+using prefill::Params;
+using prefill::Tile;
+
+constexpr int kWarpGroups = 2;
+constexpr int kThreads = 128 * kWarpGroups;
+constexpr int kKeyTile = 128;
+constexpr int kStages = 3;  // K/V tiles in flight: the one read, the next, and the one loading
+static_assert(kWarpGroups * 64 == kPrefillTileRows, "one m64 wgmma row block per warpgroup");
+
+template <int D>
+constexpr int SmemBytes() {
+  // Q, K and V of each stage, two slot buffers, and 1 KiB of alignment
+  // slack: 225 KiB at head_dim 128.
+  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 2 * kKeyTile * 4 + 1024;
+}
+
+#ifdef TP_PREFILL_WGMMA
+// Shared-memory matrix descriptor with 128-byte swizzle: start address,
+// leading and stride byte offsets (PTX ISA, "Matrix Descriptor Format").
+__device__ __forceinline__ uint64_t Desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (uint64_t{1} << 62);
+}
+__device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void WgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// cp.async writes are generic-proxy writes; wgmma reads through the async proxy.
+__device__ __forceinline__ void FenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving accumulator reads or writes across a wgmma
+// fence or wait (it does not see that the asynchronous MMA owns them).
+template <int N>
+__device__ __forceinline__ void PinAccumulators(float (&d)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])::"memory");
+  }
+}
+template <int N>
+__device__ __forceinline__ void PinAccumulators(uint32_t (&a)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    asm volatile("" : "+r"(a[i][0]), "+r"(a[i][1]), "+r"(a[i][2]), "+r"(a[i][3])::"memory");
+  }
+}
+
+#define TP_ACC4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+// d = (scale_d ? d : 0) + A (shared, K-major) * B (shared, K-major), m64n128k16.
+__device__ __forceinline__ void WgmmaSS128(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n}\n"
+      : TP_ACC4(0), TP_ACC4(1),
+        TP_ACC4(2), TP_ACC4(3),
+        TP_ACC4(4), TP_ACC4(5),
+        TP_ACC4(6), TP_ACC4(7),
+        TP_ACC4(8), TP_ACC4(9),
+        TP_ACC4(10), TP_ACC4(11),
+        TP_ACC4(12), TP_ACC4(13),
+        TP_ACC4(14), TP_ACC4(15)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// d += A (registers) * B (shared, MN-major), m64n128k16.
+__device__ __forceinline__ void WgmmaRS128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : TP_ACC4(0), TP_ACC4(1),
+        TP_ACC4(2), TP_ACC4(3),
+        TP_ACC4(4), TP_ACC4(5),
+        TP_ACC4(6), TP_ACC4(7),
+        TP_ACC4(8), TP_ACC4(9),
+        TP_ACC4(10), TP_ACC4(11),
+        TP_ACC4(12), TP_ACC4(13),
+        TP_ACC4(14), TP_ACC4(15)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+// d += A (registers) * B (shared, MN-major), m64n64k16.
+__device__ __forceinline__ void WgmmaRS64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      : TP_ACC4(0), TP_ACC4(1),
+        TP_ACC4(2), TP_ACC4(3),
+        TP_ACC4(4), TP_ACC4(5),
+        TP_ACC4(6), TP_ACC4(7)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+#undef TP_ACC4
+
+template <int D>
+__device__ __forceinline__ void WgmmaPV(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t desc_v) {
+  if constexpr (D == 128) {
+    WgmmaRS128(o, a, desc_v);
+  } else {
+    WgmmaRS64(o, a, desc_v);
+  }
+}
+#endif  // TP_PREFILL_WGMMA
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p) {
+#ifdef TP_PREFILL_WGMMA
+  constexpr int kN8 = kKeyTile / 8;
+  constexpr uint32_t kQBlock = kPrefillTileRows * 128, kKVBlock = kKeyTile * 128;  // one 64-column block
+  constexpr uint32_t kStage = kKeyTile * D * 2;
+  extern __shared__ uint8_t smem_raw[];
+  // Swizzle atoms (8 rows x 128 bytes) must start on 1 KiB boundaries.
+  const uint32_t sq = (prefill::SmemAddress(smem_raw) + 1023) & ~1023u;
+  const uint32_t sk0 = sq + kPrefillTileRows * D * 2;
+  const uint32_t sv0 = sk0 + kStages * kStage;
+  const Tile t = prefill::GetTile(p);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  // Broadcast from lane 0 so the compiler knows the warpgroup index -- and
+  // every branch on it -- is uniform: a wgmma under a branch it thinks
+  // divergent gets serialized.
+  const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
+  const int num_tiles = __shfl_sync(0xffffffffu, (t.kend + kKeyTile - 1) / kKeyTile, 0);
+
+  // Tiles 0 and 1 start loading, and tile 2's slots are fetched (the
+  // lookups run a tile ahead of the copies; two slot buffers alternate).
+  int* slot_buf = reinterpret_cast<int*>(smem_raw + (sv0 + kStages * kStage - prefill::SmemAddress(smem_raw)));
+  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
+  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + kKeyTile, sk0 + kStage, sv0 + kStage);
+  prefill::CpAsyncCommit();
+  __syncthreads();  // both buffers read before tile 2's slots overwrite the first
+  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 2 * kKeyTile, slot_buf);
+
+  const int row_a = warp * 16 + (lane >> 2);
+  const int pos[2] = {prefill::RowPosition(p, t, row_a), prefill::RowPosition(p, t, row_a + 8)};
+  const int wg_first = prefill::RowPosition(p, t, wg * 64);
+  // A warpgroup of padding rows only (a short tile: decode rows in a mixed
+  // step) computes nothing. The others run every key tile of the block: past
+  // a warpgroup's last position a tile is fully masked, which costs at most
+  // one tile and keeps the loop free of branches the compiler cannot prove
+  // uniform (they make it serialize the MMAs).
+  const bool active = __shfl_sync(0xffffffffu, wg_first >= 0 ? 1 : 0, 0) != 0;
+  auto needs_mask = [&](int tile) { return tile * kKeyTile + kKeyTile - 1 > wg_first; };
+  // S = Q · K(tile)ᵀ, issued and committed (not waited for).
+  auto issue_scores = [&](float (&s)[kN8][4], int tile) {
+    const uint32_t sk = sk0 + (tile % kStages) * kStage;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      // 16 columns of head_dim: column block kk / 4, 32 bytes into its rows.
+      const uint32_t qa = sq + (kk >> 2) * kQBlock + wg * 64 * 128 + (kk & 3) * 32;
+      const uint32_t ka = sk + (kk >> 2) * kKVBlock + (kk & 3) * 32;
+      WgmmaSS128(s, Desc(qa, 16, 1024), Desc(ka, 16, 1024), kk > 0);
+    }
+    WgmmaCommit();
+  };
+  // O += P · V(stage at sv), committed.
+  auto issue_pv = [&](float (&o)[D / 8][4], const uint32_t (&pa)[kKeyTile / 16][4], uint32_t sv) {
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      // 16 keys: two 8-row groups (SBO 1 KiB); the next 64 columns of V are
+      // the next column block (LBO).
+      WgmmaPV<D>(o, pa[kk], Desc(sv + kk * 16 * 128, kKVBlock, 1024));
+    }
+    WgmmaCommit();
+  };
+  auto pack = [](const float (&s)[kN8][4], uint32_t (&pa)[kKeyTile / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      pa[kk][0] = prefill::PackBf16(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = prefill::PackBf16(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = prefill::PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = prefill::PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+
+  float s[kN8][4], o[D / 8][4], corr[2];
+  uint32_t pa[kKeyTile / 16][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  prefill::RowState st;
+
+  // Tile j + 2's copies start (stage (j + 2) % 3, last read by P·V of tile
+  // j - 1, which every warpgroup waited for before this iteration's
+  // barrier) from the slots fetched last iteration, and tile j + 3's slots
+  // are fetched into the other buffer (read next iteration, after its
+  // barrier). Unconditional: past the last tile the slots are all -1, so the
+  // copies only zero a stage that nothing reads any more.
+  auto load_ahead = [&](int j) {
+    const uint32_t stage = ((j + 2) % kStages) * kStage;
+    prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + (j & 1) * kKeyTile, sk0 + stage, sv0 + stage);
+    prefill::CpAsyncCommit();
+    prefill::FetchSlots<kKeyTile, kThreads>(p, t, (j + 3) * kKeyTile, slot_buf + ((j + 1) & 1) * kKeyTile);
+  };
+  // Q and tile 0 in place.
+  prefill::CpAsyncWait<1>();
+  FenceProxyAsync();
+  __syncthreads();
+  // Tile j + 1 arrived for every thread (the same barrier in both branches
+  // below: a named barrier may be reached from different places).
+  auto wait_next = [&](int j) {
+    if (j + 1 < num_tiles) {
+      prefill::CpAsyncWait<0>();
+      FenceProxyAsync();
+    }
+    asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory");
+  };
+  if (!active) {
+    for (int j = 0; j < num_tiles; ++j) {
+      wait_next(j);
+      load_ahead(j);
+    }
+  } else {
+    WgmmaFence();
+    issue_scores(s, 0);
+    WgmmaWait<0>();
+    PinAccumulators(s);
+    prefill::SoftmaxStep<kN8>(s, st, 0, pos, needs_mask(0), p.scale_log2, corr);
+    pack(s, pa);
+    // Iteration j: O += P(j)·V(j) and S = Q·K(j + 1)ᵀ run on the tensor
+    // cores while this warpgroup issues the loads ahead, then turns the new
+    // scores into probabilities while P·V finishes.
+    for (int j = 0; j < num_tiles; ++j) {
+      wait_next(j);
+      const uint32_t sv = sv0 + (j % kStages) * kStage;
+      // O and P were last written by ordinary instructions: they must be in
+      // their registers before the fence that hands them to the tensor cores.
+      PinAccumulators(o);
+      PinAccumulators(pa);
+      WgmmaFence();
+      if (j + 1 < num_tiles) {
+        issue_scores(s, j + 1);
+        issue_pv(o, pa, sv);
+        load_ahead(j);
+        WgmmaWait<1>();  // the scores; P·V may still run
+        PinAccumulators(s);
+        prefill::SoftmaxStep<kN8>(s, st, (j + 1) * kKeyTile, pos, needs_mask(j + 1), p.scale_log2, corr);
+        WgmmaWait<0>();
+        PinAccumulators(o);
+        PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
+        prefill::RescaleRows(o, corr);
+        pack(s, pa);
+      } else {  // the last tile
+        issue_pv(o, pa, sv);
+        load_ahead(j);
+        WgmmaWait<0>();
+        PinAccumulators(o);
+      }
+    }
+  }
+  prefill::StoreOutput<D>(p, t, row_a, o, st);
+#else
+  __trap();  // PrefillWgmmaAvailable() keeps launches away from builds without sm_90a code
+#endif
+}
+
+// Writes 1 when this device runs the sm_90a build of this file.
+__global__ void ProbeKernel(int* has_wgmma) {
+#ifdef TP_PREFILL_WGMMA
+  *has_wgmma = 1;
+#else
+  *has_wgmma = 0;
+#endif
+}
+
+template <int D>
+absl::Status Launch(const Params& p, cudaStream_t stream) {
+  constexpr int smem = SmemBytes<D>();
+  TP_CUDA_CHECK(cudaFuncSetAttribute(WgmmaPrefillKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  WgmmaPrefillKernel<D><<<dim3(p.num_tiles, p.num_kv_heads), kThreads, smem, stream>>>(p);
+  TP_CUDA_CHECK(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool PrefillWgmmaAvailable() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  static std::mutex mu;
+  static std::map<int, bool> known;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(device); it != known.end()) return it->second;
+  bool ok = false;
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, device) == cudaSuccess && prop.major == 9 && prop.minor == 0) {
+    int* flag = nullptr;
+    int host = 0;
+    if (cudaMalloc(&flag, sizeof(int)) == cudaSuccess) {
+      ProbeKernel<<<1, 1>>>(flag);
+      ok = cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess && host == 1;
+      cudaFree(flag);
+    }
+  }
+  known[device] = ok;
+  return ok;
+}
+
+absl::Status LaunchWgmmaPrefill(const Params& p, int head_dim, cudaStream_t stream) {
+  return head_dim == 128 ? Launch<128>(p, stream) : Launch<64>(p, stream);
+}
+
+}  // namespace tpserve::worker::cuda

@@ -1,0 +1,164 @@
+#include "worker/cuda/memory_fit.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "worker/cuda/test_util.h"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+ModelConfig Shape(const std::string& name) {
+  auto c = LoadModelConfig("tests/fixtures/shapes/" + name + "/config.json");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+Partition Part(const ModelConfig& c, int rank, int world) {
+  auto p = MakePartition(c, rank, world);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+// Memory of the cards as cudaMemGetInfo reports them (totals a little under
+// the marketing size), with ~0.5 GiB taken by the CUDA context.
+GpuMemory Card(const char* name, double total_gib) {
+  GpuMemory g;
+  g.name = name;
+  g.total_bytes = static_cast<int64_t>(total_gib * kGiB);
+  g.free_bytes = g.total_bytes - kGiB / 2;
+  return g;
+}
+const GpuMemory kRtx4090 = Card("NVIDIA GeForce RTX 4090", 23.6);
+const GpuMemory kL40s = Card("NVIDIA L40S", 44.4);
+const GpuMemory kA800 = Card("NVIDIA A800-SXM4-80GB", 79.3);
+
+TEST(RankWeightBytesTest, MatchesThePublishedParameterCount) {
+  // Qwen2-7B-Instruct has 7,615,616,512 parameters (untied lm_head).
+  const ModelConfig c = Shape("qwen2-7b-instruct");
+  EXPECT_EQ(RankWeightBytes(c, Part(c, 0, 1)), 2 * int64_t{7615616512});
+}
+
+TEST(RankWeightBytesTest, RanksSplitEverythingButTheNorms) {
+  // 72B at TP=8: 8 KV heads and a vocabulary that divides by 8, so only the
+  // 2 * 80 + 1 norm vectors are held by every rank.
+  const ModelConfig c = Shape("qwen2-72b-instruct");
+  int64_t sum = 0;
+  for (int r = 0; r < 8; ++r) sum += RankWeightBytes(c, Part(c, r, 8));
+  const int64_t norms = 2 * int64_t{c.hidden_size} * (2 * c.num_hidden_layers + 1);
+  EXPECT_EQ(sum - RankWeightBytes(c, Part(c, 0, 1)), 7 * norms);
+}
+
+TEST(CheckWeightsFitTest, SmallModelsFitEveryCard) {
+  const ModelConfig c7 = Shape("qwen2-7b-instruct");
+  for (const GpuMemory& gpu : {kRtx4090, kL40s, kA800}) {
+    EXPECT_TRUE(CheckWeightsFit(c7, Part(c7, 0, 1), gpu).ok()) << gpu.name;
+  }
+}
+
+TEST(CheckWeightsFitTest, Names72BTensorParallelSizeThatFits) {
+  const ModelConfig c = Shape("qwen2-72b-instruct");
+  // 135.4 GiB at TP=1, 67.7 at 2, 33.9 at 4, 17.0 at 8.
+  const struct {
+    GpuMemory gpu;
+    int fits_at;
+  } cases[] = {{kA800, 2}, {kL40s, 4}, {kRtx4090, 8}};
+  for (const auto& k : cases) {
+    const absl::Status s = CheckWeightsFit(c, Part(c, 0, 1), k.gpu);
+    ASSERT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << k.gpu.name;
+    const std::string m(s.message());
+    EXPECT_NE(m.find("135.4 GiB of weights at --tensor-parallel-size 1"), std::string::npos) << m;
+    EXPECT_NE(m.find(k.gpu.name), std::string::npos) << m;
+    EXPECT_NE(m.find(" is " + std::to_string(k.fits_at) + " "), std::string::npos) << m;
+    EXPECT_NE(m.find("Raise --tensor-parallel-size"), std::string::npos) << m;
+    for (int world : {1, 2, 4, 8}) {
+      EXPECT_EQ(CheckWeightsFit(c, Part(c, 0, world), k.gpu).ok(), world >= k.fits_at)
+          << k.gpu.name << " TP=" << world;
+    }
+  }
+}
+
+TEST(KvCacheTest, BlocksAreTheBudgetOverTheBlockSize) {
+  MemoryPlan p;
+  p.total_bytes = 80 * kGiB;
+  p.fraction = 0.9;  // 72 GiB
+  p.used_bytes = 70 * kGiB;
+  p.bytes_per_block = 2 << 20;
+  EXPECT_EQ(KvCacheBlocks(p), 1024);  // 2 GiB / 2 MiB
+  p.used_bytes = 73 * kGiB;
+  EXPECT_EQ(KvCacheBlocks(p), 0);
+}
+
+// The plan of a deployment on each card: 7B on one 24 GB card, 72B on four
+// 48 GB cards and on eight 80 GB A800s (the reference deployment), with
+// ~3 GiB of activations and runtime.
+TEST(KvCacheTest, PlansOn24And48And80GbCards) {
+  const ModelConfig c7 = Shape("qwen2-7b-instruct"), c72 = Shape("qwen2-72b-instruct");
+  const struct {
+    const ModelConfig* config;
+    GpuMemory gpu;
+    int world;
+    int max_model_len;
+    bool fits;
+  } cases[] = {
+      {&c7, kRtx4090, 1, 32768, true},  {&c7, kRtx4090, 1, 131072, false},
+      {&c72, kL40s, 4, 32768, true},    {&c72, kA800, 8, 32768, true},
+      {&c72, kA800, 2, 32768, false},
+  };
+  for (const auto& k : cases) {
+    const Partition part = Part(*k.config, 0, k.world);
+    MemoryPlan p;
+    p.total_bytes = k.gpu.total_bytes;
+    p.weight_bytes = RankWeightBytes(*k.config, part);
+    p.used_bytes = p.weight_bytes + 3 * kGiB;
+    p.bytes_per_block = int64_t{2} * k.config->num_hidden_layers * p.block_size * part.num_kv_heads *
+                        k.config->head_dim * 2;
+    p.max_model_len = k.max_model_len;
+    p.max_num_batched_tokens = 8192;
+    const absl::Status s = CheckKvCacheFits(*k.config, k.world, p);
+    EXPECT_EQ(s.ok(), k.fits) << k.gpu.name << " TP=" << k.world << ": " << s;
+    EXPECT_EQ(s.ok(), int64_t{KvCacheBlocks(p)} * p.block_size >= k.max_model_len);
+    if (!s.ok()) {
+      const std::string m(s.message());
+      for (const char* flag : {"--max-model-len", "--gpu-memory-utilization", "--tensor-parallel-size"}) {
+        EXPECT_NE(m.find(flag), std::string::npos) << m;
+      }
+    }
+  }
+}
+
+TEST(KvCacheTest, WeightsAboveTheUtilizationNameTheFlags) {
+  const ModelConfig c = Shape("qwen2-72b-instruct");
+  MemoryPlan p;
+  p.total_bytes = 80 * kGiB;
+  p.fraction = 0.5;  // 40 GiB, under TP=2's 67.7 GiB
+  p.weight_bytes = RankWeightBytes(c, Part(c, 0, 2));
+  p.used_bytes = p.weight_bytes + kGiB;
+  p.bytes_per_block = 1 << 20;
+  p.max_model_len = 4096;
+  const absl::Status s = CheckKvCacheFits(c, 2, p);
+  ASSERT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  const std::string m(s.message());
+  EXPECT_NE(m.find("exceed --gpu-memory-utilization 0.5"), std::string::npos) << m;
+  EXPECT_NE(m.find("the smallest that fits within 40.0 GiB is 4"), std::string::npos) << m;
+}
+
+// RankWeightBytes against what the loader really allocates.
+TEST(RankWeightBytesTest, MatchesDummyWeightsOnTheDevice) {
+  TP_SKIP_WITHOUT_GPU();
+  auto c = LoadModelConfig("tests/fixtures/tiny-qwen2/config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  for (int world : {1, 2}) {
+    for (int rank = 0; rank < world; ++rank) {
+      const Partition p = Part(*c, rank, world);
+      auto w = MakeDummyWeights(*c, p, 1);
+      ASSERT_TRUE(w.ok()) << w.status();
+      EXPECT_EQ(w->bytes, RankWeightBytes(*c, p)) << "rank " << rank << " of " << world;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tpserve::worker::cuda
