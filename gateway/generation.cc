@@ -211,10 +211,11 @@ bool Generation::OnArrival(Arrival arrival) {
   bool keep_reading = true;
   if (end) {
     --live_calls_;
-  } else if (++call->queued >= kMaxQueuedMessages) {
+  } else if (++call->queued >= kMaxQueuedMessages && !abort_.has_value()) {
     // The hold keeps OnDone away while no read is outstanding, so that the
     // consumer's ResumeRead is always valid; taken before anyone can see the
-    // pause.
+    // pause. Never after an abort: the calls must then run to their end
+    // (the destructor waits for it) whether or not anyone reads.
     call->AddHold();
     call->paused = true;
     keep_reading = false;
@@ -313,7 +314,9 @@ void Generation::TakeMessage(int seq, const Arrival& a) {
   DecodedPiece piece = s.decoder->Push(ids);
   event.text += piece.text;
   if (spec.sampling.logprobs() || spec.sampling.top_logprobs() > 0) {
-    for (const auto& lp : response.logprobs()) event.logprobs.push_back(text_->MakeLogprobEntry(lp));
+    for (const auto& lp : response.logprobs()) {
+      event.logprobs.push_back(text_->MakeLogprobEntry(lp));
+    }
   }
   if (piece.stop_string.has_value()) {
     // Free the router's KV blocks now rather than at max_tokens.

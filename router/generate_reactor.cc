@@ -178,7 +178,8 @@ void GenerateReactor::OnCancel() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancel_request = stream_ != nullptr && !ended_by_engine_;
-    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by client"));
+    FinishLocked(
+        grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by client"));
   }
   // At once, not at the end of the call: the blocks go at the next step.
   if (cancel_request) engine_->Cancel(stream_->seq_id());

@@ -136,9 +136,10 @@ class DirectStream : public grpc::ClientReadReactor<tpserve::v1::GenerateRespons
 };
 
 void Print(const char* name, const Summary& s, int clients, int threads) {
-  std::printf("| %-22s | %7d/%-4d | %9ld | %7.2f | %10.0f | %7.1f | %7.1f | %7.2f | %7.2f | %5d |\n",
-              name, s.ok, clients, s.tokens, s.wall_s, s.tokens_per_s, s.ttft_p50, s.ttft_p99,
-              s.itl_p50, s.itl_p99, threads);
+  std::printf(
+      "| %-22s | %7d/%-4d | %9ld | %7.2f | %10.0f | %7.1f | %7.1f | %7.2f | %7.2f | %5d |\n", name,
+      s.ok, clients, s.tokens, s.wall_s, s.tokens_per_s, s.ttft_p50, s.ttft_p99, s.itl_p50,
+      s.itl_p99, threads);
 }
 
 }  // namespace

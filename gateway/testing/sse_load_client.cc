@@ -92,7 +92,8 @@ int SseLoadClient::PollUntil(Clock::time_point deadline) {
   epoll_event events[kMaxEvents];
   char buf[65536];
   while (open() > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) break;
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(left.count()));
     for (int i = 0; i < n; ++i) {
@@ -132,7 +133,8 @@ void SseLoadClient::Consume(SseStream& s, const char* data, size_t n) {
     }
     const size_t key = line.rfind(kTokensKey);
     if (key == absl::string_view::npos) continue;
-    const int tokens = std::atoi(std::string(line.substr(key + sizeof(kTokensKey) - 1, 12)).c_str());
+    const absl::string_view number = line.substr(key + sizeof(kTokensKey) - 1, 12);
+    const int tokens = std::atoi(std::string(number).c_str());
     if (tokens > s.tokens) {
       s.tokens = tokens;
       s.token_chunks.push_back(now);

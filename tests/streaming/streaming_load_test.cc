@@ -40,9 +40,10 @@ constexpr int kStepMs = 10;
 constexpr int kMeasureSeconds = 8;
 
 // The documented bounds (docs/architecture.md): fixed threads of each
-// process plus gRPC's pools, which grow with the cores, never with streams.
+// process plus gRPC's pools, which grow with the cores, never with streams;
+// the gateway also has cpp-httplib's thread per open connection.
 int RouterThreadBound() { return 32 + 4 * static_cast<int>(std::thread::hardware_concurrency()); }
-int GatewayThreadBound() { return 1152 + RouterThreadBound(); }
+int GatewayThreadBound() { return kStreams + RouterThreadBound(); }
 
 int Threads(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
