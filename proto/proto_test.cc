@@ -89,7 +89,6 @@ TEST(ProtoTest, StepRequestIncrementalFields) {
   ns->add_block_table(9);
   RunningSequence* rs = step.add_running_sequences();
   rs->set_seq_id(2);
-  rs->add_new_token_ids(77);
   rs->set_num_scheduled_tokens(1);
   rs->add_new_block_ids(11);
   step.add_finished_seq_ids(5);

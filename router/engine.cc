@@ -143,6 +143,7 @@ void Engine::Stop() {
   group_->Abort();
   if (loop_.joinable()) loop_.join();
   std::lock_guard<std::mutex> lock(mu_);
+  Deliver(&undelivered_);
   if (scheduler_ != nullptr) {
     std::vector<SequenceOutput> outputs;
     scheduler_->AbortAll(absl::UnavailableError("the router is shutting down"),
@@ -202,55 +203,100 @@ void Engine::Loop() {
       }
       continue;
     }
-    if (!scheduler_->HasWork()) {
-      cv_.wait(lock, [&] { return stop_ || scheduler_->HasWork(); });
+    if (static_cast<int>(in_flight_.size()) < kPipelineDepth &&
+        !wait_for_answer_ && scheduler_->HasWork()) {
+      SendStep(lock);
       continue;
     }
-    RunStep(lock);
+    Deliver(&undelivered_);
+    if (!in_flight_.empty()) {
+      ReceiveStep(lock);
+      continue;
+    }
+    cv_.wait(lock, [&] { return stop_ || scheduler_->HasWork(); });
   }
+  in_flight_.clear();
 }
 
-void Engine::RunStep(std::unique_lock<std::mutex>& lock) {
-  const absl::Time start = absl::Now();
+void Engine::SendStep(std::unique_lock<std::mutex>& lock) {
   std::vector<SequenceOutput> outputs;
-  scheduler_->Schedule(start, &plan_, &outputs);
+  InFlightStep step;
+  if (!spare_plans_.empty()) {
+    step.plan = std::move(spare_plans_.back());
+    spare_plans_.pop_back();
+  }
+  scheduler_->Schedule(absl::Now(), &step.plan, &outputs);
   Deliver(&outputs);
-  RefreshMetrics();
-  if (plan_.empty()) {
-    // Only waiting work that cannot start yet (cannot normally happen:
-    // admission guarantees a lone request fits); don't spin.
-    cv_.wait_for(lock, std::chrono::milliseconds(5));
+  if (step.plan.needs_sync || step.plan.empty()) {
+    spare_plans_.push_back(std::move(step.plan));
+    RefreshMetrics();
+    if (!in_flight_.empty()) {
+      wait_for_answer_ = true;
+    } else {
+      // Only waiting work that cannot start yet (cannot normally happen:
+      // admission guarantees a lone request fits); don't spin.
+      cv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
     return;
   }
   lock.unlock();
-  absl::StatusOr<v1::StepResponse> response = group_->Step(plan_.request);
+  const absl::Status sent = group_->Send(step.plan.request);
   lock.lock();
-  absl::Status status = response.status();
-  if (status.ok()) status = scheduler_->Update(plan_, *response, &outputs);
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  if (!status.ok()) {
-    const absl::Status failure =
-        status.code() == absl::StatusCode::kUnavailable
-            ? status
-            : absl::UnavailableError(absl::StrCat(
-                  "worker rank 0 returned a bad step: ", status.message()));
-    spdlog::error("worker group failed, ending {} request(s): {}",
-                  streams_.size(), std::string(failure.message()));
-    metrics_->worker_failures_total->Increment();
-    scheduler_->AbortAll(failure, &outputs);
-    Deliver(&outputs);
-    state_ = v1::SERVING_STATE_UNHEALTHY;
-    state_message_ = std::string(failure.message());
-    next_seq_id_ = scheduler_->next_seq_id();
-    RefreshMetrics();
+  if (!sent.ok()) {
+    FailGroup(sent);
     return;
   }
+  step.sent = absl::Now();
+  in_flight_.push_back(std::move(step));
   next_seq_id_ = scheduler_->next_seq_id();
-  Deliver(&outputs);
+  Deliver(&undelivered_);
   RefreshMetrics();
+}
+
+void Engine::ReceiveStep(std::unique_lock<std::mutex>& lock) {
+  lock.unlock();
+  absl::Status status = group_->Receive(&answer_);
+  lock.lock();
+  InFlightStep step = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  wait_for_answer_ = false;
+  if (stop_) return;  // Stop() ends every request itself.
+  if (status.ok()) status = scheduler_->Update(step.plan, answer_, &undelivered_);
+  spare_plans_.push_back(std::move(step.plan));
+  if (!status.ok()) {
+    FailGroup(status.code() == absl::StatusCode::kUnavailable
+                  ? status
+                  : absl::UnavailableError(absl::StrCat(
+                        "worker rank 0 returned a bad step: ",
+                        status.message())));
+    return;
+  }
+  const absl::Time now = absl::Now();
+  // A step's share of the wall time: from when the workers could start it
+  // (it was sent, or the step before was answered) to its answer.
+  const double seconds =
+      absl::ToDoubleSeconds(now - std::max(step.sent, last_answer_));
+  last_answer_ = now;
   metrics_->step_duration_seconds->Observe(seconds);
-  metrics_->tokens_per_step->Observe(plan_.num_scheduled_tokens);
+  metrics_->tokens_per_step->Observe(step.plan.num_scheduled_tokens);
   ewma_step_seconds_ = 0.9 * ewma_step_seconds_ + 0.1 * seconds;
+  RefreshMetrics();
+}
+
+void Engine::FailGroup(const absl::Status& failure) {
+  spdlog::error("worker group failed, ending {} request(s): {}",
+                streams_.size(), std::string(failure.message()));
+  metrics_->worker_failures_total->Increment();
+  Deliver(&undelivered_);
+  std::vector<SequenceOutput> outputs;
+  scheduler_->AbortAll(failure, &outputs);
+  Deliver(&outputs);
+  in_flight_.clear();
+  wait_for_answer_ = false;
+  state_ = v1::SERVING_STATE_UNHEALTHY;
+  state_message_ = std::string(failure.message());
+  next_seq_id_ = scheduler_->next_seq_id();
+  RefreshMetrics();
 }
 
 void Engine::Deliver(std::vector<SequenceOutput>* outputs) {

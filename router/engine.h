@@ -1,7 +1,9 @@
 // The router's core: one step-loop thread drives the scheduler and the worker
 // group; Generate handlers submit requests and read their outputs from a
-// RequestStream. The engine also owns the serving state (STARTING, READY,
-// UNHEALTHY), re-running the worker handshake with backoff after a failure.
+// RequestStream. The loop keeps one step in flight ahead: it plans and sends
+// step N+1 while the workers run step N, then applies N's tokens. The engine
+// also owns the serving state (STARTING, READY, UNHEALTHY), re-running the
+// worker handshake with backoff after a failure.
 #ifndef TPSERVE_ROUTER_ENGINE_H_
 #define TPSERVE_ROUTER_ENGINE_H_
 
@@ -28,6 +30,10 @@ namespace tpserve::router {
 // Status payload key carrying the retry hint (milliseconds, decimal) on
 // RESOURCE_EXHAUSTED; the server copies it into trailing metadata.
 inline constexpr char kRetryAfterPayload[] = "retry-after-ms";
+
+// Steps in flight at most: one running on the workers and the next one
+// already queued behind it.
+inline constexpr int kPipelineDepth = 2;
 
 // Tunables that are not user settings.
 struct EngineOptions {
@@ -103,11 +109,23 @@ class Engine {
          std::unique_ptr<WorkerGroup> group,
          std::unique_ptr<RouterMetrics> metrics);
 
+  // A step sent to the workers and not yet answered.
+  struct InFlightStep {
+    StepPlan plan;
+    absl::Time sent;
+  };
+
   void Loop();
   // Runs the handshake and builds a fresh scheduler; false on failure.
   bool Connect(std::unique_lock<std::mutex>& lock);
-  // Runs one step; the lock is released during the worker round trip.
-  void RunStep(std::unique_lock<std::mutex>& lock);
+  // Plans the next step and sends it (the lock is released while writing to
+  // the ranks), then delivers what the last answer produced.
+  void SendStep(std::unique_lock<std::mutex>& lock);
+  // Waits for the oldest step's answers (lock released) and applies them;
+  // the outputs wait in undelivered_ until the next step is on its way.
+  void ReceiveStep(std::unique_lock<std::mutex>& lock);
+  // Ends every request after a failed step and marks the group unhealthy.
+  void FailGroup(const absl::Status& status);
   // Routes outputs to their streams and records metrics.
   void Deliver(std::vector<SequenceOutput>* outputs);
   // Refreshes gauges and counters from the scheduler.
@@ -139,7 +157,19 @@ class Engine {
   int64_t seen_hits_ = 0;
   // Exponentially weighted step time, for the retry hint.
   double ewma_step_seconds_ = 0.02;
-  StepPlan plan_;
+  // Steps sent and not answered, oldest first (at most kPipelineDepth).
+  std::deque<InFlightStep> in_flight_;
+  // Plans and the answer message kept for reuse: a step's messages keep
+  // their allocations from one step to the next.
+  std::vector<StepPlan> spare_plans_;
+  v1::StepResponse answer_;
+  // The last plan came out empty or needs the steps in flight applied first
+  // (the rest waits for tokens on their way): receive before planning again.
+  bool wait_for_answer_ = false;
+  // Outputs of the last answer, delivered once the next step is sent.
+  std::vector<SequenceOutput> undelivered_;
+  // When the last step's answer came in (step durations do not overlap).
+  absl::Time last_answer_;
   std::thread loop_;
 };
 

@@ -127,11 +127,14 @@ void Scheduler::RemoveFromWaiting(Sequence* seq) {
 }
 
 void Scheduler::Preempt(Sequence* seq) {
+  // Only with no step in flight (see StepPlan::needs_sync): nothing of the
+  // sequence is on its way back.
   blocks_.Free(&seq->blocks);
   seq->num_computed_tokens = 0;
+  seq->num_pending_tokens = 0;
   if (seq->on_workers) pending_finished_.push_back(seq->seq_id);
   seq->on_workers = false;
-  seq->num_tokens_sent = seq->num_blocks_sent = 0;
+  seq->num_blocks_sent = 0;
   ++num_preemptions_;
   AddToWaiting(seq);
 }
@@ -171,11 +174,80 @@ absl::Time Scheduler::NextDeadline() const {
   return next;
 }
 
+bool Scheduler::ReachesLimit(const Sequence& seq) const {
+  return seq.num_pending_tokens > 0 &&
+         (seq.num_tokens_with_pending() >= config_.max_model_len ||
+          seq.num_output_tokens() + seq.num_pending_tokens >=
+              seq.sampling.max_tokens());
+}
+
+bool Scheduler::ScheduleRunning(
+    int* budget, bool* preempted,
+    std::vector<std::pair<Sequence*, int>>* scheduled) {
+  for (size_t i = 0; i < running_.size() && *budget > 0;) {
+    Sequence* seq = running_[i];
+    const int n = std::min(
+        seq->num_tokens_with_pending() - seq->num_computed_tokens, *budget);
+    if (n <= 0 || ReachesLimit(*seq)) {
+      ++i;
+      continue;
+    }
+    bool fits = true;
+    while (!blocks_.Append(seq->num_computed_tokens + n, &seq->blocks)) {
+      if (!in_flight_.empty()) {
+        // The blocks appended so far stay: the sequences need them next.
+        scheduled->clear();
+        return false;
+      }
+      Sequence* victim = running_.back();
+      running_.pop_back();
+      Preempt(victim);
+      *preempted = true;
+      if (victim == seq) {
+        fits = false;
+        break;
+      }
+    }
+    if (!fits) break;
+    scheduled->emplace_back(seq, n);
+    *budget -= n;
+    ++i;
+  }
+  return true;
+}
+
+void Scheduler::ScheduleWaiting(
+    int* budget, std::vector<std::pair<Sequence*, int>>* scheduled) {
+  while (!waiting_.empty() && *budget > 0 &&
+         static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    Sequence* seq = *waiting_.begin();
+    const std::vector<int32_t> hits = blocks_.FindCachedPrefix(seq->tokens);
+    const int computed = static_cast<int>(hits.size()) * config_.block_size;
+    const int n =
+        std::min(static_cast<int>(seq->tokens.size()) - computed, *budget);
+    std::optional<int> cached =
+        blocks_.Allocate(seq->tokens, hits, computed + n, &seq->blocks);
+    if (!cached.has_value()) break;
+    prefix_queried_ += static_cast<int64_t>(seq->tokens.size());
+    prefix_hits_ += *cached;
+    if (!seq->num_cached_tokens.has_value()) {
+      seq->num_cached_tokens = std::min(*cached, seq->num_prompt_tokens);
+    }
+    seq->num_computed_tokens = *cached;
+    RemoveFromWaiting(seq);
+    seq->status = SequenceStatus::kRunning;
+    running_.push_back(seq);
+    scheduled->emplace_back(seq, n);
+    *budget -= n;
+  }
+}
+
 void Scheduler::Schedule(absl::Time now, StepPlan* plan,
                          std::vector<SequenceOutput>* outputs) {
   plan->request.Clear();
   plan->scheduled.clear();
   plan->num_scheduled_tokens = 0;
+  plan->needs_sync = false;
   for (auto& [id, status] : aborts_) {
     auto it = seqs_.find(id);
     if (it != seqs_.end()) EndWithError(it->second.get(), status, outputs);
@@ -195,81 +267,45 @@ void Scheduler::Schedule(absl::Time now, StepPlan* plan,
   if (config_.priority_policy) {
     std::stable_sort(running_.begin(), running_.end(), WaitingOrder());
   }
+  // Full blocks whose KV the steps sent so far write become shareable now:
+  // workers run steps in order, so the next step reads them after they were
+  // written. (A failed step ends every sequence, and the next handshake
+  // starts a new scheduler with an empty cache.)
+  for (Sequence* seq : running_) {
+    blocks_.Commit(seq->tokens,
+                   std::min(seq->num_computed_tokens,
+                            static_cast<int>(seq->tokens.size())),
+                   &seq->blocks);
+  }
 
   int budget = config_.max_num_batched_tokens;
   bool preempted = false;
   std::vector<std::pair<Sequence*, int>> running_scheduled;
-  for (size_t i = 0; i < running_.size() && budget > 0;) {
-    Sequence* seq = running_[i];
-    const int n = std::min(
-        static_cast<int>(seq->tokens.size()) - seq->num_computed_tokens,
-        budget);
-    bool fits = true;
-    while (!blocks_.Append(seq->num_computed_tokens + n, &seq->blocks)) {
-      Sequence* victim = running_.back();
-      running_.pop_back();
-      Preempt(victim);
-      preempted = true;
-      if (victim == seq) {
-        fits = false;
-        break;
-      }
-    }
-    if (!fits) break;
-    running_scheduled.emplace_back(seq, n);
-    budget -= n;
-    ++i;
+  if (!ScheduleRunning(&budget, &preempted, &running_scheduled)) {
+    plan->needs_sync = true;
+    return;
   }
-
   // Waiting prompts only when nobody had to give up blocks this step (vLLM
   // v1 does the same: memory is tight, let the running ones finish).
   std::vector<std::pair<Sequence*, int>> new_scheduled;
-  while (!preempted && !waiting_.empty() && budget > 0 &&
-         static_cast<int>(running_.size()) < config_.max_num_seqs) {
-    Sequence* seq = *waiting_.begin();
-    const std::vector<int32_t> hits = blocks_.FindCachedPrefix(seq->tokens);
-    const int computed = static_cast<int>(hits.size()) * config_.block_size;
-    const int n =
-        std::min(static_cast<int>(seq->tokens.size()) - computed, budget);
-    std::optional<int> cached =
-        blocks_.Allocate(seq->tokens, hits, computed + n, &seq->blocks);
-    if (!cached.has_value()) break;
-    prefix_queried_ += static_cast<int64_t>(seq->tokens.size());
-    prefix_hits_ += *cached;
-    if (!seq->num_cached_tokens.has_value()) {
-      seq->num_cached_tokens = std::min(*cached, seq->num_prompt_tokens);
-    }
-    seq->num_computed_tokens = *cached;
-    RemoveFromWaiting(seq);
-    seq->status = SequenceStatus::kRunning;
-    running_.push_back(seq);
-    new_scheduled.emplace_back(seq, n);
-    budget -= n;
-  }
-
-  v1::StepRequest& request = plan->request;
-  request.set_step_id(++step_id_);
+  if (!preempted) ScheduleWaiting(&budget, &new_scheduled);
   // Finished ids ride on the next step that computes something: the engine
   // sends no step without work, and an idle worker holding a few sequences'
   // token lists costs nothing (the router owns the blocks).
-  if (!new_scheduled.empty() || !running_scheduled.empty()) {
-    for (uint64_t id : pending_finished_) request.add_finished_seq_ids(id);
-    pending_finished_.clear();
-  }
-  // Workers sample in new-then-running order; keep the plan in that order.
-  for (auto& entry : new_scheduled) {
-    Describe(entry.first, entry.second, &request);
-    plan->scheduled.push_back(entry);
-  }
-  for (auto& entry : running_scheduled) {
-    Describe(entry.first, entry.second, &request);
-    plan->scheduled.push_back(entry);
-  }
+  if (new_scheduled.empty() && running_scheduled.empty()) return;
+  v1::StepRequest& request = plan->request;
+  request.set_step_id(++step_id_);
+  for (uint64_t id : pending_finished_) request.add_finished_seq_ids(id);
+  pending_finished_.clear();
+  plan->scheduled.reserve(new_scheduled.size() + running_scheduled.size());
+  for (auto& [seq, n] : new_scheduled) Describe(seq, n, plan);
+  for (auto& [seq, n] : running_scheduled) Describe(seq, n, plan);
   plan->num_scheduled_tokens = config_.max_num_batched_tokens - budget;
+  in_flight_.push_back(step_id_);
 }
 
-void Scheduler::Describe(Sequence* seq, int num_tokens,
-                         v1::StepRequest* request) {
+void Scheduler::Describe(Sequence* seq, int num_tokens, StepPlan* plan) {
+  v1::StepRequest* request = &plan->request;
   if (!seq->on_workers) {
     v1::NewSequence* ns = request->add_new_sequences();
     ns->set_seq_id(seq->seq_id);
@@ -282,17 +318,20 @@ void Scheduler::Describe(Sequence* seq, int num_tokens,
     *ns->mutable_sampling() = seq->sampling;
     seq->on_workers = true;
   } else {
+    // No tokens: the workers continue from what they sampled themselves.
     v1::RunningSequence* rs = request->add_running_sequences();
     rs->set_seq_id(seq->seq_id);
-    rs->mutable_new_token_ids()->Add(seq->tokens.begin() + seq->num_tokens_sent,
-                                     seq->tokens.end());
     rs->set_num_scheduled_tokens(num_tokens);
     rs->mutable_new_block_ids()->Add(
         seq->blocks.block_ids.begin() + seq->num_blocks_sent,
         seq->blocks.block_ids.end());
   }
-  seq->num_tokens_sent = static_cast<int>(seq->tokens.size());
   seq->num_blocks_sent = static_cast<int>(seq->blocks.block_ids.size());
+  seq->num_computed_tokens += num_tokens;
+  const bool samples =
+      seq->num_computed_tokens == seq->num_tokens_with_pending();
+  if (samples) ++seq->num_pending_tokens;
+  plan->scheduled.push_back({seq->seq_id, num_tokens, samples});
 }
 
 void Scheduler::CheckStop(const Sequence& seq, SequenceOutput* out) const {
@@ -321,45 +360,78 @@ void Scheduler::CheckStop(const Sequence& seq, SequenceOutput* out) const {
 absl::Status Scheduler::Update(const StepPlan& plan,
                                const v1::StepResponse& response,
                                std::vector<SequenceOutput>* outputs) {
-  if (response.step_id() != plan.request.step_id()) {
-    return absl::InternalError(
-        absl::StrCat("rank 0 answered step ", response.step_id(),
-                     " to step ", plan.request.step_id()));
+  const uint64_t step_id = plan.request.step_id();
+  if (in_flight_.empty() || in_flight_.front() != step_id) {
+    return absl::InternalError(absl::StrCat(
+        "step ", step_id, " updated out of order (oldest in flight: ",
+        in_flight_.empty() ? 0 : in_flight_.front(), ")"));
   }
-  absl::flat_hash_map<uint64_t, const v1::SampledToken*> sampled;
-  for (const v1::SampledToken& t : response.sampled()) sampled[t.seq_id()] = &t;
-  // Check the whole response before changing anything.
-  for (const auto& [seq, n] : plan.scheduled) {
-    if (seq->num_computed_tokens + n < static_cast<int>(seq->tokens.size())) {
+  if (response.step_id() != step_id) {
+    return absl::InternalError(absl::StrCat("rank 0 answered step ",
+                                            response.step_id(), " to step ",
+                                            step_id));
+  }
+  // Workers answer in the step's order; match by position, and by id only
+  // when that fails.
+  std::vector<const v1::SampledToken*> token_of(plan.scheduled.size(), nullptr);
+  int next = 0;
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    if (!plan.scheduled[i].samples) continue;
+    if (next < response.sampled_size() &&
+        response.sampled(next).seq_id() == plan.scheduled[i].seq_id) {
+      token_of[i] = &response.sampled(next++);
       continue;
     }
-    auto it = sampled.find(seq->seq_id);
-    if (it == sampled.end()) {
-      return absl::InternalError(absl::StrCat(
-          "rank 0 returned no token for sequence ", seq->seq_id));
+    absl::flat_hash_map<uint64_t, const v1::SampledToken*> by_id;
+    for (const v1::SampledToken& t : response.sampled()) by_id[t.seq_id()] = &t;
+    for (size_t j = 0; j < plan.scheduled.size(); ++j) {
+      auto it = by_id.find(plan.scheduled[j].seq_id);
+      token_of[j] = plan.scheduled[j].samples && it != by_id.end() ? it->second : nullptr;
     }
-    const int32_t token = it->second->token_id();
+    break;
+  }
+  // Check the whole response before changing anything.
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    const ScheduledSequence& entry = plan.scheduled[i];
+    if (!entry.samples) continue;
+    if (token_of[i] == nullptr) {
+      return absl::InternalError(absl::StrCat(
+          "rank 0 returned no token for sequence ", entry.seq_id));
+    }
+    const int32_t token = token_of[i]->token_id();
     if (token < 0 || token >= config_.vocab_size) {
       return absl::InternalError(absl::StrCat(
           "rank 0 sampled token ", token, " outside [0, ", config_.vocab_size,
-          ") for sequence ", seq->seq_id));
+          ") for sequence ", entry.seq_id));
     }
   }
+  in_flight_.pop_front();
   std::vector<Sequence*> finished;
-  for (const auto& [seq, n] : plan.scheduled) {
-    seq->num_computed_tokens += n;
-    blocks_.Commit(seq->tokens, seq->num_computed_tokens, &seq->blocks);
-    if (seq->num_computed_tokens < static_cast<int>(seq->tokens.size())) {
-      continue;  // A prompt chunk; nothing sampled yet.
-    }
-    const v1::SampledToken& t = *sampled[seq->seq_id];
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    const ScheduledSequence& entry = plan.scheduled[i];
+    if (!entry.samples) continue;  // A prompt chunk; nothing sampled yet.
+    auto it = seqs_.find(entry.seq_id);
+    // Ended while the step was in flight (cancelled, expired, or finished by
+    // the step before): the token is dropped.
+    if (it == seqs_.end()) continue;
+    Sequence* seq = it->second.get();
+    const v1::SampledToken& t = *token_of[i];
+    --seq->num_pending_tokens;
     seq->tokens.push_back(t.token_id());
     SequenceOutput out;
     out.token_ids.push_back(t.token_id());
     if (t.has_logprob()) out.logprobs.push_back(t.logprob());
     CheckStop(*seq, &out);
     FillUsage(*seq, &out);
-    if (out.finished) finished.push_back(seq);
+    if (out.finished) {
+      // Its computed blocks stay shareable (e.g. for the next turn of a
+      // chat); the new token has no KV entry.
+      blocks_.Commit(seq->tokens,
+                     std::min(seq->num_computed_tokens,
+                              static_cast<int>(seq->tokens.size()) - 1),
+                     &seq->blocks);
+      finished.push_back(seq);
+    }
     outputs->push_back(std::move(out));
   }
   if (!finished.empty()) {
@@ -391,6 +463,7 @@ void Scheduler::AbortAll(const absl::Status& status,
   running_.clear();
   aborts_.clear();
   pending_finished_.clear();
+  in_flight_.clear();
   waiting_tokens_ = 0;
 }
 

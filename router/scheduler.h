@@ -2,12 +2,22 @@
 // prefill phase; every step spends one token budget, running sequences first
 // (decodes, or the next chunk of a long prompt), then waiting prompts in
 // chunks that fit what is left (chunked prefill). When blocks run out the
-// newest running sequence is preempted by recompute. Not thread-safe: the
+// newest running sequence is preempted by recompute.
+//
+// Steps may be scheduled one ahead (the engine keeps a step in flight while
+// it plans the next): a running sequence whose token is still in flight is
+// scheduled from that pending token (the workers already hold it), and the
+// router learns tokens one step late. So EOS and stop ids take effect one
+// step late too: the extra token of a sequence that finished is computed but
+// never reported, and its blocks are freed when the finish is seen (workers
+// run steps in order, so nothing later reads them too early). max_tokens and
+// max_model_len are known ahead and cost no extra step. Not thread-safe: the
 // router's engine serialises calls under its lock.
 #ifndef TPSERVE_ROUTER_SCHEDULER_H_
 #define TPSERVE_ROUTER_SCHEDULER_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <set>
@@ -48,14 +58,26 @@ struct SchedulerConfig {
   uint64_t first_seq_id = 1;
 };
 
+// One sequence's share of a planned step.
+struct ScheduledSequence {
+  uint64_t seq_id = 0;
+  // Tokens computed for it in the step.
+  int num_tokens = 0;
+  // Whether the step ends at its last token, so the workers sample one.
+  bool samples = false;
+};
+
 // One step as planned: the message for the workers and which sequences it
 // computes how far.
 struct StepPlan {
   v1::StepRequest request;
-  // (sequence, tokens scheduled) for every sequence computed in the step.
-  // The pointers are valid until Update, which deletes sequences that end.
-  std::vector<std::pair<Sequence*, int>> scheduled;
+  // Every sequence computed in the step, in the request's order.
+  std::vector<ScheduledSequence> scheduled;
   int num_scheduled_tokens = 0;
+  // Blocks ran out while a step was in flight. Nothing was planned: Update
+  // every step in flight, then Schedule again (preemption only happens with
+  // no step in flight, so no preempted sequence has a token on its way).
+  bool needs_sync = false;
   // Whether there is anything for the workers to compute.
   bool empty() const { return scheduled.empty(); }
 };
@@ -76,19 +98,22 @@ class Scheduler {
   // Unknown or already-finished ids are ignored.
   void Abort(uint64_t seq_id, absl::Status reason);
 
-  // Plans the next step into `plan`. Sequences that ended because of an
-  // abort or a passed deadline are reported in `outputs`.
+  // Plans the next step into `plan`; may be called again before the steps
+  // planned earlier are updated (a non-empty plan counts as in flight until
+  // its Update). Sequences that ended because of an abort or a passed
+  // deadline are reported in `outputs`.
   void Schedule(absl::Time now, StepPlan* plan,
                 std::vector<SequenceOutput>* outputs);
 
-  // Applies the tokens rank 0 sampled for `plan`: appends them, checks stop
-  // conditions, registers computed blocks for prefix reuse. INTERNAL when
-  // the response does not match the plan (then the caller must AbortAll).
+  // Applies the tokens rank 0 sampled for `plan`, the oldest step in
+  // flight: appends them, checks stop conditions. Tokens of sequences that
+  // ended meanwhile are dropped. INTERNAL when the response does not match
+  // the plan (then the caller must AbortAll).
   absl::Status Update(const StepPlan& plan, const v1::StepResponse& response,
                       std::vector<SequenceOutput>* outputs);
 
-  // Ends every sequence with `status` and frees every block: the workers'
-  // state is gone (a rank failed).
+  // Ends every sequence with `status`, forgets the steps in flight and frees
+  // every block: the workers' state is gone (a rank failed).
   void AbortAll(const absl::Status& status,
                 std::vector<SequenceOutput>* outputs);
 
@@ -98,6 +123,8 @@ class Scheduler {
   }
   // The earliest deadline of any live sequence.
   absl::Time NextDeadline() const;
+  // Steps planned and not yet updated.
+  int num_in_flight() const { return static_cast<int>(in_flight_.size()); }
 
   // Figures for Stats and metrics.
   int num_running() const { return static_cast<int>(running_.size()); }
@@ -139,8 +166,19 @@ class Scheduler {
   void FillUsage(const Sequence& seq, SequenceOutput* out) const;
   // Decides whether the last appended token ends the sequence.
   void CheckStop(const Sequence& seq, SequenceOutput* out) const;
-  // Adds the worker-facing description of one scheduled sequence.
-  void Describe(Sequence* seq, int num_tokens, v1::StepRequest* request);
+  // Whether the sequence's pending tokens already reach max_tokens or
+  // max_model_len: it ends when they arrive and needs no further step.
+  bool ReachesLimit(const Sequence& seq) const;
+  // Schedules the running sequences into `scheduled`; false when blocks ran
+  // out with a step in flight (nothing was scheduled then).
+  bool ScheduleRunning(int* budget, bool* preempted,
+                       std::vector<std::pair<Sequence*, int>>* scheduled);
+  // Starts waiting sequences while the budget and max_num_seqs allow.
+  void ScheduleWaiting(int* budget,
+                       std::vector<std::pair<Sequence*, int>>* scheduled);
+  // Adds the worker-facing description of one scheduled sequence and
+  // advances it by `num_tokens`.
+  void Describe(Sequence* seq, int num_tokens, StepPlan* plan);
 
   const SchedulerConfig config_;
   BlockManager blocks_;
@@ -148,6 +186,8 @@ class Scheduler {
   uint64_t next_seq_id_;
   uint64_t next_arrival_ = 0;
   uint64_t step_id_ = 0;
+  // Ids of the steps planned and not yet updated, oldest first.
+  std::deque<uint64_t> in_flight_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Sequence>> seqs_;
   std::set<Sequence*, WaitingOrder> waiting_;
   // Scheduling order; the back is the preemption victim.

@@ -2,8 +2,12 @@
 // block, break the token budget or the sequence cap, or corrupt a KV slot
 // (the toy worker checks every position attention reads). After any mix of
 // finished, cancelled, preempted and expired requests an idle scheduler has
-// every block free.
+// every block free. Every workload runs twice: with each step updated before
+// the next is planned, and with the next planned while one is in flight (the
+// engine's way). Either way every request's tokens are the toy model's
+// continuation of its prompt.
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
@@ -32,7 +36,9 @@ void CheckBlockInvariants(const Scheduler& s) {
 
 TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
   int64_t total_preemptions = 0, total_hits = 0, total_expired = 0;
-  for (int seed = 0; seed < 40; ++seed) {
+  int64_t total_syncs = 0;
+  for (int seed = 0; seed < 40; ++seed)
+  for (int depth : {1, 2}) {
     std::mt19937 rng(seed);
     auto uniform = [&](int lo, int hi) {
       return std::uniform_int_distribution<int>(lo, hi)(rng);
@@ -59,11 +65,18 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
       }
     }
     absl::Time now = absl::UnixEpoch() + absl::Hours(1);
+    std::deque<std::pair<StepPlan, v1::StepResponse>> in_flight;
     std::set<uint64_t> live;
     std::map<uint64_t, int> max_tokens;
+    // Each request's last prompt token and what it was sent so far.
+    std::map<uint64_t, int32_t> last_prompt;
+    std::map<uint64_t, std::vector<int32_t>> generated;
     int ended = 0, admitted = 0;
 
-    for (int step = 0; step < 400; ++step) {
+    // 400 steps, then until the last step in flight is answered.
+    for (int step = 0;
+         step < 400 || (step < 1000 && (s.HasWork() || !in_flight.empty()));
+         ++step) {
       // Arrivals.
       for (int i = uniform(0, 3); i > 0 && step < 300; --i) {
         v1::GenerateRequest r;
@@ -87,6 +100,7 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
         if (id.ok()) {
           live.insert(*id);
           max_tokens[*id] = sp->max_tokens();
+          last_prompt[*id] = r.prompt_token_ids(len - 1);
           ++admitted;
         } else {
           ASSERT_TRUE(id.status().code() ==
@@ -103,23 +117,51 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
       }
       now += absl::Milliseconds(uniform(0, 4));
 
-      StepPlan plan;
       std::vector<SequenceOutput> out;
+      auto update_oldest = [&] {
+        ASSERT_TRUE(s.Update(in_flight.front().first, in_flight.front().second,
+                             &out)
+                        .ok());
+        in_flight.pop_front();
+      };
+      StepPlan plan;
       s.Schedule(now, &plan, &out);
+      if (plan.needs_sync) {
+        ++total_syncs;
+        while (!in_flight.empty()) update_oldest();
+        s.Schedule(now, &plan, &out);
+        ASSERT_FALSE(plan.needs_sync);
+      }
       ASSERT_LE(plan.num_scheduled_tokens, c.max_num_batched_tokens);
       ASSERT_LE(static_cast<int>(plan.scheduled.size()), c.max_num_seqs);
       int sum = 0;
-      for (auto& [seq, n] : plan.scheduled) sum += n;
+      for (const ScheduledSequence& e : plan.scheduled) sum += e.num_tokens;
       ASSERT_EQ(sum, plan.num_scheduled_tokens);
-      auto response = worker.Step(plan.request);
-      ASSERT_TRUE(response.ok()) << "seed " << seed << " step " << step
-                                 << ": " << response.status();
-      ASSERT_TRUE(s.Update(plan, *response, &out).ok());
+      if (!plan.empty()) {
+        auto response = worker.Step(plan.request);
+        ASSERT_TRUE(response.ok()) << "seed " << seed << " depth " << depth
+                                   << " step " << step << ": "
+                                   << response.status();
+        in_flight.emplace_back(plan, *response);
+      }
+      while (!in_flight.empty() &&
+             (static_cast<int>(in_flight.size()) >= depth || plan.empty())) {
+        update_oldest();
+      }
       for (const SequenceOutput& o : out) {
         ASSERT_TRUE(live.count(o.seq_id)) << o.seq_id;
         ASSERT_LE(o.completion_tokens, max_tokens[o.seq_id]);
         if (o.error.code() == absl::StatusCode::kDeadlineExceeded) {
           ++total_expired;
+        }
+        auto& tokens = generated[o.seq_id];
+        for (int32_t t : o.token_ids) {
+          const int32_t want = ToyWorkerState::NextToken(
+              tokens.empty() ? last_prompt[o.seq_id] : tokens.back(), kVocab);
+          ASSERT_EQ(t, want) << "seed " << seed << " depth " << depth
+                             << " sequence " << o.seq_id << " token "
+                             << tokens.size();
+          tokens.push_back(t);
         }
         if (o.finished) {
           live.erase(o.seq_id);
@@ -132,8 +174,9 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
     // Everything that was admitted ended one way or another and the router
     // holds no block; the worker holds exactly the ended sequences whose ids
     // wait for the next busy step, and one more request flushes them.
-    ASSERT_TRUE(live.empty()) << "seed " << seed << ": " << live.size()
-                              << " requests never ended";
+    ASSERT_TRUE(live.empty()) << "seed " << seed << " depth " << depth << ": "
+                              << live.size() << " requests never ended";
+    ASSERT_TRUE(in_flight.empty());
     ASSERT_EQ(ended, admitted);
     ASSERT_FALSE(s.HasWork());
     EXPECT_EQ(s.num_free_blocks(), s.num_blocks()) << "seed " << seed;
@@ -160,9 +203,11 @@ TEST(SchedulerRandomTest, NoLeakNoBudgetBreakNoCorruption) {
   EXPECT_GT(total_preemptions, 0);
   EXPECT_GT(total_hits, 0);
   EXPECT_GT(total_expired, 0);
-  std::printf("preemptions %ld, prefix-hit tokens %ld, expired %ld\n",
+  // And some plans had to wait for the step in flight before preempting.
+  EXPECT_GT(total_syncs, 0);
+  std::printf("preemptions %ld, prefix-hit tokens %ld, expired %ld, syncs %ld\n",
               static_cast<long>(total_preemptions), static_cast<long>(total_hits),
-              static_cast<long>(total_expired));
+              static_cast<long>(total_expired), static_cast<long>(total_syncs));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "router/scheduler.h"
 
+#include <deque>
 #include <map>
 #include <numeric>
 #include <vector>
@@ -41,10 +42,13 @@ std::vector<int32_t> Prompt(int n, int start = 1) {
   return v;
 }
 
-// A scheduler driving a strict toy worker, collecting every output.
+// A scheduler driving a strict toy worker, collecting every output. With
+// `depth` 2 it plans each step while the previous one is in flight, as the
+// engine does: the toy worker runs each step when it is sent (workers run
+// steps in order) and its answer is applied one step later.
 struct Harness {
-  explicit Harness(SchedulerConfig c)
-      : scheduler(c), worker(kVocab, c.block_size, c.num_blocks) {}
+  explicit Harness(SchedulerConfig c, int depth = 1)
+      : scheduler(c), worker(kVocab, c.block_size, c.num_blocks), depth(depth) {}
 
   uint64_t Add(const v1::GenerateRequest& r,
                absl::Time deadline = absl::InfiniteFuture()) {
@@ -53,38 +57,78 @@ struct Harness {
     return id.value_or(0);
   }
 
-  // One step; returns the plan (its request is what the workers saw).
+  // Plans and sends one step (empty only when there is nothing to compute);
+  // returns the plan (its request is what the workers saw).
   StepPlan Step(absl::Time now = absl::Now()) {
     StepPlan plan;
-    std::vector<SequenceOutput> out;
-    scheduler.Schedule(now, &plan, &out);
-    // Sequence pointers in the plan die with Update when a sequence ends.
-    last_scheduled.clear();
-    for (auto& [seq, n] : plan.scheduled) last_scheduled.emplace_back(seq->seq_id, n);
-    auto response = worker.Step(plan.request);
-    EXPECT_TRUE(response.ok()) << response.status();
-    if (response.ok()) {
-      EXPECT_TRUE(scheduler.Update(plan, *response, &out).ok());
+    while (true) {
+      std::vector<SequenceOutput> out;
+      scheduler.Schedule(now, &plan, &out);
+      Collect(out);
+      if (plan.needs_sync) {
+        ++syncs;
+        while (!in_flight.empty()) UpdateOldest();
+        continue;
+      }
+      if (plan.empty() && !in_flight.empty()) {
+        UpdateOldest();  // What is left waits for tokens on their way.
+        continue;
+      }
+      break;
     }
+    last_scheduled.clear();
+    for (const ScheduledSequence& e : plan.scheduled) {
+      last_scheduled.emplace_back(e.seq_id, e.num_tokens);
+      ++steps_computing[e.seq_id];
+    }
+    if (!plan.empty()) {
+      auto response = worker.Step(plan.request);
+      EXPECT_TRUE(response.ok()) << response.status();
+      in_flight.emplace_back(plan, response.value_or(v1::StepResponse()));
+    }
+    while (static_cast<int>(in_flight.size()) >= depth) UpdateOldest();
+    return plan;
+  }
+
+  void UpdateOldest() {
+    std::vector<SequenceOutput> out;
+    EXPECT_TRUE(scheduler
+                    .Update(in_flight.front().first, in_flight.front().second,
+                            &out)
+                    .ok());
+    in_flight.pop_front();
+    Collect(out);
+  }
+
+  void Collect(const std::vector<SequenceOutput>& out) {
     for (auto& o : out) {
       auto& tokens = generated[o.seq_id];
       tokens.insert(tokens.end(), o.token_ids.begin(), o.token_ids.end());
       if (o.finished) final_output[o.seq_id] = o;
     }
-    return plan;
   }
 
   void RunToIdle() {
-    for (int i = 0; i < 10000 && scheduler.HasWork(); ++i) Step();
+    for (int i = 0; i < 10000 && (scheduler.HasWork() || !in_flight.empty());
+         ++i) {
+      Step();
+    }
     ASSERT_FALSE(scheduler.HasWork());
+    ASSERT_TRUE(in_flight.empty());
     EXPECT_EQ(scheduler.num_free_blocks(), scheduler.num_blocks());
   }
 
   Scheduler scheduler;
   ToyWorkerState worker;
+  const int depth;
+  std::deque<std::pair<StepPlan, v1::StepResponse>> in_flight;
   std::vector<std::pair<uint64_t, int>> last_scheduled;
   std::map<uint64_t, std::vector<int32_t>> generated;
   std::map<uint64_t, SequenceOutput> final_output;
+  // Steps sent that computed each sequence.
+  std::map<uint64_t, int> steps_computing;
+  // Plans that had to wait for the steps in flight.
+  int syncs = 0;
 };
 
 // What the toy model generates after `prompt`.
@@ -188,10 +232,13 @@ TEST(SchedulerTest, BudgetChunkedPrefillAndDecodesFirst) {
       {"max_num_seqs caps the batch", 64, 1, {2, 2}, 2,
        {{2, 0}, {1, 0}, {0, 2}, {0, 1}}},
   };
+  // The same plans whether or not a step is in flight while the next is
+  // planned (a decode continues from its pending token).
+  for (int depth : {1, 2})
   for (const Case& c : cases) {
     SchedulerConfig config = Config(64, 4, c.budget);
     config.max_num_seqs = c.max_num_seqs;
-    Harness h(config);
+    Harness h(config, depth);
     std::vector<uint64_t> ids;
     for (int p : c.prompts) ids.push_back(h.Add(Request(Prompt(p), c.max_tokens)));
     for (size_t step = 0; step < c.steps.size(); ++step) {
@@ -200,13 +247,14 @@ TEST(SchedulerTest, BudgetChunkedPrefillAndDecodesFirst) {
       for (auto& [id, n] : h.last_scheduled) {
         got[std::find(ids.begin(), ids.end(), id) - ids.begin()] = n;
       }
-      EXPECT_EQ(got, c.steps[step]) << c.name << " step " << step;
+      EXPECT_EQ(got, c.steps[step]) << c.name << " step " << step
+                                    << " depth " << depth;
       EXPECT_LE(plan.num_scheduled_tokens, c.budget) << c.name;
     }
     h.RunToIdle();
     for (size_t i = 0; i < ids.size(); ++i) {
       EXPECT_EQ(h.generated[ids[i]], ToyTokens(Prompt(c.prompts[i]), c.max_tokens))
-          << c.name;
+          << c.name << " depth " << depth;
     }
   }
 }
@@ -238,11 +286,13 @@ TEST(SchedulerTest, StopConditions) {
       {"length wins over eos on the last token", {toy[3]}, {}, false, 0, 4, 4,
        v1::FINISH_REASON_LENGTH, {}},
   };
+  // Planned one step ahead, a stop is seen one step late: the outputs must
+  // not change.
+  for (int depth : {1, 2})
   for (const Case& c : cases) {
-    // A token may repeat in the toy stream; skip cases it would blur.
     SchedulerConfig config = Config();
     config.eos_token_ids = c.eos;
-    Harness h(config);
+    Harness h(config, depth);
     v1::GenerateRequest r = Request(prompt, c.max_tokens);
     r.mutable_sampling()->set_ignore_eos(c.ignore_eos);
     r.mutable_sampling()->set_min_tokens(c.min_tokens);
@@ -251,17 +301,23 @@ TEST(SchedulerTest, StopConditions) {
     const uint64_t id = h.Add(r);
     h.RunToIdle();
     const SequenceOutput& out = h.final_output.at(id);
-    EXPECT_EQ(out.finish_reason, c.reason) << c.name;
+    EXPECT_EQ(out.finish_reason, c.reason) << c.name << " depth " << depth;
     EXPECT_EQ(out.stop_token_id, c.stop_token) << c.name;
     EXPECT_EQ(out.completion_tokens, c.expect_len) << c.name;
     EXPECT_EQ(h.generated[id],
               std::vector<int32_t>(toy.begin(), toy.begin() + c.expect_len))
-        << c.name;
+        << c.name << " depth " << depth;
+    // A length cap is known ahead (no wasted step); an EOS or stop id costs
+    // one step that computes a token nobody sees.
+    const bool late = depth == 2 && c.reason == v1::FINISH_REASON_STOP;
+    EXPECT_EQ(h.steps_computing[id], c.expect_len + (late ? 1 : 0))
+        << c.name << " depth " << depth;
   }
 }
 
 TEST(SchedulerTest, PrefixReuseReportsCachedTokensAndSkipsThem) {
-  Harness h(Config(64, 4));
+  for (int depth : {1, 2}) {
+  Harness h(Config(64, 4), depth);
   const std::vector<int32_t> prompt = Prompt(10);
   const uint64_t a = h.Add(Request(prompt, 3));
   h.RunToIdle();
@@ -276,14 +332,36 @@ TEST(SchedulerTest, PrefixReuseReportsCachedTokensAndSkipsThem) {
   EXPECT_EQ(h.generated[b], h.generated[a]);
   EXPECT_EQ(h.scheduler.prefix_hit_tokens(), 8);
   EXPECT_EQ(h.scheduler.prefix_queried_tokens(), 20);
+  }
+}
+
+// The next turn of a chat (prompt + answer + more) reuses the blocks the
+// answer's steps computed, also the ones a step in flight was writing.
+TEST(SchedulerTest, PrefixReuseCoversGeneratedTokens) {
+  for (int depth : {1, 2}) {
+    Harness h(Config(64, 4), depth);
+    const std::vector<int32_t> prompt = Prompt(6);
+    const uint64_t a = h.Add(Request(prompt, 7));
+    h.RunToIdle();
+    std::vector<int32_t> next = prompt;
+    next.insert(next.end(), h.generated[a].begin(), h.generated[a].end());
+    next.push_back(999);
+    const uint64_t b = h.Add(Request(next, 2));
+    h.RunToIdle();
+    // 6 + 7 tokens: positions 0..11 have KV (the last token has none), so
+    // three full blocks of 4.
+    EXPECT_EQ(h.final_output[b].cached_tokens, 12) << "depth " << depth;
+    EXPECT_EQ(h.generated[b], ToyTokens(next, 2));
+  }
 }
 
 TEST(SchedulerTest, PreemptionByRecomputeKeepsGeneratedTokens) {
   // 6 blocks of 4: two sequences of 8-token prompts growing to 8 + 12 cannot
   // both hold their blocks, so the newer is preempted and recomputed.
+  for (int depth : {1, 2}) {
   SchedulerConfig config = Config(/*num_blocks=*/6, /*block_size=*/4, 64);
   config.enable_prefix_caching = false;
-  Harness h(config);
+  Harness h(config, depth);
   const uint64_t a = h.Add(Request(Prompt(8, 1), 12));
   const uint64_t b = h.Add(Request(Prompt(8, 100), 12));
   bool saw_restart = false;
@@ -302,6 +380,10 @@ TEST(SchedulerTest, PreemptionByRecomputeKeepsGeneratedTokens) {
   EXPECT_EQ(h.generated[a], ToyTokens(Prompt(8, 1), 12));
   EXPECT_EQ(h.generated[b], ToyTokens(Prompt(8, 100), 12));
   EXPECT_EQ(h.scheduler.num_free_blocks(), 6);
+  // Planned ahead, the scheduler does not preempt under a step in flight:
+  // it waits for it first.
+  EXPECT_EQ(h.syncs > 0, depth == 2);
+  }
 }
 
 TEST(SchedulerTest, CancelAndDeadlineFreeBlocksAtNextStep) {
@@ -334,6 +416,103 @@ TEST(SchedulerTest, CancelAndDeadlineFreeBlocksAtNextStep) {
                                     busy.request.finished_seq_ids().end()),
               ::testing::UnorderedElementsAre(running, expiring));
   EXPECT_EQ(h.worker.num_sequences(), 1u);
+}
+
+// Planned one step ahead: a sequence that hit EOS in step N was already
+// scheduled in step N+1. Its blocks are freed as soon as the EOS is seen,
+// the extra token is never reported, and the workers forget it in the next
+// step (which runs after N+1).
+TEST(SchedulerPipelineTest, FinishSeenOneStepLateFreesBlocksAndDropsTheExtraToken) {
+  const std::vector<int32_t> prompt = Prompt(5);
+  const std::vector<int32_t> toy = ToyTokens(prompt, 8);
+  SchedulerConfig config = Config(64, 4);
+  config.eos_token_ids = {toy[1]};
+  Harness h(config, /*depth=*/2);
+  const uint64_t a = h.Add(Request(prompt, 8));
+  v1::GenerateRequest long_one = Request(Prompt(3, 500), 20);
+  long_one.mutable_sampling()->set_ignore_eos(true);
+  const uint64_t other = h.Add(long_one);
+  // Step 1 prefills; steps 2 and 3 decode from the tokens in flight.
+  StepPlan s1 = h.Step(), s2 = h.Step(), s3 = h.Step();
+  // Step 2's answer (toy[1], the EOS) came in after step 3 was sent, which
+  // computes one more token for `a`.
+  ASSERT_EQ(h.final_output.count(a), 1u);
+  EXPECT_EQ(h.final_output[a].finish_reason, v1::FINISH_REASON_STOP);
+  EXPECT_EQ(h.generated[a], std::vector<int32_t>(toy.begin(), toy.begin() + 2));
+  EXPECT_EQ(h.steps_computing[a], 3);
+  EXPECT_EQ(s3.request.finished_seq_ids_size(), 0);
+  // Only `other` holds blocks now: 3 + 2 tokens need 2 blocks of 4.
+  EXPECT_EQ(h.scheduler.num_free_blocks(), 64 - 2);
+  StepPlan s4 = h.Step();
+  EXPECT_THAT(std::vector<uint64_t>(s4.request.finished_seq_ids().begin(),
+                                    s4.request.finished_seq_ids().end()),
+              ::testing::ElementsAre(a));
+  EXPECT_EQ(h.worker.num_sequences(), 1u);
+  h.RunToIdle();
+  // The token step 3 computed for `a` never showed up.
+  EXPECT_EQ(h.generated[a], std::vector<int32_t>(toy.begin(), toy.begin() + 2));
+  EXPECT_EQ(h.generated[other], ToyTokens(Prompt(3, 500), 20));
+}
+
+TEST(SchedulerPipelineTest, CancelWhileInFlightFreesBlocksAtOnce) {
+  Harness h(Config(64, 4), /*depth=*/2);
+  const uint64_t a = h.Add(Request(Prompt(9), 50));
+  const uint64_t b = h.Add(Request(Prompt(9, 100), 50));
+  for (int i = 0; i < 4; ++i) h.Step();
+  ASSERT_EQ(h.in_flight.size(), 1u);
+  const size_t before = h.generated[a].size();
+  h.scheduler.Abort(a, absl::CancelledError("client gone"));
+  StepPlan next = h.Step();
+  EXPECT_EQ(h.final_output[a].error.code(), absl::StatusCode::kCancelled);
+  // `a` is not in the new step, and the worker forgets it there (the step
+  // in flight still computes it, before).
+  for (const ScheduledSequence& e : next.scheduled) EXPECT_NE(e.seq_id, a);
+  EXPECT_THAT(std::vector<uint64_t>(next.request.finished_seq_ids().begin(),
+                                    next.request.finished_seq_ids().end()),
+              ::testing::ElementsAre(a));
+  // The token that was in flight for `a` is dropped.
+  h.RunToIdle();
+  EXPECT_EQ(h.generated[a].size(), before);
+  EXPECT_EQ(h.generated[b], ToyTokens(Prompt(9, 100), 50));
+  EXPECT_EQ(h.worker.num_sequences(),
+            static_cast<size_t>(h.scheduler.num_pending_finished()));
+}
+
+// Workers answer in the step's order, but any order is matched by id.
+TEST(SchedulerTest, AnswersInAnotherOrderAreMatchedById) {
+  Scheduler s(Config());
+  const uint64_t a = s.Add(Request(Prompt(3), 1), absl::InfiniteFuture()).value();
+  const uint64_t b = s.Add(Request(Prompt(3, 50), 1), absl::InfiniteFuture()).value();
+  StepPlan plan;
+  std::vector<SequenceOutput> out;
+  s.Schedule(absl::Now(), &plan, &out);
+  v1::StepResponse response;
+  response.set_step_id(plan.request.step_id());
+  for (auto [id, token] : {std::pair<uint64_t, int32_t>{b, 7}, {a, 9}}) {
+    v1::SampledToken* t = response.add_sampled();
+    t->set_seq_id(id);
+    t->set_token_id(token);
+  }
+  ASSERT_TRUE(s.Update(plan, response, &out).ok());
+  std::map<uint64_t, int32_t> got;
+  for (const SequenceOutput& o : out) got[o.seq_id] = o.token_ids.at(0);
+  EXPECT_EQ(got, (std::map<uint64_t, int32_t>{{a, 9}, {b, 7}}));
+}
+
+TEST(SchedulerPipelineTest, UpdatesMustComeInOrder) {
+  Scheduler s(Config());
+  ASSERT_TRUE(s.Add(Request(Prompt(3), 5), absl::InfiniteFuture()).ok());
+  StepPlan first, second;
+  std::vector<SequenceOutput> out;
+  s.Schedule(absl::Now(), &first, &out);
+  s.Schedule(absl::Now(), &second, &out);
+  ASSERT_FALSE(second.empty());
+  EXPECT_EQ(s.num_in_flight(), 2);
+  v1::StepResponse response;
+  response.set_step_id(second.request.step_id());
+  const absl::Status status = s.Update(second, response, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("out of order"));
 }
 
 TEST(SchedulerTest, PriorityPolicyOrdersWaitingQueue) {
@@ -395,7 +574,7 @@ TEST(SchedulerTest, UpdateRejectsAResponseThatDoesNotMatch) {
   v1::StepResponse response;
   response.set_step_id(plan.request.step_id());
   EXPECT_EQ(s.Update(plan, response, &out).code(), absl::StatusCode::kInternal);
-  response.add_sampled()->set_seq_id(plan.scheduled[0].first->seq_id);
+  response.add_sampled()->set_seq_id(plan.scheduled[0].seq_id);
   response.mutable_sampled(0)->set_token_id(kVocab);
   EXPECT_EQ(s.Update(plan, response, &out).code(), absl::StatusCode::kInternal);
   response.set_step_id(99);

@@ -28,8 +28,14 @@ struct Sequence {
   std::vector<int32_t> tokens;
   // Length of the prompt prefix of `tokens`.
   int num_prompt_tokens = 0;
-  // Tokens whose KV entries exist (prefix hits included).
+  // Tokens whose KV entries exist or are written by a step already sent
+  // (prefix hits included). Workers run steps in order, so a later step may
+  // rely on them.
   int num_computed_tokens = 0;
+  // Tokens sampled by steps in flight that the router has not seen yet: the
+  // workers already hold them (each rank appends what it samples), the
+  // router learns them when the step's answer comes back.
+  int num_pending_tokens = 0;
   // Prompt tokens served by the prefix cache the first time it was scheduled.
   std::optional<int> num_cached_tokens;
   // Sampling parameters; the seed is always set.
@@ -46,13 +52,16 @@ struct Sequence {
   // Whether the workers hold state for it (a NewSequence was sent and no
   // finished id since).
   bool on_workers = false;
-  // How much of tokens / block_ids the workers have been sent.
-  int num_tokens_sent = 0;
+  // How many of blocks.block_ids the workers have been sent.
   int num_blocks_sent = 0;
 
-  // Generated tokens so far.
+  // Generated tokens the router knows.
   int num_output_tokens() const {
     return static_cast<int>(tokens.size()) - num_prompt_tokens;
+  }
+  // Known tokens plus those still in flight.
+  int num_tokens_with_pending() const {
+    return static_cast<int>(tokens.size()) + num_pending_tokens;
   }
 };
 

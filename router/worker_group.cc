@@ -8,10 +8,7 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-#include <grpcpp/support/slice.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -60,14 +57,18 @@ WorkerGroup::WorkerGroup(const ServerConfig& config, const InternalTls* tls)
   // Steps with many new sequences can pass the 4 MiB default.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  // Fewer per-call filters: Step runs every few milliseconds on every rank.
-  // Deadlines are still enforced (worker_group_test pins it).
+  // Fewer per-call filters (the handshake's deadlines are still enforced;
+  // worker_group_test pins it).
   args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
   // gRPC's own reconnect backoff grows to 2 minutes; a restarted rank must
   // be seen by the next handshake attempt, not minutes later.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Steps are small and frequent on a long-lived stream: bandwidth probes
+  // (PINGs to ack) and window updates would cost extra writes per step.
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
   for (const std::string& address : config_.workers) {
     auto channel = grpc::CreateCustomChannel(
         address, InternalChannelCredentials(tls), args);
@@ -77,6 +78,7 @@ WorkerGroup::WorkerGroup(const ServerConfig& config, const InternalTls* tls)
 }
 
 WorkerGroup::~WorkerGroup() {
+  CloseStream();
   step_queue_.Shutdown();
   void* tag = nullptr;
   bool ok = false;
@@ -138,6 +140,8 @@ absl::Status WorkerGroup::CallAll(
 }
 
 absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
+  // The old group's stream goes first: its steps mean nothing to a new one.
+  CloseStream();
   const int n = world_size();
   const int init_ms = config_.worker_init_timeout_ms;
   // Info answers at once on a live worker; don't wait the load timeout.
@@ -253,96 +257,23 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
   s = CallAll("InitCache", init_ms, [&](int r, grpc::ClientContext* c) {
     v1::InitCacheRequest req;
     req.set_num_blocks(info.num_blocks);
+    if (r == 0) {
+      // Rank 0 relays every step to the others: one message per step here,
+      // whatever the TP size.
+      for (int peer = 1; peer < n; ++peer) req.add_relay_to(config_.workers[peer]);
+      req.set_step_timeout_ms(config_.worker_step_timeout_ms);
+    }
     v1::InitCacheResponse resp;
     return stubs_[r]->InitCache(c, req, &resp);
   });
   if (!s.ok()) return s;
+  if (s = OpenStream(); !s.ok()) return s;
   spdlog::info("worker group ready: {} rank(s) on {}, model {} ({} layers), "
                "{} KV blocks of {} tokens, max_model_len {}",
                n, info.device, info.model.architecture(),
                info.model.num_layers(), info.num_blocks, config_.block_size,
                max_len);
   return info;
-}
-
-absl::StatusOr<v1::StepResponse> WorkerGroup::Step(
-    const v1::StepRequest& request) {
-  const int n = world_size();
-  // Serialize once for all ranks, start every call from this thread on one
-  // completion queue and collect them here: no per-step threads, no thread
-  // hops, and only rank 0's answer is parsed.
-  const std::string wire = request.SerializeAsString();
-  grpc::Slice slice(wire);
-  const grpc::ByteBuffer payload(&slice, 1);
-  struct Call {
-    grpc::ClientContext context;
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
-  };
-  std::vector<Call> calls(n);
-  const auto deadline = DeadlineAfterMs(config_.worker_step_timeout_ms);
-  for (Call& call : calls) {
-    if (!Register(&call.context)) {
-      for (Call& c : calls) {
-        if (&c == &call) break;
-        Unregister(&c.context);
-      }
-      return absl::UnavailableError("the router is stopping");
-    }
-  }
-  for (int r = 0; r < n; ++r) {
-    Call& call = calls[r];
-    call.context.set_deadline(deadline);
-    call.reader = generic_stubs_[r]->PrepareUnaryCall(
-        &call.context, "/tpserve.v1.Worker/Step", payload, &step_queue_);
-    call.reader->StartCall();
-    call.reader->Finish(&call.response, &call.status,
-                        reinterpret_cast<void*>(static_cast<intptr_t>(r)));
-  }
-  bool cancelled = false;
-  for (int pending = n; pending > 0;) {
-    void* tag = nullptr;
-    bool ok = false;
-    // The deadline ends every call; the margin only guards against a gRPC
-    // bug leaving us waiting forever.
-    const auto status = step_queue_.AsyncNext(
-        &tag, &ok, deadline + std::chrono::seconds(cancelled ? 60 : 5));
-    if (status == grpc::CompletionQueue::GOT_EVENT) {
-      --pending;
-    } else if (!cancelled) {
-      for (Call& call : calls) call.context.TryCancel();
-      cancelled = true;
-    } else {
-      // Contexts cannot be destroyed with calls in flight; nothing sane is
-      // left to do.
-      spdlog::critical("worker Step calls never completed");
-      std::abort();
-    }
-  }
-  for (Call& call : calls) Unregister(&call.context);
-  // Name every failing rank: the first one in rank order is not always the
-  // one that caused it.
-  std::string failures;
-  for (int r = 0; r < n; ++r) {
-    const grpc::Status& status = calls[r].status;
-    if (status.ok()) continue;
-    const bool timeout =
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-    absl::StrAppend(
-        &failures, failures.empty() ? "worker " : "; worker ", RankName(r),
-        timeout ? " timed out in Step after " : " failed in Step: ",
-        timeout ? absl::StrCat(config_.worker_step_timeout_ms, " ms")
-                : status.error_message());
-  }
-  if (!failures.empty()) return absl::UnavailableError(failures);
-  v1::StepResponse response;
-  grpc::ProtoBufferReader reader(&calls[0].response);
-  if (!response.ParseFromZeroCopyStream(&reader)) {
-    return absl::UnavailableError(absl::StrCat(
-        "worker ", RankName(0), " sent a Step response that does not parse"));
-  }
-  return response;
 }
 
 }  // namespace tpserve::router

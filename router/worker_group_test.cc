@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "router/testing/fake_worker.h"
+#include "router/testing/toy_worker_state.h"
 
 namespace tpserve::router {
 namespace {
@@ -117,9 +118,23 @@ TEST(WorkerGroupTest, FailingHungAndKilledRanksAreNamed) {
   auto failed = group->Step(OneSequenceStep(1));
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(failed.status().message()),
-              HasSubstr("rank 1 (" + w1->address() + ") failed in Step"));
+              HasSubstr("rank 1 (" + w1->address() +
+                        ") failed in Step: injected step failure"));
   w1->set_fail_steps(false);
+  // A failure closes the streams until the next handshake.
+  EXPECT_EQ(group->Step(OneSequenceStep(9)).status().code(),
+            absl::StatusCode::kUnavailable);
 
+  ASSERT_TRUE(group->Handshake().ok());
+  w1->set_diverge(true);
+  auto diverged = group->Step(OneSequenceStep(10));
+  EXPECT_EQ(diverged.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(diverged.status().message()),
+              HasSubstr("rank 1 (" + w1->address() +
+                        ") sampled different tokens than rank 0"));
+  w1->set_diverge(false);
+
+  ASSERT_TRUE(group->Handshake().ok());
   w1->set_hang_steps(true);
   const auto start = std::chrono::steady_clock::now();
   auto hung = group->Step(OneSequenceStep(2));
@@ -144,6 +159,38 @@ TEST(WorkerGroupTest, FailingHungAndKilledRanksAreNamed) {
   EXPECT_THAT(std::string(killed.status().message()), HasSubstr("rank 1"));
   EXPECT_LT(std::chrono::steady_clock::now() - kill_start,
             std::chrono::milliseconds(450));
+}
+
+// Steps are written ahead of the answers: the next one reaches the ranks
+// while the first still runs, and it continues from the token the workers
+// sampled themselves.
+TEST(WorkerGroupTest, StepsSentAheadAreAnsweredInOrder) {
+  auto w0 = StartWorker(), w1 = StartWorker();
+  auto group = WorkerGroup::Create(Config({w0.get(), w1.get()})).value();
+  ASSERT_TRUE(group->Handshake().ok());
+  w0->set_step_delay_ms(30);
+  v1::StepRequest second;
+  second.set_step_id(2);
+  v1::RunningSequence* rs = second.add_running_sequences();
+  rs->set_seq_id(7);
+  rs->set_num_scheduled_tokens(1);
+  ASSERT_TRUE(group->Send(OneSequenceStep()).ok());
+  ASSERT_TRUE(group->Send(second).ok());
+  EXPECT_EQ(group->num_in_flight(), 2);
+  v1::StepResponse a, b;
+  ASSERT_TRUE(group->Receive(&a).ok());
+  ASSERT_TRUE(group->Receive(&b).ok());
+  EXPECT_EQ(a.step_id(), 1u);
+  EXPECT_EQ(b.step_id(), 2u);
+  const int32_t first = testing::ToyWorkerState::NextToken(4, 1000);
+  EXPECT_EQ(a.sampled(0).token_id(), first);
+  EXPECT_EQ(b.sampled(0).token_id(),
+            testing::ToyWorkerState::NextToken(first, 1000));
+  // Rank 1 ran both steps too (rank 0 relayed them).
+  EXPECT_EQ(w1->num_steps(), 2);
+  EXPECT_EQ(group->num_in_flight(), 0);
+  EXPECT_TRUE(w0->violation().ok()) << w0->violation();
+  EXPECT_TRUE(w1->violation().ok()) << w1->violation();
 }
 
 TEST(WorkerGroupTest, AbortEndsAHungStepAtOnceAndRefusesLaterCalls) {

@@ -1,7 +1,11 @@
 // Router cost per step with 256 running sequences (decode steady state) and
-// instant workers: schedule + build the StepRequest, serialize, fan out to
-// every rank, collect rank 0's tokens, update. Prints one table row per
+// instant workers: schedule + build the StepRequest, serialize, write it to
+// every rank's step stream, collect the answers, update. Steps are planned
+// one ahead, as the engine does (depth 2); depth 1 (each step answered before
+// the next is planned) is measured too. Prints one table row per
 // configuration. Usage: router_bench [steps] [sequences] [prompt_tokens]
+// [only_tp] (only_tp > 0: just the step-stream rows of that TP size, e.g.
+// to run under perf or strace).
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -10,6 +14,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,9 +74,12 @@ void AddRequests(Scheduler* s, int seqs, int prompt_tokens) {
   }
 }
 
-// A step function: runs the workers for `request`.
-using RunWorkers =
-    std::function<absl::StatusOr<v1::StepResponse>(const v1::StepRequest&)>;
+// How steps reach the workers: send writes one step, receive returns the
+// answer to the oldest step sent.
+struct Transport {
+  std::function<absl::Status(const v1::StepRequest&)> send;
+  std::function<absl::Status(v1::StepResponse*)> receive;
+};
 
 struct Row {
   double wall_us = 0;
@@ -80,35 +89,57 @@ struct Row {
   double request_bytes = 0;
 };
 
-// Prefills until every sequence decodes, then times `steps` decode steps.
-Row Measure(int steps, int seqs, int prompt_tokens, const RunWorkers& run) {
+[[noreturn]] void Die(const char* what, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s\n", what, std::string(status.message()).c_str());
+  std::exit(1);
+}
+
+// Prefills until every sequence decodes, then times `steps` decode steps
+// with `depth` steps in flight at most.
+Row Measure(int steps, int seqs, int prompt_tokens, int depth,
+            const Transport& transport) {
   Scheduler s(Config());
   AddRequests(&s, seqs, prompt_tokens);
-  StepPlan plan;
+  // As the engine does: plans and the answer keep their allocations.
+  std::deque<StepPlan> in_flight;
+  std::vector<StepPlan> spare;
+  v1::StepResponse answer;
   std::vector<SequenceOutput> out;
-  auto step = [&](double* compute_seconds) {
+  int last_tokens = 0;
+  double bytes = 0;
+  auto update_oldest = [&](double* compute_seconds) {
+    if (absl::Status st = transport.receive(&answer); !st.ok()) Die("step failed", st);
     const double t0 = ThreadCpuSeconds();
-    s.Schedule(absl::Now(), &plan, &out);
-    const double t1 = ThreadCpuSeconds();
-    auto response = run(plan.request);
-    if (!response.ok()) {
-      std::fprintf(stderr, "step failed: %s\n",
-                   std::string(response.status().message()).c_str());
-      std::exit(1);
-    }
-    const double t2 = ThreadCpuSeconds();
-    if (!s.Update(plan, *response, &out).ok()) std::abort();
-    if (compute_seconds != nullptr) {
-      // Router-side compute only (thread CPU): schedule (building the
-      // StepRequest) and update, without the worker round trip.
-      *compute_seconds += (t1 - t0) + (ThreadCpuSeconds() - t2);
-    }
+    if (!s.Update(in_flight.front(), answer, &out).ok()) std::abort();
+    if (compute_seconds != nullptr) *compute_seconds += ThreadCpuSeconds() - t0;
+    spare.push_back(std::move(in_flight.front()));
+    in_flight.pop_front();
     out.clear();
   };
+  auto step = [&](double* compute_seconds) {
+    const double t0 = ThreadCpuSeconds();
+    StepPlan plan;
+    if (!spare.empty()) {
+      plan = std::move(spare.back());
+      spare.pop_back();
+    }
+    s.Schedule(absl::Now(), &plan, &out);
+    // Router-side compute only (thread CPU): schedule (building the
+    // StepRequest) and update, without the worker round trip.
+    if (compute_seconds != nullptr) *compute_seconds += ThreadCpuSeconds() - t0;
+    if (plan.needs_sync || plan.empty()) std::abort();  // The cache is huge.
+    if (absl::Status st = transport.send(plan.request); !st.ok()) {
+      Die("send failed", st);
+    }
+    last_tokens = plan.num_scheduled_tokens;
+    bytes += plan.request.ByteSizeLong();
+    in_flight.push_back(std::move(plan));
+    while (static_cast<int>(in_flight.size()) >= depth) {
+      update_oldest(compute_seconds);
+    }
+  };
   // Warm up: prefill everything, then a few decode steps.
-  while (plan.num_scheduled_tokens != seqs || s.num_waiting() > 0) {
-    step(nullptr);
-  }
+  while (last_tokens != seqs || s.num_waiting() > 0) step(nullptr);
   for (int i = 0; i < 20; ++i) step(nullptr);
 
   // The dev box is shared: report the quietest of several batches.
@@ -117,14 +148,11 @@ Row Measure(int steps, int seqs, int prompt_tokens, const RunWorkers& run) {
   const int batch = std::max(1, steps / kBatches);
   for (int b = 0; b < kBatches; ++b) {
     double compute_seconds = 0;
-    double bytes = 0;
+    bytes = 0;
     const absl::Time wall0 = absl::Now();
     const double cpu0 = ThreadCpuSeconds();
     const double pcpu0 = ProcessCpuSeconds();
-    for (int i = 0; i < batch; ++i) {
-      step(&compute_seconds);
-      bytes += plan.request.ByteSizeLong();
-    }
+    for (int i = 0; i < batch; ++i) step(&compute_seconds);
     const double pcpu = (ProcessCpuSeconds() - pcpu0) / batch * 1e6;
     if (pcpu >= row.process_cpu_us) continue;
     row.process_cpu_us = pcpu;
@@ -133,7 +161,8 @@ Row Measure(int steps, int seqs, int prompt_tokens, const RunWorkers& run) {
     row.schedule_us = compute_seconds / batch * 1e6;
     row.request_bytes = bytes / batch;
   }
-  if (plan.num_scheduled_tokens != seqs) std::abort();
+  while (!in_flight.empty()) update_oldest(nullptr);
+  if (last_tokens != seqs) std::abort();
   return row;
 }
 
@@ -145,6 +174,7 @@ int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::atoi(argv[1]) : 2000;
   const int seqs = argc > 2 ? std::atoi(argv[2]) : 256;
   const int prompt = argc > 3 ? std::atoi(argv[3]) : 512;
+  const int only_tp = argc > 4 ? std::atoi(argv[4]) : 0;
   // Workers run in child processes, forked before this process touches gRPC,
   // so that this process's CPU time is the router's alone.
   std::vector<pid_t> children;
@@ -189,39 +219,59 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
 
-  // In-process: the toy worker (its cost included here) is called directly, after a serialize/parse
-  // round trip so that the wire encoding is still paid.
-  {
+  // In-process: the toy worker (its cost included here) is called directly,
+  // after a serialize/parse round trip so that the wire encoding is still
+  // paid.
+  if (only_tp == 0) {
     testing::ToyWorkerState worker(kVocab, kBlockSize, kNumBlocks,
                                    /*check_kv=*/false);
+    std::deque<tpserve::v1::StepResponse> answers;
     std::string wire;
+    Transport local;
+    local.send = [&](const tpserve::v1::StepRequest& request) -> absl::Status {
+      request.SerializeToString(&wire);
+      tpserve::v1::StepRequest parsed;
+      parsed.ParseFromString(wire);
+      auto answer = worker.Step(parsed);
+      if (!answer.ok()) return answer.status();
+      answer->SerializeToString(&wire);
+      answers.emplace_back().ParseFromString(wire);
+      return absl::OkStatus();
+    };
+    local.receive = [&](tpserve::v1::StepResponse* r) {
+      *r = std::move(answers.front());
+      answers.pop_front();
+      return absl::OkStatus();
+    };
     print("in-process (serialize + parse, no gRPC)",
-          Measure(steps, seqs, prompt,
-                  [&](const tpserve::v1::StepRequest& request)
-                      -> absl::StatusOr<tpserve::v1::StepResponse> {
-                    request.SerializeToString(&wire);
-                    tpserve::v1::StepRequest parsed;
-                    parsed.ParseFromString(wire);
-                    return worker.Step(parsed);
-                  }));
+          Measure(steps, seqs, prompt, 2, local));
   }
-  for (int tp : {1, 2, 4, 8}) {
-    tpserve::ServerConfig config;
-    for (int r = 0; r < tp; ++r) config.workers.push_back(worker_addresses[r]);
-    config.tensor_parallel_size = tp;
-    config.block_size = kBlockSize;
-    config.max_model_len = kMaxModelLen;
-    auto group = WorkerGroup::Create(config);
-    if (!group.ok()) return 1;
-    if (absl::Status s = (*group)->Handshake().status(); !s.ok()) {
-      std::fprintf(stderr, "handshake: %s\n", std::string(s.message()).c_str());
-      return 1;
+  for (int depth : {2, 1}) {
+    for (int tp : {1, 2, 4, 8}) {
+      if (only_tp > 0 && tp != only_tp) continue;
+      tpserve::ServerConfig config;
+      for (int r = 0; r < tp; ++r) config.workers.push_back(worker_addresses[r]);
+      config.tensor_parallel_size = tp;
+      config.block_size = kBlockSize;
+      config.max_model_len = kMaxModelLen;
+      auto group = WorkerGroup::Create(config);
+      if (!group.ok()) return 1;
+      if (absl::Status s = (*group)->Handshake().status(); !s.ok()) {
+        std::fprintf(stderr, "handshake: %s\n", std::string(s.message()).c_str());
+        return 1;
+      }
+      Transport streams;
+      streams.send = [&](const tpserve::v1::StepRequest& request) {
+        return (*group)->Send(request);
+      };
+      streams.receive = [&](tpserve::v1::StepResponse* r) {
+        return (*group)->Receive(r);
+      };
+      print(std::string("step streams, ") +
+                (depth == 2 ? "one step ahead" : "one step at a time") +
+                ", TP=" + std::to_string(tp),
+            Measure(steps, seqs, prompt, depth, streams));
     }
-    print("gRPC loopback, TP=" + std::to_string(tp),
-          Measure(steps, seqs, prompt,
-                  [&](const tpserve::v1::StepRequest& request) {
-                    return (*group)->Step(request);
-                  }));
   }
   for (pid_t pid : children) kill(pid, SIGTERM);
   for (pid_t pid : children) waitpid(pid, nullptr, 0);

@@ -7,7 +7,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::router::testing {
 
@@ -18,6 +18,8 @@ absl::StatusOr<std::unique_ptr<FakeWorker>> FakeWorker::Start(
   builder.AddListeningPort(absl::StrCat("127.0.0.1:", worker->options_.port), grpc::InsecureServerCredentials(),
                            &worker->port_);
   builder.SetMaxReceiveMessageSize(-1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
   builder.RegisterService(worker.get());
   worker->server_ = builder.BuildAndStart();
   if (worker->server_ == nullptr || worker->port_ == 0) {
@@ -119,41 +121,57 @@ grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
   }
   state_ = std::make_unique<ToyWorkerState>(
       options_.vocab_size, block_size_, request->num_blocks(), options_.strict);
+  relay_.peers.assign(request->relay_to().begin(), request->relay_to().end());
+  relay_.peer_timeout = absl::Milliseconds(
+      request->step_timeout_ms() > 0 ? request->step_timeout_ms() : 30000);
   violation_ = absl::OkStatus();
   ++num_handshakes_;
   return grpc::Status::OK;
 }
 
-grpc::Status FakeWorker::Step(grpc::ServerContext* context,
-                              const v1::StepRequest* request,
-                              v1::StepResponse* response) {
-  if (hang_steps_) {
-    while (!context->IsCancelled() && !killed_) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+grpc::Status FakeWorker::StepStream(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  worker::RelayOptions relay;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == nullptr) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "Step before InitCache");
     }
-    return grpc::Status(grpc::StatusCode::CANCELLED, "hung step abandoned");
+    relay = relay_;
   }
-  if (step_delay_ms_ > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
-  }
-  if (fail_steps_) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, "injected step failure");
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == nullptr) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "Step before InitCache");
-  }
-  auto result = state_->Step(*request);
-  if (!result.ok()) {
-    if (violation_.ok()) violation_ = result.status();
-    return ToGrpcStatus(result.status());
-  }
-  *response = std::move(*result);
-  // Only rank 0 samples, as the contract says.
-  if (rank_ != 0) response->clear_sampled();
-  ++num_steps_;
-  return grpc::Status::OK;
+  // The same stream serving (and, on rank 0, relaying) as a real worker.
+  return worker::ServeStepStream(
+      context, stream, relay,
+      [&](const v1::StepRequest& request,
+          v1::StepResponse* response) -> absl::Status {
+        if (hang_steps_) {
+          while (!context->IsCancelled() && !killed_) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+          return absl::CancelledError("hung step abandoned");
+        }
+        if (step_delay_ms_ > 0) {
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(step_delay_ms_));
+        }
+        if (fail_steps_) return absl::InternalError("injected step failure");
+        std::lock_guard<std::mutex> lock(mu_);
+        auto result = state_->Step(request);
+        if (!result.ok()) {
+          if (violation_.ok()) violation_ = result.status();
+          return result.status();
+        }
+        *response = std::move(*result);
+        // Only rank 0 returns the tokens, as the contract says.
+        if (rank_ != 0) response->clear_sampled();
+        if (diverge_) {
+          response->set_sampled_digest(response->sampled_digest() + 1);
+        }
+        ++num_steps_;
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status FakeWorker::Health(grpc::ServerContext*,

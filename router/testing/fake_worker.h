@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "proto/worker.grpc.pb.h"
 #include "router/testing/toy_worker_state.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::router::testing {
 
@@ -54,9 +55,12 @@ class FakeWorker final : public v1::Worker::Service {
   void set_hang_steps(bool hang) { hang_steps_ = hang; }
   // Sleep this long in every step (a slow model).
   void set_step_delay_ms(int ms) { step_delay_ms_ = ms; }
+  // From the next Step on, report a sampled digest no other rank has (a rank
+  // whose samples diverged).
+  void set_diverge(bool diverge) { diverge_ = diverge; }
   // Completed handshakes (InitCache calls).
   int num_handshakes() const { return num_handshakes_; }
-  // Steps answered.
+  // Steps answered successfully.
   int num_steps() const { return num_steps_; }
   // Sequences this worker holds state for.
   size_t num_sequences();
@@ -79,8 +83,9 @@ class FakeWorker final : public v1::Worker::Service {
                              v1::ProfileMemoryResponse*) override;
   grpc::Status InitCache(grpc::ServerContext*, const v1::InitCacheRequest*,
                          v1::InitCacheResponse*) override;
-  grpc::Status Step(grpc::ServerContext*, const v1::StepRequest*,
-                    v1::StepResponse*) override;
+  grpc::Status StepStream(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::WorkerHealthRequest*,
                       v1::WorkerHealthResponse*) override;
 
@@ -93,6 +98,7 @@ class FakeWorker final : public v1::Worker::Service {
   int port_ = 0;
   std::atomic<bool> fail_steps_{false};
   std::atomic<bool> hang_steps_{false};
+  std::atomic<bool> diverge_{false};
   std::atomic<bool> killed_{false};
   std::atomic<int> step_delay_ms_{0};
   std::atomic<int> num_handshakes_{0};
@@ -102,6 +108,8 @@ class FakeWorker final : public v1::Worker::Service {
   int block_size_ = 0;
   int max_model_len_ = 0;
   std::unique_ptr<ToyWorkerState> state_;
+  // Rank 0: where it forwards steps (InitCache.relay_to).
+  worker::RelayOptions relay_;
   absl::Status violation_;
 };
 

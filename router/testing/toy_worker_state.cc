@@ -63,9 +63,13 @@ absl::Status ToyWorkerState::Compute(uint64_t id, Seq& seq, int n,
   }
   seq.num_computed = end;
   if (end == static_cast<int>(seq.tokens.size())) {
+    // Like a real worker, it keeps what it sampled: the next step of the
+    // sequence starts from it.
+    const int32_t token = NextToken(seq.tokens.back(), vocab_size_);
+    seq.tokens.push_back(token);
     v1::SampledToken* t = response->add_sampled();
     t->set_seq_id(id);
-    t->set_token_id(NextToken(seq.tokens.back(), vocab_size_));
+    t->set_token_id(token);
   }
   return absl::OkStatus();
 }
@@ -108,8 +112,6 @@ absl::StatusOr<v1::StepResponse> ToyWorkerState::Step(
           absl::StrCat("running sequence ", rs.seq_id(), " is not held"));
     }
     Seq& seq = it->second;
-    seq.tokens.insert(seq.tokens.end(), rs.new_token_ids().begin(),
-                      rs.new_token_ids().end());
     seq.block_table.insert(seq.block_table.end(), rs.new_block_ids().begin(),
                            rs.new_block_ids().end());
     if (absl::Status s =
@@ -118,6 +120,12 @@ absl::StatusOr<v1::StepResponse> ToyWorkerState::Step(
       return s;
     }
   }
+  // Any function of the samples will do: only equality across ranks counts.
+  uint64_t digest = 0;
+  for (const v1::SampledToken& t : response.sampled()) {
+    digest = digest * 1000003 + t.seq_id() * 7919 + t.token_id();
+  }
+  response.set_sampled_digest(digest);
   return response;
 }
 

@@ -1,7 +1,9 @@
 // A worker's side of the Step contract, checked strictly, with a toy model:
-// the next token is a hash of the last one. Tests use it to prove that what
-// the scheduler sends is exactly what a worker needs (incremental tokens and
-// blocks, finished ids, prefix hits whose KV really holds the same tokens).
+// the next token is a hash of the last one. Like a real worker it appends
+// every token it samples to the sequence, and a later step continues from
+// it. Tests use it to prove that what the scheduler sends is exactly what a
+// worker needs (incremental blocks, finished ids, prefix hits whose KV
+// really holds the same tokens), also when steps are planned one ahead.
 #ifndef TPSERVE_ROUTER_TESTING_TOY_WORKER_STATE_H_
 #define TPSERVE_ROUTER_TESTING_TOY_WORKER_STATE_H_
 
@@ -25,7 +27,8 @@ class ToyWorkerState {
                  bool check_kv = true);
 
   // Applies one step; FAILED_PRECONDITION names the first contract violation.
-  // Returns the sampled tokens (what rank 0 would send).
+  // Returns the sampled tokens (what rank 0 would send) and their digest
+  // (StepResponse.sampled_digest).
   absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request);
 
   // The toy model.

@@ -13,7 +13,7 @@ export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 SHAPE=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "=== GPU tests"
-for t in norm rope_cache activation attention attention_prefill gemm sampler cuda_backend; do
+for t in norm rope_cache activation attention attention_prefill gemm sampler block_table cuda_backend; do
   timeout 150 /tmp/d/cuda/bin/${t}_test > "/tmp/d/${t}_test.log" 2>&1
   echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "/tmp/d/${t}_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED' "/tmp/d/${t}_test.log" | head -5

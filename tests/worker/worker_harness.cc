@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "worker/service/step_stream_client.h"
 
 namespace tpserve::testing {
 namespace {
@@ -195,6 +196,11 @@ absl::StatusOr<int> WorkerGroup::InitCache(int64_t cpu_kv_cache_bytes) {
     SetDeadline(&c, 60000);
     v1::InitCacheRequest req;
     req.set_num_blocks(blocks);
+    if (r == 0) {  // rank 0 relays every step to the others, as for a router
+      for (int peer = 1; peer < world(); ++peer) {
+        req.add_relay_to(absl::StrCat("127.0.0.1:", procs_[peer]->port()));
+      }
+    }
     v1::InitCacheResponse resp;
     results[r] = FromGrpcStatus(procs_[r]->stub().InitCache(&c, req, &resp));
   });
@@ -215,25 +221,13 @@ absl::Status WorkerGroup::Handshake(const LoadSpec& spec) {
 
 absl::StatusOr<v1::StepResponse> WorkerGroup::Step(const v1::StepRequest& step,
                                                    int deadline_ms) {
-  std::vector<absl::Status> results(world());
-  std::vector<v1::StepResponse> responses(world());
-  OnAllRanks(world(), [&](int r) {
-    grpc::ClientContext c;
-    SetDeadline(&c, deadline_ms);
-    results[r] = FromGrpcStatus(procs_[r]->stub().Step(&c, step, &responses[r]));
-  });
-  for (int r = 0; r < world(); ++r) {
-    if (!results[r].ok()) {
-      return absl::Status(results[r].code(),
-                          absl::StrCat("rank ", r, ": ", results[r].message()));
-    }
+  absl::StatusOr<v1::StepResponse> answer =
+      worker::StepOnce(procs_[0]->stub(), step, absl::Milliseconds(deadline_ms));
+  if (!answer.ok()) {
+    return absl::Status(answer.status().code(),
+                        absl::StrCat("rank 0: ", answer.status().message()));
   }
-  for (int r = 1; r < world(); ++r) {
-    if (responses[r].sampled_size() != 0) {
-      return absl::InternalError(absl::StrCat("rank ", r, " returned samples"));
-    }
-  }
-  return responses[0];
+  return answer;
 }
 
 absl::StatusOr<std::vector<int32_t>> WorkerGroup::Greedy(
@@ -263,11 +257,11 @@ absl::StatusOr<std::vector<int32_t>> WorkerGroup::Greedy(
     if (out.empty() && first != nullptr) *first = resp->sampled(0).logprob();
     out.push_back(resp->sampled(0).token_id());
     if (static_cast<int>(out.size()) == n) break;
+    // The workers continue from the token they sampled.
     step.Clear();
     step.set_step_id(next_step_++);
     v1::RunningSequence* rs = step.add_running_sequences();
     rs->set_seq_id(seq);
-    rs->add_new_token_ids(out.back());
     rs->set_num_scheduled_tokens(1);
   }
   // Free the sequence (and its blocks) with an otherwise empty step.

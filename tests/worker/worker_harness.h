@@ -63,13 +63,14 @@ class WorkerGroup {
   // LoadModel on every rank at once (they compare fingerprints); `specs`
   // has one entry per rank or one for all. Returns each rank's status.
   std::vector<absl::Status> LoadModel(const std::vector<LoadSpec>& specs);
-  // ProfileMemory on every rank, then InitCache with the minimum.
+  // ProfileMemory on every rank, then InitCache with the minimum (rank 0
+  // relaying steps to the others).
   absl::StatusOr<int> InitCache(int64_t cpu_kv_cache_bytes = 64 << 20);
   // The whole handshake; fails on the first error.
   absl::Status Handshake(const LoadSpec& spec);
 
-  // Sends the same step to every rank at once; returns rank 0's answer or
-  // the first error.
+  // Sends a step to rank 0, which relays it to the other ranks; returns the
+  // group's answer or its error.
   absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& step,
                                         int deadline_ms = 30000);
   // Greedy generation of `n` tokens for one sequence; when `top_logprobs`

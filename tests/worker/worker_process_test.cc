@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/worker/worker_harness.h"
 #include "worker/model/testing/goldens.h"
+#include "worker/service/step_stream_client.h"
 
 namespace tpserve::testing {
 namespace {
@@ -160,12 +161,9 @@ TEST(WorkerFailureTest, KilledRankIsReportedByItsPeerNotAHang) {
   ns->set_num_prompt_tokens(1);
   ns->set_num_scheduled_tokens(1);
   ns->add_block_table(0);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  v1::StepResponse resp;
   const auto start = std::chrono::steady_clock::now();
-  grpc::Status s = (*group)->rank(0).stub().Step(&ctx, step, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  const absl::Status s = worker::StepOnce((*group)->rank(0).stub(), step, absl::Seconds(20)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
@@ -186,13 +184,10 @@ TEST(WorkerFailureTest, SigtermDrainsAndExitsAndThePeerNotices) {
 TEST(WorkerHandshakeTest, StepBeforeInitCacheIsRefused) {
   auto group = WorkerGroup::Start(kBinary, 1);
   ASSERT_TRUE(group.ok()) << group.status();
-  v1::StepRequest step;
-  grpc::ClientContext ctx;
-  v1::StepResponse resp;
-  grpc::Status s = (*group)->rank(0).stub().Step(&ctx, step, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(s.error_message().find("Step before InitCache"), std::string::npos)
-      << s.error_message();
+  const absl::Status s =
+      worker::StepOnce((*group)->rank(0).stub(), v1::StepRequest(), absl::Seconds(10)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("Step before InitCache"), std::string::npos) << s;
   EXPECT_EQ(Health((*group)->rank(0)).state(), "starting");
 }
 

@@ -19,7 +19,7 @@ namespace {
 using cuda::CudaModel;
 using cuda::DeviceBuffer;
 using cuda::ForwardShape;
-using cuda::HostStep;
+using cuda::StepInput;
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
@@ -57,9 +57,18 @@ class CudaBackend : public Backend {
 
  private:
   // Runs the forward pass of `batch` (from a graph when one fits); returns
-  // the shape and the sampling sequences in row order.
-  absl::StatusOr<ForwardShape> Run(const StepBatch& batch, std::vector<const SeqStep*>& samplers);
+  // the shape. input_->sampling() then lists the sampling sequences in the
+  // order of the logits rows.
+  absl::StatusOr<ForwardShape> Run(const StepBatch& batch);
   absl::Status CaptureGraphs();
+  // Rows come out in the input's row order; callers get batch order.
+  template <typename T>
+  std::vector<T> InBatchOrder(std::vector<T> by_row) const {
+    std::vector<T> out(by_row.size());
+    const std::vector<int>& order = input_->sampling_batch_order();
+    for (size_t k = 0; k < by_row.size(); ++k) out[order[k]] = std::move(by_row[k]);
+    return out;
+  }
 
   int device_;
   cudaStream_t stream_ = nullptr;
@@ -70,7 +79,8 @@ class CudaBackend : public Backend {
   DeviceBuffer cache_;
   int num_blocks_ = 0;
   std::map<int, cudaGraphExec_t> graphs_;  // decode batch bucket -> graph
-  HostStep host_;
+  // The step layout, kept from step to step (block tables patched in place).
+  std::unique_ptr<StepInput> input_;
 };
 
 absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
@@ -128,6 +138,8 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
         "--tensor-parallel-size (", model.status().message(), ")"));
   }
   TP_ASSIGN_OR_RETURN(model_, std::move(model));
+  input_ = std::make_unique<StepInput>(limits.max_seqs, model_->max_blocks_per_seq(), limits.max_tokens,
+                                       limits.block_size);
   std::vector<int> eos = config_.eos_token_ids;
   auto gen = LoadGenerationConfig(dir);
   if (gen.ok()) eos.insert(eos.end(), gen->eos_token_ids.begin(), gen->eos_token_ids.end());
@@ -172,10 +184,9 @@ absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_
     model_->SetCache(tmp.as<__nv_bfloat16>(), blocks);
     const int saved_blocks = num_blocks_;
     num_blocks_ = blocks;
-    std::vector<const SeqStep*> rows;
-    auto shape = Run(batch, rows);
+    auto shape = Run(batch);
     if (shape.ok()) {
-      auto sampled = sampler_->Sample(model_->logits(), rows, stream_);
+      auto sampled = sampler_->Sample(model_->logits(), input_->sampling(), stream_);
       if (!sampled.ok()) shape = sampled.status();
     }
     num_blocks_ = saved_blocks;
@@ -217,6 +228,7 @@ absl::Status CudaBackend::InitCache(int num_blocks) {
   graphs_.clear();
   model_->SetCache(nullptr, 0);
   cache_.Reset();
+  input_->Clear();  // the rows' block ids meant the profiling cache
   TP_ASSIGN_OR_RETURN(cache_, DeviceBuffer::Allocate(static_cast<size_t>(num_blocks) * model_->BytesPerBlock()));
   TP_CUDA_CHECK(cudaMemsetAsync(cache_.data(), 0, cache_.bytes(), stream_));
   num_blocks_ = num_blocks;
@@ -226,8 +238,9 @@ absl::Status CudaBackend::InitCache(int num_blocks) {
   return absl::OkStatus();
 }
 
-// Graphs for decode batches at bucket sizes; a step of n sequences replays
-// the smallest bucket >= n with padding rows that write no cache slot.
+// Graphs for decode batches at bucket sizes up to max_num_seqs, so every
+// decode batch has one; a step of n sequences replays the smallest bucket
+// >= n with padding rows (StepInput::PadDecodeRows) that write no cache slot.
 absl::Status CudaBackend::CaptureGraphs() {
   const int max_seqs = model_->limits().max_seqs;
   std::vector<int> buckets = {1, 2, 4, 8};
@@ -235,21 +248,10 @@ absl::Status CudaBackend::CaptureGraphs() {
   buckets.push_back(max_seqs);
   for (int b : buckets) {
     if (b > max_seqs || graphs_.count(b)) continue;
-    HostStep h;
-    ForwardShape shape;
-    shape.num_tokens = shape.num_seqs = shape.num_samples = b;
-    shape.decode = true;
+    StepInput padding(b, /*max_blocks=*/0, b, model_->limits().block_size);
+    padding.PadDecodeRows(b);
+    TP_ASSIGN_OR_RETURN(ForwardShape shape, model_->Upload(padding));
     shape.partition = model_->GraphPartition(b);
-    for (int i = 0; i < b; ++i) {
-      h.tokens.push_back(0);
-      h.positions.push_back(0);
-      h.slots.push_back(-1);
-      h.sample_rows.push_back(i);
-      h.q_start.push_back(i);
-      h.q_len.push_back(1);
-      h.ctx.push_back(0);
-    }
-    TP_RETURN_IF_ERROR(model_->Upload(h, shape));
     TP_RETURN_IF_ERROR(model_->Forward(shape));  // warm-up: cuBLASLt plans for this size
     cudaGraph_t graph;
     TP_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -267,56 +269,52 @@ absl::Status CudaBackend::CaptureGraphs() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ForwardShape> CudaBackend::Run(const StepBatch& batch, std::vector<const SeqStep*>& samplers) {
+absl::StatusOr<ForwardShape> CudaBackend::Run(const StepBatch& batch) {
   TP_CUDA_CHECK(cudaSetDevice(device_));
-  TP_ASSIGN_OR_RETURN(ForwardShape shape, model_->Plan(batch, num_blocks_, host_));
-  samplers.clear();
-  for (const SeqStep& s : batch.seqs) {
-    if (s.sample) samplers.push_back(&s);
+  if (batch.seqs.empty()) return absl::InvalidArgumentError("empty step");
+  // The worker service validated the batch where it applied the step; the
+  // input only checks that it fits the buffers.
+  TP_RETURN_IF_ERROR(input_->Update(batch));
+  const int n = input_->num_rows();
+  auto graph = graphs_.lower_bound(n);
+  const bool replay = input_->decode() && static_cast<int>(input_->sampling().size()) == n && graph != graphs_.end();
+  if (replay) input_->PadDecodeRows(graph->first);
+  absl::StatusOr<ForwardShape> shape = model_->Upload(*input_);
+  if (!shape.ok()) {
+    input_->Clear();  // the device table may have missed the edits
+    return shape.status();
   }
-  auto graph = graphs_.lower_bound(shape.num_seqs);
-  if (shape.decode && shape.num_samples == shape.num_seqs && graph != graphs_.end()) {
-    const int b = graph->first;
-    for (int i = shape.num_seqs; i < b; ++i) {  // padding rows: no cache write, no keys
-      host_.tokens.push_back(0);
-      host_.positions.push_back(0);
-      host_.slots.push_back(-1);
-      host_.sample_rows.push_back(i);
-      host_.q_start.push_back(i);
-      host_.q_len.push_back(1);
-      host_.ctx.push_back(0);
-    }
-    TP_RETURN_IF_ERROR(model_->Upload(host_, shape));
+  if (replay) {
     TP_CUDA_CHECK(cudaGraphLaunch(graph->second, stream_));
     return shape;
   }
-  TP_RETURN_IF_ERROR(model_->Upload(host_, shape));
-  TP_RETURN_IF_ERROR(model_->Forward(shape));
+  TP_RETURN_IF_ERROR(model_->Forward(*shape));
   return shape;
 }
 
 absl::StatusOr<std::vector<SampleResult>> CudaBackend::Step(const StepBatch& batch) {
   if (!model_ || cache_.data() == nullptr) return absl::FailedPreconditionError("Step before Load/InitCache");
-  std::vector<const SeqStep*> rows;
-  TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch, rows));
+  TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch));
   if (shape.num_samples == 0) {
     TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return std::vector<SampleResult>();
   }
-  return sampler_->Sample(model_->logits(), rows, stream_);
+  TP_ASSIGN_OR_RETURN(std::vector<SampleResult> by_row, sampler_->Sample(model_->logits(), input_->sampling(), stream_));
+  return InBatchOrder(std::move(by_row));
 }
 
 absl::StatusOr<std::vector<std::vector<float>>> CudaBackend::StepLogits(const StepBatch& batch) {
   if (!model_ || cache_.data() == nullptr) return absl::FailedPreconditionError("StepLogits before Load/InitCache");
-  std::vector<const SeqStep*> rows;
-  TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch, rows));
-  std::vector<std::vector<float>> out(shape.num_samples, std::vector<float>(config_.vocab_size));
-  for (int i = 0; i < shape.num_samples; ++i) {
+  TP_RETURN_IF_ERROR(Run(batch).status());
+  // Padding rows of a replayed graph have logits too; only real rows count.
+  const int rows = static_cast<int>(input_->sampling().size());
+  std::vector<std::vector<float>> out(rows, std::vector<float>(config_.vocab_size));
+  for (int i = 0; i < rows; ++i) {
     TP_CUDA_CHECK(cudaMemcpyAsync(out[i].data(), model_->logits() + static_cast<size_t>(i) * config_.vocab_size,
                                   config_.vocab_size * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   }
   TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  return out;
+  return InBatchOrder(std::move(out));
 }
 
 }  // namespace

@@ -225,20 +225,31 @@ TEST_P(GoldenTest, GreedyContinuationsBatched) {
   }
 }
 
-TEST_P(GoldenTest, RejectsBadSteps) {
-  Seq s = MakeSeq(0, goldens_[0].ids);
+// The worker service validates steps where it applies them (token ids,
+// block ids, spans: worker/service/sequence_table_test.cc); the backend only
+// refuses what does not fit its buffers.
+TEST_P(GoldenTest, RejectsStepsBeyondItsBuffers) {
+  std::vector<Seq> seqs;
+  for (int i = 0; i < 9; ++i) seqs.push_back(MakeSeq(i % 8, goldens_[0].ids));
   StepBatch batch;
-  s.tokens[0] = backend_->config().vocab_size;  // outside the vocabulary
-  batch.seqs.push_back(s.StepFor(s.prompt, true));
-  EXPECT_EQ(backend_->Step(batch).status().code(), absl::StatusCode::kInvalidArgument);
-  Seq t = MakeSeq(0, goldens_[0].ids);
-  t.blocks = {kBlocks};  // a block id past the cache
-  batch.seqs = {t.StepFor(t.prompt, true)};
-  EXPECT_EQ(backend_->Step(batch).status().code(), absl::StatusCode::kInvalidArgument);
-  batch.seqs = {t.StepFor(t.prompt + 1, true)};  // more than the known tokens
+  for (int i = 0; i < 9; ++i) {
+    SeqStep st = seqs[i].StepFor(1, false);
+    st.seq_id = 1000 + i;
+    batch.seqs.push_back(st);
+  }
+  EXPECT_EQ(backend_->Step(batch).status().code(), absl::StatusCode::kInvalidArgument);  // max_num_seqs 8
+  Seq wide = MakeSeq(0, goldens_[0].ids);
+  for (int b = 0; b < 32; ++b) wide.blocks.push_back(b);  // 64 blocks: past max_model_len 512
+  batch.seqs = {wide.StepFor(1, false)};
   EXPECT_EQ(backend_->Step(batch).status().code(), absl::StatusCode::kInvalidArgument);
   batch.seqs.clear();
   EXPECT_FALSE(backend_->Step(batch).ok());
+  // Still serving: the golden prompt's greedy token comes out.
+  Seq s = MakeSeq(0, goldens_[0].ids);
+  batch.seqs = {s.StepFor(s.prompt, true)};
+  auto r = backend_->Step(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[0].token_id, goldens_[0].greedy[0]);
 }
 
 INSTANTIATE_TEST_SUITE_P(

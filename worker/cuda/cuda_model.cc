@@ -6,6 +6,7 @@
 #include "common/model/rope.h"
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
+#include "worker/cuda/block_table.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_info.h"
 #include "worker/cuda/gemv.h"
@@ -78,8 +79,8 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
                                            m->GraphPartition(b)));
   }
   TP_ASSIGN_OR_RETURN(m->decode_ws_, DeviceBuffer::Allocate(ws));
-  int off = 0;
-  auto region = [&](int& o, int64_t n) { o = off; off += static_cast<int>(n); };
+  int64_t off = 0;
+  auto region = [&](int64_t& o, int64_t n) { o = off; off += n; };
   region(m->off_tokens_, t);
   region(m->off_positions_, t);
   region(m->off_slots_, t);
@@ -88,10 +89,12 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   region(m->off_qlen_, s);
   region(m->off_ctx_, s);
   region(m->off_tiles_, 2 * MaxPrefillTiles(t, s, m->dims_));
+  region(m->off_edits_, 2 * s * m->max_blocks_);  // every row rewritten at worst
   region(m->off_tables_, s * m->max_blocks_);
   m->meta_ints_ = off;
   TP_ASSIGN_OR_RETURN(m->meta_, DeviceBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
-  TP_ASSIGN_OR_RETURN(m->meta_host_, HostBuffer::Allocate(static_cast<size_t>(off) * sizeof(int)));
+  TP_ASSIGN_OR_RETURN(m->meta_host_,
+                      HostBuffer::Allocate(static_cast<size_t>(m->off_tables_) * sizeof(int)));
   TP_CUDA_CHECK(cudaEventCreateWithFlags(&m->meta_copied_, cudaEventDisableTiming));
   TP_CUDA_CHECK(cudaMemset(m->meta_.data(), 0, m->meta_.bytes()));
   return m;
@@ -106,91 +109,35 @@ int64_t CudaModel::BytesPerBlock() const {
   return int64_t{2} * config_.num_hidden_layers * limits_.block_size * part_.num_kv_heads * config_.head_dim * 2;
 }
 
-absl::StatusOr<ForwardShape> CudaModel::Plan(const StepBatch& batch, int num_blocks, HostStep& host) const {
-  ForwardShape shape;
-  host = HostStep();
-  const int n = static_cast<int>(batch.seqs.size());
-  if (n == 0) return absl::InvalidArgumentError("empty step");
-  if (n > limits_.max_seqs) {
-    return absl::InvalidArgumentError(absl::StrCat("step has ", n, " sequences; max_num_seqs is ", limits_.max_seqs));
-  }
-  const int bs = limits_.block_size;
-  shape.decode = true;
-  host.block_tables.assign(static_cast<size_t>(n) * max_blocks_, 0);
-  for (int i = 0; i < n; ++i) {
-    const SeqStep& s = batch.seqs[i];
-    const int known = static_cast<int>(s.token_ids.size());
-    const int end = s.num_computed_tokens + s.num_scheduled_tokens;
-    if (s.num_scheduled_tokens <= 0 || s.num_computed_tokens < 0 || end > known) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": scheduled [", s.num_computed_tokens,
-                                                     ", ", end, ") outside its ", known, " known tokens"));
-    }
-    if (end > limits_.max_model_len) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, " reaches ", end,
-                                                     " tokens; max_model_len is ", limits_.max_model_len));
-    }
-    const int need = (end + bs - 1) / bs;
-    if (static_cast<int>(s.block_table.size()) < need) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, " needs ", need, " blocks; block_table has ",
-                                                     s.block_table.size()));
-    }
-    for (int b = 0; b < need; ++b) {
-      if (s.block_table[b] < 0 || s.block_table[b] >= num_blocks) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": block id ", s.block_table[b],
-                                                       " outside [0, ", num_blocks, ")"));
-      }
-      host.block_tables[static_cast<size_t>(i) * max_blocks_ + b] = s.block_table[b];
-    }
-    host.q_start.push_back(static_cast<int>(host.tokens.size()));
-    host.q_len.push_back(s.num_scheduled_tokens);
-    host.ctx.push_back(end);
-    if (s.num_scheduled_tokens != 1) shape.decode = false;
-    AppendPrefillTiles(i, s.num_scheduled_tokens, PrefillTilePositions(dims_), host.tiles);
-    for (int p = s.num_computed_tokens; p < end; ++p) {
-      const int tok = s.token_ids[p];
-      if (tok < 0 || tok >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": token id ", tok,
-                                                       " outside the vocabulary of ", config_.vocab_size));
-      }
-      host.tokens.push_back(tok);
-      host.positions.push_back(p);
-      host.slots.push_back(s.block_table[p / bs] * bs + p % bs);
-    }
-    if (static_cast<int>(host.tokens.size()) > limits_.max_tokens) {
-      return absl::InvalidArgumentError(absl::StrCat("step has more than max_num_batched_tokens (",
-                                                     limits_.max_tokens, ") tokens"));
-    }
-    if (s.sample) host.sample_rows.push_back(static_cast<int>(host.tokens.size()) - 1);
-  }
-  shape.num_tokens = static_cast<int>(host.tokens.size());
-  shape.num_seqs = n;
-  shape.num_tiles = static_cast<int>(host.tiles.size() / 2);
-  shape.num_samples = static_cast<int>(host.sample_rows.size());
-  shape.partition =
-      ChooseDecodePartition(n, part_.num_kv_heads, *std::max_element(host.ctx.begin(), host.ctx.end()), num_sms_);
-  return shape;
-}
-
 CudaModel::~CudaModel() {
   if (meta_copied_ != nullptr) cudaEventDestroy(meta_copied_);
 }
 
-absl::Status CudaModel::Upload(const HostStep& host, const ForwardShape& shape) {
+absl::StatusOr<ForwardShape> CudaModel::Upload(StepInput& input) {
   // The previous step's copy must have left the staging buffer.
   if (meta_pending_) TP_CUDA_CHECK(cudaEventSynchronize(meta_copied_));
+  ForwardShape shape;
+  shape.decode = input.decode();
+  tiles_.clear();
+  if (!shape.decode) {
+    const int tile_positions = PrefillTilePositions(dims_);
+    for (int r = 0; r < input.num_rows(); ++r) AppendPrefillTiles(r, input.q_len()[r], tile_positions, tiles_);
+  }
   int* staged = meta_host_.as<int>();
   struct Span {
-    int begin, end;
+    int64_t begin, end;
   };
   std::vector<Span> spans;
-  const std::pair<int, const std::vector<int>*> regions[] = {
-      {off_tokens_, &host.tokens}, {off_positions_, &host.positions}, {off_slots_, &host.slots},
-      {off_samples_, &host.sample_rows}, {off_qstart_, &host.q_start}, {off_qlen_, &host.q_len},
-      {off_ctx_, &host.ctx}, {off_tiles_, &host.tiles}, {off_tables_, &host.block_tables}};
+  const std::pair<int64_t, const std::vector<int>*> regions[] = {
+      {off_tokens_, &input.tokens()},   {off_positions_, &input.positions()},
+      {off_slots_, &input.slots()},     {off_samples_, &input.sample_rows()},
+      {off_qstart_, &input.q_start()},  {off_qlen_, &input.q_len()},
+      {off_ctx_, &input.context_lens()}, {off_tiles_, &tiles_},
+      {off_edits_, &input.block_edits()}};
   for (const auto& [off, v] : regions) {
     if (v->empty()) continue;
     std::copy(v->begin(), v->end(), staged + off);
-    const int end = off + static_cast<int>(v->size());
+    const int64_t end = off + static_cast<int64_t>(v->size());
     // Regions are laid out in this order; nearby ones go in one copy (a few
     // unused ints cost less than another DMA).
     if (!spans.empty() && off - spans.back().end <= kMetaCopyGap) {
@@ -205,7 +152,16 @@ absl::Status CudaModel::Upload(const HostStep& host, const ForwardShape& shape) 
   }
   TP_CUDA_CHECK(cudaEventRecord(meta_copied_, stream_));
   meta_pending_ = true;
-  return absl::OkStatus();
+  TP_RETURN_IF_ERROR(ApplyBlockTableEdits(Meta(off_edits_), static_cast<int>(input.block_edits().size() / 2),
+                                          Meta(off_tables_), stream_));
+  input.ClearBlockEdits();
+  shape.num_tokens = static_cast<int>(input.tokens().size());
+  shape.num_seqs = static_cast<int>(input.q_start().size());
+  shape.num_tiles = static_cast<int>(tiles_.size() / 2);
+  shape.num_samples = static_cast<int>(input.sample_rows().size());
+  shape.partition =
+      ChooseDecodePartition(shape.num_seqs, part_.num_kv_heads, std::max(1, input.max_context()), num_sms_);
+  return shape;
 }
 
 absl::Status CudaModel::AllReduce(bf16* data, size_t count) {

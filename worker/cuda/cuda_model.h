@@ -17,6 +17,7 @@
 #include "worker/cuda/cuda_weights.h"
 #include "worker/cuda/device_buffer.h"
 #include "worker/cuda/gemm.h"
+#include "worker/cuda/step_input.h"
 #include "worker/model/backend.h"
 
 namespace tpserve::worker::cuda {
@@ -40,11 +41,6 @@ struct ForwardShape {
   DecodePartition partition;
 };
 
-// Step metadata in host memory, laid out like the device copy.
-struct HostStep {
-  std::vector<int> tokens, positions, slots, sample_rows, q_start, q_len, ctx, tiles, block_tables;
-};
-
 // Weights, activation buffers and the layer loop of one rank.
 class CudaModel {
  public:
@@ -63,11 +59,12 @@ class CudaModel {
   // Bytes of K and V for one block across all layers on this rank.
   int64_t BytesPerBlock() const;
 
-  // Validates `batch` against the limits and the cache, and fills `host`.
-  absl::StatusOr<ForwardShape> Plan(const StepBatch& batch, int num_blocks, HostStep& host) const;
-  // Copies `host` to the device metadata (async on the model's stream,
-  // through a page-locked staging buffer, in as few copies as possible).
-  absl::Status Upload(const HostStep& host, const ForwardShape& shape);
+  // Copies the step arrays of `input` to the device metadata (async on the
+  // model's stream, through a page-locked staging buffer, in as few copies
+  // as possible), patches the device block tables with its block edits (and
+  // clears them), and returns the shape of the step. `input` was sized for
+  // this model's limits (max_blocks_per_seq()).
+  absl::StatusOr<ForwardShape> Upload(StepInput& input);
   // Launches the forward pass; logits() then holds [num_samples, vocab]
   // float32. No host synchronisation (capturable).
   absl::Status Forward(const ForwardShape& shape);
@@ -96,7 +93,7 @@ class CudaModel {
   // residual += the last RowParallelLinear output (when `add`), then
   // normed_ = RMSNorm(residual) * weight, in one kernel.
   absl::Status AddProjAndNorm(bool add, const __nv_bfloat16* weight, int t);
-  int* Meta(int offset) const { return meta_.as<int>() + offset; }
+  int* Meta(int64_t offset) const { return meta_.as<int>() + offset; }
 
   ModelConfig config_;
   Partition part_;
@@ -111,9 +108,11 @@ class CudaModel {
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer residual_, normed_, qkv_, attn_, proj_, gate_up_, act_, sample_hidden_;
   DeviceBuffer logits_local_, logits_gathered_, logits_, decode_ws_, meta_;
-  // Page-locked mirror of meta_ that Upload stages into; meta_copied_ marks
-  // when the last copy out of it has run.
+  // Page-locked mirror of meta_ up to the block tables (which only get
+  // edits) that Upload stages into; meta_copied_ marks when the last copy
+  // out of it has run.
   HostBuffer meta_host_;
+  std::vector<int> tiles_;
   cudaEvent_t meta_copied_ = nullptr;
   bool meta_pending_ = false;
   // Regions at most this many ints apart are copied together.
@@ -123,9 +122,10 @@ class CudaModel {
   // float32 accumulator once; a bf16 all-reduce would round every partial
   // and the sum again, and TP output would drift from TP=1.
   DeviceBuffer proj_f32_;
-  // Offsets of the metadata arrays in meta_ (ints).
-  int off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
-  int off_qlen_ = 0, off_ctx_ = 0, off_tiles_ = 0, off_tables_ = 0, meta_ints_ = 0;
+  // Offsets of the metadata arrays in meta_ (ints); the block tables come
+  // last, after the staging area for their edits.
+  int64_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
+  int64_t off_qlen_ = 0, off_ctx_ = 0, off_tiles_ = 0, off_edits_ = 0, off_tables_ = 0, meta_ints_ = 0;
   __nv_bfloat16* cache_ = nullptr;
   int num_blocks_ = 0;
 };

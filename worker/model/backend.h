@@ -122,7 +122,10 @@ class Backend {
 
   // Runs one forward step and samples the sequences with `sample` set.
   // Results come back in batch order (only the sampling sequences). Every
-  // rank returns the same tokens.
+  // rank returns the same tokens. The batch must be valid (token and block
+  // ids in range, spans within the tokens and the block table): the worker
+  // service checks each step once, where it applies it, and backends only
+  // refuse what exceeds the buffers they were sized for.
   virtual absl::StatusOr<std::vector<SampleResult>> Step(const StepBatch& batch) = 0;
 
   // Test hook: like Step, but returns the float32 logits (full vocabulary) of

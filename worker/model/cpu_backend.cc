@@ -68,9 +68,10 @@ class CpuBackend : public Backend {
   absl::StatusOr<std::vector<std::vector<float>>> StepLogits(const StepBatch& batch) override;
 
  private:
-  // Checks every index the forward pass will use, so a bad step is an
-  // INVALID_ARGUMENT and never an out-of-bounds access.
-  absl::Status ValidateBatch(const StepBatch& batch) const;
+  // Load and InitCache happened and the step is not empty. The batch's
+  // contents were validated where the step was applied (the worker
+  // service's SequenceTable), once.
+  absl::Status CheckReady(const StepBatch& batch) const;
   // Indices of the sequences with `sample` set.
   static std::vector<int> SamplingSeqs(const StepBatch& batch);
 
@@ -176,45 +177,10 @@ absl::Status CpuBackend::InitCache(int num_blocks) {
   return model_->AllocateCache(num_blocks);
 }
 
-absl::Status CpuBackend::ValidateBatch(const StepBatch& batch) const {
+absl::Status CpuBackend::CheckReady(const StepBatch& batch) const {
   if (model_ == nullptr) return absl::FailedPreconditionError("Step before Load");
   if (model_->num_blocks() == 0) return absl::FailedPreconditionError("Step before InitCache");
   if (batch.seqs.empty()) return absl::InvalidArgumentError("empty step");
-  const int bs = options_.block_size;
-  for (const SeqStep& s : batch.seqs) {
-    auto bad = [&](const std::string& what) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": ", what));
-    };
-    const int64_t end = int64_t{s.num_computed_tokens} + s.num_scheduled_tokens;
-    if (s.num_computed_tokens < 0 || s.num_scheduled_tokens < 1) {
-      return bad(absl::StrCat("num_computed_tokens ", s.num_computed_tokens,
-                              " / num_scheduled_tokens ", s.num_scheduled_tokens, " invalid"));
-    }
-    if (end > static_cast<int64_t>(s.token_ids.size())) {
-      return bad(absl::StrCat("schedules positions up to ", end, " but has only ",
-                              s.token_ids.size(), " tokens"));
-    }
-    if (end > max_model_len_) {
-      return bad(absl::StrCat("length ", end, " exceeds max_model_len ", max_model_len_));
-    }
-    if (static_cast<int64_t>(s.block_table.size()) * bs < end) {
-      return bad(absl::StrCat("block table of ", s.block_table.size(), " blocks cannot hold ", end,
-                              " positions (block_size ", bs, ")"));
-    }
-    for (int64_t b = 0; b < (end + bs - 1) / bs; ++b) {
-      if (s.block_table[b] < 0 || s.block_table[b] >= model_->num_blocks()) {
-        return bad(absl::StrCat("block id ", s.block_table[b], " outside [0, ",
-                                model_->num_blocks(), ")"));
-      }
-    }
-    for (int64_t p = s.num_computed_tokens; p < end; ++p) {
-      if (s.token_ids[p] < 0 || s.token_ids[p] >= config_.vocab_size) {
-        return bad(absl::StrCat("token id ", s.token_ids[p], " at position ", p, " outside [0, ",
-                                config_.vocab_size, ")"));
-      }
-    }
-    if (s.sample && s.sampling == nullptr) return bad("sample set without sampling parameters");
-  }
   return absl::OkStatus();
 }
 
@@ -227,7 +193,7 @@ std::vector<int> CpuBackend::SamplingSeqs(const StepBatch& batch) {
 }
 
 absl::StatusOr<std::vector<std::vector<float>>> CpuBackend::StepLogits(const StepBatch& batch) {
-  TP_RETURN_IF_ERROR(ValidateBatch(batch));
+  TP_RETURN_IF_ERROR(CheckReady(batch));
   TP_ASSIGN_OR_RETURN(std::span<const float> logits, model_->Forward(batch, SamplingSeqs(batch)));
   const size_t vocab = config_.vocab_size;
   std::vector<std::vector<float>> rows;
@@ -238,7 +204,7 @@ absl::StatusOr<std::vector<std::vector<float>>> CpuBackend::StepLogits(const Ste
 }
 
 absl::StatusOr<std::vector<SampleResult>> CpuBackend::Step(const StepBatch& batch) {
-  TP_RETURN_IF_ERROR(ValidateBatch(batch));
+  TP_RETURN_IF_ERROR(CheckReady(batch));
   const std::vector<int> seqs = SamplingSeqs(batch);
   TP_ASSIGN_OR_RETURN(std::span<const float> logits, model_->Forward(batch, seqs));
   const size_t vocab = config_.vocab_size;

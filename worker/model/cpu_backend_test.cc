@@ -75,9 +75,10 @@ TEST(CpuBackendTest, ProfileAndInitCache) {
   EXPECT_EQ(backend->Load(Options(), nullptr).code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(CpuBackendTest, BadStepsAreRejected) {
+// Step contents are validated where the worker service applies a step
+// (worker/service/sequence_table_test.cc), not again here.
+TEST(CpuBackendTest, StepsNeedLoadAndCache) {
   auto backend = *CreateCpuBackend();
-  ASSERT_TRUE(backend->Load(Options(), nullptr).ok());
   const std::vector<int32_t> tokens = {5, 6, 7, 8};
   const std::vector<int32_t> blocks = {3};
   SamplingParams greedy;
@@ -85,28 +86,11 @@ TEST(CpuBackendTest, BadStepsAreRejected) {
                .num_computed_tokens = 0, .num_scheduled_tokens = 4, .block_table = blocks,
                .sample = true, .sampling = &greedy};
   EXPECT_EQ(backend->Step(StepBatch{{good}}).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(backend->Load(Options(), nullptr).ok());
+  EXPECT_EQ(backend->Step(StepBatch{{good}}).status().code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(backend->InitCache(4).ok());
   ASSERT_TRUE(backend->Step(StepBatch{{good}}).ok());
-
-  const std::vector<int32_t> bad_tokens = {5, 4096};
-  const std::vector<int32_t> bad_block = {4};
-  const std::vector<int32_t> negative_block = {-1};
-  std::vector<SeqStep> bad(7, good);
-  bad[0].num_scheduled_tokens = 5;      // past the known tokens
-  bad[1].token_ids = bad_tokens;        // token id == vocab
-  bad[1].num_scheduled_tokens = 2;
-  bad[1].num_prompt_tokens = 2;
-  bad[2].block_table = bad_block;       // block id == num_blocks
-  bad[3].block_table = negative_block;
-  bad[4].block_table = {};              // no room
-  bad[5].sampling = nullptr;            // sample without parameters
-  bad[6].num_scheduled_tokens = 0;
-  for (size_t i = 0; i < bad.size(); ++i) {
-    auto r = backend->Step(StepBatch{{bad[i]}});
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << i << ": " << r.status();
-    EXPECT_NE(Message(r.status()).find("sequence 1"), std::string::npos) << r.status();
-  }
-  EXPECT_FALSE(backend->Step(StepBatch{}).ok());
+  EXPECT_EQ(backend->Step(StepBatch{}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CpuBackendTest, LogprobsComeBackWithTheToken) {

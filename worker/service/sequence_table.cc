@@ -198,12 +198,10 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
       return Invalid(where, "appears twice in the step");
     }
     const SequenceState& s = *seqs_.at(rs.seq_id());
-    TP_RETURN_IF_ERROR(CheckTokens(where, "new_token_ids", rs.new_token_ids(),
-                                   limits.vocab_size));
     TP_RETURN_IF_ERROR(CheckBlocks(where, "new_block_ids", rs.new_block_ids(),
                                    limits.num_blocks));
     TP_RETURN_IF_ERROR(CheckSpan(where, s.num_computed_tokens, rs.num_scheduled_tokens(),
-                                 s.token_ids.size() + rs.new_token_ids_size(),
+                                 s.token_ids.size(),
                                  s.block_table.size() + rs.new_block_ids_size(), limits));
     total_scheduled += rs.num_scheduled_tokens();
   }
@@ -242,14 +240,11 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
     state->block_table.assign(ns.block_table().begin(), ns.block_table().end());
     state->sampling = std::move(new_sampling[i]);
     seqs_[ns.seq_id()] = std::move(state);
-    pending_.push_back({ns.seq_id(), true, 0, 0, ns.num_scheduled_tokens()});
+    pending_.push_back({ns.seq_id(), true, 0, ns.num_scheduled_tokens()});
   }
   for (const v1::RunningSequence& rs : step.running_sequences()) {
     SequenceState& s = *seqs_.at(rs.seq_id());
-    pending_.push_back({rs.seq_id(), false, s.token_ids.size(), s.block_table.size(),
-                        rs.num_scheduled_tokens()});
-    s.token_ids.insert(s.token_ids.end(), rs.new_token_ids().begin(),
-                       rs.new_token_ids().end());
+    pending_.push_back({rs.seq_id(), false, s.block_table.size(), rs.num_scheduled_tokens()});
     s.block_table.insert(s.block_table.end(), rs.new_block_ids().begin(),
                          rs.new_block_ids().end());
   }
@@ -258,10 +253,11 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
   return batch;
 }
 
-void SequenceTable::Commit() {
+void SequenceTable::Commit(const std::vector<SampleResult>& sampled) {
   for (const Pending& p : pending_) {
     seqs_.at(p.seq_id)->num_computed_tokens += p.num_scheduled;
   }
+  for (const SampleResult& r : sampled) seqs_.at(r.seq_id)->token_ids.push_back(r.token_id);
   pending_.clear();
 }
 
@@ -270,9 +266,7 @@ void SequenceTable::Rollback() {
     if (p.is_new) {
       seqs_.erase(p.seq_id);
     } else {
-      SequenceState& s = *seqs_.at(p.seq_id);
-      s.token_ids.resize(p.old_num_tokens);
-      s.block_table.resize(p.old_num_blocks);
+      seqs_.at(p.seq_id)->block_table.resize(p.old_num_blocks);
     }
   }
   pending_.clear();

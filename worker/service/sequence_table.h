@@ -2,7 +2,8 @@
 // table, sampling parameters and computed-token count are, so a Step message
 // only carries what changed. Apply() validates a whole StepRequest before
 // touching anything (a rejected step leaves the table as it was), then
-// builds the backend's StepBatch.
+// builds the backend's StepBatch. Commit() appends the tokens the step
+// sampled: a running sequence's next step continues from them.
 #ifndef TPSERVE_WORKER_SERVICE_SEQUENCE_TABLE_H_
 #define TPSERVE_WORKER_SERVICE_SEQUENCE_TABLE_H_
 
@@ -49,8 +50,9 @@ class SequenceTable {
   // until Commit or Rollback). On error nothing changed.
   absl::StatusOr<StepBatch> Apply(const v1::StepRequest& step,
                                   const StepLimits& limits);
-  // The backend ran the batch: the scheduled tokens are now computed.
-  void Commit();
+  // The backend ran the batch: the scheduled tokens are now computed and
+  // each sampled token is appended to its sequence.
+  void Commit(const std::vector<SampleResult>& sampled);
   // The backend failed: undo the step's new and running parts (finished
   // sequences stay forgotten, as the router asked).
   void Rollback();
@@ -67,7 +69,6 @@ class SequenceTable {
   struct Pending {
     uint64_t seq_id = 0;
     bool is_new = false;
-    size_t old_num_tokens = 0;
     size_t old_num_blocks = 0;
     int num_scheduled = 0;
   };

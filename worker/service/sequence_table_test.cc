@@ -25,15 +25,22 @@ v1::StepRequest Parse(const std::string& text) {
   return step;
 }
 
+SampleResult Sampled(uint64_t seq_id, int32_t token) {
+  SampleResult r;
+  r.seq_id = seq_id;
+  r.token_id = token;
+  return r;
+}
+
 // A table holding sequence 1 with 5 prompt tokens, fully computed, and the
-// sampled token 7 not yet sent.
+// token 7 it sampled (its next input).
 SequenceTable TableWithOneSequence() {
   SequenceTable t;
   auto batch = t.Apply(Parse(R"pb(step_id: 1
       new_sequences { seq_id: 1 token_ids: [1, 2, 3, 4, 5] num_prompt_tokens: 5
                       num_scheduled_tokens: 5 block_table: [0, 1] })pb"), Limits());
   EXPECT_TRUE(batch.ok()) << batch.status();
-  t.Commit();
+  t.Commit({Sampled(1, 7)});
   return t;
 }
 
@@ -46,7 +53,7 @@ TEST(SequenceTableTest, PrefillThenDecodeKeepsStateBetweenSteps) {
   ASSERT_TRUE(b1.ok()) << b1.status();
   ASSERT_EQ(b1->seqs.size(), 1);
   EXPECT_FALSE(b1->seqs[0].sample);  // a prompt chunk: nothing to sample yet
-  t.Commit();
+  t.Commit({});
   // Second chunk needs a second block; it ends the prompt, so it samples.
   auto b2 = t.Apply(Parse(R"pb(step_id: 2
       running_sequences { seq_id: 9 num_scheduled_tokens: 2 new_block_ids: [5] })pb"),
@@ -57,23 +64,26 @@ TEST(SequenceTableTest, PrefillThenDecodeKeepsStateBetweenSteps) {
   EXPECT_EQ(std::vector<int32_t>(b2->seqs[0].block_table.begin(),
                                  b2->seqs[0].block_table.end()),
             (std::vector<int32_t>{3, 5}));
-  t.Commit();
+  t.Commit({Sampled(9, 42)});
+  // The decode continues from the token the worker sampled: the step names
+  // no token.
   auto b3 = t.Apply(Parse(R"pb(step_id: 3
-      running_sequences { seq_id: 9 new_token_ids: [42] num_scheduled_tokens: 1 })pb"),
+      running_sequences { seq_id: 9 num_scheduled_tokens: 1 })pb"),
                     Limits());
   ASSERT_TRUE(b3.ok()) << b3.status();
   EXPECT_EQ(b3->seqs[0].token_ids.size(), 7);
   EXPECT_EQ(b3->seqs[0].token_ids.back(), 42);
   EXPECT_EQ(b3->seqs[0].num_computed_tokens, 6);
   EXPECT_TRUE(b3->seqs[0].sample);
-  t.Commit();
+  t.Commit({Sampled(9, 43)});
   EXPECT_EQ(t.Find(9)->num_computed_tokens, 7);
+  EXPECT_EQ(t.Find(9)->token_ids.back(), 43);
 }
 
 TEST(SequenceTableTest, RollbackUndoesTheStep) {
   SequenceTable t = TableWithOneSequence();
   auto b = t.Apply(Parse(R"pb(step_id: 2
-      running_sequences { seq_id: 1 new_token_ids: [7] num_scheduled_tokens: 1 }
+      running_sequences { seq_id: 1 num_scheduled_tokens: 1 new_block_ids: [3] }
       new_sequences { seq_id: 2 token_ids: [1] num_prompt_tokens: 1
                       num_scheduled_tokens: 1 block_table: [4] })pb"), Limits());
   ASSERT_TRUE(b.ok()) << b.status();
@@ -81,7 +91,8 @@ TEST(SequenceTableTest, RollbackUndoesTheStep) {
   EXPECT_EQ(b->seqs[0].seq_id, 2);  // new sequences first, as the proto says
   t.Rollback();
   EXPECT_EQ(t.Find(2), nullptr);
-  EXPECT_EQ(t.Find(1)->token_ids.size(), 5);
+  EXPECT_EQ(t.Find(1)->token_ids.size(), 6);
+  EXPECT_EQ(t.Find(1)->block_table.size(), 2);
   EXPECT_EQ(t.Find(1)->num_computed_tokens, 5);
 }
 
@@ -91,7 +102,7 @@ TEST(SequenceTableTest, FinishedThenRestartedInOneStep) {
       new_sequences { seq_id: 1 token_ids: [1, 2, 3, 4, 5, 7] num_prompt_tokens: 5
                       num_scheduled_tokens: 6 block_table: [6, 7] })pb"), Limits());
   ASSERT_TRUE(b.ok()) << b.status();
-  t.Commit();
+  t.Commit({});
   EXPECT_EQ(t.Find(1)->token_ids.size(), 6);
   EXPECT_EQ(t.Find(1)->block_table[0], 6);
 }
@@ -112,7 +123,8 @@ TEST_P(SequenceTableRejectTest, RejectsWithAPreciseMessageAndChangesNothing) {
   EXPECT_NE(b.status().message().find(GetParam().message), std::string::npos)
       << b.status();
   ASSERT_NE(t.Find(1), nullptr);
-  EXPECT_EQ(t.Find(1)->token_ids.size(), 5);
+  EXPECT_EQ(t.Find(1)->token_ids.size(), 6);
+  EXPECT_EQ(t.Find(1)->block_table.size(), 2);
   EXPECT_EQ(t.size(), 1);
 }
 
@@ -129,26 +141,26 @@ INSTANTIATE_TEST_SUITE_P(
                 "num_scheduled_tokens: 1 block_table: [0] }",
                 "new sequence 1: already exists"},
         BadCase{"BlockOutOfRange",
-                "running_sequences { seq_id: 1 new_token_ids: [7] "
+                "running_sequences { seq_id: 1 "
                 "num_scheduled_tokens: 1 new_block_ids: [8] }",
                 "block id 8 is out of range [0, 8)"},
         BadCase{"BlockTableTooShort",
-                "running_sequences { seq_id: 1 new_token_ids: [7, 8, 9, 10] "
-                "num_scheduled_tokens: 4 }",
+                "new_sequences { seq_id: 2 token_ids: [1,2,3,4,5,6,7,8,9] "
+                "num_prompt_tokens: 9 num_scheduled_tokens: 9 block_table: [2, 3] }",
                 "block table of 2 blocks covers 8 positions"},
         BadCase{"PastKnownTokens",
-                "running_sequences { seq_id: 1 num_scheduled_tokens: 1 }",
-                "go past the 5 known tokens"},
+                "running_sequences { seq_id: 1 num_scheduled_tokens: 2 }",
+                "go past the 6 known tokens"},
         BadCase{"TokenOutsideVocab",
-                "running_sequences { seq_id: 1 new_token_ids: [100] "
-                "num_scheduled_tokens: 1 }",
+                "new_sequences { seq_id: 2 token_ids: [3, 100] num_prompt_tokens: 2 "
+                "num_scheduled_tokens: 2 block_table: [2] }",
                 "outside the vocabulary"},
         BadCase{"ZeroScheduled",
-                "running_sequences { seq_id: 1 new_token_ids: [7] }",
+                "running_sequences { seq_id: 1 }",
                 "num_scheduled_tokens must be >= 1"},
         BadCase{"RunningAndFinished",
                 "finished_seq_ids: [1] running_sequences { seq_id: 1 "
-                "new_token_ids: [7] num_scheduled_tokens: 1 }",
+                "num_scheduled_tokens: 1 }",
                 "finished in this same step"},
         BadCase{"TooManyTokens",
                 "new_sequences { seq_id: 2 token_ids: [1,1,1,1,1,1,1,1,1,1,1,1,1,1,"

@@ -49,6 +49,9 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::StartWith(
   // bind silently (SO_REUSEPORT) and take part of the router's connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(config));
+  // Rank 0 relays steps to the other workers over the same internal links.
+  server->service_->SetPeerChannel(InternalChannelCredentials(tls.get()),
+                                   InternalChannelArguments(tls.get()));
   const std::string address = InternalListenAddress(config, config.worker_port);
   builder.AddListeningPort(address, InternalServerCredentials(tls.get()),
                            &server->port_);

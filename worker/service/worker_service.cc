@@ -85,6 +85,7 @@ absl::Status WorkerService::Require(Phase phase, const char* call) const {
 
 void WorkerService::ResetLocked() {
   ready_.store(false);
+  ++stream_epoch_;
   sequences_.Clear();
   backend_.reset();
   {
@@ -94,6 +95,7 @@ void WorkerService::ResetLocked() {
   }
   model_.Clear();
   limits_ = StepLimits();
+  relay_ = RelayOptions();
   phase_ = Phase::kFresh;
 }
 

@@ -1,7 +1,9 @@
 // The gRPC Worker service of one tensor-parallel rank: the handshake state
 // machine (Info -> CreateUniqueId -> InitDistributed -> LoadModel ->
-// ProfileMemory -> InitCache -> Step...), strict validation of every call,
-// and health that reflects the communicator's view of the peers.
+// ProfileMemory -> InitCache -> StepStream), strict validation of every call,
+// and health that reflects the communicator's view of the peers. A step
+// stream has a reader thread that parses the next step while the current one
+// runs; steps run one at a time, in order.
 #ifndef TPSERVE_WORKER_SERVICE_WORKER_SERVICE_H_
 #define TPSERVE_WORKER_SERVICE_WORKER_SERVICE_H_
 
@@ -10,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/config/config.h"
@@ -17,6 +20,7 @@
 #include "worker/comm/comm_factory.h"
 #include "worker/model/backend.h"
 #include "worker/service/sequence_table.h"
+#include "worker/service/step_stream_server.h"
 
 namespace tpserve::worker {
 
@@ -45,10 +49,16 @@ class WorkerService final : public v1::Worker::Service {
                              v1::ProfileMemoryResponse*) override;
   grpc::Status InitCache(grpc::ServerContext*, const v1::InitCacheRequest*,
                          v1::InitCacheResponse*) override;
-  grpc::Status Step(grpc::ServerContext*, const v1::StepRequest*,
-                    v1::StepResponse*) override;
+  grpc::Status StepStream(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>*) override;
   grpc::Status Health(grpc::ServerContext*, const v1::WorkerHealthRequest*,
                       v1::WorkerHealthResponse*) override;
+
+  // How rank 0 connects to the ranks it relays steps to (the internal
+  // credentials the server was started with). Call before serving.
+  void SetPeerChannel(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                      grpc::ChannelArguments args);
 
   // Refuses new work and waits up to `grace` for the step in flight; past
   // that, aborts the communicator so a step stuck on a peer returns.
@@ -61,7 +71,9 @@ class WorkerService final : public v1::Worker::Service {
 
   absl::Status DoInitDistributed(const v1::InitDistributedRequest& req);
   absl::StatusOr<v1::LoadModelResponse> DoLoadModel(const v1::LoadModelRequest& req);
-  absl::Status DoStep(const v1::StepRequest& req, v1::StepResponse* resp);
+  // Runs one step of the stream opened at `epoch` (refused once a newer
+  // stream or a new group replaced it).
+  absl::Status DoStep(const v1::StepRequest& req, uint64_t epoch, v1::StepResponse* resp);
   // Every rank shares its load result and fingerprint; any failure or
   // mismatch fails all of them with the same message.
   absl::Status CheckPeersLoaded(const absl::Status& local, const std::string& fingerprint);
@@ -91,6 +103,14 @@ class WorkerService final : public v1::Worker::Service {
   StepLimits limits_;
   int64_t bytes_per_block_ = 0;  // from ProfileMemory
   SequenceTable sequences_;
+  // Rank 0: the other ranks it forwards steps to (from InitCache), and the
+  // channel settings for them (SetPeerChannel).
+  RelayOptions relay_;
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials_;
+  grpc::ChannelArguments peer_channel_args_;
+  // Bumped by every new step stream and every group reset: only the newest
+  // stream of the current group may step.
+  uint64_t stream_epoch_ = 0;
 
   // Health and Drain must answer while a step holds mu_: they use only the
   // atomics and health_mu_ (which guards the comm_ pointer's lifetime, not
@@ -99,6 +119,9 @@ class WorkerService final : public v1::Worker::Service {
   std::atomic<bool> ready_{false};
   mutable std::mutex health_mu_;
   std::string failure_;  // why the rank cannot run steps any more
+  // Open step streams (guarded by health_mu_): Drain ends them, or the gRPC
+  // server would wait out its shutdown deadline on their pending reads.
+  std::vector<grpc::ServerContext*> streams_;
 };
 
 }  // namespace tpserve::worker

@@ -1,10 +1,13 @@
-// WorkerService: memory, cache, the step loop, health and shutdown.
+// WorkerService: memory, cache, the step stream, health and shutdown.
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "worker/service/step_stream_server.h"
 #include "worker/service/worker_service.h"
 
 namespace tpserve::worker {
@@ -57,9 +60,17 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
     s = absl::InvalidArgumentError(absl::StrCat(
         "InitCache: num_blocks must be >= 1, got ", req->num_blocks()));
   }
+  if (s.ok() && req->relay_to_size() > 0 && rank_ != 0) {
+    s = absl::InvalidArgumentError(absl::StrCat(
+        "InitCache: only rank 0 relays steps, this is rank ", rank_));
+  }
   if (s.ok()) s = backend_->InitCache(req->num_blocks());
   if (!s.ok()) return ToGrpcStatus(s);
   limits_.num_blocks = req->num_blocks();
+  relay_.peers.assign(req->relay_to().begin(), req->relay_to().end());
+  relay_.peer_timeout = absl::Milliseconds(req->step_timeout_ms() > 0 ? req->step_timeout_ms() : 30000);
+  relay_.credentials = peer_credentials_;
+  relay_.channel_args = peer_channel_args_;
   resp->set_cache_bytes(bytes_per_block_ * req->num_blocks());
   phase_ = Phase::kReady;
   ready_.store(true);
@@ -67,14 +78,59 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Step(grpc::ServerContext*, const v1::StepRequest* req,
-                                 v1::StepResponse* resp) {
-  std::lock_guard<std::timed_mutex> lock(mu_);
-  return ToGrpcStatus(DoStep(*req, resp));
+namespace {
+
+// FNV-1a over the (seq_id, token) pairs, in batch order.
+uint64_t SampledDigest(const std::vector<SampleResult>& results) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 1099511628211ULL;
+    }
+  };
+  for (const SampleResult& r : results) {
+    mix(r.seq_id);
+    mix(static_cast<uint32_t>(r.token_id));
+  }
+  return h;
 }
 
-absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse* resp) {
+}  // namespace
+
+grpc::Status WorkerService::StepStream(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  uint64_t epoch = 0;
+  RelayOptions relay;
+  {
+    std::lock_guard<std::timed_mutex> lock(mu_);
+    absl::Status s = Require(Phase::kReady, "Step");
+    if (!s.ok()) return ToGrpcStatus(s);
+    epoch = ++stream_epoch_;
+    relay = relay_;
+  }
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    streams_.push_back(context);
+  }
+  grpc::Status status = ServeStepStream(
+      context, stream, relay, [&](const v1::StepRequest& step, v1::StepResponse* answer) {
+        std::lock_guard<std::timed_mutex> lock(mu_);
+        return DoStep(step, epoch, answer);
+      });
+  std::lock_guard<std::mutex> lock(health_mu_);
+  streams_.erase(std::find(streams_.begin(), streams_.end(), context));
+  return status;
+}
+
+absl::Status WorkerService::DoStep(const v1::StepRequest& req, uint64_t epoch,
+                                   v1::StepResponse* resp) {
   TP_RETURN_IF_ERROR(Require(Phase::kReady, "Step"));
+  if (epoch != stream_epoch_) {
+    return absl::AbortedError(
+        "this step stream was replaced by a newer one (the router re-ran the handshake)");
+  }
   const absl::Time start = absl::Now();
   resp->set_step_id(req.step_id());
   TP_ASSIGN_OR_RETURN(StepBatch batch, sequences_.Apply(req, limits_));
@@ -97,7 +153,8 @@ absl::Status WorkerService::DoStep(const v1::StepRequest& req, v1::StepResponse*
     }
     return results.status();
   }
-  sequences_.Commit();
+  sequences_.Commit(*results);
+  resp->set_sampled_digest(SampledDigest(*results));
   if (rank_ == 0) {
     for (const SampleResult& r : *results) {
       v1::SampledToken* t = resp->add_sampled();
@@ -147,10 +204,19 @@ grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::WorkerHealthR
   return grpc::Status::OK;
 }
 
+void WorkerService::SetPeerChannel(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                   grpc::ChannelArguments args) {
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  peer_credentials_ = std::move(credentials);
+  peer_channel_args_ = std::move(args);
+}
+
 void WorkerService::Drain(absl::Duration grace) {
   draining_.store(true);
   std::unique_lock<std::timed_mutex> lock =
       LockAbortingStuckStep(grace, "worker shutting down");
+  std::lock_guard<std::mutex> hl(health_mu_);
+  for (grpc::ServerContext* stream : streams_) stream->TryCancel();
 }
 
 void WorkerService::Release() {

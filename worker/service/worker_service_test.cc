@@ -8,9 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "worker/model/cpu_backend.h"
+#include "worker/service/step_stream_client.h"
 #include "worker/service/worker_server.h"
 
 namespace tpserve::worker {
@@ -85,6 +88,96 @@ TEST_F(WorkerServiceTest, CallsOutOfOrderAreRefusedWithTheMissingStep) {
   const v1::WorkerHealthResponse h = Health();
   EXPECT_TRUE(h.healthy());
   EXPECT_EQ(h.state(), "ready");
+}
+
+v1::StepRequest NewSequenceStep(uint64_t step_id, uint64_t seq_id, std::vector<int32_t> tokens) {
+  v1::StepRequest step;
+  step.set_step_id(step_id);
+  v1::NewSequence* ns = step.add_new_sequences();
+  ns->set_seq_id(seq_id);
+  ns->mutable_token_ids()->Add(tokens.begin(), tokens.end());
+  ns->set_num_prompt_tokens(static_cast<int>(tokens.size()));
+  ns->set_num_scheduled_tokens(static_cast<int>(tokens.size()));
+  ns->add_block_table(static_cast<int32_t>(2 * seq_id));
+  ns->add_block_table(static_cast<int32_t>(2 * seq_id + 1));
+  return step;
+}
+
+v1::StepRequest ContinueStep(uint64_t step_id, uint64_t seq_id) {
+  v1::StepRequest step;
+  step.set_step_id(step_id);
+  v1::RunningSequence* rs = step.add_running_sequences();
+  rs->set_seq_id(seq_id);
+  rs->set_num_scheduled_tokens(1);
+  return step;
+}
+
+// Steps written ahead of their answers on one stream: each decode continues
+// from the token the worker itself sampled; a bad step is answered in-band
+// and the stream goes on; a newer stream replaces this one.
+TEST_F(WorkerServiceTest, StepStreamRunsStepsInOrderAndContinuesFromItsSamples) {
+  ASSERT_TRUE(Load().ok());
+  v1::ProfileMemoryResponse profile;
+  ASSERT_TRUE(Profile(&profile).ok());
+  ASSERT_TRUE(InitCache(16).ok());
+  grpc::ClientContext ctx;
+  auto stream = stub_->StepStream(&ctx);
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5};
+  ASSERT_TRUE(stream->Write(NewSequenceStep(1, 1, prompt)));
+  ASSERT_TRUE(stream->Write(ContinueStep(2, 1)));
+  ASSERT_TRUE(stream->Write(ContinueStep(3, 1)));
+  std::vector<int32_t> tokens;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    v1::StepResponse r;
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.step_id(), id);
+    EXPECT_EQ(r.error_code(), 0) << r.error_message();
+    ASSERT_EQ(r.sampled_size(), 1);
+    EXPECT_NE(r.sampled_digest(), 0u);
+    tokens.push_back(r.sampled(0).token_id());
+  }
+  // Unknown sequence: an in-band error, the stream stays.
+  ASSERT_TRUE(stream->Write(ContinueStep(4, 77)));
+  v1::StepResponse bad;
+  ASSERT_TRUE(stream->Read(&bad));
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("running sequence 77: is unknown"), std::string::npos)
+      << bad.error_message();
+  // The same history sent whole gives the same next token (greedy): the
+  // continue rows used exactly the tokens the worker reported.
+  std::vector<int32_t> history = prompt;
+  history.insert(history.end(), tokens.begin(), tokens.end() - 1);
+  ASSERT_TRUE(stream->Write(NewSequenceStep(5, 2, history)));
+  v1::StepResponse whole;
+  ASSERT_TRUE(stream->Read(&whole));
+  ASSERT_EQ(whole.sampled_size(), 1) << whole.error_message();
+  EXPECT_EQ(whole.sampled(0).token_id(), tokens.back());
+
+  // A newer stream (the router re-ran its handshake) takes over.
+  grpc::ClientContext ctx2;
+  auto newer = stub_->StepStream(&ctx2);
+  v1::StepRequest finish;
+  finish.set_step_id(6);
+  finish.add_finished_seq_ids(1);
+  ASSERT_TRUE(newer->Write(finish));
+  v1::StepResponse done;
+  ASSERT_TRUE(newer->Read(&done));
+  EXPECT_EQ(done.error_code(), 0) << done.error_message();
+  ASSERT_TRUE(stream->Write(ContinueStep(7, 2)));
+  v1::StepResponse replaced;
+  ASSERT_TRUE(stream->Read(&replaced));
+  EXPECT_EQ(replaced.error_code(), grpc::StatusCode::ABORTED);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  // Shutdown ends an open stream at once instead of waiting out the server's
+  // grace period.
+  const absl::Time start = absl::Now();
+  server_->Shutdown();
+  v1::StepResponse none;
+  EXPECT_FALSE(newer->Read(&none));
+  newer->Finish();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 
 TEST_F(WorkerServiceTest, InfoDescribesTheLoadedModel) {
@@ -202,7 +295,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
        })) {
     ASSERT_TRUE(st.ok()) << st.error_message();
   }
-  grpc::Status stuck;
+  absl::Status stuck;
   absl::Time returned;
   std::thread step_thread([&] {
     v1::StepRequest step;
@@ -213,9 +306,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
     ns->set_num_prompt_tokens(1);
     ns->set_num_scheduled_tokens(1);
     ns->add_block_table(0);
-    grpc::ClientContext c;
-    v1::StepResponse resp;
-    stuck = stubs[0]->Step(&c, step, &resp);
+    stuck = StepOnce(*stubs[0], step, absl::Seconds(30)).status();
     returned = absl::Now();
   });
   absl::SleepFor(absl::Milliseconds(300));  // let the step reach its collective
@@ -231,7 +322,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
   v1::InitDistributedResponse resp;
   EXPECT_TRUE(stubs[0]->InitDistributed(&c, req, &resp).ok());
   step_thread.join();
-  EXPECT_EQ(stuck.error_code(), grpc::StatusCode::UNAVAILABLE) << stuck.error_message();
+  EXPECT_EQ(stuck.code(), absl::StatusCode::kUnavailable) << stuck;
   EXPECT_LT(returned - start, absl::Seconds(5));
   // Rank 1 sees rank 0 leave the old group.
   v1::WorkerHealthResponse h;
