@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/security/grpc_credentials.h"
+#include "common/security/group_token.h"
 #include "common/logging.h"
 
 namespace tpserve::router {
@@ -23,11 +24,6 @@ std::chrono::system_clock::time_point DeadlineAfterMs(int ms) {
 }
 
 }  // namespace
-
-int ResolvedMaxNumBatchedTokens(const ServerConfig& config) {
-  if (config.max_num_batched_tokens > 0) return config.max_num_batched_tokens;
-  return std::max(8192, config.max_model_len);
-}
 
 absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Create(
     const ServerConfig& config) {
@@ -118,6 +114,7 @@ absl::Status WorkerGroup::CallAll(
     threads.emplace_back([&, rank] {
       grpc::ClientContext context;
       context.set_deadline(DeadlineAfterMs(timeout_ms));
+      AttachGroupToken(&context, group_token_);
       if (!Register(&context)) {
         statuses[rank] = grpc::Status(grpc::StatusCode::CANCELLED,
                                       "the router is stopping");
@@ -180,8 +177,12 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
     }
   }
 
+  // A new group, a new token: calls of an earlier group (or anyone else's)
+  // are refused by the workers from here on.
+  group_token_ = NewGroupToken();
   s = CallAll("InitDistributed", init_ms, [&](int r, grpc::ClientContext* c) {
     v1::InitDistributedRequest req;
+    req.set_group_token(group_token_);
     req.set_rank(r);
     req.set_world_size(n);
     req.set_unique_id(unique_id.unique_id());

@@ -31,12 +31,6 @@
 
 namespace tpserve::router {
 
-// The step token budget the router schedules with and the workers size their
-// buffers for: --max-num-batched-tokens, or when 0, max(8192,
-// --max-model-len) (8192 when the model length is left to the model; chunked
-// prefill makes a larger budget unnecessary).
-int ResolvedMaxNumBatchedTokens(const ServerConfig& config);
-
 // What a successful handshake established.
 struct GroupInfo {
   // The model as rank 0 loaded it (max_model_len resolved).
@@ -102,6 +96,8 @@ class WorkerGroup {
   // "rank 2 (host:port)".
   std::string RankName(int rank) const;
 
+  // This group's token (fresh per Handshake), on every call to the workers.
+  std::string group_token_;
   // Rank 0's step stream (driven by worker_group_steps.cc).
   struct RankStream {
     grpc::ClientContext context;

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/security/group_token.h"
 #include "router/worker_group.h"
 
 namespace tpserve::router {
@@ -43,6 +44,7 @@ absl::Status WorkerGroup::OpenStream() {
   if (!Register(&stream->context)) {
     return absl::UnavailableError("the router is stopping");
   }
+  AttachGroupToken(&stream->context, group_token_);
   stream->call = generic_stubs_[0]->PrepareCall(
       &stream->context, "/tpserve.v1.Worker/StepStream", &step_queue_);
   stream->call->StartCall(Tag(kStart));

@@ -216,21 +216,5 @@ TEST(WorkerGroupTest, AbortEndsAHungStepAtOnceAndRefusesLaterCalls) {
   w0->set_hang_steps(false);
 }
 
-TEST(WorkerGroupTest, ResolvedMaxNumBatchedTokens) {
-  struct Case {
-    int flag;
-    int max_model_len;
-    int want;
-  };
-  for (const Case& c : {Case{0, 0, 8192}, Case{0, 4096, 8192},
-                        Case{0, 32768, 32768}, Case{2048, 32768, 2048}}) {
-    ServerConfig config;
-    config.max_num_batched_tokens = c.flag;
-    config.max_model_len = c.max_model_len;
-    EXPECT_EQ(ResolvedMaxNumBatchedTokens(config), c.want)
-        << c.flag << " " << c.max_model_len;
-  }
-}
-
 }  // namespace
 }  // namespace tpserve::router

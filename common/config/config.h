@@ -6,6 +6,7 @@
 #ifndef TPSERVE_COMMON_CONFIG_CONFIG_H_
 #define TPSERVE_COMMON_CONFIG_CONFIG_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -120,6 +121,15 @@ struct ServerConfig {
   // trace | debug | info | warning | error.
   std::string log_level = "info";
 };
+
+// The step token budget the router schedules with and the workers size their
+// buffers for: --max-num-batched-tokens, or when 0, max(8192,
+// --max-model-len) (8192 when the model length is left to the model; chunked
+// prefill makes a larger budget unnecessary).
+inline int ResolvedMaxNumBatchedTokens(const ServerConfig& config) {
+  if (config.max_num_batched_tokens > 0) return config.max_num_batched_tokens;
+  return std::max(8192, config.max_model_len);
+}
 
 }  // namespace tpserve
 

@@ -177,5 +177,21 @@ TEST(ConfigTest, PositionalArgumentsAreKept) {
   EXPECT_EQ(r->positional, std::vector<std::string>{"/models/x"});
 }
 
+TEST(ConfigTest, ResolvedMaxNumBatchedTokens) {
+  struct Case {
+    int flag;
+    int max_model_len;
+    int want;
+  };
+  for (const Case& c : {Case{0, 0, 8192}, Case{0, 4096, 8192},
+                        Case{0, 32768, 32768}, Case{2048, 32768, 2048}}) {
+    ServerConfig config;
+    config.max_num_batched_tokens = c.flag;
+    config.max_model_len = c.max_model_len;
+    EXPECT_EQ(ResolvedMaxNumBatchedTokens(config), c.want)
+        << c.flag << " " << c.max_model_len;
+  }
+}
+
 }  // namespace
 }  // namespace tpserve

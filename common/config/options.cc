@@ -284,7 +284,7 @@ std::vector<Option> BuildOptions() {
                         "PEM CA bundle: clients must present a certificate signed by one of them"));
   // Timeouts.
   v.push_back(IntOpt("worker-step-timeout-ms", &C::worker_step_timeout_ms, kRouter,
-                     "Step RPC timeout before a rank is declared failed", 100, 3600000));
+                     "How long a rank may take to answer a step before it is declared failed", 100, 3600000));
   v.push_back(IntOpt("worker-init-timeout-ms", &C::worker_init_timeout_ms, kRouter,
                      "Timeout of the worker handshake (load, profile)", 1000, 86400000));
   v.push_back(IntOpt("drain-timeout-ms", &C::drain_timeout_ms, kGR,

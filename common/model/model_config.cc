@@ -254,4 +254,8 @@ absl::StatusOr<GenerationConfig> LoadGenerationConfig(const std::string& dir) {
   return ParseGenerationConfig(*text, file);
 }
 
+std::vector<int> EosTokenIds(const ModelConfig& config, const GenerationConfig& generation) {
+  return !generation.eos_token_ids.empty() ? generation.eos_token_ids : config.eos_token_ids;
+}
+
 }  // namespace tpserve

@@ -97,6 +97,12 @@ absl::StatusOr<GenerationConfig> ParseGenerationConfig(
 // Reads <dir>/generation_config.json; a missing file gives an empty config.
 absl::StatusOr<GenerationConfig> LoadGenerationConfig(const std::string& dir);
 
+// The ids that end a sequence, as HF transformers decides them:
+// generation_config.json's eos_token_id when it has one, else config.json's.
+// The one rule both backends' samplers (min_tokens masking) and the router's
+// stop check (through the worker's Info) use.
+std::vector<int> EosTokenIds(const ModelConfig& config, const GenerationConfig& generation);
+
 }  // namespace tpserve
 
 #endif  // TPSERVE_COMMON_MODEL_MODEL_CONFIG_H_

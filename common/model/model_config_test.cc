@@ -320,6 +320,20 @@ TEST(GenerationConfigTest, EosAsListAndInt) {
   EXPECT_NE(std::string(bad.status().message()).find("top_k"), std::string::npos);
 }
 
+// HF's rule: generation_config's list replaces config.json's, never merges.
+TEST(GenerationConfigTest, EosTokenIdsPreferGenerationConfig) {
+  ModelConfig config;
+  config.eos_token_ids = {2};
+  GenerationConfig gen;
+  EXPECT_EQ(EosTokenIds(config, gen), std::vector<int>{2});
+  gen.eos_token_ids = {7, 9};
+  EXPECT_EQ(EosTokenIds(config, gen), (std::vector<int>{7, 9}));
+  config.eos_token_ids.clear();
+  EXPECT_EQ(EosTokenIds(config, gen), (std::vector<int>{7, 9}));
+  gen.eos_token_ids.clear();
+  EXPECT_TRUE(EosTokenIds(config, gen).empty());
+}
+
 TEST(GenerationConfigTest, MissingFileIsEmpty) {
   auto g = LoadGenerationConfig("/nonexistent");
   ASSERT_TRUE(g.ok());

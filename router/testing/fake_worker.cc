@@ -7,6 +7,8 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/security/group_token.h"
 #include "worker/service/step_stream_server.h"
 
 namespace tpserve::router::testing {
@@ -89,15 +91,23 @@ grpc::Status FakeWorker::InitDistributed(grpc::ServerContext*,
   if (request->unique_id() != "toy-id") {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "wrong unique id");
   }
+  if (absl::Status t = ValidateGroupToken(request->group_token()); !t.ok()) {
+    return ToGrpcStatus(t);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   rank_ = request->rank();
+  token_ = request->group_token();
   return grpc::Status::OK;
 }
 
-grpc::Status FakeWorker::LoadModel(grpc::ServerContext*,
+grpc::Status FakeWorker::LoadModel(grpc::ServerContext* context,
                                    const v1::LoadModelRequest* request,
                                    v1::LoadModelResponse* response) {
   std::lock_guard<std::mutex> lock(mu_);
+  // The router must carry its group's token, as the real worker requires.
+  if (absl::Status t = CheckGroupToken(*context, token_, "LoadModel"); !t.ok()) {
+    return ToGrpcStatus(t);
+  }
   block_size_ = request->block_size();
   max_model_len_ = request->max_model_len() > 0 ? request->max_model_len()
                                                 : options_.max_model_len;
@@ -105,17 +115,26 @@ grpc::Status FakeWorker::LoadModel(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status FakeWorker::ProfileMemory(grpc::ServerContext*,
+grpc::Status FakeWorker::ProfileMemory(grpc::ServerContext* context,
                                        const v1::ProfileMemoryRequest*,
                                        v1::ProfileMemoryResponse* response) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status t = CheckGroupToken(*context, token_, "ProfileMemory"); !t.ok()) {
+      return ToGrpcStatus(t);
+    }
+  }
   response->set_num_blocks(options_.num_blocks);
   return grpc::Status::OK;
 }
 
-grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
+grpc::Status FakeWorker::InitCache(grpc::ServerContext* context,
                                    const v1::InitCacheRequest* request,
                                    v1::InitCacheResponse*) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status t = CheckGroupToken(*context, token_, "InitCache"); !t.ok()) {
+    return ToGrpcStatus(t);
+  }
   if (request->num_blocks() > options_.num_blocks || block_size_ < 1) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad InitCache");
   }
@@ -124,6 +143,7 @@ grpc::Status FakeWorker::InitCache(grpc::ServerContext*,
   relay_.peers.assign(request->relay_to().begin(), request->relay_to().end());
   relay_.peer_timeout = absl::Milliseconds(
       request->step_timeout_ms() > 0 ? request->step_timeout_ms() : 30000);
+  relay_.group_token = token_;
   violation_ = absl::OkStatus();
   ++num_handshakes_;
   return grpc::Status::OK;
@@ -135,6 +155,9 @@ grpc::Status FakeWorker::StepStream(
   worker::RelayOptions relay;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status t = CheckGroupToken(*context, token_, "StepStream"); !t.ok()) {
+      return ToGrpcStatus(t);
+    }
     if (state_ == nullptr) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "Step before InitCache");

@@ -104,6 +104,7 @@ class FakeWorker final : public v1::Worker::Service {
   std::atomic<int> num_handshakes_{0};
   std::atomic<int> num_steps_{0};
   std::mutex mu_;
+  std::string token_;  // the group's (InitDistributed)
   int rank_ = -1;
   int block_size_ = 0;
   int max_model_len_ = 0;

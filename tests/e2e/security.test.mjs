@@ -42,17 +42,18 @@ function listenAddresses(port) {
   return out;
 }
 
-// One unary Router.Health call over HTTP/2, as any gRPC client would send it.
-// Resolves with the grpc-status trailer, or rejects when the connection or
-// the call fails.
-function rawHealth(url, tlsOptions = {}) {
+// One gRPC call over HTTP/2 as any gRPC client would send it: `body` is the
+// framed request (an empty message by default), closed after writing, so a
+// streaming method sees one message and the end of the stream. Resolves with
+// the grpc-status trailer, or rejects when the connection or the call fails.
+function rawCall(url, method, { tls = {}, headers = {}, body = Buffer.from([0, 0, 0, 0, 0]) } = {}) {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(url, tlsOptions);
+    const session = http2.connect(url, tls);
     const timer = setTimeout(() => { session.destroy(); reject(new Error('timeout')); }, 5000);
     session.on('error', (e) => { clearTimeout(timer); reject(e); });
     const req = session.request({
-      ':method': 'POST', ':path': '/tpserve.v1.Router/Health',
-      'content-type': 'application/grpc', te: 'trailers',
+      ':method': 'POST', ':path': method,
+      'content-type': 'application/grpc', te: 'trailers', ...headers,
     });
     let status = null;
     req.on('trailers', (t) => { status = t['grpc-status']; });
@@ -65,9 +66,11 @@ function rawHealth(url, tlsOptions = {}) {
       else resolve(String(status));
     });
     req.resume();
-    req.end(Buffer.from([0, 0, 0, 0, 0]));  // uncompressed, empty HealthRequest
+    req.end(body);
   });
 }
+
+const rawHealth = (url, tls = {}) => rawCall(url, '/tpserve.v1.Router/Health', { tls });
 
 function makeCerts() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpserve-tls-'));
@@ -135,5 +138,49 @@ test('with internal mutual TLS the API works and raw gRPC calls without a client
     server.proc.kill('SIGTERM');
     await server.exited;
     fs.rmSync(certs.dir, { recursive: true, force: true });
+  }
+});
+
+test('a forged Step without the group token is refused and the group keeps serving', async () => {
+  const server = await startServe(['--tensor-parallel-size', '2']);
+  try {
+    const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0 });
+    const ask = () => client.chat.completions.create({
+      model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8, temperature: 0,
+    });
+    const before = await ask();
+    // A stream in flight while the forged calls arrive must finish normally.
+    const stream = await client.chat.completions.create({
+      model: MODEL, messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 64,
+      stream: true, temperature: 0,
+    });
+    const [, ...workers] = internalPorts(server.proc.pid);
+    assert.equal(workers.length, 2);
+    // StepRequest{step_id: 1, finished_seq_ids: [1]}: a well-formed step.
+    const step = Buffer.from([0, 0, 0, 0, 4, 0x08, 0x01, 0x20, 0x01]);
+    for (const port of workers) {
+      const url = `http://127.0.0.1:${port}`;
+      assert.equal(await rawCall(url, '/tpserve.v1.Worker/StepStream', { body: step }), '7',
+        `StepStream without a token to ${port} is PERMISSION_DENIED`);
+      assert.equal(await rawCall(url, '/tpserve.v1.Worker/StepStream', {
+        body: step, headers: { 'tpserve-group-token': '0'.repeat(32) },
+      }), '7', `StepStream with a wrong token to ${port}`);
+      for (const m of ['LoadModel', 'ProfileMemory', 'InitCache']) {
+        assert.equal(await rawCall(url, `/tpserve.v1.Worker/${m}`), '7', `${m} to ${port}`);
+      }
+    }
+    let text = '', finish = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'length');
+    assert.ok(text.length > 0);
+    const after = await ask();
+    assert.equal(after.choices[0].message.content, before.choices[0].message.content,
+      'greedy output unchanged after the forged calls');
+  } finally {
+    server.proc.kill('SIGTERM');
+    await server.exited;
   }
 });

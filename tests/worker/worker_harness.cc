@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/security/group_token.h"
 #include "worker/service/step_stream_client.h"
 
 namespace tpserve::testing {
@@ -131,6 +132,7 @@ absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Start(
 }
 
 absl::Status WorkerGroup::InitDistributed(int64_t timeout_ms) {
+  token_ = NewGroupToken();
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 10000);
   v1::CreateUniqueIdResponse id;
@@ -145,6 +147,7 @@ absl::Status WorkerGroup::InitDistributed(int64_t timeout_ms) {
     req.set_world_size(world());
     req.set_unique_id(id.unique_id());
     req.set_timeout_ms(timeout_ms);
+    req.set_group_token(token_);
     v1::InitDistributedResponse resp;
     results[r] = FromGrpcStatus(procs_[r]->stub().InitDistributed(&c, req, &resp));
   });
@@ -161,6 +164,7 @@ std::vector<absl::Status> WorkerGroup::LoadModel(const std::vector<LoadSpec>& sp
     const LoadSpec& spec = specs.size() == 1 ? specs[0] : specs[r];
     grpc::ClientContext c;
     SetDeadline(&c, 120000);
+    AttachGroupToken(&c, token_);
     v1::LoadModelRequest req;
     req.set_model_path(spec.model_path);
     req.set_load_format(spec.load_format);
@@ -182,6 +186,7 @@ absl::StatusOr<int> WorkerGroup::InitCache(int64_t cpu_kv_cache_bytes) {
   OnAllRanks(world(), [&](int r) {
     grpc::ClientContext c;
     SetDeadline(&c, 60000);
+    AttachGroupToken(&c, token_);
     v1::ProfileMemoryRequest req;
     req.set_cpu_kv_cache_bytes(cpu_kv_cache_bytes);
     results[r] = FromGrpcStatus(procs_[r]->stub().ProfileMemory(&c, req, &profiles[r]));
@@ -194,6 +199,7 @@ absl::StatusOr<int> WorkerGroup::InitCache(int64_t cpu_kv_cache_bytes) {
   OnAllRanks(world(), [&](int r) {
     grpc::ClientContext c;
     SetDeadline(&c, 60000);
+    AttachGroupToken(&c, token_);
     v1::InitCacheRequest req;
     req.set_num_blocks(blocks);
     if (r == 0) {  // rank 0 relays every step to the others, as for a router
@@ -222,7 +228,7 @@ absl::Status WorkerGroup::Handshake(const LoadSpec& spec) {
 absl::StatusOr<v1::StepResponse> WorkerGroup::Step(const v1::StepRequest& step,
                                                    int deadline_ms) {
   absl::StatusOr<v1::StepResponse> answer =
-      worker::StepOnce(procs_[0]->stub(), step, absl::Milliseconds(deadline_ms));
+      worker::StepOnce(procs_[0]->stub(), step, absl::Milliseconds(deadline_ms), token_);
   if (!answer.ok()) {
     return absl::Status(answer.status().code(),
                         absl::StrCat("rank 0: ", answer.status().message()));

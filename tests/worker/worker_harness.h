@@ -83,12 +83,15 @@ class WorkerGroup {
   WorkerProcess& rank(int r) { return *procs_[r]; }
   // Number of ranks.
   int world() const { return static_cast<int>(procs_.size()); }
+  // The token of the group InitDistributed formed (empty before).
+  const std::string& group_token() const { return token_; }
 
  private:
   std::vector<std::unique_ptr<WorkerProcess>> procs_;
   int block_size_ = 16;
   uint64_t next_step_ = 1;
   uint64_t next_seq_ = 1;
+  std::string token_;
 };
 
 }  // namespace tpserve::testing

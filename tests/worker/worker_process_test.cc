@@ -162,7 +162,8 @@ TEST(WorkerFailureTest, KilledRankIsReportedByItsPeerNotAHang) {
   ns->set_num_scheduled_tokens(1);
   ns->add_block_table(0);
   const auto start = std::chrono::steady_clock::now();
-  const absl::Status s = worker::StepOnce((*group)->rank(0).stub(), step, absl::Seconds(20)).status();
+  const absl::Status s = worker::StepOnce((*group)->rank(0).stub(), step, absl::Seconds(20), (*group)->group_token())
+          .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
@@ -185,7 +186,7 @@ TEST(WorkerHandshakeTest, StepBeforeInitCacheIsRefused) {
   auto group = WorkerGroup::Start(kBinary, 1);
   ASSERT_TRUE(group.ok()) << group.status();
   const absl::Status s =
-      worker::StepOnce((*group)->rank(0).stub(), v1::StepRequest(), absl::Seconds(10)).status();
+      worker::StepOnce((*group)->rank(0).stub(), v1::StepRequest(), absl::Seconds(10), "").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("Step before InitCache"), std::string::npos) << s;
   EXPECT_EQ(Health((*group)->rank(0)).state(), "starting");

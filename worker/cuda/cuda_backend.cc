@@ -47,6 +47,7 @@ class CudaBackend : public Backend {
     return {static_cast<int64_t>(total), static_cast<int64_t>(free)};
   }
   const ModelConfig& config() const override { return config_; }
+  const std::vector<int>& eos_token_ids() const override { return eos_token_ids_; }
   int64_t weight_bytes() const override { return model_ ? model_->weight_bytes() : 0; }
 
   absl::Status Load(const LoadOptions& options, Communicator* comm) override;
@@ -74,6 +75,7 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   LoadOptions options_;
   ModelConfig config_;
+  std::vector<int> eos_token_ids_;
   std::unique_ptr<CudaModel> model_;
   std::unique_ptr<cuda::Sampler> sampler_;
   DeviceBuffer cache_;
@@ -140,10 +142,9 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_ASSIGN_OR_RETURN(model_, std::move(model));
   input_ = std::make_unique<StepInput>(limits.max_seqs, model_->max_blocks_per_seq(), limits.max_tokens,
                                        limits.block_size);
-  std::vector<int> eos = config_.eos_token_ids;
-  auto gen = LoadGenerationConfig(dir);
-  if (gen.ok()) eos.insert(eos.end(), gen->eos_token_ids.begin(), gen->eos_token_ids.end());
-  TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos));
+  TP_ASSIGN_OR_RETURN(GenerationConfig gen, LoadGenerationConfig(dir));
+  eos_token_ids_ = EosTokenIds(config_, gen);
+  TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos_token_ids_));
   spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({})", rank, world,
                device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format);
   return absl::OkStatus();

@@ -13,6 +13,7 @@
 
 #include "common/safetensors/safetensors_file.h"
 #include "common/safetensors/tensor_read.h"
+#include "common/model/model_config.h"
 #include "gtest/gtest.h"
 #include "worker/cuda/test_util.h"
 
@@ -95,6 +96,8 @@ class GoldenTest : public ::testing::TestWithParam<std::tuple<std::string, int, 
     ASSERT_TRUE(backend_->Load(o, nullptr).ok());
     ASSERT_TRUE(backend_->InitCache(kBlocks).ok());
     tol_ = Tolerance(backend_->config());
+    // The one EOS rule, as the CPU backend and the worker's Info use it.
+    EXPECT_EQ(backend_->eos_token_ids(), EosTokenIds(*LoadModelConfig(dir), *LoadGenerationConfig(dir)));
   }
   // Gives sequence `i` its own 64 blocks (1024 tokens).
   Seq MakeSeq(int i, const std::vector<int32_t>& prompt) {

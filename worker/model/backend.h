@@ -109,6 +109,10 @@ class Backend {
   virtual absl::Status Load(const LoadOptions& options, Communicator* comm) = 0;
   // The loaded model's config (valid after Load).
   virtual const ModelConfig& config() const = 0;
+  // The ids that end a sequence (EosTokenIds of the checkpoint; valid after
+  // Load): what the sampler masks under min_tokens and what the worker
+  // reports to the router for its stop check.
+  virtual const std::vector<int>& eos_token_ids() const = 0;
   // Bytes of weights held by this rank.
   virtual int64_t weight_bytes() const = 0;
 

@@ -60,6 +60,7 @@ class CpuBackend : public Backend {
 
   absl::Status Load(const LoadOptions& options, Communicator* comm) override;
   const ModelConfig& config() const override { return config_; }
+  const std::vector<int>& eos_token_ids() const override { return eos_token_ids_; }
   int64_t weight_bytes() const override { return model_ ? model_->weights().bytes() : 0; }
   absl::StatusOr<MemoryProfile> ProfileMemory(double memory_fraction,
                                               int64_t kv_cache_bytes) override;
@@ -124,7 +125,7 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
   options_ = options;
   config_ = config;
   max_model_len_ = max_len;
-  eos_token_ids_ = !gen.eos_token_ids.empty() ? gen.eos_token_ids : config.eos_token_ids;
+  eos_token_ids_ = EosTokenIds(config, gen);
   model_ = std::make_unique<CpuModel>(std::move(config), plan, std::move(weights), comm,
                                       options.block_size);
   return absl::OkStatus();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/model/model_config.h"
 #include "gtest/gtest.h"
 #include "worker/model/testing/goldens.h"
 
@@ -53,6 +54,10 @@ TEST(CpuBackendTest, ProfileAndInitCache) {
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(backend->Load(Options(), nullptr).ok());
   EXPECT_EQ(backend->config().vocab_size, 4096);
+  // The one EOS rule (what the worker reports to the router).
+  EXPECT_EQ(backend->eos_token_ids(),
+            EosTokenIds(*LoadModelConfig(kModel), *LoadGenerationConfig(kModel)));
+  EXPECT_FALSE(backend->eos_token_ids().empty());
   // 3,279,104 parameters in float32.
   EXPECT_EQ(backend->weight_bytes(), int64_t{3279104} * 4);
   auto profile = backend->ProfileMemory(0.9, 1 << 20);

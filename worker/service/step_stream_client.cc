@@ -3,14 +3,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/grpc_status.h"
+#include "common/security/group_token.h"
 
 namespace tpserve::worker {
 
 absl::StatusOr<v1::StepResponse> StepOnce(v1::Worker::Stub& stub,
                                           const v1::StepRequest& step,
-                                          absl::Duration timeout) {
+                                          absl::Duration timeout,
+                                          std::string_view group_token) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  AttachGroupToken(&context, group_token);
   auto stream = stub.StepStream(&context);
   v1::StepResponse response;
   const bool answered = stream->Write(step) && stream->Read(&response);

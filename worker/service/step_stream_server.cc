@@ -11,6 +11,7 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/security/group_token.h"
 #include "proto/worker.grpc.pb.h"
 
 namespace tpserve::worker {
@@ -67,6 +68,7 @@ class Relay {
       auto peer = std::make_unique<Peer>();
       peer->name = absl::StrCat("rank ", i + 1, " (", options.peers[i], ")");
       peer->stub = v1::Worker::NewStub(grpc::CreateCustomChannel(options.peers[i], credentials, args));
+      AttachGroupToken(&peer->context, options.group_token);
       peer->stream = peer->stub->StepStream(&peer->context);
       peers_.push_back(std::move(peer));
     }

@@ -39,6 +39,8 @@ struct RelayOptions {
   // when configured) and their arguments; null credentials: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments channel_args;
+  // The group's token, attached to the peers' step streams.
+  std::string group_token;
 };
 
 // Runs one step into `answer`; a non-OK status is answered in-band.

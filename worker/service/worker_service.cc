@@ -1,5 +1,7 @@
 #include "worker/service/worker_service.h"
 
+#include "common/security/group_token.h"
+
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -8,6 +10,7 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/model/model_config.h"
+#include "common/security/group_token.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "worker/service/model_fingerprint.h"
@@ -96,6 +99,7 @@ void WorkerService::ResetLocked() {
   model_.Clear();
   limits_ = StepLimits();
   relay_ = RelayOptions();
+  group_token_.clear();
   phase_ = Phase::kFresh;
 }
 
@@ -167,6 +171,9 @@ absl::Status WorkerService::DoInitDistributed(const v1::InitDistributedRequest& 
   if (req.timeout_ms() < 0) {
     return absl::InvalidArgumentError("InitDistributed: timeout_ms must be >= 0");
   }
+  if (absl::Status s = ValidateGroupToken(req.group_token()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("InitDistributed: ", s.message()));
+  }
   // Rejoining (the router re-initialising the group) starts from scratch.
   ResetLocked();
   const absl::Duration timeout =
@@ -180,15 +187,19 @@ absl::Status WorkerService::DoInitDistributed(const v1::InitDistributedRequest& 
   }
   rank_ = req.rank();
   world_size_ = req.world_size();
+  group_token_ = req.group_token();
   phase_ = Phase::kJoined;
   spdlog::info("joined the group as rank {} of {}", rank_, world_size_);
   return absl::OkStatus();
 }
 
-grpc::Status WorkerService::LoadModel(grpc::ServerContext*,
+grpc::Status WorkerService::LoadModel(grpc::ServerContext* context,
                                       const v1::LoadModelRequest* req,
                                       v1::LoadModelResponse* resp) {
   std::lock_guard<std::timed_mutex> lock(mu_);
+  if (absl::Status s = CheckGroupToken(*context, group_token_, "LoadModel"); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   absl::StatusOr<v1::LoadModelResponse> loaded = DoLoadModel(*req);
   if (!loaded.ok()) return ToGrpcStatus(loaded.status());
   *resp = *std::move(loaded);
@@ -217,8 +228,11 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   options.max_model_len = req.max_model_len();
   options.block_size = req.block_size() > 0 ? req.block_size() : config_.block_size;
   options.max_num_seqs = req.max_num_seqs() > 0 ? req.max_num_seqs() : config_.max_num_seqs;
-  options.max_num_batched_tokens =
-      req.max_num_batched_tokens() > 0 ? req.max_num_batched_tokens() : 8192;
+  // The router always sends its budget; a direct caller gets the same rule
+  // from this worker's own flags.
+  options.max_num_batched_tokens = req.max_num_batched_tokens() > 0
+                                       ? req.max_num_batched_tokens()
+                                       : ResolvedMaxNumBatchedTokens(config_);
   options.enforce_eager = req.enforce_eager();
 
   // Every rank reaches the fingerprint exchange, failed or not, so a rank
@@ -251,12 +265,9 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   model_.set_head_dim(c.head_dim);
   model_.set_max_model_len(options.max_model_len > 0 ? options.max_model_len
                                                      : c.max_position_embeddings);
-  std::vector<int> eos = c.eos_token_ids;
-  if (absl::StatusOr<GenerationConfig> gen = LoadGenerationConfig(options.model_path);
-      gen.ok() && !gen->eos_token_ids.empty()) {
-    eos = gen->eos_token_ids;
-  }
-  for (int id : eos) model_.add_eos_token_ids(id);
+  // The backend's own ids, so the router stops on exactly what the sampler
+  // treats as the end.
+  for (int id : backend_->eos_token_ids()) model_.add_eos_token_ids(id);
   model_.set_fingerprint(fingerprint);
   limits_.block_size = options.block_size;
   limits_.vocab_size = c.vocab_size;

@@ -108,6 +108,9 @@ class WorkerService final : public v1::Worker::Service {
   RelayOptions relay_;
   std::shared_ptr<grpc::ChannelCredentials> peer_credentials_;
   grpc::ChannelArguments peer_channel_args_;
+  // The group's token (InitDistributed); empty before a group is formed.
+  // LoadModel, ProfileMemory, InitCache and StepStream require it.
+  std::string group_token_;
   // Bumped by every new step stream and every group reset: only the newest
   // stream of the current group may step.
   uint64_t stream_epoch_ = 0;

@@ -7,16 +7,18 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/security/group_token.h"
 #include "worker/service/step_stream_server.h"
 #include "worker/service/worker_service.h"
 
 namespace tpserve::worker {
 
-grpc::Status WorkerService::ProfileMemory(grpc::ServerContext*,
+grpc::Status WorkerService::ProfileMemory(grpc::ServerContext* context,
                                           const v1::ProfileMemoryRequest* req,
                                           v1::ProfileMemoryResponse* resp) {
   std::lock_guard<std::timed_mutex> lock(mu_);
-  absl::Status s = Require(Phase::kLoaded, "ProfileMemory");
+  absl::Status s = CheckGroupToken(*context, group_token_, "ProfileMemory");
+  if (s.ok()) s = Require(Phase::kLoaded, "ProfileMemory");
   if (!s.ok()) return ToGrpcStatus(s);
   if (phase_ >= Phase::kReady) {
     return ToGrpcStatus(absl::FailedPreconditionError(
@@ -48,11 +50,12 @@ grpc::Status WorkerService::ProfileMemory(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::InitCache(grpc::ServerContext*,
+grpc::Status WorkerService::InitCache(grpc::ServerContext* context,
                                       const v1::InitCacheRequest* req,
                                       v1::InitCacheResponse* resp) {
   std::lock_guard<std::timed_mutex> lock(mu_);
-  absl::Status s = Require(Phase::kProfiled, "InitCache");
+  absl::Status s = CheckGroupToken(*context, group_token_, "InitCache");
+  if (s.ok()) s = Require(Phase::kProfiled, "InitCache");
   if (s.ok() && phase_ >= Phase::kReady) {
     s = absl::FailedPreconditionError("InitCache: the cache is already allocated");
   }
@@ -71,6 +74,7 @@ grpc::Status WorkerService::InitCache(grpc::ServerContext*,
   relay_.peer_timeout = absl::Milliseconds(req->step_timeout_ms() > 0 ? req->step_timeout_ms() : 30000);
   relay_.credentials = peer_credentials_;
   relay_.channel_args = peer_channel_args_;
+  relay_.group_token = group_token_;
   resp->set_cache_bytes(bytes_per_block_ * req->num_blocks());
   phase_ = Phase::kReady;
   ready_.store(true);
@@ -105,7 +109,10 @@ grpc::Status WorkerService::StepStream(
   RelayOptions relay;
   {
     std::lock_guard<std::timed_mutex> lock(mu_);
-    absl::Status s = Require(Phase::kReady, "Step");
+    // Checked before the epoch moves: a stream without the token must not
+    // replace the router's.
+    absl::Status s = CheckGroupToken(*context, group_token_, "StepStream");
+    if (s.ok()) s = Require(Phase::kReady, "Step");
     if (!s.ok()) return ToGrpcStatus(s);
     epoch = ++stream_epoch_;
     relay = relay_;

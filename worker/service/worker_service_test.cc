@@ -11,6 +11,8 @@
 #include "absl/time/clock.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/model/model_config.h"
+#include "common/security/group_token.h"
 #include "gtest/gtest.h"
 #include "worker/model/cpu_backend.h"
 #include "worker/service/step_stream_client.h"
@@ -33,8 +35,25 @@ class WorkerServiceTest : public ::testing::Test {
         absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
   }
 
+  // Forms a one-rank group with a fresh token (kept in token_).
+  grpc::Status Join() {
+    grpc::ClientContext id_ctx;
+    v1::CreateUniqueIdResponse id;
+    grpc::Status s = stub_->CreateUniqueId(&id_ctx, {}, &id);
+    if (!s.ok()) return s;
+    grpc::ClientContext ctx;
+    v1::InitDistributedRequest req;
+    req.set_rank(0);
+    req.set_world_size(1);
+    req.set_unique_id(id.unique_id());
+    token_ = NewGroupToken();
+    req.set_group_token(token_);
+    v1::InitDistributedResponse resp;
+    return stub_->InitDistributed(&ctx, req, &resp);
+  }
   grpc::Status Load(const std::string& path = kModel) {
     grpc::ClientContext ctx;
+    AttachGroupToken(&ctx, token_);
     v1::LoadModelRequest req;
     req.set_model_path(path);
     req.set_max_model_len(256);
@@ -43,12 +62,14 @@ class WorkerServiceTest : public ::testing::Test {
   }
   grpc::Status Profile(v1::ProfileMemoryResponse* resp) {
     grpc::ClientContext ctx;
+    AttachGroupToken(&ctx, token_);
     v1::ProfileMemoryRequest req;
     req.set_cpu_kv_cache_bytes(8 << 20);
     return stub_->ProfileMemory(&ctx, req, resp);
   }
   grpc::Status InitCache(int blocks) {
     grpc::ClientContext ctx;
+    AttachGroupToken(&ctx, token_);
     v1::InitCacheRequest req;
     req.set_num_blocks(blocks);
     v1::InitCacheResponse resp;
@@ -63,6 +84,7 @@ class WorkerServiceTest : public ::testing::Test {
 
   std::unique_ptr<WorkerServer> server_;
   std::unique_ptr<v1::Worker::Stub> stub_;
+  std::string token_;  // the group's, once Join ran
 };
 
 TEST_F(WorkerServiceTest, CallsOutOfOrderAreRefusedWithTheMissingStep) {
@@ -192,8 +214,11 @@ TEST_F(WorkerServiceTest, InfoDescribesTheLoadedModel) {
   EXPECT_EQ(info.model().vocab_size(), 4096);
   EXPECT_EQ(info.model().num_kv_heads(), 2);
   EXPECT_EQ(info.model().max_model_len(), 256);
-  ASSERT_EQ(info.model().eos_token_ids_size(), 1);
-  EXPECT_EQ(info.model().eos_token_ids(0), 1);
+  // The router stops on what the backend's sampler treats as the end.
+  const std::vector<int> eos = EosTokenIds(*LoadModelConfig(kModel), *LoadGenerationConfig(kModel));
+  EXPECT_EQ(std::vector<int>(info.model().eos_token_ids().begin(), info.model().eos_token_ids().end()),
+            eos);
+  EXPECT_EQ(eos, std::vector<int>{1});
   EXPECT_EQ(info.model().fingerprint().size(), 16);
 }
 
@@ -221,10 +246,68 @@ TEST_F(WorkerServiceTest, InitDistributedValidatesAndResets) {
   req.set_rank(0);
   req.set_world_size(1);
   req.set_unique_id(id.unique_id());
-  ASSERT_TRUE(stub_->InitDistributed(&ctx2, req, &resp).ok());
+  // A group needs a token.
+  s = stub_->InitDistributed(&ctx2, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("group_token"), std::string::npos) << s.error_message();
+  ASSERT_TRUE(Join().ok());
   v1::ProfileMemoryResponse profile;
   EXPECT_EQ(Profile(&profile).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(Load().ok());
+}
+
+// Once a group is formed, calls without its token are refused before they
+// touch anything: a forged step stream does not replace the router's, and
+// the group keeps stepping.
+TEST_F(WorkerServiceTest, CallsWithoutTheGroupTokenAreRefusedAndChangeNothing) {
+  ASSERT_TRUE(Join().ok());
+  const std::string token = token_;
+  token_ = std::string(32, '0');  // a wrong token
+  EXPECT_EQ(Load().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  token_.clear();  // none
+  EXPECT_EQ(Load().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  token_ = token;
+  ASSERT_TRUE(Load().ok());
+  v1::ProfileMemoryResponse profile;
+  token_.clear();
+  EXPECT_EQ(Profile(&profile).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  token_ = token;
+  ASSERT_TRUE(Profile(&profile).ok());
+  token_.clear();
+  EXPECT_EQ(InitCache(16).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  token_ = token;
+  ASSERT_TRUE(InitCache(16).ok());
+
+  grpc::ClientContext ctx;
+  AttachGroupToken(&ctx, token);
+  auto stream = stub_->StepStream(&ctx);
+  ASSERT_TRUE(stream->Write(NewSequenceStep(1, 1, {1, 2, 3})));
+  v1::StepResponse first;
+  ASSERT_TRUE(stream->Read(&first));
+  ASSERT_EQ(first.sampled_size(), 1) << first.error_message();
+  for (const std::string& forged : {std::string(), std::string(32, 'f')}) {
+    grpc::ClientContext fctx;
+    AttachGroupToken(&fctx, forged);
+    auto f = stub_->StepStream(&fctx);
+    v1::StepRequest finish;
+    finish.set_step_id(9);
+    finish.add_finished_seq_ids(1);
+    f->Write(finish);
+    f->WritesDone();
+    v1::StepResponse none;
+    EXPECT_FALSE(f->Read(&none));
+    const grpc::Status fs = f->Finish();
+    EXPECT_EQ(fs.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(fs.error_message().find("group's token"), std::string::npos) << fs.error_message();
+  }
+  // The router's stream is still the current one and sequence 1 still runs.
+  ASSERT_TRUE(stream->Write(ContinueStep(2, 1)));
+  v1::StepResponse second;
+  ASSERT_TRUE(stream->Read(&second));
+  EXPECT_EQ(second.error_code(), 0) << second.error_message();
+  EXPECT_EQ(second.sampled_size(), 1);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(WorkerServiceTest, ShutdownTwiceThenWaitReturns) {
@@ -251,6 +334,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
   grpc::ClientContext id_ctx;
   v1::CreateUniqueIdResponse id;
   ASSERT_TRUE(stubs[0]->CreateUniqueId(&id_ctx, {}, &id).ok());
+  const std::string token = NewGroupToken();
   // Handshake on both ranks at once.
   auto on_both = [&](auto call) {
     std::vector<grpc::Status> st(2);
@@ -265,6 +349,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
          req.set_rank(r);
          req.set_world_size(2);
          req.set_unique_id(id.unique_id());
+         req.set_group_token(token);
          v1::InitDistributedResponse resp;
          return stubs[r]->InitDistributed(&c, req, &resp);
        })) {
@@ -272,6 +357,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
   }
   for (const auto& st : on_both([&](int r) {
          grpc::ClientContext c;
+         AttachGroupToken(&c, token);
          v1::LoadModelRequest req;
          req.set_model_path(kModel);
          req.set_max_model_len(64);
@@ -282,12 +368,14 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
   }
   for (const auto& st : on_both([&](int r) {
          grpc::ClientContext c;
+         AttachGroupToken(&c, token);
          v1::ProfileMemoryRequest req;
          req.set_cpu_kv_cache_bytes(4 << 20);
          v1::ProfileMemoryResponse resp;
          grpc::Status s = stubs[r]->ProfileMemory(&c, req, &resp);
          if (!s.ok()) return s;
          grpc::ClientContext c2;
+         AttachGroupToken(&c2, token);
          v1::InitCacheRequest ic;
          ic.set_num_blocks(8);
          v1::InitCacheResponse icr;
@@ -306,7 +394,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
     ns->set_num_prompt_tokens(1);
     ns->set_num_scheduled_tokens(1);
     ns->add_block_table(0);
-    stuck = StepOnce(*stubs[0], step, absl::Seconds(30)).status();
+    stuck = StepOnce(*stubs[0], step, absl::Seconds(30), token).status();
     returned = absl::Now();
   });
   absl::SleepFor(absl::Milliseconds(300));  // let the step reach its collective
@@ -319,6 +407,7 @@ TEST(WorkerServiceTpTest, ReinitAbortsAStepStuckOnAPeer) {
   req.set_rank(0);
   req.set_world_size(1);
   req.set_unique_id(id2.unique_id());
+  req.set_group_token(NewGroupToken());
   v1::InitDistributedResponse resp;
   EXPECT_TRUE(stubs[0]->InitDistributed(&c, req, &resp).ok());
   step_thread.join();
