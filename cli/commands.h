@@ -18,6 +18,9 @@ int RunGateway(const CommandLine& cl);
 int RunRouter(const CommandLine& cl);
 // `tpserve worker`: one tensor-parallel rank.
 int RunWorker(const CommandLine& cl);
+// `tpserve workers`: every rank of one replica, one worker process each
+// (cli/worker_group.h).
+int RunWorkers(const CommandLine& cl, const std::string& self_path);
 // `tpserve verify DIR`: checks a model folder.
 int RunVerify(const CommandLine& cl);
 // `tpserve bench serve [flags]`: the serving benchmark; `args` follow "bench".

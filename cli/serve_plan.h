@@ -40,6 +40,12 @@ struct ServePlan {
 // Errors are one line, naming the flag to change.
 absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::string& self_path);
 
+// "--name=value" for every option of `component` that differs from its
+// default (lists: one flag per entry), except the names in `skip`, which the
+// launcher sets itself.
+std::vector<std::string> ForwardedFlags(const ServerConfig& c, uint32_t component,
+                                        const std::vector<std::string>& skip);
+
 // Number of NVIDIA GPUs the driver exposes (0 without a driver).
 int CountGpus();
 

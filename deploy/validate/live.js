@@ -84,6 +84,20 @@ function tcpConnect(port, timeoutMs = 3000) {
   });
 }
 
+// An exec probe's command, as the kubelet runs it in the container: ok when
+// it exits 0 within the probe's timeout.
+function execOnce(command, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(command[0], command.slice(1), { stdio: "ignore" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (e) => { clearTimeout(timer); resolve({ ok: false, detail: e.message }); });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ ok: code === 0, detail: signal ? `killed (${signal})` : `exit ${code}` });
+    });
+  });
+}
+
 // One probe attempt as the kubelet makes it.
 async function probeOnce(container, probe) {
   const portOf = (p) => typeof p === "number" ? p : ((container.ports || []).find((x) => x.name === p) || {}).containerPort;
@@ -93,6 +107,7 @@ async function probeOnce(container, probe) {
   }
   if (probe.grpc) return grpcHealth(probe.grpc.port, probe.grpc.service, (probe.timeoutSeconds || 1) * 1000);
   if (probe.tcpSocket) return tcpConnect(portOf(probe.tcpSocket.port));
+  if (probe.exec) return execOnce(probe.exec.command, (probe.timeoutSeconds || 1) * 1000);
   return { ok: false, detail: "unsupported probe" };
 }
 
