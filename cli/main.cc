@@ -5,6 +5,7 @@
 //   tpserve router   [flags]   scheduler of one model replica
 //   tpserve worker   [flags]   one tensor-parallel rank
 //   tpserve workers  [flags]   every rank of one replica (one process each)
+//   tpserve probe    [flags]   exit 0 when a router is ready (exec probes)
 //   tpserve verify   DIR       check a model folder
 //   tpserve bench serve [flags] serving benchmark against a running server
 //   tpserve version
@@ -36,6 +37,8 @@ constexpr Subcommand kSubcommands[] = {
     {"worker", tpserve::kWorker, "one tensor-parallel rank (CPU or CUDA)"},
     {"workers", tpserve::kWorker,
      "every rank of one replica, one worker process each (rank r on GPU r, port +r)"},
+    {"probe", tpserve::kGateway,
+     "exit 0 when the --router is ready (Kubernetes exec probe; speaks internal mTLS)"},
     {"verify", 0, "check a model folder (config, tensors, SHA256SUMS)"},
     {"bench", 0, "'bench serve': vLLM's serving benchmark against a running server"},
 };
@@ -115,5 +118,6 @@ int main(int argc, char** argv) {
   if (sub == "router") return tpserve::cli::RunRouter(*cl);
   if (sub == "worker") return tpserve::cli::RunWorker(*cl);
   if (sub == "workers") return tpserve::cli::RunWorkers(*cl, SelfPath(argv[0]));
+  if (sub == "probe") return tpserve::cli::RunProbe(*cl);
   return tpserve::cli::RunVerify(*cl);
 }

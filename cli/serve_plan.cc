@@ -228,9 +228,14 @@ RouterReadiness ProbeRouter(const ServePlan& plan) {
   static auto channel = grpc::CreateCustomChannel(
       plan.router_address, InternalChannelCredentials(plan.internal_tls.get()),
       InternalChannelArguments(plan.internal_tls.get()));
+  return ProbeRouter(channel, std::chrono::seconds(1));
+}
+
+RouterReadiness ProbeRouter(const std::shared_ptr<grpc::Channel>& channel,
+                            std::chrono::milliseconds deadline) {
   auto stub = tpserve::v1::Router::NewStub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   tpserve::v1::HealthResponse resp;
   grpc::Status s = stub->Health(&ctx, tpserve::v1::HealthRequest(), &resp);
   RouterReadiness r;

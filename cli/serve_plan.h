@@ -4,6 +4,7 @@
 #ifndef TPSERVE_CLI_SERVE_PLAN_H_
 #define TPSERVE_CLI_SERVE_PLAN_H_
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +65,10 @@ struct RouterReadiness {
 // One Health call to the plan's router (1 s deadline), over the same
 // credentials the gateway uses.
 RouterReadiness ProbeRouter(const ServePlan& plan);
+
+// One Health call to the router behind `channel`, waiting at most `deadline`.
+RouterReadiness ProbeRouter(const std::shared_ptr<grpc::Channel>& channel,
+                            std::chrono::milliseconds deadline);
 
 }  // namespace tpserve::cli
 

@@ -29,6 +29,44 @@ function execProbePorts(probe) {
   return ports.length ? ports : null;
 }
 
+const TLS_FILES = ["internal-ssl-ca-certs", "internal-ssl-certfile", "internal-ssl-keyfile"];
+
+// `tpserve probe ...` as an exec probe (the image's PATH has the binary).
+function isTpserveProbe(probe) {
+  const cmd = probe.exec && probe.exec.command;
+  return Array.isArray(cmd) && /(^|\/)tpserve$/.test(cmd[0]) && cmd[1] === "probe";
+}
+
+// A setting's value as the container sees it: the flag as written in `args`
+// (before the checker rewrote in-container paths), else the resolved setting
+// (from the mounted config file, whose paths are in-container ones).
+function inContainer(args, settings, key) {
+  const list = args || [];
+  for (let i = 0; i < list.length; i++) {
+    if (list[i].startsWith(`--${key}=`)) return list[i].slice(key.length + 3);
+    if (list[i] === `--${key}` && i + 1 < list.length) return list[i + 1];
+  }
+  return settings[key];
+}
+
+function probeArgs(probe) {
+  return probe.exec.command.slice(1);
+}
+
+// {secret, mountPath} when `file` lies in a Secret volume mounted into the
+// container, else null.
+function secretFile(workload, container, file) {
+  if (typeof file !== "string" || !file.startsWith("/")) return null;
+  const vols = new Map((workload.spec.template.spec.volumes || []).map((v) => [v.name, v]));
+  for (const m of container.volumeMounts || []) {
+    const v = vols.get(m.name);
+    if (v && v.secret && (file === m.mountPath || file.startsWith(`${m.mountPath}/`))) {
+      return { secret: v.secret.secretName, mountPath: m.mountPath };
+    }
+  }
+  return null;
+}
+
 // Pod-template port lookup: a number, or a name declared by a container.
 function resolvePort(containers, port) {
   if (typeof port === "number") return port;
@@ -83,6 +121,7 @@ class Checker {
     this.services();
     this.gatewayRouters();
     this.routerWorkers();
+    this.internalTls();
     this.references();
     this.dashboards();
     return this.results;
@@ -111,8 +150,16 @@ class Checker {
     const http = httpPorts(r.subcommand, r.settings);
     const grpc = r.subcommand === "router" ? [Number(r.settings["router-port"])]
       : T.workerRanks(r.subcommand, r.settings).map((x) => x.port);
+    const tls = TLS_FILES.some((key) => r.settings[key]);
     for (const k of present) {
       const probe = c[k];
+      if (probe.exec && isTpserveProbe(probe)) {
+        probeProblems.push(...this.tpserveProbe(w, c, r, k));
+        continue;
+      }
+      if (probe.grpc && tls) {
+        probeProblems.push(`${k}: the kubelet's gRPC probe has no client certificate and internal mutual TLS refuses it; use an exec \`tpserve probe\``);
+      }
       if (probe.exec) {
         const ports = execProbePorts(probe);
         if (!ports) {
@@ -158,6 +205,80 @@ class Checker {
       }
     }
     this.add("probes", `${id}`, probeProblems);
+  }
+
+  // An exec probe running `tpserve probe`: its flags are accepted, it asks
+  // this router container's own port, with the container's TLS settings.
+  tpserveProbe(w, c, r, kind) {
+    if (r.subcommand !== "router") return [`${kind}: tpserve probe asks a router; this is a ${r.subcommand} container`];
+    const args = probeArgs(c[kind]);
+    const pr = T.checkConfig(this.binary, this.objects, w, { ...c, args });
+    if (!pr.ok) return [`${kind}: ${pr.detail}`];
+    const problems = [];
+    const want = `127.0.0.1:${r.settings["router-port"]}`;
+    const routers = pr.settings.router || [];
+    if (routers.length !== 1 || routers[0] !== want) problems.push(`${kind}: asks --router ${routers.join(", ")} instead of ${want}`);
+    for (const key of [...TLS_FILES, "internal-ssl-target-name"]) {
+      const mine = inContainer(args, pr.settings, key) || "";
+      const router = inContainer(c.args, r.settings, key) || "";
+      if (mine !== router) problems.push(`${kind}: --${key} '${mine}' differs from the router's '${router}'`);
+    }
+    return problems;
+  }
+
+  // Internal mutual TLS is all or nothing: once one component has it, every
+  // gateway, router and worker container passes the four --internal-ssl-*
+  // settings, with files from one Secret volume; the gateway's public port
+  // stays apart from the internal ones (its clients speak plain HTTP or the
+  // gateway's own --ssl-* TLS, never the internal certificate).
+  internalTls() {
+    const on = this.resolved.filter((x) => TLS_FILES.some((k) => x.settings[k]));
+    if (on.length === 0) return;
+    const problems = [];
+    const secrets = new Set();
+    const names = new Set();
+    const internalPorts = new Set();
+    for (const x of this.resolved.filter((y) => y.sub !== "gateway")) {
+      for (const p of T.listeningPorts(x.sub, x.settings).keys()) internalPorts.add(p);
+    }
+    for (const x of this.resolved) {
+      const id = x.container.name;
+      const missing = [...TLS_FILES, "internal-ssl-target-name"].filter((k) => !x.settings[k]);
+      if (missing.length) problems.push(`${id}: no ${missing.map((k) => `--${k}`).join(", ")}`);
+      names.add(x.settings["internal-ssl-target-name"] || "");
+      for (const k of TLS_FILES) {
+        const file = secretFile(x.workload, x.container, this.args(x, k));
+        if (!file) {
+          if (x.settings[k]) problems.push(`${id}: --${k} ${this.args(x, k)} is not in a mounted Secret`);
+        } else {
+          secrets.add(file.secret);
+        }
+      }
+    }
+    for (const x of this.resolved.filter((y) => y.sub === "gateway")) {
+      const id = x.container.name;
+      const port = Number(x.settings.port);
+      if (internalPorts.has(port)) problems.push(`${id}: public port ${port} is also an internal gRPC port`);
+      for (const k of ["ssl-certfile", "ssl-keyfile", "ssl-ca-certs"]) {
+        const f = x.settings[k] && secretFile(x.workload, x.container, this.args(x, k));
+        if (f && secrets.has(f.secret)) problems.push(`${id}: --${k} serves clients the internal certificate (Secret ${f.secret})`);
+      }
+    }
+    for (const svc of this.objects.filter((o) => o.kind === "Service")) {
+      const pods = T.workloads(this.objects).filter((w) => labelsMatch(svc.spec.selector, podLabels(w)));
+      if (!pods.some((w) => this.resolved.some((x) => x.workload === w && x.sub === "gateway"))) continue;
+      for (const p of svc.spec.ports || []) {
+        const target = resolvePort(pods[0].spec.template.spec.containers, p.targetPort === undefined ? p.port : p.targetPort);
+        if (internalPorts.has(target)) problems.push(`Service ${svc.metadata.name} exposes internal port ${target}`);
+      }
+    }
+    if (secrets.size > 1) problems.push(`the components read their certificates from different Secrets: ${[...secrets].join(", ")}`);
+    if (names.size > 1) problems.push(`the components expect different --internal-ssl-target-name values: ${[...names].join(", ")}`);
+    this.add("internal-tls", "", problems, `${this.resolved.length} components, Secret ${[...secrets].join(", ")}`);
+  }
+
+  args(x, key) {
+    return inContainer(x.container.args, x.settings, key);
   }
 
   scrapeAnnotations() {

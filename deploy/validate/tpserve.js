@@ -42,9 +42,11 @@ function dataOf(obj, key) {
 // Writes the files that `container` sees from ConfigMap and Secret volumes
 // into `dir`, and returns [{mountPath, hostPath}] longest path first, so that
 // arguments naming in-container paths can be rewritten. Secrets that the
-// overlay leaves to the operator (not rendered) become a placeholder file and
-// a note. Throws on a ConfigMap or key that does not exist.
-function materializeMounts(objects, podSpec, container, dir, notes) {
+// overlay leaves to the operator (not rendered) are read from
+// `external[secretName]` (a folder, one file per key) when given, else become
+// a placeholder file and a note. Throws on a ConfigMap or key that does not
+// exist.
+function materializeMounts(objects, podSpec, container, dir, notes, external = {}) {
   const volumes = new Map((podSpec.volumes || []).map((v) => [v.name, v]));
   const mounts = [];
   for (const m of container.volumeMounts || []) {
@@ -54,8 +56,13 @@ function materializeMounts(objects, podSpec, container, dir, notes) {
     if (v.configMap) [kind, name] = ["ConfigMap", v.configMap.name];
     else if (v.secret) [kind, name] = ["Secret", v.secret.secretName];
     else continue;
-    const source = findObject(objects, kind, name);
+    let source = findObject(objects, kind, name);
     if (!source && kind === "ConfigMap") throw new Error(`ConfigMap ${name} is not rendered`);
+    if (!source && external[name]) {
+      const data = {};
+      for (const f of fs.readdirSync(external[name])) data[f] = fs.readFileSync(path.join(external[name], f), "utf8");
+      source = { kind: "Secret", stringData: data };
+    }
     if (!source) notes.push(`Secret ${name} is created by the operator; placeholder used`);
     const keys = (v.configMap || v.secret).items;
     if (keys) throw new Error(`volume ${v.name}: 'items' is not supported by this checker`);

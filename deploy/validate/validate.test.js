@@ -152,13 +152,24 @@ function failures(objects) {
     .filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
 }
 
+// Each [mutate, expected] case applied to a fresh copy of the overlay must
+// make a check fail with a message matching `expected`.
+function expectFailures(overlay, cases) {
+  for (const [mutate, expected] of cases) {
+    const objects = render(overlay);
+    mutate(objects);
+    const f = failures(objects);
+    assert.ok(f.some((x) => expected.test(x)), `expected ${expected} in:\n${f.join("\n")}`);
+  }
+}
+
 function replica(objects) {
   return objects.find((o) => o.kind === "StatefulSet").spec.template.spec.containers;
 }
 
 const crossOpts = { skip: !BIN || !HAVE_KUBECTL ? "needs TPSERVE_BIN and kubectl" : false };
 
-const CORE = /^(check-config|ports|probes|routers|workers|device|gpu-set|service|references) /;
+const CORE = /^(check-config|ports|probes|routers|workers|device|gpu-set|internal-tls|service|references) /;
 
 test("cross checks accept cpu-demo's flags, ports, addresses and devices", crossOpts, () => {
   assert.deepStrictEqual(failures(renderCpuDemo()).filter((x) => CORE.test(x)), []);
@@ -186,6 +197,20 @@ function splitRanks(objects) {
   spec.containers = spec.containers.filter((c) => c !== group).concat(ranks);
 }
 
+test("internal-tls fails unless every component has all the flags, the Secret and a TLS-capable probe", crossOpts, () => {
+  const gateway = (o) => o.find((x) => x.kind === "Deployment").spec.template.spec.containers[0];
+  const cases = [
+    [(o) => { const w = replica(o).find((c) => c.name === "workers"); w.args = w.args.filter((a) => !a.startsWith("--internal-ssl-keyfile")); }, /^internal-tls .*workers: no --internal-ssl-keyfile/],
+    [(o) => { const g = gateway(o); g.volumeMounts = g.volumeMounts.filter((m) => m.name !== "internal-tls"); }, /^internal-tls .*gateway: --internal-ssl-ca-certs \/etc\/tpserve\/internal-tls\/ca.crt is not in a mounted Secret/],
+    [(o) => { gateway(o).args.push("--ssl-certfile=/etc/tpserve/internal-tls/tls.crt", "--ssl-keyfile=/etc/tpserve/internal-tls/tls.key"); }, /^internal-tls .*gateway: --ssl-certfile serves clients the internal certificate/],
+    [(o) => { gateway(o).args.push("--port=50051"); }, /^internal-tls .*gateway: public port 50051 is also an internal gRPC port/],
+    [(o) => { replica(o).find((c) => c.name === "router").readinessProbe = { grpc: { port: 50051, service: "tpserve.v1.Router" } }; }, /^probes .*router: readinessProbe: the kubelet's gRPC probe has no client certificate/],
+    [(o) => { const cmd = replica(o).find((c) => c.name === "router").startupProbe.exec.command; cmd[cmd.indexOf("--router=127.0.0.1:50051")] = "--router=127.0.0.1:50052"; }, /^probes .*router: startupProbe: asks --router 127.0.0.1:50052 instead of 127.0.0.1:50051/],
+    [(o) => { const cmd = replica(o).find((c) => c.name === "router").readinessProbe.exec.command; cmd.splice(cmd.findIndex((a) => a.startsWith("--internal-ssl-target-name")), 1); }, /^probes .*router: readinessProbe: --internal-ssl-target-name '' differs/],
+  ];
+  expectFailures("qwen2-72b-8gpu", cases);
+});
+
 test("gpu-set fails unless every rank of a GPU replica shares one container and its GPUs", crossOpts, () => {
   const workers = (o) => replica(o).find((c) => c.name === "workers");
   const split = renderCpuDemo();
@@ -198,12 +223,7 @@ test("gpu-set fails unless every rank of a GPU replica shares one container and 
     [(o) => { workers(o).env.push({ name: "CUDA_VISIBLE_DEVICES", value: "0" }); }, /^gpu-set .*CUDA_VISIBLE_DEVICES=0: fewer devices than ranks/],
     [(o) => { replica(o).find((c) => c.name === "router").resources.limits["nvidia.com/gpu"] = 1; }, /^gpu-set .*router runs no rank but takes GPUs/],
   ];
-  for (const [mutate, expected] of cases) {
-    const objects = render("qwen2-72b-8gpu");
-    mutate(objects);
-    const f = failures(objects);
-    assert.ok(f.some((x) => expected.test(x)), `expected ${expected} in:\n${f.join("\n")}`);
-  }
+  expectFailures("qwen2-72b-8gpu", cases);
 });
 
 test("cross checks catch wrong flags, ports, addresses and devices", crossOpts, () => {
@@ -219,10 +239,5 @@ test("cross checks catch wrong flags, ports, addresses and devices", crossOpts, 
     [(o) => { replica(o).find((c) => c.name === "router").livenessProbe.tcpSocket.port = 50099; }, /^probes .*router: .*livenessProbe: port 50099/],
     [(o) => { o.find((x) => x.kind === "Service" && x.metadata.name === "tpserve-replica").spec.ports[0].targetPort = "nope"; }, /^service .*tpserve-replica: port grpc/],
   ];
-  for (const [mutate, expected] of cases) {
-    const objects = renderCpuDemo();
-    mutate(objects);
-    const f = failures(objects);
-    assert.ok(f.some((x) => expected.test(x)), `expected ${expected} in:\n${f.join("\n")}`);
-  }
+  expectFailures("cpu-demo", cases);
 });
