@@ -18,6 +18,12 @@ int RunGateway(const CommandLine& cl);
 int RunRouter(const CommandLine& cl);
 // `tpserve worker`: one tensor-parallel rank.
 int RunWorker(const CommandLine& cl);
+// `tpserve workers`: every rank of one replica, one worker process each
+// (cli/worker_group.h).
+int RunWorkers(const CommandLine& cl, const std::string& self_path);
+// `tpserve probe --router=ADDR`: 0 when that router is ready, else 1 (exec
+// probes under internal mutual TLS).
+int RunProbe(const CommandLine& cl);
 // `tpserve verify DIR`: checks a model folder.
 int RunVerify(const CommandLine& cl);
 // `tpserve bench serve [flags]`: the serving benchmark; `args` follow "bench".

@@ -4,9 +4,13 @@
 //   tpserve gateway  [flags]   OpenAI-compatible HTTP API
 //   tpserve router   [flags]   scheduler of one model replica
 //   tpserve worker   [flags]   one tensor-parallel rank
+//   tpserve workers  [flags]   every rank of one replica (one process each)
+//   tpserve probe    [flags]   exit 0 when a router is ready (exec probes)
 //   tpserve verify   DIR       check a model folder
 //   tpserve bench serve [flags] serving benchmark against a running server
 //   tpserve version
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -31,6 +35,10 @@ constexpr Subcommand kSubcommands[] = {
     {"gateway", tpserve::kGateway, "OpenAI-compatible HTTP API (REST + SSE) in front of routers"},
     {"router", tpserve::kRouter, "admission, continuous batching and KV blocks of one replica"},
     {"worker", tpserve::kWorker, "one tensor-parallel rank (CPU or CUDA)"},
+    {"workers", tpserve::kWorker,
+     "every rank of one replica, one worker process each (rank r on GPU r, port +r)"},
+    {"probe", tpserve::kGateway,
+     "exit 0 when the --router is ready (Kubernetes exec probe; speaks internal mTLS)"},
     {"verify", 0, "check a model folder (config, tensors, SHA256SUMS)"},
     {"bench", 0, "'bench serve': vLLM's serving benchmark against a running server"},
 };
@@ -40,6 +48,18 @@ void PrintUsage(std::FILE* out) {
   for (const Subcommand& s : kSubcommands) std::fprintf(out, "  %-8s %s\n", s.name, s.summary);
   std::fprintf(out, "  %-8s %s\n", "version", "print the version");
   std::fprintf(out, "\n'tpserve <subcommand> --help' lists its flags.\n");
+}
+
+// The path launchers exec their children with. argv[0] is kept when it names
+// a file (runfiles are looked up next to it); a bare name, as the image's
+// ENTRYPOINT ["tpserve"] gives, is not executable by execv, so the running
+// binary is used instead.
+std::string SelfPath(const char* argv0) {
+  const std::string a = argv0;
+  if (a.find('/') != std::string::npos) return a;
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, n) : a;
 }
 
 }  // namespace
@@ -93,9 +113,11 @@ int main(int argc, char** argv) {
     std::printf("%s", tpserve::DescribeConfig(cl->config, found->components).c_str());
     return 0;
   }
-  if (sub == "serve") return tpserve::cli::RunServe(*cl, argv[0]);
+  if (sub == "serve") return tpserve::cli::RunServe(*cl, SelfPath(argv[0]));
   if (sub == "gateway") return tpserve::cli::RunGateway(*cl);
   if (sub == "router") return tpserve::cli::RunRouter(*cl);
   if (sub == "worker") return tpserve::cli::RunWorker(*cl);
+  if (sub == "workers") return tpserve::cli::RunWorkers(*cl, SelfPath(argv[0]));
+  if (sub == "probe") return tpserve::cli::RunProbe(*cl);
   return tpserve::cli::RunVerify(*cl);
 }

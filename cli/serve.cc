@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/run_server.h"
 #include "cli/serve_plan.h"
+#include "cli/supervisor.h"
 #include "common/logging.h"
 
 namespace tpserve::cli {
@@ -33,35 +33,6 @@ using Clock = std::chrono::steady_clock;
 int Fail(const std::string& message) {
   std::fprintf(stderr, "error: %s\n", message.c_str());
   return 1;
-}
-
-// Waits for "<what> listening on port N" from `child`; fails if it exits.
-absl::Status AwaitListening(ChildProcess& child, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    auto line = child.ReadLine(milliseconds(200));
-    if (!line.ok() || child.PollExit()) {
-      std::string why = child.PollExit().value_or("stopped");
-      return absl::UnavailableError(absl::StrCat(child.name(), " failed to start (", why, ")"));
-    }
-    if (line->has_value() && (*line)->find("listening on port") != std::string::npos) {
-      return absl::OkStatus();
-    }
-    if (line->has_value()) std::printf("[%s] %s\n", child.name().c_str(), (*line)->c_str());
-  }
-  return absl::DeadlineExceededError(
-      absl::StrCat(child.name(), " did not start listening within ", timeout.count() / 1000, " s"));
-}
-
-// Stops children in the reverse order of the data path: gateway first (no
-// new requests), then router, then workers. Each gets its drain time plus a
-// grace, so that none is killed while it still ends requests properly.
-void StopAll(std::vector<ChildProcess>& children, milliseconds drain) {
-  for (auto it = children.rbegin(); it != children.rend(); ++it) {
-    if (it->PollExit()) continue;
-    std::string how = it->StopAndWait(drain + seconds(15));
-    spdlog::info("{} {}", it->name(), how);
-  }
 }
 
 }  // namespace
@@ -138,31 +109,11 @@ int RunServe(const CommandLine& cl, const std::string& self_path) {
               plan->served_model_name.c_str());
   std::fflush(stdout);
 
-  // Supervise until a signal or a child's death.
-  while (true) {
-    timespec ts{0, 200 * 1000 * 1000};
-    int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
-      std::printf("tpserve serve: %s, stopping gateway, router and workers\n",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM");
-      std::fflush(stdout);
-      StopAll(children, drain);
-      std::printf("tpserve serve: stopped\n");
-      return 0;
-    }
-    for (ChildProcess& c : children) {
-      c.DrainOutput();
-      if (auto e = c.PollExit()) {
-        std::fprintf(stderr, "error: %s (pid %d) %s; shutting the service down\n",
-                     c.name().c_str(), c.pid(), e->c_str());
-        // Let the router notice and fail in-flight requests with UNAVAILABLE
-        // before the gateway goes away.
-        std::this_thread::sleep_for(seconds(2));
-        StopAll(children, drain);
-        return 1;
-      }
-    }
-  }
+  // Supervise until a signal or a child's death; after a death the router
+  // gets a moment to fail in-flight requests with UNAVAILABLE before the
+  // gateway goes away.
+  return SuperviseChildren(children, signals,
+                           {"tpserve serve", "gateway, router and workers", drain, seconds(2)});
 }
 
 }  // namespace tpserve::cli

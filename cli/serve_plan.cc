@@ -21,35 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// "--name=value" for every option of `component` that differs from its
-// default, except those the launcher sets itself.
-std::vector<std::string> ForwardedFlags(const ServerConfig& c, uint32_t component,
-                                        const std::vector<std::string>& skip) {
-  const ServerConfig defaults;
-  std::vector<std::string> out;
-  for (const Option& o : AllOptions()) {
-    if ((o.components & component) == 0) continue;
-    if (std::find(skip.begin(), skip.end(), o.name) != skip.end()) continue;
-    if (o.type == OptionType::kStringList) {
-      // Re-split the joined list: each entry is its own flag.
-      std::string joined = o.get(c);
-      size_t start = 0;
-      while (!joined.empty() && start <= joined.size()) {
-        size_t comma = joined.find(',', start);
-        std::string item = joined.substr(start, comma == std::string::npos ? std::string::npos
-                                                                             : comma - start);
-        if (!item.empty()) out.push_back(absl::StrCat("--", o.name, "=", item));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      continue;
-    }
-    const std::string value = o.get(c);
-    if (value != o.get(defaults)) out.push_back(absl::StrCat("--", o.name, "=", value));
-  }
-  return out;
-}
-
 std::string Loopback(int port) { return absl::StrCat("127.0.0.1:", port); }
 
 // Uses `wanted` when free; a default port that is taken is replaced by a free
@@ -83,6 +54,33 @@ absl::Status CheckTensorParallel(const ModelConfig& m, int tp) {
 }
 
 }  // namespace
+
+std::vector<std::string> ForwardedFlags(const ServerConfig& c, uint32_t component,
+                                        const std::vector<std::string>& skip) {
+  const ServerConfig defaults;
+  std::vector<std::string> out;
+  for (const Option& o : AllOptions()) {
+    if ((o.components & component) == 0) continue;
+    if (std::find(skip.begin(), skip.end(), o.name) != skip.end()) continue;
+    if (o.type == OptionType::kStringList) {
+      // Re-split the joined list: each entry is its own flag.
+      std::string joined = o.get(c);
+      size_t start = 0;
+      while (!joined.empty() && start <= joined.size()) {
+        size_t comma = joined.find(',', start);
+        std::string item = joined.substr(start, comma == std::string::npos ? std::string::npos
+                                                                             : comma - start);
+        if (!item.empty()) out.push_back(absl::StrCat("--", o.name, "=", item));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      continue;
+    }
+    const std::string value = o.get(c);
+    if (value != o.get(defaults)) out.push_back(absl::StrCat("--", o.name, "=", value));
+  }
+  return out;
+}
 
 int CountGpus() {
   std::error_code ec;
@@ -205,8 +203,9 @@ absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::strin
       argv.push_back(std::move(f));
     }
     plan.worker_argv.push_back(std::move(argv));
-    std::map<std::string, std::string> env = {{"NCCL_NVLS_ENABLE", "0"}};
-    plan.worker_env.push_back(std::move(env));
+    // No NCCL_NVLS_ENABLE here: NVLink SHARP is the user's choice, made in
+    // the environment that serve's workers inherit.
+    plan.worker_env.emplace_back();
   }
   plan.router_argv = {self_path, "router", absl::StrCat("--router-port=", router_port),
                       absl::StrCat("--model=", plan.model_dir), "--internal-host=127.0.0.1"};
@@ -229,9 +228,14 @@ RouterReadiness ProbeRouter(const ServePlan& plan) {
   static auto channel = grpc::CreateCustomChannel(
       plan.router_address, InternalChannelCredentials(plan.internal_tls.get()),
       InternalChannelArguments(plan.internal_tls.get()));
+  return ProbeRouter(channel, std::chrono::seconds(1));
+}
+
+RouterReadiness ProbeRouter(const std::shared_ptr<grpc::Channel>& channel,
+                            std::chrono::milliseconds deadline) {
   auto stub = tpserve::v1::Router::NewStub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   tpserve::v1::HealthResponse resp;
   grpc::Status s = stub->Health(&ctx, tpserve::v1::HealthRequest(), &resp);
   RouterReadiness r;

@@ -4,6 +4,7 @@
 #ifndef TPSERVE_CLI_SERVE_PLAN_H_
 #define TPSERVE_CLI_SERVE_PLAN_H_
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,12 @@ struct ServePlan {
 // Errors are one line, naming the flag to change.
 absl::StatusOr<ServePlan> PlanServe(const ServerConfig& config, const std::string& self_path);
 
+// "--name=value" for every option of `component` that differs from its
+// default (lists: one flag per entry), except the names in `skip`, which the
+// launcher sets itself.
+std::vector<std::string> ForwardedFlags(const ServerConfig& c, uint32_t component,
+                                        const std::vector<std::string>& skip);
+
 // Number of NVIDIA GPUs the driver exposes (0 without a driver).
 int CountGpus();
 
@@ -58,6 +65,10 @@ struct RouterReadiness {
 // One Health call to the plan's router (1 s deadline), over the same
 // credentials the gateway uses.
 RouterReadiness ProbeRouter(const ServePlan& plan);
+
+// One Health call to the router behind `channel`, waiting at most `deadline`.
+RouterReadiness ProbeRouter(const std::shared_ptr<grpc::Channel>& channel,
+                            std::chrono::milliseconds deadline);
 
 }  // namespace tpserve::cli
 

@@ -7,7 +7,12 @@
 #   - every tpserve container's args and mounted YAML config are accepted by
 #     the built binary (`tpserve <args> --check-config`), and ports, probes,
 #     scrape annotations, Services, --router/--worker addresses, GPU requests
-#     and dashboard metrics agree with what it resolves (deploy/validate/checks.js).
+#     and dashboard metrics agree with what it resolves, every rank of a replica
+#     runs in one container holding all of its GPUs, and internal mutual TLS is
+#     on for every component or none (deploy/validate/checks.js);
+#   - cpu-demo runs for real twice (deploy/validate/live.js): as shipped, and
+#     with the internal-tls component and certificates from
+#     deploy/make_internal_certs.sh (a plaintext gRPC call must be refused).
 # Prints one PASS/FAIL line per check and "N passed, M failed" last; exits 1
 # on any failure.
 #
@@ -93,6 +98,25 @@ for dir in "$here"/k8s/overlays/*/; do
     fail "render $name: $(tr '\n' ' ' <"$work/$name.err")"
   fi
 done
+# cpu-demo with internal mutual TLS: the component on top of the overlay.
+mkdir -p "$work/cpu-demo-internal-tls"
+rel=$(realpath --relative-to="$work/cpu-demo-internal-tls" "$here/k8s")
+printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+  "resources: [$rel/overlays/cpu-demo]" "components: [$rel/components/internal-tls]" \
+  >"$work/cpu-demo-internal-tls/kustomization.yaml"
+if kubectl kustomize "$work/cpu-demo-internal-tls" >"$work/cpu-demo-internal-tls.yaml" 2>"$work/tls.err"; then
+  pass "render cpu-demo + components/internal-tls"
+  rendered+=("cpu-demo-internal-tls=$work/cpu-demo-internal-tls.yaml")
+else
+  fail "render cpu-demo + components/internal-tls: $(tr '\n' ' ' <"$work/tls.err")"
+fi
+if bash "$here/make_internal_certs.sh" "$work/certs" tpserve-demo >"$work/certs.out" 2>&1 &&
+   openssl verify -CAfile "$work/certs/ca.crt" "$work/certs/tls.crt" >/dev/null 2>&1; then
+  pass "make_internal_certs.sh ($(sed -n 's/^subject alternative names: //p' "$work/certs.out"))"
+  mkdir -p "$work/internal-tls" && cp "$work/certs/ca.crt" "$work/certs/tls.crt" "$work/certs/tls.key" "$work/internal-tls/"
+else
+  fail "make_internal_certs.sh: $(tail -n 3 "$work/certs.out" | tr '\n' ' ')"
+fi
 if [[ ${#rendered[@]} -eq 0 ]]; then
   fail "render: no overlay rendered"
   finish
@@ -106,15 +130,21 @@ fi
 # The cpu-demo pods for real, in a private network namespace (their fixed
 # ports stay off the host's); the model path inside the image maps to the
 # fixture the Dockerfile copies it from.
-if [[ -x $binary && -f $work/cpu-demo.yaml ]]; then
+live() {
+  local name=$1
+  shift
   if unshare --net --mount true 2>/dev/null; then
     unshare --net --mount node "$here/validate/live.js" --binary "$binary" \
       --map "/usr/local/share/tpserve/models/tiny-qwen2-chat=$root/tests/fixtures/tiny-qwen2-chat" \
       --dashboard "$here/k8s/components/monitoring/tpserve-dashboard.json" \
-      "$work/cpu-demo.yaml" >"$work/live.out" 2>&1
-    tally live $? "$work/live.out"
+      "$@" "$work/$name.yaml" 2>&1 | sed "s/^\(PASS\|FAIL\) live /\1 live $name /" >"$work/live-$name.out"
+    tally "live $name" "${PIPESTATUS[0]}" "$work/live-$name.out"
   else
-    fail "live cpu-demo: needs root for a private network namespace (unshare --net --mount)"
+    fail "live $name: needs root for a private network namespace (unshare --net --mount)"
   fi
+}
+if [[ -x $binary && -f $work/cpu-demo.yaml ]]; then live cpu-demo; fi
+if [[ -x $binary && -f $work/cpu-demo-internal-tls.yaml && -f $work/internal-tls/tls.key ]]; then
+  live cpu-demo-internal-tls --secret "tpserve-internal-tls=$work/internal-tls"
 fi
 finish

@@ -47,7 +47,7 @@ absl::StatusOr<std::unique_ptr<RouterPool>> RouterPool::Create(
     // Stats and Health polls on a connection of their own, with the default
     // flow control: a Stats answer (Prometheus text) is kilobytes.
     router->control_stub = tpserve::v1::Router::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address, InternalChannelCredentials(options.tls.get()), args));
     // Backpressure for token streams: a Generation stops reading a call its
     // HTTP thread is behind on, and a small fixed per-stream window (no BDP
     // growth) then stops the router's write, so the router coalesces the

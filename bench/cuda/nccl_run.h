@@ -1,5 +1,6 @@
 // The common start of the multi-GPU bench binaries (one thread per GPU):
-// enough visible GPUs, logging, NVLink SHARP off, an NCCL unique id.
+// enough visible GPUs, logging, an NCCL unique id (NCCL_NVLS_ENABLE comes from
+// the environment; scripts/gpu/ exports 0).
 #ifndef TPSERVE_BENCH_CUDA_NCCL_RUN_H_
 #define TPSERVE_BENCH_CUDA_NCCL_RUN_H_
 
@@ -27,7 +28,6 @@ inline std::optional<std::string> StartNcclRun(int tp, std::string_view componen
     return std::nullopt;
   }
   (void)InitLogging(component, log_level);
-  worker::DisableNcclNvls();
   auto uid = worker::NcclCommunicator::CreateUniqueId();
   if (!uid.ok()) {
     std::fprintf(stderr, "error: %s\n", uid.status().ToString().c_str());

@@ -232,7 +232,7 @@ std::vector<Option> BuildOptions() {
   v.push_back(IntOpt("port", &C::port, kGateway, "Gateway HTTP port", 0, 65535));
   v.push_back(IntOpt("router-port", &C::router_port, kRouter, "Router gRPC port", 0, 65535));
   v.push_back(IntOpt("worker-port", &C::worker_port, kWorker,
-                     "Worker gRPC port (serve: port of rank 0, rank i uses +i)", 0, 65535));
+                     "Worker gRPC port (serve, workers: port of rank 0, rank i uses +i)", 0, 65535));
   v.push_back(ListOpt("worker", &C::workers, kRouter,
                       "Worker address host:port, repeated in rank order"));
   v.push_back(ListOpt("router", &C::routers, kGateway,
@@ -240,7 +240,7 @@ std::vector<Option> BuildOptions() {
   v.push_back(IntOpt("rank", &C::rank, kWorker, "This worker's rank (-1: set by the router)", -1,
                      63));
   v.push_back(IntOpt("metrics-port", &C::metrics_port, kRouter | kWorker,
-                     "Prometheus /metrics HTTP port (0: off)", 0, 65535));
+                     "Prometheus /metrics HTTP port (0: off; workers: rank i uses +i)", 0, 65535));
   v.push_back(StringOpt("internal-host", &C::internal_host, kRouter | kWorker,
                         "Listen address of the router's and worker's gRPC and /metrics "
                         "(serve: always 127.0.0.1)"));

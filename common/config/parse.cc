@@ -272,7 +272,10 @@ std::string FlagsMarkdown() {
      << "Every flag can also be set in a YAML file passed with `--config FILE` (keys are the flag names,\n"
      << "with `-` or `_`); flags win over the file. `--check-config` validates and prints the resolved\n"
      << "settings without starting anything. `tpserve serve` takes every flag below except `--worker`,\n"
-     << "`--router` and `--rank`, and hands each child the ones of its component.\n\n"
+     << "`--router` and `--rank`, and hands each child the ones of its component. `tpserve workers` takes\n"
+     << "the worker flags except `--rank` and starts one worker process per rank of\n"
+     << "`--tensor-parallel-size` (rank r on GPU r, ports +r). `tpserve probe --router ADDR` takes the\n"
+     << "gateway flags (the `--internal-ssl-*` ones matter) and exits 0 when that router is ready.\n\n"
      << "| flag | components | default | accepted | meaning |\n| --- | --- | --- | --- | --- |\n";
   ServerConfig defaults;
   for (const Option& o : AllOptions()) {

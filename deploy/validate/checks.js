@@ -2,14 +2,70 @@
 // every container's flags and config are accepted (`--check-config`), the
 // ports it declares are the ones it listens on, probes and scrape annotations
 // point at those ports and at paths the binary serves, Services, gateways'
-// --router and routers' --worker addresses reach real containers, GPU workers
-// get one GPU each and NCCL_NVLS_ENABLE=0, and the Grafana dashboard parses
-// and queries tpserve metrics (live.js checks that the services export them).
+// --router and routers' --worker addresses reach real containers, every rank
+// of a replica runs in one container that holds all of the replica's GPUs
+// (gpu-set), internal mutual TLS is on for every component or none, and the
+// Grafana dashboard parses and queries tpserve metrics (live.js checks that
+// the services export them).
 "use strict";
 
 const T = require("./tpserve");
 
 const PROBES = ["startupProbe", "readinessProbe", "livenessProbe"];
+
+// The TCP ports an exec probe connects to: a `bash -c` script that opens
+// /dev/tcp/127.0.0.1/<port>, literally or for each port of a
+// `for p in <ports>; do ... /dev/tcp/127.0.0.1/$p ...` loop; null when the
+// probe has another form.
+function execProbePorts(probe) {
+  const cmd = probe.exec && probe.exec.command;
+  if (!Array.isArray(cmd) || cmd.length !== 3 || !/(^|\/)(ba)?sh$/.test(cmd[0]) || cmd[1] !== "-c") return null;
+  const script = cmd[2];
+  const ports = [...script.matchAll(/\/dev\/tcp\/(?:127\.0\.0\.1|localhost)\/(\d+)/g)].map((m) => Number(m[1]));
+  const loop = script.match(/for (\w+) in ([\d ]+); do (.*); done/);
+  if (loop && new RegExp(`/dev/tcp/(127\\.0\\.0\\.1|localhost)/\\$${loop[1]}\\b`).test(loop[3])) {
+    ports.push(...loop[2].trim().split(/\s+/).map(Number));
+  }
+  return ports.length ? ports : null;
+}
+
+const TLS_FILES = ["internal-ssl-ca-certs", "internal-ssl-certfile", "internal-ssl-keyfile"];
+
+// `tpserve probe ...` as an exec probe (the image's PATH has the binary).
+function isTpserveProbe(probe) {
+  const cmd = probe.exec && probe.exec.command;
+  return Array.isArray(cmd) && /(^|\/)tpserve$/.test(cmd[0]) && cmd[1] === "probe";
+}
+
+// A setting's value as the container sees it: the flag as written in `args`
+// (before the checker rewrote in-container paths), else the resolved setting
+// (from the mounted config file, whose paths are in-container ones).
+function inContainer(args, settings, key) {
+  const list = args || [];
+  for (let i = 0; i < list.length; i++) {
+    if (list[i].startsWith(`--${key}=`)) return list[i].slice(key.length + 3);
+    if (list[i] === `--${key}` && i + 1 < list.length) return list[i + 1];
+  }
+  return settings[key];
+}
+
+function probeArgs(probe) {
+  return probe.exec.command.slice(1);
+}
+
+// {secret, mountPath} when `file` lies in a Secret volume mounted into the
+// container, else null.
+function secretFile(workload, container, file) {
+  if (typeof file !== "string" || !file.startsWith("/")) return null;
+  const vols = new Map((workload.spec.template.spec.volumes || []).map((v) => [v.name, v]));
+  for (const m of container.volumeMounts || []) {
+    const v = vols.get(m.name);
+    if (v && v.secret && (file === m.mountPath || file.startsWith(`${m.mountPath}/`))) {
+      return { secret: v.secret.secretName, mountPath: m.mountPath };
+    }
+  }
+  return null;
+}
 
 // Pod-template port lookup: a number, or a name declared by a container.
 function resolvePort(containers, port) {
@@ -65,6 +121,7 @@ class Checker {
     this.services();
     this.gatewayRouters();
     this.routerWorkers();
+    this.internalTls();
     this.references();
     this.dashboards();
     return this.results;
@@ -91,13 +148,36 @@ class Checker {
     const present = PROBES.filter((k) => c[k]);
     if (!present.some((k) => k !== "readinessProbe")) probeProblems.push("no startup or liveness probe");
     const http = httpPorts(r.subcommand, r.settings);
-    const grpcKey = { router: "router-port", worker: "worker-port" }[r.subcommand];
-    const grpc = grpcKey ? [Number(r.settings[grpcKey])] : [];
+    const grpc = r.subcommand === "router" ? [Number(r.settings["router-port"])]
+      : T.workerRanks(r.subcommand, r.settings).map((x) => x.port);
+    const tls = TLS_FILES.some((key) => r.settings[key]);
     for (const k of present) {
       const probe = c[k];
+      if (probe.exec && isTpserveProbe(probe)) {
+        probeProblems.push(...this.tpserveProbe(w, c, r, k));
+        continue;
+      }
+      if (probe.grpc && tls) {
+        probeProblems.push(`${k}: the kubelet's gRPC probe has no client certificate and internal mutual TLS refuses it; use an exec \`tpserve probe\``);
+      }
+      if (probe.exec) {
+        const ports = execProbePorts(probe);
+        if (!ports) {
+          probeProblems.push(`${k}: only exec probes that connect to /dev/tcp/127.0.0.1/<port> are checked`);
+          continue;
+        }
+        for (const p of ports) {
+          if (!listening.has(p)) probeProblems.push(`${k}: port ${p} is not one this container listens on`);
+        }
+        // One container, several rank processes: a probe must reach every
+        // rank, or a rank that stopped listening goes unnoticed.
+        const missing = grpc.filter((p) => !ports.includes(p));
+        if (r.subcommand === "workers" && missing.length) probeProblems.push(`${k}: does not check rank port(s) ${missing.join(", ")}`);
+        continue;
+      }
       const action = probe.httpGet || probe.grpc || probe.tcpSocket;
       if (!action) {
-        probeProblems.push(`${k}: only httpGet, grpc and tcpSocket probes are checked`);
+        probeProblems.push(`${k}: only httpGet, grpc, tcpSocket and exec probes are checked`);
         continue;
       }
       const port = resolvePort([c], action.port);
@@ -107,6 +187,8 @@ class Checker {
         probeProblems.push(`${k}: port ${port} does not serve HTTP`);
       } else if (probe.grpc && !grpc.includes(port)) {
         probeProblems.push(`${k}: port ${port} is not this container's gRPC port`);
+      } else if (r.subcommand === "workers" && k !== "readinessProbe" && grpc.length > 1) {
+        probeProblems.push(`${k}: probes one port of ${grpc.length} ranks; use an exec probe over every rank's port`);
       }
       // Whether the path answers is checked by running the pods (live.js):
       // string literals are not reliably contiguous in an optimized binary.
@@ -123,6 +205,80 @@ class Checker {
       }
     }
     this.add("probes", `${id}`, probeProblems);
+  }
+
+  // An exec probe running `tpserve probe`: its flags are accepted, it asks
+  // this router container's own port, with the container's TLS settings.
+  tpserveProbe(w, c, r, kind) {
+    if (r.subcommand !== "router") return [`${kind}: tpserve probe asks a router; this is a ${r.subcommand} container`];
+    const args = probeArgs(c[kind]);
+    const pr = T.checkConfig(this.binary, this.objects, w, { ...c, args });
+    if (!pr.ok) return [`${kind}: ${pr.detail}`];
+    const problems = [];
+    const want = `127.0.0.1:${r.settings["router-port"]}`;
+    const routers = pr.settings.router || [];
+    if (routers.length !== 1 || routers[0] !== want) problems.push(`${kind}: asks --router ${routers.join(", ")} instead of ${want}`);
+    for (const key of [...TLS_FILES, "internal-ssl-target-name"]) {
+      const mine = inContainer(args, pr.settings, key) || "";
+      const router = inContainer(c.args, r.settings, key) || "";
+      if (mine !== router) problems.push(`${kind}: --${key} '${mine}' differs from the router's '${router}'`);
+    }
+    return problems;
+  }
+
+  // Internal mutual TLS is all or nothing: once one component has it, every
+  // gateway, router and worker container passes the four --internal-ssl-*
+  // settings, with files from one Secret volume; the gateway's public port
+  // stays apart from the internal ones (its clients speak plain HTTP or the
+  // gateway's own --ssl-* TLS, never the internal certificate).
+  internalTls() {
+    const on = this.resolved.filter((x) => TLS_FILES.some((k) => x.settings[k]));
+    if (on.length === 0) return;
+    const problems = [];
+    const secrets = new Set();
+    const names = new Set();
+    const internalPorts = new Set();
+    for (const x of this.resolved.filter((y) => y.sub !== "gateway")) {
+      for (const p of T.listeningPorts(x.sub, x.settings).keys()) internalPorts.add(p);
+    }
+    for (const x of this.resolved) {
+      const id = x.container.name;
+      const missing = [...TLS_FILES, "internal-ssl-target-name"].filter((k) => !x.settings[k]);
+      if (missing.length) problems.push(`${id}: no ${missing.map((k) => `--${k}`).join(", ")}`);
+      names.add(x.settings["internal-ssl-target-name"] || "");
+      for (const k of TLS_FILES) {
+        const file = secretFile(x.workload, x.container, this.args(x, k));
+        if (!file) {
+          if (x.settings[k]) problems.push(`${id}: --${k} ${this.args(x, k)} is not in a mounted Secret`);
+        } else {
+          secrets.add(file.secret);
+        }
+      }
+    }
+    for (const x of this.resolved.filter((y) => y.sub === "gateway")) {
+      const id = x.container.name;
+      const port = Number(x.settings.port);
+      if (internalPorts.has(port)) problems.push(`${id}: public port ${port} is also an internal gRPC port`);
+      for (const k of ["ssl-certfile", "ssl-keyfile", "ssl-ca-certs"]) {
+        const f = x.settings[k] && secretFile(x.workload, x.container, this.args(x, k));
+        if (f && secrets.has(f.secret)) problems.push(`${id}: --${k} serves clients the internal certificate (Secret ${f.secret})`);
+      }
+    }
+    for (const svc of this.objects.filter((o) => o.kind === "Service")) {
+      const pods = T.workloads(this.objects).filter((w) => labelsMatch(svc.spec.selector, podLabels(w)));
+      if (!pods.some((w) => this.resolved.some((x) => x.workload === w && x.sub === "gateway"))) continue;
+      for (const p of svc.spec.ports || []) {
+        const target = resolvePort(pods[0].spec.template.spec.containers, p.targetPort === undefined ? p.port : p.targetPort);
+        if (internalPorts.has(target)) problems.push(`Service ${svc.metadata.name} exposes internal port ${target}`);
+      }
+    }
+    if (secrets.size > 1) problems.push(`the components read their certificates from different Secrets: ${[...secrets].join(", ")}`);
+    if (names.size > 1) problems.push(`the components expect different --internal-ssl-target-name values: ${[...names].join(", ")}`);
+    this.add("internal-tls", "", problems, `${this.resolved.length} components, Secret ${[...secrets].join(", ")}`);
+  }
+
+  args(x, key) {
+    return inContainer(x.container.args, x.settings, key);
   }
 
   scrapeAnnotations() {
@@ -198,42 +354,77 @@ class Checker {
     }
   }
 
-  // A router's --worker list, in rank order, names the worker containers of
-  // its own pod; each worker's device gets its GPU and NCCL settings.
+  // A router's --worker list, in rank order, names the ranks run by the
+  // worker containers of its own pod; the ranks get their GPUs (gpu-set) and
+  // devices.
   routerWorkers() {
     for (const r of this.resolved.filter((x) => x.sub === "router")) {
       const problems = [];
-      const workers = this.resolved.filter((x) => x.workload === r.workload && x.sub === "worker");
+      const workers = this.resolved.filter((x) => x.workload === r.workload && (x.sub === "worker" || x.sub === "workers"));
+      const ranks = workers.flatMap((w) => T.workerRanks(w.sub, w.settings).map((x) => ({ ...x, w })));
       const tp = Number(r.settings["tensor-parallel-size"]);
       (r.settings.worker || []).forEach((addr, rank) => {
         const m = addr.match(/^(127\.0\.0\.1|localhost):(\d+)$/);
         if (!m) { problems.push(`--worker ${addr} is not a port of this pod (127.0.0.1:<port>)`); return; }
-        const w = workers.find((x) => Number(x.settings["worker-port"]) === Number(m[2]));
-        if (!w) problems.push(`--worker ${addr}: no worker container listens on ${m[2]}`);
-        else if (Number(w.settings.rank) !== rank) problems.push(`--worker ${addr} is rank ${rank} but ${w.container.name} runs --rank ${w.settings.rank}`);
+        const x = ranks.find((y) => y.port === Number(m[2]));
+        if (!x) problems.push(`--worker ${addr}: no worker container listens on ${m[2]}`);
+        else if (x.rank !== rank) problems.push(`--worker ${addr} is rank ${rank} but ${x.w.container.name} runs rank ${x.rank} there`);
       });
-      if (workers.length !== tp) problems.push(`${workers.length} worker containers for tensor-parallel-size ${tp}`);
+      if ((r.settings.worker || []).length !== tp) problems.push(`${(r.settings.worker || []).length} --worker addresses for tensor-parallel-size ${tp}`);
+      if (ranks.length !== tp) problems.push(`${ranks.length} ranks in worker containers for tensor-parallel-size ${tp}`);
       for (const w of workers) {
         if (Number(w.settings["tensor-parallel-size"]) !== tp) problems.push(`${w.container.name} has tensor-parallel-size ${w.settings["tensor-parallel-size"]}`);
       }
       this.add("workers", `${r.workload.kind}/${r.workload.metadata.name}`, problems);
       for (const w of workers) this.workerDevice(w, tp);
+      this.gpuSet(r.workload, workers, tp);
     }
+  }
+
+  // Every rank of a GPU replica must see the same GPUs: NCCL uses NVLink or
+  // PCIe peer-to-peer (and NVLS) only between GPUs that one process can see,
+  // and CUDA IPC buffers (the custom all-reduce) can only be opened on a
+  // visible device. Ranks in separate containers each see only their own
+  // GPU; so all ranks run in one container that requests tensor-parallel-size
+  // GPUs, rank r on device r.
+  gpuSet(workload, workers, tp) {
+    const problems = [];
+    const gpusOf = (c) => {
+      const res = c.resources || {};
+      return { limit: (res.limits || {})["nvidia.com/gpu"], request: (res.requests || {})["nvidia.com/gpu"] };
+    };
+    const cuda = workers.filter((w) => w.settings.device === "cuda");
+    if (cuda.length > 0) {
+      if (workers.length !== 1) {
+        problems.push(`the ${tp} ranks run in ${workers.length} containers (${workers.map((w) => w.container.name).join(", ")}), ` +
+                      "each seeing only its own GPUs: no NVLink/P2P between ranks, no CUDA IPC; run them in one `tpserve workers` container");
+      }
+      for (const w of cuda) {
+        const g = gpusOf(w.container);
+        const n = T.workerRanks(w.sub, w.settings).length;
+        if (Number(g.limit) !== tp) problems.push(`${w.container.name} (${n} rank${n === 1 ? "" : "s"}) has limits nvidia.com/gpu ${g.limit}, not tensor-parallel-size ${tp}`);
+        if (g.request !== undefined && Number(g.request) !== Number(g.limit)) problems.push(`${w.container.name} requests nvidia.com/gpu ${g.request} but limits ${g.limit}`);
+        const env = (w.container.env || []).find((e) => e.name === "CUDA_VISIBLE_DEVICES");
+        if (env && typeof env.value === "string" && env.value.split(",").filter(Boolean).length < tp) {
+          problems.push(`${w.container.name} sets CUDA_VISIBLE_DEVICES=${env.value}: fewer devices than ranks`);
+        }
+      }
+    }
+    const rankContainers = new Set(workers.map((w) => w.container.name));
+    for (const c of workload.spec.template.spec.containers) {
+      if (!rankContainers.has(c.name) && gpusOf(c).limit !== undefined) problems.push(`${c.name} runs no rank but takes GPUs`);
+    }
+    this.add("gpu-set", `${workload.kind}/${workload.metadata.name}`, problems);
   }
 
   workerDevice(w, tp) {
     const c = w.container;
     const problems = [];
-    const env = new Map((c.env || []).map((e) => [e.name, e.value]));
-    if (env.get("NCCL_NVLS_ENABLE") !== "0") problems.push("env NCCL_NVLS_ENABLE is not \"0\"");
-    const res = c.resources || {};
-    const gpus = (res.limits || {})["nvidia.com/gpu"];
+    const gpus = ((c.resources || {}).limits || {})["nvidia.com/gpu"];
     const device = w.settings.device;
-    if (device === "cuda") {
-      if (Number(gpus) !== 1) problems.push(`device cuda needs limits nvidia.com/gpu: 1 (has ${gpus})`);
-    } else if (device === "cpu") {
+    if (device === "cpu") {
       if (gpus !== undefined) problems.push("device cpu but requests a GPU");
-    } else {
+    } else if (device !== "cuda") {
       problems.push(`device '${device}': say cpu or cuda explicitly in a cluster`);
     }
     if (tp > 1) {
@@ -306,4 +497,4 @@ function crossChecks(label, objects, binary, binaryBytes) {
   return new Checker(label, objects, binary, binaryBytes).run();
 }
 
-module.exports = { crossChecks };
+module.exports = { crossChecks, execProbePorts };

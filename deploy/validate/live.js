@@ -9,7 +9,10 @@
 // `unshare --net --mount`): the pod's fixed ports are then free, and the
 // gateways' --router host names are mapped to 127.0.0.1 in /etc/hosts.
 //
-//   node live.js --binary TPSERVE [--map IMAGE_PATH=HOST_PATH]... [--dashboard JSON] RENDERED.yaml
+//   node live.js --binary TPSERVE [--map IMAGE_PATH=HOST_PATH]... [--secret NAME=DIR]...
+//                [--dashboard JSON] RENDERED.yaml
+// --secret gives the files of a Secret the overlay leaves to the operator
+// (e.g. the internal TLS certificates), one file per key.
 "use strict";
 
 const fs = require("fs");
@@ -84,8 +87,25 @@ function tcpConnect(port, timeoutMs = 3000) {
   });
 }
 
-// One probe attempt as the kubelet makes it.
-async function probeOnce(container, probe) {
+// An exec probe's command, as the kubelet runs it in the container: ok when
+// it exits 0 within the probe's timeout.
+function execOnce(command, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(command[0], command.slice(1), { stdio: "ignore" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (e) => { clearTimeout(timer); resolve({ ok: false, detail: e.message }); });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ ok: code === 0, detail: signal ? `killed (${signal})` : `exit ${code}` });
+    });
+  });
+}
+
+// One probe attempt as the kubelet makes it, for the container of `proc`
+// (an exec of `tpserve` runs the binary under test, with the container's
+// mounted files).
+async function probeOnce(proc, probe) {
+  const container = proc.container;
   const portOf = (p) => typeof p === "number" ? p : ((container.ports || []).find((x) => x.name === p) || {}).containerPort;
   if (probe.httpGet) {
     const r = await httpRequest(portOf(probe.httpGet.port), probe.httpGet.path || "/", { timeoutMs: (probe.timeoutSeconds || 1) * 1000 });
@@ -93,6 +113,11 @@ async function probeOnce(container, probe) {
   }
   if (probe.grpc) return grpcHealth(probe.grpc.port, probe.grpc.service, (probe.timeoutSeconds || 1) * 1000);
   if (probe.tcpSocket) return tcpConnect(portOf(probe.tcpSocket.port));
+  if (probe.exec) {
+    let command = probe.exec.command;
+    if (command[0] === "tpserve") command = [proc.binary, ...T.rewriteArgs(command.slice(1), proc.mounts)];
+    return execOnce(command, (probe.timeoutSeconds || 1) * 1000);
+  }
   return { ok: false, detail: "unsupported probe" };
 }
 
@@ -108,7 +133,7 @@ async function probeUntil(proc, probe, capMs, kind) {
   const deadline = Date.now() + Math.min(capMs, budget);
   let last;
   do {
-    last = await probeOnce(proc.container, probe);
+    last = await probeOnce(proc, probe);
     if (last.ok || proc.child.exited || last.detail === "grpc-status 12") return last;
     await sleep(Math.min(period, 1000));
   } while (Date.now() < deadline);
@@ -146,14 +171,19 @@ async function main(argv) {
   const maps = [];
   let file;
   let dashboard = null;
+  const secrets = {};
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--binary") binary = argv[++i];
     else if (argv[i] === "--map") maps.push(argv[++i].split("="));
     else if (argv[i] === "--dashboard") dashboard = argv[++i];
+    else if (argv[i] === "--secret") {
+      const [name, dir] = argv[++i].split("=");
+      secrets[name] = dir;
+    }
     else file = argv[i];
   }
   if (!binary || !file) {
-    process.stderr.write("usage: live.js --binary TPSERVE [--map IMAGE=HOST]... RENDERED.yaml\n");
+    process.stderr.write("usage: live.js --binary TPSERVE [--map IMAGE=HOST]... [--secret NAME=DIR]... [--dashboard JSON] RENDERED.yaml\n");
     process.exit(2);
   }
   const objects = YAML.parseAllDocuments(fs.readFileSync(file, "utf8")).map((d) => d.toJS()).filter(Boolean);
@@ -176,7 +206,7 @@ async function main(argv) {
       for (const c of T.tpserveContainers(w)) {
         const dir = path.join(work, `${w.metadata.name}-${c.name}`);
         const notes = [];
-        const mounts = T.materializeMounts(objects, w.spec.template.spec, c, dir, notes);
+        const mounts = T.materializeMounts(objects, w.spec.template.spec, c, dir, notes, secrets);
         for (const m of mounts) {
           const files = fs.statSync(m.hostPath).isDirectory()
             ? fs.readdirSync(m.hostPath).map((f) => path.join(m.hostPath, f)) : [m.hostPath];
@@ -189,7 +219,7 @@ async function main(argv) {
         const out = fs.openSync(log, "w");
         const child = spawn(binary, args, { env, stdio: ["ignore", out, out] });
         child.on("exit", (code, signal) => { child.exited = { code, signal }; });
-        procs.push({ workload: w, container: c, child, log });
+        procs.push({ workload: w, container: c, child, log, mounts, binary });
       }
     }
     const tail = (p) => fs.readFileSync(p.log, "utf8").trim().split("\n").slice(-3).join(" | ");
@@ -200,11 +230,12 @@ async function main(argv) {
       for (const p of procs) {
         const probe = p.container[kind];
         if (!probe) continue;
-        const r = kind === "livenessProbe" ? await probeOnce(p.container, probe) : await probeUntil(p, probe, 180000, kind);
+        const r = kind === "livenessProbe" ? await probeOnce(p, probe) : await probeUntil(p, probe, 180000, kind);
         report(`${kind} ${p.workload.metadata.name}/${p.container.name}`, r.ok,
                r.ok ? undefined : `${r.detail}${p.child.exited ? `; exited ${JSON.stringify(p.child.exited)}` : ""}; log: ${tail(p)}`);
       }
     }
+    await checkInternalTls(procs);
     const key = await checkApi(objects, procs);
     await checkScrapes(procs);
     if (dashboard) await checkDashboard(dashboard, procs, key);
@@ -278,6 +309,23 @@ async function checkDashboard(file, procs, key) {
   const missing = names.filter((n) => !new RegExp(`^(# TYPE )?${n.replace(/[:]/g, "\\$&")}[ {]`, "m").test(text));
   report(`dashboard metrics exported (${names.length})`, names.length > 0 && missing.length === 0,
          missing.length ? `not on any /metrics: ${missing.join(", ")}` : undefined);
+}
+
+// With internal mutual TLS on, a caller without a certificate reaches no
+// router or worker: a plaintext gRPC health call to each internal port fails.
+async function checkInternalTls(procs) {
+  for (const p of procs) {
+    const tls = p.container.args.some((a) => a.startsWith("--internal-ssl-certfile="));
+    const sub = p.container.args[0];
+    if (!tls || sub === "gateway") continue;
+    const metrics = p.container.args.filter((a) => a.startsWith("--metrics-port=")).map((a) => Number(a.split("=")[1]));
+    for (const port of (p.container.ports || []).map((x) => x.containerPort)) {
+      if (metrics.includes(port)) continue;  // plain-HTTP /metrics
+      const r = await grpcHealth(port, "");
+      report(`internal-tls ${p.container.name}:${port} refuses a plaintext gRPC call`, !r.ok && r.detail !== undefined,
+             r.ok ? "answered SERVING without a certificate" : r.detail);
+    }
+  }
 }
 
 // Every prometheus.io-annotated pod serves Prometheus text there.

@@ -11,7 +11,7 @@ const path = require("path");
 const { spawnSync } = require("child_process");
 
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "Job"]);
-const SUBCOMMANDS = new Set(["serve", "gateway", "router", "worker"]);
+const SUBCOMMANDS = new Set(["serve", "gateway", "router", "worker", "workers"]);
 
 // Pod-template workloads of a rendered overlay.
 function workloads(objects) {
@@ -42,9 +42,11 @@ function dataOf(obj, key) {
 // Writes the files that `container` sees from ConfigMap and Secret volumes
 // into `dir`, and returns [{mountPath, hostPath}] longest path first, so that
 // arguments naming in-container paths can be rewritten. Secrets that the
-// overlay leaves to the operator (not rendered) become a placeholder file and
-// a note. Throws on a ConfigMap or key that does not exist.
-function materializeMounts(objects, podSpec, container, dir, notes) {
+// overlay leaves to the operator (not rendered) are read from
+// `external[secretName]` (a folder, one file per key) when given, else become
+// a placeholder file and a note. Throws on a ConfigMap or key that does not
+// exist.
+function materializeMounts(objects, podSpec, container, dir, notes, external = {}) {
   const volumes = new Map((podSpec.volumes || []).map((v) => [v.name, v]));
   const mounts = [];
   for (const m of container.volumeMounts || []) {
@@ -54,8 +56,13 @@ function materializeMounts(objects, podSpec, container, dir, notes) {
     if (v.configMap) [kind, name] = ["ConfigMap", v.configMap.name];
     else if (v.secret) [kind, name] = ["Secret", v.secret.secretName];
     else continue;
-    const source = findObject(objects, kind, name);
+    let source = findObject(objects, kind, name);
     if (!source && kind === "ConfigMap") throw new Error(`ConfigMap ${name} is not rendered`);
+    if (!source && external[name]) {
+      const data = {};
+      for (const f of fs.readdirSync(external[name])) data[f] = fs.readFileSync(path.join(external[name], f), "utf8");
+      source = { kind: "Secret", stringData: data };
+    }
     if (!source) notes.push(`Secret ${name} is created by the operator; placeholder used`);
     const keys = (v.configMap || v.secret).items;
     if (keys) throw new Error(`volume ${v.name}: 'items' is not supported by this checker`);
@@ -115,6 +122,31 @@ function parseDescribe(text) {
   return settings;
 }
 
+// `--check-config` answers by binary, in-container args, environment and
+// mounted file contents: the checkers' tests check many variants of one
+// overlay, most containers unchanged, and each run of the binary costs
+// seconds on a loaded machine.
+const checkCache = new Map();
+
+function mountedFiles(mounts) {
+  const files = {};
+  const walk = (local, inside) => {
+    if (fs.statSync(local).isDirectory()) {
+      for (const f of fs.readdirSync(local)) walk(path.join(local, f), `${inside}/${f}`);
+    } else {
+      files[inside] = fs.readFileSync(local, "utf8");
+    }
+  };
+  for (const m of mounts) walk(m.hostPath, m.mountPath);
+  return files;
+}
+
+function runCached(binary, args, env, mounts, run) {
+  const key = JSON.stringify([binary, args, env, mountedFiles(mounts)]);
+  if (!checkCache.has(key)) checkCache.set(key, run());
+  return checkCache.get(key);
+}
+
 // Runs `binary <container args> --check-config` with the container's mounted
 // files; returns {ok, detail, settings, subcommand, notes}.
 function checkConfig(binary, objects, workload, container) {
@@ -125,7 +157,8 @@ function checkConfig(binary, objects, workload, container) {
     const args = [...rewriteArgs(container.args, mounts), "--check-config"];
     const env = { PATH: process.env.PATH };
     for (const e of container.env || []) if (typeof e.value === "string") env[e.name] = e.value;
-    const r = spawnSync(binary, args, { encoding: "utf8", env, timeout: 30000 });
+    const r = runCached(binary, container.args, env, mounts, () =>
+      spawnSync(binary, args, { encoding: "utf8", env, timeout: 30000 }));
     if (r.error) return { ok: false, detail: `cannot run ${binary}: ${r.error.message}`, notes };
     if (r.status !== 0) {
       const why = (r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ");
@@ -139,24 +172,40 @@ function checkConfig(binary, objects, workload, container) {
   }
 }
 
+// The ranks a worker container runs: [{rank, port}] from its resolved
+// settings (`workers`: rank r on --worker-port + r, for every rank of
+// --tensor-parallel-size; `worker`: its one --rank), [] for other
+// subcommands.
+function workerRanks(subcommand, settings) {
+  const port = Number(settings["worker-port"]);
+  if (subcommand === "worker") return [{ rank: Number(settings.rank), port }];
+  if (subcommand !== "workers") return [];
+  const n = Number(settings["tensor-parallel-size"]);
+  return Array.from({ length: n }, (_, r) => ({ rank: r, port: port + r }));
+}
+
 // Ports a tpserve process listens on, from its resolved settings:
-// {port -> what} (0 means disabled and is left out).
+// {port -> what} (0 means disabled and is left out). `workers` listens on
+// each rank's ports.
 function listeningPorts(subcommand, settings) {
   const keys = {
     gateway: ["port"],
     router: ["router-port", "metrics-port"],
     worker: ["worker-port", "metrics-port"],
+    workers: ["worker-port", "metrics-port"],
     serve: ["port"],
   }[subcommand] || [];
+  const ranks = subcommand === "workers" ? Number(settings["tensor-parallel-size"]) : 1;
   const ports = new Map();
   for (const k of keys) {
     const p = Number(settings[k]);
-    if (Number.isInteger(p) && p > 0) ports.set(p, k);
+    if (!Number.isInteger(p) || p <= 0) continue;
+    for (let r = 0; r < ranks; r++) ports.set(p + r, ranks > 1 ? `${k} + ${r}` : k);
   }
   return ports;
 }
 
 module.exports = {
-  workloads, tpserveContainers, findObject, checkConfig, listeningPorts, parseDescribe,
+  workloads, tpserveContainers, findObject, checkConfig, listeningPorts, workerRanks, parseDescribe,
   materializeMounts, rewriteArgs,
 };

@@ -135,15 +135,32 @@ test("--check-config output and in-container paths are mapped", () => {
                          ["--config=/tmp/x/etc/tpserve/config.yaml", "/etc/tpserve/config.yamlx"]);
 });
 
-function renderCpuDemo() {
-  const r = spawnSync("kubectl", ["kustomize", path.join(ROOT, "deploy/k8s/overlays/cpu-demo")], { encoding: "utf8" });
-  assert.strictEqual(r.status, 0, r.stderr);
-  return YAML.parseAllDocuments(r.stdout).map((d) => d.toJS());
+// A fresh copy of an overlay's objects (rendered once per overlay).
+const rendered = new Map();
+function render(overlay) {
+  if (!rendered.has(overlay)) {
+    const r = spawnSync("kubectl", ["kustomize", path.join(ROOT, "deploy/k8s/overlays", overlay)], { encoding: "utf8" });
+    assert.strictEqual(r.status, 0, r.stderr);
+    rendered.set(overlay, YAML.parseAllDocuments(r.stdout).map((d) => d.toJS()));
+  }
+  return structuredClone(rendered.get(overlay));
 }
+const renderCpuDemo = () => render("cpu-demo");
 
 function failures(objects) {
   return crossChecks("t", objects, BIN, fs.readFileSync(BIN))
     .filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
+}
+
+// Each [mutate, expected] case applied to a fresh copy of the overlay must
+// make a check fail with a message matching `expected`.
+function expectFailures(overlay, cases) {
+  for (const [mutate, expected] of cases) {
+    const objects = render(overlay);
+    mutate(objects);
+    const f = failures(objects);
+    assert.ok(f.some((x) => expected.test(x)), `expected ${expected} in:\n${f.join("\n")}`);
+  }
 }
 
 function replica(objects) {
@@ -152,26 +169,75 @@ function replica(objects) {
 
 const crossOpts = { skip: !BIN || !HAVE_KUBECTL ? "needs TPSERVE_BIN and kubectl" : false };
 
+const CORE = /^(check-config|ports|probes|routers|workers|device|gpu-set|internal-tls|service|references) /;
+
 test("cross checks accept cpu-demo's flags, ports, addresses and devices", crossOpts, () => {
-  const f = failures(renderCpuDemo()).filter((x) => /^(check-config|ports|routers|workers|device|service|references) /.test(x));
-  assert.deepStrictEqual(f, []);
+  assert.deepStrictEqual(failures(renderCpuDemo()).filter((x) => CORE.test(x)), []);
+});
+
+test("cross checks accept the 8-GPU overlay: one container with every rank and GPU", crossOpts, () => {
+  assert.deepStrictEqual(failures(render("qwen2-72b-8gpu")).filter((x) => CORE.test(x)), []);
+});
+
+// The layout before `tpserve workers`: one container and one GPU per rank
+// (cpu-demo's two ranks, made CUDA ranks: fewer containers to check).
+function splitRanks(objects) {
+  const spec = objects.find((o) => o.kind === "StatefulSet").spec.template.spec;
+  const group = spec.containers.find((c) => c.name === "workers");
+  const ranks = group.ports.map((p, rank) => {
+    const c = structuredClone(group);
+    c.name = `worker-${rank}`;
+    c.args = ["worker", "--config=/etc/tpserve/config.yaml", `--rank=${rank}`, `--worker-port=${50061 + rank}`, "--device=cuda"];
+    c.ports = [{ ...p, containerPort: 50061 + rank }];
+    c.startupProbe = { tcpSocket: { port: 50061 + rank } };
+    c.livenessProbe = { tcpSocket: { port: 50061 + rank } };
+    c.resources = { requests: { "nvidia.com/gpu": 1 }, limits: { "nvidia.com/gpu": 1 } };
+    return c;
+  });
+  spec.containers = spec.containers.filter((c) => c !== group).concat(ranks);
+}
+
+test("internal-tls fails unless every component has all the flags, the Secret and a TLS-capable probe", crossOpts, () => {
+  const gateway = (o) => o.find((x) => x.kind === "Deployment").spec.template.spec.containers[0];
+  const cases = [
+    [(o) => { const w = replica(o).find((c) => c.name === "workers"); w.args = w.args.filter((a) => !a.startsWith("--internal-ssl-keyfile")); }, /^internal-tls .*workers: no --internal-ssl-keyfile/],
+    [(o) => { const g = gateway(o); g.volumeMounts = g.volumeMounts.filter((m) => m.name !== "internal-tls"); }, /^internal-tls .*gateway: --internal-ssl-ca-certs \/etc\/tpserve\/internal-tls\/ca.crt is not in a mounted Secret/],
+    [(o) => { gateway(o).args.push("--ssl-certfile=/etc/tpserve/internal-tls/tls.crt", "--ssl-keyfile=/etc/tpserve/internal-tls/tls.key"); }, /^internal-tls .*gateway: --ssl-certfile serves clients the internal certificate/],
+    [(o) => { gateway(o).args.push("--port=50051"); }, /^internal-tls .*gateway: public port 50051 is also an internal gRPC port/],
+    [(o) => { replica(o).find((c) => c.name === "router").readinessProbe = { grpc: { port: 50051, service: "tpserve.v1.Router" } }; }, /^probes .*router: readinessProbe: the kubelet's gRPC probe has no client certificate/],
+    [(o) => { const cmd = replica(o).find((c) => c.name === "router").startupProbe.exec.command; cmd[cmd.indexOf("--router=127.0.0.1:50051")] = "--router=127.0.0.1:50052"; }, /^probes .*router: startupProbe: asks --router 127.0.0.1:50052 instead of 127.0.0.1:50051/],
+    [(o) => { const cmd = replica(o).find((c) => c.name === "router").readinessProbe.exec.command; cmd.splice(cmd.findIndex((a) => a.startsWith("--internal-ssl-target-name")), 1); }, /^probes .*router: readinessProbe: --internal-ssl-target-name '' differs/],
+  ];
+  expectFailures("qwen2-72b-8gpu", cases);
+});
+
+test("gpu-set fails unless every rank of a GPU replica shares one container and its GPUs", crossOpts, () => {
+  const workers = (o) => replica(o).find((c) => c.name === "workers");
+  const split = renderCpuDemo();
+  splitRanks(split);
+  const f = failures(split);
+  assert.ok(f.some((x) => /^gpu-set .*tpserve-replica: the 2 ranks run in 2 containers .*no NVLink\/P2P/.test(x)), f.join("\n"));
+  const cases = [
+    [(o) => { workers(o).resources.limits["nvidia.com/gpu"] = 1; }, /^gpu-set .*workers \(8 ranks\) has limits nvidia.com\/gpu 1, not tensor-parallel-size 8/],
+    [(o) => { workers(o).resources.requests["nvidia.com/gpu"] = 4; }, /^gpu-set .*workers requests nvidia.com\/gpu 4 but limits 8/],
+    [(o) => { workers(o).env.push({ name: "CUDA_VISIBLE_DEVICES", value: "0" }); }, /^gpu-set .*CUDA_VISIBLE_DEVICES=0: fewer devices than ranks/],
+    [(o) => { replica(o).find((c) => c.name === "router").resources.limits["nvidia.com/gpu"] = 1; }, /^gpu-set .*router runs no rank but takes GPUs/],
+  ];
+  expectFailures("qwen2-72b-8gpu", cases);
 });
 
 test("cross checks catch wrong flags, ports, addresses and devices", crossOpts, () => {
   const cases = [
     [(o) => replica(o).find((c) => c.name === "router").args.push("--port=1"), /^check-config .*router: .*--port/],
-    [(o) => { replica(o).find((c) => c.name === "worker-1").ports[0].containerPort = 50070; }, /^ports .*worker-1: .*50062/],
-    [(o) => { const a = replica(o).find((c) => c.name === "router").args; a.splice(a.length - 2, 2, "--worker=127.0.0.1:50062", "--worker=127.0.0.1:50061"); }, /^workers .*rank 0 but worker-1/],
+    [(o) => { replica(o).find((c) => c.name === "workers").ports.find((p) => p.name === "worker-1").containerPort = 50070; }, /^ports .*workers: .*50062/],
+    [(o) => { const a = replica(o).find((c) => c.name === "router").args; a.splice(a.length - 2, 2, "--worker=127.0.0.1:50062", "--worker=127.0.0.1:50061"); }, /^workers .*rank 0 but workers runs rank 1/],
+    [(o) => { replica(o).find((c) => c.name === "workers").args.push("--tensor-parallel-size=1"); }, /^workers .*1 ranks in worker containers for tensor-parallel-size 2/],
+    [(o) => { replica(o).find((c) => c.name === "workers").livenessProbe.exec.command[2] = "exec 3<>/dev/tcp/127.0.0.1/50061"; }, /^probes .*workers: livenessProbe: does not check rank port\(s\) 50062/],
+    [(o) => { replica(o).find((c) => c.name === "workers").startupProbe = { tcpSocket: { port: 50061 } }; }, /^probes .*workers: startupProbe: probes one port of 2 ranks/],
     [(o) => { o.find((x) => x.kind === "StatefulSet").spec.replicas = 2; }, /^routers .*tpserve-replica-1 is not in --router/],
-    [(o) => { replica(o).find((c) => c.name === "worker-0").env = []; }, /^device .*worker-0: env NCCL_NVLS_ENABLE/],
-    [(o) => { replica(o).find((c) => c.name === "worker-0").resources.limits["nvidia.com/gpu"] = 1; }, /^device .*worker-0: device cpu but requests a GPU/],
+    [(o) => { replica(o).find((c) => c.name === "workers").resources.limits = { "nvidia.com/gpu": 1 }; }, /^device .*workers: device cpu but requests a GPU/],
     [(o) => { replica(o).find((c) => c.name === "router").livenessProbe.tcpSocket.port = 50099; }, /^probes .*router: .*livenessProbe: port 50099/],
     [(o) => { o.find((x) => x.kind === "Service" && x.metadata.name === "tpserve-replica").spec.ports[0].targetPort = "nope"; }, /^service .*tpserve-replica: port grpc/],
   ];
-  for (const [mutate, expected] of cases) {
-    const objects = renderCpuDemo();
-    mutate(objects);
-    const f = failures(objects);
-    assert.ok(f.some((x) => expected.test(x)), `expected ${expected} in:\n${f.join("\n")}`);
-  }
+  expectFailures("cpu-demo", cases);
 });

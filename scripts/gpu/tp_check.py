@@ -10,6 +10,10 @@ For each shape, HF builds a random Qwen2 (seeded), saves it as safetensors, and 
 """
 import argparse, json, os, subprocess, time
 
+# The development GPU machines have no NVLink SHARP set-up; tpserve leaves the
+# choice to the environment, so a direct run of this script sets it too.
+os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+
 import numpy as np
 import torch
 

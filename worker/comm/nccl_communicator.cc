@@ -52,10 +52,7 @@ int VisibleCudaDevices() {
   return count;
 }
 
-void DisableNcclNvls() { setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/1); }
-
 absl::StatusOr<std::string> NcclCommunicator::CreateUniqueId() {
-  DisableNcclNvls();
   ncclUniqueId id;
   const ncclResult_t rc = ncclGetUniqueId(&id);
   if (rc != ncclSuccess) {
@@ -119,7 +116,6 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
         unique_id.size(), " (was it made by a CPU worker?)"));
   }
   std::memcpy(id.internal, unique_id.data(), sizeof(id.internal));
-  DisableNcclNvls();
   TP_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
   auto comm = std::unique_ptr<NcclCommunicator>(
       new NcclCommunicator(rank, world_size, device));

@@ -1,8 +1,9 @@
 // NCCL communicator for GPU ranks (one GPU per worker process). Init is
 // non-blocking (ncclConfig_t.blocking = 0) and polled against a deadline, so
 // a rank that never joins gives DEADLINE_EXCEEDED (and ncclCommAbort) instead
-// of a hang. NVLink SHARP (NVLS) is always disabled: this deployment cannot
-// use multicast objects and NCCL would otherwise fail or hang at init.
+// of a hang. NVLink SHARP (NVLS) is left to the environment
+// (NCCL_NVLS_ENABLE): clusters with the fabric manager and IMEX use it, hosts
+// without them (the development GPU machines) must export 0.
 #ifndef TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
 #define TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
 
@@ -21,9 +22,6 @@ namespace tpserve::worker {
 // Number of CUDA devices this process sees (0 when there is no driver or
 // device).
 int VisibleCudaDevices();
-
-// Forces NCCL_NVLS_ENABLE=0 in the environment (overwriting a user's 1).
-void DisableNcclNvls();
 
 // Collectives over NCCL on device buffers (see the file comment).
 class NcclCommunicator : public Communicator {

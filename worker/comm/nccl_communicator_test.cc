@@ -12,12 +12,6 @@
 namespace tpserve::worker {
 namespace {
 
-TEST(NcclEnvTest, NvlsIsForcedOffEvenIfTheUserEnabledIt) {
-  setenv("NCCL_NVLS_ENABLE", "1", 1);
-  DisableNcclNvls();
-  EXPECT_STREQ(getenv("NCCL_NVLS_ENABLE"), "0");
-}
-
 TEST(NcclCommunicatorTest, RejectsAForeignId) {
   auto c = NcclCommunicator::Create(0, 1, "tpcpu1:127.0.0.1:1:00", 0, absl::Seconds(1));
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
