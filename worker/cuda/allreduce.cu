@@ -1,0 +1,317 @@
+#include "worker/cuda/allreduce.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+// 256 threads, as AddRmsNorm: the fused kernel's per-thread partial sums of
+// squares and their block reduction then match it bit for bit.
+constexpr int kThreads = 256;
+
+// System-scope acquire/release (sm_70+): peers write our flags over
+// NVLink/PCIe, and we write theirs.
+__device__ __forceinline__ uint32_t LoadAcquire(const uint32_t* p) {
+  uint32_t v;
+  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ void StoreRelease(uint32_t* p, uint32_t v) {
+  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+__device__ __forceinline__ uint64_t GlobalTimerNs() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Flag written by rank `src`'s block `block` in phase `phase` (0: pushed
+// inputs / scattered chunks, 1: gathered sums), inside the buffer `buf`.
+__device__ __forceinline__ uint32_t* Flag(char* buf, int phase, int block, int src) {
+  return reinterpret_cast<uint32_t*>(buf) + (phase * kMaxAllReduceBlocks + block) * kMaxAllReduceRanks + src;
+}
+
+__device__ __forceinline__ float4 Add4(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+
+// The per-launch state every helper needs.
+struct Ctx {
+  const AllReduceGroup& g;
+  uint32_t epoch;
+  int slot;
+  uint64_t deadline;
+  volatile int* failed;  // shared
+};
+
+// After every thread of the block has written its data: tells rank `dst`
+// that this block's part of `phase` is there.
+__device__ __forceinline__ void SignalRanks(const Ctx& c, int phase, bool include_self) {
+  __syncthreads();
+  const int dst = threadIdx.x;
+  if (dst < c.g.world && (include_self || dst != c.g.rank)) {
+    __threadfence_system();
+    StoreRelease(Flag(c.g.buffers[dst], phase, blockIdx.x, c.g.rank), c.epoch);
+  }
+}
+
+// Waits until blocks [block_lo, block_hi) of every rank (but this one unless
+// `include_self`) have signalled `phase` of this epoch. On timeout records
+// the missing rank for the host and returns false in every thread.
+__device__ bool WaitRanks(const Ctx& c, int phase, int block_lo, int block_hi, bool include_self) {
+  const int world = c.g.world;
+  char* mine = c.g.buffers[c.g.rank];
+  for (int k = threadIdx.x; k < (block_hi - block_lo) * world; k += blockDim.x) {
+    const int src = k % world, block = block_lo + k / world;
+    if (src == c.g.rank && !include_self) continue;
+    const uint32_t* flag = Flag(mine, phase, block, src);
+    // Epochs only grow (a peer may already be one call ahead); the signed
+    // difference survives the 32-bit wrap.
+    while (static_cast<int32_t>(LoadAcquire(flag) - c.epoch) < 0) {
+      if (*c.failed || GlobalTimerNs() > c.deadline) {
+        if (!*c.failed) {
+          *c.failed = 1;
+          atomicExch(c.g.state + 2, 1u);
+          *c.g.host_error = src + 1;
+          __threadfence_system();
+        }
+        break;
+      }
+    }
+  }
+  __syncthreads();
+  return *c.failed == 0;
+}
+
+// Block `b` of `blocks` takes a contiguous share of [0, len).
+__device__ __forceinline__ void BlockRange(size_t len, size_t& begin, size_t& end) {
+  const size_t per = (len + gridDim.x - 1) / gridDim.x;
+  begin = min(len, per * blockIdx.x);
+  end = min(len, begin + per);
+}
+
+// The fused tail for one row, the same arithmetic as AddRmsNormKernel
+// (norm.cu): residual += bf16(sum); out = bf16(weight * bf16(residual * inv)).
+template <typename SumFn>
+__device__ void AddNormRow(int row, int hidden, float eps, bf16* residual, const bf16* weight, bf16* out,
+                           float* scratch, SumFn sum4) {
+  const size_t base = static_cast<size_t>(row) * hidden;
+  const int nvec = hidden / 8;
+  uint4* res4 = reinterpret_cast<uint4*>(residual + base);
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+    const float4 lo = sum4(base / 4 + 2 * i), hi = sum4(base / 4 + 2 * i + 1);
+    Pack8 a, r;
+    a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
+    a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
+    a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
+    a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
+    r.u = res4[i];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) r.h2[j] = __hadd2(r.h2[j], a.h2[j]);
+    res4[i] = r.u;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __bfloat1622float2(r.h2[j]);
+      ss += f.x * f.x + f.y * f.y;
+    }
+  }
+  ss = BlockSum(ss, scratch);
+  const float inv = rsqrtf(ss / hidden + eps);
+  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
+    Pack8 r, w, o;
+    r.u = res4[i];
+    w.u = reinterpret_cast<const uint4*>(weight)[i];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __bfloat1622float2(r.h2[j]);
+      o.h2[j] = __hmul2(w.h2[j], __floats2bfloat162_rn(f.x * inv, f.y * inv));
+    }
+    reinterpret_cast<uint4*>(out + base)[i] = o.u;
+  }
+}
+
+struct NormArgs {
+  bf16* residual = nullptr;
+  const bf16* weight = nullptr;
+  bf16* out = nullptr;
+  int rows = 0, hidden = 0;
+  float eps = 0.0f;
+};
+
+// One kernel for the four forms. Data moves as float4; peers' data is read
+// with __ldcg (L2, never a stale L1 line from an earlier call).
+template <bool kTwoShot, bool kFused>
+__global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, const float* in, float* out,
+                                                            size_t n4, NormArgs norm) {
+  __shared__ uint32_t s_epoch;
+  __shared__ int s_failed;
+  __shared__ float scratch[32];
+  PdlWait();  // the input's producer, and the previous call's epoch bump
+  PdlTrigger();
+  if (threadIdx.x == 0) {
+    s_epoch = __ldcg(g.state) + 1;
+    s_failed = __ldcg(g.state + 2) != 0;  // a dead group stays dead
+  }
+  __syncthreads();
+  if (s_failed) return;
+  const Ctx c{g, s_epoch, static_cast<int>(s_epoch & 1), GlobalTimerNs() + g.timeout_ns, &s_failed};
+  const int me = g.rank, world = g.world;
+  char* mine = g.buffers[me];
+  const float4* in4 = reinterpret_cast<const float4*>(in);
+  auto src_region = [&](char* buf, int src) {
+    return reinterpret_cast<float4*>(buf + AllReduceLayout::SrcOffset(g, c.slot, src));
+  };
+  const int norm_blocks = kFused ? min(norm.rows, static_cast<int>(gridDim.x)) : 0;
+  if (!kTwoShot) {
+    size_t b0, b1;
+    BlockRange(n4, b0, b1);
+    for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
+      const float4 v = in4[i];
+      for (int p = 0; p < world; ++p) {
+        if (p != me) src_region(g.buffers[p], me)[i] = v;
+      }
+    }
+    SignalRanks(c, 0, false);
+    // Sums in rank order on every rank, so all ranks hold identical bits.
+    auto sum4 = [&](size_t i) {
+      float4 s = me == 0 ? in4[i] : __ldcg(src_region(mine, 0) + i);
+      for (int src = 1; src < world; ++src) s = Add4(s, src == me ? in4[i] : __ldcg(src_region(mine, src) + i));
+      return s;
+    };
+    if (kFused) {
+      if (static_cast<int>(blockIdx.x) < norm_blocks) {
+        if (!WaitRanks(c, 0, 0, gridDim.x, false)) return;
+        for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
+          AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
+        }
+      }
+    } else {
+      if (!WaitRanks(c, 0, blockIdx.x, blockIdx.x + 1, false)) return;
+      float4* out4 = reinterpret_cast<float4*>(out);
+      for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) out4[i] = sum4(i);
+    }
+  } else {
+    // Rank r owns chunk r: peers send it their part, it sums and sends the
+    // sum back to everyone.
+    const size_t c4 = n4 / world;
+    size_t b0, b1;
+    BlockRange(c4, b0, b1);
+    for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
+      for (int p = 0; p < world; ++p) {
+        if (p != me) src_region(g.buffers[p], me)[i] = in4[p * c4 + i];
+      }
+    }
+    SignalRanks(c, 0, false);
+    if (!WaitRanks(c, 0, blockIdx.x, blockIdx.x + 1, false)) return;
+    const size_t gather_off = AllReduceLayout::GatherOffset(g, c.slot);
+    float4* out4 = reinterpret_cast<float4*>(out);
+    for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
+      const float4 own = in4[me * c4 + i];
+      float4 s = me == 0 ? own : __ldcg(src_region(mine, 0) + i);
+      for (int src = 1; src < world; ++src) s = Add4(s, src == me ? own : __ldcg(src_region(mine, src) + i));
+      for (int p = 0; p < world; ++p) {
+        if (kFused || p != me) reinterpret_cast<float4*>(g.buffers[p] + gather_off)[me * c4 + i] = s;
+      }
+      if (!kFused) out4[me * c4 + i] = s;
+    }
+    SignalRanks(c, 1, kFused);
+    const float4* gathered = reinterpret_cast<const float4*>(mine + gather_off);
+    if (kFused) {
+      if (static_cast<int>(blockIdx.x) < norm_blocks) {
+        if (!WaitRanks(c, 1, 0, gridDim.x, true)) return;
+        auto sum4 = [&](size_t i) { return __ldcg(gathered + i); };
+        for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
+          AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
+        }
+      }
+    } else {
+      if (!WaitRanks(c, 1, blockIdx.x, blockIdx.x + 1, false)) return;
+      for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
+        for (int p = 0; p < world; ++p) {
+          if (p != me) out4[p * c4 + i] = __ldcg(gathered + p * c4 + i);
+        }
+      }
+    }
+  }
+  // The last block to finish publishes this call's epoch: every block read
+  // the previous one at its start, and the next call cannot start before
+  // this one ends (stream order; PdlWait above).
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(g.state + 1, 1u) == gridDim.x - 1) {
+      atomicExch(g.state + 1, 0u);
+      atomicExch(g.state, c.epoch);
+    }
+  }
+}
+
+absl::Status CheckGroup(const AllReduceGroup& g, AllReduceAlgo algo, size_t count) {
+  if (g.world < 2 || g.world > kMaxAllReduceRanks || g.rank < 0 || g.rank >= g.world || g.state == nullptr) {
+    return absl::FailedPreconditionError("custom all-reduce: the group is not set up");
+  }
+  if (count % 4 != 0) return absl::InvalidArgumentError(absl::StrCat("custom all-reduce: count ", count, " % 4 != 0"));
+  const size_t bytes = count * sizeof(float);
+  if (algo == AllReduceAlgo::kOneShot && bytes > g.src_stride) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("custom all-reduce: one-shot of ", bytes, " bytes is over its ", g.src_stride));
+  }
+  if (algo == AllReduceAlgo::kTwoShot && (bytes > g.max_bytes || count % (4 * g.world) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("custom all-reduce: two-shot of ", count,
+                                                   " values needs a multiple of ", 4 * g.world, " and at most ",
+                                                   g.max_bytes / 4));
+  }
+  return absl::OkStatus();
+}
+
+// Enough blocks that each thread moves about two float4s of its share (and,
+// fused, one block per row), within what can be co-resident.
+int Blocks(const AllReduceGroup& g, AllReduceAlgo algo, size_t n4, int rows) {
+  const size_t share = algo == AllReduceAlgo::kTwoShot ? n4 / g.world : n4;
+  const size_t by_data = (share + 2 * kThreads - 1) / (2 * kThreads);
+  const size_t want = std::max<size_t>({size_t{1}, by_data, static_cast<size_t>(rows)});
+  return static_cast<int>(std::min<size_t>(want, std::min(g.max_blocks, kMaxAllReduceBlocks)));
+}
+
+template <bool kFused>
+absl::Status Launch(const AllReduceGroup& g, AllReduceAlgo algo, const float* in, float* out, size_t count,
+                    const NormArgs& norm, cudaStream_t stream) {
+  if (absl::Status s = CheckGroup(g, algo, count); !s.ok()) return s;
+  if (count == 0) return absl::OkStatus();
+  const size_t n4 = count / 4;
+  const dim3 grid(Blocks(g, algo, n4, norm.rows));
+  if (algo == AllReduceAlgo::kOneShot) {
+    TP_CUDA_CHECK(LaunchPdl(AllReduceKernel<false, kFused>, grid, dim3(kThreads), 0, stream, g, in, out, n4, norm));
+  } else {
+    TP_CUDA_CHECK(LaunchPdl(AllReduceKernel<true, kFused>, grid, dim3(kThreads), 0, stream, g, in, out, n4, norm));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LaunchAllReduce(const AllReduceGroup& group, AllReduceAlgo algo, const float* in, float* out,
+                             size_t count, cudaStream_t stream) {
+  return Launch<false>(group, algo, in, out, count, NormArgs{}, stream);
+}
+
+absl::Status LaunchAllReduceAddRmsNorm(const AllReduceGroup& group, AllReduceAlgo algo, const float* in,
+                                       bf16* residual, const bf16* weight, bf16* out, int rows, int hidden,
+                                       float eps, cudaStream_t stream) {
+  if (rows < 0 || hidden <= 0 || hidden % 8 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("custom all-reduce + RMSNorm: ", rows, " rows of ", hidden, " (hidden must be a multiple of 8)"));
+  }
+  NormArgs norm{residual, weight, out, rows, hidden, eps};
+  return Launch<true>(group, algo, in, nullptr, static_cast<size_t>(rows) * hidden, norm, stream);
+}
+
+}  // namespace tpserve::worker::cuda

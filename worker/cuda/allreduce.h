@@ -1,0 +1,85 @@
+// The kernels of the custom all-reduce (worker/comm/custom_allreduce.h sets
+// up the shared buffers): float32 sums across the GPUs of one host through
+// buffers every rank maps (CUDA IPC or peer access), synchronised by flags
+// that carry a per-call epoch, alone or fused with the residual add + RMSNorm
+// that follows a row-parallel projection.
+#ifndef TPSERVE_WORKER_CUDA_ALLREDUCE_H_
+#define TPSERVE_WORKER_CUDA_ALLREDUCE_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+// The layout below is computed by host and device code alike.
+#ifdef __CUDACC__
+#define TP_ALLREDUCE_HD __host__ __device__
+#else
+#define TP_ALLREDUCE_HD
+#endif
+
+namespace tpserve::worker::cuda {
+
+inline constexpr int kMaxAllReduceRanks = 8;
+// Blocks of one call (also bounds the flags in a shared buffer).
+inline constexpr int kMaxAllReduceBlocks = 64;
+
+// One-shot: every rank pushes its whole input to every peer and sums
+// locally (one flag latency). Two-shot: reduce-scatter then all-gather
+// (two latencies, 2/world of the bytes per rank).
+enum class AllReduceAlgo { kOneShot, kTwoShot };
+
+// Where a rank's kernels find everything; fixed for the group's life, so a
+// captured CUDA graph replays correctly.
+struct AllReduceGroup {
+  int rank = 0;
+  int world = 0;
+  // Every rank's shared buffer as mapped in this process (index = rank);
+  // laid out by AllReduceLayout.
+  char* buffers[kMaxAllReduceRanks] = {};
+  // This rank's private device words: [0] the last epoch, [1] blocks done
+  // in the current call, [2] nonzero once a wait timed out.
+  uint32_t* state = nullptr;
+  // Host-mapped word the host polls: 0, or 1 + a rank that did not arrive.
+  volatile int* host_error = nullptr;
+  int64_t timeout_ns = 0;
+  // Capacity of one message (bytes) and of one source's slot region.
+  size_t max_bytes = 0;
+  size_t src_stride = 0;
+  int max_blocks = kMaxAllReduceBlocks;  // at most the device's SMs (co-residency)
+};
+
+// Byte offsets inside a shared buffer: flags, then [2 slots][world] source
+// regions of src_stride bytes, then [2 slots] gather regions of max_bytes.
+struct AllReduceLayout {
+  static constexpr size_t kFlagsBytes = 2 * kMaxAllReduceBlocks * kMaxAllReduceRanks * sizeof(uint32_t);
+  TP_ALLREDUCE_HD static size_t SrcOffset(const AllReduceGroup& g, int slot, int src) {
+    return kFlagsBytes + (static_cast<size_t>(slot) * g.world + src) * g.src_stride;
+  }
+  TP_ALLREDUCE_HD static size_t GatherOffset(const AllReduceGroup& g, int slot) {
+    return kFlagsBytes + 2 * g.world * g.src_stride + static_cast<size_t>(slot) * g.max_bytes;
+  }
+  TP_ALLREDUCE_HD static size_t TotalBytes(const AllReduceGroup& g) { return GatherOffset(g, 2); }
+};
+
+// out = sum over ranks of `in` (`count` float32; in == out allowed).
+// Every rank makes the same calls with the same `count` and algorithm.
+// count % 4 == 0; one-shot needs count * 4 <= src_stride, two-shot
+// count % (4 * world) == 0 and count * 4 <= max_bytes.
+absl::Status LaunchAllReduce(const AllReduceGroup& group, AllReduceAlgo algo, const float* in, float* out,
+                             size_t count, cudaStream_t stream);
+
+// The sum of `in` ([rows, hidden] float32 partials) across ranks, each value
+// rounded to bf16, added to `residual`; then out = RMSNorm(residual) *
+// weight: exactly LaunchAllReduce followed by AddRmsNorm(const float*, ...)
+// (norm.h), in one kernel. `in` is left as it was. hidden % 8 == 0.
+absl::Status LaunchAllReduceAddRmsNorm(const AllReduceGroup& group, AllReduceAlgo algo, const float* in,
+                                       __nv_bfloat16* residual, const __nv_bfloat16* weight,
+                                       __nv_bfloat16* out, int rows, int hidden, float eps, cudaStream_t stream);
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_ALLREDUCE_H_
