@@ -67,8 +67,7 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
   g.world = world;
   g.max_bytes = RoundUp(std::max<size_t>(options.max_bytes, 16 * world), 16 * world);
   ar->one_shot_max_bytes_ = std::min(
-      g.max_bytes, options.one_shot_max_bytes > 0 ? options.one_shot_max_bytes
-                                                  : (world == 2 ? size_t{1} << 20 : size_t{256} << 10));
+      g.max_bytes, options.one_shot_max_bytes > 0 ? options.one_shot_max_bytes : DefaultOneShotMaxBytes(world));
   g.src_stride = RoundUp(std::max(ar->one_shot_max_bytes_, g.max_bytes / world), 256);
   g.timeout_ns = absl::ToInt64Nanoseconds(options.timeout);
   ar->timeout_ = options.timeout;

@@ -37,6 +37,10 @@ class CustomAllReduce {
     absl::Duration timeout = absl::Seconds(30);
   };
 
+  // The default one-shot limit: one-shot sends world - 1 copies of the
+  // message per rank, two-shot 2 (world - 1) / world but waits twice.
+  static size_t DefaultOneShotMaxBytes(int world) { return world == 2 ? size_t{1} << 20 : size_t{256} << 10; }
+
   // Collective over `comm` (every rank calls it with the same options).
   // Null when the custom path cannot serve this group (disabled, world size
   // 1 or over 8, or a pair of ranks without peer access); then the caller
