@@ -81,6 +81,7 @@ void RunRank(int rank, const Args& a, const ModelConfig& cfg, const std::string&
   worker::CustomAllReduce::Options options;
   options.max_bytes = size_t{4} * max_b * h;
   options.one_shot_max_bytes = options.max_bytes;  // both algorithms at every size
+  options.timeout = absl::Seconds(5);  // a broken run fails fast rather than stalling
   auto custom = worker::CustomAllReduce::Create(**comm, options);
   if (!custom.ok()) Die(rank, custom.status());
   __nv_bfloat16 *residual = nullptr, *normed = nullptr, *weight = nullptr;
