@@ -68,7 +68,8 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
   g.max_bytes = RoundUp(std::max<size_t>(options.max_bytes, 16 * world), 16 * world);
   ar->one_shot_max_bytes_ = std::min(
       g.max_bytes, options.one_shot_max_bytes > 0 ? options.one_shot_max_bytes : DefaultOneShotMaxBytes(world));
-  g.src_stride = RoundUp(std::max(ar->one_shot_max_bytes_, g.max_bytes / world), 256);
+  g.one_shot_stride = RoundUp(ar->one_shot_max_bytes_, 256);
+  g.src_stride = RoundUp(g.max_bytes / world, 256);
   g.timeout_ns = absl::ToInt64Nanoseconds(options.timeout);
   ar->timeout_ = options.timeout;
   int sms = 0;
@@ -90,6 +91,12 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
   const size_t shared = RoundUp(cuda::AllReduceLayout::TotalBytes(g), 256);
   if (local.ok()) local = Cuda(cudaMalloc(&ar->own_buffer_, shared + kStateBytes), "cudaMalloc");
   if (local.ok()) local = Cuda(cudaMemset(ar->own_buffer_, 0, shared + kStateBytes), "cudaMemset");
+  if (local.ok()) {  // one-shot slots start as "nothing arrived" (allreduce.h)
+    const size_t begin = cuda::AllReduceLayout::OneShotOffset(g, 0, 0);
+    local = Cuda(cudaMemset(static_cast<char*>(ar->own_buffer_) + begin, 0xFF,
+                            cuda::AllReduceLayout::OneShotOffset(g, 3, 0) - begin),
+                 "cudaMemset");
+  }
   if (local.ok()) local = Cuda(cudaIpcGetMemHandle(&mine.handle, ar->own_buffer_), "cudaIpcGetMemHandle");
   if (local.ok()) {
     local = Cuda(cudaDeviceGetPCIBusId(mine.bus_id, sizeof(mine.bus_id), comm.device()), "cudaDeviceGetPCIBusId");
@@ -171,12 +178,12 @@ CustomAllReduce::~CustomAllReduce() {
 absl::StatusOr<cuda::AllReduceAlgo> CustomAllReduce::Choose(size_t count) const {
   const size_t bytes = count * sizeof(float);
   if (count % 4 == 0) {
-    if (bytes <= one_shot_max_bytes_ && bytes <= group_.src_stride) return cuda::AllReduceAlgo::kOneShot;
+    if (bytes <= one_shot_max_bytes_) return cuda::AllReduceAlgo::kOneShot;
     if (bytes <= group_.max_bytes && count % (4 * group_.world) == 0) return cuda::AllReduceAlgo::kTwoShot;
-    if (bytes <= group_.src_stride) return cuda::AllReduceAlgo::kOneShot;
   }
   return absl::OutOfRangeError(absl::StrCat("custom all-reduce does not carry ", count, " values (up to ",
-                                            group_.max_bytes / 4, ", a multiple of 4)"));
+                                            group_.max_bytes / 4, ", a multiple of ", 4 * group_.world,
+                                            " above ", one_shot_max_bytes_ / 4, ")"));
 }
 
 absl::Status CustomAllReduce::AllReduce(const float* in, float* out, size_t count, cudaStream_t stream) {

@@ -42,6 +42,33 @@ __device__ __forceinline__ float4 Add4(float4 a, float4 b) {
   return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
 }
 
+constexpr uint32_t kSentinel = 0xFFFFFFFFu;
+
+// A 16-byte load that always goes to memory (peers write it behind our back).
+__device__ __forceinline__ uint4 LoadVolatile(const float4* p) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+
+__device__ __forceinline__ bool HasSentinel(uint4 v) {
+  return v.x == kSentinel || v.y == kSentinel || v.z == kSentinel || v.w == kSentinel;
+}
+
+// A value as pushed: a float that happens to carry the sentinel's bits (a
+// NaN) becomes the canonical NaN, so a reader never waits on real data.
+__device__ __forceinline__ float4 Sanitize(float4 v) {
+  auto fix = [](float f) { return __float_as_uint(f) == kSentinel ? __uint_as_float(0x7FFFFFFFu) : f; };
+  return make_float4(fix(v.x), fix(v.y), fix(v.z), fix(v.w));
+}
+
+__device__ __forceinline__ float4 AsFloat4(uint4 v) {
+  return make_float4(__uint_as_float(v.x), __uint_as_float(v.y), __uint_as_float(v.z), __uint_as_float(v.w));
+}
+
 // The per-launch state every helper needs.
 struct Ctx {
   const AllReduceGroup& g;
@@ -50,6 +77,30 @@ struct Ctx {
   uint64_t deadline;
   volatile int* failed;  // shared
 };
+
+// Records that `src` did not arrive in time (the host reads host_error).
+__device__ __forceinline__ void ReportMissing(const Ctx& c, int src) {
+  if (!*c.failed) {
+    *c.failed = 1;
+    atomicExch(c.g.state + 2, 1u);
+    *c.g.host_error = src + 1;
+    __threadfence_system();
+  }
+}
+
+// A peer's one-shot float4 once it has arrived (it is the sentinel until
+// then); on timeout reports `src` and returns what is there.
+__device__ __forceinline__ float4 AwaitOneShot(const Ctx& c, const float4* p, int src) {
+  uint4 v = LoadVolatile(p);
+  while (HasSentinel(v)) {
+    if (*c.failed || GlobalTimerNs() > c.deadline) {
+      ReportMissing(c, src);
+      break;
+    }
+    v = LoadVolatile(p);
+  }
+  return AsFloat4(v);
+}
 
 // After every thread of the block has written its data: tells rank `dst`
 // that this block's part of `phase` is there.
@@ -76,12 +127,7 @@ __device__ bool WaitRanks(const Ctx& c, int phase, int block_lo, int block_hi, b
     // difference survives the 32-bit wrap.
     while (static_cast<int32_t>(LoadAcquire(flag) - c.epoch) < 0) {
       if (*c.failed || GlobalTimerNs() > c.deadline) {
-        if (!*c.failed) {
-          *c.failed = 1;
-          atomicExch(c.g.state + 2, 1u);
-          *c.g.host_error = src + 1;
-          __threadfence_system();
-        }
+        ReportMissing(c, src);
         break;
       }
     }
@@ -96,6 +142,14 @@ __device__ __forceinline__ void BlockRange(size_t len, size_t& begin, size_t& en
   begin = min(len, per * blockIdx.x);
   end = min(len, begin + per);
 }
+
+struct NormArgs {
+  bf16* residual = nullptr;
+  const bf16* weight = nullptr;
+  bf16* out = nullptr;
+  int rows = 0, hidden = 0;
+  float eps = 0.0f;
+};
 
 // The fused tail for one row, the same arithmetic as AddRmsNormKernel
 // (norm.cu): residual += bf16(sum); out = bf16(weight * bf16(residual * inv)).
@@ -138,20 +192,110 @@ __device__ void AddNormRow(int row, int hidden, float eps, bf16* residual, const
   }
 }
 
-struct NormArgs {
-  bf16* residual = nullptr;
-  const bf16* weight = nullptr;
-  bf16* out = nullptr;
-  int rows = 0, hidden = 0;
-  float eps = 0.0f;
-};
+// Values a thread holds in AddNormRowInRegisters: rows up to 8 * kThreads *
+// kRowVecs wide (8192) stay in registers, so the row is read once and every
+// load of a thread is issued before the first one returns.
+constexpr int kRowVecs = 4;
+
+// AddNormRow for rows that fit in registers; the same arithmetic, in the
+// same order. One-shot: the row is summed here from this rank's input and
+// the peers' pushed values; two-shot: read summed from `gathered`.
+template <bool kOneShot>
+__device__ void AddNormRowInRegisters(const Ctx& c, int row, const NormArgs& norm, const float4* in4,
+                                      const float4* gathered, float* scratch) {
+  const int nvec = norm.hidden / 8;
+  const size_t base4 = static_cast<size_t>(row) * norm.hidden / 4;
+  uint4* res4 = reinterpret_cast<uint4*>(norm.residual + static_cast<size_t>(row) * norm.hidden);
+  float4 acc[2 * kRowVecs];
+  Pack8 r[kRowVecs];
+#pragma unroll
+  for (int k = 0; k < kRowVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < nvec) {
+      r[k].u = res4[i];
+      if (kOneShot) {
+        acc[2 * k] = in4[base4 + 2 * i];
+        acc[2 * k + 1] = in4[base4 + 2 * i + 1];
+      } else {
+        acc[2 * k] = __ldcg(gathered + base4 + 2 * i);
+        acc[2 * k + 1] = __ldcg(gathered + base4 + 2 * i + 1);
+      }
+    }
+  }
+  if (kOneShot) {
+    // acc holds this rank's values; the sum goes in rank order on every rank.
+    float4 own[2 * kRowVecs];
+#pragma unroll
+    for (int j = 0; j < 2 * kRowVecs; ++j) own[j] = acc[j];
+    for (int src = 0; src < c.g.world; ++src) {
+      float4 v[2 * kRowVecs];
+      if (src == c.g.rank) {
+#pragma unroll
+        for (int j = 0; j < 2 * kRowVecs; ++j) v[j] = own[j];
+      } else {
+        const float4* p = reinterpret_cast<const float4*>(
+            c.g.buffers[c.g.rank] + AllReduceLayout::OneShotOffset(c.g, c.slot, src)) + base4;
+        uint4 raw[2 * kRowVecs];
+#pragma unroll
+        for (int j = 0; j < 2 * kRowVecs; ++j) {
+          const int i = threadIdx.x + (j / 2) * blockDim.x;
+          if (i < nvec) raw[j] = LoadVolatile(p + 2 * i + j % 2);
+        }
+#pragma unroll
+        for (int j = 0; j < 2 * kRowVecs; ++j) {
+          const int i = threadIdx.x + (j / 2) * blockDim.x;
+          if (i < nvec) v[j] = HasSentinel(raw[j]) ? AwaitOneShot(c, p + 2 * i + j % 2, src) : AsFloat4(raw[j]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 2 * kRowVecs; ++j) acc[j] = src == 0 ? v[j] : Add4(acc[j], v[j]);
+    }
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kRowVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < nvec) {
+      const float4 lo = acc[2 * k], hi = acc[2 * k + 1];
+      Pack8 a;
+      a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
+      a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
+      a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
+      a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) r[k].h2[j] = __hadd2(r[k].h2[j], a.h2[j]);
+      res4[i] = r[k].u;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(r[k].h2[j]);
+        ss += f.x * f.x + f.y * f.y;
+      }
+    }
+  }
+  ss = BlockSum(ss, scratch);
+  const float inv = rsqrtf(ss / norm.hidden + norm.eps);
+#pragma unroll
+  for (int k = 0; k < kRowVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < nvec) {
+      Pack8 w, o;
+      w.u = reinterpret_cast<const uint4*>(norm.weight)[i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(r[k].h2[j]);
+        o.h2[j] = __hmul2(w.h2[j], __floats2bfloat162_rn(f.x * inv, f.y * inv));
+      }
+      reinterpret_cast<uint4*>(norm.out + static_cast<size_t>(row) * norm.hidden)[i] = o.u;
+    }
+  }
+}
 
 // One kernel for the four forms. Data moves as float4; peers' data is read
 // with __ldcg (L2, never a stale L1 line from an earlier call).
 template <bool kTwoShot, bool kFused>
 __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, const float* in, float* out,
                                                             size_t n4, NormArgs norm) {
-  __shared__ uint32_t s_epoch;
+  __shared__ uint32_t s_epoch, s_refill;
   __shared__ int s_failed;
   __shared__ float scratch[32];
   PdlWait();  // the input's producer, and the previous call's epoch bump
@@ -159,42 +303,63 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
   if (threadIdx.x == 0) {
     s_epoch = __ldcg(g.state) + 1;
     s_failed = __ldcg(g.state + 2) != 0;  // a dead group stays dead
+    s_refill = __ldcg(g.state + 3);
   }
   __syncthreads();
   if (s_failed) return;
-  const Ctx c{g, s_epoch, static_cast<int>(s_epoch & 1), GlobalTimerNs() + g.timeout_ns, &s_failed};
+  const Ctx c{g, s_epoch, static_cast<int>(kTwoShot ? s_epoch % 2 : s_epoch % 3), GlobalTimerNs() + g.timeout_ns,
+              &s_failed};
   const int me = g.rank, world = g.world;
   char* mine = g.buffers[me];
   const float4* in4 = reinterpret_cast<const float4*>(in);
-  auto src_region = [&](char* buf, int src) {
+  auto one_shot_region = [&](char* buf, int slot, int src) {
+    return reinterpret_cast<float4*>(buf + AllReduceLayout::OneShotOffset(g, slot, src));
+  };
+  auto src_region = [&](char* buf, int src) {  // two-shot
     return reinterpret_cast<float4*>(buf + AllReduceLayout::SrcOffset(g, c.slot, src));
   };
+  {
+    // The previous call's one-shot slot back to the sentinel: every peer has
+    // finished writing it (we read it all), and none writes it again before
+    // this call's data reaches it (two calls from now).
+    size_t r0, r1;
+    BlockRange(s_refill, r0, r1);
+    const int previous = (s_epoch + 2) % 3;
+    const uint4 sentinel = make_uint4(kSentinel, kSentinel, kSentinel, kSentinel);
+    for (int src = 0; src < world; ++src) {
+      if (src == me) continue;
+      uint4* region = reinterpret_cast<uint4*>(one_shot_region(mine, previous, src));
+      for (size_t i = r0 + threadIdx.x; i < r1; i += blockDim.x) region[i] = sentinel;
+    }
+  }
   const int norm_blocks = kFused ? min(norm.rows, static_cast<int>(gridDim.x)) : 0;
+  const bool in_registers = norm.hidden <= 8 * kThreads * kRowVecs;
   if (!kTwoShot) {
     size_t b0, b1;
     BlockRange(n4, b0, b1);
     for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
-      const float4 v = in4[i];
+      const float4 v = Sanitize(in4[i]);
       for (int p = 0; p < world; ++p) {
-        if (p != me) src_region(g.buffers[p], me)[i] = v;
+        if (p != me) one_shot_region(g.buffers[p], c.slot, me)[i] = v;
       }
     }
-    SignalRanks(c, 0, false);
     // Sums in rank order on every rank, so all ranks hold identical bits.
     auto sum4 = [&](size_t i) {
-      float4 s = me == 0 ? in4[i] : __ldcg(src_region(mine, 0) + i);
-      for (int src = 1; src < world; ++src) s = Add4(s, src == me ? in4[i] : __ldcg(src_region(mine, src) + i));
+      float4 s = me == 0 ? in4[i] : AwaitOneShot(c, one_shot_region(mine, c.slot, 0) + i, 0);
+      for (int src = 1; src < world; ++src) {
+        s = Add4(s, src == me ? in4[i] : AwaitOneShot(c, one_shot_region(mine, c.slot, src) + i, src));
+      }
       return s;
     };
     if (kFused) {
-      if (static_cast<int>(blockIdx.x) < norm_blocks) {
-        if (!WaitRanks(c, 0, 0, gridDim.x, false)) return;
-        for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
+      for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
+        if (in_registers) {
+          AddNormRowInRegisters<true>(c, r, norm, in4, nullptr, scratch);
+        } else {
           AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
         }
       }
     } else {
-      if (!WaitRanks(c, 0, blockIdx.x, blockIdx.x + 1, false)) return;
       float4* out4 = reinterpret_cast<float4*>(out);
       for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) out4[i] = sum4(i);
     }
@@ -229,7 +394,11 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
         if (!WaitRanks(c, 1, 0, gridDim.x, true)) return;
         auto sum4 = [&](size_t i) { return __ldcg(gathered + i); };
         for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
-          AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
+          if (in_registers) {
+            AddNormRowInRegisters<false>(c, r, norm, in4, gathered, scratch);
+          } else {
+            AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
+          }
         }
       }
     } else {
@@ -245,10 +414,11 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
   // the previous one at its start, and the next call cannot start before
   // this one ends (stream order; PdlWait above).
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0 && !s_failed) {
     __threadfence();
     if (atomicAdd(g.state + 1, 1u) == gridDim.x - 1) {
       atomicExch(g.state + 1, 0u);
+      atomicExch(g.state + 3, kTwoShot ? 0u : static_cast<uint32_t>(n4));
       atomicExch(g.state, c.epoch);
     }
   }
@@ -260,9 +430,9 @@ absl::Status CheckGroup(const AllReduceGroup& g, AllReduceAlgo algo, size_t coun
   }
   if (count % 4 != 0) return absl::InvalidArgumentError(absl::StrCat("custom all-reduce: count ", count, " % 4 != 0"));
   const size_t bytes = count * sizeof(float);
-  if (algo == AllReduceAlgo::kOneShot && bytes > g.src_stride) {
+  if (algo == AllReduceAlgo::kOneShot && bytes > g.one_shot_stride) {
     return absl::InvalidArgumentError(
-        absl::StrCat("custom all-reduce: one-shot of ", bytes, " bytes is over its ", g.src_stride));
+        absl::StrCat("custom all-reduce: one-shot of ", bytes, " bytes is over its ", g.one_shot_stride));
   }
   if (algo == AllReduceAlgo::kTwoShot && (bytes > g.max_bytes || count % (4 * g.world) != 0)) {
     return absl::InvalidArgumentError(absl::StrCat("custom all-reduce: two-shot of ", count,

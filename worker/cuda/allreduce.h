@@ -27,9 +27,14 @@ inline constexpr int kMaxAllReduceRanks = 8;
 // Blocks of one call (also bounds the flags in a shared buffer).
 inline constexpr int kMaxAllReduceBlocks = 64;
 
-// One-shot: every rank pushes its whole input to every peer and sums
-// locally (one flag latency). Two-shot: reduce-scatter then all-gather
-// (two latencies, 2/world of the bytes per rank).
+// One-shot: every rank pushes its whole input into every peer's buffer,
+// which starts filled with a sentinel (0xFFFFFFFF words, a NaN no float
+// arithmetic produces), and each rank sums as soon as its peers' values are
+// no longer the sentinel: no flags, no fences, one NVLink latency (the
+// "Lamport" scheme of TensorRT-LLM's all-reduce). Three slots rotate by
+// epoch; each call re-fills the slot the previous call read. Two-shot:
+// reduce-scatter then all-gather through flags that carry the epoch (two
+// latencies, 2/world of the bytes per rank).
 enum class AllReduceAlgo { kOneShot, kTwoShot };
 
 // Where a rank's kernels find everything; fixed for the group's life, so a
@@ -41,33 +46,38 @@ struct AllReduceGroup {
   // laid out by AllReduceLayout.
   char* buffers[kMaxAllReduceRanks] = {};
   // This rank's private device words: [0] the last epoch, [1] blocks done
-  // in the current call, [2] nonzero once a wait timed out.
+  // in the current call, [2] nonzero once a wait timed out, [3] float4s the
+  // last call left in its one-shot slot (to re-fill with the sentinel).
   uint32_t* state = nullptr;
   // Host-mapped word the host polls: 0, or 1 + a rank that did not arrive.
   volatile int* host_error = nullptr;
   int64_t timeout_ns = 0;
-  // Capacity of one message (bytes) and of one source's slot region.
-  size_t max_bytes = 0;
-  size_t src_stride = 0;
+  size_t one_shot_stride = 0;  // bytes of one source's one-shot region (the one-shot limit)
+  size_t max_bytes = 0;        // the two-shot limit
+  size_t src_stride = 0;       // bytes of one source's two-shot region (max_bytes / world)
   int max_blocks = kMaxAllReduceBlocks;  // at most the device's SMs (co-residency)
 };
 
-// Byte offsets inside a shared buffer: flags, then [2 slots][world] source
-// regions of src_stride bytes, then [2 slots] gather regions of max_bytes.
+// Byte offsets inside a shared buffer: flags, [3 slots][world] one-shot
+// regions (sentinel-filled), [2 slots][world] two-shot source regions, [2
+// slots] two-shot gather regions.
 struct AllReduceLayout {
   static constexpr size_t kFlagsBytes = 2 * kMaxAllReduceBlocks * kMaxAllReduceRanks * sizeof(uint32_t);
+  TP_ALLREDUCE_HD static size_t OneShotOffset(const AllReduceGroup& g, int slot, int src) {
+    return kFlagsBytes + (static_cast<size_t>(slot) * g.world + src) * g.one_shot_stride;
+  }
   TP_ALLREDUCE_HD static size_t SrcOffset(const AllReduceGroup& g, int slot, int src) {
-    return kFlagsBytes + (static_cast<size_t>(slot) * g.world + src) * g.src_stride;
+    return OneShotOffset(g, 3, 0) + (static_cast<size_t>(slot) * g.world + src) * g.src_stride;
   }
   TP_ALLREDUCE_HD static size_t GatherOffset(const AllReduceGroup& g, int slot) {
-    return kFlagsBytes + 2 * g.world * g.src_stride + static_cast<size_t>(slot) * g.max_bytes;
+    return SrcOffset(g, 2, 0) + static_cast<size_t>(slot) * g.max_bytes;
   }
   TP_ALLREDUCE_HD static size_t TotalBytes(const AllReduceGroup& g) { return GatherOffset(g, 2); }
 };
 
 // out = sum over ranks of `in` (`count` float32; in == out allowed).
 // Every rank makes the same calls with the same `count` and algorithm.
-// count % 4 == 0; one-shot needs count * 4 <= src_stride, two-shot
+// count % 4 == 0; one-shot needs count * 4 <= one_shot_stride, two-shot
 // count % (4 * world) == 0 and count * 4 <= max_bytes.
 absl::Status LaunchAllReduce(const AllReduceGroup& group, AllReduceAlgo algo, const float* in, float* out,
                              size_t count, cudaStream_t stream);

@@ -258,7 +258,7 @@ TEST(CustomAllReduceTest, RejectsWhatItCannotCarry) {
             absl::StatusCode::kFailedPrecondition);
   g.world = 2;
   g.state = reinterpret_cast<uint32_t*>(16);
-  g.max_bytes = g.src_stride = 1024;
+  g.max_bytes = g.src_stride = g.one_shot_stride = 1024;
   EXPECT_EQ(LaunchAllReduce(g, AllReduceAlgo::kOneShot, nullptr, nullptr, 6, nullptr).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LaunchAllReduce(g, AllReduceAlgo::kTwoShot, nullptr, nullptr, 4, nullptr).code(),
