@@ -23,12 +23,12 @@ absl::Status Cuda(cudaError_t err, const char* what) {
 struct Exchange {
   int32_t ok = 0;  // this rank can take part
   int32_t pid = 0;
+  int32_t blocks = 0;  // blocks per call it can run (its SMs, at most 64); the group takes the least
   char bus_id[32] = {};  // PCI bus id of its GPU, to find it in this process
   cudaIpcMemHandle_t handle = {};
   uint64_t ptr = 0;  // the buffer's address in its process
 };
 
-constexpr size_t kStateBytes = 256;  // private epoch words, after the shared part
 
 size_t RoundUp(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
@@ -75,13 +75,14 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
   int sms = 0;
   TP_RETURN_IF_ERROR(Cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, comm.device()),
                           "cudaDeviceGetAttribute"));
-  g.max_blocks = std::max(1, std::min(sms, cuda::kMaxAllReduceBlocks));
+  g.blocks = std::max(1, std::min(sms, cuda::kMaxAllReduceBlocks));
   ar->error_ = std::make_shared<ErrorWord>();
   ar->error_->rank = rank;
   ar->error_->timeout = options.timeout;
 
   Exchange mine;
   mine.pid = static_cast<int32_t>(getpid());
+  mine.blocks = g.blocks;
   absl::Status local = CustomAllReduceEnabled()
                            ? absl::OkStatus()
                            : absl::FailedPreconditionError("TPSERVE_CUSTOM_ALLREDUCE=0");
@@ -89,8 +90,8 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
     local = absl::FailedPreconditionError(absl::StrCat("world size ", world, " is over ", cuda::kMaxAllReduceRanks));
   }
   const size_t shared = RoundUp(cuda::AllReduceLayout::TotalBytes(g), 256);
-  if (local.ok()) local = Cuda(cudaMalloc(&ar->own_buffer_, shared + kStateBytes), "cudaMalloc");
-  if (local.ok()) local = Cuda(cudaMemset(ar->own_buffer_, 0, shared + kStateBytes), "cudaMemset");
+  if (local.ok()) local = Cuda(cudaMalloc(&ar->own_buffer_, shared + cuda::AllReduceState::kBytes), "cudaMalloc");
+  if (local.ok()) local = Cuda(cudaMemset(ar->own_buffer_, 0, shared + cuda::AllReduceState::kBytes), "cudaMemset");
   if (local.ok()) {  // one-shot slots start as "nothing arrived" (allreduce.h)
     const size_t begin = cuda::AllReduceLayout::OneShotOffset(g, 0, 0);
     local = Cuda(cudaMemset(static_cast<char*>(ar->own_buffer_) + begin, 0xFF,
@@ -123,6 +124,7 @@ absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCom
       return nullptr;
     }
   }
+  for (const Exchange& e : all) g.blocks = std::min<int>(g.blocks, e.blocks);  // two-shot's flags pair blocks
   g.buffers[rank] = static_cast<char*>(ar->own_buffer_);
   g.state = reinterpret_cast<uint32_t*>(static_cast<char*>(ar->own_buffer_) + shared);
   g.host_error = static_cast<volatile int*>(device_error);

@@ -1,6 +1,7 @@
 #include "worker/cuda/allreduce.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "worker/cuda/cuda_check.h"
@@ -82,7 +83,7 @@ struct Ctx {
 __device__ __forceinline__ void ReportMissing(const Ctx& c, int src) {
   if (!*c.failed) {
     *c.failed = 1;
-    atomicExch(c.g.state + 2, 1u);
+    atomicExch(c.g.state + AllReduceState::kDead, 1u);
     *c.g.host_error = src + 1;
     __threadfence_system();
   }
@@ -197,20 +198,55 @@ __device__ void AddNormRow(int row, int hidden, float eps, bf16* residual, const
 // load of a thread is issued before the first one returns.
 constexpr int kRowVecs = 4;
 
-// AddNormRow for rows that fit in registers; the same arithmetic, in the
-// same order. One-shot: the row is summed here from this rank's input and
-// the peers' pushed values; two-shot: read summed from `gathered`.
+// A row is split over at most this many blocks when there are fewer rows
+// than blocks (decode at small batch): one block alone takes ~3 us for a row
+// of 8192 on an H200, the split parts each a fraction of it.
+constexpr int kMaxRowParts = 8;
+
+// The sum of squares of a row split over `parts` blocks starting at
+// `first_block`, from each block's `part_ss`: published through this rank's
+// state words with the epoch, added in part order (every block of the row
+// gets the same bits).
+__device__ float RowSumOfSquares(const Ctx& c, float part_ss, int first_block, int parts) {
+  uint32_t* st = c.g.state;
+  if (threadIdx.x == 0) {
+    st[AllReduceState::kPartial + blockIdx.x] = __float_as_uint(part_ss);
+    __threadfence();
+    StoreRelease(st + AllReduceState::kPartialFlag + blockIdx.x, c.epoch);
+  }
+  if (threadIdx.x < parts) {
+    const uint32_t* flag = st + AllReduceState::kPartialFlag + first_block + threadIdx.x;
+    while (static_cast<int32_t>(LoadAcquire(flag) - c.epoch) < 0) {
+      if (*c.failed || GlobalTimerNs() > c.deadline) {  // blocks are co-resident: not expected
+        ReportMissing(c, c.g.rank);
+        break;
+      }
+    }
+  }
+  __syncthreads();
+  float total = 0.0f;
+  for (int q = 0; q < parts; ++q) total += __uint_as_float(__ldcg(st + AllReduceState::kPartial + first_block + q));
+  return total;
+}
+
+// AddNormRow for rows that fit in registers, on part `part` of `parts` of
+// the row. Whole rows (parts == 1) get the same arithmetic in the same order
+// as AddRmsNorm; split rows add the parts' sums of squares in another order
+// (the normalised values may differ in the last bit, the residual never).
+// One-shot: the row is summed here from this rank's input and the peers'
+// pushed values; two-shot: read summed from `gathered`.
 template <bool kOneShot>
-__device__ void AddNormRowInRegisters(const Ctx& c, int row, const NormArgs& norm, const float4* in4,
-                                      const float4* gathered, float* scratch) {
-  const int nvec = norm.hidden / 8;
+__device__ void AddNormRowInRegisters(const Ctx& c, int row, int part, int parts, const NormArgs& norm,
+                                      const float4* in4, const float4* gathered, float* scratch) {
+  const int per = (norm.hidden / 8 + parts - 1) / parts;
+  const int v0 = part * per, nvec = min(norm.hidden / 8, v0 + per);  // this block's vectors: [v0, nvec)
   const size_t base4 = static_cast<size_t>(row) * norm.hidden / 4;
   uint4* res4 = reinterpret_cast<uint4*>(norm.residual + static_cast<size_t>(row) * norm.hidden);
   float4 acc[2 * kRowVecs];
   Pack8 r[kRowVecs];
 #pragma unroll
   for (int k = 0; k < kRowVecs; ++k) {
-    const int i = threadIdx.x + k * blockDim.x;
+    const int i = v0 + threadIdx.x + k * blockDim.x;
     if (i < nvec) {
       r[k].u = res4[i];
       if (kOneShot) {
@@ -238,12 +274,12 @@ __device__ void AddNormRowInRegisters(const Ctx& c, int row, const NormArgs& nor
         uint4 raw[2 * kRowVecs];
 #pragma unroll
         for (int j = 0; j < 2 * kRowVecs; ++j) {
-          const int i = threadIdx.x + (j / 2) * blockDim.x;
+          const int i = v0 + threadIdx.x + (j / 2) * blockDim.x;
           if (i < nvec) raw[j] = LoadVolatile(p + 2 * i + j % 2);
         }
 #pragma unroll
         for (int j = 0; j < 2 * kRowVecs; ++j) {
-          const int i = threadIdx.x + (j / 2) * blockDim.x;
+          const int i = v0 + threadIdx.x + (j / 2) * blockDim.x;
           if (i < nvec) v[j] = HasSentinel(raw[j]) ? AwaitOneShot(c, p + 2 * i + j % 2, src) : AsFloat4(raw[j]);
         }
       }
@@ -254,7 +290,7 @@ __device__ void AddNormRowInRegisters(const Ctx& c, int row, const NormArgs& nor
   float ss = 0.0f;
 #pragma unroll
   for (int k = 0; k < kRowVecs; ++k) {
-    const int i = threadIdx.x + k * blockDim.x;
+    const int i = v0 + threadIdx.x + k * blockDim.x;
     if (i < nvec) {
       const float4 lo = acc[2 * k], hi = acc[2 * k + 1];
       Pack8 a;
@@ -273,10 +309,11 @@ __device__ void AddNormRowInRegisters(const Ctx& c, int row, const NormArgs& nor
     }
   }
   ss = BlockSum(ss, scratch);
+  if (parts > 1) ss = RowSumOfSquares(c, ss, blockIdx.x - part, parts);
   const float inv = rsqrtf(ss / norm.hidden + norm.eps);
 #pragma unroll
   for (int k = 0; k < kRowVecs; ++k) {
-    const int i = threadIdx.x + k * blockDim.x;
+    const int i = v0 + threadIdx.x + k * blockDim.x;
     if (i < nvec) {
       Pack8 w, o;
       w.u = reinterpret_cast<const uint4*>(norm.weight)[i];
@@ -301,9 +338,9 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
   PdlWait();  // the input's producer, and the previous call's epoch bump
   PdlTrigger();
   if (threadIdx.x == 0) {
-    s_epoch = __ldcg(g.state) + 1;
-    s_failed = __ldcg(g.state + 2) != 0;  // a dead group stays dead
-    s_refill = __ldcg(g.state + 3);
+    s_epoch = __ldcg(g.state + AllReduceState::kEpoch + blockIdx.x) + 1;
+    s_failed = __ldcg(g.state + AllReduceState::kDead) != 0;  // a dead group stays dead
+    s_refill = __ldcg(g.state + AllReduceState::kRefill + blockIdx.x);
   }
   __syncthreads();
   if (s_failed) return;
@@ -332,8 +369,27 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       for (size_t i = r0 + threadIdx.x; i < r1; i += blockDim.x) region[i] = sentinel;
     }
   }
-  const int norm_blocks = kFused ? min(norm.rows, static_cast<int>(gridDim.x)) : 0;
   const bool in_registers = norm.hidden <= 8 * kThreads * kRowVecs;
+  const int grid = gridDim.x;
+  // Fused: a row per block, or each row split over `parts` blocks.
+  const int parts = kFused && in_registers && norm.rows < grid ? min(kMaxRowParts, grid / norm.rows) : 1;
+  const int norm_blocks = !kFused ? 0 : parts > 1 ? norm.rows * parts : min(norm.rows, grid);
+  auto fused_rows = [&](auto one_shot, const float4* gathered, auto sum4) {
+    constexpr bool kOne = decltype(one_shot)::value;
+    if (parts > 1) {
+      if (static_cast<int>(blockIdx.x) < norm_blocks) {
+        AddNormRowInRegisters<kOne>(c, blockIdx.x / parts, blockIdx.x % parts, parts, norm, in4, gathered, scratch);
+      }
+      return;
+    }
+    for (int r = blockIdx.x; r < norm.rows; r += grid) {
+      if (in_registers) {
+        AddNormRowInRegisters<kOne>(c, r, 0, 1, norm, in4, gathered, scratch);
+      } else {
+        AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
+      }
+    }
+  };
   if (!kTwoShot) {
     size_t b0, b1;
     BlockRange(n4, b0, b1);
@@ -352,13 +408,7 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       return s;
     };
     if (kFused) {
-      for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
-        if (in_registers) {
-          AddNormRowInRegisters<true>(c, r, norm, in4, nullptr, scratch);
-        } else {
-          AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
-        }
-      }
+      fused_rows(std::true_type(), nullptr, sum4);
     } else {
       float4* out4 = reinterpret_cast<float4*>(out);
       for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) out4[i] = sum4(i);
@@ -392,14 +442,7 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
     if (kFused) {
       if (static_cast<int>(blockIdx.x) < norm_blocks) {
         if (!WaitRanks(c, 1, 0, gridDim.x, true)) return;
-        auto sum4 = [&](size_t i) { return __ldcg(gathered + i); };
-        for (int r = blockIdx.x; r < norm.rows; r += gridDim.x) {
-          if (in_registers) {
-            AddNormRowInRegisters<false>(c, r, norm, in4, gathered, scratch);
-          } else {
-            AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
-          }
-        }
+        fused_rows(std::false_type(), gathered, [&](size_t i) { return __ldcg(gathered + i); });
       }
     } else {
       if (!WaitRanks(c, 1, blockIdx.x, blockIdx.x + 1, false)) return;
@@ -410,17 +453,11 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       }
     }
   }
-  // The last block to finish publishes this call's epoch: every block read
-  // the previous one at its start, and the next call cannot start before
-  // this one ends (stream order; PdlWait above).
-  __syncthreads();
+  // This block's copy of the epoch and of what to re-fill next call (the
+  // next call cannot start before this one ends: stream order, PdlWait).
   if (threadIdx.x == 0 && !s_failed) {
-    __threadfence();
-    if (atomicAdd(g.state + 1, 1u) == gridDim.x - 1) {
-      atomicExch(g.state + 1, 0u);
-      atomicExch(g.state + 3, kTwoShot ? 0u : static_cast<uint32_t>(n4));
-      atomicExch(g.state, c.epoch);
-    }
+    g.state[AllReduceState::kEpoch + blockIdx.x] = c.epoch;
+    g.state[AllReduceState::kRefill + blockIdx.x] = kTwoShot ? 0u : static_cast<uint32_t>(n4);
   }
 }
 
@@ -442,22 +479,14 @@ absl::Status CheckGroup(const AllReduceGroup& g, AllReduceAlgo algo, size_t coun
   return absl::OkStatus();
 }
 
-// Enough blocks that each thread moves about two float4s of its share (and,
-// fused, one block per row), within what can be co-resident.
-int Blocks(const AllReduceGroup& g, AllReduceAlgo algo, size_t n4, int rows) {
-  const size_t share = algo == AllReduceAlgo::kTwoShot ? n4 / g.world : n4;
-  const size_t by_data = (share + 2 * kThreads - 1) / (2 * kThreads);
-  const size_t want = std::max<size_t>({size_t{1}, by_data, static_cast<size_t>(rows)});
-  return static_cast<int>(std::min<size_t>(want, std::min(g.max_blocks, kMaxAllReduceBlocks)));
-}
-
 template <bool kFused>
 absl::Status Launch(const AllReduceGroup& g, AllReduceAlgo algo, const float* in, float* out, size_t count,
                     const NormArgs& norm, cudaStream_t stream) {
   if (absl::Status s = CheckGroup(g, algo, count); !s.ok()) return s;
   if (count == 0) return absl::OkStatus();
   const size_t n4 = count / 4;
-  const dim3 grid(Blocks(g, algo, n4, norm.rows));
+  // Every call the same grid: each block keeps its own epoch (AllReduceState).
+  const dim3 grid(std::min(g.blocks, kMaxAllReduceBlocks));
   if (algo == AllReduceAlgo::kOneShot) {
     TP_CUDA_CHECK(LaunchPdl(AllReduceKernel<false, kFused>, grid, dim3(kThreads), 0, stream, g, in, out, n4, norm));
   } else {

@@ -45,9 +45,7 @@ struct AllReduceGroup {
   // Every rank's shared buffer as mapped in this process (index = rank);
   // laid out by AllReduceLayout.
   char* buffers[kMaxAllReduceRanks] = {};
-  // This rank's private device words: [0] the last epoch, [1] blocks done
-  // in the current call, [2] nonzero once a wait timed out, [3] float4s the
-  // last call left in its one-shot slot (to re-fill with the sentinel).
+  // This rank's private device words (AllReduceState).
   uint32_t* state = nullptr;
   // Host-mapped word the host polls: 0, or 1 + a rank that did not arrive.
   volatile int* host_error = nullptr;
@@ -55,7 +53,19 @@ struct AllReduceGroup {
   size_t one_shot_stride = 0;  // bytes of one source's one-shot region (the one-shot limit)
   size_t max_bytes = 0;        // the two-shot limit
   size_t src_stride = 0;       // bytes of one source's two-shot region (max_bytes / world)
-  int max_blocks = kMaxAllReduceBlocks;  // at most the device's SMs (co-residency)
+  int blocks = kMaxAllReduceBlocks;  // of every call: at most the device's SMs (co-residency)
+};
+
+// Word offsets in AllReduceGroup::state. Every call runs the same number of
+// blocks, so each block keeps its own copy of the epoch (and of what to
+// re-fill) and no block waits for another to publish them.
+struct AllReduceState {
+  static constexpr int kEpoch = 0;                          // [block]: the last call's epoch
+  static constexpr int kRefill = kMaxAllReduceBlocks;       // [block]: float4s the last one-shot left
+  static constexpr int kPartial = 2 * kMaxAllReduceBlocks;  // [block]: a row part's sum of squares
+  static constexpr int kPartialFlag = 3 * kMaxAllReduceBlocks;  // [block]: epoch of that sum
+  static constexpr int kDead = 4 * kMaxAllReduceBlocks;     // nonzero once a wait timed out
+  static constexpr size_t kBytes = (kDead + 1) * sizeof(uint32_t);
 };
 
 // Byte offsets inside a shared buffer: flags, [3 slots][world] one-shot

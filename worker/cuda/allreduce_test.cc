@@ -64,6 +64,21 @@ void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, c
   }
 }
 
+// Split rows (allreduce.cu) add the parts' sums of squares in another order
+// than AddRmsNorm: a normalised value may then round to the next bf16.
+void ExpectWithinOneBf16Step(const std::vector<__nv_bfloat16>& got, const std::vector<__nv_bfloat16>& want,
+                             const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  int bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 5; ++i) {
+    const float a = __bfloat162float(got[i]), b = __bfloat162float(want[i]);
+    if (!(std::fabs(a - b) <= std::ldexp(std::fabs(b), -7))) {
+      ADD_FAILURE() << what << " [" << i << "]: " << a << " vs " << b;
+      ++bad;
+    }
+  }
+}
+
 void ExpectSameBits(const std::vector<__nv_bfloat16>& a, const std::vector<__nv_bfloat16>& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])), 0) << what;
@@ -128,7 +143,7 @@ void CheckRank(NcclCommunicator& comm, CustomAllReduce& ar, const std::vector<in
       ExpectNear(Download(two.get(), n), want, at + " two-shot");
       ExpectNear(Download(sum.get(), n), want, at + " auto");
       ExpectSameBits(Download(res_fused.get(), n), Download(res_plain.get(), n), at + " fused residual");
-      ExpectSameBits(Download(out_fused.get(), n), Download(out_plain.get(), n), at + " fused norm");
+      ExpectWithinOneBf16Step(Download(out_fused.get(), n), Download(out_plain.get(), n), at + " fused norm");
       ASSERT_EQ(Download(in.get(), n), x) << at << ": the fused form must leave its input alone";
     }
     if (exec != nullptr) cudaGraphExecDestroy(exec);
