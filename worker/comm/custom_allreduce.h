@@ -38,8 +38,10 @@ class CustomAllReduce {
   };
 
   // The default one-shot limit: one-shot sends world - 1 copies of the
-  // message per rank, two-shot 2 (world - 1) / world but waits twice.
-  static size_t DefaultOneShotMaxBytes(int world) { return world == 2 ? size_t{1} << 20 : size_t{256} << 10; }
+  // message per rank, two-shot 2 (world - 1) / world but waits twice. At
+  // TP=2 on H200s fused one-shot won up to 64 rows of 8192 (2 MiB) and tied
+  // two-shot at 128 (docs/performance.md); TP > 2 is not measured yet.
+  static size_t DefaultOneShotMaxBytes(int world) { return world == 2 ? size_t{2} << 20 : size_t{256} << 10; }
 
   // Collective over `comm` (every rank calls it with the same options).
   // Null when the custom path cannot serve this group (disabled, world size
