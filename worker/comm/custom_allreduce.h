@@ -54,6 +54,10 @@ class CustomAllReduce {
 
   // Whether it carries an all-reduce of `count` float32 values.
   bool Supports(size_t count) const { return Choose(count).ok(); }
+  // Whether it carries the fused form for `rows` x `hidden`.
+  bool SupportsFused(int rows, int hidden) const {
+    return hidden % 8 == 0 && hidden <= cuda::kMaxFusedHidden && Supports(static_cast<size_t>(rows) * hidden);
+  }
   // The algorithm it uses for `count` values.
   absl::StatusOr<cuda::AllReduceAlgo> Choose(size_t count) const;
 

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "worker/cuda/allreduce_sync.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/pdl.cuh"
@@ -11,138 +12,11 @@
 namespace tpserve::worker::cuda {
 namespace {
 
+using namespace allreduce_internal;  // NOLINT: the kernels' own helpers
+
 // 256 threads, as AddRmsNorm: the fused kernel's per-thread partial sums of
 // squares and their block reduction then match it bit for bit.
 constexpr int kThreads = 256;
-
-// System-scope acquire/release (sm_70+): peers write our flags over
-// NVLink/PCIe, and we write theirs.
-__device__ __forceinline__ uint32_t LoadAcquire(const uint32_t* p) {
-  uint32_t v;
-  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-__device__ __forceinline__ void StoreRelease(uint32_t* p, uint32_t v) {
-  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-
-__device__ __forceinline__ uint64_t GlobalTimerNs() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
-// Flag written by rank `src`'s block `block` in phase `phase` (0: pushed
-// inputs / scattered chunks, 1: gathered sums), inside the buffer `buf`.
-__device__ __forceinline__ uint32_t* Flag(char* buf, int phase, int block, int src) {
-  return reinterpret_cast<uint32_t*>(buf) + (phase * kMaxAllReduceBlocks + block) * kMaxAllReduceRanks + src;
-}
-
-__device__ __forceinline__ float4 Add4(float4 a, float4 b) {
-  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
-}
-
-constexpr uint32_t kSentinel = 0xFFFFFFFFu;
-
-// A 16-byte load that always goes to memory (peers write it behind our back).
-__device__ __forceinline__ uint4 LoadVolatile(const float4* p) {
-  uint4 v;
-  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p)
-               : "memory");
-  return v;
-}
-
-__device__ __forceinline__ bool HasSentinel(uint4 v) {
-  return v.x == kSentinel || v.y == kSentinel || v.z == kSentinel || v.w == kSentinel;
-}
-
-// A value as pushed: a float that happens to carry the sentinel's bits (a
-// NaN) becomes the canonical NaN, so a reader never waits on real data.
-__device__ __forceinline__ float4 Sanitize(float4 v) {
-  auto fix = [](float f) { return __float_as_uint(f) == kSentinel ? __uint_as_float(0x7FFFFFFFu) : f; };
-  return make_float4(fix(v.x), fix(v.y), fix(v.z), fix(v.w));
-}
-
-__device__ __forceinline__ float4 AsFloat4(uint4 v) {
-  return make_float4(__uint_as_float(v.x), __uint_as_float(v.y), __uint_as_float(v.z), __uint_as_float(v.w));
-}
-
-// The per-launch state every helper needs.
-struct Ctx {
-  const AllReduceGroup& g;
-  uint32_t epoch;
-  int slot;
-  uint64_t deadline;
-  volatile int* failed;  // shared
-};
-
-// Records that `src` did not arrive in time (the host reads host_error).
-__device__ __forceinline__ void ReportMissing(const Ctx& c, int src) {
-  if (!*c.failed) {
-    *c.failed = 1;
-    atomicExch(c.g.state + AllReduceState::kDead, 1u);
-    *c.g.host_error = src + 1;
-    __threadfence_system();
-  }
-}
-
-// A peer's one-shot float4 once it has arrived (it is the sentinel until
-// then); on timeout reports `src` and returns what is there.
-__device__ __forceinline__ float4 AwaitOneShot(const Ctx& c, const float4* p, int src) {
-  uint4 v = LoadVolatile(p);
-  while (HasSentinel(v)) {
-    if (*c.failed || GlobalTimerNs() > c.deadline) {
-      ReportMissing(c, src);
-      break;
-    }
-    v = LoadVolatile(p);
-  }
-  return AsFloat4(v);
-}
-
-// After every thread of the block has written its data: tells rank `dst`
-// that this block's part of `phase` is there.
-__device__ __forceinline__ void SignalRanks(const Ctx& c, int phase, bool include_self) {
-  __syncthreads();
-  const int dst = threadIdx.x;
-  if (dst < c.g.world && (include_self || dst != c.g.rank)) {
-    __threadfence_system();
-    StoreRelease(Flag(c.g.buffers[dst], phase, blockIdx.x, c.g.rank), c.epoch);
-  }
-}
-
-// Waits until blocks [block_lo, block_hi) of every rank (but this one unless
-// `include_self`) have signalled `phase` of this epoch. On timeout records
-// the missing rank for the host and returns false in every thread.
-__device__ bool WaitRanks(const Ctx& c, int phase, int block_lo, int block_hi, bool include_self) {
-  const int world = c.g.world;
-  char* mine = c.g.buffers[c.g.rank];
-  for (int k = threadIdx.x; k < (block_hi - block_lo) * world; k += blockDim.x) {
-    const int src = k % world, block = block_lo + k / world;
-    if (src == c.g.rank && !include_self) continue;
-    const uint32_t* flag = Flag(mine, phase, block, src);
-    // Epochs only grow (a peer may already be one call ahead); the signed
-    // difference survives the 32-bit wrap.
-    while (static_cast<int32_t>(LoadAcquire(flag) - c.epoch) < 0) {
-      if (*c.failed || GlobalTimerNs() > c.deadline) {
-        ReportMissing(c, src);
-        break;
-      }
-    }
-  }
-  __syncthreads();
-  return *c.failed == 0;
-}
-
-// Block `b` of `blocks` takes a contiguous share of [0, len).
-__device__ __forceinline__ void BlockRange(size_t len, size_t& begin, size_t& end) {
-  const size_t per = (len + gridDim.x - 1) / gridDim.x;
-  begin = min(len, per * blockIdx.x);
-  end = min(len, begin + per);
-}
 
 struct NormArgs {
   bf16* residual = nullptr;
@@ -152,51 +26,11 @@ struct NormArgs {
   float eps = 0.0f;
 };
 
-// The fused tail for one row, the same arithmetic as AddRmsNormKernel
-// (norm.cu): residual += bf16(sum); out = bf16(weight * bf16(residual * inv)).
-template <typename SumFn>
-__device__ void AddNormRow(int row, int hidden, float eps, bf16* residual, const bf16* weight, bf16* out,
-                           float* scratch, SumFn sum4) {
-  const size_t base = static_cast<size_t>(row) * hidden;
-  const int nvec = hidden / 8;
-  uint4* res4 = reinterpret_cast<uint4*>(residual + base);
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    const float4 lo = sum4(base / 4 + 2 * i), hi = sum4(base / 4 + 2 * i + 1);
-    Pack8 a, r;
-    a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
-    a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
-    a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
-    a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
-    r.u = res4[i];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) r.h2[j] = __hadd2(r.h2[j], a.h2[j]);
-    res4[i] = r.u;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 f = __bfloat1622float2(r.h2[j]);
-      ss += f.x * f.x + f.y * f.y;
-    }
-  }
-  ss = BlockSum(ss, scratch);
-  const float inv = rsqrtf(ss / hidden + eps);
-  for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    Pack8 r, w, o;
-    r.u = res4[i];
-    w.u = reinterpret_cast<const uint4*>(weight)[i];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 f = __bfloat1622float2(r.h2[j]);
-      o.h2[j] = __hmul2(w.h2[j], __floats2bfloat162_rn(f.x * inv, f.y * inv));
-    }
-    reinterpret_cast<uint4*>(out + base)[i] = o.u;
-  }
-}
-
 // Values a thread holds in AddNormRowInRegisters: rows up to 8 * kThreads *
-// kRowVecs wide (8192) stay in registers, so the row is read once and every
-// load of a thread is issued before the first one returns.
-constexpr int kRowVecs = 4;
+// kRowVecs wide (kMaxFusedHidden) stay in registers, so the row is read once
+// and every load of a thread is issued before the first one returns.
+constexpr int kRowVecs = kMaxFusedHidden / (8 * kThreads);
+static_assert(kRowVecs * 8 * kThreads == kMaxFusedHidden);
 
 // A row is split over at most this many blocks when there are fewer rows
 // than blocks (decode at small batch): one block alone takes ~3 us for a row
@@ -229,10 +63,11 @@ __device__ float RowSumOfSquares(const Ctx& c, float part_ss, int first_block, i
   return total;
 }
 
-// AddNormRow for rows that fit in registers, on part `part` of `parts` of
-// the row. Whole rows (parts == 1) get the same arithmetic in the same order
-// as AddRmsNorm; split rows add the parts' sums of squares in another order
-// (the normalised values may differ in the last bit, the residual never).
+// The fused tail for one row, on part `part` of `parts` of it: residual +=
+// bf16(sum); out = bf16(weight * bf16(residual * inv)). Whole rows (parts ==
+// 1) get the same arithmetic in the same order as AddRmsNorm (norm.cu);
+// split rows add the parts' sums of squares in another order (the
+// normalised values may differ in the last bit, the residual never).
 // One-shot: the row is summed here from this rank's input and the peers'
 // pushed values; two-shot: read summed from `gathered`.
 template <bool kOneShot>
@@ -369,12 +204,11 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       for (size_t i = r0 + threadIdx.x; i < r1; i += blockDim.x) region[i] = sentinel;
     }
   }
-  const bool in_registers = norm.hidden <= 8 * kThreads * kRowVecs;
   const int grid = gridDim.x;
   // Fused: a row per block, or each row split over `parts` blocks.
-  const int parts = kFused && in_registers && norm.rows < grid ? min(kMaxRowParts, grid / norm.rows) : 1;
+  const int parts = kFused && norm.rows < grid ? min(kMaxRowParts, grid / norm.rows) : 1;
   const int norm_blocks = !kFused ? 0 : parts > 1 ? norm.rows * parts : min(norm.rows, grid);
-  auto fused_rows = [&](auto one_shot, const float4* gathered, auto sum4) {
+  auto fused_rows = [&](auto one_shot, const float4* gathered) {
     constexpr bool kOne = decltype(one_shot)::value;
     if (parts > 1) {
       if (static_cast<int>(blockIdx.x) < norm_blocks) {
@@ -383,11 +217,7 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       return;
     }
     for (int r = blockIdx.x; r < norm.rows; r += grid) {
-      if (in_registers) {
-        AddNormRowInRegisters<kOne>(c, r, 0, 1, norm, in4, gathered, scratch);
-      } else {
-        AddNormRow(r, norm.hidden, norm.eps, norm.residual, norm.weight, norm.out, scratch, sum4);
-      }
+      AddNormRowInRegisters<kOne>(c, r, 0, 1, norm, in4, gathered, scratch);
     }
   };
   if (!kTwoShot) {
@@ -408,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
       return s;
     };
     if (kFused) {
-      fused_rows(std::true_type(), nullptr, sum4);
+      fused_rows(std::true_type(), nullptr);
     } else {
       float4* out4 = reinterpret_cast<float4*>(out);
       for (size_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) out4[i] = sum4(i);
@@ -442,7 +272,7 @@ __global__ void __launch_bounds__(kThreads) AllReduceKernel(AllReduceGroup g, co
     if (kFused) {
       if (static_cast<int>(blockIdx.x) < norm_blocks) {
         if (!WaitRanks(c, 1, 0, gridDim.x, true)) return;
-        fused_rows(std::false_type(), gathered, [&](size_t i) { return __ldcg(gathered + i); });
+        fused_rows(std::false_type(), gathered);
       }
     } else {
       if (!WaitRanks(c, 1, blockIdx.x, blockIdx.x + 1, false)) return;
@@ -505,9 +335,10 @@ absl::Status LaunchAllReduce(const AllReduceGroup& group, AllReduceAlgo algo, co
 absl::Status LaunchAllReduceAddRmsNorm(const AllReduceGroup& group, AllReduceAlgo algo, const float* in,
                                        bf16* residual, const bf16* weight, bf16* out, int rows, int hidden,
                                        float eps, cudaStream_t stream) {
-  if (rows < 0 || hidden <= 0 || hidden % 8 != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("custom all-reduce + RMSNorm: ", rows, " rows of ", hidden, " (hidden must be a multiple of 8)"));
+  if (rows < 0 || hidden <= 0 || hidden % 8 != 0 || hidden > kMaxFusedHidden) {
+    return absl::InvalidArgumentError(absl::StrCat("custom all-reduce + RMSNorm: ", rows, " rows of ", hidden,
+                                                   " (hidden must be a multiple of 8, at most ", kMaxFusedHidden,
+                                                   ")"));
   }
   NormArgs norm{residual, weight, out, rows, hidden, eps};
   return Launch<true>(group, algo, in, nullptr, static_cast<size_t>(rows) * hidden, norm, stream);

@@ -24,6 +24,9 @@
 namespace tpserve::worker::cuda {
 
 inline constexpr int kMaxAllReduceRanks = 8;
+// Widest row the fused form takes (Qwen2's largest hidden size; a row is
+// held in registers).
+inline constexpr int kMaxFusedHidden = 8192;
 // Blocks of one call (also bounds the flags in a shared buffer).
 inline constexpr int kMaxAllReduceBlocks = 64;
 
@@ -95,7 +98,8 @@ absl::Status LaunchAllReduce(const AllReduceGroup& group, AllReduceAlgo algo, co
 // The sum of `in` ([rows, hidden] float32 partials) across ranks, each value
 // rounded to bf16, added to `residual`; then out = RMSNorm(residual) *
 // weight: exactly LaunchAllReduce followed by AddRmsNorm(const float*, ...)
-// (norm.h), in one kernel. `in` is left as it was. hidden % 8 == 0.
+// (norm.h), in one kernel. `in` is left as it was. hidden % 8 == 0 and
+// hidden <= kMaxFusedHidden.
 absl::Status LaunchAllReduceAddRmsNorm(const AllReduceGroup& group, AllReduceAlgo algo, const float* in,
                                        __nv_bfloat16* residual, const __nv_bfloat16* weight,
                                        __nv_bfloat16* out, int rows, int hidden, float eps, cudaStream_t stream);

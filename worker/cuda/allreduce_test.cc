@@ -283,6 +283,9 @@ TEST(CustomAllReduceTest, RejectsWhatItCannotCarry) {
   EXPECT_EQ(LaunchAllReduceAddRmsNorm(g, AllReduceAlgo::kOneShot, nullptr, nullptr, nullptr, nullptr, 1, 12, 1e-6f,
                                       nullptr).code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LaunchAllReduceAddRmsNorm(g, AllReduceAlgo::kOneShot, nullptr, nullptr, nullptr, nullptr, 1,
+                                      kMaxFusedHidden + 8, 1e-6f, nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

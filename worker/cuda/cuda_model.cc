@@ -207,7 +207,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
   const float eps = static_cast<float>(config_.rms_norm_eps);
   bf16 *res = residual_.as<bf16>(), *normed = normed_.as<bf16>(), *qkv = qkv_.as<bf16>();
   bf16 *attn = attn_.as<bf16>(), *proj = proj_.as<bf16>();
-  fuse_allreduce_ = s.decode && custom_ar_ != nullptr && custom_ar_->Supports(static_cast<size_t>(t) * h);
+  fuse_allreduce_ = s.decode && custom_ar_ != nullptr && custom_ar_->SupportsFused(t, h);
   sums_pending_ = false;
   TP_RETURN_IF_ERROR(EmbeddingGather(Meta(off_tokens_), weights_.embed.as<bf16>(), res, t, h,
                                      part_.vocab_start, part_.local_vocab, stream_));
