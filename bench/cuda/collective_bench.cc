@@ -7,6 +7,13 @@
 // float32 all-gather of B x vocab/TP (lm_head). Prints a table; the graph
 // column is the all-reduce term of the batch-1 roofline.
 //
+// A second table times one float32 all-reduce of B x hidden, again in a graph
+// of 2 x layers calls: NCCL alone and followed by the residual add + RMSNorm
+// kernel (what decode steps ran before), and the custom all-reduce
+// (worker/comm/custom_allreduce.h) one-shot, two-shot and fused with the add
+// + norm, the last also with programmatic dependent launch as decode graphs
+// run it. The custom path needs peer-accessible GPUs (else "n/a").
+//
 //   tpserve_collective_bench --config tests/fixtures/shapes/qwen2-72b-instruct/config.json \
 //       --tp 4 [--batch 1,32] [--replays 50]
 #include <cuda_runtime.h>
@@ -20,11 +27,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/model/model_config.h"
 #include "bench/cuda/nccl_run.h"
+#include "worker/comm/custom_allreduce.h"
 #include "worker/comm/nccl_communicator.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/norm.h"
 
 namespace tpserve::bench {
 namespace {
@@ -38,6 +49,9 @@ struct Args {
 struct Row {
   int batch = 0, ops = 0;
   double eager_us = 0, graph_us = 0, allreduce_us = 0;
+  // µs per float32 all-reduce of batch x hidden (graph), by path; < 0: n/a.
+  double nccl = -1, nccl_norm = -1, one_shot = -1, two_shot = -1, fused_one = -1, fused_two = -1, fused_pdl = -1;
+  bool default_two = false;  // the worker would run two-shot at this size
 };
 
 #define BENCH_CHECK(expr, what)                                            \
@@ -64,6 +78,18 @@ void RunRank(int rank, const Args& a, const ModelConfig& cfg, const std::string&
   const int shard = (cfg.vocab_size + a.tp - 1) / a.tp;
   int max_b = 1;
   for (int b : a.batches) max_b = std::max(max_b, b);
+  worker::CustomAllReduce::Options options;
+  options.max_bytes = size_t{4} * max_b * h;
+  options.one_shot_max_bytes = options.max_bytes;  // both algorithms at every size
+  options.timeout = absl::Seconds(5);  // a broken run fails fast rather than stalling
+  auto custom = worker::CustomAllReduce::Create(**comm, options);
+  if (!custom.ok()) Die(rank, custom.status());
+  __nv_bfloat16 *residual = nullptr, *normed = nullptr, *weight = nullptr;
+  BENCH_CHECK(cudaMalloc(&residual, size_t{2} * max_b * h), "malloc");
+  BENCH_CHECK(cudaMalloc(&normed, size_t{2} * max_b * h), "malloc");
+  BENCH_CHECK(cudaMalloc(&weight, size_t{2} * h), "malloc");
+  BENCH_CHECK(cudaMemset(residual, 0, size_t{2} * max_b * h), "memset");
+  BENCH_CHECK(cudaMemset(weight, 0, size_t{2} * h), "memset");
   void *act = nullptr, *logits = nullptr, *gathered = nullptr;
   BENCH_CHECK(cudaMalloc(&act, size_t{4} * max_b * h), "malloc");
   BENCH_CHECK(cudaMalloc(&logits, size_t{4} * max_b * shard), "malloc");
@@ -114,7 +140,52 @@ void RunRank(int rank, const Args& a, const ModelConfig& cfg, const std::string&
     const double ar_us = timed([&] { BENCH_CHECK(cudaGraphLaunch(reduces, stream), "launch"); }, a.replays);
     cudaGraphExecDestroy(full);
     cudaGraphExecDestroy(reduces);
-    if (rank == 0) rows->push_back({b, 2 * layers + 2, eager, graph_us, ar_us});
+    Row row{b, 2 * layers + 2, eager, graph_us, ar_us};
+    // One kind of all-reduce, 2 x layers times in a graph: µs per call.
+    auto per_call = [&](auto&& one_call, bool pdl) {
+      const worker::cuda::PdlStepScope scope(pdl);
+      auto body = [&] {
+        for (int l = 0; l < 2 * layers; ++l) {
+          if (absl::Status s = one_call(); !s.ok()) Die(rank, s);
+        }
+      };
+      body();  // warm-up, eager
+      cudaGraph_t graph;
+      cudaGraphExec_t exec;
+      BENCH_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
+      body();
+      BENCH_CHECK(cudaStreamEndCapture(stream, &graph), "end capture");
+      BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+      cudaGraphDestroy(graph);
+      for (int w = 0; w < 3; ++w) BENCH_CHECK(cudaGraphLaunch(exec, stream), "launch");
+      const double us = timed([&] { BENCH_CHECK(cudaGraphLaunch(exec, stream), "launch"); }, a.replays);
+      cudaGraphExecDestroy(exec);
+      return us / (2 * layers);
+    };
+    float* f = static_cast<float*>(act);
+    const float eps = 1e-6f;
+    row.nccl = per_call([&] { return (*comm)->AllReduceSum(f, n, worker::CommDType::kFloat32, stream); }, false);
+    row.nccl_norm = per_call([&] {
+      absl::Status s = (*comm)->AllReduceSum(f, n, worker::CommDType::kFloat32, stream);
+      return s.ok() ? worker::cuda::AddRmsNorm(f, residual, weight, normed, b, h, eps, stream) : s;
+    }, false);
+    if (worker::CustomAllReduce* ar = custom->get(); ar != nullptr) {
+      using worker::cuda::AllReduceAlgo;
+      row.one_shot = per_call([&] { return ar->AllReduce(f, f, n, AllReduceAlgo::kOneShot, stream); }, false);
+      if (n % (4 * a.tp) == 0) {
+        row.two_shot = per_call([&] { return ar->AllReduce(f, f, n, AllReduceAlgo::kTwoShot, stream); }, false);
+      }
+      auto fused = [&](AllReduceAlgo algo) {
+        return [&, algo] { return ar->AllReduceAddRmsNorm(f, residual, weight, normed, b, h, eps, algo, stream); };
+      };
+      row.fused_one = per_call(fused(AllReduceAlgo::kOneShot), false);
+      if (n % (4 * a.tp) == 0) row.fused_two = per_call(fused(AllReduceAlgo::kTwoShot), false);
+      // The worker's choice by size (CustomAllReduce::Choose with default options).
+      row.default_two = n * 4 > worker::CustomAllReduce::DefaultOneShotMaxBytes(a.tp) && n % (4 * a.tp) == 0;
+      row.fused_pdl = per_call(fused(row.default_two ? AllReduceAlgo::kTwoShot : AllReduceAlgo::kOneShot), true);
+      if (absl::Status s = ar->Health(); !s.ok()) Die(rank, s);
+    }
+    if (rank == 0) rows->push_back(row);
   }
   sync->arrive_and_wait();
 }
@@ -165,6 +236,18 @@ int Main(int argc, char** argv) {
   for (const Row& r : rows) {
     std::printf("| %d | %d | %.1f | %.1f | %.1f | %.2f |\n", r.batch, r.ops, r.eager_us, r.graph_us, r.allreduce_us,
                 r.allreduce_us / (r.ops - 1));
+  }
+  std::printf("\nus per float32 all-reduce of batch x %d (graph of %d calls), TP=%d\n", cfg->hidden_size,
+              2 * cfg->num_hidden_layers, a.tp);
+  std::printf("| TP | batch | NCCL | NCCL + add+norm | one-shot | two-shot | fused one-shot | fused two-shot "
+              "| fused, worker's choice, PDL |\n");
+  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  auto cell = [](double us) { return us < 0 ? std::string("n/a") : absl::StrFormat("%.2f", us); };
+  for (const Row& r : rows) {
+    std::printf("| %d | %d | %s | %s | %s | %s | %s | %s | %s (%s) |\n", a.tp, r.batch, cell(r.nccl).c_str(),
+                cell(r.nccl_norm).c_str(), cell(r.one_shot).c_str(), cell(r.two_shot).c_str(),
+                cell(r.fused_one).c_str(), cell(r.fused_two).c_str(), cell(r.fused_pdl).c_str(),
+                r.default_two ? "two-shot" : "one-shot");
   }
   return 0;
 }

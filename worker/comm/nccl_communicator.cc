@@ -194,10 +194,19 @@ void NcclCommunicator::Abort(const std::string& reason) {
   }
 }
 
+void NcclCommunicator::AddHealthCheck(std::function<absl::Status()> check) {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_checks_.push_back(std::move(check));
+}
+
 absl::Status NcclCommunicator::Health() const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!failure_.ok()) return failure_;
+    for (const auto& check : health_checks_) {
+      absl::Status s = check();
+      if (!s.ok()) return s;
+    }
   }
   if (impl_->comm == nullptr) return absl::UnavailableError("communicator aborted");
   ncclResult_t state = ncclSuccess;
@@ -234,13 +243,18 @@ absl::Status NcclCommFactory::AllGatherHost(Communicator& comm, const void* send
   if (nccl == nullptr) {
     return absl::InternalError("NcclCommFactory::AllGatherHost needs an NCCL communicator");
   }
+  return NcclAllGatherHost(*nccl, send, recv, bytes, op_timeout_);
+}
+
+absl::Status NcclAllGatherHost(NcclCommunicator& comm, const void* send, void* recv,
+                               size_t bytes, absl::Duration timeout) {
   // NCCL moves device memory only: stage through a device buffer, in int32
   // words (CommDType has no byte type) with a zero-padded tail.
   const size_t words = (bytes + 3) / 4;
   const int world = comm.world_size();
   std::vector<int32_t> host_in(words, 0), host_out(words * world, 0);
   std::memcpy(host_in.data(), send, bytes);
-  TP_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+  TP_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(comm.device()), "cudaSetDevice"));
   int32_t* dev = nullptr;
   TP_RETURN_IF_ERROR(CudaStatus(
       cudaMalloc(reinterpret_cast<void**>(&dev), words * (world + 1) * 4), "cudaMalloc"));
@@ -248,7 +262,7 @@ absl::Status NcclCommFactory::AllGatherHost(Communicator& comm, const void* send
   absl::Status s = CudaStatus(
       cudaMemcpy(dev_in, host_in.data(), words * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
   if (s.ok()) s = comm.AllGather(dev_in, dev, words, CommDType::kInt32, nullptr);
-  if (s.ok()) s = nccl->Synchronize(nullptr, op_timeout_);
+  if (s.ok()) s = comm.Synchronize(nullptr, timeout);
   if (s.ok()) {
     s = CudaStatus(cudaMemcpy(host_out.data(), dev, words * world * 4,
                               cudaMemcpyDeviceToHost),

@@ -8,9 +8,11 @@
 #define TPSERVE_WORKER_COMM_NCCL_COMMUNICATOR_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -22,6 +24,13 @@ namespace tpserve::worker {
 // Number of CUDA devices this process sees (0 when there is no driver or
 // device).
 int VisibleCudaDevices();
+
+class NcclCommunicator;
+
+// All-gathers `bytes` bytes of host memory per rank into `recv` (world_size *
+// bytes, rank-major) through `comm`'s device, waiting at most `timeout`.
+absl::Status NcclAllGatherHost(NcclCommunicator& comm, const void* send, void* recv, size_t bytes,
+                               absl::Duration timeout);
 
 // Collectives over NCCL on device buffers (see the file comment).
 class NcclCommunicator : public Communicator {
@@ -53,6 +62,9 @@ class NcclCommunicator : public Communicator {
   absl::Status Synchronize(void* stream, absl::Duration timeout);
   // The CUDA device the communicator was created on.
   int device() const { return device_; }
+  // Adds `check` to Health(): a failure it reports (e.g. the custom
+  // all-reduce's timed-out wait) makes Health() fail with its status.
+  void AddHealthCheck(std::function<absl::Status()> check);
 
  private:
   struct Impl;
@@ -69,6 +81,7 @@ class NcclCommunicator : public Communicator {
   std::atomic<bool> aborted_{false};
   mutable std::mutex mu_;
   absl::Status failure_;  // guarded by mu_
+  std::vector<std::function<absl::Status()>> health_checks_;  // guarded by mu_
 };
 
 // CommFactory for NCCL. A rank uses CUDA device rank % VisibleCudaDevices()

@@ -61,6 +61,11 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   TP_ASSIGN_OR_RETURN(m->proj_, Bf16Buffer(t * h));
   if (part.world_size > 1) {
     TP_ASSIGN_OR_RETURN(m->proj_f32_, DeviceBuffer::Allocate(static_cast<size_t>(t) * h * sizeof(float)));
+    if (auto* nccl = dynamic_cast<NcclCommunicator*>(comm)) {  // collective: every rank gets here
+      CustomAllReduce::Options options;
+      options.max_bytes = std::min(options.max_bytes, static_cast<size_t>(s * h) * sizeof(float));
+      TP_ASSIGN_OR_RETURN(m->custom_ar_, CustomAllReduce::Create(*nccl, options));
+    }
   }
   TP_ASSIGN_OR_RETURN(m->gate_up_, Bf16Buffer(t * 2 * part.intermediate));
   TP_ASSIGN_OR_RETURN(m->act_, Bf16Buffer(t * part.intermediate));
@@ -173,6 +178,10 @@ absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, int t, i
   if (part_.world_size == 1) return gemm_->Linear(x, w, nullptr, proj_.as<bf16>(), false, t, n, k, stream_);
   float* partial = proj_f32_.as<float>();
   TP_RETURN_IF_ERROR(gemm_->Linear(x, w, nullptr, partial, true, t, n, k, stream_));
+  if (fuse_allreduce_) {  // summed by the next AddProjAndNorm (or after the layer loop)
+    sums_pending_ = true;
+    return absl::OkStatus();
+  }
   return comm_->AllReduceSum(partial, static_cast<size_t>(t) * n, CommDType::kFloat32, stream_);
 }
 
@@ -181,6 +190,10 @@ absl::Status CudaModel::AddProjAndNorm(bool add, const bf16* weight, int t) {
   const int h = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   if (!add) return AddRmsNorm(static_cast<const bf16*>(nullptr), res, weight, normed, t, h, eps, stream_);
+  if (sums_pending_) {
+    sums_pending_ = false;
+    return custom_ar_->AllReduceAddRmsNorm(proj_f32_.as<float>(), res, weight, normed, t, h, eps, stream_);
+  }
   if (part_.world_size == 1) return AddRmsNorm(proj_.as<bf16>(), res, weight, normed, t, h, eps, stream_);
   return AddRmsNorm(proj_f32_.as<float>(), res, weight, normed, t, h, eps, stream_);
 }
@@ -194,6 +207,8 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
   const float eps = static_cast<float>(config_.rms_norm_eps);
   bf16 *res = residual_.as<bf16>(), *normed = normed_.as<bf16>(), *qkv = qkv_.as<bf16>();
   bf16 *attn = attn_.as<bf16>(), *proj = proj_.as<bf16>();
+  fuse_allreduce_ = s.decode && custom_ar_ != nullptr && custom_ar_->SupportsFused(t, h);
+  sums_pending_ = false;
   TP_RETURN_IF_ERROR(EmbeddingGather(Meta(off_tokens_), weights_.embed.as<bf16>(), res, t, h,
                                      part_.vocab_start, part_.local_vocab, stream_));
   TP_RETURN_IF_ERROR(AllReduce(res, static_cast<size_t>(t) * h));
@@ -232,6 +247,11 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down.as<bf16>(), t, h, inter));
   }
   if (s.num_samples == 0) return absl::OkStatus();
+  if (sums_pending_) {  // the last down_proj: no norm of its own follows
+    sums_pending_ = false;
+    TP_RETURN_IF_ERROR(custom_ar_->AllReduce(proj_f32_.as<float>(), proj_f32_.as<float>(),
+                                             static_cast<size_t>(t) * h, stream_));
+  }
   if (part_.world_size > 1) {  // the last down_proj's sums, rounded as AddProjAndNorm rounds them
     TP_RETURN_IF_ERROR(Float32ToBf16(proj_f32_.as<float>(), proj, static_cast<size_t>(t) * h, stream_));
   }

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/model/model_config.h"
 #include "worker/comm/communicator.h"
+#include "worker/comm/custom_allreduce.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_weights.h"
 #include "worker/cuda/device_buffer.h"
@@ -122,6 +123,12 @@ class CudaModel {
   // float32 accumulator once; a bf16 all-reduce would round every partial
   // and the sum again, and TP output would drift from TP=1.
   DeviceBuffer proj_f32_;
+  // TP > 1 on peer-accessible GPUs: decode steps all-reduce proj_f32_ with
+  // the custom all-reduce, fused into the add + norm that follows
+  // (sums_pending_: proj_f32_ holds this rank's partials, not yet summed).
+  std::unique_ptr<CustomAllReduce> custom_ar_;
+  bool fuse_allreduce_ = false;
+  bool sums_pending_ = false;
   // Offsets of the metadata arrays in meta_ (ints); the block tables come
   // last, after the staging area for their edits.
   int64_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
