@@ -172,7 +172,10 @@ TEST_P(GoldenTest, PositionByPositionThroughDecodeAndChunks) {
       const int top = std::max_element(l.begin(), l.end()) - l.begin();
       const float* ref = !g.all_logits.empty() ? g.all_logits.data() + static_cast<size_t>(pos) * vocab
                          : s.computed == s.prompt ? g.last_logits.data() : nullptr;
-      agree += ref != nullptr ? ArgmaxAgrees(ref, vocab, top, tol_) : top == g.argmax[pos];
+      // Without reference logits here, the golden argmax must tie with ours
+      // within tolerance on our own logits (as in GreedyContinuationsBatched).
+      agree += ref != nullptr ? ArgmaxAgrees(ref, vocab, top, tol_)
+                              : ArgmaxAgrees(l.data(), vocab, g.argmax[pos], tol_);
       exact += top == g.argmax[pos];
       ++total;
       if (!g.all_logits.empty()) {
@@ -182,10 +185,10 @@ TEST_P(GoldenTest, PositionByPositionThroughDecodeAndChunks) {
       }
     }
     EXPECT_LT(worst, tol_) << "prompt " << i;
-    // Positions without reference logits need an exact argmax; allow one
-    // unresolvable near tie per 50 of them (about 5% of these random models'
-    // positions have their top two logits within 0.5%).
-    EXPECT_GE(agree, total - (g.all_logits.empty() ? std::max(1, total / 50) : 0)) << "prompt " << i;
+    // Every position agrees or is a near tie that bf16 cannot resolve (about
+    // 5% of these random models' positions have their top two logits within
+    // 0.5%; YaRN's x1.3 on q.k flips more of them).
+    EXPECT_EQ(agree, total) << "prompt " << i;
     std::printf("prompt %zu: argmax equal at %d/%d positions, consistent at %d; worst rel err %.4g\n", i,
                 exact, total, agree, worst);
   }
