@@ -1,0 +1,47 @@
+#include "structured/testing.h"
+
+#include "structured/stepper.h"
+
+namespace tpserve::structured::testing {
+
+int MatchState(const Grammar& grammar, std::string_view text) {
+  StackArena arena;
+  Stepper stepper(grammar, &arena);
+  ThreadSet cur, next;
+  stepper.Close({{grammar.rule_start(0), StackArena::kBottom}}, &cur);
+  for (char c : text) {
+    stepper.Step(cur, static_cast<uint8_t>(c), &next);
+    if (next.dead()) return -1;
+    std::swap(cur, next);
+  }
+  return cur.bottom ? 1 : 0;
+}
+
+std::vector<uint32_t> BruteForceMask(const std::shared_ptr<const CompiledGrammar>& compiled,
+                                     std::string_view prefix) {
+  const TokenVocabulary& vocab = compiled->vocab();
+  std::vector<uint32_t> words(vocab.mask_words(), 0);
+  const int complete = MatchState(compiled->grammar(), prefix);
+  for (int32_t id = 0; id < vocab.size(); ++id) {
+    bool ok;
+    if (vocab.is_eos(id)) {
+      ok = complete == 1;
+    } else if (!vocab.matchable(id)) {
+      ok = false;
+    } else {
+      ok = MatchState(compiled->grammar(), std::string(prefix) + std::string(vocab.bytes(id))) >= 0;
+    }
+    if (ok) words[id >> 5] |= 1u << (id & 31);
+  }
+  return words;
+}
+
+std::shared_ptr<const TokenVocabulary> SmallVocab(const std::vector<std::string>& tokens) {
+  std::vector<std::string> bytes = tokens;
+  bytes.push_back("<eos>");
+  const int32_t eos = static_cast<int32_t>(bytes.size() - 1);
+  return std::make_shared<const TokenVocabulary>(std::move(bytes), std::vector<int32_t>{eos},
+                                                 std::vector<int32_t>{});
+}
+
+}  // namespace tpserve::structured::testing
