@@ -27,7 +27,13 @@ class GrammarCompiler {
         return absl::InternalError(absl::StrCat("grammar rule '", b_.rule_name(r), "' has no body"));
       }
     }
-    for (RuleId r = 0; r < b_.num_rules(); ++r) TP_RETURN_IF_ERROR(CompileRule(r));
+    for (RuleId r = 0; r < b_.num_rules(); ++r) {
+      const NodeId first = static_cast<NodeId>(g_.nodes_.size());
+      const int32_t edge_first = static_cast<int32_t>(g_.edges_.size());
+      const int32_t call_first = static_cast<int32_t>(g_.calls_.size());
+      TP_RETURN_IF_ERROR(CompileRule(r));
+      Minimize(r, first, edge_first, call_first);
+    }
     TP_RETURN_IF_ERROR(CheckLeftRecursion());
     return std::move(g_);
   }
@@ -208,6 +214,93 @@ class GrammarCompiler {
       node.calls_end = static_cast<int32_t>(g_.calls_.size());
     }
     return absl::OkStatus();
+  }
+
+  // Rule r's edges from `node` with targets mapped through `cls` (indices
+  // relative to `first`) and ranges merged: the canonical form of its moves.
+  static void MappedEdges(const Grammar::ByteEdge* begin, const Grammar::ByteEdge* end, NodeId first,
+                          const std::vector<int>& cls, std::vector<Grammar::ByteEdge>* out) {
+    out->clear();
+    for (const auto* e = begin; e != end; ++e) {
+      const NodeId t = cls[e->target - first];
+      if (!out->empty() && out->back().target == t && out->back().hi + 1 == e->lo) {
+        out->back().hi = e->hi;
+      } else {
+        out->push_back({e->lo, e->hi, t});
+      }
+    }
+  }
+
+  // Merges the equivalent nodes of rule r (the tail of g_ from `first`) by
+  // Moore's partition refinement: unrolled repeats and escapes otherwise
+  // leave many copies of one state, and each would need its own token mask.
+  void Minimize(RuleId r, NodeId first, int32_t edge_first, int32_t call_first) {
+    const int n = static_cast<int>(g_.nodes_.size()) - first;
+    std::vector<int> cls(n);
+    for (int i = 0; i < n; ++i) cls[i] = g_.nodes_[first + i].final ? 1 : 0;
+    std::vector<Grammar::ByteEdge> edges;
+    for (size_t num = 0;;) {
+      std::map<std::vector<int>, int> ids;
+      std::vector<int> next(n);
+      for (int i = 0; i < n; ++i) {
+        const NodeId id = first + i;
+        std::vector<int> sig = {cls[i]};
+        MappedEdges(g_.edges_begin(id), g_.edges_end(id), first, cls, &edges);
+        for (const auto& e : edges) sig.insert(sig.end(), {e.lo, e.hi, e.target});
+        sig.push_back(-1);
+        std::vector<std::pair<int, int>> calls;
+        for (const auto* c = g_.calls_begin(id); c != g_.calls_end(id); ++c) {
+          calls.push_back({c->rule, cls[c->ret - first]});
+        }
+        std::sort(calls.begin(), calls.end());
+        calls.erase(std::unique(calls.begin(), calls.end()), calls.end());
+        for (auto [rule, ret] : calls) sig.insert(sig.end(), {rule, ret});
+        next[i] = ids.emplace(std::move(sig), static_cast<int>(ids.size())).first->second;
+      }
+      cls = std::move(next);
+      if (ids.size() == num) break;  // refinement only splits: same count, same partition
+      num = ids.size();
+    }
+    const int classes = *std::max_element(cls.begin(), cls.end()) + 1;
+    if (classes == n) return;
+    std::vector<Grammar::Node> old_nodes(g_.nodes_.begin() + first, g_.nodes_.end());
+    std::vector<Grammar::ByteEdge> old_edges(g_.edges_.begin() + edge_first, g_.edges_.end());
+    std::vector<Grammar::CallEdge> old_calls(g_.calls_.begin() + call_first, g_.calls_.end());
+    std::vector<int> rep(classes, -1);
+    for (int i = 0; i < n; ++i) {
+      if (rep[cls[i]] < 0) rep[cls[i]] = i;
+    }
+    std::vector<int> to_node(n);  // class ids as node ids
+    for (int i = 0; i < n; ++i) to_node[i] = first + cls[i];
+    g_.nodes_.resize(first);
+    g_.edges_.resize(edge_first);
+    g_.calls_.resize(call_first);
+    for (int c = 0; c < classes; ++c) {
+      const Grammar::Node& o = old_nodes[rep[c]];
+      Grammar::Node node;
+      node.rule = r;
+      node.final = o.final;
+      MappedEdges(old_edges.data() + (o.edges_begin - edge_first), old_edges.data() + (o.edges_end - edge_first),
+                  first, to_node, &edges);
+      node.edges_begin = static_cast<int32_t>(g_.edges_.size());
+      g_.edges_.insert(g_.edges_.end(), edges.begin(), edges.end());
+      node.edges_end = static_cast<int32_t>(g_.edges_.size());
+      std::vector<Grammar::CallEdge> calls;
+      for (int32_t k = o.calls_begin; k < o.calls_end; ++k) {
+        const Grammar::CallEdge& call = old_calls[k - call_first];
+        calls.push_back({call.rule, to_node[call.ret - first]});
+      }
+      std::sort(calls.begin(), calls.end(),
+                [](const auto& a, const auto& b) { return std::tie(a.rule, a.ret) < std::tie(b.rule, b.ret); });
+      calls.erase(std::unique(calls.begin(), calls.end(),
+                              [](const auto& a, const auto& b) { return a.rule == b.rule && a.ret == b.ret; }),
+                  calls.end());
+      node.calls_begin = static_cast<int32_t>(g_.calls_.size());
+      g_.calls_.insert(g_.calls_.end(), calls.begin(), calls.end());
+      node.calls_end = static_cast<int32_t>(g_.calls_.size());
+      g_.nodes_.push_back(node);
+    }
+    g_.rule_start_[r] = to_node[g_.rule_start_[r] - first];
   }
 
   // The nodes of rule r reachable without consuming a byte (through calls of

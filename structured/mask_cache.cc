@@ -30,8 +30,14 @@ void MaskCache::PrecomputeAll() {
 NodeMask MaskCache::Compute(NodeId n) const {
   StackArena arena;  // the node's own frame is the bottom: no caller
   TokenWalker walker(grammar_, vocab_, &arena);
-  std::vector<int32_t> all(vocab_.sorted().size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
+  // Only tokens whose first byte the node accepts: the rest are rejected
+  // without a walk (most nodes accept a handful of bytes).
+  std::vector<int32_t> all;
+  for (const auto* e = grammar_.edges_begin(n); e != grammar_.edges_end(n); ++e) {
+    for (int32_t pos = vocab_.first_byte_begin(e->lo); pos < vocab_.first_byte_begin(e->hi + 1); ++pos) {
+      all.push_back(pos);
+    }
+  }
   NodeMask mask;
   std::vector<int32_t> accepted;
   walker.Walk({n, StackArena::kBottom}, all.data(), all.size(), [&](int32_t pos, TokenClass c) {

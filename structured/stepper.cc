@@ -59,6 +59,23 @@ void Stepper::Close(const std::vector<Thread>& seeds, ThreadSet* out) {
 }
 
 void Stepper::Step(const ThreadSet& in, uint8_t b, ThreadSet* out) {
+  // One parse moving to a node that neither calls nor ends needs no closure
+  // (the common case inside strings and literals).
+  if (in.threads.size() == 1) {
+    const Thread t = in.threads[0];
+    const NodeId next = g_.Next(t.node, b);
+    if (next < 0) {
+      out->threads.clear();
+      out->bottom = false;
+      return;
+    }
+    const Grammar::Node& node = g_.node(next);
+    if (!node.final && node.calls_begin == node.calls_end) {
+      out->threads.assign(1, Thread{next, t.stack});
+      out->bottom = false;
+      return;
+    }
+  }
   seeds_.clear();
   for (const Thread& t : in.threads) {
     const NodeId next = g_.Next(t.node, b);

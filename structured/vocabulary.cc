@@ -29,6 +29,12 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes, std::vect
   }
   std::sort(sorted_.begin(), sorted_.end(),
             [this](int32_t a, int32_t b) { return bytes_[a] < bytes_[b]; });
+  size_t pos = 0;
+  for (int b = 0; b <= 256; ++b) {
+    while (pos < sorted_.size() && static_cast<uint8_t>(bytes_[sorted_[pos]][0]) < b) ++pos;
+    first_byte_begin_[b] = static_cast<int32_t>(pos);
+  }
+  first_byte_begin_[256] = static_cast<int32_t>(sorted_.size());
   lcp_.assign(sorted_.size(), 0);
   for (size_t i = 0; i < sorted_.size(); ++i) {
     const std::string& cur = bytes_[sorted_[i]];

@@ -3,6 +3,7 @@
 #ifndef TPSERVE_STRUCTURED_VOCABULARY_H_
 #define TPSERVE_STRUCTURED_VOCABULARY_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +39,9 @@ class TokenVocabulary {
   const std::vector<int32_t>& sorted() const { return sorted_; }
   // lcp()[i]: bytes shared by sorted()[i-1] and sorted()[i] (0 for i = 0).
   const std::vector<int32_t>& lcp() const { return lcp_; }
+  // Positions in sorted() of the tokens starting with byte b:
+  // [first_byte_begin(b), first_byte_begin(b + 1)).
+  int32_t first_byte_begin(int b) const { return first_byte_begin_[b]; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
   bool is_eos(int32_t id) const;
   // True for tokens a grammar can match (non-special, non-empty).
@@ -51,6 +55,7 @@ class TokenVocabulary {
   std::vector<std::string> bytes_;
   std::vector<int32_t> sorted_;
   std::vector<int32_t> lcp_;
+  std::array<int32_t, 257> first_byte_begin_{};
   std::vector<int32_t> eos_ids_;
   std::vector<char> matchable_;
   int max_token_bytes_ = 0;
