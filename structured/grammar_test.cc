@@ -2,24 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include "structured/stepper.h"
+#include "structured/testing.h"
 
 namespace tpserve::structured {
 namespace {
 
-// Whole-match check through the stepper (testing.h needs the matcher library).
-int Match(const Grammar& g, std::string_view text) {
-  StackArena arena;
-  Stepper stepper(g, &arena);
-  ThreadSet cur, next;
-  stepper.Close({{g.rule_start(0), StackArena::kBottom}}, &cur);
-  for (char c : text) {
-    stepper.Step(cur, static_cast<uint8_t>(c), &next);
-    if (next.dead()) return -1;
-    std::swap(cur, next);
-  }
-  return cur.bottom ? 1 : 0;
-}
+int Match(const Grammar& g, std::string_view text) { return testing::MatchState(g, text); }
 
 TEST(GrammarTest, LiteralAlternationSharesPrefixes) {
   GrammarBuilder b;
