@@ -11,6 +11,14 @@ GrammarCache::GrammarCache(std::shared_ptr<const TokenVocabulary> vocab, JsonGra
                            size_t capacity)
     : vocab_(std::move(vocab)), options_(options), capacity_(std::max<size_t>(capacity, 1)) {}
 
+absl::StatusOr<std::unique_ptr<GrammarCache>> GrammarCache::ForModel(const std::string& model_dir,
+                                                                     std::vector<int32_t> eos_ids,
+                                                                     int mask_size) {
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<text::Tokenizer> tokenizer, text::Tokenizer::Load(model_dir));
+  TP_ASSIGN_OR_RETURN(auto vocab, TokenVocabulary::FromTokenizer(*tokenizer, std::move(eos_ids), mask_size));
+  return std::make_unique<GrammarCache>(std::move(vocab));
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledGrammar>> GrammarCache::Get(const std::string& spec) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(spec);

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -22,6 +23,12 @@ class GrammarCache {
   // (matchers still holding it keep it alive).
   GrammarCache(std::shared_ptr<const TokenVocabulary> vocab, JsonGrammarOptions options = {},
                size_t capacity = 64);
+
+  // A cache for the model in `model_dir` (its tokenizer.json), EOS ids
+  // `eos_ids`, masks over `mask_size` ids (the lm_head's vocabulary).
+  static absl::StatusOr<std::unique_ptr<GrammarCache>> ForModel(const std::string& model_dir,
+                                                                std::vector<int32_t> eos_ids,
+                                                                int mask_size);
 
   // The compiled grammar of `spec` (see spec.h); errors as GrammarFromSpec.
   absl::StatusOr<std::shared_ptr<const CompiledGrammar>> Get(const std::string& spec);
