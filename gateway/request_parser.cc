@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "gateway/http_error.h"
 #include "gateway/json_fields.h"
+#include "gateway/structured_request.h"
 
 namespace tpserve::gateway {
 namespace {
@@ -241,16 +242,8 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
   return absl::OkStatus();
 }
 
+// tool_choice is parsed after the tools (gateway/structured_request.cc).
 absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
-  // tool_choice is checked whether or not tools are given: a value this
-  // server cannot honour is an error, not silently ignored.
-  bool none = false;
-  if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
-    if (!choice->is_string() || (*choice != "auto" && *choice != "none")) {
-      return InvalidField("tool_choice", "only tool_choice \"auto\" and \"none\" are supported");
-    }
-    none = *choice == "none";
-  }
   auto it = body.find("tools");
   req->tools = nullptr;
   if (it == body.end() || it->is_null()) return absl::OkStatus();
@@ -265,7 +258,6 @@ absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
     }
   }
   if (!it->empty()) req->tools = *it;
-  req->parse_tool_calls = !it->empty() && !none;
   return absl::OkStatus();
 }
 
@@ -346,6 +338,8 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
   ordered_json ordered = ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   TP_RETURN_IF_ERROR(ParseMessages(ordered, &req));
   TP_RETURN_IF_ERROR(ParseTools(ordered, &req));
+  TP_RETURN_IF_ERROR(ParseStructuredOutput(ordered, limits, &req));
+  TP_RETURN_IF_ERROR(ParseToolChoice(ordered, &req));
   bool logprobs = false;
   TP_RETURN_IF_ERROR(f.Bool("logprobs", &logprobs));
   std::optional<int64_t> top_logprobs;
@@ -394,6 +388,9 @@ absl::StatusOr<GenerationRequest> ParseCompletionRequest(const std::string& body
     req.sampling.set_top_logprobs(static_cast<int32_t>(*logprobs));
   }
   TP_RETURN_IF_ERROR(f.Bool("add_special_tokens", &req.add_special_tokens));
+  // Schemas keep their key order (it is the order properties are written in).
+  TP_RETURN_IF_ERROR(ParseStructuredOutput(
+      ordered_json::parse(body, nullptr, /*allow_exceptions=*/false), limits, &req));
   return req;
 }
 

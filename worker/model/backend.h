@@ -34,6 +34,10 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;
   bool logprobs = false;      // return the sampled token's logprob
   int top_logprobs = 0;       // and this many alternatives
+  // OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logit.
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // vLLM allowed_token_ids: when non-empty, the only ids that may be sampled.
+  std::vector<int32_t> allowed_token_ids;
 };
 
 // One sequence's share of a step.
@@ -54,6 +58,9 @@ struct SeqStep {
   // token).
   bool sample = false;
   const SamplingParams* sampling = nullptr;
+  // Structured output: bit id%32 of word id/32 set = token id allowed by the
+  // sequence's grammar (structured/matcher.h); empty for free text.
+  std::span<const uint32_t> allowed_mask;
 };
 
 // A ragged batch: prefill chunks and decodes mixed.

@@ -216,7 +216,7 @@ absl::StatusOr<std::vector<SampleResult>> CpuBackend::Step(const StepBatch& batc
                      s.token_ids.first(s.num_computed_tokens + s.num_scheduled_tokens),
                      std::min<int>(s.num_prompt_tokens,
                                    s.num_computed_tokens + s.num_scheduled_tokens),
-                     eos_token_ids_};
+                     eos_token_ids_, s.allowed_mask};
     auto r = SampleNext(in);
     if (!r.ok()) {
       return absl::InvalidArgumentError(

@@ -82,6 +82,30 @@ SampleResult Result(const SamplingInput& in, int32_t token) {
 
 }  // namespace
 
+void ApplyRestrictions(std::span<float> logits, const SamplingParams& p,
+                       std::span<const uint32_t> allowed_mask) {
+  const int64_t vocab = static_cast<int64_t>(logits.size());
+  if (!allowed_mask.empty()) {
+    const int64_t bits = static_cast<int64_t>(allowed_mask.size()) * 32;
+    for (int64_t t = 0; t < vocab; ++t) {
+      if (t >= bits || !((allowed_mask[t >> 5] >> (t & 31)) & 1u)) logits[t] = kNegInf;
+    }
+  }
+  if (!p.allowed_token_ids.empty()) {
+    thread_local std::vector<char> allowed;
+    allowed.assign(logits.size(), 0);
+    for (int32_t t : p.allowed_token_ids) {
+      if (t >= 0 && t < vocab) allowed[t] = 1;
+    }
+    for (int64_t t = 0; t < vocab; ++t) {
+      if (!allowed[t]) logits[t] = kNegInf;
+    }
+  }
+  for (const auto& [t, bias] : p.logit_bias) {
+    if (t >= 0 && t < vocab) logits[t] += bias;  // -inf stays -inf
+  }
+}
+
 void ApplyPenalties(std::span<float> logits, const SamplingParams& p,
                     std::span<const int32_t> prompt, std::span<const int32_t> output) {
   const int64_t vocab = static_cast<int64_t>(logits.size());
@@ -137,7 +161,9 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
   const bool mask_stops = static_cast<int>(output.size()) < p.min_tokens;
   const bool penalties = p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f ||
                          p.presence_penalty != 0.0f;
-  if (p.temperature == 0.0f && !mask_stops && !penalties) {
+  const bool restricted = !in.allowed_mask.empty() || !p.allowed_token_ids.empty() ||
+                          !p.logit_bias.empty();
+  if (p.temperature == 0.0f && !mask_stops && !penalties && !restricted) {
     return Result(in, Argmax(in.logits));  // plain greedy: no edited copy needed
   }
 
@@ -150,13 +176,24 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
   for (float& v : l) {
     if (std::isnan(v)) v = kNegInf;  // a NaN must never win a comparison
   }
+  if (restricted) ApplyRestrictions(l, p, in.allowed_mask);
   if (mask_stops) {
+    // A grammar that is complete allows only EOS: min_tokens cannot take it
+    // away, or nothing would be left to sample.
+    thread_local std::vector<std::pair<int, float>> saved;
+    saved.clear();
     auto mask = [&](int id) {
-      if (id >= 0 && id < vocab) l[id] = kNegInf;
+      if (id >= 0 && id < vocab) {
+        saved.emplace_back(id, l[id]);
+        l[id] = kNegInf;
+      }
     };
     for (int id : p.stop_token_ids) mask(id);
     if (!p.ignore_eos) {
       for (int id : in.eos_token_ids) mask(id);
+    }
+    if (restricted && std::none_of(l.begin(), l.end(), [](float v) { return v != kNegInf; })) {
+      for (auto [id, v] : saved) l[id] = v;
     }
   }
   ApplyPenalties(l, p, prompt, output);

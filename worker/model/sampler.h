@@ -2,7 +2,9 @@
 // any backend (the CUDA backend copies logits back and calls this too, so the
 // two agree token for token).
 //
-// Order: mask EOS/stop ids below min_tokens -> repetition, frequency and
+// Order: the grammar mask, allowed_token_ids and logit_bias -> mask EOS/stop
+// ids below min_tokens (unless nothing else would be left) -> repetition,
+// frequency and
 // presence penalties -> greedy argmax (ties: lower id) when temperature is 0;
 // otherwise softmax(logits / T) -> top-k -> top-p over the top-k mass -> min-p
 // (p >= min_p * p_max) -> draw by the rule in sampling_rng.h with
@@ -34,11 +36,18 @@ struct SamplingInput {
   int num_prompt_tokens = 0;
   // The model's EOS ids (masked below min_tokens unless ignore_eos).
   std::span<const int> eos_token_ids;
+  // Structured output's mask (SeqStep::allowed_mask); empty: no grammar.
+  std::span<const uint32_t> allowed_mask;
 };
 
 // Samples the next token. `seq_id` of the result is left 0 for the caller.
 // INVALID_ARGUMENT for empty logits or out-of-range parameters.
 absl::StatusOr<SampleResult> SampleNext(const SamplingInput& input);
+
+// Applies the grammar mask (`allowed_mask`, may be empty), allowed_token_ids
+// (-inf elsewhere) and logit_bias in place.
+void ApplyRestrictions(std::span<float> logits, const SamplingParams& params,
+                       std::span<const uint32_t> allowed_mask);
 
 // Applies repetition (prompt + output), frequency and presence (output only)
 // penalties in place.

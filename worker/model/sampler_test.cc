@@ -167,6 +167,60 @@ TEST(SamplerTest, MinTokensMasksEosAndStopIds) {
   EXPECT_EQ(Sample(l, p, tokens, 1, eos).token_id, 1);
 }
 
+SampleResult SampleMasked(const std::vector<float>& logits, const SamplingParams& params,
+                          const std::vector<uint32_t>& mask, const std::vector<int32_t>& tokens = {1},
+                          const std::vector<int>& eos = {}) {
+  SamplingInput in{logits, &params, tokens, 1, eos, mask};
+  auto r = SampleNext(in);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : SampleResult{};
+}
+
+TEST(SamplerTest, GrammarMaskComesBeforeEverything) {
+  const std::vector<float> l = MakeLogits(40, 3);
+  const std::vector<uint32_t> mask = {(1u << 5) | (1u << 9), 1u << (33 - 32)};  // ids 5, 9, 33
+  SamplingParams p;
+  const int32_t greedy = SampleMasked(l, p, mask).token_id;
+  EXPECT_TRUE(greedy == 5 || greedy == 9 || greedy == 33);
+  EXPECT_EQ(greedy, l[5] >= l[9] && l[5] >= l[33] ? 5 : (l[9] >= l[33] ? 9 : 33));
+  p.temperature = 1.5f;
+  p.top_k = 40;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    p.seed = seed;
+    const int32_t t = SampleMasked(l, p, mask).token_id;
+    EXPECT_TRUE(t == 5 || t == 9 || t == 33) << t;
+  }
+  // Clear bits mask a token whatever its logit.
+  EXPECT_EQ(SampleMasked({0.0f, 9.0f, 1.0f}, SamplingParams(), {1u}).token_id, 0);
+}
+
+TEST(SamplerTest, MinTokensYieldsToACompleteGrammar) {
+  // The grammar allows only EOS (id 1); min_tokens would mask it.
+  SamplingParams p;
+  p.min_tokens = 5;
+  EXPECT_EQ(SampleMasked({3.0f, 0.0f, 2.0f}, p, {1u << 1}, {0}, {1}).token_id, 1);
+  // With something else allowed, min_tokens still holds EOS back.
+  EXPECT_EQ(SampleMasked({3.0f, 0.0f, 2.0f}, p, {(1u << 1) | (1u << 2)}, {0}, {1}).token_id, 2);
+}
+
+TEST(SamplerTest, LogitBiasAndAllowedTokenIds) {
+  const std::vector<float> l = {1.0f, 2.0f, 3.0f, 0.0f};
+  SamplingParams p;
+  p.logit_bias = {{3, 100.0f}};
+  EXPECT_EQ(Sample(l, p).token_id, 3);
+  p.logit_bias = {{2, -100.0f}};
+  EXPECT_EQ(Sample(l, p).token_id, 1);
+  p.logit_bias.clear();
+  p.allowed_token_ids = {0, 3};
+  EXPECT_EQ(Sample(l, p).token_id, 0);
+  p.temperature = 1.0f;
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    p.seed = seed;
+    const int32_t t = Sample(l, p).token_id;
+    EXPECT_TRUE(t == 0 || t == 3) << t;
+  }
+}
+
 TEST(SamplerTest, LogprobsAreRawAndSumToOne) {
   const auto logits = MakeLogits(50, 5);
   SamplingParams p;

@@ -1,5 +1,6 @@
 #include "worker/service/sequence_table.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <unordered_set>
@@ -132,7 +133,38 @@ absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& p,
   }
   s.top_logprobs = p.top_logprobs();
   s.logprobs = p.logprobs() || p.top_logprobs() > 0;
+  for (const auto& [id, bias] : p.logit_bias()) {
+    if (id < 0 || id >= vocab_size || !InRange(bias, -100.0f, 100.0f)) {
+      return Invalid(where, absl::StrCat("logit_bias {", id, ": ", bias, "} needs an id in [0, ",
+                                         vocab_size, ") and a bias in [-100, 100]"));
+    }
+    s.logit_bias.emplace_back(id, bias);
+  }
+  std::sort(s.logit_bias.begin(), s.logit_bias.end());  // map order is unspecified
+  for (int id : p.allowed_token_ids()) {
+    if (id < 0 || id >= vocab_size) {
+      return Invalid(where, absl::StrCat("allowed_token_id ", id, " is outside the vocabulary [0, ",
+                                         vocab_size, ")"));
+    }
+    s.allowed_token_ids.push_back(id);
+  }
   return s;
+}
+
+absl::StatusOr<std::unique_ptr<structured::GrammarMatcher>> SequenceTable::NewGrammar(
+    const v1::NewSequence& ns) const {
+  const std::string& spec = ns.sampling().structured_output();
+  if (spec.empty() || grammars_ == nullptr) return nullptr;
+  absl::StatusOr<std::unique_ptr<structured::GrammarMatcher>> m = grammars_->NewMatcher(spec);
+  if (!m.ok()) return m.status();
+  // A sequence restarted after preemption arrives with its outputs.
+  for (int i = ns.num_prompt_tokens(); i < ns.token_ids_size(); ++i) {
+    if (!(*m)->AcceptToken(ns.token_ids(i))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output token ", ns.token_ids(i), " at ", i, " does not follow the grammar"));
+    }
+  }
+  return m;
 }
 
 absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
@@ -155,6 +187,7 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
   std::unordered_set<uint64_t> in_step;
   int64_t total_scheduled = 0;
   std::vector<SamplingParams> new_sampling;
+  std::vector<std::unique_ptr<structured::GrammarMatcher>> new_grammars;
   for (const v1::NewSequence& ns : step.new_sequences()) {
     const std::string where = absl::StrCat(prefix, ": new sequence ", ns.seq_id());
     if (live(ns.seq_id())) {
@@ -185,6 +218,9 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
         ToSamplingParams(ns.sampling(), limits.vocab_size);
     if (!sampling.ok()) return Invalid(where, std::string(sampling.status().message()));
     new_sampling.push_back(*std::move(sampling));
+    absl::StatusOr<std::unique_ptr<structured::GrammarMatcher>> grammar = NewGrammar(ns);
+    if (!grammar.ok()) return Invalid(where, std::string(grammar.status().message()));
+    new_grammars.push_back(*std::move(grammar));
     total_scheduled += ns.num_scheduled_tokens();
   }
   for (const v1::RunningSequence& rs : step.running_sequences()) {
@@ -219,7 +255,7 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
   for (uint64_t id : forgotten) seqs_.erase(id);
   StepBatch batch;
   auto add = [&](uint64_t id, int scheduled) {
-    const SequenceState& s = *seqs_.at(id);
+    SequenceState& s = *seqs_.at(id);
     SeqStep seq;
     seq.seq_id = id;
     seq.token_ids = s.token_ids;
@@ -229,6 +265,11 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
     seq.block_table = s.block_table;
     seq.sample = s.num_computed_tokens + scheduled == static_cast<int>(s.token_ids.size());
     seq.sampling = &s.sampling;
+    if (seq.sample && s.grammar != nullptr) {
+      s.grammar_mask.resize(s.grammar->compiled().vocab().mask_words());
+      s.grammar->FillNextTokenBitmask(s.grammar_mask);
+      seq.allowed_mask = s.grammar_mask;
+    }
     batch.seqs.push_back(seq);
   };
   for (int i = 0; i < step.new_sequences_size(); ++i) {
@@ -239,6 +280,7 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
     state->num_computed_tokens = ns.num_computed_tokens();
     state->block_table.assign(ns.block_table().begin(), ns.block_table().end());
     state->sampling = std::move(new_sampling[i]);
+    state->grammar = std::move(new_grammars[i]);
     seqs_[ns.seq_id()] = std::move(state);
     pending_.push_back({ns.seq_id(), true, 0, ns.num_scheduled_tokens()});
   }
@@ -257,7 +299,13 @@ void SequenceTable::Commit(const std::vector<SampleResult>& sampled) {
   for (const Pending& p : pending_) {
     seqs_.at(p.seq_id)->num_computed_tokens += p.num_scheduled;
   }
-  for (const SampleResult& r : sampled) seqs_.at(r.seq_id)->token_ids.push_back(r.token_id);
+  for (const SampleResult& r : sampled) {
+    SequenceState& s = *seqs_.at(r.seq_id);
+    s.token_ids.push_back(r.token_id);
+    // The sampler kept to the mask, so this only fails for a step scheduled
+    // past EOS (the router runs one ahead), whose token is never reported.
+    if (s.grammar != nullptr) s.grammar->AcceptToken(r.token_id);
+  }
   pending_.clear();
 }
 

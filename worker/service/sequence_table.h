@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/worker.pb.h"
+#include "structured/grammar_cache.h"
 #include "worker/model/backend.h"
 
 namespace tpserve::worker {
@@ -35,6 +36,10 @@ struct SequenceState {
   int num_computed_tokens = 0;
   std::vector<int32_t> block_table;
   SamplingParams sampling;
+  // Structured output: the grammar's state after the outputs so far, and the
+  // mask of the step in flight (null / empty for free text).
+  std::unique_ptr<structured::GrammarMatcher> grammar;
+  std::vector<uint32_t> grammar_mask;
 };
 
 // Converts and checks the proto's sampling fields (neutral values mean
@@ -58,6 +63,9 @@ class SequenceTable {
   void Rollback();
   // Forgets every sequence (a new cache makes old block tables meaningless).
   void Clear();
+  // Compiles the sequences' structured-output specs (not owned; null: the
+  // backend does not apply grammar masks, and specs are ignored).
+  void set_grammars(structured::GrammarCache* grammars) { grammars_ = grammars; }
 
   // Number of live sequences.
   size_t size() const { return seqs_.size(); }
@@ -73,9 +81,15 @@ class SequenceTable {
     int num_scheduled = 0;
   };
 
+  // A matcher for the new sequence's spec, advanced over its outputs; null
+  // without a spec or without grammars_.
+  absl::StatusOr<std::unique_ptr<structured::GrammarMatcher>> NewGrammar(
+      const v1::NewSequence& ns) const;
+
   // unique_ptr keeps each state's address stable while the map rehashes.
   std::unordered_map<uint64_t, std::unique_ptr<SequenceState>> seqs_;
   std::vector<Pending> pending_;
+  structured::GrammarCache* grammars_ = nullptr;
 };
 
 }  // namespace tpserve::worker

@@ -1,6 +1,11 @@
 #include "worker/service/sequence_table.h"
 
+#include <algorithm>
 #include <string>
+
+#include "absl/strings/str_cat.h"
+#include "structured/spec.h"
+#include "structured/testing.h"
 
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -190,6 +195,93 @@ TEST(SamplingParamsTest, NeutralProtoValuesMeanOff) {
   EXPECT_EQ(s->repetition_penalty, 1.0f);
   EXPECT_EQ(s->top_k, 0);
   EXPECT_TRUE(s->logprobs);  // implied by top_logprobs
+}
+
+TEST(SamplingParamsTest, LogitBiasAndAllowedTokenIds) {
+  v1::SamplingParams p;
+  (*p.mutable_logit_bias())[7] = -100.0f;
+  (*p.mutable_logit_bias())[2] = 3.5f;
+  p.add_allowed_token_ids(4);
+  auto s = ToSamplingParams(p, 10);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->logit_bias.size(), 2u);
+  EXPECT_EQ(s->logit_bias[0], (std::pair<int32_t, float>(2, 3.5f)));  // sorted by id
+  EXPECT_EQ(s->allowed_token_ids, std::vector<int32_t>{4});
+  (*p.mutable_logit_bias())[10] = 1.0f;
+  EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+  p.mutable_logit_bias()->erase(10);
+  (*p.mutable_logit_bias())[1] = 101.0f;
+  EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+  p.mutable_logit_bias()->erase(1);
+  p.add_allowed_token_ids(-1);
+  EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+}
+
+// 100 ids: 1 = "a", 2 = "b", the rest "x", 99 = EOS.
+std::unique_ptr<structured::GrammarCache> Grammars() {
+  std::vector<std::string> tokens(99, "x");
+  tokens[1] = "a";
+  tokens[2] = "b";
+  return std::make_unique<structured::GrammarCache>(structured::testing::SmallVocab(tokens));
+}
+
+std::vector<int> Allowed(const SeqStep& s) {
+  std::vector<int> out;
+  for (int id = 0; id < static_cast<int>(s.allowed_mask.size()) * 32; ++id) {
+    if ((s.allowed_mask[id >> 5] >> (id & 31)) & 1) out.push_back(id);
+  }
+  return out;
+}
+
+std::string NewSeqWithSpec(const std::string& tokens, int num_prompt, const std::string& spec) {
+  return absl::StrCat("step_id: 1 new_sequences { seq_id: 1 token_ids: [", tokens,
+                      "] num_prompt_tokens: ", num_prompt, " num_scheduled_tokens: ",
+                      std::count(tokens.begin(), tokens.end(), ',') + 1,
+                      " block_table: [0, 1] sampling { structured_output: '", spec, "' } }");
+}
+
+TEST(SequenceTableTest, GrammarMasksFollowTheSampledTokens) {
+  auto grammars = Grammars();
+  SequenceTable t;
+  t.set_grammars(grammars.get());
+  const std::string spec = structured::RegexSpec("ab+");
+  auto b1 = t.Apply(Parse(NewSeqWithSpec("5, 5", 2, spec)), Limits());
+  ASSERT_TRUE(b1.ok()) << b1.status();
+  EXPECT_EQ(Allowed(b1->seqs[0]), std::vector<int>{1});
+  t.Commit({Sampled(1, 1)});
+  auto b2 = t.Apply(Parse("step_id: 2 running_sequences { seq_id: 1 num_scheduled_tokens: 1 }"), Limits());
+  ASSERT_TRUE(b2.ok()) << b2.status();
+  EXPECT_EQ(Allowed(b2->seqs[0]), std::vector<int>{2});
+  t.Commit({Sampled(1, 2)});
+  auto b3 = t.Apply(Parse("step_id: 3 running_sequences { seq_id: 1 num_scheduled_tokens: 1 }"), Limits());
+  ASSERT_TRUE(b3.ok()) << b3.status();
+  EXPECT_EQ(Allowed(b3->seqs[0]), (std::vector<int>{2, 99}));  // complete: EOS allowed
+}
+
+TEST(SequenceTableTest, RestartedSequenceReplaysItsOutputs) {
+  auto grammars = Grammars();
+  SequenceTable t;
+  t.set_grammars(grammars.get());
+  const std::string spec = structured::RegexSpec("ab+");
+  auto b = t.Apply(Parse(NewSeqWithSpec("5, 1, 2", 1, spec)), Limits());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(Allowed(b->seqs[0]), (std::vector<int>{2, 99}));
+  SequenceTable bad;
+  bad.set_grammars(grammars.get());
+  auto r = bad.Apply(Parse(NewSeqWithSpec("5, 2", 1, spec)), Limits());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("does not follow the grammar"), std::string::npos) << r.status();
+  EXPECT_EQ(bad.size(), 0u);
+  auto invalid = bad.Apply(Parse(NewSeqWithSpec("5", 1, structured::RegexSpec("(a"))), Limits());
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_NE(invalid.status().message().find("missing ')'"), std::string::npos) << invalid.status();
+}
+
+TEST(SequenceTableTest, WithoutGrammarsSpecsAreIgnored) {
+  SequenceTable t;
+  auto b = t.Apply(Parse(NewSeqWithSpec("5", 1, structured::RegexSpec("ab+"))), Limits());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->seqs[0].allowed_mask.empty());
 }
 
 }  // namespace

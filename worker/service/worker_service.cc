@@ -1,9 +1,8 @@
 #include "worker/service/worker_service.h"
 
-#include "common/security/group_token.h"
-
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -268,6 +267,27 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   // The backend's own ids, so the router stops on exactly what the sampler
   // treats as the end.
   for (int id : backend_->eos_token_ids()) model_.add_eos_token_ids(id);
+  // Structured output: the grammar masks need the tokenizer's byte strings,
+  // and only the CPU sampler applies them so far (issue 21).
+  grammars_.reset();
+  sequences_.set_grammars(nullptr);
+  if (backend_->device() == "cpu") {
+    const std::string dir = std::filesystem::is_directory(options.model_path)
+                                ? options.model_path
+                                : std::filesystem::path(options.model_path).parent_path().string();
+    auto grammars = structured::GrammarCache::ForModel(
+        dir, std::vector<int32_t>(backend_->eos_token_ids().begin(), backend_->eos_token_ids().end()), c.vocab_size);
+    if (grammars.ok()) {
+      grammars_ = std::move(*grammars);
+      sequences_.set_grammars(grammars_.get());
+    } else {
+      spdlog::warn("rank {}: structured output unavailable: {}", rank_,
+                   std::string(grammars.status().message()));
+    }
+  } else {
+    spdlog::warn("rank {}: structured output is not applied by the {} backend yet", rank_,
+                 backend_->device());
+  }
   model_.set_fingerprint(fingerprint);
   limits_.block_size = options.block_size;
   limits_.vocab_size = c.vocab_size;

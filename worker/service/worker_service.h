@@ -19,6 +19,7 @@
 #include "proto/worker.grpc.pb.h"
 #include "worker/comm/comm_factory.h"
 #include "worker/model/backend.h"
+#include "structured/grammar_cache.h"
 #include "worker/service/sequence_table.h"
 #include "worker/service/step_stream_server.h"
 
@@ -103,6 +104,8 @@ class WorkerService final : public v1::Worker::Service {
   StepLimits limits_;
   int64_t bytes_per_block_ = 0;  // from ProfileMemory
   SequenceTable sequences_;
+  // Structured output's compiled grammars (CPU backend; null otherwise).
+  std::unique_ptr<structured::GrammarCache> grammars_;
   // Rank 0: the other ranks it forwards steps to (from InitCache), and the
   // channel settings for them (SetPeerChannel).
   RelayOptions relay_;

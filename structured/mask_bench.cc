@@ -1,0 +1,141 @@
+// Token-mask cost on a real vocabulary: per schema, compile time, the time
+// to precompute every node's mask, and the per-step mask and accept times
+// along random walks (each step samples uniformly among allowed tokens).
+//
+//   bazel run -c opt //structured:mask_bench -- [tokenizer.json] [steps]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/text/tokenizer.h"
+#include "structured/matcher.h"
+#include "structured/spec.h"
+
+namespace tpserve::structured {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+struct BenchCase {
+  const char* name;
+  std::string spec;
+};
+
+std::vector<BenchCase> Cases() {
+  using J = nlohmann::ordered_json;
+  const J person = J::parse(R"({"type": "object", "properties": {
+      "name": {"type": "string", "maxLength": 40},
+      "age": {"type": "integer", "minimum": 0, "maximum": 150},
+      "email": {"type": "string", "format": "email"},
+      "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+      "address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"},
+                  "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}, "required": ["city"]},
+      "status": {"enum": ["active", "inactive", "pending"]},
+      "score": {"type": "number"}},
+    "required": ["name", "age", "status"]})");
+  const J tree = J::parse(R"({"$defs": {"node": {"type": "object", "properties": {
+      "label": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+      "required": ["label", "children"]}}, "$ref": "#/$defs/node"})");
+  return {
+      {"flat object (2 fields)", JsonSchemaSpec(J::parse(
+           R"({"type": "object", "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+               "required": ["answer", "confidence"]})"))},
+      {"mid-size (person, 7 fields)", JsonSchemaSpec(person)},
+      {"recursive $ref tree", JsonSchemaSpec(tree)},
+      {"json_object", JsonObjectSpec()},
+      {"regex (phone)", RegexSpec("\\(\\d{3}\\) \\d{3}-\\d{4}")},
+      {"choice (3)", ChoiceSpec({"positive", "negative", "neutral"})},
+  };
+}
+
+int Main(int argc, char** argv) {
+  const std::string path = argc > 1 ? argv[1] : "tests/fixtures/tiny-qwen2-chat/tokenizer.json";
+  const int steps = argc > 2 ? std::atoi(argv[2]) : 2000;
+  auto tok = text::Tokenizer::Load(path);
+  if (!tok.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(tok.status().message()).c_str());
+    return 1;
+  }
+  std::vector<int32_t> eos;
+  for (const char* t : {"<|endoftext|>", "<|im_end|>"}) {
+    if (auto id = (*tok)->TokenToId(t)) eos.push_back(*id);
+  }
+  auto vocab = TokenVocabulary::FromTokenizer(**tok, eos);
+  if (!vocab.ok()) return 1;
+  std::printf("vocabulary: %d tokens (%zu matchable), %s\n\n", (*vocab)->size(), (*vocab)->sorted().size(),
+              path.c_str());
+  std::printf("| schema | nodes | compile ms | all masks ms | cold walk mask µs p50/p99 | warm mask µs p50 | p99 | max | accept µs p50 | tokens/doc |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  for (const BenchCase& c : Cases()) {
+    auto t0 = Clock::now();
+    auto grammar = GrammarFromSpec(c.spec);
+    if (!grammar.ok()) {
+      std::fprintf(stderr, "%s: %s\n", c.name, std::string(grammar.status().message()).c_str());
+      return 1;
+    }
+    const double compile_ms = Micros(Clock::now() - t0) / 1000;
+    const int nodes = grammar->num_nodes();
+    // Cold: a fresh grammar whose node masks fill in as the walk reaches them.
+    auto run = [&](const std::shared_ptr<const CompiledGrammar>& compiled, int n, uint32_t seed,
+                   std::vector<double>* mask_us, std::vector<double>* accept_us, int* docs) {
+      std::mt19937 rng(seed);
+      std::vector<uint32_t> words((*vocab)->mask_words());
+      auto m = std::make_unique<GrammarMatcher>(compiled);
+      std::vector<int32_t> allowed;
+      for (int i = 0; i < n; ++i) {
+        auto s = Clock::now();
+        m->FillNextTokenBitmask(words);
+        mask_us->push_back(Micros(Clock::now() - s));
+        allowed.clear();
+        for (int32_t id = 0; id < (*vocab)->size(); ++id) {
+          if ((words[id >> 5] >> (id & 31)) & 1) allowed.push_back(id);
+        }
+        const int32_t id = allowed[std::uniform_int_distribution<size_t>(0, allowed.size() - 1)(rng)];
+        s = Clock::now();
+        if (!m->AcceptToken(id)) {
+          std::fprintf(stderr, "%s: masked-in token %d refused\n", c.name, id);
+          std::exit(1);
+        }
+        accept_us->push_back(Micros(Clock::now() - s));
+        if (m->IsTerminated()) {
+          ++*docs;
+          m = std::make_unique<GrammarMatcher>(compiled);
+        }
+      }
+    };
+    auto cold = std::make_shared<const CompiledGrammar>(std::move(*grammar), *vocab);
+    std::vector<double> cold_mask, cold_accept;
+    int cold_docs = 0;
+    run(cold, std::min(steps, 200), 1, &cold_mask, &cold_accept, &cold_docs);
+    auto warm_grammar = GrammarFromSpec(c.spec);
+    auto warm = std::make_shared<const CompiledGrammar>(std::move(*warm_grammar), *vocab);
+    t0 = Clock::now();
+    warm->cache().PrecomputeAll();
+    const double all_ms = Micros(Clock::now() - t0) / 1000;
+    std::vector<double> mask_us, accept_us;
+    int docs = 0;
+    run(warm, steps, 2, &mask_us, &accept_us, &docs);
+    std::printf("| %s | %d | %.1f | %.0f | %.0f / %.0f | %.1f | %.1f | %.1f | %.2f | %s |\n", c.name, nodes,
+                compile_ms, all_ms, Percentile(cold_mask, 0.5), Percentile(cold_mask, 0.99),
+                Percentile(mask_us, 0.5), Percentile(mask_us, 0.99), Percentile(mask_us, 1.0),
+                Percentile(accept_us, 0.5),
+                docs > 0 ? std::to_string(steps / docs).c_str() : "-");
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace tpserve::structured
+
+int main(int argc, char** argv) { return tpserve::structured::Main(argc, argv); }
