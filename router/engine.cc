@@ -177,6 +177,7 @@ bool Engine::Connect(std::unique_lock<std::mutex>& lock) {
   sc.vocab_size = info->model.vocab_size();
   sc.eos_token_ids.assign(info->model.eos_token_ids().begin(),
                           info->model.eos_token_ids().end());
+  sc.applies_token_masks = info->model.applies_token_masks();
   sc.seed = config_.seed;
   sc.first_seq_id = next_seq_id_;
   scheduler_ = std::make_unique<Scheduler>(std::move(sc));

@@ -73,6 +73,14 @@ absl::Status Scheduler::Validate(const v1::GenerateRequest& request) const {
                        config_.vocab_size, ")"));
     }
   }
+  if (!config_.applies_token_masks &&
+      (!s.structured_output().empty() || s.logit_bias_size() > 0 || s.allowed_token_ids_size() > 0)) {
+    return absl::InvalidArgumentError(
+        "structured output (response_format json_object/json_schema, guided_*, tool_choice "
+        "\"required\" or a named function), logit_bias and allowed_token_ids are not supported by "
+        "this deployment's backend yet (the CUDA sampler does not apply token masks; the CPU "
+        "backend does)");
+  }
   if (s.max_tokens() < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_tokens must be at least 1, got ", s.max_tokens()));

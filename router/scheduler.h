@@ -51,6 +51,10 @@ struct SchedulerConfig {
   bool priority_policy = false;
   int vocab_size = 0;
   std::vector<int32_t> eos_token_ids;
+  // Whether the workers apply structured_output, logit_bias and
+  // allowed_token_ids (ModelInfo.applies_token_masks); requests using them
+  // are refused otherwise rather than silently served unconstrained.
+  bool applies_token_masks = false;
   // Seeds the draws for requests without a seed.
   uint64_t seed = 0;
   // First seq_id handed out; a recreated scheduler continues after the old

@@ -184,6 +184,29 @@ TEST(SchedulerTest, Admission) {
   }
 }
 
+// Token masks the workers would not apply are refused, not ignored.
+TEST(SchedulerTest, TokenMasksNeedWorkersThatApplyThem) {
+  std::vector<v1::GenerateRequest> masked(3, Request(Prompt(3), 2));
+  masked[0].mutable_sampling()->set_structured_output("regex:[ab]+");
+  (*masked[1].mutable_sampling()->mutable_logit_bias())[5] = 10;
+  masked[2].mutable_sampling()->add_allowed_token_ids(5);
+  for (bool applies : {false, true}) {
+    SchedulerConfig c = Config();
+    c.applies_token_masks = applies;
+    Scheduler s(c);
+    for (const v1::GenerateRequest& r : masked) {
+      auto id = s.Add(r, absl::InfiniteFuture());
+      if (applies) {
+        EXPECT_TRUE(id.ok()) << id.status();
+      } else {
+        EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_THAT(std::string(id.status().message()), HasSubstr("not supported by this deployment"));
+      }
+    }
+    EXPECT_TRUE(s.Add(Request(Prompt(3), 2), absl::InfiniteFuture()).ok());
+  }
+}
+
 TEST(SchedulerTest, RefusesWhatCanNeverFitTheCache) {
   Scheduler s(Config(/*num_blocks=*/4, /*block_size=*/4));
   // 16 positions fit: a 10-token prompt with 7 new tokens needs 16.

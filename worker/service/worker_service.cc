@@ -280,6 +280,7 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
     if (grammars.ok()) {
       grammars_ = std::move(*grammars);
       sequences_.set_grammars(grammars_.get());
+      model_.set_applies_token_masks(true);
     } else {
       spdlog::warn("rank {}: structured output unavailable: {}", rank_,
                    std::string(grammars.status().message()));
