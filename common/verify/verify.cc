@@ -35,9 +35,11 @@ void AddError(VerifyReport* r, const std::string& e) {
 int64_t CountNonFinite(const TensorView& t) {
   if (!safetensors::IsFloat(t.dtype)) return 0;
   constexpr size_t kChunk = size_t{1} << 20;
-  std::vector<float> buf(kChunk);
   const size_t es = safetensors::DTypeSize(t.dtype);
   const size_t n = static_cast<size_t>(t.numel());
+  // No larger than the tensor: a 4 MB buffer per small tensor (norms, biases)
+  // made verify of a small model slow.
+  std::vector<float> buf(std::min(kChunk, n));
   int64_t bad = 0;
   for (size_t i = 0; i < n; i += kChunk) {
     const size_t m = std::min(kChunk, n - i);
@@ -115,6 +117,12 @@ void CheckManifest(const std::string& dir, VerifyReport* r) {
     const fs::path path = fs::path(dir) / name;
     if (!fs::exists(path)) {
       AddError(r, absl::StrCat(kManifest, " lists ", name, ", which is missing"));
+      continue;
+    }
+    // A device such as /dev/zero (an absolute name replaces `dir`) would be
+    // hashed forever: only plain files are checked.
+    if (!fs::is_regular_file(path)) {
+      AddError(r, absl::StrCat(kManifest, " lists ", name, ", which is not a regular file"));
       continue;
     }
     auto got = Sha256File(path.string());

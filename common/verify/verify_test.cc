@@ -133,6 +133,15 @@ TEST(VerifyTest, MissingTensorAndBadManifest) {
   EXPECT_TRUE(HasErrorWith(r, "gone.safetensors", "missing")) << Dump(r);
 }
 
+// Found while writing fuzz/verify_fuzzer.cc: a manifest naming a device (an absolute name
+// replaces the folder) must not be read; /dev/zero used to hash forever.
+TEST(VerifyTest, ManifestNamingADeviceIsRefused) {
+  const fs::path dir = CopyFixture("manifest_device");
+  std::ofstream(dir / "SHA256SUMS") << std::string(64, 'a') << "  /dev/zero\n";
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "/dev/zero", "not a regular file")) << Dump(r);
+}
+
 TEST(VerifyTest, NotADirectoryAndBrokenConfig) {
   EXPECT_FALSE(VerifyModelDir("/nonexistent/model").ok());
   const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / "broken_config";
