@@ -25,6 +25,13 @@ std::vector<std::string_view> SplitParts(const uint8_t* data, size_t size, size_
   return parts;
 }
 
+void Check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "invariant broken: %s\n", what);
+    std::abort();
+  }
+}
+
 void SetArgv0(const char* argv0) {
   if (argv0 != nullptr) Argv0() = argv0;
 }

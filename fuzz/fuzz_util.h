@@ -19,6 +19,9 @@ inline constexpr std::string_view kPartSeparator = "\n---\n";
 // part keeps any further separators).
 std::vector<std::string_view> SplitParts(const uint8_t* data, size_t size, size_t max_parts);
 
+// Aborts with "invariant broken: <what>" when `ok` is false: a finding.
+void Check(bool ok, const char* what);
+
 // Remembers argv[0], so that FixturePath can look beside the binary.
 void SetArgv0(const char* argv0);
 

@@ -28,6 +28,7 @@ jinja::RenderLimits FuzzLimits() {
   jinja::RenderLimits limits;
   limits.max_steps = 20'000;
   limits.max_output_bytes = 1u << 20;
+  limits.max_value_bytes = 1u << 20;
   return limits;
 }
 

@@ -12,8 +12,11 @@
 
 #include "gateway/json_depth.h"
 #include "gateway/request_parser.h"
+#include "fuzz/fuzz_util.h"
 
 namespace {
+
+using tpserve::fuzz::Check;
 
 using tpserve::gateway::JsonDepthWithin;
 using tpserve::gateway::kMaxJsonDepth;
@@ -31,13 +34,6 @@ int Depth(const nlohmann::json& root) {
     for (const auto& child : *j) todo.emplace_back(&child, d + 1);
   }
   return deepest;
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant broken: %s\n", what);
-    std::abort();
-  }
 }
 
 const tpserve::gateway::RequestLimits& Limits() {

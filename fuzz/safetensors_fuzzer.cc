@@ -11,15 +11,11 @@
 
 #include "common/safetensors/dtype.h"
 #include "common/safetensors/safetensors_file.h"
+#include "fuzz/fuzz_util.h"
 
 namespace {
 
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant broken: %s\n", what);
-    std::abort();
-  }
-}
+using tpserve::fuzz::Check;
 
 // An in-memory file reachable by path (the reader takes a path and maps it).
 int MemFd() {

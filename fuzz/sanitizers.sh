@@ -18,8 +18,14 @@ if [ ${#targets[@]} -eq 0 ]; then
   esac
 fi
 
+# TSan needs the absolute path of its suppressions (tests run elsewhere).
+extra=()
+if [ "$config" = tsan ]; then
+  extra=(--test_env=TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(pwd)/fuzz/tsan.supp")
+fi
 log=$(mktemp)
-bazel test --config="$config" --test_output=errors --test_summary=short ${SANITIZER_BAZEL_FLAGS:-} \
+# shellcheck disable=SC2086
+bazel test --config="$config" --test_output=errors --test_summary=short "${extra[@]}" ${SANITIZER_BAZEL_FLAGS:-} \
   "${targets[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")

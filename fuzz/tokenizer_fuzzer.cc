@@ -12,18 +12,14 @@
 
 #include "common/text/tokenizer.h"
 #include "common/text/unicode.h"
+#include "fuzz/fixture_tokenizer.h"
 #include "fuzz/fuzz_util.h"
 
 namespace {
 
-const tpserve::text::Tokenizer* g_tokenizer = nullptr;
+using tpserve::fuzz::Check;
 
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant broken: %s\n", what);
-    std::abort();
-  }
-}
+const tpserve::text::Tokenizer* g_tokenizer = nullptr;
 
 bool IsAscii(std::string_view s) {
   for (unsigned char c : s) {
@@ -35,14 +31,7 @@ bool IsAscii(std::string_view s) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  tpserve::fuzz::SetArgv0((*argv)[0]);
-  auto tok = tpserve::text::Tokenizer::Load(
-      tpserve::fuzz::FixturePath("tests/fixtures/tiny-qwen2-chat/tokenizer.json"));
-  if (!tok.ok()) {
-    std::fprintf(stderr, "fuzz: %s\n", tok.status().ToString().c_str());
-    std::abort();
-  }
-  g_tokenizer = tok->release();
+  g_tokenizer = &tpserve::fuzz::FixtureTokenizer((*argv)[0]);
   return 0;
 }
 
