@@ -142,6 +142,25 @@ TEST(VerifyTest, ManifestNamingADeviceIsRefused) {
   EXPECT_TRUE(HasErrorWith(r, "/dev/zero", "not a regular file")) << Dump(r);
 }
 
+// Found by fuzz/verify_fuzzer.cc: a name longer than the OS allows made
+// std::filesystem throw out of VerifyModelDir (and Checkpoint::Open).
+TEST(VerifyTest, OverlongNamesAreErrorsNotThrows) {
+  const fs::path dir = CopyFixture("overlong_names");
+  const std::string name(5000, 'n');
+  std::ofstream(dir / "SHA256SUMS") << std::string(64, 'a') << "  " << name << "\n";
+  std::ifstream in(dir / "model.safetensors.index.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string index = text.str();
+  const std::string shard = "model-00004-of-00004.safetensors";
+  index.replace(index.find(shard), shard.size(), name);
+  std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc) << index;
+  VerifyReport r;
+  ASSERT_NO_THROW(r = VerifyModelDir(dir.string()));
+  EXPECT_TRUE(HasErrorWith(r, "SHA256SUMS lists nnnn", "missing")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "names shard \"nnnn", "does not exist")) << Dump(r);
+}
+
 TEST(VerifyTest, NotADirectoryAndBrokenConfig) {
   EXPECT_FALSE(VerifyModelDir("/nonexistent/model").ok());
   const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / "broken_config";
