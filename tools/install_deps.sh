@@ -25,6 +25,10 @@ PACKAGES=(
   curl
   procps
   python3
+  # fuzz/ and the sanitizer builds: clang, its sanitizer runtimes, libFuzzer.
+  clang
+  libclang-rt-14-dev
+  libfuzzer-14-dev
 )
 
 SUDO=""

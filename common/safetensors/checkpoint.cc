@@ -68,7 +68,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     auto [pos, inserted] = shard_ids.emplace(shard, ckpt->files_.size());
     if (inserted) {
       const fs::path shard_path = fs::path(dir) / shard;
-      if (!fs::exists(shard_path)) {
+      std::error_code ec;  // e.g. a name too long: NOT_FOUND, not a throw
+      if (!fs::exists(shard_path, ec)) {
         return absl::NotFoundError(absl::StrCat(index_name, ": names shard \"", shard,
                                                 "\" (for tensor \"", it.key(),
                                                 "\"), which does not exist"));

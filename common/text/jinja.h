@@ -12,11 +12,17 @@
 
 namespace tpserve::text::jinja {
 
+// Largest string (or list, at 16 bytes an item) an expression or a builtin
+// may build. Without it `{% set x = x ~ x %}` in a loop doubles memory each
+// step long before the step or output limit trips.
+inline constexpr size_t kMaxValueBytes = 64u << 20;
+
 // Bounds on one render; exceeding any fails with an error naming the limit.
 struct RenderLimits {
   int64_t max_steps = 1'000'000;          // statements + loop iterations + calls
   size_t max_output_bytes = 64u << 20;
   int max_call_depth = 64;               // nested macro calls
+  size_t max_value_bytes = kMaxValueBytes;  // one string or list value
 };
 
 // A parsed template. Copyable (shares the immutable syntax tree).

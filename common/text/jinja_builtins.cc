@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "common/text/jinja.h"
 #include "common/text/jinja_args.h"
 #include "common/text/jinja_strings.h"
 
@@ -153,6 +154,8 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (ensure_ascii && ensure_ascii->Truthy()) return TypeError("tojson(ensure_ascii=True) is not supported");
     auto indent = IntArg(a, 1, "indent", -1);
     if (!indent.ok()) return indent.status();
+    // Deep values repeat the indent on every line (and an int would wrap).
+    if (*indent > 4096) return absl::ResourceExhaustedError("tojson indent too large");
     const Value* sort_keys = Arg(a, 3, "sort_keys");
     auto s = ToJson(in, static_cast<int>(*indent), sort_keys && sort_keys->Truthy());
     if (!s.ok()) return s.status();
@@ -252,6 +255,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     for (size_t i = 0; i < l->size(); ++i) {
       if (i) out += *sep;
       out += ToPyStr(attr->empty() ? (*l)[i] : GetAttrPath((*l)[i], *attr));
+      if (out.size() > kMaxValueBytes) return absl::ResourceExhaustedError("join result too large");
     }
     return Value(std::move(out));
   }
@@ -313,9 +317,9 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (!from.ok()) return from.status();
     if (!to.ok()) return to.status();
     if (!count.ok()) return count.status();
-    return Value(PyReplace(s, *from, *to, *count));
+    return PyReplace(s, *from, *to, *count);
   }
-  if (name == "indent") return Value(JinjaIndent(s, a));
+  if (name == "indent") return JinjaIndent(s, a);
   if (name == "wordcount") return Value(static_cast<int64_t>(PySplit(s, nullptr, -1).size()));
   return TypeError(absl::StrCat("no filter named '", name, "'"));
 }

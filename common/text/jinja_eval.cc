@@ -37,6 +37,11 @@ absl::StatusOr<Value> Interpreter::Eval(const Expr& e) {
   auto v = EvalInner(e);
   --depth_;
   if (!v.ok()) return At(e.pos, v.status());
+  const size_t bytes = v->is_string() ? v->str().size() : v->is_list() ? v->list().size() * 16 : 0;
+  if (bytes > limits_.max_value_bytes) {
+    return At(e.pos, absl::ResourceExhaustedError(
+                         absl::StrCat("template value exceeded ", limits_.max_value_bytes, " bytes")));
+  }
   return v;
 }
 

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/text/jinja.h"
 #include "common/text/jinja_builtins.h"
 #include "common/text/unicode.h"
 
@@ -100,7 +101,9 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
       return absl::InvalidArgumentError("replace needs two strings");
     }
     const Value* c = Arg(a, 2, "count");
-    return R(Value(PyReplace(s, **from, **to, c && c->is_int() ? c->as_int() : -1)));
+    auto replaced = PyReplace(s, **from, **to, c && c->is_int() ? c->as_int() : -1);
+    if (!replaced.ok()) return replaced.status();
+    return R(*std::move(replaced));
   }
   if (name == "find" || name == "rfind" || name == "count" || name == "index") {
     auto sub = OptStr(a, 0, "sub");
@@ -127,6 +130,7 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
       if (!(*items)[i].is_string()) return absl::InvalidArgumentError("join expects strings");
       if (i) out += s;
       out += (*items)[i].str();
+      if (out.size() > kMaxValueBytes) return absl::ResourceExhaustedError("join result too large");
     }
     return R(Value(std::move(out)));
   }
@@ -247,7 +251,9 @@ std::vector<std::string> PySplit(const std::string& s, const std::string* sep, i
   return out;
 }
 
-std::string PyReplace(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, const std::string& to,
+                                int64_t count) {
+  const absl::Status too_large = absl::ResourceExhaustedError("replace result too large");
   if (from.empty()) {
     // Python inserts `to` before every code point and at the end.
     std::string out;
@@ -260,8 +266,9 @@ std::string PyReplace(const std::string& s, const std::string& from, const std::
         ++done;
       }
       if (i < n) out.append(s, offs[i], offs[i + 1] - offs[i]);
+      if (out.size() > kMaxValueBytes) return too_large;
     }
-    return out;
+    return Value(std::move(out));
   }
   std::string out;
   size_t start = 0;
@@ -273,9 +280,10 @@ std::string PyReplace(const std::string& s, const std::string& from, const std::
     out += to;
     start = p + from.size();
     ++done;
+    if (out.size() > kMaxValueBytes) return too_large;
   }
   out.append(s, start);
-  return out;
+  return Value(std::move(out));
 }
 
 std::string AsciiUpper(std::string s) {
@@ -310,11 +318,15 @@ std::string PyTitle(const std::string& s) {
   return out;
 }
 
-std::string JinjaIndent(const std::string& s, const CallArgs& a) {
+absl::StatusOr<Value> JinjaIndent(const std::string& s, const CallArgs& a) {
   const Value* w = Arg(a, 0, "width");
   const Value* first = Arg(a, 1, "first");
   const Value* blank = Arg(a, 2, "blank");
-  const std::string pad = w && w->is_string() ? w->str() : std::string(w && w->is_int() ? w->as_int() : 4, ' ');
+  const absl::Status too_large = absl::ResourceExhaustedError("indent result too large");
+  // As Python's " " * width: a negative width is no indent.
+  const int64_t width = w && w->is_int() ? std::max<int64_t>(0, w->as_int()) : 4;
+  if (!(w && w->is_string()) && width > static_cast<int64_t>(kMaxValueBytes)) return too_large;
+  const std::string pad = w && w->is_string() ? w->str() : std::string(width, ' ');
   // Jinja appends a newline first and then uses splitlines().
   std::vector<std::string> lines;
   size_t start = 0;
@@ -325,13 +337,19 @@ std::string JinjaIndent(const std::string& s, const CallArgs& a) {
   }
   std::string rv;
   if (blank && blank->Truthy()) {
-    for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + pad : "") + lines[i];
+    for (size_t i = 0; i < lines.size(); ++i) {
+      rv += (i ? "\n" + pad : "") + lines[i];
+      if (rv.size() > kMaxValueBytes) return too_large;
+    }
   } else {
     rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) rv += "\n" + (lines[i].empty() ? "" : pad) + lines[i];
+    for (size_t i = 1; i < lines.size(); ++i) {
+      rv += "\n" + (lines[i].empty() ? "" : pad) + lines[i];
+      if (rv.size() > kMaxValueBytes) return too_large;
+    }
   }
   if (first && first->Truthy()) rv = pad + rv;
-  return rv;
+  return Value(std::move(rv));
 }
 
 absl::StatusOr<std::optional<Value>> CallMethod(const Value& obj, const std::string& name, CallArgs& args) {

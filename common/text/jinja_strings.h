@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "common/text/jinja_value.h"
 
 namespace tpserve::text::jinja {
@@ -18,15 +19,17 @@ std::vector<size_t> CodePointOffsets(const std::string& s);
 std::string PyStrip(const std::string& s, const std::string* chars, bool left, bool right);
 // str.split(sep, maxsplit): `sep` null splits on runs of white space.
 std::vector<std::string> PySplit(const std::string& s, const std::string* sep, int64_t maxsplit);
-// str.replace(old, new, count) (count < 0: all).
-std::string PyReplace(const std::string& s, const std::string& from, const std::string& to, int64_t count);
+// str.replace(old, new, count) (count < 0: all); RESOURCE_EXHAUSTED past
+// kMaxValueBytes (jinja.h).
+absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, const std::string& to,
+                                int64_t count);
 // Case mapping for ASCII letters; other characters are unchanged.
 std::string AsciiUpper(std::string s);
 std::string AsciiLower(std::string s);
 std::string PyCapitalize(const std::string& s);
 std::string PyTitle(const std::string& s);
 // Jinja's indent filter (width, first, blank).
-std::string JinjaIndent(const std::string& s, const CallArgs& a);
+absl::StatusOr<Value> JinjaIndent(const std::string& s, const CallArgs& a);
 
 }  // namespace tpserve::text::jinja
 

@@ -148,6 +148,27 @@ TEST(JinjaTest, HostileTemplatesAreBounded) {
             std::string::npos);
 }
 
+// Found while writing fuzz/jinja_fuzzer.cc: values built without output (a
+// namespace string doubled in a loop; one-shot join/replace/indent/tojson
+// products) grew without bound, and indent(-1) threw std::length_error.
+TEST(JinjaTest, ValueSizeIsBounded) {
+  auto has = [](const std::string& out, const char* what) { return out.find(what) != std::string::npos; };
+  const std::string doubling =
+      "{% set ns = namespace(x='xxxxxxxxxxxxxxxx' * 1000000) %}"
+      "{% for i in range(100) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}";
+  EXPECT_TRUE(has(R(doubling), "value exceeded")) << R(doubling).substr(0, 200);
+  EXPECT_TRUE(has(R("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"),
+                  "value exceeded"));
+  const char* big = R"({"s": "abc", "l": ["x", "y", "z"]})";
+  EXPECT_TRUE(has(R("{{ ([s * 5000000] * 100)|join }}", big), "too large"));
+  EXPECT_TRUE(has(R("{{ (s * 5000000).replace('', s * 100) }}", big), "replace result too large"));
+  EXPECT_TRUE(has(R("{{ (s * 5000000)|replace('a', s * 100) }}", big), "replace result too large"));
+  EXPECT_TRUE(has(R("{{ ('a\n' * 1000)|indent(1000000000) }}"), "indent result too large"));
+  EXPECT_TRUE(has(R("{{ l|tojson(indent=1000000000) }}", big), "indent too large"));
+  EXPECT_EQ(R("{{ 'a\nb'|indent(-1) }}"), "a\nb");
+  EXPECT_EQ(R("{{ 'a\nb'|indent(2) }}|{{ 'aXb'.replace('X', '-') }}|{{ l|join('+') }}", big), "a\n  b|a-b|x+y+z");
+}
+
 TEST(JinjaTest, RandomTemplatesNeverCrash) {
   // Token soup: every result must be a render or an error, never a crash/hang.
   const char* parts[] = {"{%", "%}", "{{", "}}", "{#", "#}", "-", "if", "for", "x", "in", "endif", "endfor",

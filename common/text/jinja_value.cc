@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "common/text/jinja.h"
 #include "common/text/unicode.h"
 
 namespace tpserve::text::jinja {
@@ -68,6 +69,7 @@ void JsonString(const std::string& s, std::string* out) {
 
 absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, std::string* out) {
   if (depth > kMaxDepth) return absl::InvalidArgumentError("tojson: value nested too deeply");
+  if (out->size() > kMaxValueBytes) return absl::ResourceExhaustedError("tojson result too large");
   const auto newline = [&](int d) {
     if (indent < 0) return;
     out->push_back('\n');

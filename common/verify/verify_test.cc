@@ -133,6 +133,34 @@ TEST(VerifyTest, MissingTensorAndBadManifest) {
   EXPECT_TRUE(HasErrorWith(r, "gone.safetensors", "missing")) << Dump(r);
 }
 
+// Found while writing fuzz/verify_fuzzer.cc: a manifest naming a device (an absolute name
+// replaces the folder) must not be read; /dev/zero used to hash forever.
+TEST(VerifyTest, ManifestNamingADeviceIsRefused) {
+  const fs::path dir = CopyFixture("manifest_device");
+  std::ofstream(dir / "SHA256SUMS") << std::string(64, 'a') << "  /dev/zero\n";
+  const VerifyReport r = VerifyModelDir(dir.string());
+  EXPECT_TRUE(HasErrorWith(r, "/dev/zero", "not a regular file")) << Dump(r);
+}
+
+// Found by fuzz/verify_fuzzer.cc: a name longer than the OS allows made
+// std::filesystem throw out of VerifyModelDir (and Checkpoint::Open).
+TEST(VerifyTest, OverlongNamesAreErrorsNotThrows) {
+  const fs::path dir = CopyFixture("overlong_names");
+  const std::string name(5000, 'n');
+  std::ofstream(dir / "SHA256SUMS") << std::string(64, 'a') << "  " << name << "\n";
+  std::ifstream in(dir / "model.safetensors.index.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string index = text.str();
+  const std::string shard = "model-00004-of-00004.safetensors";
+  index.replace(index.find(shard), shard.size(), name);
+  std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc) << index;
+  VerifyReport r;
+  ASSERT_NO_THROW(r = VerifyModelDir(dir.string()));
+  EXPECT_TRUE(HasErrorWith(r, "SHA256SUMS lists nnnn", "missing")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "names shard \"nnnn", "does not exist")) << Dump(r);
+}
+
 TEST(VerifyTest, NotADirectoryAndBrokenConfig) {
   EXPECT_FALSE(VerifyModelDir("/nonexistent/model").ok());
   const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / "broken_config";
