@@ -14,10 +14,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// A child that announces itself like a tpserve server, then runs `then`.
-ChildProcess Start(const std::string& name, const std::string& then) {
+// A child that runs `before`, announces itself like a tpserve server, then
+// runs `then`.
+ChildProcess Start(const std::string& name, const std::string& then,
+                   const std::string& before = "") {
   auto c = ChildProcess::Spawn(
-      name, {"/bin/sh", "-c", "echo '" + name + " listening on port 1'; " + then}, {});
+      name, {"/bin/sh", "-c", before + "echo '" + name + " listening on port 1'; " + then}, {});
   EXPECT_TRUE(c.ok()) << c.status();
   return std::move(*c);
 }
@@ -64,9 +66,10 @@ TEST_F(SupervisorTest, ADeadChildStopsTheOthersAndFails) {
 
 TEST_F(SupervisorTest, SigtermIsForwardedToEveryChild) {
   std::vector<ChildProcess> children;
-  // The second child ends cleanly on SIGTERM, as a tpserve server does.
+  // The second child ends cleanly on SIGTERM, as a tpserve server does; its
+  // trap is set before it announces itself, so the SIGTERM cannot beat it.
   children.push_back(Start("rank 0", "exec sleep 30"));
-  children.push_back(Start("rank 1", "trap 'exit 0' TERM; while :; do sleep 0.05; done"));
+  children.push_back(Start("rank 1", "while :; do sleep 0.05; done", "trap 'exit 0' TERM; "));
   for (ChildProcess& c : children) ASSERT_TRUE(AwaitListening(c, seconds(10)).ok());
   kill(getpid(), SIGTERM);  // blocked: pending until SuperviseChildren takes it
   EXPECT_EQ(SuperviseChildren(children, signals_, {"test", "every rank", milliseconds(0),
