@@ -75,6 +75,7 @@ int Main(int argc, char** argv) {
   std::string config = "tests/fixtures/shapes/qwen2-7b-instruct/config.json";
   std::vector<int> batches = {1, 8, 32, 128}, prefills = {512, 2048}, chunks;
   int prompt = 512, new_tokens = 128, long_context = 0;
+  std::string quantization = "auto";
   bool eager = false;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -88,6 +89,7 @@ int Main(int argc, char** argv) {
     else if (k == "--long-context") long_context = std::stoi(v);
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--new") new_tokens = std::stoi(v);
+    else if (k == "--quantization") quantization = v;
     else return Fail(absl::InvalidArgumentError("unknown flag " + k));
   }
   (void)InitLogging("bench", "info");
@@ -104,6 +106,7 @@ int Main(int argc, char** argv) {
   o.max_num_seqs = max_batch;
   o.max_num_batched_tokens = std::max(4096, max_prefill);
   o.enforce_eager = eager;
+  o.quantization = quantization;
   if (auto st = (*backend)->Load(o, nullptr); !st.ok()) return Fail(st);
   auto prof = (*backend)->ProfileMemory(0.9, 0);
   if (!prof.ok()) return Fail(prof.status());
@@ -117,12 +120,14 @@ int Main(int argc, char** argv) {
   const auto& cfg = (*backend)->config();
   const double read_bytes = weight_bytes - 2.0 * cfg.vocab_size * cfg.hidden_size;
 
-  std::printf("\n%s on %s (%.2f GiB weights, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
-              (*backend)->device_name().c_str(), weight_bytes / (1 << 30), bw / 1e12, eager ? " [eager]" : "",
+  std::printf("\n%s on %s (%.2f GiB weights%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
+              (*backend)->device_name().c_str(), weight_bytes / (1 << 30),
+              quantization == "fp8" ? ", FP8 linear layers" : "", bw / 1e12, eager ? " [eager]" : "",
               worker::cuda::PdlEnabled() ? "" : " [TPSERVE_PDL=0]");
   std::printf("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
   std::ostringstream json;
-  json << "{\"device\":\"" << (*backend)->device_name() << "\",\"copy_TBps\":" << bw / 1e12
+  json << "{\"device\":\"" << (*backend)->device_name() << "\",\"quantization\":\"" << quantization
+       << "\",\"copy_TBps\":" << bw / 1e12
        << ",\"weight_bytes\":" << weight_bytes << ",\"weight_bytes_read_per_token\":" << read_bytes
        << ",\"decode\":[";
   double batch1 = 0;
@@ -161,7 +166,7 @@ int Main(int argc, char** argv) {
     double best = 1e30;
     for (int rep = 0; rep <= reps; ++rep) {
       SeqDriver d(16, blocks);
-      d.Add(RandomPrompt(len, vocab, 99 + rep), len + 1);
+      d.Add(RandomPrompt(len, vocab, 99 + rep), std::min(len + 1, o.max_model_len));
       auto t = Clock::now();
       while (true) {
         worker::StepBatch step = d.Step(chunk);

@@ -26,6 +26,9 @@ struct ServerConfig {
   std::string load_format = "auto";
   // auto | bfloat16 | float16 | float32.
   std::string dtype = "auto";
+  // auto (the checkpoint's own format) | fp8 (E4M3 linear weights, from a
+  // bf16 checkpoint at load time).
+  std::string quantization = "auto";
   // Seed for dummy weights and for requests without a seed.
   uint64_t seed = 0;
   // 0: the model's max_position_embeddings.

@@ -171,6 +171,10 @@ std::vector<Option> BuildOptions() {
                         {"auto", "safetensors", "dummy"}));
   v.push_back(StringOpt("dtype", &C::dtype, kRouter, "Compute dtype on the GPU",
                         {"auto", "bfloat16", "float16", "float32"}));
+  v.push_back(StringOpt("quantization", &C::quantization, kRouter,
+                        "Weight format on the GPU: auto keeps the checkpoint's; fp8 quantizes the linear "
+                        "layers to FP8 E4M3 with per-channel scales at load time (GPUs with FP8: sm_89+)",
+                        {"auto", "fp8"}));
   Option seed{"seed", OptionType::kUint64, kRouter,
               "Seed for dummy weights and for requests that bring none", {}, {}, {}};
   seed.set = [](ServerConfig& c, const std::string& s) {

@@ -7,6 +7,9 @@ For each shape, HF builds a random Qwen2 (seeded), saves it as safetensors, and 
 (max |diff| / max |ref| per position), top-1 agreement, and identical greedy continuations.
 
     python3 scripts/gpu/tp_check.py --bin /tmp/tp/bin/tpserve_tp_check --tp 1,2,4 --out $OUT/tp.json
+
+With --quantization fp8 every TP size also runs with FP8 linear layers, each compared with bf16 at TP=1
+(the rows labelled "fp8").
 """
 import argparse, json, os, subprocess, time
 
@@ -45,6 +48,8 @@ def main():
                     help="HF's random init (the issue's setting) or that model fine-tuned so its distributions are "
                          "peaked (scripts/gpu/checkpoints.py)")
     ap.add_argument("--train-steps", type=int, default=300)
+    ap.add_argument("--quantization", default="auto", choices=["auto", "fp8"],
+                    help="also run every TP size with this weight format, against bf16 at TP=1")
     a = ap.parse_args()
     tps = [int(x) for x in a.tp.split(",")]
     report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "shapes": []}
@@ -58,28 +63,29 @@ def main():
             for row in ids:
                 f.write(" ".join(map(str, row)) + "\n")
         runs = {}
-        for tp in tps:
-            out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}")
+        quants = ["auto"] + ([a.quantization] if a.quantization != "auto" else [])
+        for quant, tp in [(q, t) for q in quants for t in tps]:
+            out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}.{quant}")
             os.makedirs(out, exist_ok=True)
             t = time.time()
             r = subprocess.run([a.bin, "--model", mdir, "--prompts", pfile, "--out", out, "--tp", str(tp),
-                                "--new", str(a.new)], capture_output=True, text=True)
+                                "--new", str(a.new), "--quantization", quant], capture_output=True, text=True)
             if r.returncode != 0:
                 print(r.stdout[-3000:], r.stderr[-3000:])
-                runs[tp] = {"error": r.stderr[-2000:]}
+                runs[(tp, quant)] = {"error": r.stderr[-2000:]}
                 continue
             logits = np.fromfile(os.path.join(out, "logits.f32"), dtype=np.float32)
             logits = logits.reshape(a.prompts, a.len, -1)[:, :, :vocab]
             greedy = [list(map(int, l.split())) for l in open(os.path.join(out, "greedy.txt"))]
-            runs[tp] = {"logits": logits, "greedy": greedy, "seconds": time.time() - t}
-        base = runs.get(1)
+            runs[(tp, quant)] = {"logits": logits, "greedy": greedy, "seconds": time.time() - t}
+        base = runs.get((1, "auto"))
         shape = {"shape": name, **info, "setup_s": round(time.time() - t0, 1), "vs_tp1": []}
-        for tp in tps:
-            if tp == 1:
+        for quant, tp in [(q, t) for q in quants for t in tps]:
+            if (tp, quant) == (1, "auto"):
                 continue
-            r = runs.get(tp, {})
+            r = runs.get((tp, quant), {})
             if "error" in r or base is None or "error" in base:
-                shape["vs_tp1"].append({"tp": tp, "error": r.get("error", "TP=1 failed")})
+                shape["vs_tp1"].append({"tp": tp, "quantization": quant, "error": r.get("error", "TP=1 failed")})
                 continue
             rel = np.abs(r["logits"] - base["logits"]).max(-1) / np.abs(base["logits"]).max(-1)
             top1 = (r["logits"].argmax(-1) == base["logits"].argmax(-1)).mean()
@@ -91,20 +97,20 @@ def main():
             first_diff = [next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), None)
                           for x, y in zip(r["greedy"], base["greedy"])]
             shape["vs_tp1"].append({
-                "tp": tp, "max_rel_err": float(rel.max()), "median_rel_err": float(np.median(rel)),
+                "tp": tp, "quantization": quant, "max_rel_err": float(rel.max()), "median_rel_err": float(np.median(rel)),
                 "top1_agreement": float(top1), "clear_positions": float(clear.mean()),
                 "top1_agreement_clear": None if top1_clear is None else float(top1_clear), "greedy_identical": same, "prompts": a.prompts,
                 "first_divergence": first_diff, "seconds": round(r["seconds"], 1)})
         report["shapes"].append(shape)
-    print(f"{'shape':<22}{'ckpt':>8}{'TP':>4}{'max rel err':>13}{'median':>10}{'top-1':>8}{'top-1 clear':>12}"
+    print(f"{'shape':<22}{'ckpt':>8}{'TP':>4}{'quant':>6}{'max rel err':>13}{'median':>10}{'top-1':>8}{'top-1 clear':>12}"
           f"{'greedy same':>13}")
     for s in report["shapes"]:
         for v in s["vs_tp1"]:
             if "error" in v:
-                print(f"{s['shape']:<22}{s['checkpoint']:>8}{v['tp']:>4}  ERROR {v['error'][-300:]}")
+                print(f"{s['shape']:<22}{s['checkpoint']:>8}{v['tp']:>4}{v['quantization']:>6}  ERROR {v['error'][-300:]}")
                 continue
             clear = "-" if v["top1_agreement_clear"] is None else f"{v['top1_agreement_clear']:.3f}"
-            print(f"{s['shape']:<22}{s['checkpoint']:>8}{v['tp']:>4}{v['max_rel_err']:>13.4f}{v['median_rel_err']:>10.4f}"
+            print(f"{s['shape']:<22}{s['checkpoint']:>8}{v['tp']:>4}{v['quantization']:>6}{v['max_rel_err']:>13.4f}{v['median_rel_err']:>10.4f}"
                   f"{v['top1_agreement']:>8.3f}{clear:>12}{v['greedy_identical']:>7}/{v['prompts']}")
         if "train_final_loss" in s:
             print(f"  ({s['shape']} trained {s['train_steps']} steps, final loss {s['train_final_loss']:.4f})")

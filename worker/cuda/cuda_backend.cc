@@ -101,6 +101,18 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
         "bfloat16, which every supported GPU (A100/A800, A10, L40S, RTX 4090, H100/H200/H20, B200) runs at full "
         "speed; float16 and float32 checkpoints are converted to bfloat16 when loaded"));
   }
+  cuda::WeightQuant quant = cuda::WeightQuant::kNone;
+  if (options.quantization == "fp8") {
+    if (device.major * 10 + device.minor < 89) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--quantization fp8 needs FP8 tensor cores (compute capability 8.9 or newer: L40S, RTX 4090, H100/H200, "
+          "B200); ", device.name, " is sm_", device.major, device.minor, ". Serve this GPU in bfloat16 "
+          "(--quantization auto)"));
+    }
+    quant = cuda::WeightQuant::kFp8;
+  } else if (options.quantization != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown --quantization ", options.quantization, " (auto, fp8)"));
+  }
   const int max_len = options.max_model_len > 0 ? options.max_model_len : config_.max_position_embeddings;
   if (max_len > config_.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("--max-model-len ", max_len, " exceeds the model's max_position_embeddings ",
@@ -112,7 +124,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
     size_t free = 0, total = 0;
     TP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     TP_RETURN_IF_ERROR(cuda::CheckWeightsFit(
-        config_, part, {device.name, static_cast<int64_t>(total), static_cast<int64_t>(free)}));
+        config_, part, {device.name, static_cast<int64_t>(total), static_cast<int64_t>(free)}, quant));
   }
   cuda::ModelWeights weights;
   std::string dir = options.model_path;
@@ -120,9 +132,9 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
     dir = dir.size() == 11 ? "." : dir.substr(0, dir.size() - 12);
   }
   if (options.load_format == "dummy") {
-    TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed));
+    TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed, quant));
   } else if (options.load_format == "auto" || options.load_format == "safetensors") {
-    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part));
+    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part, quant));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown --load-format ", options.load_format,
                                                    " (auto, safetensors, dummy)"));
@@ -145,8 +157,9 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_ASSIGN_OR_RETURN(GenerationConfig gen, LoadGenerationConfig(dir));
   eos_token_ids_ = EosTokenIds(config_, gen);
   TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos_token_ids_));
-  spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({})", rank, world,
-               device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format);
+  spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({}{})", rank, world,
+               device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format,
+               quant == cuda::WeightQuant::kFp8 ? ", FP8 linear layers" : "");
   return absl::OkStatus();
 }
 
@@ -204,6 +217,7 @@ absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_
   plan.bytes_per_block = model_->BytesPerBlock();
   plan.fraction = fraction;
   plan.block_size = lim.block_size;
+  plan.quant = options_.quantization == "fp8" ? cuda::WeightQuant::kFp8 : cuda::WeightQuant::kNone;
   plan.max_model_len = lim.max_model_len;
   plan.max_num_batched_tokens = lim.max_tokens;
   MemoryProfile p;

@@ -53,6 +53,10 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   TP_ASSIGN_OR_RETURN(const DeviceInfo device, GetCurrentDeviceInfo());
   m->num_sms_ = device.num_sms;
   TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
+  if (!m->weights_.layers.empty() && m->weights_.layers[0].qkv.fp8()) {  // activation scratch of the FP8 GEMMs
+    const int widest = std::max({config.hidden_size, part.num_heads * config.head_dim, part.intermediate});
+    TP_RETURN_IF_ERROR(m->gemm_->ReserveFp8(limits.max_tokens, widest));
+  }
   const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
   TP_ASSIGN_OR_RETURN(m->residual_, Bf16Buffer(t * h));
   TP_ASSIGN_OR_RETURN(m->normed_, Bf16Buffer(t * h));
@@ -174,10 +178,19 @@ absl::Status CudaModel::AllReduce(bf16* data, size_t count) {
   return comm_->AllReduceSum(data, count, CommDType::kBFloat16, stream_);
 }
 
-absl::Status CudaModel::RowParallelLinear(const bf16* x, const bf16* w, int t, int n, int k) {
-  if (part_.world_size == 1) return gemm_->Linear(x, w, nullptr, proj_.as<bf16>(), false, t, n, k, stream_);
+absl::Status CudaModel::Linear(const bf16* x, const LinearWeight& w, const bf16* bias, void* out, bool out_fp32,
+                              int t, int n, int k) {
+  if (w.fp8()) {
+    return gemm_->LinearFp8(x, w.data.as<__nv_fp8_e4m3>(), w.scale.as<float>(), bias, out, out_fp32, t, n, k,
+                            stream_);
+  }
+  return gemm_->Linear(x, w.data.as<bf16>(), bias, out, out_fp32, t, n, k, stream_);
+}
+
+absl::Status CudaModel::RowParallelLinear(const bf16* x, const LinearWeight& w, int t, int n, int k) {
+  if (part_.world_size == 1) return Linear(x, w, nullptr, proj_.as<bf16>(), false, t, n, k);
   float* partial = proj_f32_.as<float>();
-  TP_RETURN_IF_ERROR(gemm_->Linear(x, w, nullptr, partial, true, t, n, k, stream_));
+  TP_RETURN_IF_ERROR(Linear(x, w, nullptr, partial, true, t, n, k));
   if (fuse_allreduce_) {  // summed by the next AddProjAndNorm (or after the layer loop)
     sums_pending_ = true;
     return absl::OkStatus();
@@ -225,7 +238,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     bf16* kc = cache_ + 2 * l * layer_elems;
     bf16* vc = kc + layer_elems;
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
-    TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.qkv.as<bf16>(), w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h, stream_));
+    TP_RETURN_IF_ERROR(Linear(normed, w.qkv, w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h));
     TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_, rope_,
                                          stream_));
     if (s.decode) {
@@ -235,16 +248,19 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
       TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kc, vc, ab, Meta(off_tiles_),
                                                s.num_tiles, dims_, stream_));
     }
-    TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj.as<bf16>(), t, h, nh * d));
+    TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj, t, h, nh * d));
     TP_RETURN_IF_ERROR(AddProjAndNorm(true, w.post_norm.as<bf16>(), t));
     if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
-      TP_RETURN_IF_ERROR(GemvSiluMul(normed, w.gate_up.as<bf16>(), act_.as<bf16>(), t, inter, h, stream_));
+      TP_RETURN_IF_ERROR(w.gate_up.fp8() ? GemvFp8SiluMul(normed, w.gate_up.data.as<__nv_fp8_e4m3>(),
+                                                          w.gate_up.scale.as<float>(), act_.as<bf16>(), t, inter,
+                                                          h, stream_)
+                                         : GemvSiluMul(normed, w.gate_up.data.as<bf16>(), act_.as<bf16>(), t,
+                                                       inter, h, stream_));
     } else {
-      TP_RETURN_IF_ERROR(gemm_->Linear(normed, w.gate_up.as<bf16>(), nullptr, gate_up_.as<bf16>(), false, t,
-                                       2 * inter, h, stream_));
+      TP_RETURN_IF_ERROR(Linear(normed, w.gate_up, nullptr, gate_up_.as<bf16>(), false, t, 2 * inter, h));
       TP_RETURN_IF_ERROR(SiluAndMul(gate_up_.as<bf16>(), act_.as<bf16>(), t, inter, stream_));
     }
-    TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down.as<bf16>(), t, h, inter));
+    TP_RETURN_IF_ERROR(RowParallelLinear(act_.as<bf16>(), w.down, t, h, inter));
   }
   if (s.num_samples == 0) return absl::OkStatus();
   if (sums_pending_) {  // the last down_proj: no norm of its own follows

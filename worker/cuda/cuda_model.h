@@ -90,7 +90,10 @@ class CudaModel {
   // proj = x · wᵀ, all-reduced across ranks: into proj_ (bf16) at TP=1; at
   // TP > 1 float32 partials and a float32 all-reduce into proj_f32_, which
   // AddProjAndNorm rounds to bf16 once while adding (see proj_f32_).
-  absl::Status RowParallelLinear(const __nv_bfloat16* x, const __nv_bfloat16* w, int t, int n, int k);
+  absl::Status RowParallelLinear(const __nv_bfloat16* x, const LinearWeight& w, int t, int n, int k);
+  // out[t, n] = x[t, k] · wᵀ + bias on the GEMM for w's format.
+  absl::Status Linear(const __nv_bfloat16* x, const LinearWeight& w, const __nv_bfloat16* bias, void* out,
+                      bool out_fp32, int t, int n, int k);
   // residual += the last RowParallelLinear output (when `add`), then
   // normed_ = RMSNorm(residual) * weight, in one kernel.
   absl::Status AddProjAndNorm(bool add, const __nv_bfloat16* weight, int t);

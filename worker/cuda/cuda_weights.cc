@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/fp8_quant.h"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -53,6 +54,31 @@ absl::Status UploadColumns(const st::TensorView& t, int64_t begin, int64_t end, 
   return Upload(t, raw.data(), static_cast<size_t>(t.shape[0] * (end - begin)), dst);
 }
 
+// Replaces a bf16 [rows, k] weight by its FP8 rows and scales.
+absl::Status QuantizeFp8(LinearWeight& lw, int64_t rows, int64_t k, int64_t& total) {
+  TP_ASSIGN_OR_RETURN(DeviceBuffer q, DeviceBuffer::Allocate(static_cast<size_t>(rows * k)));
+  TP_ASSIGN_OR_RETURN(DeviceBuffer scale, DeviceBuffer::Allocate(static_cast<size_t>(rows) * sizeof(float)));
+  TP_RETURN_IF_ERROR(QuantizeRowsFp8(lw.data.as<bf16>(), static_cast<int>(rows), static_cast<int>(k),
+                                     q.as<__nv_fp8_e4m3>(), scale.as<float>(), nullptr));
+  TP_CUDA_CHECK(cudaDeviceSynchronize());
+  total += rows * k + rows * static_cast<int64_t>(sizeof(float)) - rows * k * 2;
+  lw.data = std::move(q);
+  lw.scale = std::move(scale);
+  return absl::OkStatus();
+}
+
+// A loaded layer's linear weights in `quant`'s format (one layer at a time,
+// so loading needs one layer of bf16 beyond the quantized model).
+absl::Status QuantizeLayer(LayerWeights& lw, const ModelConfig& c, const Partition& p, WeightQuant quant,
+                           int64_t& total) {
+  if (quant == WeightQuant::kNone) return absl::OkStatus();
+  const int64_t h = c.hidden_size, d = c.head_dim, inter = p.intermediate;
+  TP_RETURN_IF_ERROR(QuantizeFp8(lw.qkv, (p.num_heads + 2 * int64_t{p.num_kv_heads}) * d, h, total));
+  TP_RETURN_IF_ERROR(QuantizeFp8(lw.o_proj, h, p.num_heads * d, total));
+  TP_RETURN_IF_ERROR(QuantizeFp8(lw.gate_up, 2 * inter, h, total));
+  return QuantizeFp8(lw.down, h, inter, total);
+}
+
 }  // namespace
 
 absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int world) {
@@ -81,7 +107,7 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int worl
 }
 
 absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const ModelConfig& c,
-                                                    const Partition& p) {
+                                                    const Partition& p, WeightQuant quant) {
   TP_ASSIGN_OR_RETURN(auto ckpt, st::Checkpoint::Open(dir));
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const ExpectedTensor& e : ExpectedTensors(c)) shapes[e.name] = e.shape;
@@ -111,7 +137,7 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     TP_RETURN_IF_ERROR(Upload(ln2, ln2.data, h, lw.post_norm.as<bf16>()));
     // Fused [q | k | v] rows of this rank, and the same for the biases.
     const int64_t qkv_rows = (nh + 2 * nkv) * d;
-    TP_ASSIGN_OR_RETURN(lw.qkv, Alloc(qkv_rows * h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.qkv.data, Alloc(qkv_rows * h, w.bytes));
     TP_ASSIGN_OR_RETURN(lw.qkv_bias, Alloc(qkv_rows, w.bytes));
     const int64_t starts[3] = {p.first_head * d, p.first_kv_head * d, p.first_kv_head * d};
     const int64_t counts[3] = {nh * d, nkv * d, nkv * d};
@@ -119,7 +145,7 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     int64_t row = 0;
     for (int i = 0; i < 3; ++i) {
       TP_ASSIGN_OR_RETURN(auto wt, get(name((std::string(projs[i]) + ".weight").c_str())));
-      TP_RETURN_IF_ERROR(UploadRows(wt, starts[i], starts[i] + counts[i], lw.qkv.as<bf16>() + row * h));
+      TP_RETURN_IF_ERROR(UploadRows(wt, starts[i], starts[i] + counts[i], lw.qkv.data.as<bf16>() + row * h));
       if (c.attention_bias) {
         TP_ASSIGN_OR_RETURN(auto bt, get(name((std::string(projs[i]) + ".bias").c_str())));
         TP_RETURN_IF_ERROR(UploadRows(bt, starts[i], starts[i] + counts[i], lw.qkv_bias.as<bf16>() + row));
@@ -129,23 +155,25 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
       row += counts[i];
     }
     TP_ASSIGN_OR_RETURN(auto o, get(name("self_attn.o_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.o_proj, Alloc(h * nh * d, w.bytes));
-    TP_RETURN_IF_ERROR(UploadColumns(o, p.first_head * d, (p.first_head + nh) * d, lw.o_proj.as<bf16>()));
+    TP_ASSIGN_OR_RETURN(lw.o_proj.data, Alloc(h * nh * d, w.bytes));
+    TP_RETURN_IF_ERROR(UploadColumns(o, p.first_head * d, (p.first_head + nh) * d, lw.o_proj.data.as<bf16>()));
     TP_ASSIGN_OR_RETURN(auto gate, get(name("mlp.gate_proj.weight")));
     TP_ASSIGN_OR_RETURN(auto up, get(name("mlp.up_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.gate_up, Alloc(2 * inter * h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.gate_up.data, Alloc(2 * inter * h, w.bytes));
     const int64_t i0 = p.rank * inter;
-    TP_RETURN_IF_ERROR(UploadRows(gate, i0, i0 + inter, lw.gate_up.as<bf16>()));
-    TP_RETURN_IF_ERROR(UploadRows(up, i0, i0 + inter, lw.gate_up.as<bf16>() + inter * h));
+    TP_RETURN_IF_ERROR(UploadRows(gate, i0, i0 + inter, lw.gate_up.data.as<bf16>()));
+    TP_RETURN_IF_ERROR(UploadRows(up, i0, i0 + inter, lw.gate_up.data.as<bf16>() + inter * h));
     TP_ASSIGN_OR_RETURN(auto down, get(name("mlp.down_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.down, Alloc(h * inter, w.bytes));
-    TP_RETURN_IF_ERROR(UploadColumns(down, i0, i0 + inter, lw.down.as<bf16>()));
+    TP_ASSIGN_OR_RETURN(lw.down.data, Alloc(h * inter, w.bytes));
+    TP_RETURN_IF_ERROR(UploadColumns(down, i0, i0 + inter, lw.down.data.as<bf16>()));
+    TP_RETURN_IF_ERROR(QuantizeLayer(lw, c, p, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }
   return w;
 }
 
-absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partition& p, uint64_t seed) {
+absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partition& p, uint64_t seed,
+                                              WeightQuant quant) {
   const int64_t h = c.hidden_size, d = c.head_dim;
   const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
   // Uniform(-a, a) has std a / sqrt(3); HF initialises with std 0.02.
@@ -167,11 +195,12 @@ absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partit
     LayerWeights lw;
     TP_RETURN_IF_ERROR(ones(lw.input_norm, h));
     TP_RETURN_IF_ERROR(ones(lw.post_norm, h));
-    TP_RETURN_IF_ERROR(random(lw.qkv, (nh + 2 * nkv) * d * h));
+    TP_RETURN_IF_ERROR(random(lw.qkv.data, (nh + 2 * nkv) * d * h));
     TP_RETURN_IF_ERROR(random(lw.qkv_bias, (nh + 2 * nkv) * d));
-    TP_RETURN_IF_ERROR(random(lw.o_proj, h * nh * d));
-    TP_RETURN_IF_ERROR(random(lw.gate_up, 2 * inter * h));
-    TP_RETURN_IF_ERROR(random(lw.down, h * inter));
+    TP_RETURN_IF_ERROR(random(lw.o_proj.data, h * nh * d));
+    TP_RETURN_IF_ERROR(random(lw.gate_up.data, 2 * inter * h));
+    TP_RETURN_IF_ERROR(random(lw.down.data, h * inter));
+    TP_RETURN_IF_ERROR(QuantizeLayer(lw, c, p, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }
   TP_CUDA_CHECK(cudaDeviceSynchronize());

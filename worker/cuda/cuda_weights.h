@@ -1,11 +1,14 @@
-// One rank's bf16 weights on the device, Megatron-partitioned: q/k/v fused
+// One rank's weights on the device, Megatron-partitioned: q/k/v fused
 // (with biases) and gate/up fused, split by output rows; o_proj and
 // down_proj split by input columns; embedding and lm_head split by
-// vocabulary.
+// vocabulary. bf16, or with `--quantization fp8` the four linear weights of
+// every layer in FP8 E4M3 with one scale per output row (quantized from
+// bf16 as each layer loads; embedding, lm_head, norms and biases stay bf16).
 #ifndef TPSERVE_WORKER_CUDA_CUDA_WEIGHTS_H_
 #define TPSERVE_WORKER_CUDA_CUDA_WEIGHTS_H_
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 #include <string>
@@ -34,13 +37,27 @@ struct Partition {
 // `rank`'s share; INVALID_ARGUMENT naming the dimension otherwise.
 absl::StatusOr<Partition> MakePartition(const ModelConfig& config, int rank, int world_size);
 
+// How the linear layers' weights are stored.
+enum class WeightQuant {
+  kNone,  // bf16
+  kFp8,   // E4M3, one float scale per output row
+};
+
+// A linear layer's weight [n, k]: bf16, or E4M3 with `scale` [n].
+struct LinearWeight {
+  DeviceBuffer data;
+  DeviceBuffer scale;  // empty for bf16
+  bool fp8() const { return scale.data() != nullptr; }
+};
+
 // One decoder layer's weights on this rank.
 struct LayerWeights {
   DeviceBuffer input_norm, post_norm;  // [hidden]
-  DeviceBuffer qkv, qkv_bias;          // [(nh + 2 nkv) * d, hidden], [(nh + 2 nkv) * d]
-  DeviceBuffer o_proj;                 // [hidden, nh * d]
-  DeviceBuffer gate_up;                // [2 * inter, hidden]
-  DeviceBuffer down;                   // [hidden, inter]
+  LinearWeight qkv;                    // [(nh + 2 nkv) * d, hidden]
+  DeviceBuffer qkv_bias;               // [(nh + 2 nkv) * d]
+  LinearWeight o_proj;                 // [hidden, nh * d]
+  LinearWeight gate_up;                // [2 * inter, hidden]
+  LinearWeight down;                   // [hidden, inter]
 };
 
 // The whole rank's weights.
@@ -55,12 +72,13 @@ struct ModelWeights {
 // Reads this rank's slices from the safetensors checkpoint in `dir` straight
 // from the mapped files to the device (bf16 as is; f16/f32 converted).
 absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const ModelConfig& config,
-                                                    const Partition& part);
+                                                    const Partition& part,
+                                                    WeightQuant quant = WeightQuant::kNone);
 
 // Seeded random weights generated on the device (uniform with the std of
 // HF's initializer, norms at 1), for benchmarks at real sizes.
 absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& config, const Partition& part,
-                                              uint64_t seed);
+                                              uint64_t seed, WeightQuant quant = WeightQuant::kNone);
 
 }  // namespace tpserve::worker::cuda
 

@@ -1,11 +1,13 @@
 #include "worker/cuda/gemm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/fp8_quant.h"
 #include "worker/cuda/gemv.h"
 
 namespace tpserve::worker::cuda {
@@ -49,8 +51,10 @@ Gemm::~Gemm() {
 // Column-major view: outᵀ[n, m] = W[n, k] (stored as a k x n column-major
 // matrix, hence op T) times xᵀ (k x m column-major, op N). The bias is then
 // a per-row vector of outᵀ, which is what the BIAS epilogue adds.
-absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool out_fp32) {
-  auto key = std::make_tuple(m, n, k, bias, out_fp32);
+// FP8 operands (both E4M3) use the same "TN" layout, which is the one
+// cuBLASLt's FP8 kernels require; their scales stay at the default 1.
+absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool out_fp32, bool fp8) {
+  auto key = std::make_tuple(m, n, k, bias, out_fp32, fp8);
   auto it = plans_.find(key);
   if (it != plans_.end()) return &it->second;
   Plan p;
@@ -65,8 +69,9 @@ absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool o
     TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
   }
   const cudaDataType_t ct = out_fp32 ? CUDA_R_32F : CUDA_R_16BF;
-  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k));
-  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k));
+  const cudaDataType_t in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.a, in, k, n, k));
+  TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.b, in, k, m, k));
   TP_CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.c, ct, n, m, n));
   cublasLtMatmulPreference_t pref;
   TP_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -83,7 +88,7 @@ absl::StatusOr<Gemm::Plan*> Gemm::GetPlan(int m, int n, int k, bool bias, bool o
     cublasLtMatrixLayoutDestroy(p.c);
     cublasLtMatmulDescDestroy(p.desc);
     return absl::InternalError(absl::StrCat("cuBLASLt has no algorithm for GEMM m=", m, " n=", n,
-                                            " k=", k, " bias=", bias, " fp32_out=", out_fp32));
+                                            " k=", k, " bias=", bias, " fp32_out=", out_fp32, " fp8=", fp8));
   }
   p.algo = result.algo;
   return &plans_.emplace(key, p).first->second;
@@ -154,15 +159,51 @@ absl::Status Gemm::Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const 
   // four rows on, its per-row bf16 conversions make it ALU bound (8 rows:
   // 10.8 vs 5.8 ms), so cuBLASLt takes over.
   if (m <= kGemvFastRows && k % 8 == 0 && !force_cublas_) return Gemv(x, w, bias, out, out_fp32, m, n, k, stream);
-  TP_ASSIGN_OR_RETURN(Plan * p, GetPlan(m, n, k, bias != nullptr, out_fp32));
+  return RunPlanned(x, w, bias, out, out_fp32, m, n, k, false, stream);
+}
+
+absl::Status Gemm::RunPlanned(const void* x, const void* w, const __nv_bfloat16* bias, void* out, bool out_fp32,
+                              int m, int n, int k, bool fp8, cudaStream_t stream) {
+  TP_ASSIGN_OR_RETURN(Plan * p, GetPlan(m, n, k, bias != nullptr, out_fp32, fp8));
   if (bias != nullptr) {
     TP_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
   if (search_ && !p->searched) {
-    TP_RETURN_IF_ERROR(Search(*p, Key(RowClass(m), n, k, bias != nullptr, out_fp32), x, w, out, stream));
+    TP_RETURN_IF_ERROR(Search(*p, Key(RowClass(m), n, k, bias != nullptr, out_fp32, fp8), x, w, out, stream));
   }
   TP_CUDA_CHECK(Run(*p, p->algo, x, w, out, stream));
   return absl::OkStatus();
+}
+
+absl::Status Gemm::ReserveFp8(int rows, int k) {
+  if (rows <= fp8_rows_ && k <= fp8_k_) return absl::OkStatus();
+  rows = std::max(rows, fp8_rows_);
+  k = std::max(k, fp8_k_);
+  TP_ASSIGN_OR_RETURN(fp8_x_, DeviceBuffer::Allocate(static_cast<size_t>(rows) * k));
+  TP_ASSIGN_OR_RETURN(fp8_x_scale_, DeviceBuffer::Allocate(static_cast<size_t>(rows) * sizeof(float)));
+  fp8_rows_ = rows;
+  fp8_k_ = k;
+  return absl::OkStatus();
+}
+
+absl::Status Gemm::LinearFp8(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale,
+                             const __nv_bfloat16* bias, void* out, bool out_fp32, int m, int n, int k,
+                             cudaStream_t stream) {
+  if (m < 0 || n <= 0 || k <= 0 || k % 16 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("FP8 GEMM shape m=", m, " n=", n, " k=", k,
+                                                   " (k must be a multiple of 16)"));
+  }
+  if (m == 0) return absl::OkStatus();
+  if (m <= kGemvFastRows && !force_cublas_) return GemvFp8(x, w, w_scale, bias, out, out_fp32, m, n, k, stream);
+  if (m > fp8_rows_ || k > fp8_k_) {
+    return absl::FailedPreconditionError(absl::StrCat("FP8 GEMM of ", m, " x ", k, " inputs over the reserved ",
+                                                      fp8_rows_, " x ", fp8_k_));
+  }
+  auto* xq = fp8_x_.as<__nv_fp8_e4m3>();
+  float* x_scale = fp8_x_scale_.as<float>();
+  TP_RETURN_IF_ERROR(QuantizeRowsFp8(x, m, k, xq, x_scale, stream));
+  TP_RETURN_IF_ERROR(RunPlanned(xq, w, nullptr, out, out_fp32, m, n, k, true, stream));
+  return ScaleFp8Product(out, out_fp32, x_scale, w_scale, bias, m, n, stream);
 }
 
 }  // namespace tpserve::worker::cuda

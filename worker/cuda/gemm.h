@@ -6,6 +6,7 @@
 
 #include <cublasLt.h>
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <map>
@@ -40,6 +41,17 @@ class Gemm {
   // cuBLASLt.
   absl::Status Linear(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias,
                       void* out, bool out_fp32, int m, int n, int k, cudaStream_t stream);
+  // The same with FP8 (E4M3) weights and one float scale per weight row
+  // (`--quantization fp8`). Decode-sized row counts stream the weights
+  // through GemvFp8; larger ones quantize x per row (token) into the FP8
+  // scratch, multiply in FP8 on cuBLASLt (sm_89+) and apply both scales and
+  // the bias in ScaleFp8Product. Needs ReserveFp8(>= m, >= k) first.
+  absl::Status LinearFp8(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale,
+                         const __nv_bfloat16* bias, void* out, bool out_fp32, int m, int n, int k,
+                         cudaStream_t stream);
+  // Allocates LinearFp8's activation scratch for up to `rows` x `k` inputs
+  // (before any graph capture: allocation cannot be captured).
+  absl::Status ReserveFp8(int rows, int k);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }
   // Turns the algorithm search off (cuBLASLt's first heuristic choice only)
@@ -50,7 +62,8 @@ class Gemm {
   static constexpr int kSearchCandidates = 8;
 
  private:
-  using Key = std::tuple<int, int, int, bool, bool>;  // m (or its class), n, k, bias, fp32 out
+  // m (or its class), n, k, bias, fp32 out, FP8 operands.
+  using Key = std::tuple<int, int, int, bool, bool, bool>;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -58,7 +71,10 @@ class Gemm {
     bool searched = false;  // algo comes from the shape class's search
   };
   Gemm() = default;
-  absl::StatusOr<Plan*> GetPlan(int m, int n, int k, bool bias, bool out_fp32);
+  absl::StatusOr<Plan*> GetPlan(int m, int n, int k, bool bias, bool out_fp32, bool fp8);
+  // Plan lookup, search and run shared by Linear and LinearFp8.
+  absl::Status RunPlanned(const void* x, const void* w, const __nv_bfloat16* bias, void* out, bool out_fp32,
+                          int m, int n, int k, bool fp8, cudaStream_t stream);
   // Gives `p` its class's searched algorithm, searching first if the class
   // has none; leaves the heuristic one while `stream` is capturing a graph.
   absl::Status Search(Plan& p, const Key& cls, const void* x, const void* w, void* out, cudaStream_t stream);
@@ -70,6 +86,8 @@ class Gemm {
   bool search_ = true;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   DeviceBuffer workspace_;
+  DeviceBuffer fp8_x_, fp8_x_scale_;  // LinearFp8's quantized activations
+  int fp8_rows_ = 0, fp8_k_ = 0;
   std::map<Key, Plan> plans_;
   std::map<Key, cublasLtMatmulAlgo_t> searched_;
 };

@@ -5,6 +5,7 @@
 #define TPSERVE_WORKER_CUDA_GEMV_H_
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include "absl/status/status.h"
@@ -27,6 +28,17 @@ absl::Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfl
 // the roundings of the unfused GEMM + SiluAndMul. 1 <= m <= 4.
 absl::Status GemvSiluMul(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* out, int m,
                          int inter, int k, cudaStream_t stream);
+
+// FP8 (E4M3) weights with one float scale per weight row (output column):
+// out[m, n] = (x[m, k] · w[n, k]ᵀ) * w_scale[n] + bias[n]; k a multiple of
+// 16. Half the bytes of bf16 per weight, so decode streams twice as many.
+absl::Status GemvFp8(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale,
+                     const __nv_bfloat16* bias, void* out, bool out_fp32, int m, int n, int k,
+                     cudaStream_t stream);
+
+// GemvSiluMul with FP8 [gate; up] rows and their scales ([2 * inter]).
+absl::Status GemvFp8SiluMul(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale,
+                            __nv_bfloat16* out, int m, int inter, int k, cudaStream_t stream);
 
 }  // namespace tpserve::worker::cuda
 

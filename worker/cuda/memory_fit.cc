@@ -21,19 +21,19 @@ std::string GiB(double bytes) {
 // Rank 0's weights at tensor-parallel size `world` (the largest share: the
 // last rank's vocabulary slice may be smaller); 0 when the model does not
 // divide.
-int64_t WeightsAt(const ModelConfig& config, int world) {
+int64_t WeightsAt(const ModelConfig& config, int world, WeightQuant quant) {
   absl::StatusOr<Partition> p = MakePartition(config, 0, world);
-  return p.ok() ? RankWeightBytes(config, *p) : 0;
+  return p.ok() ? RankWeightBytes(config, *p, quant) : 0;
 }
 
 // "per-GPU weights at --tensor-parallel-size 1: 135.4 GiB, 2: 67.7 GiB, ...;
 // the smallest that fits within 71.4 GiB is 2", for the sizes the model
 // divides into.
-std::string TensorParallelHint(const ModelConfig& config, double limit_bytes) {
+std::string TensorParallelHint(const ModelConfig& config, double limit_bytes, WeightQuant quant) {
   std::vector<std::string> sizes;
   int smallest = 0;
   for (int world : kTensorParallelSizes) {
-    const int64_t w = WeightsAt(config, world);
+    const int64_t w = WeightsAt(config, world, quant);
     if (w == 0) continue;
     sizes.push_back(absl::StrCat(world, ": ", GiB(w)));
     if (smallest == 0 && w < limit_bytes) smallest = world;
@@ -51,25 +51,27 @@ std::string TensorParallelHint(const ModelConfig& config, double limit_bytes) {
 
 }  // namespace
 
-int64_t RankWeightBytes(const ModelConfig& c, const Partition& p) {
+int64_t RankWeightBytes(const ModelConfig& c, const Partition& p, WeightQuant quant) {
   const int64_t h = c.hidden_size, d = c.head_dim;
   const int64_t qkv_rows = (int64_t{p.num_heads} + 2 * p.num_kv_heads) * d;
-  const int64_t layer = 2 * h                       // input and post-attention norms
-                        + qkv_rows * h + qkv_rows   // fused q/k/v and its bias
-                        + h * p.num_heads * d       // o_proj
-                        + 2 * int64_t{p.intermediate} * h + h * p.intermediate;  // gate_up, down
-  const int64_t elems = std::max(1, p.local_vocab) * h + int64_t{p.shard_vocab} * h + h +
-                        c.num_hidden_layers * layer;
-  return 2 * elems;
+  // The four linear weights: elements and rows (one FP8 scale per row).
+  const int64_t linear = qkv_rows * h + h * p.num_heads * d + 2 * int64_t{p.intermediate} * h + h * p.intermediate;
+  const int64_t linear_rows = qkv_rows + h + 2 * int64_t{p.intermediate} + h;
+  const int64_t layer_bf16 = 2 * h + qkv_rows;  // norms and the q/k/v bias
+  const int64_t layer_bytes = quant == WeightQuant::kFp8 ? 2 * layer_bf16 + linear + 4 * linear_rows
+                                                         : 2 * (layer_bf16 + linear);
+  const int64_t other = std::max(1, p.local_vocab) * h + int64_t{p.shard_vocab} * h + h;  // embed, lm_head, norm
+  return 2 * other + c.num_hidden_layers * layer_bytes;
 }
 
-absl::Status CheckWeightsFit(const ModelConfig& config, const Partition& part, const GpuMemory& gpu) {
-  const int64_t weights = RankWeightBytes(config, part);
+absl::Status CheckWeightsFit(const ModelConfig& config, const Partition& part, const GpuMemory& gpu,
+                             WeightQuant quant) {
+  const int64_t weights = RankWeightBytes(config, part, quant);
   if (weights < gpu.free_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "the model does not fit: each GPU must hold ", GiB(weights), " of weights at --tensor-parallel-size ",
       part.world_size, ", but ", gpu.name, " has ", GiB(gpu.free_bytes), " free of ", GiB(gpu.total_bytes), "; ",
-      TensorParallelHint(config, gpu.free_bytes),
+      TensorParallelHint(config, gpu.free_bytes, quant),
       ". Raise --tensor-parallel-size (or free the GPU); --max-model-len and --gpu-memory-utilization "
       "do not shrink the weights"));
 }
@@ -90,7 +92,7 @@ absl::Status CheckKvCacheFits(const ModelConfig& config, int world_size, const M
     return absl::ResourceExhaustedError(absl::StrCat(
         "the model does not fit: ", GiB(plan.weight_bytes), " of weights per GPU at --tensor-parallel-size ",
         world_size, " exceed --gpu-memory-utilization ", plan.fraction, " of the GPU's ", GiB(plan.total_bytes),
-        " (", GiB(allowed), "); ", TensorParallelHint(config, allowed),
+        " (", GiB(allowed), "); ", TensorParallelHint(config, allowed, plan.quant),
         ". Raise --tensor-parallel-size or --gpu-memory-utilization"));
   }
   const int blocks = KvCacheBlocks(plan);

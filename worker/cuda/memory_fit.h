@@ -14,9 +14,9 @@
 
 namespace tpserve::worker::cuda {
 
-// Bytes of bf16 weights `part`'s rank holds: what LoadSafetensorsWeights and
-// MakeDummyWeights allocate.
-int64_t RankWeightBytes(const ModelConfig& config, const Partition& part);
+// Bytes of weights `part`'s rank holds in `quant`'s format: what
+// LoadSafetensorsWeights and MakeDummyWeights allocate.
+int64_t RankWeightBytes(const ModelConfig& config, const Partition& part, WeightQuant quant = WeightQuant::kNone);
 
 // The GPU a rank runs on.
 struct GpuMemory {
@@ -28,7 +28,8 @@ struct GpuMemory {
 // Before loading: RESOURCE_EXHAUSTED when this rank's weights do not fit in
 // the GPU's free memory, naming the per-GPU weights at the tensor-parallel
 // sizes the model divides into and the flags that would help.
-absl::Status CheckWeightsFit(const ModelConfig& config, const Partition& part, const GpuMemory& gpu);
+absl::Status CheckWeightsFit(const ModelConfig& config, const Partition& part, const GpuMemory& gpu,
+                             WeightQuant quant = WeightQuant::kNone);
 
 // What ProfileMemory measured on one rank.
 struct MemoryPlan {
@@ -40,6 +41,7 @@ struct MemoryPlan {
   int block_size = 16;
   int max_model_len = 0;
   int max_num_batched_tokens = 0;
+  WeightQuant quant = WeightQuant::kNone;  // for the per-size weights in messages
 };
 
 // Bytes left for the KV cache: total * fraction - used (may be negative).

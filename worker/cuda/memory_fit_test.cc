@@ -51,6 +51,26 @@ TEST(RankWeightBytesTest, RanksSplitEverythingButTheNorms) {
   EXPECT_EQ(sum - RankWeightBytes(c, Part(c, 0, 1)), 7 * norms);
 }
 
+// FP8 halves the linear layers (plus a float per row); embedding, lm_head,
+// norms and biases stay bf16. 72B's weights (135.4 GiB in bf16, ~70 GiB in
+// FP8) then fit one 80 GB card, and two L40S where bf16 needs four.
+TEST(RankWeightBytesTest, Fp8HalvesTheLinearLayers) {
+  const ModelConfig c = Shape("qwen2-72b-instruct");
+  const Partition p = Part(c, 0, 1);
+  const int64_t h = c.hidden_size, v = c.vocab_size, layers = c.num_hidden_layers;
+  const int64_t bf16 = RankWeightBytes(c, p), fp8 = RankWeightBytes(c, p, WeightQuant::kFp8);
+  const int64_t untouched = 2 * (2 * v * h + h + layers * (2 * h + (c.num_attention_heads + 2 * c.num_key_value_heads) *
+                                                                        int64_t{c.head_dim}));
+  const int64_t rows = layers * ((c.num_attention_heads + 2 * c.num_key_value_heads) * int64_t{c.head_dim} + 2 * h +
+                                 2 * int64_t{c.intermediate_size});
+  EXPECT_EQ(fp8, untouched + (bf16 - untouched) / 2 + 4 * rows);
+  EXPECT_EQ(CheckWeightsFit(c, p, kA800).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(CheckWeightsFit(c, p, kA800, WeightQuant::kFp8).ok());
+  const absl::Status s = CheckWeightsFit(c, p, kL40s, WeightQuant::kFp8);
+  ASSERT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(std::string(s.message()).find(" is 2 "), std::string::npos) << s;
+}
+
 TEST(CheckWeightsFitTest, SmallModelsFitEveryCard) {
   const ModelConfig c7 = Shape("qwen2-7b-instruct");
   for (const GpuMemory& gpu : {kRtx4090, kL40s, kA800}) {
@@ -153,9 +173,11 @@ TEST(RankWeightBytesTest, MatchesDummyWeightsOnTheDevice) {
   for (int world : {1, 2}) {
     for (int rank = 0; rank < world; ++rank) {
       const Partition p = Part(*c, rank, world);
-      auto w = MakeDummyWeights(*c, p, 1);
-      ASSERT_TRUE(w.ok()) << w.status();
-      EXPECT_EQ(w->bytes, RankWeightBytes(*c, p)) << "rank " << rank << " of " << world;
+      for (WeightQuant q : {WeightQuant::kNone, WeightQuant::kFp8}) {
+        auto w = MakeDummyWeights(*c, p, 1, q);
+        ASSERT_TRUE(w.ok()) << w.status();
+        EXPECT_EQ(w->bytes, RankWeightBytes(*c, p, q)) << "rank " << rank << " of " << world;
+      }
     }
   }
 }

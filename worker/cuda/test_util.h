@@ -5,8 +5,10 @@
 #define TPSERVE_WORKER_CUDA_TEST_UTIL_H_
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -80,6 +82,33 @@ inline double MaxRelError(const std::vector<float>& got, const std::vector<float
     max_ref = std::max(max_ref, std::fabs(static_cast<double>(want[i])));
   }
   return max_diff / max_ref;
+}
+
+// Host reference of QuantizeRowsFp8: per row, scale = max|x| / 448 (1 when
+// zero) and q = E4M3(x * (1 / scale)), round to nearest, saturated.
+struct Fp8Rows {
+  std::vector<__nv_fp8_e4m3> q;
+  std::vector<float> scale;
+  // The value row r, column c stands for.
+  float Dequant(int r, int c, int k) const {
+    return static_cast<float>(q[static_cast<size_t>(r) * k + c]) * scale[r];
+  }
+};
+inline Fp8Rows QuantizeFp8Reference(const std::vector<__nv_bfloat16>& x, int rows, int k) {
+  Fp8Rows out;
+  out.q.resize(x.size());
+  out.scale.resize(rows);
+  for (int r = 0; r < rows; ++r) {
+    float amax = 0.0f;
+    for (int c = 0; c < k; ++c) amax = std::max(amax, std::fabs(__bfloat162float(x[static_cast<size_t>(r) * k + c])));
+    const float s = amax > 0.0f ? amax / 448.0f : 1.0f, inv = 1.0f / s;
+    out.scale[r] = s;
+    for (int c = 0; c < k; ++c) {
+      const size_t i = static_cast<size_t>(r) * k + c;
+      out.q[i] = __nv_fp8_e4m3(__bfloat162float(x[i]) * inv);
+    }
+  }
+  return out;
 }
 
 }  // namespace tpserve::worker::cuda::testing

@@ -82,6 +82,7 @@ struct LoadOptions {
   std::string model_path;            // folder, or config.json for dummy
   std::string load_format = "auto";  // auto | safetensors | dummy
   std::string dtype = "auto";
+  std::string quantization = "auto";  // auto | fp8
   uint64_t seed = 0;                 // dummy weights
   int max_model_len = 0;             // 0: max_position_embeddings
   int block_size = 16;

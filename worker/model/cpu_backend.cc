@@ -100,6 +100,11 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
     return absl::InvalidArgumentError(
         absl::StrCat("dtype \"", dt, "\" unknown (auto, bfloat16, float16 or float32)"));
   }
+  if (options.quantization != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantization \"", options.quantization, "\" is not available on the CPU backend, which computes in "
+        "float32 (--quantization fp8 needs a CUDA GPU with FP8, sm_89 or newer)"));
+  }
   TP_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(options.model_path));
   const std::string dir =
       fs::is_directory(options.model_path) ? options.model_path

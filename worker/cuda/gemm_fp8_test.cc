@@ -1,0 +1,122 @@
+// FP8 weights (`--quantization fp8`): the streaming GEMV for decode rows and
+// LinearFp8's quantize -> cuBLASLt FP8 -> scale path for larger row counts,
+// each against a double-precision reference over the same FP8 values.
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "worker/cuda/device_info.h"
+#include "worker/cuda/gemm.h"
+#include "worker/cuda/gemv.h"
+#include "worker/cuda/test_util.h"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+using testing::DevArray;
+using bf16 = __nv_bfloat16;
+using fp8 = __nv_fp8_e4m3;
+
+// Random weights [n, k] quantized per row, as the loader quantizes them.
+struct Fp8Weights {
+  testing::Fp8Rows rows;
+  DevArray<fp8> q;
+  DevArray<float> scale;
+  Fp8Weights(int n, int k, std::mt19937& rng)
+      : rows(testing::QuantizeFp8Reference(testing::RandomBf16(static_cast<size_t>(n) * k, rng, 0.1f), n, k)),
+        q(rows.q), scale(rows.scale) {}
+};
+
+// x[m, k] · dequant(w)ᵀ + bias in double; x itself quantized per row first
+// when `quantize_x` (what LinearFp8 does above the GEMV's row counts).
+std::vector<float> Reference(const std::vector<bf16>& x, const testing::Fp8Rows& w, const std::vector<bf16>& bias,
+                             int m, int n, int k, bool quantize_x) {
+  const testing::Fp8Rows xq = testing::QuantizeFp8Reference(x, m, k);
+  std::vector<float> want(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int t = 0; t < k; ++t) {
+        const double xv = quantize_x ? xq.Dequant(i, t, k) : __bfloat162float(x[static_cast<size_t>(i) * k + t]);
+        acc += xv * w.Dequant(j, t, k);
+      }
+      want[static_cast<size_t>(i) * n + j] = static_cast<float>(acc + (bias.empty() ? 0.0f : __bfloat162float(bias[j])));
+    }
+  }
+  return want;
+}
+
+TEST(GemvFp8Test, AllRowCountsMatchReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const int n = 333, k = 1040;
+  std::mt19937 rng(51);
+  Fp8Weights w(n, k, rng);
+  for (int m = 1; m <= kGemvMaxRows; ++m) {
+    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng), b = testing::RandomBf16(n, rng);
+    DevArray<bf16> dx(x), db(b);
+    DevArray<float> dout(static_cast<size_t>(m) * n);
+    ASSERT_TRUE(GemvFp8(dx.get(), w.q.get(), w.scale.get(), db.get(), dout.get(), true, m, n, k, nullptr).ok());
+    EXPECT_LT(testing::MaxRelError(dout.Download(), Reference(x, w.rows, b, m, n, k, false)), 1e-4) << "m=" << m;
+  }
+  EXPECT_FALSE(GemvFp8(nullptr, nullptr, nullptr, nullptr, nullptr, true, 1, n, 1032, nullptr).ok());  // k % 16
+}
+
+TEST(GemvFp8Test, FusedSiluMulMatchesReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const int inter = 300, k = 1056;
+  std::mt19937 rng(52);
+  Fp8Weights w(2 * inter, k, rng);
+  for (int m = 1; m <= 4; ++m) {
+    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng);
+    DevArray<bf16> dx(x), dout(static_cast<size_t>(m) * inter);
+    ASSERT_TRUE(GemvFp8SiluMul(dx.get(), w.q.get(), w.scale.get(), dout.get(), m, inter, k, nullptr).ok());
+    const auto gu = Reference(x, w.rows, {}, m, 2 * inter, k, false);
+    std::vector<float> want(static_cast<size_t>(m) * inter);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < inter; ++j) {
+        const float g = testing::RoundBf16(gu[i * 2 * inter + j]), u = testing::RoundBf16(gu[i * 2 * inter + inter + j]);
+        want[i * inter + j] = testing::RoundBf16(testing::RoundBf16(g / (1.0f + std::exp(-g))) * u);
+      }
+    }
+    EXPECT_LT(testing::MaxRelError(testing::ToFloat(dout.Download()), want), 1e-2) << "m=" << m;
+  }
+}
+
+// Row counts above the GEMV's go through FP8 tensor cores (sm_89+).
+TEST(LinearFp8Test, TensorCorePathMatchesReference) {
+  TP_SKIP_WITHOUT_GPU();
+  auto info = GetCurrentDeviceInfo();
+  ASSERT_TRUE(info.ok());
+  if (info->major * 10 + info->minor < 89) GTEST_SKIP() << "no FP8 tensor cores (sm_" << info->major << info->minor << ")";
+  const int n = 1152, k = 896;
+  std::mt19937 rng(53);
+  Fp8Weights w(n, k, rng);
+  auto gemm = Gemm::Create();
+  ASSERT_TRUE(gemm.ok());
+  ASSERT_TRUE((*gemm)->ReserveFp8(300, k).ok());
+  for (auto [m, fp32, force] : {std::tuple{17, false, false}, std::tuple{300, true, false},
+                                std::tuple{64, false, false}, std::tuple{2, true, true}}) {
+    (*gemm)->set_force_cublas(force);
+    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng), b = testing::RandomBf16(n, rng);
+    DevArray<bf16> dx(x), db(b);
+    DevArray<char> dout(static_cast<size_t>(m) * n * (fp32 ? 4 : 2));
+    ASSERT_TRUE((*gemm)->LinearFp8(dx.get(), w.q.get(), w.scale.get(), db.get(), dout.get(), fp32, m, n, k, nullptr).ok())
+        << "m=" << m;
+    const auto raw = dout.Download();
+    std::vector<float> got(static_cast<size_t>(m) * n);
+    for (size_t i = 0; i < got.size(); ++i) {
+      got[i] = fp32 ? reinterpret_cast<const float*>(raw.data())[i]
+                    : __bfloat162float(reinterpret_cast<const bf16*>(raw.data())[i]);
+    }
+    EXPECT_LT(testing::MaxRelError(got, Reference(x, w.rows, b, m, n, k, true)), fp32 ? 1e-3 : 1e-2) << "m=" << m;
+  }
+  // Over the reserved scratch: a clear error, not an overrun.
+  (*gemm)->set_force_cublas(false);
+  DevArray<bf16> big(static_cast<size_t>(301) * k);
+  DevArray<bf16> out(static_cast<size_t>(301) * n);
+  EXPECT_EQ((*gemm)->LinearFp8(big.get(), w.q.get(), w.scale.get(), nullptr, out.get(), false, 301, n, k, nullptr).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace tpserve::worker::cuda
