@@ -48,7 +48,7 @@ struct ServerConfig {
 
   // ---- scheduler (router) ----
   int max_num_seqs = 256;
-  // 0: max(8192, max_model_len) as in vLLM's chunked-prefill default.
+  // 0: max(8192, max_num_seqs) (see ResolvedMaxNumBatchedTokens).
   int max_num_batched_tokens = 0;
   int max_queued_requests = 1024;
   // Prompt tokens allowed waiting in the queue; 0: no bound.
@@ -127,11 +127,14 @@ struct ServerConfig {
 
 // The step token budget the router schedules with and the workers size their
 // buffers for: --max-num-batched-tokens, or when 0, max(8192,
-// --max-model-len) (8192 when the model length is left to the model; chunked
-// prefill makes a larger budget unnecessary).
+// --max-num-seqs) whatever --max-model-len is. Chunked prefill makes a
+// larger budget unnecessary: a lone 32k prompt in 8k chunks takes as long as
+// in one step (docs/performance.md, "Chunked prefill"), while every running
+// request's next token waits for the whole step, so 8k caps that stall; and
+// every running sequence needs a token of the budget per step.
 inline int ResolvedMaxNumBatchedTokens(const ServerConfig& config) {
   if (config.max_num_batched_tokens > 0) return config.max_num_batched_tokens;
-  return std::max(8192, config.max_model_len);
+  return std::max(8192, config.max_num_seqs);
 }
 
 }  // namespace tpserve

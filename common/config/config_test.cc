@@ -181,15 +181,19 @@ TEST(ConfigTest, ResolvedMaxNumBatchedTokens) {
   struct Case {
     int flag;
     int max_model_len;
+    int max_num_seqs;
     int want;
   };
-  for (const Case& c : {Case{0, 0, 8192}, Case{0, 4096, 8192},
-                        Case{0, 32768, 32768}, Case{2048, 32768, 2048}}) {
+  // The model length no longer raises the budget (chunked prefill); the
+  // number of sequences does (each needs a token per step).
+  for (const Case& c : {Case{0, 0, 256, 8192}, Case{0, 4096, 256, 8192}, Case{0, 32768, 256, 8192},
+                        Case{0, 32768, 10000, 10000}, Case{2048, 32768, 256, 2048}}) {
     ServerConfig config;
     config.max_num_batched_tokens = c.flag;
     config.max_model_len = c.max_model_len;
+    config.max_num_seqs = c.max_num_seqs;
     EXPECT_EQ(ResolvedMaxNumBatchedTokens(config), c.want)
-        << c.flag << " " << c.max_model_len;
+        << c.flag << " " << c.max_model_len << " " << c.max_num_seqs;
   }
 }
 

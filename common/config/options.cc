@@ -220,7 +220,7 @@ std::vector<Option> BuildOptions() {
   v.push_back(IntOpt("max-num-seqs", &C::max_num_seqs, kRouter,
                      "Most sequences in one step", 1, 65536));
   v.push_back(IntOpt("max-num-batched-tokens", &C::max_num_batched_tokens, kRouter,
-                     "Token budget of one step (0: max(8192, max-model-len))", 0, 1 << 24));
+                     "Token budget of one step (0: max(8192, max-num-seqs); longer prompts are prefilled in chunks)", 0, 1 << 24));
   v.push_back(IntOpt("max-queued-requests", &C::max_queued_requests, kRouter,
                      "Waiting requests beyond which new ones get 429", 1, 1 << 24));
   v.push_back(Int64Opt("max-waiting-tokens", &C::max_waiting_tokens, kRouter,
