@@ -41,6 +41,20 @@ TEST(GrpcStatusTest, EveryCodeMapsBothWays) {
   }
 }
 
+TEST(GrpcStatusTest, RetryHintRoundTrip) {
+  absl::Status s = WithRetryAfterMs(absl::ResourceExhaustedError("queue full"), 1500);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "queue full");
+  EXPECT_EQ(RetryAfterMs(s), 1500);
+  EXPECT_EQ(RetryAfterMs(absl::ResourceExhaustedError("no hint")), std::nullopt);
+  // A server context gets the hint as trailing metadata; the status itself
+  // converts as without it.
+  grpc::ServerContext context;
+  grpc::Status g = ToGrpcStatus(s, &context);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(g.error_message(), "queue full");
+}
+
 TEST(GrpcStatusTest, MessageSurvives) {
   grpc::Status g = ToGrpcStatus(absl::ResourceExhaustedError("queue full: 256 waiting"));
   EXPECT_EQ(g.error_message(), "queue full: 256 waiting");

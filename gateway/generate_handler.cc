@@ -18,6 +18,20 @@
 namespace tpserve::gateway {
 namespace {
 
+// The request's usage from its choices' (n per prompt, in prompt order):
+// each prompt counts once, whatever n is (as vLLM counts it).
+UsageCounts TotalUsage(const std::vector<UsageCounts>& usage, int n) {
+  UsageCounts total;
+  for (size_t i = 0; i < usage.size(); ++i) {
+    if (i % n == 0) {
+      total.prompt_tokens += usage[i].prompt_tokens;
+      total.cached_tokens += usage[i].cached_tokens;
+    }
+    total.completion_tokens += usage[i].completion_tokens;
+  }
+  return total;
+}
+
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -94,18 +108,7 @@ struct StreamState {
     ctx->metrics->in_flight->Decrement();
   }
 
-  UsageCounts Total() const {
-    UsageCounts total;
-    for (size_t i = 0; i < usage.size(); ++i) {
-      // Each prompt counts once, whatever n is (as vLLM counts it).
-      if (i % n == 0) {
-        total.prompt_tokens += usage[i].prompt_tokens;
-        total.cached_tokens += usage[i].cached_tokens;
-      }
-      total.completion_tokens += usage[i].completion_tokens;
-    }
-    return total;
-  }
+  UsageCounts Total() const { return TotalUsage(usage, n); }
 
   json ChunkFor(const SequenceEvent& e) {
     json finish = e.finish_reason.has_value() ? json(*e.finish_reason) : json(nullptr);
@@ -229,14 +232,7 @@ absl::StatusOr<json> CollectResponse(Generation& gen, const GenerationRequest& r
       c.finish_reason = "tool_calls";
     }
   }
-  UsageCounts total;
-  for (size_t i = 0; i < usage.size(); ++i) {
-    if (i % n == 0) {
-      total.prompt_tokens += usage[i].prompt_tokens;
-      total.cached_tokens += usage[i].cached_tokens;
-    }
-    total.completion_tokens += usage[i].completion_tokens;
-  }
+  const UsageCounts total = TotalUsage(usage, n);
   return r.chat ? ChatCompletionJson(header, choices, total)
                 : CompletionJson(header, choices, total);
 }

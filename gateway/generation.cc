@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/finish_reason.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "gateway/http_error.h"
@@ -11,14 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* FinishReasonName(tpserve::v1::FinishReason reason) {
-  switch (reason) {
-    case tpserve::v1::FINISH_REASON_STOP: return "stop";
-    case tpserve::v1::FINISH_REASON_LENGTH: return "length";
-    default: return "abort";
-  }
-}
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Messages a call may hand over before the consumer has taken them; then it
@@ -27,22 +20,6 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 constexpr int kMaxQueuedMessages = 2;
 
 }  // namespace
-
-absl::Status RouterCallStatus(const grpc::Status& status, const grpc::ClientContext& context) {
-  absl::Status out = FromGrpcStatus(status);
-  if (out.code() == absl::StatusCode::kResourceExhausted) {
-    const auto& trailers = context.GetServerTrailingMetadata();
-    auto it = trailers.find("retry-after-ms");
-    if (it != trailers.end()) {
-      try {
-        out = WithRetryAfterMs(out, std::stoll(std::string(it->second.data(), it->second.size())));
-      } catch (...) {
-        // A malformed hint is ignored; the default back-off applies.
-      }
-    }
-  }
-  return out;
-}
 
 // One attempt of one sequence on one router. Its callbacks run on gRPC's
 // threads and only hand messages over; the Generation owns it and frees it
@@ -346,7 +323,7 @@ void Generation::TakeEnd(int seq, const Arrival& a) {
     std::lock_guard<std::mutex> lock(mu_);
     if (abort_.has_value()) return;
   }
-  absl::Status status = RouterCallStatus(*a.end, s.call->context());
+  absl::Status status = FromGrpcStatus(*a.end, s.call->context());
   // Fail over only while nothing reached the client, and only when the
   // replica itself is down (a full queue or a bad request would fail the
   // same way elsewhere, or should surface as 429 to back the client off).

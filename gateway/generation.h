@@ -168,10 +168,6 @@ class GenerationRegistry {
   std::optional<absl::Status> abort_;
 };
 
-// Converts a finished gRPC status from a router into the gateway's status,
-// carrying the `retry-after-ms` trailing metadata for RESOURCE_EXHAUSTED.
-absl::Status RouterCallStatus(const grpc::Status& status, const grpc::ClientContext& context);
-
 }  // namespace tpserve::gateway
 
 #endif  // TPSERVE_GATEWAY_GENERATION_H_

@@ -11,7 +11,6 @@ namespace {
 
 // Status payload keys; URLs by Abseil convention.
 constexpr char kParamPayload[] = "type.tpserve/param";
-constexpr char kRetryAfterPayload[] = "type.tpserve/retry-after-ms";
 // An HTTP status other than the code's usual one (415).
 constexpr char kHttpStatusPayload[] = "type.tpserve/http-status";
 constexpr char kShownPayload[] = "type.tpserve/shown-to-clients";
@@ -65,25 +64,10 @@ absl::Status InvalidField(const std::string& param, const std::string& message) 
   return status;
 }
 
-absl::Status WithRetryAfterMs(absl::Status status, int64_t retry_after_ms) {
-  status.SetPayload(kRetryAfterPayload, absl::Cord(std::to_string(retry_after_ms)));
-  return status;
-}
-
 std::optional<std::string> ErrorParam(const absl::Status& status) {
   auto payload = status.GetPayload(kParamPayload);
   if (!payload.has_value()) return std::nullopt;
   return std::string(*payload);
-}
-
-std::optional<int64_t> RetryAfterMs(const absl::Status& status) {
-  auto payload = status.GetPayload(kRetryAfterPayload);
-  if (!payload.has_value()) return std::nullopt;
-  try {
-    return std::stoll(std::string(*payload));
-  } catch (...) {
-    return std::nullopt;
-  }
 }
 
 int HttpStatusFor(absl::StatusCode code) {

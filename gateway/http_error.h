@@ -1,7 +1,8 @@
 // The one place where errors become HTTP: absl::Status codes map to HTTP
 // statuses and OpenAI error objects ({"error": {message, type, param, code}}).
-// Handlers build an absl::Status (with InvalidField / WithRetryAfter for the
-// extras) and hand it here; nothing else in the gateway picks a status code.
+// Handlers build an absl::Status (with InvalidField / WithRetryAfterMs for
+// the extras; a retry hint becomes a Retry-After header rounded up to whole
+// seconds) and hand it here; nothing else in the gateway picks a status code.
 #ifndef TPSERVE_GATEWAY_HTTP_ERROR_H_
 #define TPSERVE_GATEWAY_HTTP_ERROR_H_
 
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/grpc_status.h"  // WithRetryAfterMs, RetryAfterMs: the retry hint
 
 namespace tpserve::gateway {
 
@@ -27,10 +29,6 @@ struct HttpError {
 // "param" is filled as OpenAI clients expect.
 absl::Status InvalidField(const std::string& param, const std::string& message);
 
-// Attaches the router's retry hint (milliseconds) to a RESOURCE_EXHAUSTED
-// status; it becomes a Retry-After header rounded up to whole seconds.
-absl::Status WithRetryAfterMs(absl::Status status, int64_t retry_after_ms);
-
 // 415: the body's Content-Type is not one the endpoint takes.
 absl::Status UnsupportedMediaType(const std::string& message);
 
@@ -42,9 +40,6 @@ absl::Status ShownToClients(absl::Status status);
 
 // The "param" attached by InvalidField, if any.
 std::optional<std::string> ErrorParam(const absl::Status& status);
-
-// The retry hint attached by WithRetryAfterMs, if any.
-std::optional<int64_t> RetryAfterMs(const absl::Status& status);
 
 // HTTP status for a status code (INVALID_ARGUMENT 400, UNAUTHENTICATED 401,
 // NOT_FOUND 404, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503,

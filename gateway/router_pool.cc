@@ -5,19 +5,11 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/hash.h"
 #include "common/logging.h"
 
 namespace tpserve::gateway {
 namespace {
-
-// 64-bit mix (splitmix64 finaliser): spreads router/prefix pairs evenly for
-// rendezvous hashing.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // Per-stream HTTP/2 receive window towards routers (see Create).
 constexpr int kStreamWindowBytes = 256;
@@ -121,7 +113,7 @@ void RouterPool::PollOnce() {
 uint64_t RouterPool::AffinityHash(std::span<const int> prompt) const {
   uint64_t h = 0x5bd1e995;
   size_t n = std::min<size_t>(prompt.size(), options_.affinity_prefix_tokens);
-  for (size_t i = 0; i < n; ++i) h = Mix(h ^ static_cast<uint32_t>(prompt[i]));
+  for (size_t i = 0; i < n; ++i) h = SplitMix64(h ^ static_cast<uint32_t>(prompt[i]));
   return h;
 }
 
@@ -154,7 +146,7 @@ std::optional<int> RouterPool::Pick(std::span<const int> prompt,
   uint64_t best_weight = 0;
   for (size_t c = 0; c < candidates.size(); ++c) {
     if (loads[c] > min_load + options_.affinity_slack) continue;
-    uint64_t weight = Mix(key ^ Mix(static_cast<uint64_t>(candidates[c]) + 1));
+    uint64_t weight = SplitMix64(key ^ SplitMix64(static_cast<uint64_t>(candidates[c]) + 1));
     if (best < 0 || weight > best_weight) {
       best = candidates[c];
       best_weight = weight;

@@ -3,20 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/hash.h"
+
 namespace tpserve::router {
-namespace {
-
-// splitmix64's finalizer: cheap and mixes every input bit into the output.
-uint64_t Mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-}  // namespace
 
 BlockManager::BlockManager(int num_blocks, int block_size,
                            bool enable_prefix_caching)
@@ -28,9 +17,9 @@ BlockManager::BlockManager(int num_blocks, int block_size,
 
 uint64_t BlockManager::HashBlock(uint64_t parent, const int32_t* tokens,
                                  int n) {
-  uint64_t h = Mix(parent + 0x9e3779b97f4a7c15ULL);
+  uint64_t h = SplitMix64(parent);
   for (int i = 0; i < n; ++i) {
-    h = Mix(h ^ static_cast<uint32_t>(tokens[i]));
+    h = SplitMix64(h ^ static_cast<uint32_t>(tokens[i]));
   }
   // 0 marks "no parent"; keep real hashes away from it.
   return h == 0 ? 1 : h;

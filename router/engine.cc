@@ -5,24 +5,12 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "common/finish_reason.h"
+#include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace tpserve::router {
-namespace {
-
-const char* ReasonLabel(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    default:
-      return "abort";
-  }
-}
-
-}  // namespace
 
 void RequestStream::Take(std::vector<SequenceOutput>* out) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -104,8 +92,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::Submit(
         .value()
         ->Increment();
     if (status.code() == absl::StatusCode::kResourceExhausted) {
-      status.SetPayload(kRetryAfterPayload,
-                        absl::Cord(absl::StrCat(RetryAfterMs())));
+      status = WithRetryAfterMs(std::move(status), RetryAfterMs());
     }
     return status;
   }
@@ -318,7 +305,7 @@ void Engine::Deliver(std::vector<SequenceOutput>* outputs) {
     }
     const bool finished = out.finished;
     if (finished) {
-      metrics_->request_success_total->WithLabels({ReasonLabel(out.finish_reason)})
+      metrics_->request_success_total->WithLabels({FinishReasonName(out.finish_reason)})
           .value()
           ->Increment();
       metrics_->e2e_request_latency_seconds->Observe(

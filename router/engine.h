@@ -27,10 +27,6 @@
 
 namespace tpserve::router {
 
-// Status payload key carrying the retry hint (milliseconds, decimal) on
-// RESOURCE_EXHAUSTED; the server copies it into trailing metadata.
-inline constexpr char kRetryAfterPayload[] = "retry-after-ms";
-
 // Steps in flight at most: one running on the workers and the next one
 // already queued behind it.
 inline constexpr int kPipelineDepth = 2;

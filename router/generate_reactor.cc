@@ -92,10 +92,7 @@ GenerateReactor* GenerateReactor::Start(Engine* engine, WritePump* pump,
   auto stream = engine->Submit(request, RequestDeadline(*context, request));
   std::lock_guard<std::mutex> lock(raw->mu_);
   if (!stream.ok()) {
-    if (auto hint = stream.status().GetPayload(kRetryAfterPayload)) {
-      context->AddTrailingMetadata(kRetryAfterPayload, std::string(*hint));
-    }
-    raw->FinishLocked(ToGrpcStatus(stream.status()));
+    raw->FinishLocked(ToGrpcStatus(stream.status(), context));
     return raw;
   }
   raw->stream_ = *std::move(stream);

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "common/grpc_status.h"
+
 namespace tpserve::gateway::testing {
 
 absl::StatusOr<std::unique_ptr<FakeRouter>> FakeRouter::Start(tpserve::v1::ModelInfo model,
@@ -87,7 +89,7 @@ grpc::Status FakeRouter::Generate(grpc::ServerContext* context,
       Failure f = failures_.front();
       failures_.pop_front();
       if (f.retry_after_ms > 0) {
-        context->AddTrailingMetadata("retry-after-ms", std::to_string(f.retry_after_ms));
+        context->AddTrailingMetadata(kRetryAfterMsMetadata, std::to_string(f.retry_after_ms));
       }
       return f.status;
     }
