@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/cuda/activation.h"
+#include "worker/cuda/fill.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/gemm.h"
 

@@ -1,5 +1,4 @@
-// Element-wise and gather kernels: SiLU(gate) * up for Qwen2's MLP, the
-// vocab-parallel embedding gather, row gathers and dummy-weight fills.
+// SiLU(gate) * up for Qwen2's MLP (the unfused path of prefill steps).
 #ifndef TPSERVE_WORKER_CUDA_ACTIVATION_H_
 #define TPSERVE_WORKER_CUDA_ACTIVATION_H_
 
@@ -18,32 +17,6 @@ namespace tpserve::worker::cuda {
 // multiple of 8.
 absl::Status SiluAndMul(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int inter,
                         cudaStream_t stream);
-
-// out[t] = table[ids[t] - vocab_start] when the id falls in this rank's
-// vocabulary slice [vocab_start, vocab_start + local_vocab), else zeros (the
-// all-reduce across ranks then completes the row). Ids outside the whole
-// vocabulary also give zeros; the caller validates ids first.
-absl::Status EmbeddingGather(const int* ids, const __nv_bfloat16* table, __nv_bfloat16* out,
-                             int num_tokens, int hidden, int vocab_start, int local_vocab,
-                             cudaStream_t stream);
-
-// out[i] = in[rows[i]] for `num_rows` rows of `hidden` bf16 values (the
-// positions that sample, before lm_head). `hidden` must be a multiple of 8.
-// out[i] = bf16(in[i]) for n elements (round to nearest even).
-absl::Status Float32ToBf16(const float* in, __nv_bfloat16* out, size_t n, cudaStream_t stream);
-
-absl::Status GatherRows(const __nv_bfloat16* in, const int* rows, __nv_bfloat16* out, int num_rows,
-                        int hidden, cudaStream_t stream);
-
-// Reorders all-gathered vocab-parallel logits [world][rows][shard_vocab]
-// into [rows][vocab], dropping the padding columns past `vocab`.
-absl::Status VocabShardsToRows(const float* gathered, float* out, int world_size, int rows,
-                               int shard_vocab, int vocab, cudaStream_t stream);
-
-// Fills `n` bf16 values with a deterministic uniform draw in [lo, hi) from
-// (seed, element index): dummy weights generated on the device.
-absl::Status FillUniformBf16(__nv_bfloat16* p, size_t n, uint64_t seed, float lo, float hi,
-                             cudaStream_t stream);
 
 }  // namespace tpserve::worker::cuda
 

@@ -6,6 +6,8 @@
 #include "common/model/rope.h"
 #include "common/status_macros.h"
 #include "worker/cuda/activation.h"
+#include "worker/cuda/fill.h"
+#include "worker/cuda/gather.h"
 #include "worker/cuda/block_table.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_info.h"

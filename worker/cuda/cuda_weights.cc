@@ -8,7 +8,7 @@
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/tensor_read.h"
 #include "common/status_macros.h"
-#include "worker/cuda/activation.h"
+#include "worker/cuda/fill.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/fp8_quant.h"
 
