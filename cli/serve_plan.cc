@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "common/config/options.h"
 #include "common/model/model_config.h"
+#include "common/model/tensor_parallel.h"
 #include "common/status_macros.h"
 #include "proto/router.grpc.pb.h"
 
@@ -34,23 +35,6 @@ absl::StatusOr<int> ChoosePort(int wanted, int default_port, const std::string& 
   }
   return absl::FailedPreconditionError(
       absl::StrCat("port ", wanted, " is taken by another process; choose another with ", flag));
-}
-
-absl::Status CheckTensorParallel(const ModelConfig& m, int tp) {
-  auto check = [&](int n, const char* what) -> absl::Status {
-    if (n % tp != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tensor-parallel-size ", tp, " does not divide the model's ", what, " (", n,
-          "); use a divisor of ", n));
-    }
-    return absl::OkStatus();
-  };
-  if (absl::Status s = check(m.num_attention_heads, "num_attention_heads"); !s.ok()) return s;
-  if (absl::Status s = check(m.intermediate_size, "intermediate_size"); !s.ok()) return s;
-  if (m.num_key_value_heads > tp || tp % m.num_key_value_heads != 0) {
-    if (absl::Status s = check(m.num_key_value_heads, "num_key_value_heads"); !s.ok()) return s;
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ TEST(ServePlanTest, TensorParallelMustDivideHeads) {
   c.tensor_parallel_size = 3;
   auto plan = PlanServe(c, "/bin/tpserve");
   ASSERT_FALSE(plan.ok());
-  EXPECT_NE(std::string(plan.status().message()).find("--tensor-parallel-size 3"), std::string::npos);
+  EXPECT_NE(std::string(plan.status().message()).find("tensor-parallel size 3"), std::string::npos);
   EXPECT_NE(std::string(plan.status().message()).find("num_attention_heads (4)"), std::string::npos);
 }
 

@@ -198,7 +198,7 @@ TEST(WorkerHandshakeTest, TensorParallelSizeMustDivideTheHeads) {
   ASSERT_TRUE((*group)->InitDistributed().ok());
   for (const absl::Status& s : (*group)->LoadModel({TinySpec()})) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-    EXPECT_NE(s.message().find("does not divide the 4 attention heads"), std::string::npos)
+    EXPECT_NE(s.message().find("does not divide the model's num_attention_heads (4)"), std::string::npos)
         << s;
   }
 }

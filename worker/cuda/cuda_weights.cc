@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model/model_tensors.h"
+#include "common/model/tensor_parallel.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/tensor_read.h"
 #include "common/status_macros.h"
@@ -85,13 +86,8 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int worl
   if (world < 1 || rank < 0 || rank >= world) {
     return absl::InvalidArgumentError(absl::StrCat("bad rank ", rank, " of world size ", world));
   }
-  auto fail = [&](const char* what, int v) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " (", v, ") is not divisible across tensor-parallel size ", world));
-  };
-  if (c.num_attention_heads % world != 0) return fail("num_attention_heads", c.num_attention_heads);
-  if (c.intermediate_size % world != 0) return fail("intermediate_size", c.intermediate_size);
+  TP_RETURN_IF_ERROR(CheckTensorParallel(c, world));
   const int kv = c.num_key_value_heads;
-  if (kv >= world ? kv % world != 0 : world % kv != 0) return fail("num_key_value_heads", kv);
   Partition p;
   p.rank = rank;
   p.world_size = world;

@@ -3,6 +3,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/model/model_tensors.h"
+#include "common/model/tensor_parallel.h"
 #include "common/status_macros.h"
 
 namespace tpserve::worker {
@@ -12,22 +13,14 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int rank, int world_size
     return absl::InvalidArgumentError(
         absl::StrCat("rank ", rank, " is not in [0, world_size ", world_size, ")"));
   }
-  auto divides = [&](int n, const char* what) -> absl::Status {
-    if (n % world_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", world_size,
-                                                     " does not divide ", what, " (", n, ")"));
-    }
-    return absl::OkStatus();
-  };
-  TP_RETURN_IF_ERROR(divides(c.num_attention_heads, "num_attention_heads"));
-  TP_RETURN_IF_ERROR(divides(c.intermediate_size, "intermediate_size"));
-  TP_RETURN_IF_ERROR(divides(c.vocab_size, "vocab_size"));
-  const int nkv = c.num_key_value_heads;
-  if (nkv % world_size != 0 && world_size % nkv != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tensor-parallel size ", world_size, " neither divides nor is a multiple of ",
-                     "num_key_value_heads (", nkv, ")"));
+  TP_RETURN_IF_ERROR(CheckTensorParallel(c, world_size));
+  // The CPU backend also splits the vocabulary evenly (the CUDA one pads).
+  if (c.vocab_size % world_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", world_size,
+                                                   " does not divide vocab_size (", c.vocab_size,
+                                                   ") on the CPU backend"));
   }
+  const int nkv = c.num_key_value_heads;
   TpPlan p;
   p.rank = rank;
   p.world_size = world_size;

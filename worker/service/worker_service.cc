@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/model/model_config.h"
+#include "common/model/tensor_parallel.h"
 #include "common/security/group_token.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -30,28 +31,6 @@ struct LoadRecord {
 void CopyTruncated(char* dst, size_t n, const std::string& src) {
   std::strncpy(dst, src.c_str(), n - 1);
   dst[n - 1] = '\0';
-}
-
-// The TP constraints the backend also enforces, checked up front so the
-// message is the same whatever the backend.
-absl::Status CheckTensorParallel(const ModelConfig& c, int world) {
-  if (c.num_attention_heads % world != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor parallel size ", world, " does not divide the ", c.num_attention_heads,
-        " attention heads"));
-  }
-  if (c.intermediate_size % world != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor parallel size ", world, " does not divide intermediate_size ",
-        c.intermediate_size));
-  }
-  const int kv = c.num_key_value_heads;
-  if (kv % world != 0 && world % kv != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor parallel size ", world, " neither divides nor is a multiple of the ",
-        kv, " KV heads"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace

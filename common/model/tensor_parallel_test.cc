@@ -1,0 +1,36 @@
+#include "common/model/tensor_parallel.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace tpserve {
+namespace {
+
+ModelConfig Config(int heads, int kv, int inter) {
+  ModelConfig c;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv;
+  c.intermediate_size = inter;
+  return c;
+}
+
+TEST(CheckTensorParallelTest, HeadsAndColumnsDivideKvHeadsDivideOrReplicate) {
+  const ModelConfig qwen7b = Config(28, 4, 18944);
+  for (int tp : {1, 2, 4}) EXPECT_TRUE(CheckTensorParallel(qwen7b, tp).ok()) << tp;
+  const absl::Status s = CheckTensorParallel(qwen7b, 8);
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("does not divide the model's num_attention_heads (28)"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("sizes that work: 1, 2, 4"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("1, 2, 4,"), std::string::npos) << s;
+  // 72B: TP=8 divides its 8 KV heads; 2 KV heads are replicated at TP=8.
+  EXPECT_TRUE(CheckTensorParallel(Config(64, 8, 29568), 8).ok());
+  EXPECT_TRUE(CheckTensorParallel(Config(16, 2, 4096), 8).ok());  // KV heads replicated
+  EXPECT_NE(CheckTensorParallel(Config(12, 3, 4096), 2).message().find("neither divides nor is a multiple of the model's num_key_value_heads (3)"),
+            std::string::npos);
+  EXPECT_NE(CheckTensorParallel(Config(8, 8, 100), 8).message().find("intermediate_size (100)"), std::string::npos);
+  EXPECT_FALSE(CheckTensorParallel(qwen7b, 0).ok());
+}
+
+}  // namespace
+}  // namespace tpserve
