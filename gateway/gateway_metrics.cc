@@ -87,9 +87,7 @@ std::string GatewayMetrics::Render(const RouterPool* pool) {
   if (pool == nullptr) return registry.Render();
   UpdateRouters(*pool);
   std::vector<RouterMetricsText> texts;
-  for (RouterSnapshot& r : pool->Snapshot()) {
-    texts.push_back({std::move(r.address), std::move(*r.stats.mutable_prometheus_text())});
-  }
+  for (auto& [address, text] : pool->FetchMetricsTexts()) texts.push_back({address, std::move(text)});
   return registry.Render() + ReexportRouterMetrics(texts);
 }
 

@@ -77,6 +77,21 @@ void RouterPool::PollLoop() {
   }
 }
 
+std::vector<std::pair<std::string, std::string>> RouterPool::FetchMetricsTexts() const {
+  std::vector<std::pair<std::string, std::string>> texts;
+  tpserve::v1::StatsRequest request;
+  request.set_include_metrics_text(true);
+  for (const auto& router : routers_) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
+    tpserve::v1::StatsResponse stats;
+    if (router->control_stub->Stats(&ctx, request, &stats).ok()) {
+      texts.emplace_back(router->address, std::move(*stats.mutable_prometheus_text()));
+    }
+  }
+  return texts;
+}
+
 void RouterPool::PollOnce() {
   for (auto& router : routers_) {
     grpc::ClientContext ctx;

@@ -83,6 +83,10 @@ class RouterPool {
   bool AnyReady() const;
   // Copies of every router's state, in address order.
   std::vector<RouterSnapshot> Snapshot() const;
+  // Each reachable router's Prometheus text, asked for now (a /metrics
+  // scrape; the poll leaves the text out), as (address, text) in address
+  // order; routers that do not answer within the RPC timeout are left out.
+  std::vector<std::pair<std::string, std::string>> FetchMetricsTexts() const;
   // Polls every router once now (the background thread does this too).
   void PollOnce();
 

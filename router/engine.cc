@@ -362,7 +362,7 @@ v1::HealthResponse Engine::Health() {
   return h;
 }
 
-v1::StatsResponse Engine::Stats() {
+v1::StatsResponse Engine::Stats(bool include_metrics_text) {
   v1::StatsResponse s;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -381,7 +381,7 @@ v1::StatsResponse Engine::Stats() {
     s.set_num_preemptions_total(
         static_cast<int64_t>(metrics_->num_preemptions_total->Value()));
   }
-  s.set_prometheus_text(PrometheusText());
+  if (include_metrics_text) s.set_prometheus_text(PrometheusText());
   return s;
 }
 

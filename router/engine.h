@@ -96,7 +96,7 @@ class Engine {
 
   // Health and Stats RPC answers.
   v1::HealthResponse Health();
-  v1::StatsResponse Stats();
+  v1::StatsResponse Stats(bool include_metrics_text = false);
   // Metrics in Prometheus text format.
   std::string PrometheusText();
 

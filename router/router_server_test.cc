@@ -100,10 +100,12 @@ class RouterServerTest : public ::testing::Test {
     return h.state();
   }
 
-  v1::StatsResponse Stats() {
+  v1::StatsResponse Stats(bool with_text = false) {
     grpc::ClientContext ctx;
+    v1::StatsRequest request;
+    request.set_include_metrics_text(with_text);
     v1::StatsResponse s;
-    EXPECT_TRUE(stub_->Stats(&ctx, v1::StatsRequest(), &s).ok());
+    EXPECT_TRUE(stub_->Stats(&ctx, request, &s).ok());
     return s;
   }
 
@@ -189,7 +191,9 @@ TEST_F(RouterServerTest, GeneratesTheToyModelsTokensAndReusesPrefixes) {
   EXPECT_EQ(b.messages.front().usage().cached_tokens(), 8);
   EXPECT_TRUE(AllBlocksFree());
 
-  v1::StatsResponse stats = Stats();
+  // The balancing poll's answer leaves the metrics text out.
+  EXPECT_EQ(Stats().prometheus_text(), "");
+  v1::StatsResponse stats = Stats(/*with_text=*/true);
   EXPECT_EQ(stats.state(), v1::SERVING_STATE_READY);
   EXPECT_DOUBLE_EQ(stats.prefix_cache_hit_rate(), 8.0 / 18.0);
   for (const char* name :

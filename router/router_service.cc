@@ -19,9 +19,9 @@ grpc::ServerUnaryReactor* RouterService::Health(
 }
 
 grpc::ServerUnaryReactor* RouterService::Stats(
-    grpc::CallbackServerContext* context, const v1::StatsRequest*,
+    grpc::CallbackServerContext* context, const v1::StatsRequest* request,
     v1::StatsResponse* response) {
-  *response = engine_->Stats();
+  *response = engine_->Stats(request->include_metrics_text());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -159,16 +159,18 @@ grpc::Status FakeRouter::Health(grpc::ServerContext*, const tpserve::v1::HealthR
   return grpc::Status::OK;
 }
 
-grpc::Status FakeRouter::Stats(grpc::ServerContext*, const tpserve::v1::StatsRequest*,
+grpc::Status FakeRouter::Stats(grpc::ServerContext*, const tpserve::v1::StatsRequest* request,
                                tpserve::v1::StatsResponse* response) {
   std::lock_guard<std::mutex> lock(mu_);
   response->set_state(state_);
   response->set_num_requests_running(running_ + active_);
   response->set_num_requests_waiting(waiting_);
   response->set_kv_cache_usage(0.25);
-  response->set_prometheus_text(
-      "# HELP tpserve:fake_router_up Fake router marker.\n"
-      "# TYPE tpserve:fake_router_up gauge\ntpserve:fake_router_up 1\n");
+  if (request->include_metrics_text()) {
+    response->set_prometheus_text(
+        "# HELP tpserve:fake_router_up Fake router marker.\n"
+        "# TYPE tpserve:fake_router_up gauge\ntpserve:fake_router_up 1\n");
+  }
   return grpc::Status::OK;
 }
 

@@ -79,8 +79,10 @@ cli::ChildProcess StartProcess(const std::string& name, std::vector<std::string>
 double RouterTokens(v1::Router::Stub* stub) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  v1::StatsRequest request;
+  request.set_include_metrics_text(true);
   v1::StatsResponse stats;
-  if (!stub->Stats(&ctx, v1::StatsRequest(), &stats).ok()) return -1;
+  if (!stub->Stats(&ctx, request, &stats).ok()) return -1;
   std::smatch m;
   const std::string& text = stats.prometheus_text();
   static const std::regex kLine("\ntpserve:generation_tokens_total ([0-9.e+]+)\n");
