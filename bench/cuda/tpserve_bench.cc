@@ -7,6 +7,9 @@
 // table -- over the measured device copy bandwidth), and with --long-context
 // batch-1 decode after a prompt of that many tokens against its roofline
 // (weights + the KV cache read per token). Prints a table and one JSON line.
+// With --tp N the model is split over N GPUs of this host (one thread per
+// rank, NCCL, the worker's own communicator and all-reduce); weights and
+// roofline are then per GPU. --quantization fp8 runs FP8 linear layers.
 //
 //   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
 //       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768 \
@@ -14,13 +17,22 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <barrier>
 #include <chrono>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "bench/cuda/nccl_run.h"
 #include "bench/cuda/seq_driver.h"
 #include "common/logging.h"
 #include "worker/cuda/cuda_backend.h"
@@ -66,37 +78,57 @@ std::vector<int32_t> RandomPrompt(int len, int vocab, uint32_t seed) {
   return p;
 }
 
+// Set when several ranks run in threads: a failing rank ends the process, as
+// its peers would wait in collectives forever.
+bool g_multi_rank = false;
+
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+  if (g_multi_rank) {
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
   return 1;
 }
 
-int Main(int argc, char** argv) {
+struct Args {
   std::string config = "tests/fixtures/shapes/qwen2-7b-instruct/config.json";
   std::vector<int> batches = {1, 8, 32, 128}, prefills = {512, 2048}, chunks;
-  int prompt = 512, new_tokens = 128, long_context = 0;
-  std::string quantization = "auto";
+  int prompt = 512, new_tokens = 128, long_context = 0, tp = 1;
   bool eager = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--enforce-eager") { eager = true; continue; }
-    if (i + 1 >= argc) return Fail(absl::InvalidArgumentError("missing value for " + k));
-    const std::string v = argv[++i];
-    if (k == "--config") config = v;
-    else if (k == "--batch") batches = ParseList(v);
-    else if (k == "--prefill") prefills = ParseList(v);
-    else if (k == "--chunks") chunks = ParseList(v);
-    else if (k == "--long-context") long_context = std::stoi(v);
-    else if (k == "--prompt") prompt = std::stoi(v);
-    else if (k == "--new") new_tokens = std::stoi(v);
-    else if (k == "--quantization") quantization = v;
-    else return Fail(absl::InvalidArgumentError("unknown flag " + k));
-  }
-  (void)InitLogging("bench", "info");
+  std::string quantization = "auto";
+};
+
+// What the ranks of a tensor-parallel run agree on: the KV cache size.
+struct Shared {
+  explicit Shared(int n) : sync(n) {}
+  std::barrier<> sync;
+  std::mutex mu;
+  int min_blocks = std::numeric_limits<int>::max();
+};
+
+// One rank of the benchmark; every rank runs the same steps (the collectives
+// inside them pair up) and rank 0 prints.
+int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
+  const bool lead = rank == 0;
+  auto out = [lead](const char* format, auto&&... args) {
+    if (lead) std::printf(format, args...);
+  };
+  const std::string& config = a.config;
+  const std::vector<int>&batches = a.batches, &prefills = a.prefills, &chunks = a.chunks;
+  const int prompt = a.prompt, new_tokens = a.new_tokens, long_context = a.long_context;
+  const bool eager = a.eager;
+  const std::string& quantization = a.quantization;
   int max_batch = 1, max_prefill = prompt;
   for (int b : batches) max_batch = std::max(max_batch, b);
   for (int p : prefills) max_prefill = std::max(max_prefill, p);
-  auto backend = worker::CreateCudaBackend(0);
+  std::unique_ptr<worker::NcclCommunicator> comm;
+  if (a.tp > 1) {
+    auto c = worker::NcclCommunicator::Create(rank, a.tp, uid, rank, absl::Minutes(5));
+    if (!c.ok()) return Fail(c.status());
+    comm = std::move(*c);
+  }
+  auto backend = worker::CreateCudaBackend(rank);
   if (!backend.ok()) return Fail(backend.status());
   worker::LoadOptions o;
   o.model_path = config;
@@ -107,26 +139,35 @@ int Main(int argc, char** argv) {
   o.max_num_batched_tokens = std::max(4096, max_prefill);
   o.enforce_eager = eager;
   o.quantization = quantization;
-  if (auto st = (*backend)->Load(o, nullptr); !st.ok()) return Fail(st);
+  if (auto st = (*backend)->Load(o, comm.get()); !st.ok()) return Fail(st);
   auto prof = (*backend)->ProfileMemory(0.9, 0);
   if (!prof.ok()) return Fail(prof.status());
-  const int blocks = std::min(prof->num_blocks, max_batch * ((prompt + new_tokens) / 16 + 2) + o.max_model_len / 16 + 2);
+  int blocks = std::min(prof->num_blocks, max_batch * ((prompt + new_tokens) / 16 + 2) + o.max_model_len / 16 + 2);
+  if (shared != nullptr) {  // every rank's cache holds the same blocks
+    {
+      std::lock_guard<std::mutex> l(shared->mu);
+      shared->min_blocks = std::min(shared->min_blocks, blocks);
+    }
+    shared->sync.arrive_and_wait();
+    blocks = shared->min_blocks;
+  }
   if (auto st = (*backend)->InitCache(blocks); !st.ok()) return Fail(st);
   const int vocab = (*backend)->config().vocab_size;
-  const double bw = CopyBandwidth();
+  const double bw = lead ? CopyBandwidth() : 0.0;
   const double weight_bytes = static_cast<double>((*backend)->weight_bytes());
   // A decode step reads every weight once except the embedding table, of
   // which it gathers one row per token: those are the bytes of the roofline.
   const auto& cfg = (*backend)->config();
   const double read_bytes = weight_bytes - 2.0 * cfg.vocab_size * cfg.hidden_size;
 
-  std::printf("\n%s on %s (%.2f GiB weights%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
-              (*backend)->device_name().c_str(), weight_bytes / (1 << 30),
+  out("\n%s on %s%s (%.2f GiB weights%s%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
+      a.tp > 1 ? absl::StrCat(a.tp, " x ").c_str() : "", (*backend)->device_name().c_str(), weight_bytes / (1 << 30),
+      a.tp > 1 ? " per GPU" : "",
               quantization == "fp8" ? ", FP8 linear layers" : "", bw / 1e12, eager ? " [eager]" : "",
               worker::cuda::PdlEnabled() ? "" : " [TPSERVE_PDL=0]");
-  std::printf("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
+  out("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
   std::ostringstream json;
-  json << "{\"device\":\"" << (*backend)->device_name() << "\",\"quantization\":\"" << quantization
+  json << "{\"device\":\"" << (*backend)->device_name() << "\",\"tp\":" << a.tp << ",\"quantization\":\"" << quantization
        << "\",\"copy_TBps\":" << bw / 1e12
        << ",\"weight_bytes\":" << weight_bytes << ",\"weight_bytes_read_per_token\":" << read_bytes
        << ",\"decode\":[";
@@ -155,7 +196,7 @@ int Main(int argc, char** argv) {
     const double s = Seconds(t);
     const double tps = b * (new_tokens - 1) / s;
     if (b == 1) batch1 = tps;
-    std::printf("decode batch %-15d %14.1f %12.3f\n", b, tps, 1e3 * s / (new_tokens - 1));
+    out("decode batch %-15d %14.1f %12.3f\n", b, tps, 1e3 * s / (new_tokens - 1));
     json << (bi ? "," : "") << "{\"batch\":" << b << ",\"decode_tok_s\":" << tps
          << ",\"tpot_ms\":" << 1e3 * s / (new_tokens - 1) << "}";
   }
@@ -185,7 +226,7 @@ int Main(int argc, char** argv) {
     auto best = prefill(len, 0, 3);
     if (!best.ok()) return Fail(best.status());
     if (len == max_prefill) longest = *best;
-    std::printf("prefill %-19d %14.1f %12.3f\n", len, len / *best, 1e3 * *best);
+    out("prefill %-19d %14.1f %12.3f\n", len, len / *best, 1e3 * *best);
     json << (pi ? "," : "") << "{\"prompt\":" << len << ",\"prefill_tok_s\":" << len / *best
          << ",\"ms\":" << 1e3 * *best << "}";
   }
@@ -193,7 +234,7 @@ int Main(int argc, char** argv) {
   for (size_t ci = 0; ci < chunks.size(); ++ci) {
     auto best = prefill(max_prefill, chunks[ci], 1);
     if (!best.ok()) return Fail(best.status());
-    std::printf("prefill %d in %-6d chunks %11.1f %12.3f  (%.1f%% over one step)\n", max_prefill, chunks[ci],
+    out("prefill %d in %-6d chunks %11.1f %12.3f  (%.1f%% over one step)\n", max_prefill, chunks[ci],
                 max_prefill / *best, 1e3 * *best, 100.0 * (*best / longest - 1.0));
     json << (ci ? "," : "") << "{\"prompt\":" << max_prefill << ",\"chunk\":" << chunks[ci] << ",\"ms\":" << 1e3 * *best
          << "}";
@@ -225,18 +266,52 @@ int Main(int argc, char** argv) {
     const double kv_bytes = 2.0 * cfg.num_hidden_layers * (long_context - steps / 2) * cfg.num_key_value_heads *
                             cfg.head_dim * 2;
     const double floor_s = (read_bytes + kv_bytes) / bw;
-    std::printf("decode batch 1 at %d context: %.3f ms/token; roofline %.3f ms (%.2f GB weights + %.2f GB KV)"
+    out("decode batch 1 at %d context: %.3f ms/token; roofline %.3f ms (%.2f GB weights + %.2f GB KV)"
                 ": %.1f%%\n", long_context, 1e3 * step_s, 1e3 * floor_s, read_bytes / 1e9, kv_bytes / 1e9,
                 100.0 * floor_s / step_s);
     json << ",\"long_decode\":{\"context\":" << long_context << ",\"tpot_ms\":" << 1e3 * step_s
          << ",\"roofline_ms\":" << 1e3 * floor_s << ",\"roofline_pct\":" << 100.0 * floor_s / step_s << "}";
   }
   const double roofline = bw / read_bytes;
-  std::printf("batch-1 roofline %.1f tok/s (%.2f GB of weights read per token / %.2f TB/s): measured %.1f%%\n",
+  out("batch-1 roofline %.1f tok/s (%.2f GB of weights read per token / %.2f TB/s): measured %.1f%%\n",
               roofline, read_bytes / 1e9, bw / 1e12, 100.0 * batch1 / roofline);
   json << ",\"roofline_tok_s\":" << roofline << ",\"batch1_roofline_pct\":" << 100.0 * batch1 / roofline << "}";
-  std::printf("JSON %s\n", json.str().c_str());
+  out("JSON %s\n", json.str().c_str());
   return 0;
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--enforce-eager") { a.eager = true; continue; }
+    if (i + 1 >= argc) return Fail(absl::InvalidArgumentError("missing value for " + k));
+    const std::string v = argv[++i];
+    if (k == "--config") a.config = v;
+    else if (k == "--batch") a.batches = ParseList(v);
+    else if (k == "--prefill") a.prefills = ParseList(v);
+    else if (k == "--chunks") a.chunks = ParseList(v);
+    else if (k == "--long-context") a.long_context = std::stoi(v);
+    else if (k == "--prompt") a.prompt = std::stoi(v);
+    else if (k == "--new") a.new_tokens = std::stoi(v);
+    else if (k == "--quantization") a.quantization = v;
+    else if (k == "--tp") a.tp = std::stoi(v);
+    else return Fail(absl::InvalidArgumentError("unknown flag " + k));
+  }
+  if (a.tp <= 1) {
+    (void)InitLogging("bench", "info");
+    return Run(a, 0, "", nullptr);
+  }
+  int rc = 0;
+  const std::optional<std::string> uid = StartNcclRun(a.tp, "bench", "info", &rc);
+  if (!uid) return rc;
+  g_multi_rank = true;
+  Shared shared(a.tp);
+  std::vector<std::thread> ranks;
+  for (int r = 1; r < a.tp; ++r) ranks.emplace_back([&, r] { Run(a, r, *uid, &shared); });
+  rc = Run(a, 0, *uid, &shared);
+  for (auto& t : ranks) t.join();
+  return rc;
 }
 
 }  // namespace
