@@ -1,5 +1,7 @@
 #include "worker/cuda/fp8_quant.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
@@ -46,17 +48,20 @@ __global__ void __launch_bounds__(kQuantThreads)
   }
 }
 
+// Rows over blockIdx.y, columns over x: no per-element division, and the
+// row's scale read once.
 template <typename T>
 __global__ void ScaleProductKernel(T* __restrict__ out, const float* __restrict__ row_scale,
                                    const float* __restrict__ col_scale, const bf16* __restrict__ bias, int m,
                                    int n) {
-  const size_t total = static_cast<size_t>(m) * n;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int r = static_cast<int>(i / n), c = static_cast<int>(i % n);
-    float v = static_cast<float>(out[i]) * row_scale[r] * col_scale[c];
-    if (bias != nullptr) v += __bfloat162float(bias[c]);
-    out[i] = static_cast<T>(v);
+  for (int r = blockIdx.y; r < m; r += gridDim.y) {
+    const float rs = row_scale[r];
+    T* o = out + static_cast<size_t>(r) * n;
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < n; c += gridDim.x * blockDim.x) {
+      float v = static_cast<float>(o[c]) * rs * col_scale[c];
+      if (bias != nullptr) v += __bfloat162float(bias[c]);
+      o[c] = static_cast<T>(v);
+    }
   }
 }
 
@@ -77,14 +82,13 @@ absl::Status ScaleFp8Product(void* out, bool out_fp32, const float* row_scale, c
                              const bf16* bias, int m, int n, cudaStream_t stream) {
   if (m < 0 || n <= 0) return absl::InvalidArgumentError(absl::StrCat("ScaleFp8Product: m ", m, ", n ", n));
   if (m == 0) return absl::OkStatus();
-  const size_t total = static_cast<size_t>(m) * n;
   const int threads = 256;
-  const int blocks = static_cast<int>(std::min<size_t>((total + threads - 1) / threads, 8192));
+  const dim3 grid(std::min((n + threads - 1) / threads, 64), std::min(m, 8192));
   if (out_fp32) {
-    ScaleProductKernel<float><<<blocks, threads, 0, stream>>>(static_cast<float*>(out), row_scale, col_scale,
+    ScaleProductKernel<float><<<grid, threads, 0, stream>>>(static_cast<float*>(out), row_scale, col_scale,
                                                              bias, m, n);
   } else {
-    ScaleProductKernel<bf16><<<blocks, threads, 0, stream>>>(static_cast<bf16*>(out), row_scale, col_scale, bias,
+    ScaleProductKernel<bf16><<<grid, threads, 0, stream>>>(static_cast<bf16*>(out), row_scale, col_scale, bias,
                                                             m, n);
   }
   TP_CUDA_CHECK(cudaGetLastError());
