@@ -39,6 +39,27 @@ bool IsJsonContentType(const std::string& value) {
   return absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(media), "application/json");
 }
 
+// The adapter between the handlers' plain structs (http_types.h) and
+// cpp-httplib: the only place that writes an httplib::Response.
+void Send(HttpResponse r, httplib::Response& res) {
+  res.status = r.status;
+  for (const auto& [name, value] : r.headers) res.set_header(name, value);
+  if (r.stream) {
+    res.set_chunked_content_provider(
+        r.content_type,
+        [stream = std::move(r.stream)](size_t, httplib::DataSink& sink) {
+          const bool whole = stream([&sink](std::string_view part) { return sink.write(part.data(), part.size()); });
+          if (whole) sink.done();
+          return whole;
+        },
+        [done = std::move(r.on_done)](bool) {
+          if (done) done();
+        });
+  } else if (!r.content_type.empty()) {
+    res.set_content(r.body, r.content_type);
+  }
+}
+
 HttpServerOptions ServerOptions(const ServerConfig& config, TlsContext tls) {
   HttpServerOptions options;
   options.max_connections = config.max_connections;
@@ -90,26 +111,32 @@ class GatewayServer::Impl {
     if (it == routes.end()) return true;  // httplib answers 404
     absl::Status status = CheckHead(it->second, req);
     if (status.ok()) return true;
-    WriteError(status, res);
+    HttpResponse error;
+    WriteError(status, error);
+    Send(std::move(error), res);
     ctx.metrics->CountHttp(req.path, res.status);
     return false;
   }
 
   void Route(const char* method, const std::string& path, bool open,
-             std::function<void(const httplib::Request&, httplib::Response&)> fn) {
+             std::function<void(const HttpRequest&, HttpResponse&)> fn) {
     const bool post = std::string(method) == "POST";
     routes[path] = RouteRules{open, post};
     auto wrapped = [this, path, fn = std::move(fn)](const httplib::Request& req,
                                                      httplib::Response& res) {
+      const HttpRequest request{req.body, req.remote_addr, req.remote_port, req.local_port};
+      HttpResponse response;
       try {
-        fn(req, res);
+        fn(request, response);
       } catch (const std::exception& e) {
         // Handlers return statuses; this is the last line against a library
         // throwing (e.g. nlohmann on a type surprise).
         spdlog::error("{} {}: unexpected exception: {}", req.method, path, e.what());
-        WriteError(absl::InternalError(absl::StrCat("internal error: ", e.what())), res);
+        response = HttpResponse();
+        WriteError(absl::InternalError(absl::StrCat("internal error: ", e.what())), response);
       }
-      ctx.metrics->CountHttp(path, res.status < 0 ? 200 : res.status);
+      Send(std::move(response), res);
+      ctx.metrics->CountHttp(path, res.status);
     };
     if (post) {
       http->Post(path, wrapped);

@@ -1,7 +1,6 @@
 // POST /v1/chat/completions and /v1/completions: parse, tokenize, check the
 // length, run the router calls (Generation) and answer as one JSON object or
 // as an SSE stream.
-#include <httplib.h>
 
 #include <chrono>
 #include <map>
@@ -87,7 +86,7 @@ absl::Status FitToContext(int max_model_len, int prompt_len, bool chat, int32_t 
   return absl::OkStatus();
 }
 
-// State of one streamed response, alive until httplib releases the provider.
+// State of one streamed response, alive until the connection is done with it.
 struct StreamState {
   GatewayContext* ctx = nullptr;
   GenerationRequest request;
@@ -165,8 +164,7 @@ struct StreamState {
   }
 
   // Writes the whole stream; false if the client went away.
-  bool Write(httplib::DataSink& sink) {
-    auto send = [&sink](const std::string& s) { return sink.write(s.data(), s.size()); };
+  bool Write(const BodyWriter& send) {
     if (request.chat) {
       for (int i = 0; i < generation->size(); ++i) {
         json role = ChatChunkJson(header, i, {{"role", "assistant"}, {"content", ""}}, nullptr,
@@ -239,8 +237,7 @@ absl::StatusOr<json> CollectResponse(Generation& gen, const GenerationRequest& r
 
 }  // namespace
 
-void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
-                    httplib::Response& res) {
+void HandleGenerate(GatewayContext& ctx, bool chat, const HttpRequest& req, HttpResponse& res) {
   const Clock::time_point arrival = Clock::now();
   if (ctx.draining.load()) {
     WriteError(absl::UnavailableError("the gateway is shutting down"), res);
@@ -305,7 +302,7 @@ void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
   if (!state->request.stream) {
     auto body = CollectResponse(*state->generation, state->request, header, state->request.n);
     if (!body.ok()) return WriteError(body.status(), res);
-    res.set_content(DumpJson(*body), "application/json");
+    res.SetContent(DumpJson(*body), "application/json");
     return;
   }
   // Wait for the first event so that errors before any token (full queue,
@@ -315,18 +312,14 @@ void HandleGenerate(GatewayContext& ctx, bool chat, const httplib::Request& req,
     if (!first.error.ok()) return WriteError(first.error, res);
     state->first = std::move(first);
   }
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [state](size_t, httplib::DataSink& sink) {
-        if (!state->Write(sink)) {
-          state->generation->Cancel();
-          return false;
-        }
-        sink.done();
-        return true;
-      },
-      [state](bool) { state->generation->Cancel(); });
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  res.content_type = "text/event-stream";
+  res.stream = [state](const BodyWriter& write) {
+    if (state->Write(write)) return true;
+    state->generation->Cancel();
+    return false;
+  };
+  res.on_done = [state] { state->generation->Cancel(); };
 }
 
 void DrainGenerations(GatewayContext& ctx, std::chrono::milliseconds timeout) {

@@ -1,7 +1,5 @@
 // The small endpoints: errors, /v1/models, /health, /metrics, /version,
 // /tokenize, /detokenize.
-#include <httplib.h>
-
 #include <chrono>
 
 #include "common/status_macros.h"
@@ -14,9 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-void WriteJson(const json& body, httplib::Response& res) {
-  res.set_content(DumpJson(body), "application/json");
-}
+void WriteJson(const json& body, HttpResponse& res) { res.SetContent(DumpJson(body), "application/json"); }
 
 // vLLM's /tokenize: either {"prompt"} or chat {"messages"}.
 absl::StatusOr<json> Tokenize(const GatewayContext& ctx, const std::string& body) {
@@ -78,16 +74,16 @@ absl::StatusOr<json> Detokenize(const GatewayContext& ctx, const std::string& bo
 
 }  // namespace
 
-void WriteError(const absl::Status& status, httplib::Response& res) {
+void WriteError(const absl::Status& status, HttpResponse& res) {
   HttpError error = ToHttpError(status);
   res.status = error.http_status;
   if (error.retry_after_s.has_value()) {
-    res.set_header("Retry-After", std::to_string(*error.retry_after_s));
+    res.headers.emplace_back("Retry-After", std::to_string(*error.retry_after_s));
   }
-  res.set_content(error.body, "application/json");
+  res.SetContent(std::move(error.body), "application/json");
 }
 
-void HandleModels(const GatewayContext& ctx, const httplib::Request&, httplib::Response& res) {
+void HandleModels(const GatewayContext& ctx, const HttpRequest&, HttpResponse& res) {
   int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
@@ -105,7 +101,7 @@ void HandleModels(const GatewayContext& ctx, const httplib::Request&, httplib::R
   WriteJson({{"object", "list"}, {"data", data}}, res);
 }
 
-void HandleHealth(const GatewayContext& ctx, const httplib::Request&, httplib::Response& res) {
+void HandleHealth(const GatewayContext& ctx, const HttpRequest&, HttpResponse& res) {
   if (ctx.draining.load()) {
     return WriteError(ShownToClients(absl::UnavailableError("shutting down")), res);
   }
@@ -115,23 +111,23 @@ void HandleHealth(const GatewayContext& ctx, const httplib::Request&, httplib::R
   res.status = 200;
 }
 
-void HandleMetrics(GatewayContext& ctx, const httplib::Request&, httplib::Response& res) {
-  res.set_content(ctx.metrics->Render(ctx.routers.get()), "text/plain; version=0.0.4");
+void HandleMetrics(GatewayContext& ctx, const HttpRequest&, HttpResponse& res) {
+  res.SetContent(ctx.metrics->Render(ctx.routers.get()), "text/plain; version=0.0.4");
 }
 
-void HandleVersion(const GatewayContext&, const httplib::Request&, httplib::Response& res) {
+void HandleVersion(const GatewayContext&, const HttpRequest&, HttpResponse& res) {
   WriteJson({{"version", kGatewayVersion}}, res);
 }
 
-void HandleTokenize(const GatewayContext& ctx, const httplib::Request& req,
-                    httplib::Response& res) {
+void HandleTokenize(const GatewayContext& ctx, const HttpRequest& req,
+                    HttpResponse& res) {
   auto out = Tokenize(ctx, req.body);
   if (!out.ok()) return WriteError(out.status(), res);
   WriteJson(*out, res);
 }
 
-void HandleDetokenize(const GatewayContext& ctx, const httplib::Request& req,
-                      httplib::Response& res) {
+void HandleDetokenize(const GatewayContext& ctx, const HttpRequest& req,
+                      HttpResponse& res) {
   auto out = Detokenize(ctx, req.body);
   if (!out.ok()) return WriteError(out.status(), res);
   WriteJson(*out, res);
