@@ -91,27 +91,26 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  // Lane `lane` takes chunks lane, lane + 32, ...; each round loads up to
-  // kUnroll of them (predicated, so short rows -- 224 FP8 chunks for k =
-  // 3584 -- still have every load in flight at once), then dots them.
   int c = lane;
   uint4 wv[kUnroll];
-  auto load = [&](int base) {
+  bool full = c + 32 * (kUnroll - 1) < chunks;
+  if (full) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (base + 32 * u < chunks) wv[u] = __ldcs(wr + base + 32 * u);  // streamed once
-    }
-  };
-  load(c);
+    for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + c + 32 * u);  // streamed once
+  }
   PdlWait();
   PdlTrigger();
-  for (; c < chunks; c += 32 * kUnroll) {
+  while (full) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (c + 32 * u < chunks) W::template Dot<M>(wv[u], x, k, c + 32 * u, acc);
+    for (int u = 0; u < kUnroll; ++u) W::template Dot<M>(wv[u], x, k, c + 32 * u, acc);
+    c += 32 * kUnroll;
+    full = c + 32 * (kUnroll - 1) < chunks;
+    if (full) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + c + 32 * u);
     }
-    load(c + 32 * kUnroll);
   }
+  for (; c < chunks; c += 32) W::template Dot<M>(__ldcs(wr + c), x, k, c, acc);
   const float s = scale != nullptr ? scale[row] : 1.0f;
   const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
 #pragma unroll
@@ -151,27 +150,30 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   for (int m = 0; m < M; ++m) ga[m] = ua[m] = 0.0f;
   int c = lane;
   uint4 g[kPairs], u[kPairs];
-  auto load = [&](int base) {
+  auto load = [&]() {
 #pragma unroll
     for (int v = 0; v < kPairs; ++v) {
-      if (base + 32 * v < chunks) {
-        g[v] = __ldcs(gr + base + 32 * v);
-        u[v] = __ldcs(ur + base + 32 * v);
-      }
+      g[v] = __ldcs(gr + c + 32 * v);
+      u[v] = __ldcs(ur + c + 32 * v);
     }
   };
-  load(c);  // weights only: before the wait (see GemvKernel)
+  bool full = c + 32 * (kPairs - 1) < chunks;
+  if (full) load();  // weights only: before the wait (see GemvKernel)
   PdlWait();
   PdlTrigger();
-  for (; c < chunks; c += 32 * kPairs) {
+  while (full) {
 #pragma unroll
     for (int v = 0; v < kPairs; ++v) {
-      if (c + 32 * v < chunks) {
-        W::template Dot<M>(g[v], x, k, c + 32 * v, ga);
-        W::template Dot<M>(u[v], x, k, c + 32 * v, ua);
-      }
+      W::template Dot<M>(g[v], x, k, c + 32 * v, ga);
+      W::template Dot<M>(u[v], x, k, c + 32 * v, ua);
     }
-    load(c + 32 * kPairs);
+    c += 32 * kPairs;
+    full = c + 32 * (kPairs - 1) < chunks;
+    if (full) load();
+  }
+  for (; c < chunks; c += 32) {
+    W::template Dot<M>(__ldcs(gr + c), x, k, c, ga);
+    W::template Dot<M>(__ldcs(ur + c), x, k, c, ua);
   }
   const float gscale = scale != nullptr ? scale[col] : 1.0f;
   const float uscale = scale != nullptr ? scale[inter + col] : 1.0f;
