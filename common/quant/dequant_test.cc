@@ -15,6 +15,22 @@ const uint8_t* Bytes(const std::vector<uint32_t>& v) {
   return reinterpret_cast<const uint8_t*>(v.data());
 }
 
+// A GPTQ layer over hand-packed words (v1 zero offset).
+PackedIntWeight Gptq(int bits, int64_t out, int64_t in, int group_size,
+                     const std::vector<uint32_t>& qweight, const std::vector<uint32_t>& qzeros,
+                     const std::vector<float>& scales) {
+  PackedIntWeight w;
+  w.bits = bits;
+  w.out = out;
+  w.in = in;
+  w.group_size = group_size;
+  w.qweight = Bytes(qweight);
+  w.qzeros = Bytes(qzeros);
+  w.scales = scales.data();
+  w.zero_offset = 1;
+  return w;
+}
+
 // AWQ: a word holds 8 output columns, column 8c + kAwqOrder[i] in nibble i.
 // Columns 0..7 with codes 0..7 are nibbles (low to high) 0,2,4,6,1,3,5,7.
 TEST(DequantTest, AwqInterleavedNibbles) {
@@ -56,15 +72,7 @@ TEST(DequantTest, GptqInt4SequentialWithV1Offset) {
   const std::vector<uint32_t> qweight = {0x76543210u, 0xFEDCBA98u};  // [in/8 = 1, out = 2]
   const std::vector<uint32_t> qzeros = {0x00000037u};  // out 0 stores 7, out 1 stores 3
   const std::vector<float> scales = {0.25f, 2.0f};
-  PackedIntWeight w;
-  w.bits = 4;
-  w.out = 2;
-  w.in = 8;
-  w.group_size = 8;
-  w.qweight = Bytes(qweight);
-  w.qzeros = Bytes(qzeros);
-  w.scales = scales.data();
-  w.zero_offset = 1;
+  PackedIntWeight w = Gptq(4, 2, 8, 8, qweight, qzeros, scales);
   std::vector<float> dst(16);
   DequantizePacked(w, 0, 2, 0, 8, dst.data());
   for (int i = 0; i < 8; ++i) {
@@ -84,15 +92,7 @@ TEST(DequantTest, GptqInt8) {
   const std::vector<uint32_t> qweight = {0x04030201u, 0x80808080u, 0xFF000000u, 0x0000007Fu};
   const std::vector<uint32_t> qzeros = {0x7F7F7F7Du};  // out 0 stores 125, others 127
   const std::vector<float> scales = {1.0f, 1.0f, 1.0f, 0.5f};
-  PackedIntWeight w;
-  w.bits = 8;
-  w.out = 4;
-  w.in = 4;
-  w.group_size = 0;  // per channel
-  w.qweight = Bytes(qweight);
-  w.qzeros = Bytes(qzeros);
-  w.scales = scales.data();
-  w.zero_offset = 1;
+  const PackedIntWeight w = Gptq(8, 4, 4, /*group_size=*/0, qweight, qzeros, scales);  // per channel
   std::vector<float> dst(16);
   DequantizePacked(w, 0, 4, 0, 4, dst.data());
   const float want[16] = {1 - 126, 2 - 126, 3 - 126, 4 - 126,  // zero 125 + 1
@@ -112,16 +112,8 @@ TEST(DequantTest, GptqGIdxPicksGroups) {
     scales[8 + o] = 0.5f;   // group 1
   }
   const std::vector<int32_t> g_idx = {1, 0, 1, 1, 0, 0, 1, 0};
-  PackedIntWeight w;
-  w.bits = 4;
-  w.out = 8;
-  w.in = 8;
-  w.group_size = 4;
-  w.qweight = Bytes(qw);
-  w.qzeros = Bytes(qzeros);
-  w.scales = scales.data();
+  PackedIntWeight w = Gptq(4, 8, 8, 4, qw, qzeros, scales);
   w.g_idx = g_idx.data();
-  w.zero_offset = 1;
   std::vector<float> dst(64);
   DequantizePacked(w, 0, 8, 0, 8, dst.data());
   for (int o = 0; o < 8; ++o) {

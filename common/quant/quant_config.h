@@ -6,7 +6,8 @@
 
 #include <string>
 
-#include <nlohmann/json.hpp>
+// The forward declaration only: model_config.h includes this header widely.
+#include <nlohmann/json_fwd.hpp>
 
 #include "absl/status/statusor.h"
 

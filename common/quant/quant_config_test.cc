@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/model/model_config.h"
 #include "gtest/gtest.h"
 

@@ -32,12 +32,16 @@ dequantized weights, which tpserve's loader must reproduce exactly.
 
     python3 scripts/gpu/make_quant_fixtures.py --src tests/fixtures/tiny-qwen2 --out OUT
 """
-import argparse, copy, json, os, tempfile, traceback
+import argparse, copy, json, os, sys, tempfile, traceback
 
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
 from transformers import Qwen2ForCausalLM
+
+# The golden helpers the other tiny fixtures were made with (same forward pass, greedy loop and metric).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_yarn_golden import forward, greedy, rel_err  # noqa: E402
 
 AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -194,24 +198,6 @@ def quantize(name, cfg, W):
     if m == "gptq":
         return gptq_quantize(W, cfg["bits"], cfg["group_size"], cfg["desc_act"])
     return fp8_quantize(W, per_channel=name.startswith("mlp."))
-
-
-def forward(model, ids):
-    with torch.no_grad():
-        return model(ids[None]).logits[0].float()
-
-
-def greedy(model, ids, n):
-    out = []
-    for _ in range(n):
-        nxt = int(forward(model, ids)[-1].argmax())
-        out.append(nxt)
-        ids = torch.cat([ids, torch.tensor([nxt])])
-    return out
-
-
-def rel_err(got, ref):
-    return float((got - ref).abs().max() / ref.abs().max())
 
 
 def make_variant(variant, qcfg, src, base_cfg, weights, index, base_goldens, out_dir, report):
