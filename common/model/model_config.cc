@@ -210,6 +210,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
   }
   if (auto s = ReadIdList(j, source, "eos_token_id", &c.eos_token_ids); !s.ok()) return s;
   if (auto s = ReadOptionalInt(j, source, "bos_token_id", &c.bos_token_id); !s.ok()) return s;
+  if (auto it = j.find("quantization_config"); it != j.end() && !it->is_null()) {
+    auto q = ParseQuantConfig(*it, source);
+    if (!q.ok()) return q.status();
+    c.quantization = *q;
+  }
   return c;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/quant/quant_config.h"
 
 namespace tpserve {
 
@@ -66,6 +67,9 @@ struct ModelConfig {
   // bos/eos from config.json, if present.
   std::vector<int> eos_token_ids;
   std::optional<int> bos_token_id;
+  // "quantization_config" (AWQ / GPTQ / FP8 checkpoints); method kNone when
+  // absent.
+  QuantConfig quantization;
 };
 
 // Defaults from generation_config.json (all optional).

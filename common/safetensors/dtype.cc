@@ -21,6 +21,7 @@ size_t DTypeSize(DType dtype) {
     case DType::kI8:
     case DType::kU8:
     case DType::kBool:
+    case DType::kF8E4M3:
       return 1;
   }
   return 0;
@@ -38,13 +39,14 @@ std::string DTypeName(DType dtype) {
     case DType::kI32: return "I32";
     case DType::kI64: return "I64";
     case DType::kBool: return "BOOL";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
 
 std::optional<DType> ParseDType(const std::string& name) {
   for (DType d : {DType::kBF16, DType::kF16, DType::kF32, DType::kF64, DType::kI8, DType::kU8,
-                  DType::kI16, DType::kI32, DType::kI64, DType::kBool}) {
+                  DType::kI16, DType::kI32, DType::kI64, DType::kBool, DType::kF8E4M3}) {
     if (DTypeName(d) == name) return d;
   }
   return std::nullopt;

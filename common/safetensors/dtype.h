@@ -11,7 +11,9 @@ namespace tpserve::safetensors {
 
 // The safetensors dtype names ("BF16", "F32", ...). Weights are BF16/F16/F32;
 // the others appear in auxiliary files (goldens, quantisation scales).
-enum class DType { kBF16, kF16, kF32, kF64, kI8, kU8, kI16, kI32, kI64, kBool };
+// F8_E4M3 holds FP8 checkpoint weights; it is not IsFloat (it needs its scale:
+// common/quant dequantizes it).
+enum class DType { kBF16, kF16, kF32, kF64, kI8, kU8, kI16, kI32, kI64, kBool, kF8E4M3 };
 
 // Bytes per element.
 size_t DTypeSize(DType dtype);

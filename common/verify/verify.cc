@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/model/model_config.h"
 #include "common/model/model_tensors.h"
+#include "common/quant/quant_linear.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/safetensors_file.h"
 #include "common/verify/sha256.h"
@@ -49,12 +50,39 @@ int64_t CountNonFinite(const TensorView& t) {
   return bad;
 }
 
+// The quantized layer behind the logical weight `e` (qweight/qzeros/scales/
+// g_idx or FP8 weight/weight_scale/input_scale): shapes, dtypes, g_idx and
+// scale values against the config. False when `e` is not stored quantized.
+bool CheckQuantized(const ModelConfig& config, const Checkpoint& ckpt, const ExpectedTensor& e,
+                    std::set<std::string>* expected, VerifyReport* r, int* ok) {
+  const QuantConfig& quant = config.quantization;
+  if (!quant.enabled() || e.shape.size() != 2 || !e.name.ends_with(".weight")) return false;
+  const std::string prefix = e.name.substr(0, e.name.size() - 7);
+  if (!IsQuantizedLinear(quant, ckpt, prefix)) return false;
+  auto specs = QuantLinearSpecs(quant, prefix, e.shape[0], e.shape[1]);
+  if (specs.ok()) {
+    for (const QuantTensorSpec& spec : *specs) expected->insert(spec.name);
+  }
+  auto layer = QuantizedLinear::Open(quant, ckpt, prefix, e.shape[0], e.shape[1]);
+  if (!layer.ok()) {
+    AddError(r, std::string(layer.status().message()));
+  } else {
+    ++*ok;
+    r->tensor_bytes += layer->stored_bytes();
+  }
+  return true;
+}
+
 void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyReport* r) {
   std::set<std::string> expected;
-  int ok = 0;
+  int ok = 0, quantized = 0;
   for (const ExpectedTensor& e : ExpectedTensors(config)) {
     expected.insert(e.name);
     if (e.optional && !ckpt.Has(e.name)) continue;
+    if (CheckQuantized(config, ckpt, e, &expected, r, &ok)) {
+      ++quantized;
+      continue;
+    }
     auto view = ckpt.GetWithShape(e.name, e.shape);
     if (!view.ok()) {
       AddError(r, std::string(view.status().message()));
@@ -83,6 +111,11 @@ void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyRepor
   if (r->errors.empty()) {
     r->passed.push_back(absl::StrCat(ok, " tensors present with the shapes the config needs, ",
                                      "all values finite (", r->tensor_bytes, " bytes)"));
+    if (config.quantization.enabled()) {
+      r->passed.push_back(absl::StrCat(config.quantization.Describe(), ": ", quantized,
+                                       " linear layers stored quantized with the shapes, dtypes ",
+                                       "and scales the config needs"));
+    }
   }
 }
 

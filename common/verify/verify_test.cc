@@ -173,3 +173,73 @@ TEST(VerifyTest, NotADirectoryAndBrokenConfig) {
 
 }  // namespace
 }  // namespace tpserve::verify
+
+namespace tpserve::verify {
+namespace {
+
+constexpr const char* kQuantFixtures[] = {
+    "tests/fixtures/tiny-qwen2-awq", "tests/fixtures/tiny-qwen2-gptq-int4",
+    "tests/fixtures/tiny-qwen2-gptq-int8", "tests/fixtures/tiny-qwen2-fp8"};
+
+TEST(VerifyQuantTest, QuantizedFixturesPass) {
+  for (const char* dir : kQuantFixtures) {
+    const VerifyReport r = VerifyModelDir(dir);
+    EXPECT_TRUE(r.ok()) << Dump(r);
+    EXPECT_EQ(r.num_tensors, 27) << dir;  // one per logical tensor, as unquantized
+    for (const auto& w : r.warnings) EXPECT_EQ(w.find("is not used"), std::string::npos) << w;
+    EXPECT_NE(Dump(r).find("14 linear layers stored quantized"), std::string::npos) << Dump(r);
+  }
+}
+
+// A copy of a quantized fixture (links resolved) with config.json edited.
+fs::path CopyWithConfig(const std::string& fixture, const std::string& name,
+                        const std::string& from, const std::string& to) {
+  const fs::path dir = fs::path(std::getenv("TEST_TMPDIR")) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(fixture)) {
+    fs::copy_file(e.path(), dir / e.path().filename());  // follows links
+  }
+  std::ifstream in(dir / "config.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  const size_t at = config.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) config.replace(at, from.size(), to);
+  std::ofstream(dir / "config.json", std::ios::trunc) << config;
+  return dir;
+}
+
+TEST(VerifyQuantTest, ConfigMismatchesAreNamed) {
+  // Group 64 in the config, 128 in the tensors: the zero points are named.
+  VerifyReport r = VerifyModelDir(CopyWithConfig(kQuantFixtures[0], "awq_group",
+                                                 "\"group_size\": 128", "\"group_size\": 64")
+                                      .string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "\"model.layers.0.self_attn.q_proj.qzeros\" has shape [2, 32]",
+                           "awq int4, group 64 needs [4, 32]"))
+      << Dump(r);
+  // int8 in the config, int4 packing in the tensors.
+  r = VerifyModelDir(
+      CopyWithConfig(kQuantFixtures[1], "gptq_bits", "\"bits\": 4", "\"bits\": 8").string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "\"model.layers.0.mlp.down_proj.qweight\" has shape [64, 256]",
+                           "needs [128, 256]"))
+      << Dump(r);
+  // Block-wise FP8 is refused by name; an FP8 checkpoint under an AWQ config
+  // shows its FP8 weights as what they are.
+  r = VerifyModelDir(CopyWithConfig(kQuantFixtures[3], "fp8_plain", "\"quant_method\": \"fp8\"",
+                                    "\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]")
+                         .string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "\"weight_block_size\" is [128,128]")) << Dump(r);
+  r = VerifyModelDir(CopyWithConfig(kQuantFixtures[3], "fp8_awq", "\"quant_method\": \"fp8\"",
+                                    "\"quant_method\": \"awq\"")
+                         .string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "non-float dtype F8_E4M3")) << Dump(r);
+}
+
+}  // namespace
+}  // namespace tpserve::verify

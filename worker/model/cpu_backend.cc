@@ -124,7 +124,7 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
     source = MakeDummySource(options.seed);
   } else {
     TP_ASSIGN_OR_RETURN(auto ckpt, safetensors::Checkpoint::Open(options.model_path));
-    source = MakeCheckpointSource(std::move(ckpt));
+    source = MakeCheckpointSource(std::move(ckpt), config.quantization);
   }
   TP_ASSIGN_OR_RETURN(CpuWeights weights, LoadCpuWeights(config, plan, *source));
   options_ = options;

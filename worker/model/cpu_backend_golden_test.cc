@@ -1,6 +1,7 @@
 // The CPU backend against the HF reference goldens of the tiny checkpoints
 // (tiny-qwen2-yarn: YaRN, prompts to 450 tokens over an original context of
-// 128).
+// 128; tiny-qwen2-{awq,gptq-int4,gptq-int8,fp8}: quantized checkpoints,
+// goldens from HF on the dequantized weights).
 #include <iostream>
 #include <string>
 
@@ -88,7 +89,11 @@ TEST_P(GoldenTest, EveryPositionMatches) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest,
                          ::testing::Values("tests/fixtures/tiny-qwen2",
                                            "tests/fixtures/tiny-qwen2-chat",
-                                           "tests/fixtures/tiny-qwen2-yarn"));
+                                           "tests/fixtures/tiny-qwen2-yarn",
+                                           "tests/fixtures/tiny-qwen2-awq",
+                                           "tests/fixtures/tiny-qwen2-gptq-int4",
+                                           "tests/fixtures/tiny-qwen2-gptq-int8",
+                                           "tests/fixtures/tiny-qwen2-fp8"));
 
 }  // namespace
 }  // namespace tpserve::worker

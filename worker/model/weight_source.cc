@@ -1,8 +1,11 @@
 #include "worker/model/weight_source.h"
 
+#include <string_view>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/quant/quant_linear.h"
 #include "common/safetensors/tensor_read.h"
 #include "worker/model/sampling_rng.h"
 
@@ -11,14 +14,24 @@ namespace {
 
 class CheckpointSource : public WeightSource {
  public:
-  explicit CheckpointSource(std::unique_ptr<safetensors::Checkpoint> ckpt)
-      : ckpt_(std::move(ckpt)) {}
+  CheckpointSource(std::unique_ptr<safetensors::Checkpoint> ckpt, const QuantConfig& quant)
+      : ckpt_(std::move(ckpt)), quant_(quant) {}
 
-  bool Has(const std::string& name) const override { return ckpt_->Has(name); }
+  bool Has(const std::string& name) const override {
+    if (ckpt_->Has(name)) return true;
+    const std::string prefix = LinearPrefix(name);
+    return quant_.method != QuantMethod::kFp8 && !prefix.empty() &&
+           ckpt_->Has(prefix + ".qweight");
+  }
 
   absl::StatusOr<std::vector<float>> Rows(const std::string& name,
                                           const std::vector<int64_t>& shape, int64_t begin,
                                           int64_t end) const override {
+    if (std::string prefix = QuantizedPrefix(name, shape); !prefix.empty()) {
+      auto q = QuantizedLinear::Open(quant_, *ckpt_, prefix, shape[0], shape[1]);
+      if (!q.ok()) return q.status();
+      return q->Dequantize(begin, end, 0, shape[1]);
+    }
     auto view = ckpt_->GetWithShape(name, shape);
     if (!view.ok()) return view.status();
     return safetensors::ReadRowsFloat32(*view, begin, end);
@@ -27,13 +40,34 @@ class CheckpointSource : public WeightSource {
   absl::StatusOr<std::vector<float>> Columns(const std::string& name,
                                              const std::vector<int64_t>& shape, int64_t begin,
                                              int64_t end) const override {
+    if (std::string prefix = QuantizedPrefix(name, shape); !prefix.empty()) {
+      auto q = QuantizedLinear::Open(quant_, *ckpt_, prefix, shape[0], shape[1]);
+      if (!q.ok()) return q.status();
+      return q->Dequantize(0, shape[0], begin, end);
+    }
     auto view = ckpt_->GetWithShape(name, shape);
     if (!view.ok()) return view.status();
     return safetensors::ReadColumnsFloat32(*view, begin, end);
   }
 
  private:
+  // "a.b.weight" -> "a.b"; empty for other names.
+  static std::string LinearPrefix(const std::string& name) {
+    constexpr std::string_view kSuffix = ".weight";
+    if (!name.ends_with(kSuffix)) return "";
+    return name.substr(0, name.size() - kSuffix.size());
+  }
+
+  // The layer prefix when `name` is a 2-D weight stored quantized, else "".
+  std::string QuantizedPrefix(const std::string& name, const std::vector<int64_t>& shape) const {
+    if (!quant_.enabled() || shape.size() != 2) return "";
+    std::string prefix = LinearPrefix(name);
+    if (prefix.empty() || !IsQuantizedLinear(quant_, *ckpt_, prefix)) return "";
+    return prefix;
+  }
+
   std::unique_ptr<safetensors::Checkpoint> ckpt_;
+  const QuantConfig quant_;
 };
 
 class DummySource : public WeightSource {
@@ -103,8 +137,8 @@ class DummySource : public WeightSource {
 }  // namespace
 
 std::unique_ptr<WeightSource> MakeCheckpointSource(
-    std::unique_ptr<safetensors::Checkpoint> checkpoint) {
-  return std::make_unique<CheckpointSource>(std::move(checkpoint));
+    std::unique_ptr<safetensors::Checkpoint> checkpoint, const QuantConfig& quantization) {
+  return std::make_unique<CheckpointSource>(std::move(checkpoint), quantization);
 }
 
 std::unique_ptr<WeightSource> MakeDummySource(uint64_t seed) {

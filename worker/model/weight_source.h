@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/quant/quant_config.h"
 #include "common/safetensors/checkpoint.h"
 
 namespace tpserve::worker {
@@ -32,8 +33,13 @@ class WeightSource {
 };
 
 // Reads from a memory-mapped checkpoint (only the requested slices' pages).
+// With a `quantization` config (config.json's quantization_config), the
+// logical "<layer>.weight" of every quantized linear layer (AWQ / GPTQ
+// qweight+qzeros+scales(+g_idx), FP8 weight+weight_scale) is served
+// dequantized to float32, only the requested rows or columns; every other
+// tensor (and layers the checkpoint left unquantized) as stored.
 std::unique_ptr<WeightSource> MakeCheckpointSource(
-    std::unique_ptr<safetensors::Checkpoint> checkpoint);
+    std::unique_ptr<safetensors::Checkpoint> checkpoint, const QuantConfig& quantization = {});
 
 // Seeded random weights: every element is a pure function of (seed, tensor
 // name, element index), so any TP split sees slices of the same model. Norm
