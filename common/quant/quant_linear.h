@@ -57,6 +57,12 @@ class QuantizedLinear {
   // Bytes of the stored tensors.
   int64_t stored_bytes() const { return stored_bytes_; }
 
+  // FP8 layers only: the E4M3 codes, row-major [out, in] (a view into the
+  // checkpoint), and the scale of output row `row` (per tensor or per
+  // channel), for backends that keep the codes as they are.
+  const uint8_t* fp8_codes() const { return fp8_; }
+  float fp8_row_scale(int64_t row) const { return scales_.size() > 1 ? scales_[row] : scales_[0]; }
+
  private:
   QuantConfig config_;
   std::string prefix_;

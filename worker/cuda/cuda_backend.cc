@@ -23,6 +23,43 @@ using cuda::StepInput;
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// The format of the linear weights on the GPU: --quantization fp8 asks for
+// FP8 (FP8 tensor cores needed); "auto" keeps an FP8 checkpoint in FP8 where
+// the GPU has it. AWQ/GPTQ checkpoints are dequantized to bf16 as they load
+// (their int4/int8 GPU kernels are not written yet), as are FP8 checkpoints
+// on GPUs without FP8.
+absl::StatusOr<cuda::WeightQuant> ChooseWeightQuant(const LoadOptions& options, const cuda::DeviceInfo& device,
+                                                    const ModelConfig& config) {
+  const bool has_fp8 = device.major * 10 + device.minor >= 89;
+  const QuantMethod stored = options.load_format == "dummy" ? QuantMethod::kNone : config.quantization.method;
+  if (options.quantization == "fp8") {
+    if (!has_fp8) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--quantization fp8 needs FP8 tensor cores (compute capability 8.9 or newer: L40S, RTX 4090, H100/H200, "
+          "B200); ", device.name, " is sm_", device.major, device.minor, ". Serve this GPU in bfloat16 "
+          "(--quantization auto)"));
+    }
+    if (stored == QuantMethod::kAwq || stored == QuantMethod::kGptq) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--quantization fp8 would re-quantize this ", config.quantization.Describe(),
+          " checkpoint; serve it with --quantization auto, or give the bf16 checkpoint"));
+    }
+    return cuda::WeightQuant::kFp8;
+  }
+  if (options.quantization != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown --quantization ", options.quantization, " (auto, fp8)"));
+  }
+  if (stored == QuantMethod::kFp8 && has_fp8) return cuda::WeightQuant::kFp8;
+  if (stored != QuantMethod::kNone) {
+    spdlog::warn("{} checkpoint: its linear layers are dequantized to bfloat16 as they load (bf16 memory and "
+                 "speed): {}", config.quantization.Describe(),
+                 stored == QuantMethod::kFp8 ? absl::StrCat(device.name, " has no FP8 (sm_", device.major,
+                                                            device.minor, ")")
+                                             : std::string("the CUDA backend has no int4/int8 kernels yet"));
+  }
+  return cuda::WeightQuant::kNone;
+}
+
 class CudaBackend : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {}
@@ -80,6 +117,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<cuda::Sampler> sampler_;
   DeviceBuffer cache_;
   int num_blocks_ = 0;
+  cuda::WeightQuant quant_ = cuda::WeightQuant::kNone;
   std::map<int, cudaGraphExec_t> graphs_;  // decode batch bucket -> graph
   // The step layout, kept from step to step (block tables patched in place).
   std::unique_ptr<StepInput> input_;
@@ -101,18 +139,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
         "bfloat16, which every supported GPU (A100/A800, A10, L40S, RTX 4090, H100/H200/H20, B200) runs at full "
         "speed; float16 and float32 checkpoints are converted to bfloat16 when loaded"));
   }
-  cuda::WeightQuant quant = cuda::WeightQuant::kNone;
-  if (options.quantization == "fp8") {
-    if (device.major * 10 + device.minor < 89) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--quantization fp8 needs FP8 tensor cores (compute capability 8.9 or newer: L40S, RTX 4090, H100/H200, "
-          "B200); ", device.name, " is sm_", device.major, device.minor, ". Serve this GPU in bfloat16 "
-          "(--quantization auto)"));
-    }
-    quant = cuda::WeightQuant::kFp8;
-  } else if (options.quantization != "auto") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown --quantization ", options.quantization, " (auto, fp8)"));
-  }
+  TP_ASSIGN_OR_RETURN(quant_, ChooseWeightQuant(options, device, config_));
   const int max_len = options.max_model_len > 0 ? options.max_model_len : config_.max_position_embeddings;
   if (max_len > config_.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("--max-model-len ", max_len, " exceeds the model's max_position_embeddings ",
@@ -124,7 +151,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
     size_t free = 0, total = 0;
     TP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     TP_RETURN_IF_ERROR(cuda::CheckWeightsFit(
-        config_, part, {device.name, static_cast<int64_t>(total), static_cast<int64_t>(free)}, quant));
+        config_, part, {device.name, static_cast<int64_t>(total), static_cast<int64_t>(free)}, quant_));
   }
   cuda::ModelWeights weights;
   std::string dir = options.model_path;
@@ -132,9 +159,9 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
     dir = dir.size() == 11 ? "." : dir.substr(0, dir.size() - 12);
   }
   if (options.load_format == "dummy") {
-    TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed, quant));
+    TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed, quant_));
   } else if (options.load_format == "auto" || options.load_format == "safetensors") {
-    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part, quant));
+    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part, quant_));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown --load-format ", options.load_format,
                                                    " (auto, safetensors, dummy)"));
@@ -159,7 +186,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos_token_ids_));
   spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({}{})", rank, world,
                device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format,
-               quant == cuda::WeightQuant::kFp8 ? ", FP8 linear layers" : "");
+               quant_ == cuda::WeightQuant::kFp8 ? ", FP8 linear layers" : "");
   return absl::OkStatus();
 }
 
@@ -217,7 +244,7 @@ absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_
   plan.bytes_per_block = model_->BytesPerBlock();
   plan.fraction = fraction;
   plan.block_size = lim.block_size;
-  plan.quant = options_.quantization == "fp8" ? cuda::WeightQuant::kFp8 : cuda::WeightQuant::kNone;
+  plan.quant = quant_;
   plan.max_model_len = lim.max_model_len;
   plan.max_num_batched_tokens = lim.max_tokens;
   MemoryProfile p;

@@ -72,8 +72,14 @@ constexpr double kTol = 3e-2;
 // YaRN multiplies cos and sin by its attention factor, so q.k (and the bf16
 // rounding of q and k it carries) by the factor's square: 1.30 for factor 4,
 // where the YaRN fixture measured up to 3.4% over 150 positions.
+// An FP8 checkpoint runs in FP8 on an FP8 GPU: its own E4M3 weight codes
+// (exact), but activations quantized per token to E4M3 (3 mantissa bits
+// against bf16's 7) in every GEMM of more than two rows. On this random
+// tiny model that is 0.7% error for a lone decode row and 6.5-13.9% for
+// rows of a batched prefill (H200, 2026-11-30), against 0.8-2.2% in bf16.
 double Tolerance(const ModelConfig& c) {
-  return kTol * c.rope_scaling.attention_factor * c.rope_scaling.attention_factor;
+  const double fp8 = c.quantization.method == QuantMethod::kFp8 ? 6.0 : 1.0;
+  return fp8 * kTol * c.rope_scaling.attention_factor * c.rope_scaling.attention_factor;
 }
 
 class GoldenTest : public ::testing::TestWithParam<std::tuple<std::string, int, bool>> {
@@ -227,7 +233,13 @@ TEST_P(GoldenTest, GreedyContinuationsBatched) {
       for (size_t j = 0; j < mismatched.size(); ++j) {
         const int i = mismatched[j];
         const auto& l = (*logits)[j];
-        EXPECT_EQ(std::max_element(l.begin(), l.end()) - l.begin(), (*out)[i].token_id);
+        if (backend_->config().quantization.method == QuantMethod::kFp8) {
+          // FP8 quantizes activations only above two rows, so this smaller
+          // batch may take the other path: the sampled token need only tie.
+          EXPECT_TRUE(ArgmaxAgrees(l.data(), l.size(), (*out)[i].token_id, tol_));
+        } else {
+          EXPECT_EQ(std::max_element(l.begin(), l.end()) - l.begin(), (*out)[i].token_id);
+        }
         EXPECT_TRUE(ArgmaxAgrees(l.data(), l.size(), goldens_[i].greedy[step], tol_))
             << "prompt " << i << " step " << step << ": golden token is not a near tie";
         ++near_tie[i];
@@ -276,7 +288,13 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("tests/fixtures/tiny-qwen2", 5, true),
                       std::make_tuple("tests/fixtures/tiny-qwen2-chat", 3, false),
                       // YaRN (factor 4 over 128 positions), prompts to 450 tokens.
-                      std::make_tuple("tests/fixtures/tiny-qwen2-yarn", 3, false)));
+                      std::make_tuple("tests/fixtures/tiny-qwen2-yarn", 3, false),
+                      // Quantized checkpoints (docs/quantization.md): AWQ and
+                      // GPTQ dequantized to bf16 as they load, FP8 kept in FP8.
+                      std::make_tuple("tests/fixtures/tiny-qwen2-awq", 4, false),
+                      std::make_tuple("tests/fixtures/tiny-qwen2-gptq-int4", 4, false),
+                      std::make_tuple("tests/fixtures/tiny-qwen2-gptq-int8", 4, false),
+                      std::make_tuple("tests/fixtures/tiny-qwen2-fp8", 4, false)));
 
 TEST(CudaBackendTest, MemoryPlanningAndLoadErrors) {
   TP_SKIP_WITHOUT_GPU();

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/model/model_tensors.h"
 #include "common/model/tensor_parallel.h"
+#include "common/quant/quant_linear.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/tensor_read.h"
 #include "common/status_macros.h"
@@ -68,6 +69,100 @@ absl::Status QuantizeFp8(LinearWeight& lw, int64_t rows, int64_t k, int64_t& tot
   return absl::OkStatus();
 }
 
+// A rectangle of a checkpoint's linear layer W[out, in]: rows [begin, end)
+// with every column, or with `columns` every row and columns [begin, end).
+struct Piece {
+  std::string prefix;  // e.g. "model.layers.0.mlp.down_proj"
+  int64_t begin = 0, end = 0;
+  bool columns = false;
+};
+
+// The linear weights of a checkpoint, plain or quantized (AWQ, GPTQ, FP8:
+// common/quant), assembled from pieces into one rank's LinearWeight.
+// Quantized layers are dequantized exactly in float32 and rounded to bf16
+// once; with WeightQuant::kFp8 a bf16 result is then quantized to FP8 rows
+// on the device, while an FP8 checkpoint's own codes and scales are copied
+// as they are (re-quantizing them per row would round them a second time).
+class LinearReader {
+ public:
+  LinearReader(const st::Checkpoint& ckpt, const ModelConfig& c, const std::map<std::string, std::vector<int64_t>>& shapes)
+      : ckpt_(ckpt), c_(c), shapes_(shapes) {}
+
+  // The pieces stacked row-wise into `lw` ([rows, k]) in `quant`'s format.
+  absl::Status Fill(LinearWeight& lw, int64_t k, const std::vector<Piece>& pieces, WeightQuant quant,
+                    int64_t& total) const {
+    int64_t rows = 0;
+    bool stored_fp8 = c_.quantization.method == QuantMethod::kFp8;
+    for (const Piece& p : pieces) {
+      TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
+      rows += p.columns ? shape.first : p.end - p.begin;
+      stored_fp8 = stored_fp8 && IsQuantizedLinear(c_.quantization, ckpt_, p.prefix);
+    }
+    if (quant == WeightQuant::kFp8 && stored_fp8) return CopyFp8(lw, rows, k, pieces, total);
+    TP_ASSIGN_OR_RETURN(lw.data, Alloc(rows * k, total));
+    int64_t row = 0;
+    for (const Piece& p : pieces) {
+      TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, p.columns, lw.data.as<bf16>() + row * k));
+      TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
+      row += p.columns ? shape.first : p.end - p.begin;
+    }
+    return quant == WeightQuant::kFp8 ? QuantizeFp8(lw, rows, k, total) : absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<std::pair<int64_t, int64_t>> Shape(const std::string& prefix) const {
+    auto it = shapes_.find(prefix + ".weight");
+    if (it == shapes_.end()) return absl::InternalError("no expected shape for " + prefix + ".weight");
+    return std::make_pair(it->second[0], it->second[1]);
+  }
+
+  // The checkpoint's E4M3 codes of each piece and each row's scale.
+  absl::Status CopyFp8(LinearWeight& lw, int64_t rows, int64_t k, const std::vector<Piece>& pieces,
+                       int64_t& total) const {
+    std::vector<uint8_t> codes(static_cast<size_t>(rows * k));
+    std::vector<float> scales(static_cast<size_t>(rows));
+    int64_t row = 0;
+    for (const Piece& p : pieces) {
+      TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
+      const auto [out, in] = shape;
+      TP_ASSIGN_OR_RETURN(QuantizedLinear q, QuantizedLinear::Open(c_.quantization, ckpt_, p.prefix, out, in));
+      const int64_t r0 = p.columns ? 0 : p.begin, r1 = p.columns ? out : p.end;
+      const int64_t c0 = p.columns ? p.begin : 0;
+      for (int64_t r = r0; r < r1; ++r, ++row) {
+        std::memcpy(&codes[row * k], q.fp8_codes() + r * in + c0, static_cast<size_t>(k));
+        scales[row] = q.fp8_row_scale(r);
+      }
+    }
+    TP_ASSIGN_OR_RETURN(lw.data, DeviceBuffer::Allocate(codes.size()));
+    TP_ASSIGN_OR_RETURN(lw.scale, DeviceBuffer::Allocate(scales.size() * sizeof(float)));
+    TP_CUDA_CHECK(cudaMemcpy(lw.data.data(), codes.data(), codes.size(), cudaMemcpyHostToDevice));
+    TP_CUDA_CHECK(cudaMemcpy(lw.scale.data(), scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice));
+    total += rows * k + rows * static_cast<int64_t>(sizeof(float));
+    return absl::OkStatus();
+  }
+
+  // Rows (or columns) [begin, end) of `prefix` to dst as bf16.
+  absl::Status Read(const std::string& prefix, int64_t begin, int64_t end, bool columns, bf16* dst) const {
+    TP_ASSIGN_OR_RETURN(auto shape, Shape(prefix));
+    const auto [out, in] = shape;
+    if (!c_.quantization.enabled() || !IsQuantizedLinear(c_.quantization, ckpt_, prefix)) {
+      TP_ASSIGN_OR_RETURN(auto t, ckpt_.GetWithShape(prefix + ".weight", {out, in}));
+      return columns ? UploadColumns(t, begin, end, dst) : UploadRows(t, begin, end, dst);
+    }
+    TP_ASSIGN_OR_RETURN(QuantizedLinear q, QuantizedLinear::Open(c_.quantization, ckpt_, prefix, out, in));
+    TP_ASSIGN_OR_RETURN(std::vector<float> f,
+                        columns ? q.Dequantize(0, out, begin, end) : q.Dequantize(begin, end, 0, in));
+    std::vector<uint16_t> b(f.size());
+    for (size_t i = 0; i < f.size(); ++i) b[i] = st::FloatToBf16(f[i]);
+    TP_CUDA_CHECK(cudaMemcpy(dst, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
+    return absl::OkStatus();
+  }
+
+  const st::Checkpoint& ckpt_;
+  const ModelConfig& c_;
+  const std::map<std::string, std::vector<int64_t>>& shapes_;
+};
+
 // A loaded layer's linear weights in `quant`'s format (one layer at a time,
 // so loading needs one layer of bf16 beyond the quantized model).
 absl::Status QuantizeLayer(LayerWeights& lw, const ModelConfig& c, const Partition& p, WeightQuant quant,
@@ -108,6 +203,7 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const ExpectedTensor& e : ExpectedTensors(c)) shapes[e.name] = e.shape;
   auto get = [&](const std::string& name) { return ckpt->GetWithShape(name, shapes[name]); };
+  const LinearReader linear(*ckpt, c, shapes);
   const int64_t h = c.hidden_size, d = c.head_dim;
   const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
   ModelWeights w;
@@ -131,17 +227,16 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     TP_ASSIGN_OR_RETURN(lw.post_norm, Alloc(h, w.bytes));
     TP_RETURN_IF_ERROR(Upload(ln1, ln1.data, h, lw.input_norm.as<bf16>()));
     TP_RETURN_IF_ERROR(Upload(ln2, ln2.data, h, lw.post_norm.as<bf16>()));
-    // Fused [q | k | v] rows of this rank, and the same for the biases.
+    // The q/k/v biases of this rank.
     const int64_t qkv_rows = (nh + 2 * nkv) * d;
-    TP_ASSIGN_OR_RETURN(lw.qkv.data, Alloc(qkv_rows * h, w.bytes));
     TP_ASSIGN_OR_RETURN(lw.qkv_bias, Alloc(qkv_rows, w.bytes));
     const int64_t starts[3] = {p.first_head * d, p.first_kv_head * d, p.first_kv_head * d};
     const int64_t counts[3] = {nh * d, nkv * d, nkv * d};
     const char* projs[3] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+    std::vector<Piece> qkv;
     int64_t row = 0;
     for (int i = 0; i < 3; ++i) {
-      TP_ASSIGN_OR_RETURN(auto wt, get(name((std::string(projs[i]) + ".weight").c_str())));
-      TP_RETURN_IF_ERROR(UploadRows(wt, starts[i], starts[i] + counts[i], lw.qkv.data.as<bf16>() + row * h));
+      qkv.push_back({name(projs[i]), starts[i], starts[i] + counts[i]});
       if (c.attention_bias) {
         TP_ASSIGN_OR_RETURN(auto bt, get(name((std::string(projs[i]) + ".bias").c_str())));
         TP_RETURN_IF_ERROR(UploadRows(bt, starts[i], starts[i] + counts[i], lw.qkv_bias.as<bf16>() + row));
@@ -150,19 +245,16 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
       }
       row += counts[i];
     }
-    TP_ASSIGN_OR_RETURN(auto o, get(name("self_attn.o_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.o_proj.data, Alloc(h * nh * d, w.bytes));
-    TP_RETURN_IF_ERROR(UploadColumns(o, p.first_head * d, (p.first_head + nh) * d, lw.o_proj.data.as<bf16>()));
-    TP_ASSIGN_OR_RETURN(auto gate, get(name("mlp.gate_proj.weight")));
-    TP_ASSIGN_OR_RETURN(auto up, get(name("mlp.up_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.gate_up.data, Alloc(2 * inter * h, w.bytes));
+    // Fused [q | k | v] and [gate | up] rows of this rank; o_proj and
+    // down_proj split by input columns.
     const int64_t i0 = p.rank * inter;
-    TP_RETURN_IF_ERROR(UploadRows(gate, i0, i0 + inter, lw.gate_up.data.as<bf16>()));
-    TP_RETURN_IF_ERROR(UploadRows(up, i0, i0 + inter, lw.gate_up.data.as<bf16>() + inter * h));
-    TP_ASSIGN_OR_RETURN(auto down, get(name("mlp.down_proj.weight")));
-    TP_ASSIGN_OR_RETURN(lw.down.data, Alloc(h * inter, w.bytes));
-    TP_RETURN_IF_ERROR(UploadColumns(down, i0, i0 + inter, lw.down.data.as<bf16>()));
-    TP_RETURN_IF_ERROR(QuantizeLayer(lw, c, p, quant, w.bytes));
+    TP_RETURN_IF_ERROR(linear.Fill(lw.qkv, h, qkv, quant, w.bytes));
+    TP_RETURN_IF_ERROR(linear.Fill(lw.o_proj, nh * d,
+                                   {{name("self_attn.o_proj"), p.first_head * d, (p.first_head + nh) * d, true}},
+                                   quant, w.bytes));
+    TP_RETURN_IF_ERROR(linear.Fill(lw.gate_up, h, {{name("mlp.gate_proj"), i0, i0 + inter}, {name("mlp.up_proj"), i0, i0 + inter}},
+                                   quant, w.bytes));
+    TP_RETURN_IF_ERROR(linear.Fill(lw.down, inter, {{name("mlp.down_proj"), i0, i0 + inter, true}}, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }
   return w;
