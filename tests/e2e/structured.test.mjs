@@ -64,7 +64,7 @@ test('100 JSON Schemas: >= 95% stop, and every stopped answer validates', async 
     return r.choices[0];
   });
   const stopped = results.filter((c) => c.finish_reason === 'stop');
-  const lengths = results.map((c, i) => [i, c.finish_reason]).filter(([, f]) => f !== 'stop');
+  const lengths = results.map((c, i) => [i, c.finish_reason, c.message.content.slice(0, 200)]).filter(([, f]) => f !== 'stop');
   t.diagnostic(`${stopped.length}/100 stopped; not stopped: ${JSON.stringify(lengths)}`);
   assert.ok(stopped.length >= 95, `only ${stopped.length}/100 stopped; others: ${JSON.stringify(lengths)}`);
   results.forEach((c, i) => {
