@@ -18,7 +18,8 @@ namespace tpserve::gateway {
 // gauges, so that the serving overhead shows where the gateway is scraped.
 inline constexpr const char* kReexportedRouterFamilies[] = {
     "tpserve:step_duration_seconds", "tpserve:tokens_per_step", "tpserve:num_requests_running",
-    "tpserve:num_requests_waiting", "tpserve:kv_cache_usage_perc"};
+    "tpserve:num_requests_waiting", "tpserve:kv_cache_usage_perc",
+    "tpserve:structured_output_requests_total", "tpserve:structured_output_mask_seconds"};
 
 // One router's Prometheus text and the address it is labelled with.
 struct RouterMetricsText {

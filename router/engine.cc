@@ -96,6 +96,9 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::Submit(
     }
     return status;
   }
+  if (!request.sampling().structured_output().empty()) {
+    metrics_->structured_output_requests_total->Increment();
+  }
   auto stream = std::make_shared<RequestStream>();
   stream->seq_id_ = *id;
   stream->arrival_ = absl::Now();
@@ -267,6 +270,9 @@ void Engine::ReceiveStep(std::unique_lock<std::mutex>& lock) {
   last_answer_ = now;
   metrics_->step_duration_seconds->Observe(seconds);
   metrics_->tokens_per_step->Observe(step.plan.num_scheduled_tokens);
+  if (answer_.mask_time_us() > 0) {
+    metrics_->structured_output_mask_seconds->Observe(answer_.mask_time_us() * 1e-6);
+  }
   ewma_step_seconds_ = 0.9 * ewma_step_seconds_ + 0.1 * seconds;
   RefreshMetrics();
 }

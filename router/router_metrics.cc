@@ -85,6 +85,20 @@ absl::StatusOr<std::unique_ptr<RouterMetrics>> RouterMetrics::Create() {
                                 "Histogram of end to end request latency in "
                                 "seconds.",
                                 latency));
+  TP_ASSIGN_OR_RETURN(m->structured_output_requests_total,
+                      counter("tpserve:structured_output_requests_total",
+                              "Requests admitted with a structured output "
+                              "grammar (response_format, guided_*, forced "
+                              "tool calls)."));
+  // 10 us .. 0.33 s: a cached mask costs microseconds, a grammar node's
+  // first one tens of milliseconds.
+  TP_ASSIGN_OR_RETURN(auto mask_time, metrics::ExponentialBuckets(1e-5, 2, 16));
+  TP_ASSIGN_OR_RETURN(m->structured_output_mask_seconds,
+                      histogram("tpserve:structured_output_mask_seconds",
+                                "Time rank 0 spent building one step's "
+                                "structured output token masks (steps with "
+                                "a grammar only).",
+                                mask_time));
   return m;
 }
 

@@ -35,6 +35,10 @@ struct RouterMetrics {
   metrics::Histogram* tokens_per_step = nullptr;
   metrics::Histogram* time_to_first_token_seconds = nullptr;
   metrics::Histogram* e2e_request_latency_seconds = nullptr;
+  // Structured output: requests with a grammar, and each step's mask time
+  // on rank 0 (StepResponse.mask_time_us).
+  metrics::Counter* structured_output_requests_total = nullptr;
+  metrics::Histogram* structured_output_mask_seconds = nullptr;
 };
 
 }  // namespace tpserve::router

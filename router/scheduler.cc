@@ -78,8 +78,8 @@ absl::Status Scheduler::Validate(const v1::GenerateRequest& request) const {
     return absl::InvalidArgumentError(
         "structured output (response_format json_object/json_schema, guided_*, tool_choice "
         "\"required\" or a named function), logit_bias and allowed_token_ids are not supported by "
-        "this deployment's backend yet (the CUDA sampler does not apply token masks; the CPU "
-        "backend does)");
+        "this deployment's workers (they found no tokenizer.json in the model folder, which "
+        "the token masks are built from)");
   }
   if (s.max_tokens() < 1) {
     return absl::InvalidArgumentError(

@@ -23,9 +23,14 @@ constexpr char kTime[] =
     "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
 constexpr char kUuid[] =
     "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+// Email within RFC 5321's limits, so a model cannot write one forever (an
+// unbounded local part kept a random-weight model writing until max_tokens):
+// a local part of 1-3 dot-separated atoms of <= 20 characters (<= 62 in
+// all), then 1-3 domain labels of <= 63 characters that neither start nor
+// end with '-' (as validators check), then an alphabetic TLD of 2-63.
 constexpr char kEmail[] =
-    "[a-zA-Z0-9_%+-]+(\\.[a-zA-Z0-9_%+-]+)*@[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*(\\.[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*)*"
-    "\\.[a-zA-Z]{2,}";
+    "[a-zA-Z0-9_%+-]{1,20}(\\.[a-zA-Z0-9_%+-]{1,20}){0,2}@"
+    "([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\\.){1,3}[a-zA-Z]{2,63}";
 constexpr char kIpv4Octet[] = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 
 // A bound as an integer: the smallest (lower) or largest (upper) integer

@@ -60,7 +60,12 @@ TEST(JsonSchemaTest, GoldenDocuments) {
        {R"("2024-02-30T13:45:00Z")", R"("2024-13-01T00:00:00Z")", R"("2024-01-01 00:00:00Z")"}},
       {R"({"type": "string", "format": "uuid"})",
        {R"("123e4567-e89b-12d3-a456-426614174000")"}, {R"("123e4567e89b12d3a456426614174000")"}},
-      {R"({"type": "string", "format": "email"})", {R"("a.b+c@ex-ample.co")"}, {R"("a@b")", R"("@b.com")"}},
+      {R"({"type": "string", "format": "email"})",
+       {R"("a.b+c@ex-ample.co")", R"("x@a.b.example.org")", R"("abcdefghij0123456789@b.cc")"},
+       // Refused: no domain dot, no local part, a label ending in '-', a
+       // 21-character atom, four domain labels before the TLD.
+       {R"("a@b")", R"("@b.com")", R"("a@b-.com")", R"("abcdefghij0123456789x@b.cc")",
+        R"("a@b.c.d.e.com")"}},
       {R"({"type": "string", "format": "ipv4"})", {R"("192.168.0.255")"}, {R"("256.1.1.1")", R"("1.2.3")"}},
       {R"({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 1}]})",
        {"5", R"("x")"}, {R"("xy")", "true"}},

@@ -129,5 +129,43 @@ TEST_F(QwenMaskTest, GeneratedDocumentsAreComplete) {
   EXPECT_TRUE(testing::Matches(compiled->grammar(), text)) << text;
 }
 
+// What a sampler does: the argmax of random logits among the allowed tokens
+// (as tpserve_structured_bench on the GPU, over the 7B config's padded
+// vocabulary), which the matcher must then accept.
+TEST_F(QwenMaskTest, ArgmaxOfRandomLogitsUnderTheMaskIsAccepted) {
+  auto tok = text::Tokenizer::Load(kTokenizer);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto padded = TokenVocabulary::FromTokenizer(**tok, {151643, 151645}, /*mask_size=*/152064);
+  ASSERT_TRUE(padded.ok()) << padded.status();
+  const TokenVocabulary& vocab = **padded;
+  auto g = GrammarFromSpec(
+      R"({"type":"json_schema","schema":{"type":"object","properties":{"items":{"type":"array",)"
+      R"("items":{"type":"object","properties":{"name":{"type":"string","maxLength":40},)"
+      R"("qty":{"type":"integer","minimum":0,"maximum":100000},"note":{"type":"string","maxLength":60}},)"
+      R"("required":["name","qty","note"]},"minItems":1,"maxItems":30}},"required":["items"]}})");
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto compiled = std::make_shared<const CompiledGrammar>(std::move(*g), *padded);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> logits(vocab.size());
+  std::vector<uint32_t> mask(vocab.mask_words());
+  for (int walk = 0; walk < 4; ++walk) {
+    GrammarMatcher m(compiled);
+    std::string text;
+    for (int step = 0; step < 150 && !m.IsTerminated(); ++step) {
+      for (float& x : logits) x = nd(rng);
+      m.FillNextTokenBitmask(mask);
+      int32_t best = -1;
+      for (int32_t id = 0; id < vocab.size(); ++id) {
+        if (Bit(mask, id) && (best < 0 || logits[id] > logits[best])) best = id;
+      }
+      ASSERT_GE(best, 0) << text;
+      ASSERT_TRUE(m.AcceptToken(best)) << "walk " << walk << " step " << step << ": token " << best << " '"
+                                       << vocab.bytes(best) << "' after '" << text << "'";
+      if (!vocab.is_eos(best)) text += vocab.bytes(best);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tpserve::structured

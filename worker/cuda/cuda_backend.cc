@@ -337,6 +337,10 @@ absl::StatusOr<ForwardShape> CudaBackend::Run(const StepBatch& batch) {
 absl::StatusOr<std::vector<SampleResult>> CudaBackend::Step(const StepBatch& batch) {
   if (!model_ || cache_.data() == nullptr) return absl::FailedPreconditionError("Step before Load/InitCache");
   TP_ASSIGN_OR_RETURN(ForwardShape shape, Run(batch));
+  // The forward pass is queued on the stream: the grammar masks (which need
+  // the previous step's tokens, on the host since its Sample) are built
+  // while it runs, and the sampler's kernels queue behind it.
+  if (batch.fill_masks) batch.fill_masks();
   if (shape.num_samples == 0) {
     TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return std::vector<SampleResult>();

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/token_mask.h"
 
 namespace tpserve::worker::cuda {
 
@@ -32,7 +33,52 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows
   TP_ASSIGN_OR_RETURN(s->rows_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
   TP_ASSIGN_OR_RETURN(s->seg_begin_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
   TP_ASSIGN_OR_RETURN(s->seg_end_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
+  s->words_per_row_ = (vocab + 31) / 32;
   return s;
+}
+
+absl::StatusOr<const uint32_t*> Sampler::StageMask(const SeqStep& s, int slot) {
+  if (h_masks_.data() == nullptr) {
+    // Allocated on the first restricted row: deployments without
+    // structured output never pay for the page-locked words.
+    const size_t row_bytes = static_cast<size_t>(words_per_row_) * sizeof(uint32_t);
+    TP_ASSIGN_OR_RETURN(h_masks_, HostBuffer::Allocate(max_rows_ * row_bytes));
+    TP_ASSIGN_OR_RETURN(masks_, DeviceBuffer::Allocate(kChunk * row_bytes));
+    TP_ASSIGN_OR_RETURN(mask_rows_, DeviceBuffer::Allocate(kChunk * sizeof(int)));
+  }
+  uint32_t* w = h_masks_.as<uint32_t>() + static_cast<size_t>(slot) * words_per_row_;
+  const size_t n = std::min<size_t>(s.allowed_mask.size(), words_per_row_);
+  if (!s.allowed_mask.empty()) {
+    std::copy_n(s.allowed_mask.begin(), n, w);
+    std::fill(w + n, w + words_per_row_, 0u);
+  } else {
+    std::fill(w, w + words_per_row_, ~0u);
+  }
+  const std::vector<int32_t>& ids = s.sampling->allowed_token_ids;
+  if (!ids.empty()) {
+    // AND with the allowed ids: the CPU sampler applies both in turn.
+    allowed_scratch_.assign(words_per_row_, 0u);
+    for (int32_t t : ids) {
+      if (t >= 0 && t < vocab_) allowed_scratch_[t >> 5] |= 1u << (t & 31);
+    }
+    for (int i = 0; i < words_per_row_; ++i) w[i] &= allowed_scratch_[i];
+  }
+  return w;
+}
+
+bool Sampler::OnlyStopsAllowed(const uint32_t* mask, const SamplingParams& sp) const {
+  auto allowed = [&](int t) { return t >= 0 && t < vocab_ && ((mask[t >> 5] >> (t & 31)) & 1u); };
+  std::vector<int> stops = sp.stop_token_ids;
+  if (!sp.ignore_eos) stops.insert(stops.end(), eos_ids_.begin(), eos_ids_.end());
+  std::sort(stops.begin(), stops.end());
+  stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
+  int64_t allowed_stops = 0;
+  for (int t : stops) allowed_stops += allowed(t);
+  int64_t total = 0;
+  const int full_words = vocab_ / 32;
+  for (int i = 0; i < full_words; ++i) total += __builtin_popcount(mask[i]);
+  for (int t = full_words * 32; t < vocab_; ++t) total += allowed(t);
+  return total == allowed_stops;
 }
 
 absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const SeqStep*>& seqs,
@@ -41,7 +87,7 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
   // buffer: a later chunk must not overwrite what an earlier copy still reads.
   SampleRowParams* params = h_params_.as<SampleRowParams>() + first;
   std::vector<LogitEdit> edits;
-  std::vector<int> sampling_rows, top_rows;
+  std::vector<int> sampling_rows, top_rows, masked_rows;
   for (int r = 0; r < count; ++r) {
     const SeqStep& s = *seqs[first + r];
     const SamplingParams& sp = *s.sampling;
@@ -60,6 +106,19 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
     p.output_index = static_cast<uint64_t>(std::max(0, num_outputs));
     // Distinct tokens only, so the kernel's threads never edit one logit twice.
     std::map<int, LogitEdit> row_edits;
+    const uint32_t* mask = nullptr;
+    if (!s.allowed_mask.empty() || !sp.allowed_token_ids.empty()) {
+      // Staged in this chunk's slice, masked rows packed from its start.
+      TP_ASSIGN_OR_RETURN(mask, StageMask(s, first + static_cast<int>(masked_rows.size())));
+      masked_rows.push_back(r);
+      p.premasked = 1;
+    }
+    for (const auto& [t, bias] : sp.logit_bias) {
+      if (t < 0 || t >= vocab_) continue;
+      LogitEdit& e = row_edits[t];
+      e.token = t;
+      e.bias += bias;  // a repeated id adds up, as on the CPU
+    }
     const bool penalties = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f ||
                            sp.frequency_penalty != 0.0f;
     if (penalties) {
@@ -68,17 +127,20 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
         if (t < 0 || t >= vocab_) continue;
         LogitEdit& e = row_edits[t];
         e.token = t;
+        e.seen = 1;
         if (static_cast<int>(i) >= s.num_prompt_tokens) ++e.output_count;
       }
     }
-    if (num_outputs < sp.min_tokens) {
+    if (num_outputs < sp.min_tokens && !(mask != nullptr && OnlyStopsAllowed(mask, sp))) {
       auto mask = [&](int t) {
         if (t < 0 || t >= vocab_) return;
         LogitEdit& e = row_edits[t];
         e.token = t;
         e.mask = 1;
       };
-      for (int t : eos_ids_) mask(t);
+      if (!sp.ignore_eos) {
+        for (int t : eos_ids_) mask(t);
+      }
       for (int t : sp.stop_token_ids) mask(t);
     }
     p.edit_begin = static_cast<int>(edits.size());
@@ -97,6 +159,16 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
   TP_CUDA_CHECK(cudaMemcpyAsync(params_.data(), params, count * sizeof(SampleRowParams),
                                 cudaMemcpyHostToDevice, stream));
   const float* chunk_logits = logits + static_cast<size_t>(first) * vocab_;
+  if (!masked_rows.empty()) {
+    const size_t words = masked_rows.size() * words_per_row_;
+    TP_CUDA_CHECK(cudaMemcpyAsync(masks_.data(), h_masks_.as<uint32_t>() + static_cast<size_t>(first) * words_per_row_,
+                                  words * sizeof(uint32_t), cudaMemcpyHostToDevice, stream));
+    TP_CUDA_CHECK(cudaMemcpyAsync(mask_rows_.data(), masked_rows.data(), masked_rows.size() * sizeof(int),
+                                  cudaMemcpyHostToDevice, stream));
+    TP_RETURN_IF_ERROR(MaskedCopy(chunk_logits, masks_.as<uint32_t>(), mask_rows_.as<int>(),
+                                  static_cast<int>(masked_rows.size()), vocab_, words_per_row_,
+                                  processed_.as<float>(), stream));
+  }
   int* tokens = results_.as<int>() + first;
   float* lse = results_.as<float>() + 2 * max_rows_ + first;
   TP_RETURN_IF_ERROR(SamplePrepare(chunk_logits, params_.as<SampleRowParams>(), count,

@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kThreads)
   float mx = -INFINITY;
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
     const float v = x[i];
-    y[i] = v;
+    if (!p.premasked) y[i] = v;
     mx = fmaxf(mx, v);
   }
   mx = BlockMax(mx, scratch);
@@ -71,8 +71,11 @@ __global__ void __launch_bounds__(kThreads)
     if (ed.mask) {
       v = -INFINITY;
     } else {
-      if (p.repetition_penalty != 1.0f) v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
-      v -= p.frequency_penalty * ed.output_count + (ed.output_count > 0 ? p.presence_penalty : 0.0f);
+      v += ed.bias;  // -inf (masked) stays -inf
+      if (ed.seen) {
+        if (p.repetition_penalty != 1.0f) v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
+        v -= p.frequency_penalty * ed.output_count + (ed.output_count > 0 ? p.presence_penalty : 0.0f);
+      }
     }
     y[ed.token] = v;
   }

@@ -1,6 +1,7 @@
 // Sampling kernels. The rule (shared with the CPU backend through
-// worker/model/sampling_rng.h): penalties and min_tokens masking on the
-// logits; temperature 0 is greedy (argmax, ties to the lower id); otherwise
+// worker/model/sampling_rng.h): the token mask (token_mask.h), logit_bias,
+// min_tokens masking and penalties on the logits; temperature 0 is greedy
+// (argmax, ties to the lower id); otherwise
 // p = softmax(logits / T), then top-k, then top-p over the top-k mass (the
 // smallest prefix reaching top_p), then min-p (p >= min_p * p_max); the
 // survivors ordered by p (descending, ties by lower id), and the first whose
@@ -17,12 +18,15 @@
 
 namespace tpserve::worker::cuda {
 
-// One logit change before sampling: a penalty (output_count occurrences in
-// the outputs; the token appeared in prompt or outputs) or a min_tokens mask.
+// One logit change before sampling, in the CPU sampler's order: logit_bias
+// added, then a min_tokens mask, or the penalties of a token that appeared
+// in prompt or outputs (output_count occurrences in the outputs).
 struct LogitEdit {
   int token = 0;
   int output_count = 0;
   int mask = 0;  // 1: the token may not be sampled yet
+  int seen = 0;  // 1: in the prompt or outputs (penalties apply)
+  float bias = 0.0f;
 };
 
 // Per-row parameters, uploaded once per step.
@@ -36,12 +40,16 @@ struct SampleRowParams {
   float repetition_penalty = 1.0f;
   int edit_begin = 0, edit_end = 0;  // range in the LogitEdit array
   int row = 0;                       // row of the logits matrix
+  // 1: `processed` already holds this row's logits with the token mask
+  // applied (MaskedCopy, token_mask.h); 0: SamplePrepare copies them.
+  int premasked = 0;
   uint64_t seed = 0;
   uint64_t output_index = 0;
 };
 
 // Stage 1, every row: lse[row] = logsumexp(logits[row]) (raw logits, for
-// logprobs); processed[row] = logits with edits applied; greedy rows get
+// logprobs); processed[row] = logits (or, premasked, what it holds) with
+// edits applied; greedy rows get
 // tokens[row] now; sampling rows get keys = exp((x - max) / T) and
 // values = ids, ready for a descending sort.
 absl::Status SamplePrepare(const float* logits, const SampleRowParams* params, int num_rows,

@@ -6,6 +6,7 @@
 #define TPSERVE_WORKER_MODEL_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -66,6 +67,12 @@ struct SeqStep {
 // A ragged batch: prefill chunks and decodes mixed.
 struct StepBatch {
   std::vector<SeqStep> seqs;
+  // Structured output: fills the seqs' allowed_mask spans (sized, not yet
+  // filled, when set; null when no sequence has a grammar or the masks are
+  // already filled). A backend calls it once per Step, after launching the
+  // forward pass and before sampling, so the host's grammar work overlaps
+  // the device's forward instead of delaying it (docs/structured_output.md).
+  std::function<void()> fill_masks;
 };
 
 // What sampling produced for one sequence.

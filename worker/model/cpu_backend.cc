@@ -213,6 +213,8 @@ absl::StatusOr<std::vector<SampleResult>> CpuBackend::Step(const StepBatch& batc
   TP_RETURN_IF_ERROR(CheckReady(batch));
   const std::vector<int> seqs = SamplingSeqs(batch);
   TP_ASSIGN_OR_RETURN(std::span<const float> logits, model_->Forward(batch, seqs));
+  // The CPU forward runs on this thread, so nothing overlaps the masks here.
+  if (batch.fill_masks) batch.fill_masks();
   const size_t vocab = config_.vocab_size;
   std::vector<SampleResult> results;
   for (size_t i = 0; i < seqs.size(); ++i) {

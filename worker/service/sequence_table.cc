@@ -1,6 +1,7 @@
 #include "worker/service/sequence_table.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <unordered_set>
@@ -254,6 +255,8 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
   // ---- apply ----
   for (uint64_t id : forgotten) seqs_.erase(id);
   StepBatch batch;
+  std::vector<SequenceState*> masked;
+  last_mask_us_ = 0;
   auto add = [&](uint64_t id, int scheduled) {
     SequenceState& s = *seqs_.at(id);
     SeqStep seq;
@@ -266,9 +269,10 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
     seq.sample = s.num_computed_tokens + scheduled == static_cast<int>(s.token_ids.size());
     seq.sampling = &s.sampling;
     if (seq.sample && s.grammar != nullptr) {
+      // Sized now so the span stays put; filled by batch.fill_masks.
       s.grammar_mask.resize(s.grammar->compiled().vocab().mask_words());
-      s.grammar->FillNextTokenBitmask(s.grammar_mask);
       seq.allowed_mask = s.grammar_mask;
+      masked.push_back(&s);
     }
     batch.seqs.push_back(seq);
   };
@@ -292,6 +296,17 @@ absl::StatusOr<StepBatch> SequenceTable::Apply(const v1::StepRequest& step,
   }
   // Spans are taken after every insertion so no vector moves under them.
   for (const Pending& p : pending_) add(p.seq_id, p.num_scheduled);
+  if (!masked.empty()) {
+    // The states outlive the batch's use (until Commit/Rollback), and their
+    // matchers only move in Commit, after the backend sampled.
+    batch.fill_masks = [masked = std::move(masked), this] {
+      const auto start = std::chrono::steady_clock::now();
+      for (SequenceState* s : masked) s->grammar->FillNextTokenBitmask(s->grammar_mask);
+      last_mask_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+    };
+  }
   return batch;
 }
 

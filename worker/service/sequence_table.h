@@ -67,6 +67,10 @@ class SequenceTable {
   // backend does not apply grammar masks, and specs are ignored).
   void set_grammars(structured::GrammarCache* grammars) { grammars_ = grammars; }
 
+  // Microseconds the last applied step spent filling grammar masks (in its
+  // StepBatch::fill_masks); 0 when no sequence of it had a grammar.
+  int64_t last_mask_us() const { return last_mask_us_; }
+
   // Number of live sequences.
   size_t size() const { return seqs_.size(); }
   // The sequence with `seq_id`, or null.
@@ -90,6 +94,7 @@ class SequenceTable {
   std::unordered_map<uint64_t, std::unique_ptr<SequenceState>> seqs_;
   std::vector<Pending> pending_;
   structured::GrammarCache* grammars_ = nullptr;
+  int64_t last_mask_us_ = 0;
 };
 
 }  // namespace tpserve::worker

@@ -225,7 +225,11 @@ std::unique_ptr<structured::GrammarCache> Grammars() {
   return std::make_unique<structured::GrammarCache>(structured::testing::SmallVocab(tokens));
 }
 
-std::vector<int> Allowed(const SeqStep& s) {
+// The allowed ids of `s` once the batch's masks are filled (Apply only
+// sizes them; the backend fills them after launching the forward pass).
+std::vector<int> Allowed(const StepBatch& b, const SeqStep& s) {
+  EXPECT_TRUE(b.fill_masks != nullptr);
+  if (b.fill_masks) b.fill_masks();
   std::vector<int> out;
   for (int id = 0; id < static_cast<int>(s.allowed_mask.size()) * 32; ++id) {
     if ((s.allowed_mask[id >> 5] >> (id & 31)) & 1) out.push_back(id);
@@ -247,15 +251,15 @@ TEST(SequenceTableTest, GrammarMasksFollowTheSampledTokens) {
   const std::string spec = structured::RegexSpec("ab+");
   auto b1 = t.Apply(Parse(NewSeqWithSpec("5, 5", 2, spec)), Limits());
   ASSERT_TRUE(b1.ok()) << b1.status();
-  EXPECT_EQ(Allowed(b1->seqs[0]), std::vector<int>{1});
+  EXPECT_EQ(Allowed(*b1, b1->seqs[0]), std::vector<int>{1});
   t.Commit({Sampled(1, 1)});
   auto b2 = t.Apply(Parse("step_id: 2 running_sequences { seq_id: 1 num_scheduled_tokens: 1 }"), Limits());
   ASSERT_TRUE(b2.ok()) << b2.status();
-  EXPECT_EQ(Allowed(b2->seqs[0]), std::vector<int>{2});
+  EXPECT_EQ(Allowed(*b2, b2->seqs[0]), std::vector<int>{2});
   t.Commit({Sampled(1, 2)});
   auto b3 = t.Apply(Parse("step_id: 3 running_sequences { seq_id: 1 num_scheduled_tokens: 1 }"), Limits());
   ASSERT_TRUE(b3.ok()) << b3.status();
-  EXPECT_EQ(Allowed(b3->seqs[0]), (std::vector<int>{2, 99}));  // complete: EOS allowed
+  EXPECT_EQ(Allowed(*b3, b3->seqs[0]), (std::vector<int>{2, 99}));  // complete: EOS allowed
 }
 
 TEST(SequenceTableTest, RestartedSequenceReplaysItsOutputs) {
@@ -265,7 +269,7 @@ TEST(SequenceTableTest, RestartedSequenceReplaysItsOutputs) {
   const std::string spec = structured::RegexSpec("ab+");
   auto b = t.Apply(Parse(NewSeqWithSpec("5, 1, 2", 1, spec)), Limits());
   ASSERT_TRUE(b.ok()) << b.status();
-  EXPECT_EQ(Allowed(b->seqs[0]), (std::vector<int>{2, 99}));
+  EXPECT_EQ(Allowed(*b, b->seqs[0]), (std::vector<int>{2, 99}));
   SequenceTable bad;
   bad.set_grammars(grammars.get());
   auto r = bad.Apply(Parse(NewSeqWithSpec("5, 2", 1, spec)), Limits());
@@ -282,6 +286,34 @@ TEST(SequenceTableTest, WithoutGrammarsSpecsAreIgnored) {
   auto b = t.Apply(Parse(NewSeqWithSpec("5", 1, structured::RegexSpec("ab+"))), Limits());
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_TRUE(b->seqs[0].allowed_mask.empty());
+  EXPECT_FALSE(b->fill_masks);
+  EXPECT_EQ(t.last_mask_us(), 0);
+}
+
+// A step's masks are filled only when the backend asks, from the matcher
+// state after the previous step's token, and sequences that do not sample
+// (a prefill chunk short of the end) get none.
+TEST(SequenceTableTest, MasksAreFilledWhenTheBackendAsks) {
+  auto grammars = Grammars();
+  SequenceTable t;
+  t.set_grammars(grammars.get());
+  auto b = t.Apply(Parse(NewSeqWithSpec("5, 5", 2, structured::RegexSpec("ab+"))), Limits());
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_FALSE(b->seqs[0].allowed_mask.empty());
+  // Sized but still zero: nothing is allowed until fill_masks runs.
+  for (uint32_t w : b->seqs[0].allowed_mask) EXPECT_EQ(w, 0u);
+  ASSERT_TRUE(b->fill_masks);
+  b->fill_masks();
+  EXPECT_EQ(Allowed(*b, b->seqs[0]), std::vector<int>{1});
+  EXPECT_GE(t.last_mask_us(), 0);
+  t.Commit({Sampled(1, 1)});
+  auto chunk = t.Apply(Parse("step_id: 2 new_sequences { seq_id: 2 token_ids: [5, 5, 5] num_prompt_tokens: 3 "
+                             "num_scheduled_tokens: 2 block_table: [2] sampling { structured_output: '" +
+                             structured::RegexSpec("ab+") + "' } }"),
+                       Limits());
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  EXPECT_TRUE(chunk->seqs[0].allowed_mask.empty());
+  EXPECT_FALSE(chunk->fill_masks);
 }
 
 }  // namespace

@@ -247,27 +247,22 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   // The backend's own ids, so the router stops on exactly what the sampler
   // treats as the end.
   for (int id : backend_->eos_token_ids()) model_.add_eos_token_ids(id);
-  // Structured output: the grammar masks need the tokenizer's byte strings,
-  // and only the CPU sampler applies them so far (issue 21).
+  // Structured output: the grammar masks need the tokenizer's byte strings;
+  // both samplers (CPU and CUDA) apply them.
   grammars_.reset();
   sequences_.set_grammars(nullptr);
-  if (backend_->device() == "cpu") {
-    const std::string dir = std::filesystem::is_directory(options.model_path)
-                                ? options.model_path
-                                : std::filesystem::path(options.model_path).parent_path().string();
-    auto grammars = structured::GrammarCache::ForModel(
-        dir, std::vector<int32_t>(backend_->eos_token_ids().begin(), backend_->eos_token_ids().end()), c.vocab_size);
-    if (grammars.ok()) {
-      grammars_ = std::move(*grammars);
-      sequences_.set_grammars(grammars_.get());
-      model_.set_applies_token_masks(true);
-    } else {
-      spdlog::warn("rank {}: structured output unavailable: {}", rank_,
-                   std::string(grammars.status().message()));
-    }
+  const std::string dir = std::filesystem::is_directory(options.model_path)
+                              ? options.model_path
+                              : std::filesystem::path(options.model_path).parent_path().string();
+  auto grammars = structured::GrammarCache::ForModel(
+      dir, std::vector<int32_t>(backend_->eos_token_ids().begin(), backend_->eos_token_ids().end()), c.vocab_size);
+  if (grammars.ok()) {
+    grammars_ = std::move(*grammars);
+    sequences_.set_grammars(grammars_.get());
+    model_.set_applies_token_masks(true);
   } else {
-    spdlog::warn("rank {}: structured output is not applied by the {} backend yet", rank_,
-                 backend_->device());
+    spdlog::warn("rank {}: structured output unavailable: {}", rank_,
+                 std::string(grammars.status().message()));
   }
   model_.set_fingerprint(fingerprint);
   limits_.block_size = options.block_size;

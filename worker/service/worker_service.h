@@ -104,7 +104,7 @@ class WorkerService final : public v1::Worker::Service {
   StepLimits limits_;
   int64_t bytes_per_block_ = 0;  // from ProfileMemory
   SequenceTable sequences_;
-  // Structured output's compiled grammars (CPU backend; null otherwise).
+  // Structured output's compiled grammars (null without a tokenizer.json).
   std::unique_ptr<structured::GrammarCache> grammars_;
   // Rank 0: the other ranks it forwards steps to (from InitCache), and the
   // channel settings for them (SetPeerChannel).

@@ -180,6 +180,7 @@ absl::Status WorkerService::DoStep(const v1::StepRequest& req, uint64_t epoch,
     }
   }
   resp->set_step_time_us(absl::ToInt64Microseconds(absl::Now() - start));
+  resp->set_mask_time_us(sequences_.last_mask_us());
   return absl::OkStatus();
 }
 
