@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::bench {
 

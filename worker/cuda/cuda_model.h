@@ -19,7 +19,7 @@
 #include "worker/cuda/device_buffer.h"
 #include "worker/cuda/gemm.h"
 #include "worker/cuda/step_input.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker::cuda {
 

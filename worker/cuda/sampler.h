@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "worker/cuda/device_buffer.h"
 #include "worker/cuda/sampling.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker::cuda {
 

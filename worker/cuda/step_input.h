@@ -20,7 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker::cuda {
 

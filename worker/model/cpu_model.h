@@ -13,7 +13,7 @@
 #include "common/model/model_config.h"
 #include "common/model/rope.h"
 #include "worker/comm/communicator.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 #include "worker/model/cpu_weights.h"
 
 namespace tpserve::worker {

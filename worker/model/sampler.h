@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker {
 

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "worker/comm/comm_factory.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker {
 

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "proto/worker.pb.h"
 #include "structured/grammar_cache.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker {
 

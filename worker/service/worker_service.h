@@ -18,7 +18,7 @@
 #include "common/config/config.h"
 #include "proto/worker.grpc.pb.h"
 #include "worker/comm/comm_factory.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 #include "structured/grammar_cache.h"
 #include "worker/service/sequence_table.h"
 #include "worker/service/step_stream_server.h"

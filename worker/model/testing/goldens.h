@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/comm/communicator.h"
-#include "worker/model/backend.h"
+#include "worker/backend/backend.h"
 
 namespace tpserve::worker::testing {
 

@@ -2,8 +2,8 @@
 // float32 reference, CUDA bf16). The service owns per-sequence bookkeeping
 // and turns each Step message into a StepBatch; the backend owns weights, KV
 // memory, the forward pass and sampling.
-#ifndef TPSERVE_WORKER_MODEL_BACKEND_H_
-#define TPSERVE_WORKER_MODEL_BACKEND_H_
+#ifndef TPSERVE_WORKER_BACKEND_BACKEND_H_
+#define TPSERVE_WORKER_BACKEND_BACKEND_H_
 
 #include <cstdint>
 #include <functional>
@@ -155,4 +155,4 @@ class Backend {
 
 }  // namespace tpserve::worker
 
-#endif  // TPSERVE_WORKER_MODEL_BACKEND_H_
+#endif  // TPSERVE_WORKER_BACKEND_BACKEND_H_
