@@ -4,7 +4,7 @@
 // worker's matchers while the forward pass runs (StepBatch::fill_masks), as
 // the worker service does -- first with a cold mask cache, then warm.
 //
-//   tpserve_structured_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
+//   tpserve_structured_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json
 //       --tokenizer-dir tests/fixtures/tiny-qwen2-chat --batch 32 --prompt 128 --new 128
 #include <algorithm>
 #include <chrono>

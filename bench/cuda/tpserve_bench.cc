@@ -11,8 +11,8 @@
 // rank, NCCL, the worker's own communicator and all-reduce); weights and
 // roofline are then per GPU. --quantization fp8 runs FP8 linear layers.
 //
-//   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json \
-//       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768 \
+//   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json
+//       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768
 //       --chunks 4096,8192,16384 --long-context 32768
 #include <cuda_runtime.h>
 

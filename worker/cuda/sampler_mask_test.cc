@@ -122,7 +122,9 @@ TEST(SamplerMaskTest, GreedyRestrictedRowsPickWhatTheCpuSamplerPicks) {
   ASSERT_EQ(got.size(), static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) {
     EXPECT_EQ(got[r], CpuToken(logits, rows[r], r, vocab)) << "row " << r << " case " << r % 8;
-    if (!rows[r].mask.empty()) EXPECT_TRUE(Allowed(rows[r].mask, got[r])) << "row " << r;
+    if (!rows[r].mask.empty()) {
+      EXPECT_TRUE(Allowed(rows[r].mask, got[r])) << "row " << r;
+    }
   }
   EXPECT_EQ(got[6], kEos);
   EXPECT_NE(got[5], kEos);

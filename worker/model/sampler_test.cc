@@ -235,7 +235,9 @@ TEST(SamplerTest, LogprobsAreRawAndSumToOne) {
   double sum = 0;
   for (size_t i = 0; i < r.top_logprobs.size(); ++i) {
     sum += std::exp(r.top_logprobs[i].second);
-    if (i > 0) EXPECT_GE(r.top_logprobs[i - 1].second, r.top_logprobs[i].second);
+    if (i > 0) {
+      EXPECT_GE(r.top_logprobs[i - 1].second, r.top_logprobs[i].second);
+    }
   }
   EXPECT_NEAR(sum, 1.0, 1e-5);
   const auto probs = Softmax(logits);
