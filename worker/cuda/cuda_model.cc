@@ -55,7 +55,12 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   TP_ASSIGN_OR_RETURN(const DeviceInfo device, GetCurrentDeviceInfo());
   m->num_sms_ = device.num_sms;
   TP_ASSIGN_OR_RETURN(m->gemm_, Gemm::Create());
-  if (!m->weights_.layers.empty() && m->weights_.layers[0].qkv.fp8()) {  // activation scratch of the FP8 GEMMs
+  // Activation scratch of the FP8 GEMMs, if any layer has one (an FP8
+  // checkpoint may leave some layers unquantized).
+  const bool any_fp8 = std::any_of(m->weights_.layers.begin(), m->weights_.layers.end(), [](const LayerWeights& l) {
+    return l.qkv.fp8() || l.o_proj.fp8() || l.gate_up.fp8() || l.down.fp8();
+  });
+  if (any_fp8) {
     const int widest = std::max({config.hidden_size, part.num_heads * config.head_dim, part.intermediate});
     TP_RETURN_IF_ERROR(m->gemm_->ReserveFp8(limits.max_tokens, widest));
   }

@@ -92,19 +92,21 @@ class LinearReader {
   absl::Status Fill(LinearWeight& lw, int64_t k, const std::vector<Piece>& pieces, WeightQuant quant,
                     int64_t& total) const {
     int64_t rows = 0;
+    std::vector<int64_t> piece_rows;
     bool stored_fp8 = c_.quantization.method == QuantMethod::kFp8;
     for (const Piece& p : pieces) {
       TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
-      rows += p.columns ? shape.first : p.end - p.begin;
+      piece_rows.push_back(p.columns ? shape.first : p.end - p.begin);
+      rows += piece_rows.back();
       stored_fp8 = stored_fp8 && IsQuantizedLinear(c_.quantization, ckpt_, p.prefix);
     }
     if (quant == WeightQuant::kFp8 && stored_fp8) return CopyFp8(lw, rows, k, pieces, total);
     TP_ASSIGN_OR_RETURN(lw.data, Alloc(rows * k, total));
     int64_t row = 0;
-    for (const Piece& p : pieces) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const Piece& p = pieces[i];
       TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, p.columns, lw.data.as<bf16>() + row * k));
-      TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
-      row += p.columns ? shape.first : p.end - p.begin;
+      row += piece_rows[i];
     }
     return quant == WeightQuant::kFp8 ? QuantizeFp8(lw, rows, k, total) : absl::OkStatus();
   }
