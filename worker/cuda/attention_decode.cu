@@ -7,6 +7,7 @@
 // so a short context in a graph captured for max_model_len still spreads
 // over every split instead of leaving most of the GPU idle.
 #include <algorithm>
+#include <cstdlib>
 
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_check.h"
@@ -18,7 +19,6 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxSplits = 128;       // what a launch accepts
-constexpr int kMaxChosenSplits = 32;  // what ChooseDecodePartition picks (see there)
 constexpr int kMinSplitKeys = 64;     // below this a split is mostly overhead
 constexpr int kValueBatch = 8;       // value rows loaded together per lane
 
@@ -68,6 +68,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int ctx = b.context_len[s];
   const int partition = SplitKeys(ctx, num_splits);
   const int start = split * partition, end = min(ctx, start + partition);
+  if (start >= end && num_splits > 1) {  // an empty split (short context): only its lse, which the merge skips
+    if (threadIdx.x < G) part_lse[(static_cast<size_t>(s) * nh + h0 + threadIdx.x) * num_splits + split] = -INFINITY;
+    return;
+  }
   const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
   for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
     sq[e / D][e % D] = __bfloat162float(q[static_cast<size_t>(s) * q_stride + h0 * D + e]);
@@ -183,25 +187,51 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Merges the splits of one (sequence, head): weights 2^(lse - max).
+// Merges the splits of one (sequence, head): weights 2^(lse - max). One warp
+// reads every split's lse at once (a loop of dependent loads cost 5-6 us at 32
+// splits); splits that saw no key (lse -inf: their part_o is never written)
+// are skipped.
 __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float* __restrict__ part_lse,
                                   bf16* __restrict__ out, int nh, int d, int num_splits) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ int active[kMaxSplits];
+  __shared__ int num_active;
+  __shared__ float total;
   PdlWait();
   PdlTrigger();
   const int s = blockIdx.x, h = blockIdx.y;
   const size_t base = (static_cast<size_t>(s) * nh + h) * num_splits;
-  float mx = -INFINITY;
-  for (int i = 0; i < num_splits; ++i) mx = fmaxf(mx, part_lse[base + i]);
-  for (int e = threadIdx.x; e < d; e += blockDim.x) {
-    float o = 0.0f, w = 0.0f;
-    if (mx != -INFINITY) {
-      for (int i = 0; i < num_splits; ++i) {
-        const float f = exp2f(part_lse[base + i] - mx);
-        w += f;
-        o += f * part_o[(base + i) * d + e];
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    float mx = -INFINITY;
+    for (int i = lane; i < num_splits; i += 32) mx = fmaxf(mx, part_lse[base + i]);
+    mx = WarpMax(mx);
+    float sum = 0.0f;
+    int count = 0;
+    for (int i0 = 0; i0 < num_splits; i0 += 32) {
+      const int i = i0 + lane;
+      const float f = (i < num_splits && mx != -INFINITY) ? exp2f(part_lse[base + i] - mx) : 0.0f;
+      const unsigned used = __ballot_sync(0xffffffffu, f > 0.0f);
+      if (f > 0.0f) {
+        const int slot = count + __popc(used & ((1u << lane) - 1u));
+        weight[slot] = f;
+        active[slot] = i;
       }
+      count += __popc(used);
+      sum += f;
     }
-    out[static_cast<size_t>(s) * nh * d + h * d + e] = __float2bfloat16(w > 0.0f ? o / w : 0.0f);
+    sum = WarpSum(sum);
+    if (lane == 0) {
+      num_active = count;
+      total = sum;
+    }
+  }
+  __syncthreads();
+  const int n = num_active;
+  for (int e = threadIdx.x; e < d; e += blockDim.x) {
+    float o = 0.0f;
+    for (int j = 0; j < n; ++j) o += weight[j] * part_o[(base + active[j]) * d + e];
+    out[static_cast<size_t>(s) * nh * d + h * d + e] = __float2bfloat16(total > 0.0f ? o / total : 0.0f);
   }
 }
 
@@ -237,6 +267,15 @@ absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, co
   }
 }
 
+int MaxChosenSplits() {
+  static const int cap = [] {
+    const char* v = std::getenv("TPSERVE_DECODE_MAX_SPLITS");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n >= 1 && n <= kMaxSplits ? n : kMaxSplits;
+  }();
+  return cap;
+}
+
 }  // namespace
 
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
@@ -246,12 +285,11 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
   // More splits read long contexts faster (H200, 7B, batch 1: 32k keys in
-  // 66 us with 128 splits against 103 us with 32), but a batch-1 graph keeps
-  // its split count for short contexts too, where the empty splits' partial
-  // writes and the merge over all of them cost more than they save (up to
-  // 128 splits of at least 128 keys made batch-1 steps at ~550 keys 16%
-  // slower: 4.50 -> 5.20 ms). Until empty splits cost nothing, at most 32.
-  p.num_splits = std::clamp(std::min(want, useful), 1, kMaxChosenSplits);
+  // 66 us with 128 splits against 103 us with 32). A batch-1 graph keeps its
+  // split count for short contexts too; there the empty splits exit after
+  // writing their lse and the merge skips them, so the count only costs
+  // launch width. TPSERVE_DECODE_MAX_SPLITS (1-128) caps it for comparisons.
+  p.num_splits = std::clamp(std::min(want, useful), 1, MaxChosenSplits());
   return p;
 }
 

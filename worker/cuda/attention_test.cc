@@ -25,7 +25,11 @@ TEST_P(DecodeTest, MatchesCpuReference) {
   DeviceAttnCase dc(c);
   DecodePartition p;
   p.num_splits = splits;
-  DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
+  const size_t ws_bytes = DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p);
+  DevArray<char> ws(ws_bytes);
+  // NaN in the split partials: empty splits write only their lse, and the
+  // merge must never read the rest of their slots.
+  if (ws_bytes > 0) ASSERT_EQ(cudaMemset(ws.get(), 0xFF, ws_bytes), cudaSuccess);
   ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(),
                                    dc.batch, p, ws.get(), dims, nullptr).ok());
   const auto got = testing::ToFloat(dc.out.Download());
@@ -64,15 +68,15 @@ TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
         for (int ctx : {1, 63, 64, 65, 1000, 8192, 32768, 131072}) {
           const int splits = ChooseDecodePartition(seqs, kv, ctx, sms).num_splits;
           EXPECT_GE(splits, 1);
-          EXPECT_LE(splits, 32);
+          EXPECT_LE(splits, 128);
           EXPECT_LE(splits, (ctx + 63) / 64) << "splits of fewer than 64 keys";
         }
       }
     }
   }
   // Batch 1 of a 4-KV-head model on an H200 (132 SMs): many splits, so ~two
-  // blocks per SM.
-  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768, 132).num_splits, 32);
+  // blocks per SM (264 / 4 = 66).
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768, 132).num_splits, 66);
   EXPECT_EQ(ChooseDecodePartition(1, 4, 640, 132).num_splits, 10);
   // A batch that fills the GPU by itself needs no split.
   EXPECT_EQ(ChooseDecodePartition(256, 4, 32768, 132).num_splits, 1);

@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows
   TP_ASSIGN_OR_RETURN(s->vals_out_, DeviceBuffer::Allocate(chunk_elems * sizeof(int)));
   TP_RETURN_IF_ERROR(SortTempBytes(kChunk, static_cast<int>(chunk_elems), &s->sort_temp_bytes_));
   TP_ASSIGN_OR_RETURN(s->sort_temp_, DeviceBuffer::Allocate(s->sort_temp_bytes_));
+  TP_ASSIGN_OR_RETURN(s->prepare_ws_, DeviceBuffer::Allocate(SamplePrepareWorkspaceBytes(kChunk)));
   static_assert(sizeof(int) == sizeof(float));
   TP_ASSIGN_OR_RETURN(s->results_, DeviceBuffer::Allocate(3 * max_rows * sizeof(float)));
   TP_ASSIGN_OR_RETURN(s->h_results_, HostBuffer::Allocate(3 * max_rows * sizeof(float)));
@@ -173,7 +174,7 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
   float* lse = results_.as<float>() + 2 * max_rows_ + first;
   TP_RETURN_IF_ERROR(SamplePrepare(chunk_logits, params_.as<SampleRowParams>(), count,
                                    edits_.as<LogitEdit>(), vocab_, processed_.as<float>(), lse, tokens,
-                                   keys_in_.as<float>(), vals_in_.as<int>(), stream));
+                                   keys_in_.as<float>(), vals_in_.as<int>(), prepare_ws_.data(), stream));
   auto sort_rows = [&](const std::vector<int>& rows) -> absl::Status {
     std::vector<int> begin(rows.size()), end(rows.size());
     for (size_t j = 0; j < rows.size(); ++j) {

@@ -51,7 +51,7 @@ class Sampler {
   int vocab_ = 0;
   int max_rows_ = 0;
   std::vector<int> eos_ids_;
-  DeviceBuffer processed_, keys_in_, keys_out_, vals_in_, vals_out_, sort_temp_;
+  DeviceBuffer processed_, keys_in_, keys_out_, vals_in_, vals_out_, sort_temp_, prepare_ws_;
   // results_: [token ids | logprobs | log-sum-exps], max_rows each, copied
   // to h_results_ (page-locked) in one transfer per step.
   DeviceBuffer results_, params_, rows_, seg_begin_, seg_end_, edits_;

@@ -130,6 +130,64 @@ TEST(SamplerTest, MatchesCpuRuleAndReturnsRawLogprobs) {
   }
 }
 
+// A Qwen-sized vocabulary with few rows: each row's vocabulary is split over
+// many blocks (SamplePrepareParts), so the argmax, its ties, the edits and
+// the lse must come out the same across slice boundaries.
+TEST(SamplerTest, LargeVocabularyIsSplitAcrossBlocks) {
+  TP_SKIP_WITHOUT_GPU();
+  const int vocab = 151936, rows = 4;
+  ASSERT_GT(SamplePrepareParts(rows, vocab), 8);
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::vector<float> logits(static_cast<size_t>(rows) * vocab);
+  for (auto& x : logits) x = nd(rng);
+  std::vector<SamplingParams> params(rows);
+  std::vector<SeqStep> steps(rows);
+  // Row 0: a tie between ids in different slices goes to the lower id.
+  logits[5000] = logits[120000] = 30.0f;
+  // Row 1: the top two are in the history, so the penalty moves the choice.
+  logits[vocab + 150000] = 25.0f;
+  logits[vocab + 2] = 24.0f;
+  logits[vocab + 77777] = 23.0f;
+  params[1].repetition_penalty = 2.0f;
+  // Row 2: min_tokens masks EOS (id 1), the argmax, in the first slice.
+  logits[2 * vocab + 1] = 40.0f;
+  logits[2 * vocab + 100001] = 35.0f;
+  params[2].min_tokens = 4;
+  // Row 3: sampling over the whole vocabulary.
+  params[3].temperature = 0.8f;
+  params[3].top_k = 40;
+  params[3].seed = 77;
+  // SeqStep::token_ids is a span: the histories must outlive the steps.
+  const std::vector<int32_t> penalized = {150000, 2, 9}, plain = {3, 4, 9};
+  for (int r = 0; r < rows; ++r) {
+    params[r].logprobs = true;
+    steps[r].seq_id = 10 + r;
+    steps[r].token_ids = r == 1 ? penalized : plain;
+    steps[r].num_prompt_tokens = 2;
+    steps[r].sampling = &params[r];
+  }
+  std::vector<const SeqStep*> ptrs;
+  for (auto& st : steps) ptrs.push_back(&st);
+  auto sampler = Sampler::Create(vocab, 8, {1});
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  DevArray<float> dl(logits);
+  auto got = (*sampler)->Sample(dl.get(), ptrs, nullptr);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), static_cast<size_t>(rows));
+  EXPECT_EQ((*got)[0].token_id, 5000);
+  EXPECT_EQ((*got)[1].token_id, 77777);
+  EXPECT_EQ((*got)[2].token_id, 100001);
+  for (int r = 0; r < rows; ++r) {
+    std::vector<float> row(logits.begin() + static_cast<size_t>(r) * vocab,
+                           logits.begin() + static_cast<size_t>(r + 1) * vocab);
+    EXPECT_EQ((*got)[r].token_id, ReferenceSample(row, steps[r], {1})) << "row " << r;
+    double mx = *std::max_element(row.begin(), row.end()), sum = 0;
+    for (float x : row) sum += std::exp(x - mx);
+    EXPECT_NEAR((*got)[r].logprob, row[(*got)[r].token_id] - (mx + std::log(sum)), 1e-3) << "row " << r;
+  }
+}
+
 TEST(SamplerTest, SameSeedAndIndexGiveSameTokenInAnyBatch) {
   TP_SKIP_WITHOUT_GPU();
   const int vocab = 1000;

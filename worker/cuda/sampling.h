@@ -52,9 +52,15 @@ struct SampleRowParams {
 // edits applied; greedy rows get
 // tokens[row] now; sampling rows get keys = exp((x - max) / T) and
 // values = ids, ready for a descending sort.
+// `workspace`: SamplePrepareWorkspaceBytes(num_rows) bytes of device memory.
+// Each row's vocabulary is split over SamplePrepareParts(num_rows, vocab)
+// blocks (two kernels: per-slice partials, then their combination), so a
+// small batch still spreads over the GPU.
 absl::Status SamplePrepare(const float* logits, const SampleRowParams* params, int num_rows,
                            const LogitEdit* edits, int vocab, float* processed, float* lse,
-                           int* tokens, float* keys, int* values, cudaStream_t stream);
+                           int* tokens, float* keys, int* values, void* workspace, cudaStream_t stream);
+size_t SamplePrepareWorkspaceBytes(int max_rows);
+int SamplePrepareParts(int num_rows, int vocab);
 
 // Bytes of temporary storage SortRowsDescending needs for up to
 // `max_segments` rows inside a buffer of `num_items` elements.

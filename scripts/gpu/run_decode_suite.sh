@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Decode-step kernels before/after in one device call: the GPU tests of the
+# new build, then tpserve_bench (7B shape, one GPU) with the base build and
+# the new one back to back, bf16 and FP8, batch 1/32/128 after 512-token
+# prompts plus batch-1 decode at 32k context; the new build also with
+# TPSERVE_DECODE_MAX_SPLITS=32 (the old cap on decode splits).
+# usage: scripts/gpu/run_decode_suite.sh OUTDIR NEW_BUNDLE BASE_BUNDLE
+#   NEW_BUNDLE: bin/ (tpserve_bench, *_test) + lib/; BASE_BUNDLE: bin/tpserve_bench_base.
+set -u
+OUT=$1
+mkdir -p /tmp/ds "$OUT" && tar -C /tmp/ds -xJf "$2" && tar -C /tmp/ds -xJf "$3"
+B=/tmp/ds/bin
+export LD_LIBRARY_PATH=/tmp/ds/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0
+nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
+echo "=== GPU tests"
+for t in $(ls $B | grep '_test$'); do
+  timeout 300 $B/$t > $OUT/$t.log 2>&1
+  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/$t.log | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure' $OUT/$t.log | head -6
+done
+CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
+bench() {  # name, binary, then flags
+  local name=$1 bin=$2; shift 2
+  timeout 200 $bin --config $CFG "$@" > $OUT/bench_$name.log 2>&1
+  echo "--- $name rc=$? $(grep -E '^decode batch 1 ' $OUT/bench_$name.log | head -1)"
+  grep -E '^decode batch|^prefill' $OUT/bench_$name.log | tr -s ' ' | tr '\n' ';'; echo
+}
+for q in auto fp8; do
+  F=(--batch 1,32,128 --prompt 512 --new 128 --prefill 512 --long-context 32768 --quantization $q)
+  bench base_$q $B/tpserve_bench_base "${F[@]}"
+  bench new_$q $B/tpserve_bench "${F[@]}"
+  TPSERVE_DECODE_MAX_SPLITS=32 bench new32_$q $B/tpserve_bench "${F[@]}"
+  bench base2_$q $B/tpserve_bench_base "${F[@]}"
+done
