@@ -245,7 +245,7 @@ int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
     // long_context tokens; each step reads the weights and the KV cache so far.
     const int steps = 64;
     SeqDriver d(16, blocks);
-    d.Add(RandomPrompt(long_context - steps, vocab, 7), long_context + 1);
+    d.Add(RandomPrompt(long_context - steps, vocab, 7), long_context);  // the prompt and its steps fill it
     while (true) {
       worker::StepBatch step = d.Step(o.max_num_batched_tokens);
       auto r = (*backend)->Step(step);

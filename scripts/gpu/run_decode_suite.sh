@@ -27,9 +27,17 @@ bench() {  # name, binary, then flags
   grep -E '^decode batch|^prefill' $OUT/bench_$name.log | tr -s ' ' | tr '\n' ';'; echo
 }
 for q in auto fp8; do
-  F=(--batch 1,32,128 --prompt 512 --new 128 --prefill 512 --long-context 32768 --quantization $q)
+  F=(--batch 1,32,128 --prompt 512 --new 128 --prefill 512 --quantization $q)
   bench base_$q $B/tpserve_bench_base "${F[@]}"
   bench new_$q $B/tpserve_bench "${F[@]}"
   TPSERVE_DECODE_MAX_SPLITS=32 bench new32_$q $B/tpserve_bench "${F[@]}"
   bench base2_$q $B/tpserve_bench_base "${F[@]}"
+done
+echo "=== batch-1 decode at 32k context (bf16)"
+L=(--batch 1 --prompt 64 --new 64 --long-context 32768)
+for v in base new new32 base2; do
+  bin=$B/tpserve_bench; [[ $v == base* ]] && bin=$B/tpserve_bench_base
+  env $([[ $v == new32 ]] && echo TPSERVE_DECODE_MAX_SPLITS=32) timeout 200 $bin --config $CFG "${L[@]}" \
+    > $OUT/long_$v.log 2>&1
+  echo "long $v rc=$? $(grep -E 'context:' $OUT/long_$v.log)"
 done

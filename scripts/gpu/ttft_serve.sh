@@ -3,7 +3,9 @@
 # engine's prefill of the same lengths in the same call: `tpserve serve`
 # (dummy weights, --max-model-len 32768, default token budget) driven by
 # `tpserve bench serve` one request at a time (random prompts of LEN tokens,
-# one output token, a seed per run so nothing hits the prefix cache), and
+# one output token, a seed per run so nothing hits the prefix cache; no
+# ready-check request, which would send the first prompt once before the
+# run and turn the run's first request into a prefix-cache hit), and
 # `tpserve_bench --prefill` on the same GPU(s).
 # usage: scripts/gpu/ttft_serve.sh OUTDIR SHAPE TP LENGTHS
 #   e.g. ttft_serve.sh out tests/fixtures/shapes/qwen2-7b-instruct 1 1024,32000
@@ -37,6 +39,7 @@ run() {  # len, count, seed
   timeout 200 "$BIN/tpserve" bench serve --base-url http://127.0.0.1:8000 --model m \
     --tokenizer tests/fixtures/tiny-qwen2-chat --dataset-name random --random-input-len "$1" \
     --random-output-len 1 --ignore-eos --num-prompts "$2" --max-concurrency 1 --seed "$3" \
+    --ready-check-timeout-sec 0 \
     --percentile-metrics ttft,e2el --metric-percentiles 50,99 --save-result --result-dir "$OUT" \
     --result-filename "ttft_${name}_$1.json" > "$OUT/ttft_${name}_$1.txt" 2>&1
   echo "len $1: rc=$? $(grep -E 'Mean TTFT|Median TTFT' "$OUT/ttft_${name}_$1.txt" | tr -s ' ' | tr '\n' ' ')"

@@ -77,8 +77,8 @@ struct DecodePartition {
 inline constexpr int kDecodeBlocksPerSm = 2;
 // Enough splits that about kDecodeBlocksPerSm blocks run per SM of a GPU with
 // `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
-// already fills the GPU or the context is short), at most 32 (a launch accepts
-// up to 128).
+// already fills the GPU or the context is short), at most 128 (or
+// TPSERVE_DECODE_MAX_SPLITS).
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);
