@@ -27,15 +27,4 @@ grep -E '^prefill' "$OUT/tpserve_prefill.txt"
 echo "=== HF transformers + SDPA"
 timeout 300 python3 bench/hf_prefill.py --config $SHAPE --lengths $LENGTHS --out "$OUT/hf_prefill.json" \
   > "$OUT/hf_prefill.log" 2>&1 || tail -20 "$OUT/hf_prefill.log"
-python3 - "$OUT/tpserve_prefill.txt" "$OUT/hf_prefill.json" <<'PY'
-import json, sys
-tp = json.loads([l for l in open(sys.argv[1]) if l.startswith("JSON ")][-1][5:])
-hf = json.load(open(sys.argv[2]))
-h = {r["tokens"]: r for r in hf["runs"]}
-print(f"\n{'tokens':>7} {'tpserve ms':>11} {'HF fwd ms':>10} {'HF gen ms':>10} {'vs fwd':>7} {'vs gen':>7}")
-for r in tp["prefill"]:
-    x = h.get(r["prompt"])
-    if x:
-        print(f"{r['prompt']:>7} {r['ms']:>11.1f} {x['forward_ms']:>10.1f} {x['generate_ms']:>10.1f} "
-              f"{x['forward_ms'] / r['ms']:>6.2f}x {x['generate_ms'] / r['ms']:>6.2f}x")
-PY
+python3 scripts/gpu/prefill_vs_hf.py "$OUT/tpserve_prefill.txt" "$OUT/hf_prefill.json"
