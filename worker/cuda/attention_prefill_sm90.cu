@@ -1,11 +1,15 @@
 // Paged prefill attention on Hopper's warpgroup MMA (wgmma, sm_90a): the
-// tiles, loaders and softmax of attention_prefill.cuh, with two warpgroups of
-// 64 packed query rows each sharing 128-key K/V tiles. S = Q·Kᵀ reads Q and K
-// straight from shared memory (K-major, 128-byte swizzle); O += P·V takes P
-// from registers and V from shared memory as an MN-major operand, so no
-// transposed copy of V is made. Chosen at run time by PagedPrefillAttention
-// where a probe finds this code running (sm_90a machine code on an sm_90
-// device); everywhere else the kernel body is compiled out.
+// tiles and softmax of attention_prefill.cuh, with two MMA warpgroups of 64
+// packed query rows each sharing 128-key K/V tiles, FlashAttention-3 style:
+// a producer warpgroup (few registers, setmaxnreg) issues the paged K/V
+// copies (cp.async) into three stages handed over through mbarriers, and the
+// MMA warpgroups take turns issuing their MMAs (ping-pong on named barriers)
+// so that one's softmax overlaps the other's tensor-core work. S = Q·Kᵀ reads
+// Q and K straight from shared memory (K-major, 128-byte swizzle); O += P·V
+// takes P from registers and V from shared memory as an MN-major operand, so
+// no transposed copy of V is made. Chosen at run time by
+// PagedPrefillAttention where a probe finds this code running (sm_90a machine
+// code on an sm_90 device); everywhere else the kernel body is compiled out.
 #include <map>
 #include <mutex>
 
@@ -24,17 +28,26 @@ namespace {
 using prefill::Params;
 using prefill::Tile;
 
-constexpr int kWarpGroups = 2;
-constexpr int kThreads = 128 * kWarpGroups;
+constexpr int kWarpGroups = 2;                    // MMA warpgroups
+constexpr int kMmaThreads = 128 * kWarpGroups;
+constexpr int kMmaWarps = kMmaThreads / 32;
+constexpr int kThreads = kMmaThreads + 128;        // and a producer warpgroup issuing the K/V copies
+// Registers per thread after setmaxnreg: the producer needs few, the MMA
+// warpgroups' accumulators (O, S and P: 160 at head_dim 128) the rest
+// (56 * 128 + 224 * 256 <= 64K).
+constexpr int kProducerRegs = 56, kMmaRegs = 224;
 constexpr int kKeyTile = 128;
 constexpr int kStages = 3;  // K/V tiles in flight: the one read, the next, and the one loading
 static_assert(kWarpGroups * 64 == kPrefillTileRows, "one m64 wgmma row block per warpgroup");
+// Named barriers (0 is __syncthreads): Q in place for the MMA warpgroups, and
+// the two "your turn" barriers of the ping-pong (kTurnBarrier + warpgroup).
+constexpr int kQBarrier = 1, kTurnBarrier = 2;
 
 template <int D>
 constexpr int SmemBytes() {
-  // Q, K and V of each stage, two slot buffers, and 1 KiB of alignment
-  // slack: 225 KiB at head_dim 128.
-  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 2 * kKeyTile * 4 + 1024;
+  // Q, K and V of each stage, a full and an empty mbarrier per stage, and
+  // 1 KiB of alignment slack: 225 KiB at head_dim 128.
+  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 16 * kStages + 1024;
 }
 
 #ifdef TP_PREFILL_WGMMA
@@ -66,6 +79,71 @@ __device__ __forceinline__ void PinAccumulators(uint32_t (&a)[N][4]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) {
     asm volatile("" : "+r"(a[i][0]), "+r"(a[i][1]), "+r"(a[i][2]), "+r"(a[i][3])::"memory");
+  }
+}
+
+__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void MbarInit(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Spins until the mbarrier's phase of parity `parity` has completed.
+__device__ __forceinline__ void MbarWait(uint32_t bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// One arrival from lane 0 of the warp, after all its lanes got here (a
+// predicate, not a branch: no divergence next to the MMAs).
+__device__ __forceinline__ void MbarArriveLane0(uint32_t bar, int lane) {
+  __syncwarp();
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.eq.s32 p, %1, 0;\n"
+      "@p mbarrier.arrive.shared::cta.b64 _, [%0];\n}\n" ::"r"(bar),
+      "r"(lane)
+      : "memory");
+}
+// An arrival on `bar` once this thread's earlier cp.async copies have landed
+// (counted against the barrier's expected arrivals).
+__device__ __forceinline__ void CpAsyncMbarArrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
+// Moves registers between warpgroups (setmaxnreg): the producer gives its
+// spare ones up, the MMA warpgroups take them.
+template <int N, bool kIncrease>
+__device__ __forceinline__ void SetMaxRegs() {
+  if constexpr (kIncrease) {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+  } else {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+  }
+}
+
+// One producer warp's copies of rows [row0, row0 + 32) of a K/V tile: lane l
+// takes 16-byte chunk l % (D / 8) of every (32 / (D / 8))-th row; `slot` is
+// row row0 + lane's (KeySlot: -1 gives a zero row).
+template <int D>
+__device__ __forceinline__ void IssueRows(const Params& p, const Tile& t, int slot_of_lane, int row0, uint32_t sk,
+                                          uint32_t sv) {
+  constexpr int kChunks = D / 8, kRowsPerPass = 32 / kChunks;
+  const int lane = threadIdx.x & 31, c = lane % kChunks;
+#pragma unroll
+  for (int i = 0; i < 32 / kRowsPerPass; ++i) {
+    const int r = lane / kChunks + i * kRowsPerPass;  // row within the warp's 32
+    const int slot = __shfl_sync(0xffffffffu, slot_of_lane, r);
+    const bool valid = slot >= 0;
+    const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
+    const uint32_t dst = prefill::SwizzledOffset<D, kKeyTile>(row0 + r, c);
+    prefill::CpAsync16(sk + dst, p.k_cache + off, valid);
+    prefill::CpAsync16(sv + dst, p.v_cache + off, valid);
   }
 }
 
@@ -149,6 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   const uint32_t sq = (prefill::SmemAddress(smem_raw) + 1023) & ~1023u;
   const uint32_t sk0 = sq + kPrefillTileRows * D * 2;
   const uint32_t sv0 = sk0 + kStages * kStage;
+  const uint32_t full0 = sv0 + kStages * kStage, empty0 = full0 + 8 * kStages;  // one mbarrier per stage each
   const Tile t = prefill::GetTile(p);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   // Broadcast from lane 0 so the compiler knows the warpgroup index -- and
@@ -156,25 +235,59 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   // divergent gets serialized.
   const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
   const int num_tiles = __shfl_sync(0xffffffffu, (t.kend + kKeyTile - 1) / kKeyTile, 0);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      MbarInit(full0 + 8 * s, 128);         // the producer threads, as their copies land
+      MbarInit(empty0 + 8 * s, kMmaWarps);  // one arrival per MMA warp once its P·V has read the stage
+    }
+  }
+  __syncthreads();
 
-  // Tiles 0 and 1 start loading, and tile 2's slots are fetched (the
-  // lookups run a tile ahead of the copies; two slot buffers alternate).
-  int* slot_buf = reinterpret_cast<int*>(smem_raw + (sv0 + kStages * kStage - prefill::SmemAddress(smem_raw)));
-  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
-  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + kKeyTile, sk0 + kStage, sv0 + kStage);
+  if (wg == kWarpGroups) {  // the producer warpgroup: K/V tiles into the stages, tile after tile
+    SetMaxRegs<kProducerRegs, false>();
+    // Warp w copies rows [32w, 32w + 32) of each tile; lane l looks up row
+    // 32w + l's slot a tile ahead, so the block-table load's latency hides
+    // behind the wait for a free stage.
+    const int row0 = (warp & 3) * 32;
+    int slot = prefill::KeySlot(p, t, row0 + lane);
+    for (int j = 0; j < num_tiles; ++j) {
+      const int s = j % kStages;
+      MbarWait(empty0 + 8 * s, ((j / kStages) & 1) ^ 1);  // tile j - 3's P·V is done in both warpgroups
+      IssueRows<D>(p, t, slot, row0, sk0 + s * kStage, sv0 + s * kStage);
+      CpAsyncMbarArrive(full0 + 8 * s);
+      slot = prefill::KeySlot(p, t, (j + 1) * kKeyTile + row0 + lane);  // past the last tile: unused
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread (none were committed)
+    return;
+  }
+  SetMaxRegs<kMmaRegs, true>();
+
+  // The MMA warpgroups. Q: copied by their 256 threads, waited for by all.
+  prefill::LoadQ<D, kMmaThreads>(p, t, sq);
   prefill::CpAsyncCommit();
-  __syncthreads();  // both buffers read before tile 2's slots overwrite the first
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 2 * kKeyTile, slot_buf);
+  prefill::CpAsyncWait<0>();
+  FenceProxyAsync();
+  NamedBarrierSync(kQBarrier, kMmaThreads);
 
   const int row_a = warp * 16 + (lane >> 2);
   const int pos[2] = {prefill::RowPosition(p, t, row_a), prefill::RowPosition(p, t, row_a + 8)};
   const int wg_first = prefill::RowPosition(p, t, wg * 64);
   // A warpgroup of padding rows only (a short tile: decode rows in a mixed
-  // step) computes nothing. The others run every key tile of the block: past
-  // a warpgroup's last position a tile is fully masked, which costs at most
-  // one tile and keeps the loop free of branches the compiler cannot prove
-  // uniform (they make it serialize the MMAs).
+  // step) computes nothing but still releases every stage. The others run
+  // every key tile of the block: past a warpgroup's last position a tile is
+  // fully masked, which costs at most one tile and keeps the loop free of
+  // branches the compiler cannot prove uniform (they make it serialize the
+  // MMAs).
   const bool active = __shfl_sync(0xffffffffu, wg_first >= 0 ? 1 : 0, 0) != 0;
+  // Ping-pong: with both warpgroups active they take turns issuing their
+  // MMAs (named barrier kTurnBarrier + wg is "wg may issue"), so that one's
+  // softmax runs while the other's Q·Kᵀ and P·V keep the tensor cores busy.
+  const bool pingpong = t.rows > 64;
+  auto wait_full = [&](int tile) {
+    MbarWait(full0 + 8 * (tile % kStages), (tile / kStages) & 1);
+    FenceProxyAsync();  // cp.async wrote through the generic proxy; wgmma reads through the async one
+  };
+  auto release = [&](int tile) { MbarArriveLane0(empty0 + 8 * (tile % kStages), lane); };
   auto needs_mask = [&](int tile) { return tile * kKeyTile + kKeyTile - 1 > wg_first; };
   // S = Q · K(tile)ᵀ, issued and committed (not waited for).
   auto issue_scores = [&](float (&s)[kN8][4], int tile) {
@@ -188,8 +301,9 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
     }
     WgmmaCommit();
   };
-  // O += P · V(stage at sv), committed.
-  auto issue_pv = [&](float (&o)[D / 8][4], const uint32_t (&pa)[kKeyTile / 16][4], uint32_t sv) {
+  // O += P · V(tile), committed.
+  auto issue_pv = [&](float (&o)[D / 8][4], const uint32_t (&pa)[kKeyTile / 16][4], int tile) {
+    const uint32_t sv = sv0 + (tile % kStages) * kStage;
 #pragma unroll
     for (int kk = 0; kk < kKeyTile / 16; ++kk) {
       // 16 keys: two 8-row groups (SBO 1 KiB); the next 64 columns of V are
@@ -214,37 +328,15 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   prefill::RowState st;
 
-  // Tile j + 2's copies start (stage (j + 2) % 3, last read by P·V of tile
-  // j - 1, which every warpgroup waited for before this iteration's
-  // barrier) from the slots fetched last iteration, and tile j + 3's slots
-  // are fetched into the other buffer (read next iteration, after its
-  // barrier). Unconditional: past the last tile the slots are all -1, so the
-  // copies only zero a stage that nothing reads any more.
-  auto load_ahead = [&](int j) {
-    const uint32_t stage = ((j + 2) % kStages) * kStage;
-    prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + (j & 1) * kKeyTile, sk0 + stage, sv0 + stage);
-    prefill::CpAsyncCommit();
-    prefill::FetchSlots<kKeyTile, kThreads>(p, t, (j + 3) * kKeyTile, slot_buf + ((j + 1) & 1) * kKeyTile);
-  };
-  // Q and tile 0 in place.
-  prefill::CpAsyncWait<1>();
-  FenceProxyAsync();
-  __syncthreads();
-  // Tile j + 1 arrived for every thread (the same barrier in both branches
-  // below: a named barrier may be reached from different places).
-  auto wait_next = [&](int j) {
-    if (j + 1 < num_tiles) {
-      prefill::CpAsyncWait<0>();
-      FenceProxyAsync();
-    }
-    asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory");
-  };
   if (!active) {
     for (int j = 0; j < num_tiles; ++j) {
-      wait_next(j);
-      load_ahead(j);
+      wait_full(j);
+      release(j);
     }
   } else {
+    // Warpgroup 0 takes the first turn (a pass it grants itself).
+    if (pingpong && wg == 0) NamedBarrierArrive(kTurnBarrier, kMmaThreads);
+    wait_full(0);
     WgmmaFence();
     issue_scores(s, 0);
     WgmmaWait<0>();
@@ -252,33 +344,39 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
     prefill::SoftmaxStep<kN8>(s, st, 0, pos, needs_mask(0), p.scale_log2, corr);
     pack(s, pa);
     // Iteration j: O += P(j)·V(j) and S = Q·K(j + 1)ᵀ run on the tensor
-    // cores while this warpgroup issues the loads ahead, then turns the new
-    // scores into probabilities while P·V finishes.
+    // cores, then this warpgroup turns the new scores into probabilities
+    // while P·V finishes and the other warpgroup's MMAs run.
     for (int j = 0; j < num_tiles; ++j) {
-      wait_next(j);
-      const uint32_t sv = sv0 + (j % kStages) * kStage;
+      const bool more = j + 1 < num_tiles;
+      if (more) wait_full(j + 1);
+      if (pingpong) NamedBarrierSync(kTurnBarrier + wg, kMmaThreads);
       // O and P were last written by ordinary instructions: they must be in
       // their registers before the fence that hands them to the tensor cores.
       PinAccumulators(o);
       PinAccumulators(pa);
       WgmmaFence();
-      if (j + 1 < num_tiles) {
+      // After issuing, the other warpgroup's turn; its last pass would find
+      // no one waiting, so warpgroup 1 leaves its final one out (a named
+      // barrier must not carry arrivals past the block's end).
+      if (more) {
         issue_scores(s, j + 1);
-        issue_pv(o, pa, sv);
-        load_ahead(j);
+        issue_pv(o, pa, j);
+        if (pingpong) NamedBarrierArrive(kTurnBarrier + 1 - wg, kMmaThreads);
         WgmmaWait<1>();  // the scores; P·V may still run
         PinAccumulators(s);
         prefill::SoftmaxStep<kN8>(s, st, (j + 1) * kKeyTile, pos, needs_mask(j + 1), p.scale_log2, corr);
         WgmmaWait<0>();
         PinAccumulators(o);
         PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
+        release(j);
         prefill::RescaleRows(o, corr);
         pack(s, pa);
       } else {  // the last tile
-        issue_pv(o, pa, sv);
-        load_ahead(j);
+        issue_pv(o, pa, j);
+        if (pingpong && wg == 0) NamedBarrierArrive(kTurnBarrier + 1, kMmaThreads);
         WgmmaWait<0>();
         PinAccumulators(o);
+        release(j);
       }
     }
   }
