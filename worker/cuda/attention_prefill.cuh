@@ -117,13 +117,18 @@ struct KVRows {
 // are written with equal values several times): no branch on the thread
 // index, which next to the wgmma kernel's MMAs in flight would make the
 // compiler serialize them.
-template <int BN, int Threads>
-__device__ __forceinline__ void FetchSlots(const Params& p, const Tile& t, int k0, int* slots) {
-  const int i = threadIdx.x % BN, key = k0 + i;
+// Cache slot of key `key` of the tile's sequence, -1 at or past t.kend.
+__device__ __forceinline__ int KeySlot(const Params& p, const Tile& t, int key) {
   const int blk = min(p.block_shift >= 0 ? key >> p.block_shift : key / p.block_size,
                       p.batch.max_blocks_per_seq - 1);  // stays inside the table; unused past kend
   const int id = t.block_table[blk];
-  slots[i] = key < t.kend ? id * p.block_size + (key - blk * p.block_size) : -1;
+  return key < t.kend ? id * p.block_size + (key - blk * p.block_size) : -1;
+}
+
+template <int BN, int Threads>
+__device__ __forceinline__ void FetchSlots(const Params& p, const Tile& t, int k0, int* slots) {
+  const int i = threadIdx.x % BN;
+  slots[i] = KeySlot(p, t, k0 + i);
 }
 
 // Copies the rows of `slots` (shared memory, from FetchSlots) into `sk` / `sv`

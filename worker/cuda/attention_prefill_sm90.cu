@@ -1,22 +1,23 @@
 // Paged prefill attention on Hopper's warpgroup MMA (wgmma, sm_90a): the
-// tiles, loaders and softmax of attention_prefill.cuh, with two warpgroups of
-// 64 packed query rows each sharing 128-key K/V tiles. S = Q·Kᵀ reads Q and K
-// straight from shared memory (K-major, 128-byte swizzle); O += P·V takes P
-// from registers and V from shared memory as an MN-major operand, so no
-// transposed copy of V is made. Chosen at run time by PagedPrefillAttention
-// where a probe finds this code running (sm_90a machine code on an sm_90
-// device); everywhere else the kernel body is compiled out.
+// tiles and softmax of attention_prefill.cuh, with two MMA warpgroups of 64
+// packed query rows each sharing 128-key K/V tiles, FlashAttention-3 style:
+// a producer warpgroup (few registers, setmaxnreg) issues the paged K/V
+// copies (cp.async) into three stages handed over through mbarriers, and the
+// MMA warpgroups take turns issuing their MMAs (ping-pong on named barriers)
+// so that one's softmax overlaps the other's tensor-core work. S = Q·Kᵀ reads
+// Q and K straight from shared memory (K-major, 128-byte swizzle); O += P·V
+// takes P from registers and V from shared memory as an MN-major operand, so
+// no transposed copy of V is made. Chosen at run time by
+// PagedPrefillAttention where a probe finds this code running (sm_90a machine
+// code on an sm_90 device); everywhere else the kernel body is compiled out.
 #include <map>
 #include <mutex>
 
 #include "worker/cuda/attention.h"
 #include "worker/cuda/attention_prefill.cuh"
+#include "worker/cuda/attention_prefill_sm90.cuh"
 #include "worker/cuda/attention_prefill_sm90.h"
 #include "worker/cuda/cuda_check.h"
-
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define TP_PREFILL_WGMMA 1
-#endif
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -24,118 +25,77 @@ namespace {
 using prefill::Params;
 using prefill::Tile;
 
-constexpr int kWarpGroups = 2;
-constexpr int kThreads = 128 * kWarpGroups;
+// ([[maybe_unused]]: only the kernel body reads them, and it is compiled out
+// where there is no sm_90a code.)
+constexpr int kWarpGroups = 2;  // MMA warpgroups
+constexpr int kMmaThreads = 128 * kWarpGroups;
+[[maybe_unused]] constexpr int kMmaWarps = kMmaThreads / 32;
+constexpr int kThreads = kMmaThreads + 128;  // and a producer warpgroup issuing the K/V copies
+// Registers per thread after setmaxnreg: the producer needs few, the MMA
+// warpgroups' accumulators (O, S and P: 160 at head_dim 128) the rest
+// (56 * 128 + 224 * 256 <= 64K).
+[[maybe_unused]] constexpr int kProducerRegs = 56, kMmaRegs = 224;
 constexpr int kKeyTile = 128;
 constexpr int kStages = 3;  // K/V tiles in flight: the one read, the next, and the one loading
 static_assert(kWarpGroups * 64 == kPrefillTileRows, "one m64 wgmma row block per warpgroup");
+// Named barriers (0 is __syncthreads): Q in place for the MMA warpgroups, and
+// the two "your turn" barriers of the ping-pong (kTurnBarrier + warpgroup).
+[[maybe_unused]] constexpr int kQBarrier = 1, kTurnBarrier = 2;
 
 template <int D>
 constexpr int SmemBytes() {
-  // Q, K and V of each stage, two slot buffers, and 1 KiB of alignment
-  // slack: 225 KiB at head_dim 128.
-  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 2 * kKeyTile * 4 + 1024;
+  // Q, K and V of each stage, a full and an empty mbarrier per stage, and
+  // 1 KiB of alignment slack: 225 KiB at head_dim 128.
+  return (kPrefillTileRows + 2 * kStages * kKeyTile) * D * 2 + 16 * kStages + 1024;
 }
 
 #ifdef TP_PREFILL_WGMMA
-// Shared-memory matrix descriptor with 128-byte swizzle: start address,
-// leading and stride byte offsets (PTX ISA, "Matrix Descriptor Format").
-__device__ __forceinline__ uint64_t Desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32) | (uint64_t{1} << 62);
-}
-__device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void WgmmaWait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// cp.async writes are generic-proxy writes; wgmma reads through the async proxy.
-__device__ __forceinline__ void FenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-// Keeps the compiler from moving accumulator reads or writes across a wgmma
-// fence or wait (it does not see that the asynchronous MMA owns them).
-template <int N>
-__device__ __forceinline__ void PinAccumulators(float (&d)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])::"memory");
-  }
-}
-template <int N>
-__device__ __forceinline__ void PinAccumulators(uint32_t (&a)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    asm volatile("" : "+r"(a[i][0]), "+r"(a[i][1]), "+r"(a[i][2]), "+r"(a[i][3])::"memory");
-  }
-}
+using sm90::CpAsyncMbarArrive;
+using sm90::Desc;
+using sm90::FenceProxyAsync;
+using sm90::MbarArriveLane0;
+using sm90::MbarInit;
+using sm90::MbarWait;
+using sm90::NamedBarrierArrive;
+using sm90::NamedBarrierSync;
+using sm90::PinAccumulators;
+using sm90::WgmmaCommit;
+using sm90::WgmmaFence;
+using sm90::WgmmaPV;
+using sm90::WgmmaSS128;
+using sm90::WgmmaWait;
 
-#define TP_ACC4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
-// d = (scale_d ? d : 0) + A (shared, K-major) * B (shared, K-major), m64n128k16.
-__device__ __forceinline__ void WgmmaSS128(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
-      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
-      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : TP_ACC4(0), TP_ACC4(1),
-        TP_ACC4(2), TP_ACC4(3),
-        TP_ACC4(4), TP_ACC4(5),
-        TP_ACC4(6), TP_ACC4(7),
-        TP_ACC4(8), TP_ACC4(9),
-        TP_ACC4(10), TP_ACC4(11),
-        TP_ACC4(12), TP_ACC4(13),
-        TP_ACC4(14), TP_ACC4(15)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-// d += A (registers) * B (shared, MN-major), m64n128k16.
-__device__ __forceinline__ void WgmmaRS128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
-      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
-      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : TP_ACC4(0), TP_ACC4(1),
-        TP_ACC4(2), TP_ACC4(3),
-        TP_ACC4(4), TP_ACC4(5),
-        TP_ACC4(6), TP_ACC4(7),
-        TP_ACC4(8), TP_ACC4(9),
-        TP_ACC4(10), TP_ACC4(11),
-        TP_ACC4(12), TP_ACC4(13),
-        TP_ACC4(14), TP_ACC4(15)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
-}
-
-// d += A (registers) * B (shared, MN-major), m64n64k16.
-__device__ __forceinline__ void WgmmaRS64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-      : TP_ACC4(0), TP_ACC4(1),
-        TP_ACC4(2), TP_ACC4(3),
-        TP_ACC4(4), TP_ACC4(5),
-        TP_ACC4(6), TP_ACC4(7)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
-}
-#undef TP_ACC4
-
-template <int D>
-__device__ __forceinline__ void WgmmaPV(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t desc_v) {
-  if constexpr (D == 128) {
-    WgmmaRS128(o, a, desc_v);
+// Moves registers between warpgroups (setmaxnreg): the producer gives its
+// spare ones up, the MMA warpgroups take them.
+template <int N, bool kIncrease>
+__device__ __forceinline__ void SetMaxRegs() {
+  if constexpr (kIncrease) {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
   } else {
-    WgmmaRS64(o, a, desc_v);
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
   }
 }
+
+// One producer warp's copies of rows [row0, row0 + 32) of a K/V tile: lane l
+// takes 16-byte chunk l % (D / 8) of every (32 / (D / 8))-th row; `slot` is
+// row row0 + lane's (KeySlot: -1 gives a zero row).
+template <int D>
+__device__ __forceinline__ void IssueRows(const Params& p, const Tile& t, int slot_of_lane, int row0, uint32_t sk,
+                                          uint32_t sv) {
+  constexpr int kChunks = D / 8, kRowsPerPass = 32 / kChunks;
+  const int lane = threadIdx.x & 31, c = lane % kChunks;
+#pragma unroll
+  for (int i = 0; i < 32 / kRowsPerPass; ++i) {
+    const int r = lane / kChunks + i * kRowsPerPass;  // row within the warp's 32
+    const int slot = __shfl_sync(0xffffffffu, slot_of_lane, r);
+    const bool valid = slot >= 0;
+    const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
+    const uint32_t dst = prefill::SwizzledOffset<D, kKeyTile>(row0 + r, c);
+    prefill::CpAsync16(sk + dst, p.k_cache + off, valid);
+    prefill::CpAsync16(sv + dst, p.v_cache + off, valid);
+  }
+}
+
 #endif  // TP_PREFILL_WGMMA
 
 template <int D>
@@ -149,6 +109,7 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   const uint32_t sq = (prefill::SmemAddress(smem_raw) + 1023) & ~1023u;
   const uint32_t sk0 = sq + kPrefillTileRows * D * 2;
   const uint32_t sv0 = sk0 + kStages * kStage;
+  const uint32_t full0 = sv0 + kStages * kStage, empty0 = full0 + 8 * kStages;  // one mbarrier per stage each
   const Tile t = prefill::GetTile(p);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   // Broadcast from lane 0 so the compiler knows the warpgroup index -- and
@@ -156,25 +117,59 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   // divergent gets serialized.
   const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
   const int num_tiles = __shfl_sync(0xffffffffu, (t.kend + kKeyTile - 1) / kKeyTile, 0);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      MbarInit(full0 + 8 * s, 128);         // the producer threads, as their copies land
+      MbarInit(empty0 + 8 * s, kMmaWarps);  // one arrival per MMA warp once its P·V has read the stage
+    }
+  }
+  __syncthreads();
 
-  // Tiles 0 and 1 start loading, and tile 2's slots are fetched (the
-  // lookups run a tile ahead of the copies; two slot buffers alternate).
-  int* slot_buf = reinterpret_cast<int*>(smem_raw + (sv0 + kStages * kStage - prefill::SmemAddress(smem_raw)));
-  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
-  prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + kKeyTile, sk0 + kStage, sv0 + kStage);
+  if (wg == kWarpGroups) {  // the producer warpgroup: K/V tiles into the stages, tile after tile
+    SetMaxRegs<kProducerRegs, false>();
+    // Warp w copies rows [32w, 32w + 32) of each tile; lane l looks up row
+    // 32w + l's slot a tile ahead, so the block-table load's latency hides
+    // behind the wait for a free stage.
+    const int row0 = (warp & 3) * 32;
+    int slot = prefill::KeySlot(p, t, row0 + lane);
+    for (int j = 0; j < num_tiles; ++j) {
+      const int s = j % kStages;
+      MbarWait(empty0 + 8 * s, ((j / kStages) & 1) ^ 1);  // tile j - 3's P·V is done in both warpgroups
+      IssueRows<D>(p, t, slot, row0, sk0 + s * kStage, sv0 + s * kStage);
+      CpAsyncMbarArrive(full0 + 8 * s);
+      slot = prefill::KeySlot(p, t, (j + 1) * kKeyTile + row0 + lane);  // past the last tile: unused
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread (none were committed)
+    return;
+  }
+  SetMaxRegs<kMmaRegs, true>();
+
+  // The MMA warpgroups. Q: copied by their 256 threads, waited for by all.
+  prefill::LoadQ<D, kMmaThreads>(p, t, sq);
   prefill::CpAsyncCommit();
-  __syncthreads();  // both buffers read before tile 2's slots overwrite the first
-  prefill::FetchSlots<kKeyTile, kThreads>(p, t, 2 * kKeyTile, slot_buf);
+  prefill::CpAsyncWait<0>();
+  FenceProxyAsync();
+  NamedBarrierSync(kQBarrier, kMmaThreads);
 
   const int row_a = warp * 16 + (lane >> 2);
   const int pos[2] = {prefill::RowPosition(p, t, row_a), prefill::RowPosition(p, t, row_a + 8)};
   const int wg_first = prefill::RowPosition(p, t, wg * 64);
   // A warpgroup of padding rows only (a short tile: decode rows in a mixed
-  // step) computes nothing. The others run every key tile of the block: past
-  // a warpgroup's last position a tile is fully masked, which costs at most
-  // one tile and keeps the loop free of branches the compiler cannot prove
-  // uniform (they make it serialize the MMAs).
+  // step) computes nothing but still releases every stage. The others run
+  // every key tile of the block: past a warpgroup's last position a tile is
+  // fully masked, which costs at most one tile and keeps the loop free of
+  // branches the compiler cannot prove uniform (they make it serialize the
+  // MMAs).
   const bool active = __shfl_sync(0xffffffffu, wg_first >= 0 ? 1 : 0, 0) != 0;
+  // Ping-pong: with both warpgroups active they take turns issuing their
+  // MMAs (named barrier kTurnBarrier + wg is "wg may issue"), so that one's
+  // softmax runs while the other's Q·Kᵀ and P·V keep the tensor cores busy.
+  const bool pingpong = t.rows > 64;
+  auto wait_full = [&](int tile) {
+    MbarWait(full0 + 8 * (tile % kStages), (tile / kStages) & 1);
+    FenceProxyAsync();  // cp.async wrote through the generic proxy; wgmma reads through the async one
+  };
+  auto release = [&](int tile) { MbarArriveLane0(empty0 + 8 * (tile % kStages), lane); };
   auto needs_mask = [&](int tile) { return tile * kKeyTile + kKeyTile - 1 > wg_first; };
   // S = Q · K(tile)ᵀ, issued and committed (not waited for).
   auto issue_scores = [&](float (&s)[kN8][4], int tile) {
@@ -188,8 +183,9 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
     }
     WgmmaCommit();
   };
-  // O += P · V(stage at sv), committed.
-  auto issue_pv = [&](float (&o)[D / 8][4], const uint32_t (&pa)[kKeyTile / 16][4], uint32_t sv) {
+  // O += P · V(tile), committed.
+  auto issue_pv = [&](float (&o)[D / 8][4], const uint32_t (&pa)[kKeyTile / 16][4], int tile) {
+    const uint32_t sv = sv0 + (tile % kStages) * kStage;
 #pragma unroll
     for (int kk = 0; kk < kKeyTile / 16; ++kk) {
       // 16 keys: two 8-row groups (SBO 1 KiB); the next 64 columns of V are
@@ -214,37 +210,15 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   prefill::RowState st;
 
-  // Tile j + 2's copies start (stage (j + 2) % 3, last read by P·V of tile
-  // j - 1, which every warpgroup waited for before this iteration's
-  // barrier) from the slots fetched last iteration, and tile j + 3's slots
-  // are fetched into the other buffer (read next iteration, after its
-  // barrier). Unconditional: past the last tile the slots are all -1, so the
-  // copies only zero a stage that nothing reads any more.
-  auto load_ahead = [&](int j) {
-    const uint32_t stage = ((j + 2) % kStages) * kStage;
-    prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + (j & 1) * kKeyTile, sk0 + stage, sv0 + stage);
-    prefill::CpAsyncCommit();
-    prefill::FetchSlots<kKeyTile, kThreads>(p, t, (j + 3) * kKeyTile, slot_buf + ((j + 1) & 1) * kKeyTile);
-  };
-  // Q and tile 0 in place.
-  prefill::CpAsyncWait<1>();
-  FenceProxyAsync();
-  __syncthreads();
-  // Tile j + 1 arrived for every thread (the same barrier in both branches
-  // below: a named barrier may be reached from different places).
-  auto wait_next = [&](int j) {
-    if (j + 1 < num_tiles) {
-      prefill::CpAsyncWait<0>();
-      FenceProxyAsync();
-    }
-    asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory");
-  };
   if (!active) {
     for (int j = 0; j < num_tiles; ++j) {
-      wait_next(j);
-      load_ahead(j);
+      wait_full(j);
+      release(j);
     }
   } else {
+    // Warpgroup 0 takes the first turn (a pass it grants itself).
+    if (pingpong && wg == 0) NamedBarrierArrive(kTurnBarrier, kMmaThreads);
+    wait_full(0);
     WgmmaFence();
     issue_scores(s, 0);
     WgmmaWait<0>();
@@ -252,33 +226,39 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
     prefill::SoftmaxStep<kN8>(s, st, 0, pos, needs_mask(0), p.scale_log2, corr);
     pack(s, pa);
     // Iteration j: O += P(j)·V(j) and S = Q·K(j + 1)ᵀ run on the tensor
-    // cores while this warpgroup issues the loads ahead, then turns the new
-    // scores into probabilities while P·V finishes.
+    // cores, then this warpgroup turns the new scores into probabilities
+    // while P·V finishes and the other warpgroup's MMAs run.
     for (int j = 0; j < num_tiles; ++j) {
-      wait_next(j);
-      const uint32_t sv = sv0 + (j % kStages) * kStage;
+      const bool more = j + 1 < num_tiles;
+      if (more) wait_full(j + 1);
+      if (pingpong) NamedBarrierSync(kTurnBarrier + wg, kMmaThreads);
       // O and P were last written by ordinary instructions: they must be in
       // their registers before the fence that hands them to the tensor cores.
       PinAccumulators(o);
       PinAccumulators(pa);
       WgmmaFence();
-      if (j + 1 < num_tiles) {
+      // After issuing, the other warpgroup's turn; its last pass would find
+      // no one waiting, so warpgroup 1 leaves its final one out (a named
+      // barrier must not carry arrivals past the block's end).
+      if (more) {
         issue_scores(s, j + 1);
-        issue_pv(o, pa, sv);
-        load_ahead(j);
+        issue_pv(o, pa, j);
+        if (pingpong) NamedBarrierArrive(kTurnBarrier + 1 - wg, kMmaThreads);
         WgmmaWait<1>();  // the scores; P·V may still run
         PinAccumulators(s);
         prefill::SoftmaxStep<kN8>(s, st, (j + 1) * kKeyTile, pos, needs_mask(j + 1), p.scale_log2, corr);
         WgmmaWait<0>();
         PinAccumulators(o);
         PinAccumulators(pa);  // P(j) stayed untouched until its MMA finished
+        release(j);
         prefill::RescaleRows(o, corr);
         pack(s, pa);
       } else {  // the last tile
-        issue_pv(o, pa, sv);
-        load_ahead(j);
+        issue_pv(o, pa, j);
+        if (pingpong && wg == 0) NamedBarrierArrive(kTurnBarrier + 1, kMmaThreads);
         WgmmaWait<0>();
         PinAccumulators(o);
+        release(j);
       }
     }
   }
