@@ -290,7 +290,8 @@ INSTANTIATE_TEST_SUITE_P(
                       // YaRN (factor 4 over 128 positions), prompts to 450 tokens.
                       std::make_tuple("tests/fixtures/tiny-qwen2-yarn", 3, false),
                       // Quantized checkpoints (docs/quantization.md): AWQ and
-                      // GPTQ dequantized to bf16 as they load, FP8 kept in FP8.
+                      // GPTQ kept packed in int4/int8 (their exact dequantized
+                      // weights, so the bf16 tolerance), FP8 kept in FP8.
                       std::make_tuple("tests/fixtures/tiny-qwen2-awq", 4, false),
                       std::make_tuple("tests/fixtures/tiny-qwen2-gptq-int4", 4, false),
                       std::make_tuple("tests/fixtures/tiny-qwen2-gptq-int8", 4, false),

@@ -1,0 +1,297 @@
+#include "worker/cuda/gemv_int.h"
+
+#include "absl/strings/str_cat.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+// One warp per output row, small blocks (as in gemv.cu: every block is
+// resident at once, so balance decides the tail).
+constexpr int kWarpsPerBlock = 4;
+// 16-byte chunks each lane keeps in flight.
+constexpr int kUnroll = 4;
+// 2^23 as a float: OR-ing a code q < 2^23 into its mantissa gives 2^23 + q.
+constexpr uint32_t kMagicBits = 0x4B000000u;
+constexpr float kMagic = 8388608.0f;
+
+// acc[m] += scale * Σ_j (q_j - zero) x[m, j] over one 16-byte chunk (32 int4
+// or 16 int8 codes, all in one group since groups are multiples of 32).
+// q - zero is formed exactly as (2^23 + q) - (2^23 + zero) -- one OR and one
+// FADD per code instead of an integer-to-float conversion -- and the scale
+// is applied once per chunk.
+template <int BITS, int M>
+__device__ __forceinline__ void Dot(const uint4& chunk, const bf16* __restrict__ x, int k, int c, float scale,
+                                    int zero, float (&acc)[M]) {
+  constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS;
+  constexpr uint32_t kMask = (1u << BITS) - 1;
+  const float zf = kMagic + static_cast<float>(zero);
+  const uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+  float part[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) part[m] = 0.0f;
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+    float q[kPerWord];
+#pragma unroll
+    for (int j = 0; j < kPerWord; ++j) q[j] = __uint_as_float(((words[t] >> (BITS * j)) & kMask) | kMagicBits) - zf;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const bf16* xr = x + static_cast<size_t>(m) * k + c * kPerChunk + t * kPerWord;
+      uint32_t xw[kPerWord / 2];
+      if constexpr (BITS == 4) {
+        const uint4 v = __ldg(reinterpret_cast<const uint4*>(xr));
+        xw[0] = v.x, xw[1] = v.y, xw[2] = v.z, xw[3] = v.w;
+      } else {
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(xr));
+        xw[0] = v.x, xw[1] = v.y;
+      }
+#pragma unroll
+      for (int p = 0; p < kPerWord / 2; ++p) {
+        // bf16 -> float is a 16-bit shift.
+        part[m] = fmaf(q[2 * p], __uint_as_float(xw[p] << 16), part[m]);
+        part[m] = fmaf(q[2 * p + 1], __uint_as_float(xw[p] & 0xFFFF0000u), part[m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = fmaf(part[m], scale, acc[m]);
+}
+
+// Streams R packed rows (one warp; lanes stride the rows in 16-byte chunks,
+// kUnroll / R chunks per row in flight) into acc[r][m]. The first chunks are
+// requested before PdlWait(): weights do not depend on the previous kernel.
+template <int BITS, int M, int R>
+__device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
+                                           int k, float (&acc)[R][M]) {
+  constexpr int kPerChunk = 128 / BITS, kLoads = kUnroll / R > 0 ? kUnroll / R : 1;
+  const int lane = threadIdx.x & 31;
+  const int chunks = k / kPerChunk, groups = k / w.group, per_group = w.group / kPerChunk;
+  const uint4* wr[R];
+  const float* sr[R];
+  const uint16_t* zr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    wr[r] = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rows[r]) * chunks;
+    sr[r] = w.scale + static_cast<size_t>(rows[r]) * groups;
+    zr[r] = w.zero + static_cast<size_t>(rows[r]) * groups;
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
+  }
+  int c = lane;
+  uint4 wv[R][kLoads];
+  auto load = [&]() {
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) wv[r][u] = __ldcs(wr[r] + c + 32 * u);  // streamed once
+    }
+  };
+  bool full = c + 32 * (kLoads - 1) < chunks;
+  if (full) load();
+  PdlWait();
+  PdlTrigger();
+  while (full) {
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int cc = c + 32 * u, g = cc / per_group;
+#pragma unroll
+      for (int r = 0; r < R; ++r) Dot<BITS, M>(wv[r][u], x, k, cc, __ldg(sr[r] + g), __ldg(zr[r] + g), acc[r]);
+    }
+    c += 32 * kLoads;
+    full = c + 32 * (kLoads - 1) < chunks;
+    if (full) load();
+  }
+  for (; c < chunks; c += 32) {
+    const int g = c / per_group;
+#pragma unroll
+    for (int r = 0; r < R; ++r) Dot<BITS, M>(__ldcs(wr[r] + c), x, k, c, __ldg(sr[r] + g), __ldg(zr[r] + g), acc[r]);
+  }
+}
+
+template <int BITS, int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
+                  bool out_fp32, int n, int k) {
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= n) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
+  float acc[1][M];
+  StreamRows<BITS, M, 1>(w, {row}, x, k, acc);
+  const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float v = WarpSum(acc[0][m]) + b;
+    if (lane == 0) {
+      const size_t idx = static_cast<size_t>(m) * n + row;
+      if (out_fp32) {
+        static_cast<float*>(out)[idx] = v;
+      } else {
+        static_cast<bf16*>(out)[idx] = __float2bfloat16(v);
+      }
+    }
+  }
+}
+
+// Gate row i and up row inter + i streamed together; writes the activation.
+template <int BITS, int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvIntSiluMulKernel(const bf16* __restrict__ x, IntWeightView w, bf16* __restrict__ out, int inter, int k) {
+  const int lane = threadIdx.x & 31;
+  const int col = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (col >= inter) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
+  float acc[2][M];
+  StreamRows<BITS, M, 2>(w, {col, inter + col}, x, k, acc);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float gs = __bfloat162float(__float2bfloat16(WarpSum(acc[0][m])));
+    const float us = __bfloat162float(__float2bfloat16(WarpSum(acc[1][m])));
+    if (lane == 0) {
+      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+      out[static_cast<size_t>(m) * inter + col] = __float2bfloat16(act * us);
+    }
+  }
+}
+
+__global__ void GatherColumnsKernel(const bf16* __restrict__ x, const int32_t* __restrict__ perm,
+                                    bf16* __restrict__ out, int m, int k) {
+  const int64_t total = static_cast<int64_t>(m) * k;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / k, j = i % k;
+    out[i] = x[r * k + perm[j]];
+  }
+}
+
+// One thread per 32-bit word of codes.
+template <int BITS>
+__global__ void DequantizeIntKernel(IntWeightView w, int n, int k, bf16* __restrict__ out) {
+  constexpr int kPerWord = 32 / BITS;
+  constexpr uint32_t kMask = (1u << BITS) - 1;
+  const int words_per_row = k / kPerWord, groups = k / w.group;
+  const int64_t total = static_cast<int64_t>(n) * words_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t o = i / words_per_row;
+    const int j0 = static_cast<int>(i % words_per_row) * kPerWord;
+    const int64_t g = o * groups + j0 / w.group;
+    const float s = w.scale[g];
+    const int z = w.zero[g];
+    const uint32_t word = w.codes[i];
+    bf16* row = out + o * k;
+#pragma unroll
+    for (int j = 0; j < kPerWord; ++j) {
+      const int q = static_cast<int>((word >> (BITS * j)) & kMask);
+      // The integer difference is exact in float; one rounding of the
+      // product, then one to bf16: common/quant's value rounded once.
+      const float v = static_cast<float>(q - z) * s;
+      row[w.perm != nullptr ? w.perm[j0 + j] : j0 + j] = __float2bfloat16(v);
+    }
+  }
+}
+
+int GridFor(int64_t work, int threads) {
+  const int64_t blocks = (work + threads - 1) / threads;
+  return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+template <int BITS, int M>
+absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
+                        int k, cudaStream_t stream) {
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((n + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  return absl::OkStatus();
+}
+
+template <int BITS, int M>
+absl::Status LaunchSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int inter, int k, cudaStream_t stream) {
+  TP_CUDA_CHECK(LaunchPdl(GemvIntSiluMulKernel<BITS, M>, dim3((inter + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, out, inter, k));
+  return absl::OkStatus();
+}
+
+template <int BITS>
+absl::Status GemvRows(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                      int n, int k, cudaStream_t stream) {
+  switch (m) {
+    case 1: return LaunchGemv<BITS, 1>(x, w, bias, out, out_fp32, n, k, stream);
+    case 2: return LaunchGemv<BITS, 2>(x, w, bias, out, out_fp32, n, k, stream);
+    case 3: return LaunchGemv<BITS, 3>(x, w, bias, out, out_fp32, n, k, stream);
+    case 4: return LaunchGemv<BITS, 4>(x, w, bias, out, out_fp32, n, k, stream);
+    default: return absl::InvalidArgumentError(absl::StrCat("GemvInt: 1 to 4 rows, not ", m));
+  }
+}
+
+template <int BITS>
+absl::Status SiluMulRows(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
+                         cudaStream_t stream) {
+  switch (m) {
+    case 1: return LaunchSiluMul<BITS, 1>(x, w, out, inter, k, stream);
+    case 2: return LaunchSiluMul<BITS, 2>(x, w, out, inter, k, stream);
+    case 3: return LaunchSiluMul<BITS, 3>(x, w, out, inter, k, stream);
+    case 4: return LaunchSiluMul<BITS, 4>(x, w, out, inter, k, stream);
+    default: return absl::InvalidArgumentError(absl::StrCat("GemvIntSiluMul: 1 to 4 rows, not ", m));
+  }
+}
+
+}  // namespace
+
+absl::Status CheckIntShape(const IntWeightView& w, int n, int k) {
+  if (w.bits != 4 && w.bits != 8) return absl::InvalidArgumentError(absl::StrCat("int weights: bits ", w.bits));
+  if (n <= 0 || k <= 0 || k % 32 != 0 || w.group <= 0 || w.group % 32 != 0 || k % w.group != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("int weights [", n, ", ", k, "] with group ", w.group,
+                                                   ": k and the group must be multiples of 32, the group "
+                                                   "dividing k"));
+  }
+  if (w.codes == nullptr || w.scale == nullptr || w.zero == nullptr) {
+    return absl::InvalidArgumentError("int weights: null codes, scales or zero points");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                     int n, int k, cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
+  return w.bits == 4 ? GemvRows<4>(x, w, bias, out, out_fp32, m, n, k, stream)
+                     : GemvRows<8>(x, w, bias, out, out_fp32, m, n, k, stream);
+}
+
+absl::Status GemvIntSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
+                            cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, 2 * inter, k); !s.ok()) return s;
+  return w.bits == 4 ? SiluMulRows<4>(x, w, out, m, inter, k, stream)
+                     : SiluMulRows<8>(x, w, out, m, inter, k, stream);
+}
+
+absl::Status GatherColumns(const bf16* x, const int32_t* perm, bf16* out, int m, int k, cudaStream_t stream) {
+  if (m <= 0 || k <= 0 || perm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("GatherColumns: m ", m, ", k ", k));
+  }
+  GatherColumnsKernel<<<GridFor(int64_t{m} * k, 256), 256, 0, stream>>>(x, perm, out, m, k);
+  TP_CUDA_CHECK(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+absl::Status DequantizeInt(const IntWeightView& w, int n, int k, bf16* out, cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
+  const int64_t words = static_cast<int64_t>(n) * (k * w.bits / 32);
+  if (w.bits == 4) {
+    DequantizeIntKernel<4><<<GridFor(words, 256), 256, 0, stream>>>(w, n, k, out);
+  } else {
+    DequantizeIntKernel<8><<<GridFor(words, 256), 256, 0, stream>>>(w, n, k, out);
+  }
+  TP_CUDA_CHECK(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve::worker::cuda
