@@ -8,35 +8,47 @@
 namespace tpserve::worker::cuda {
 namespace {
 
-// One warp per output row, small blocks (as in gemv.cu: every block is
-// resident at once, so balance decides the tail).
+// Small blocks (as in gemv.cu: every block is resident at once, so balance
+// decides the tail); each warp streams two weight rows, so every input
+// value it converts serves both.
 constexpr int kWarpsPerBlock = 4;
-// 16-byte chunks each lane keeps in flight.
-constexpr int kUnroll = 4;
-// 2^23 as a float: OR-ing a code q < 2^23 into its mantissa gives 2^23 + q.
+constexpr int kRowsPerWarp = 2;
+// 16-byte chunks of each row a lane keeps in flight.
+constexpr int kLoads = 4;
+// 2^23 as a float: OR-ing an integer v < 2^23 into its mantissa gives 2^23 + v.
 constexpr uint32_t kMagicBits = 0x4B000000u;
 constexpr float kMagic = 8388608.0f;
 
-// acc[m] += scale * Σ_j (q_j - zero) x[m, j] over one 16-byte chunk (32 int4
-// or 16 int8 codes, all in one group since groups are multiples of 32).
-// q - zero is formed exactly as (2^23 + q) - (2^23 + zero) -- one OR and one
-// FADD per code instead of an integer-to-float conversion -- and the scale
-// is applied once per chunk.
-template <int BITS, int M>
-__device__ __forceinline__ void Dot(const uint4& chunk, const bf16* __restrict__ x, int k, int c, float scale,
-                                    int zero, float (&acc)[M]) {
-  constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS;
+// One 16-byte chunk of each of R rows (32 int4 or 16 int8 codes, all in one
+// group since groups are multiples of 32) dotted with the same inputs of M
+// rows of x: acc[r][m] += scale[r] * Σ_j (q_j - zero[r]) x[m, j].
+//
+// Dequantizing in registers costs integer work per code, and decode is
+// only bandwidth bound while that stays small, so: a code stays at its bit
+// position p within a 16-bit half word and is ORed into the mantissa of 2^23
+// (one LOP3 per code, one shift per word), giving 2^23 + 2^(bits*p) q
+// exactly; subtracting 2^23 + 2^(bits*p) zero leaves 2^(bits*p) (q - zero)
+// exactly, and the per-position sums are brought back by exact powers of two
+// at the end of the chunk. The inputs are converted once for all R rows.
+template <int BITS, int M, int R>
+__device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restrict__ x, int k, int c,
+                                    const float (&scale)[R], const int (&zero)[R], float (&acc)[R][M]) {
+  constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS, kPos = 16 / BITS;
   constexpr uint32_t kMask = (1u << BITS) - 1;
-  const float zf = kMagic + static_cast<float>(zero);
-  const uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
-  float part[M];
+  float zf[R][kPos];
+  float part[R][kPos][M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) part[m] = 0.0f;
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int p = 0; p < kPos; ++p) {
+      zf[r][p] = kMagic + static_cast<float>(zero[r] << (BITS * p));  // zero <= 256: exact
+#pragma unroll
+      for (int m = 0; m < M; ++m) part[r][p][m] = 0.0f;
+    }
+  }
 #pragma unroll
   for (int t = 0; t < 4; ++t) {
-    float q[kPerWord];
-#pragma unroll
-    for (int j = 0; j < kPerWord; ++j) q[j] = __uint_as_float(((words[t] >> (BITS * j)) & kMask) | kMagicBits) - zf;
+    float xf[M][kPerWord];
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const bf16* xr = x + static_cast<size_t>(m) * k + c * kPerChunk + t * kPerWord;
@@ -49,24 +61,46 @@ __device__ __forceinline__ void Dot(const uint4& chunk, const bf16* __restrict__
         xw[0] = v.x, xw[1] = v.y;
       }
 #pragma unroll
-      for (int p = 0; p < kPerWord / 2; ++p) {
-        // bf16 -> float is a 16-bit shift.
-        part[m] = fmaf(q[2 * p], __uint_as_float(xw[p] << 16), part[m]);
-        part[m] = fmaf(q[2 * p + 1], __uint_as_float(xw[p] & 0xFFFF0000u), part[m]);
+      for (int i = 0; i < kPerWord / 2; ++i) {  // bf16 -> float: the upper 16 bits
+        xf[m][2 * i] = __uint_as_float(xw[i] << 16);
+        xf[m][2 * i + 1] = __uint_as_float(xw[i] & 0xFFFF0000u);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint32_t word = t == 0 ? chunk[r].x : t == 1 ? chunk[r].y : t == 2 ? chunk[r].z : chunk[r].w;
+      const uint32_t halves[2] = {word, word >> 16};
+#pragma unroll
+      for (int j = 0; j < kPerWord; ++j) {
+        const int p = j % kPos;
+        const float q = __uint_as_float((halves[j / kPos] & (kMask << (BITS * p))) | kMagicBits) - zf[r][p];
+#pragma unroll
+        for (int m = 0; m < M; ++m) part[r][p][m] = fmaf(q, xf[m][j], part[r][p][m]);
       }
     }
   }
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = fmaf(part[m], scale, acc[m]);
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float sum = part[r][0][m];
+#pragma unroll
+      for (int p = 1; p < kPos; ++p) sum = fmaf(part[r][p][m], 1.0f / static_cast<float>(1 << (BITS * p)), sum);
+      acc[r][m] = fmaf(sum, scale[r], acc[r][m]);
+    }
+  }
 }
 
-// Streams R packed rows (one warp; lanes stride the rows in 16-byte chunks,
-// kUnroll / R chunks per row in flight) into acc[r][m]. The first chunks are
-// requested before PdlWait(): weights do not depend on the previous kernel.
+// Streams R packed rows (one warp; lanes stride the rows in 16-byte chunks)
+// into acc[r][m]. Each round requests kLoads chunks of every row with their
+// scales and zero points at once (predicated, so short rows -- int4 rows of
+// 3,584 inputs are 112 chunks -- are not left to a serial tail); the first
+// round is requested before PdlWait(), since weights do not depend on the
+// previous kernel.
 template <int BITS, int M, int R>
 __device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
                                            int k, float (&acc)[R][M]) {
-  constexpr int kPerChunk = 128 / BITS, kLoads = kUnroll / R > 0 ? kUnroll / R : 1;
+  constexpr int kPerChunk = 128 / BITS;
   const int lane = threadIdx.x & 31;
   const int chunks = k / kPerChunk, groups = k / w.group, per_group = w.group / kPerChunk;
   const uint4* wr[R];
@@ -80,34 +114,34 @@ __device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&r
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
   }
-  int c = lane;
-  uint4 wv[R][kLoads];
-  auto load = [&]() {
+  uint4 wv[kLoads][R];
+  float sv[kLoads][R];
+  int zv[kLoads][R];
+  auto load = [&](int base) {
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) {
+      const int c = base + 32 * u;
+      if (c < chunks) {
 #pragma unroll
-      for (int r = 0; r < R; ++r) wv[r][u] = __ldcs(wr[r] + c + 32 * u);  // streamed once
+        for (int r = 0; r < R; ++r) {
+          wv[u][r] = __ldcs(wr[r] + c);  // streamed once
+          sv[u][r] = __ldg(sr[r] + c / per_group);
+          zv[u][r] = __ldg(zr[r] + c / per_group);
+        }
+      }
     }
   };
-  bool full = c + 32 * (kLoads - 1) < chunks;
-  if (full) load();
+  int base = lane;
+  load(base);
   PdlWait();
   PdlTrigger();
-  while (full) {
+  while (base < chunks) {
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) {
-      const int cc = c + 32 * u, g = cc / per_group;
-#pragma unroll
-      for (int r = 0; r < R; ++r) Dot<BITS, M>(wv[r][u], x, k, cc, __ldg(sr[r] + g), __ldg(zr[r] + g), acc[r]);
+      if (base + 32 * u < chunks) Dot<BITS, M, R>(wv[u], x, k, base + 32 * u, sv[u], zv[u], acc);
     }
-    c += 32 * kLoads;
-    full = c + 32 * (kLoads - 1) < chunks;
-    if (full) load();
-  }
-  for (; c < chunks; c += 32) {
-    const int g = c / per_group;
-#pragma unroll
-    for (int r = 0; r < R; ++r) Dot<BITS, M>(__ldcs(wr[r] + c), x, k, c, __ldg(sr[r] + g), __ldg(zr[r] + g), acc[r]);
+    base += 32 * kLoads;
+    if (base < chunks) load(base);
   }
 }
 
@@ -116,24 +150,30 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
                   bool out_fp32, int n, int k) {
   const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * kRowsPerWarp;
   if (row >= n) {
     PdlWait();
     PdlTrigger();
     return;
   }
-  float acc[1][M];
-  StreamRows<BITS, M, 1>(w, {row}, x, k, acc);
-  const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+  // An odd last row streams twice and is written once.
+  const int rows[kRowsPerWarp] = {row, min(row + 1, n - 1)};
+  float acc[kRowsPerWarp][M];
+  StreamRows<BITS, M, kRowsPerWarp>(w, rows, x, k, acc);
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float v = WarpSum(acc[0][m]) + b;
-    if (lane == 0) {
-      const size_t idx = static_cast<size_t>(m) * n + row;
-      if (out_fp32) {
-        static_cast<float*>(out)[idx] = v;
-      } else {
-        static_cast<bf16*>(out)[idx] = __float2bfloat16(v);
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    if (row + r >= n) break;
+    const float b = bias != nullptr ? __bfloat162float(bias[row + r]) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float v = WarpSum(acc[r][m]) + b;
+      if (lane == 0) {
+        const size_t idx = static_cast<size_t>(m) * n + row + r;
+        if (out_fp32) {
+          static_cast<float*>(out)[idx] = v;
+        } else {
+          static_cast<bf16*>(out)[idx] = __float2bfloat16(v);
+        }
       }
     }
   }
@@ -150,8 +190,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     PdlTrigger();
     return;
   }
+  const int rows[2] = {col, inter + col};
   float acc[2][M];
-  StreamRows<BITS, M, 2>(w, {col, inter + col}, x, k, acc);
+  StreamRows<BITS, M, 2>(w, rows, x, k, acc);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     const float gs = __bfloat162float(__float2bfloat16(WarpSum(acc[0][m])));
@@ -208,7 +249,8 @@ int GridFor(int64_t work, int threads) {
 template <int BITS, int M>
 absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
                         int k, cudaStream_t stream) {
-  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((n + kWarpsPerBlock - 1) / kWarpsPerBlock),
+  const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp;
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
                           dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
   return absl::OkStatus();
 }
