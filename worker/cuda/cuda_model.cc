@@ -272,9 +272,9 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     }
     TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj, t, h, nh * d));
     TP_RETURN_IF_ERROR(AddProjAndNorm(true, w.post_norm.as<bf16>(), t));
-    if (t <= kGemvFastRows && w.gate_up.packed_int()) {  // AWQ/GPTQ decode: the same on packed codes
+    if (w.gate_up.packed_int() && t <= std::min(kGemvFastRows, kGemvIntMaxRows)) {  // the same on AWQ/GPTQ codes
       TP_RETURN_IF_ERROR(gemm_->LinearIntSiluMul(normed, w.gate_up.int_view(), act_.as<bf16>(), t, inter, h, stream_));
-    } else if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
+    } else if (t <= kGemvFastRows && !w.gate_up.packed_int()) {  // decode: gate/up and SiLU in one pass
       TP_RETURN_IF_ERROR(w.gate_up.fp8() ? GemvFp8SiluMul(normed, w.gate_up.data.as<__nv_fp8_e4m3>(),
                                                           w.gate_up.scale.as<float>(), act_.as<bf16>(), t, inter,
                                                           h, stream_)

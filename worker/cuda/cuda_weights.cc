@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/model/model_tensors.h"
 #include "common/logging.h"
+#include "common/model/model_tensors.h"
 #include "common/model/tensor_parallel.h"
 #include "common/quant/quant_linear.h"
 #include "common/quant/tp_partition.h"
@@ -137,7 +137,8 @@ class LinearReader {
         const int64_t real = p.end - p.begin;
         TP_ASSIGN_OR_RETURN(DeviceBuffer tmp, DeviceBuffer::Allocate(static_cast<size_t>(piece_rows[i] * real * 2)));
         TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, true, tmp.as<bf16>()));
-        TP_CUDA_CHECK(cudaMemcpy2D(dst, k * 2, tmp.data(), real * 2, real * 2, piece_rows[i], cudaMemcpyDeviceToDevice));
+        TP_CUDA_CHECK(
+            cudaMemcpy2D(dst, k * 2, tmp.data(), real * 2, real * 2, piece_rows[i], cudaMemcpyDeviceToDevice));
       } else {
         TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, p.columns, dst));
       }
@@ -195,7 +196,9 @@ class LinearReader {
       if (!p.columns && p.pad > 0) AppendZeroRows(*r, p.pad);
       TP_RETURN_IF_ERROR(AppendRows(all, *r));
     }
-    if (all.k != k) return absl::InternalError(absl::StrCat(pieces[0].prefix, ": repacked ", all.k, " inputs, not ", k));
+    if (all.k != k) {
+      return absl::InternalError(absl::StrCat(pieces[0].prefix, ": repacked ", all.k, " inputs, not ", k));
+    }
     TP_ASSIGN_OR_RETURN(lw.data, UploadVector(all.codes, total));
     TP_ASSIGN_OR_RETURN(lw.scale, UploadVector(all.scale, total));
     TP_ASSIGN_OR_RETURN(lw.zero, UploadVector(all.zero, total));
@@ -349,7 +352,8 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
                                    {{name("self_attn.o_proj"), p.first_head * d, (p.first_head + nh) * d, true}},
                                    quant, w.bytes));
     TP_RETURN_IF_ERROR(linear.Fill(lw.gate_up, h,
-                                   {{name("mlp.gate_proj"), i0, i1, false, pad}, {name("mlp.up_proj"), i0, i1, false, pad}},
+                                   {{name("mlp.gate_proj"), i0, i1, false, pad},
+                                    {name("mlp.up_proj"), i0, i1, false, pad}},
                                    quant, w.bytes));
     TP_RETURN_IF_ERROR(linear.Fill(lw.down, inter, {{name("mlp.down_proj"), i0, i1, true, pad}}, quant, w.bytes));
     w.layers.push_back(std::move(lw));

@@ -222,7 +222,7 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
                              bool out_fp32, int m, int n, int k, cudaStream_t stream) {
   if (m < 0) return absl::InvalidArgumentError(absl::StrCat("int GEMM rows ", m));
   if (m == 0) return absl::OkStatus();
-  if (m <= kGemvFastRows && !force_cublas_) {
+  if (m <= std::min(kGemvFastRows, kGemvIntMaxRows) && !force_cublas_) {
     if (w.perm == nullptr) return GemvInt(x, w, bias, out, out_fp32, m, n, k, stream);
     if (k > int_k_) {
       return absl::FailedPreconditionError(absl::StrCat("int GEMV of ", k, " inputs over the reserved ", int_k_));
@@ -240,8 +240,8 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
 
 absl::Status Gemm::LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                     int inter, int k, cudaStream_t stream) {
-  if (m < 1 || m > kGemvFastRows) {
-    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", kGemvFastRows, " rows, not ", m));
+  if (m < 1 || m > kGemvIntMaxRows) {
+    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", kGemvIntMaxRows, " rows, not ", m));
   }
   if (w.perm == nullptr) return GemvIntSiluMul(x, w, out, m, inter, k, stream);
   if (k > int_k_) {

@@ -61,7 +61,7 @@ class Gemm {
   absl::Status LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                          bool out_fp32, int m, int n, int k, cudaStream_t stream);
   // Decode's gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
-  // GemvIntSiluMul, 1 <= m <= kGemvFastRows.
+  // GemvIntSiluMul, 1 <= m <= kGemvIntMaxRows.
   absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                 int inter, int k, cudaStream_t stream);
   // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16

@@ -35,19 +35,24 @@ struct IntWeightView {
   int group = 128;                  // inputs per group: a multiple of 32 dividing k
 };
 
+// Row counts GemvInt and GemvIntSiluMul take.
+inline constexpr int kGemvIntMaxRows = 2;
+
 // Checks bits, group and that k is a multiple of 32 and of the group;
 // INVALID_ARGUMENT naming the value otherwise.
 absl::Status CheckIntShape(const IntWeightView& w, int n, int k);
 
 // out[m, n] = x[m, k] · W[n, k]ᵀ + bias[n] (bias may be null), bf16 or float
-// output, 1 <= m <= 4. x is in canonical input order (GatherColumns first
-// when w.perm is set).
+// output, 1 <= m <= 2 (decode: larger row counts dequantize and use
+// cuBLASLt, and every row count is one more kernel instantiation per GPU
+// arch to compile). x is in canonical input order (GatherColumns first when
+// w.perm is set).
 absl::Status GemvInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                      bool out_fp32, int m, int n, int k, cudaStream_t stream);
 
 // Qwen2's MLP input side for decode with w = [gate; up] ([2 * inter, k]):
 // out[m, i] = bf16(silu(bf16(x·gate_i)) * bf16(x·up_i)) (the roundings of the
-// unfused path), 1 <= m <= 4, x in canonical order.
+// unfused path), 1 <= m <= 2, x in canonical order.
 absl::Status GemvIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                             int inter, int k, cudaStream_t stream);
 

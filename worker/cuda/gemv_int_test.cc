@@ -13,11 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "common/model/model_config.h"
 #include "common/quant/quant_linear.h"
-#include "common/safetensors/checkpoint.h"
 #include "gtest/gtest.h"
 #include "worker/cuda/int_repack.h"
+#include "worker/cuda/quant_fixture.h"
 #include "worker/cuda/test_util.h"
 
 namespace tpserve::worker::cuda {
@@ -87,7 +86,7 @@ TEST_P(GemvIntTest, MatchesTheDequantizedReference) {
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);  // original input order
   DevWeight dw(r);
-  for (int m = 1; m <= 4; ++m) {
+  for (int m = 1; m <= 2; ++m) {
     const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
     const std::vector<bf16> bias = RandomBf16(s.n, rng, 0.1f);
     const std::vector<float> xf = ToFloat(x), bf = ToFloat(bias);
@@ -178,6 +177,7 @@ TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   w.scale = &scale;
   w.zero = &zero;
   EXPECT_TRUE(CheckIntShape(w, 8, 256).ok());
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, 3, 8, 256, nullptr).ok());  // decode rows only
   EXPECT_FALSE(CheckIntShape(w, 8, 200).ok());  // k not a multiple of 32
   w.group = 48;
   EXPECT_FALSE(CheckIntShape(w, 8, 96).ok());
@@ -192,31 +192,20 @@ class DequantizeFixtureTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DequantizeFixtureTest, EqualsCommonQuantRoundedToBf16) {
   TP_SKIP_WITHOUT_GPU();
-  const std::string dir = GetParam();
-  auto config = LoadModelConfig(dir);
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto ckpt = safetensors::Checkpoint::Open(dir);
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  const struct {
-    const char* name;
-    int out, in;
-  } layers[] = {{"self_attn.q_proj", 256, 256}, {"self_attn.v_proj", 128, 256}, {"self_attn.o_proj", 256, 256},
-                {"mlp.up_proj", 512, 256},     {"mlp.down_proj", 256, 512}};
-  for (int layer = 0; layer < config->num_hidden_layers; ++layer) {
-    for (const auto& l : layers) {
-      const std::string prefix = "model.layers." + std::to_string(layer) + "." + l.name;
-      auto q = QuantizedLinear::Open(config->quantization, **ckpt, prefix, l.out, l.in);
-      ASSERT_TRUE(q.ok()) << q.status();
-      auto r = RepackInt(q->packed_int(), 0, l.out, 0, l.in);
-      ASSERT_TRUE(r.ok()) << prefix << ": " << r.status();
-      const std::vector<float> want = *q->Dequantize(0, l.out, 0, l.in);
-      DevWeight dw(*r);
-      DevArray<bf16> out(want.size());
-      ASSERT_TRUE(DequantizeInt(dw.view, l.out, l.in, out.get(), nullptr).ok());
-      const std::vector<bf16> got = out.Download();
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(want[i]))) << prefix << " " << i;
-      }
+  const std::optional<testing::QuantFixture> f = testing::OpenQuantFixture(GetParam());
+  ASSERT_TRUE(f.has_value());
+  for (const testing::FixtureLayer& l : f->layers) {
+    auto q = QuantizedLinear::Open(f->config.quantization, *f->ckpt, l.prefix, l.out, l.in);
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto r = RepackInt(q->packed_int(), 0, l.out, 0, l.in);
+    ASSERT_TRUE(r.ok()) << l.prefix << ": " << r.status();
+    const std::vector<float> want = *q->Dequantize(0, l.out, 0, l.in);
+    DevWeight dw(*r);
+    DevArray<bf16> out(want.size());
+    ASSERT_TRUE(DequantizeInt(dw.view, l.out, l.in, out.get(), nullptr).ok());
+    const std::vector<bf16> got = out.Download();
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(want[i]))) << l.prefix << " " << i;
     }
   }
 }

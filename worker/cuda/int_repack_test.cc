@@ -10,10 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/model/model_config.h"
 #include "common/quant/quant_linear.h"
-#include "common/safetensors/checkpoint.h"
 #include "gtest/gtest.h"
+#include "worker/cuda/quant_fixture.h"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -144,37 +143,27 @@ TEST(RepackTest, RefusesLayoutsTheKernelsCannotStream) {
 class RepackFixtureTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RepackFixtureTest, EveryLayerRepacksExactly) {
-  const std::string dir = GetParam();
-  auto config = LoadModelConfig(dir);
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto ckpt = safetensors::Checkpoint::Open(dir);
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  const struct {
-    const char* name;
-    int64_t out, in;
-  } layers[] = {{"self_attn.q_proj", 256, 256}, {"self_attn.k_proj", 128, 256}, {"self_attn.o_proj", 256, 256},
-                {"mlp.gate_proj", 512, 256},   {"mlp.down_proj", 256, 512}};
-  for (int layer = 0; layer < config->num_hidden_layers; ++layer) {
-    for (const auto& l : layers) {
-      const std::string prefix = "model.layers." + std::to_string(layer) + "." + l.name;
-      auto q = QuantizedLinear::Open(config->quantization, **ckpt, prefix, l.out, l.in);
-      ASSERT_TRUE(q.ok()) << q.status();
-      const PackedIntWeight w = q->packed_int();
-      auto r = RepackInt(w, 0, l.out, 0, l.in);
-      ASSERT_TRUE(r.ok()) << prefix << ": " << r.status();
-      EXPECT_EQ(DequantizeRepacked(*r), *q->Dequantize(0, l.out, 0, l.in)) << prefix;
-      auto half_rows = RepackInt(w, l.out / 2, l.out, 0, l.in);
-      ASSERT_TRUE(half_rows.ok()) << prefix << ": " << half_rows.status();
-      EXPECT_EQ(DequantizeRepacked(*half_rows), *q->Dequantize(l.out / 2, l.out, 0, l.in)) << prefix;
-      auto half_cols = RepackInt(w, 0, l.out, l.in / 2, l.in);
-      if (config->quantization.desc_act && !half_cols.ok()) {
-        // Act-order groups may scatter over the inputs, so that half of them
-        // is no set of whole groups: such a slice stays bf16 on the GPU.
-        EXPECT_EQ(half_cols.status().code(), absl::StatusCode::kFailedPrecondition) << prefix;
-      } else {
-        ASSERT_TRUE(half_cols.ok()) << prefix << ": " << half_cols.status();
-        EXPECT_EQ(DequantizeRepacked(*half_cols), *q->Dequantize(0, l.out, l.in / 2, l.in)) << prefix;
-      }
+  const std::optional<testing::QuantFixture> f = testing::OpenQuantFixture(GetParam());
+  ASSERT_TRUE(f.has_value());
+  const bool desc_act = f->config.quantization.desc_act;
+  for (const testing::FixtureLayer& l : f->layers) {
+    auto q = QuantizedLinear::Open(f->config.quantization, *f->ckpt, l.prefix, l.out, l.in);
+    ASSERT_TRUE(q.ok()) << q.status();
+    const PackedIntWeight w = q->packed_int();
+    auto r = RepackInt(w, 0, l.out, 0, l.in);
+    ASSERT_TRUE(r.ok()) << l.prefix << ": " << r.status();
+    EXPECT_EQ(DequantizeRepacked(*r), *q->Dequantize(0, l.out, 0, l.in)) << l.prefix;
+    auto half_rows = RepackInt(w, l.out / 2, l.out, 0, l.in);
+    ASSERT_TRUE(half_rows.ok()) << l.prefix << ": " << half_rows.status();
+    EXPECT_EQ(DequantizeRepacked(*half_rows), *q->Dequantize(l.out / 2, l.out, 0, l.in)) << l.prefix;
+    auto half_cols = RepackInt(w, 0, l.out, l.in / 2, l.in);
+    if (desc_act && !half_cols.ok()) {
+      // Act-order groups may scatter over the inputs, so that half of them
+      // is no set of whole groups: such a slice stays bf16 on the GPU.
+      EXPECT_EQ(half_cols.status().code(), absl::StatusCode::kFailedPrecondition) << l.prefix;
+    } else {
+      ASSERT_TRUE(half_cols.ok()) << l.prefix << ": " << half_cols.status();
+      EXPECT_EQ(DequantizeRepacked(*half_cols), *q->Dequantize(0, l.out, l.in / 2, l.in)) << l.prefix;
     }
   }
 }
