@@ -9,7 +9,9 @@
 // (weights + the KV cache read per token). Prints a table and one JSON line.
 // With --tp N the model is split over N GPUs of this host (one thread per
 // rank, NCCL, the worker's own communicator and all-reduce); weights and
-// roofline are then per GPU. --quantization fp8 runs FP8 linear layers.
+// roofline are then per GPU. --quantization fp8 runs FP8 linear layers;
+// awq, gptq and gptq-int8 run random packed int4 / int4 / int8 linear layers
+// with groups of 128 (the AWQ/GPTQ kernels, worker/cuda/gemv_int.h).
 //
 //   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json
 //       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768
@@ -163,7 +165,11 @@ int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
   out("\n%s on %s%s (%.2f GiB weights%s%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
       a.tp > 1 ? absl::StrCat(a.tp, " x ").c_str() : "", (*backend)->device_name().c_str(), weight_bytes / (1 << 30),
       a.tp > 1 ? " per GPU" : "",
-              quantization == "fp8" ? ", FP8 linear layers" : "", bw / 1e12, eager ? " [eager]" : "",
+              quantization == "fp8" ? ", FP8 linear layers"
+              : quantization == "gptq-int8"                      ? ", packed int8 linear layers"
+              : quantization == "awq" || quantization == "gptq" ? ", packed int4 linear layers"
+                                                                 : "",
+              bw / 1e12, eager ? " [eager]" : "",
               worker::cuda::PdlEnabled() ? "" : " [TPSERVE_PDL=0]");
   out("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
   std::ostringstream json;

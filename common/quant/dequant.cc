@@ -18,27 +18,36 @@ constexpr int kAwqPosition[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 
 }  // namespace
 
-void DequantizePacked(const PackedIntWeight& w, int64_t out_begin, int64_t out_end,
-                      int64_t in_begin, int64_t in_end, float* dst) {
+int PackedCode(const PackedIntWeight& w, int64_t o, int64_t i) {
   const int pf = 32 / w.bits;
   const uint32_t mask = (1u << w.bits) - 1;
-  const int64_t words_per_row = w.out / pf;  // qzeros, and AWQ's qweight
+  if (w.awq) {
+    return static_cast<int>((Word(w.qweight, i * (w.out / pf) + o / pf) >> (w.bits * kAwqPosition[o % pf])) & mask);
+  }
+  return static_cast<int>((Word(w.qweight, (i / pf) * w.out + o) >> (w.bits * (i % pf))) & mask);
+}
+
+int PackedZero(const PackedIntWeight& w, int64_t g, int64_t o) {
+  const int pf = 32 / w.bits;
+  const uint32_t mask = (1u << w.bits) - 1;
+  const int shift = w.bits * (w.awq ? kAwqPosition[o % pf] : static_cast<int>(o % pf));
+  return static_cast<int>((Word(w.qzeros, g * (w.out / pf) + o / pf) >> shift) & mask) + w.zero_offset;
+}
+
+int64_t PackedGroup(const PackedIntWeight& w, int64_t i) {
+  return w.g_idx != nullptr ? w.g_idx[i] : (w.group_size > 0 ? i / w.group_size : 0);
+}
+
+void DequantizePacked(const PackedIntWeight& w, int64_t out_begin, int64_t out_end,
+                      int64_t in_begin, int64_t in_end, float* dst) {
   const int64_t width = in_end - in_begin;
   for (int64_t i = in_begin; i < in_end; ++i) {
-    const int64_t g = w.g_idx != nullptr ? w.g_idx[i] : (w.group_size > 0 ? i / w.group_size : 0);
+    const int64_t g = PackedGroup(w, i);
     const float* scale = w.scales + g * w.out;
     for (int64_t o = out_begin; o < out_end; ++o) {
-      const int shift = w.bits * (w.awq ? kAwqPosition[o % pf] : static_cast<int>(o % pf));
-      const uint32_t zword = Word(w.qzeros, g * words_per_row + o / pf);
-      const int z = static_cast<int>((zword >> shift) & mask) + w.zero_offset;
-      int q;
-      if (w.awq) {
-        q = static_cast<int>((Word(w.qweight, i * words_per_row + o / pf) >> shift) & mask);
-      } else {
-        q = static_cast<int>((Word(w.qweight, (i / pf) * w.out + o) >> (w.bits * (i % pf))) & mask);
-      }
       // q - z is exact in float, then one rounding: what torch computes.
-      dst[(o - out_begin) * width + (i - in_begin)] = static_cast<float>(q - z) * scale[o];
+      dst[(o - out_begin) * width + (i - in_begin)] =
+          static_cast<float>(PackedCode(w, o, i) - PackedZero(w, g, o)) * scale[o];
     }
   }
 }

@@ -34,6 +34,13 @@ struct PackedIntWeight {
   int zero_offset = 0;
 };
 
+// The stored code q[o, i], the zero point of group g for output o (with
+// zero_offset added) and the group of input i: the pieces of the formula
+// below, for backends that keep the codes (worker/cuda/int_repack.h).
+int PackedCode(const PackedIntWeight& w, int64_t o, int64_t i);
+int PackedZero(const PackedIntWeight& w, int64_t g, int64_t o);
+int64_t PackedGroup(const PackedIntWeight& w, int64_t i);
+
 // W[o, i] = (q[o, i] - (z[g(i), o] + zero_offset)) * s[g(i), o] for
 // o in [out_begin, out_end), i in [in_begin, in_end), written row-major to
 // `dst` ([out_end - out_begin, in_end - in_begin]). Ranges must be valid.

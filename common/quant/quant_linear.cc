@@ -189,10 +189,7 @@ absl::StatusOr<std::vector<float>> QuantizedLinear::Dequantize(int64_t out_begin
                   in_begin, in_end, dst.data());
     return dst;
   }
-  PackedIntWeight w = packed_;  // the pointers into this object's vectors are set here
-  w.scales = scales_.data();
-  w.g_idx = g_idx_.empty() ? nullptr : g_idx_.data();
-  DequantizePacked(w, out_begin, out_end, in_begin, in_end, dst.data());
+  DequantizePacked(packed_int(), out_begin, out_end, in_begin, in_end, dst.data());
   return dst;
 }
 

@@ -61,6 +61,16 @@ class QuantizedLinear {
   // checkpoint), and the scale of output row `row` (per tensor or per
   // channel), for backends that keep the codes as they are.
   const uint8_t* fp8_codes() const { return fp8_; }
+
+  // AWQ/GPTQ layers only: the packed tensors with the float32 scales and
+  // g_idx (pointers into the checkpoint and this object, which must outlive
+  // them), for backends that keep the codes (worker/cuda/int_repack.h).
+  PackedIntWeight packed_int() const {
+    PackedIntWeight w = packed_;
+    w.scales = scales_.data();
+    w.g_idx = g_idx_.empty() ? nullptr : g_idx_.data();
+    return w;
+  }
   float fp8_row_scale(int64_t row) const { return scales_.size() > 1 ? scales_[row] : scales_[0]; }
 
  private:

@@ -23,11 +23,27 @@ using cuda::StepInput;
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// The dummy-weight int formats tpserve_bench measures (--load-format dummy
+// with --quantization awq|gptq|gptq-int8): random packed codes, group 128.
+bool IsDummyIntName(const std::string& name) { return name == "awq" || name == "gptq" || name == "gptq-int8"; }
+
+absl::StatusOr<QuantConfig> DummyIntQuant(const std::string& name) {
+  if (!IsDummyIntName(name)) return absl::InvalidArgumentError(absl::StrCat("no dummy int format ", name));
+  QuantConfig q;
+  q.method = name == "awq" ? QuantMethod::kAwq : QuantMethod::kGptq;
+  q.bits = name == "gptq-int8" ? 8 : 4;
+  q.group_size = 128;
+  q.zero_offset = q.method == QuantMethod::kGptq ? 1 : 0;
+  return q;
+}
+
 // The format of the linear weights on the GPU: --quantization fp8 asks for
 // FP8 (FP8 tensor cores needed); "auto" keeps an FP8 checkpoint in FP8 where
-// the GPU has it. AWQ/GPTQ checkpoints are dequantized to bf16 as they load
-// (their int4/int8 GPU kernels are not written yet), as are FP8 checkpoints
-// on GPUs without FP8.
+// the GPU has it, and AWQ/GPTQ checkpoints packed in int4/int8 (every
+// supported GPU, sm_80+, runs the int kernels; a layer they cannot stream
+// loads as bf16, cuda_weights.cc). FP8 checkpoints on GPUs without FP8 are
+// dequantized to bf16 as they load. awq/gptq/gptq-int8 are for dummy
+// weights only (benchmarks).
 absl::StatusOr<cuda::WeightQuant> ChooseWeightQuant(const LoadOptions& options, const cuda::DeviceInfo& device,
                                                     const ModelConfig& config) {
   const bool has_fp8 = device.major * 10 + device.minor >= 89;
@@ -46,16 +62,24 @@ absl::StatusOr<cuda::WeightQuant> ChooseWeightQuant(const LoadOptions& options, 
     }
     return cuda::WeightQuant::kFp8;
   }
+  if (IsDummyIntName(options.quantization)) {
+    if (options.load_format != "dummy") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--quantization ", options.quantization, " makes random packed weights for benchmarks and needs "
+          "--load-format dummy; an AWQ/GPTQ checkpoint's own quantization_config is used with "
+          "--quantization auto"));
+    }
+    return cuda::WeightQuant::kInt;
+  }
   if (options.quantization != "auto") {
     return absl::InvalidArgumentError(absl::StrCat("unknown --quantization ", options.quantization, " (auto, fp8)"));
   }
   if (stored == QuantMethod::kFp8 && has_fp8) return cuda::WeightQuant::kFp8;
-  if (stored != QuantMethod::kNone) {
+  if (stored == QuantMethod::kAwq || stored == QuantMethod::kGptq) return cuda::WeightQuant::kInt;
+  if (stored == QuantMethod::kFp8) {
     spdlog::warn("{} checkpoint: its linear layers are dequantized to bfloat16 as they load (bf16 memory and "
-                 "speed): {}", config.quantization.Describe(),
-                 stored == QuantMethod::kFp8 ? absl::StrCat(device.name, " has no FP8 (sm_", device.major,
-                                                            device.minor, ")")
-                                             : std::string("the CUDA backend has no int4/int8 kernels yet"));
+                 "speed): {} has no FP8 (sm_{}{})", config.quantization.Describe(), device.name, device.major,
+                 device.minor);
   }
   return cuda::WeightQuant::kNone;
 }
@@ -140,6 +164,11 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
         "speed; float16 and float32 checkpoints are converted to bfloat16 when loaded"));
   }
   TP_ASSIGN_OR_RETURN(quant_, ChooseWeightQuant(options, device, config_));
+  if (quant_ == cuda::WeightQuant::kInt && options.load_format == "dummy") {
+    // The dummy weights take the format's bits and group size from here, as
+    // a checkpoint's would from its quantization_config.
+    TP_ASSIGN_OR_RETURN(config_.quantization, DummyIntQuant(options.quantization));
+  }
   const int max_len = options.max_model_len > 0 ? options.max_model_len : config_.max_position_embeddings;
   if (max_len > config_.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("--max-model-len ", max_len, " exceeds the model's max_position_embeddings ",
@@ -186,7 +215,9 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos_token_ids_));
   spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({}{})", rank, world,
                device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format,
-               quant_ == cuda::WeightQuant::kFp8 ? ", FP8 linear layers" : "");
+               quant_ == cuda::WeightQuant::kFp8   ? std::string(", FP8 linear layers")
+               : quant_ == cuda::WeightQuant::kInt ? ", packed " + config_.quantization.Describe() + " linear layers"
+                                                   : std::string());
   return absl::OkStatus();
 }
 

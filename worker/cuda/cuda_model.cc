@@ -64,6 +64,20 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
     const int widest = std::max({config.hidden_size, part.num_heads * config.head_dim, part.intermediate});
     TP_RETURN_IF_ERROR(m->gemm_->ReserveFp8(limits.max_tokens, widest));
   }
+  // Packed int weights (AWQ/GPTQ): a bf16 scratch for the largest one.
+  int64_t int_elems = 0;
+  for (const LayerWeights& l : m->weights_.layers) {
+    const int64_t h = config.hidden_size, qkv_rows = (part.num_heads + 2 * part.num_kv_heads) * config.head_dim;
+    const std::pair<const LinearWeight*, int64_t> sizes[] = {{&l.qkv, qkv_rows * h},
+                                                             {&l.o_proj, h * part.num_heads * config.head_dim},
+                                                             {&l.gate_up, 2 * h * part.intermediate},
+                                                             {&l.down, h * part.intermediate}};
+    for (const auto& [w, elems] : sizes) int_elems = std::max(int_elems, w->packed_int() ? elems : 0);
+  }
+  if (int_elems > 0) {
+    const int widest = std::max({config.hidden_size, part.num_heads * config.head_dim, part.intermediate});
+    TP_RETURN_IF_ERROR(m->gemm_->ReserveInt(int_elems, widest));
+  }
   const int64_t t = limits.max_tokens, s = limits.max_seqs, h = config.hidden_size, d = config.head_dim;
   TP_ASSIGN_OR_RETURN(m->residual_, Bf16Buffer(t * h));
   TP_ASSIGN_OR_RETURN(m->normed_, Bf16Buffer(t * h));
@@ -187,6 +201,7 @@ absl::Status CudaModel::AllReduce(bf16* data, size_t count) {
 
 absl::Status CudaModel::Linear(const bf16* x, const LinearWeight& w, const bf16* bias, void* out, bool out_fp32,
                               int t, int n, int k) {
+  if (w.packed_int()) return gemm_->LinearInt(x, w.int_view(), bias, out, out_fp32, t, n, k, stream_);
   if (w.fp8()) {
     return gemm_->LinearFp8(x, w.data.as<__nv_fp8_e4m3>(), w.scale.as<float>(), bias, out, out_fp32, t, n, k,
                             stream_);
@@ -257,7 +272,9 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     }
     TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj, t, h, nh * d));
     TP_RETURN_IF_ERROR(AddProjAndNorm(true, w.post_norm.as<bf16>(), t));
-    if (t <= kGemvFastRows) {  // decode: gate/up and SiLU in one bandwidth-bound pass
+    if (w.gate_up.packed_int() && t <= std::min(kGemvFastRows, kGemvIntMaxRows)) {  // the same on AWQ/GPTQ codes
+      TP_RETURN_IF_ERROR(gemm_->LinearIntSiluMul(normed, w.gate_up.int_view(), act_.as<bf16>(), t, inter, h, stream_));
+    } else if (t <= kGemvFastRows && !w.gate_up.packed_int()) {  // decode: gate/up and SiLU in one pass
       TP_RETURN_IF_ERROR(w.gate_up.fp8() ? GemvFp8SiluMul(normed, w.gate_up.data.as<__nv_fp8_e4m3>(),
                                                           w.gate_up.scale.as<float>(), act_.as<bf16>(), t, inter,
                                                           h, stream_)

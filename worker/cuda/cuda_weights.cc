@@ -1,18 +1,22 @@
 #include "worker/cuda/cuda_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/model/model_tensors.h"
 #include "common/model/tensor_parallel.h"
 #include "common/quant/quant_linear.h"
+#include "common/quant/tp_partition.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/tensor_read.h"
 #include "common/status_macros.h"
 #include "worker/cuda/fill.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/fp8_quant.h"
+#include "worker/cuda/int_repack.h"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -70,12 +74,24 @@ absl::Status QuantizeFp8(LinearWeight& lw, int64_t rows, int64_t k, int64_t& tot
 }
 
 // A rectangle of a checkpoint's linear layer W[out, in]: rows [begin, end)
-// with every column, or with `columns` every row and columns [begin, end).
+// with every column, or with `columns` every row and columns [begin, end);
+// followed by `pad` zero rows (or columns): the group padding of a
+// quantized intermediate dimension (common/quant/tp_partition.h).
 struct Piece {
   std::string prefix;  // e.g. "model.layers.0.mlp.down_proj"
   int64_t begin = 0, end = 0;
   bool columns = false;
+  int64_t pad = 0;
 };
+
+// Uploads a host vector to a new device buffer, counting its bytes.
+template <typename T>
+absl::StatusOr<DeviceBuffer> UploadVector(const std::vector<T>& v, int64_t& total) {
+  TP_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Allocate(std::max<size_t>(v.size(), 1) * sizeof(T)));
+  TP_CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  total += static_cast<int64_t>(v.size() * sizeof(T));
+  return b;
+}
 
 // The linear weights of a checkpoint, plain or quantized (AWQ, GPTQ, FP8:
 // common/quant), assembled from pieces into one rank's LinearWeight.
@@ -89,14 +105,24 @@ class LinearReader {
       : ckpt_(ckpt), c_(c), shapes_(shapes) {}
 
   // The pieces stacked row-wise into `lw` ([rows, k]) in `quant`'s format.
+  // With kInt, a layer the int kernels cannot stream (an act-order slice
+  // of partial groups, groups not a multiple of 32, fused pieces of
+  // different act orders, a layer the checkpoint left in float) is
+  // dequantized to bf16 instead, with a warning.
   absl::Status Fill(LinearWeight& lw, int64_t k, const std::vector<Piece>& pieces, WeightQuant quant,
                     int64_t& total) const {
+    if (quant == WeightQuant::kInt) {
+      const absl::Status s = FillInt(lw, k, pieces, total);
+      if (!absl::IsFailedPrecondition(s)) return s;
+      spdlog::warn("{}: kept in bfloat16, not packed: {}", pieces[0].prefix, std::string(s.message()));
+      quant = WeightQuant::kNone;
+    }
     int64_t rows = 0;
     std::vector<int64_t> piece_rows;
     bool stored_fp8 = c_.quantization.method == QuantMethod::kFp8;
     for (const Piece& p : pieces) {
       TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
-      piece_rows.push_back(p.columns ? shape.first : p.end - p.begin);
+      piece_rows.push_back(p.columns ? shape.first : p.end - p.begin + p.pad);
       rows += piece_rows.back();
       stored_fp8 = stored_fp8 && IsQuantizedLinear(c_.quantization, ckpt_, p.prefix);
     }
@@ -105,7 +131,17 @@ class LinearReader {
     int64_t row = 0;
     for (size_t i = 0; i < pieces.size(); ++i) {
       const Piece& p = pieces[i];
-      TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, p.columns, lw.data.as<bf16>() + row * k));
+      bf16* dst = lw.data.as<bf16>() + row * k;
+      if (p.pad > 0) TP_CUDA_CHECK(cudaMemset(dst, 0, piece_rows[i] * k * 2));  // the padding's zeros
+      if (p.columns && p.pad > 0) {  // [rows, real] read, then placed at pitch k
+        const int64_t real = p.end - p.begin;
+        TP_ASSIGN_OR_RETURN(DeviceBuffer tmp, DeviceBuffer::Allocate(static_cast<size_t>(piece_rows[i] * real * 2)));
+        TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, true, tmp.as<bf16>()));
+        TP_CUDA_CHECK(
+            cudaMemcpy2D(dst, k * 2, tmp.data(), real * 2, real * 2, piece_rows[i], cudaMemcpyDeviceToDevice));
+      } else {
+        TP_RETURN_IF_ERROR(Read(p.prefix, p.begin, p.end, p.columns, dst));
+      }
       row += piece_rows[i];
     }
     return quant == WeightQuant::kFp8 ? QuantizeFp8(lw, rows, k, total) : absl::OkStatus();
@@ -143,6 +179,37 @@ class LinearReader {
     return absl::OkStatus();
   }
 
+  // The pieces repacked into the int kernels' layout (int_repack.h);
+  // FAILED_PRECONDITION when they cannot be.
+  absl::Status FillInt(LinearWeight& lw, int64_t k, const std::vector<Piece>& pieces, int64_t& total) const {
+    IntRepacked all;
+    for (const Piece& p : pieces) {
+      if (!IsQuantizedLinear(c_.quantization, ckpt_, p.prefix)) {
+        return absl::FailedPreconditionError("the checkpoint stores it unquantized");
+      }
+      TP_ASSIGN_OR_RETURN(auto shape, Shape(p.prefix));
+      const auto [out, in] = shape;
+      TP_ASSIGN_OR_RETURN(QuantizedLinear q, QuantizedLinear::Open(c_.quantization, ckpt_, p.prefix, out, in));
+      absl::StatusOr<IntRepacked> r = p.columns ? RepackInt(q.packed_int(), 0, out, p.begin, p.end, p.pad)
+                                                : RepackInt(q.packed_int(), p.begin, p.end, 0, in);
+      if (!r.ok()) return r.status();
+      if (!p.columns && p.pad > 0) AppendZeroRows(*r, p.pad);
+      TP_RETURN_IF_ERROR(AppendRows(all, *r));
+    }
+    if (all.k != k) {
+      return absl::InternalError(absl::StrCat(pieces[0].prefix, ": repacked ", all.k, " inputs, not ", k));
+    }
+    TP_ASSIGN_OR_RETURN(lw.data, UploadVector(all.codes, total));
+    TP_ASSIGN_OR_RETURN(lw.scale, UploadVector(all.scale, total));
+    TP_ASSIGN_OR_RETURN(lw.zero, UploadVector(all.zero, total));
+    if (!all.perm.empty()) {
+      TP_ASSIGN_OR_RETURN(lw.perm, UploadVector(all.perm, total));
+    }
+    lw.bits = all.bits;
+    lw.group = all.group;
+    return absl::OkStatus();
+  }
+
   // Rows (or columns) [begin, end) of `prefix` to dst as bf16.
   absl::Status Read(const std::string& prefix, int64_t begin, int64_t end, bool columns, bf16* dst) const {
     TP_ASSIGN_OR_RETURN(auto shape, Shape(prefix));
@@ -169,12 +236,29 @@ class LinearReader {
 // so loading needs one layer of bf16 beyond the quantized model).
 absl::Status QuantizeLayer(LayerWeights& lw, const ModelConfig& c, const Partition& p, WeightQuant quant,
                            int64_t& total) {
-  if (quant == WeightQuant::kNone) return absl::OkStatus();
+  if (quant != WeightQuant::kFp8) return absl::OkStatus();
   const int64_t h = c.hidden_size, d = c.head_dim, inter = p.intermediate;
   TP_RETURN_IF_ERROR(QuantizeFp8(lw.qkv, (p.num_heads + 2 * int64_t{p.num_kv_heads}) * d, h, total));
   TP_RETURN_IF_ERROR(QuantizeFp8(lw.o_proj, h, p.num_heads * d, total));
   TP_RETURN_IF_ERROR(QuantizeFp8(lw.gate_up, 2 * inter, h, total));
   return QuantizeFp8(lw.down, h, inter, total);
+}
+
+// Random packed codes for a dummy [n, k] int weight in config `q`'s format
+// (every bit pattern is a valid code): zero points mid-range and one scale
+// that gives the weights about HF's std of 0.02.
+absl::Status RandomIntWeight(LinearWeight& lw, int64_t n, int64_t k, const QuantConfig& q, uint64_t seed,
+                             int64_t& total) {
+  lw.bits = q.bits;
+  lw.group = q.group_size > 0 ? q.group_size : 128;
+  const int64_t words = n * k * q.bits / 32, groups = n * (k / lw.group);
+  TP_ASSIGN_OR_RETURN(lw.data, DeviceBuffer::Allocate(static_cast<size_t>(words) * 4));
+  total += words * 4;
+  TP_RETURN_IF_ERROR(FillUniformBf16(lw.data.as<bf16>(), static_cast<size_t>(words) * 2, seed, -1.0f, 1.0f, nullptr));
+  const float scale = 0.02f * std::sqrt(12.0f) / static_cast<float>(1 << q.bits);
+  TP_ASSIGN_OR_RETURN(lw.scale, UploadVector(std::vector<float>(groups, scale), total));
+  TP_ASSIGN_OR_RETURN(lw.zero, UploadVector(std::vector<uint16_t>(groups, 1 << (q.bits - 1)), total));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -193,6 +277,18 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int worl
   p.num_kv_heads = kv >= world ? kv / world : 1;
   p.first_kv_head = kv >= world ? rank * p.num_kv_heads : rank / (world / kv);
   p.intermediate = c.intermediate_size / world;
+  p.intermediate_begin = rank * p.intermediate;
+  p.intermediate_real = p.intermediate;
+  if (c.quantization.method == QuantMethod::kAwq || c.quantization.method == QuantMethod::kGptq) {
+    // Whole groups per rank: down_proj's scale groups run along this
+    // dimension (72B: 29,568 -> 29,696 at TP 2/4/8).
+    TP_ASSIGN_OR_RETURN(const GroupAlignedPartition gp,
+                        PartitionGroupAligned(c.intermediate_size, IntermediateAlignment(c.quantization), world));
+    TP_ASSIGN_OR_RETURN(const RankSlice slice, SliceForRank(gp, rank));
+    p.intermediate = static_cast<int>(gp.per_rank);
+    p.intermediate_begin = static_cast<int>(slice.begin);
+    p.intermediate_real = static_cast<int>(slice.num_real());
+  }
   p.shard_vocab = (c.vocab_size + world - 1) / world;
   p.vocab_start = rank * p.shard_vocab;
   p.local_vocab = std::max(0, std::min(c.vocab_size - p.vocab_start, p.shard_vocab));
@@ -249,14 +345,17 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     }
     // Fused [q | k | v] and [gate | up] rows of this rank; o_proj and
     // down_proj split by input columns.
-    const int64_t i0 = p.rank * inter;
+    // The intermediate slice: real checkpoint rows, then zero padding.
+    const int64_t i0 = p.intermediate_begin, i1 = i0 + p.intermediate_real, pad = inter - p.intermediate_real;
     TP_RETURN_IF_ERROR(linear.Fill(lw.qkv, h, qkv, quant, w.bytes));
     TP_RETURN_IF_ERROR(linear.Fill(lw.o_proj, nh * d,
                                    {{name("self_attn.o_proj"), p.first_head * d, (p.first_head + nh) * d, true}},
                                    quant, w.bytes));
-    TP_RETURN_IF_ERROR(linear.Fill(lw.gate_up, h, {{name("mlp.gate_proj"), i0, i0 + inter}, {name("mlp.up_proj"), i0, i0 + inter}},
+    TP_RETURN_IF_ERROR(linear.Fill(lw.gate_up, h,
+                                   {{name("mlp.gate_proj"), i0, i1, false, pad},
+                                    {name("mlp.up_proj"), i0, i1, false, pad}},
                                    quant, w.bytes));
-    TP_RETURN_IF_ERROR(linear.Fill(lw.down, inter, {{name("mlp.down_proj"), i0, i0 + inter, true}}, quant, w.bytes));
+    TP_RETURN_IF_ERROR(linear.Fill(lw.down, inter, {{name("mlp.down_proj"), i0, i1, true, pad}}, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }
   return w;
@@ -285,11 +384,18 @@ absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partit
     LayerWeights lw;
     TP_RETURN_IF_ERROR(ones(lw.input_norm, h));
     TP_RETURN_IF_ERROR(ones(lw.post_norm, h));
-    TP_RETURN_IF_ERROR(random(lw.qkv.data, (nh + 2 * nkv) * d * h));
     TP_RETURN_IF_ERROR(random(lw.qkv_bias, (nh + 2 * nkv) * d));
-    TP_RETURN_IF_ERROR(random(lw.o_proj.data, h * nh * d));
-    TP_RETURN_IF_ERROR(random(lw.gate_up.data, 2 * inter * h));
-    TP_RETURN_IF_ERROR(random(lw.down.data, h * inter));
+    if (quant == WeightQuant::kInt) {  // packed from the start: no bf16 copy of the model
+      TP_RETURN_IF_ERROR(RandomIntWeight(lw.qkv, (nh + 2 * nkv) * d, h, c.quantization, ++tensor, w.bytes));
+      TP_RETURN_IF_ERROR(RandomIntWeight(lw.o_proj, h, nh * d, c.quantization, ++tensor, w.bytes));
+      TP_RETURN_IF_ERROR(RandomIntWeight(lw.gate_up, 2 * inter, h, c.quantization, ++tensor, w.bytes));
+      TP_RETURN_IF_ERROR(RandomIntWeight(lw.down, h, inter, c.quantization, ++tensor, w.bytes));
+    } else {
+      TP_RETURN_IF_ERROR(random(lw.qkv.data, (nh + 2 * nkv) * d * h));
+      TP_RETURN_IF_ERROR(random(lw.o_proj.data, h * nh * d));
+      TP_RETURN_IF_ERROR(random(lw.gate_up.data, 2 * inter * h));
+      TP_RETURN_IF_ERROR(random(lw.down.data, h * inter));
+    }
     TP_RETURN_IF_ERROR(QuantizeLayer(lw, c, p, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }

@@ -3,7 +3,9 @@
 // down_proj split by input columns; embedding and lm_head split by
 // vocabulary. bf16, or with `--quantization fp8` the four linear weights of
 // every layer in FP8 E4M3 with one scale per output row (quantized from
-// bf16 as each layer loads; embedding, lm_head, norms and biases stay bf16).
+// bf16 as each layer loads; embedding, lm_head, norms and biases stay bf16),
+// or for AWQ/GPTQ checkpoints packed int4/int8 codes with group scales and
+// zero points (worker/cuda/gemv_int.h's layout).
 #ifndef TPSERVE_WORKER_CUDA_CUDA_WEIGHTS_H_
 #define TPSERVE_WORKER_CUDA_CUDA_WEIGHTS_H_
 
@@ -17,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "common/model/model_config.h"
 #include "worker/cuda/device_buffer.h"
+#include "worker/cuda/gemv_int.h"
 
 namespace tpserve::worker::cuda {
 
@@ -27,7 +30,12 @@ struct Partition {
   int num_kv_heads = 0;     // KV heads on this rank (1 when replicated)
   int first_head = 0;       // first query head of this rank
   int first_kv_head = 0;    // first KV head of this rank
-  int intermediate = 0;     // MLP columns on this rank
+  int intermediate = 0;     // MLP columns on this rank, padding included
+  // AWQ/GPTQ: the intermediate dimension padded to whole groups per rank
+  // (common/quant/tp_partition.h): this rank's first checkpoint column and
+  // how many of its `intermediate` columns are real (the rest are zeros).
+  int intermediate_begin = 0;
+  int intermediate_real = 0;
   int shard_vocab = 0;      // vocabulary rows per rank (the last may hold fewer)
   int vocab_start = 0;      // first id of this rank's vocabulary slice
   int local_vocab = 0;      // ids held here
@@ -41,13 +49,23 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& config, int rank, int
 enum class WeightQuant {
   kNone,  // bf16
   kFp8,   // E4M3, one float scale per output row
+  kInt,   // AWQ/GPTQ int4/int8 codes kept packed (layers that cannot be: bf16)
 };
 
-// A linear layer's weight [n, k]: bf16, or E4M3 with `scale` [n].
+// A linear layer's weight [n, k]: bf16; E4M3 with `scale` [n]; or packed
+// int4/int8 codes with `scale` and `zero` [n, k / group] and, for act-order
+// weights, `perm` [k] (gemv_int.h).
 struct LinearWeight {
   DeviceBuffer data;
   DeviceBuffer scale;  // empty for bf16
-  bool fp8() const { return scale.data() != nullptr; }
+  DeviceBuffer zero, perm;
+  int bits = 0;        // 4 or 8 for packed int weights
+  int group = 0;
+  bool packed_int() const { return bits != 0; }
+  bool fp8() const { return scale.data() != nullptr && !packed_int(); }
+  IntWeightView int_view() const {
+    return {data.as<uint32_t>(), scale.as<float>(), zero.as<uint16_t>(), perm.as<int32_t>(), bits, group};
+  }
 };
 
 // One decoder layer's weights on this rank.
@@ -76,7 +94,9 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
                                                     WeightQuant quant = WeightQuant::kNone);
 
 // Seeded random weights generated on the device (uniform with the std of
-// HF's initializer, norms at 1), for benchmarks at real sizes.
+// HF's initializer, norms at 1), for benchmarks at real sizes. With
+// WeightQuant::kInt the linear layers are random packed codes in the format
+// of config.quantization (bits, group size) with scales of the same std.
 absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& config, const Partition& part,
                                               uint64_t seed, WeightQuant quant = WeightQuant::kNone);
 

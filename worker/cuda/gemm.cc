@@ -206,4 +206,49 @@ absl::Status Gemm::LinearFp8(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, con
   return ScaleFp8Product(out, out_fp32, x_scale, w_scale, bias, m, n, stream);
 }
 
+absl::Status Gemm::ReserveInt(int64_t weight_elems, int k) {
+  if (weight_elems > int_w_elems_) {
+    TP_ASSIGN_OR_RETURN(int_w_, DeviceBuffer::Allocate(static_cast<size_t>(weight_elems) * 2));
+    int_w_elems_ = weight_elems;
+  }
+  if (k > int_k_) {
+    TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvFastRows) * k * 2));
+    int_k_ = k;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
+                             bool out_fp32, int m, int n, int k, cudaStream_t stream) {
+  if (m < 0) return absl::InvalidArgumentError(absl::StrCat("int GEMM rows ", m));
+  if (m == 0) return absl::OkStatus();
+  if (m <= std::min(kGemvFastRows, kGemvIntMaxRows) && !force_cublas_) {
+    if (w.perm == nullptr) return GemvInt(x, w, bias, out, out_fp32, m, n, k, stream);
+    if (k > int_k_) {
+      return absl::FailedPreconditionError(absl::StrCat("int GEMV of ", k, " inputs over the reserved ", int_k_));
+    }
+    TP_RETURN_IF_ERROR(GatherColumns(x, w.perm, int_x_.as<__nv_bfloat16>(), m, k, stream));
+    return GemvInt(int_x_.as<__nv_bfloat16>(), w, bias, out, out_fp32, m, n, k, stream);
+  }
+  if (static_cast<int64_t>(n) * k > int_w_elems_) {
+    return absl::FailedPreconditionError(absl::StrCat("int weight [", n, ", ", k, "] over the reserved ",
+                                                      int_w_elems_, " elements"));
+  }
+  TP_RETURN_IF_ERROR(DequantizeInt(w, n, k, int_w_.as<__nv_bfloat16>(), stream));
+  return RunPlanned(x, int_w_.data(), bias, out, out_fp32, m, n, k, false, stream);
+}
+
+absl::Status Gemm::LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
+                                    int inter, int k, cudaStream_t stream) {
+  if (m < 1 || m > kGemvIntMaxRows) {
+    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", kGemvIntMaxRows, " rows, not ", m));
+  }
+  if (w.perm == nullptr) return GemvIntSiluMul(x, w, out, m, inter, k, stream);
+  if (k > int_k_) {
+    return absl::FailedPreconditionError(absl::StrCat("int GEMV of ", k, " inputs over the reserved ", int_k_));
+  }
+  TP_RETURN_IF_ERROR(GatherColumns(x, w.perm, int_x_.as<__nv_bfloat16>(), m, k, stream));
+  return GemvIntSiluMul(int_x_.as<__nv_bfloat16>(), w, out, m, inter, k, stream);
+}
+
 }  // namespace tpserve::worker::cuda

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/cuda/device_buffer.h"
+#include "worker/cuda/gemv_int.h"
 
 namespace tpserve::worker::cuda {
 
@@ -52,6 +53,20 @@ class Gemm {
   // Allocates LinearFp8's activation scratch for up to `rows` x `k` inputs
   // (before any graph capture: allocation cannot be captured).
   absl::Status ReserveFp8(int rows, int k);
+  // The same with packed int4/int8 weights (AWQ, GPTQ; gemv_int.h). Rows up
+  // to kGemvFastRows stream the codes through GemvInt (act-order inputs
+  // gathered into the weight's order first); more rows dequantize the weight
+  // into a bf16 scratch and run cuBLASLt on it (bf16 speed, plus the
+  // dequantization pass). Needs ReserveInt first.
+  absl::Status LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
+                         bool out_fp32, int m, int n, int k, cudaStream_t stream);
+  // Decode's gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
+  // GemvIntSiluMul, 1 <= m <= kGemvIntMaxRows.
+  absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
+                                int inter, int k, cudaStream_t stream);
+  // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16
+  // values and kGemvFastRows x `k` gathered inputs (before any graph capture).
+  absl::Status ReserveInt(int64_t weight_elems, int k);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }
   // Turns the algorithm search off (cuBLASLt's first heuristic choice only)
@@ -88,6 +103,9 @@ class Gemm {
   DeviceBuffer workspace_;
   DeviceBuffer fp8_x_, fp8_x_scale_;  // LinearFp8's quantized activations
   int fp8_rows_ = 0, fp8_k_ = 0;
+  DeviceBuffer int_w_, int_x_;  // LinearInt's dequantized weight and gathered inputs
+  int64_t int_w_elems_ = 0;
+  int int_k_ = 0;
   std::map<Key, Plan> plans_;
   std::map<Key, cublasLtMatmulAlgo_t> searched_;
 };

@@ -58,8 +58,14 @@ int64_t RankWeightBytes(const ModelConfig& c, const Partition& p, WeightQuant qu
   const int64_t linear = qkv_rows * h + h * p.num_heads * d + 2 * int64_t{p.intermediate} * h + h * p.intermediate;
   const int64_t linear_rows = qkv_rows + h + 2 * int64_t{p.intermediate} + h;
   const int64_t layer_bf16 = 2 * h + qkv_rows;  // norms and the q/k/v bias
-  const int64_t layer_bytes = quant == WeightQuant::kFp8 ? 2 * layer_bf16 + linear + 4 * linear_rows
-                                                         : 2 * (layer_bf16 + linear);
+  int64_t layer_bytes = quant == WeightQuant::kFp8 ? 2 * layer_bf16 + linear + 4 * linear_rows
+                                                   : 2 * (layer_bf16 + linear);
+  if (quant == WeightQuant::kInt && c.quantization.bits > 0) {
+    // Packed codes plus a float scale and a 16-bit zero point per group
+    // (per-channel weights are stored in groups of up to 1024; 128 counted).
+    const int64_t group = c.quantization.group_size > 0 ? c.quantization.group_size : 128;
+    layer_bytes = 2 * layer_bf16 + linear * c.quantization.bits / 8 + linear / group * 6;
+  }
   const int64_t other = std::max(1, p.local_vocab) * h + int64_t{p.shard_vocab} * h + h;  // embed, lm_head, norm
   return 2 * other + c.num_hidden_layers * layer_bytes;
 }

@@ -71,6 +71,29 @@ TEST(RankWeightBytesTest, Fp8HalvesTheLinearLayers) {
   EXPECT_NE(std::string(s.message()).find(" is 2 "), std::string::npos) << s;
 }
 
+// AWQ/GPTQ int4 kept packed: half a byte per weight plus a float scale and a
+// 16-bit zero point per group of 128, on the group-padded intermediate
+// dimension (72B at TP 2: 29,568 -> 29,696, 14,848 per rank). 72B int4 then
+// fits one 80 GB card.
+TEST(RankWeightBytesTest, PackedInt4IsAQuarterOfBf16PlusGroupScales) {
+  ModelConfig c = Shape("qwen2-72b-instruct");
+  c.quantization.method = QuantMethod::kAwq;
+  c.quantization.bits = 4;
+  c.quantization.group_size = 128;
+  const Partition p = Part(c, 0, 2), last = Part(c, 1, 2);
+  EXPECT_EQ(p.intermediate, 14848);
+  EXPECT_EQ(p.intermediate_real, 14848);
+  EXPECT_EQ(last.intermediate_begin, 14848);
+  EXPECT_EQ(last.intermediate_real, 14720);
+  const int64_t h = c.hidden_size, layers = c.num_hidden_layers;
+  const int64_t qkv_rows = (p.num_heads + 2 * int64_t{p.num_kv_heads}) * c.head_dim;
+  const int64_t linear = layers * (qkv_rows * h + h * p.num_heads * c.head_dim + 3 * h * int64_t{p.intermediate});
+  const int64_t bf16 = RankWeightBytes(c, p), int4 = RankWeightBytes(c, p, WeightQuant::kInt);
+  EXPECT_EQ(int4, bf16 - 2 * linear + linear / 2 + linear / 128 * 6);
+  EXPECT_EQ(CheckWeightsFit(c, Part(c, 0, 1), kA800).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(CheckWeightsFit(c, Part(c, 0, 1), kA800, WeightQuant::kInt).ok());
+}
+
 TEST(CheckWeightsFitTest, SmallModelsFitEveryCard) {
   const ModelConfig c7 = Shape("qwen2-7b-instruct");
   for (const GpuMemory& gpu : {kRtx4090, kL40s, kA800}) {
@@ -177,6 +200,16 @@ TEST(RankWeightBytesTest, MatchesDummyWeightsOnTheDevice) {
         auto w = MakeDummyWeights(*c, p, 1, q);
         ASSERT_TRUE(w.ok()) << w.status();
         EXPECT_EQ(w->bytes, RankWeightBytes(*c, p, q)) << "rank " << rank << " of " << world;
+      }
+      ModelConfig int4 = *c;  // random packed int4 / int8 codes, groups of 128
+      int4.quantization.method = QuantMethod::kGptq;
+      int4.quantization.group_size = 128;
+      for (int bits : {4, 8}) {
+        int4.quantization.bits = bits;
+        auto w = MakeDummyWeights(int4, p, 1, WeightQuant::kInt);
+        ASSERT_TRUE(w.ok()) << w.status();
+        EXPECT_TRUE(w->layers[0].down.packed_int());
+        EXPECT_EQ(w->bytes, RankWeightBytes(int4, p, WeightQuant::kInt)) << bits << "-bit rank " << rank;
       }
     }
   }

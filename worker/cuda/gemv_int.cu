@@ -1,0 +1,355 @@
+#include "worker/cuda/gemv_int.h"
+
+#include "absl/strings/str_cat.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+// Small blocks (as in gemv.cu: every block is resident at once, so balance
+// decides the tail); each warp streams two weight rows, so every input
+// value it converts serves both. Measured against one row per warp (H200,
+// 7B shape, batch 1: int4 3.40 vs 4.20 ms per step, int8 3.76 vs 3.87) and
+// against four rows per warp with one warp per block and the next round of
+// loads requested before the current one is computed (163 registers, 12
+// warps per SM: 3.47 and 4.11 ms).
+constexpr int kWarpsPerBlock = 4;
+constexpr int kRowsPerWarp = 2;
+// 16-byte chunks of each row a lane keeps in flight.
+constexpr int kLoads = 4;
+// 2^23 as a float: OR-ing an integer v < 2^23 into its mantissa gives 2^23 + v.
+constexpr uint32_t kMagicBits = 0x4B000000u;
+constexpr float kMagic = 8388608.0f;
+
+// One 16-byte chunk of each of R rows (32 int4 or 16 int8 codes, all in one
+// group since groups are multiples of 32) dotted with the same inputs of M
+// rows of x: acc[r][m] += scale[r] * Σ_j (q_j - zero[r]) x[m, j].
+//
+// Dequantizing in registers costs integer work per code, and decode is
+// only bandwidth bound while that stays small, so: a code stays at its bit
+// position p within a 16-bit half word and is ORed into the mantissa of 2^23
+// (one LOP3 per code, one shift per word), giving 2^23 + 2^(bits*p) q
+// exactly; subtracting 2^23 + 2^(bits*p) zero leaves 2^(bits*p) (q - zero)
+// exactly, and the per-position sums are brought back by exact powers of two
+// at the end of the chunk. The inputs are converted once for all R rows.
+template <int BITS, int M, int R>
+__device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restrict__ x, int k, int c,
+                                    const float (&scale)[R], const int (&zero)[R], float (&acc)[R][M]) {
+  constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS, kPos = 16 / BITS;
+  constexpr uint32_t kMask = (1u << BITS) - 1;
+  float zf[R][kPos];
+  float part[R][kPos][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int p = 0; p < kPos; ++p) {
+      zf[r][p] = kMagic + static_cast<float>(zero[r] << (BITS * p));  // zero <= 256: exact
+#pragma unroll
+      for (int m = 0; m < M; ++m) part[r][p][m] = 0.0f;
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+    float xf[M][kPerWord];
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const bf16* xr = x + static_cast<size_t>(m) * k + c * kPerChunk + t * kPerWord;
+      uint32_t xw[kPerWord / 2];
+      if constexpr (BITS == 4) {
+        const uint4 v = __ldg(reinterpret_cast<const uint4*>(xr));
+        xw[0] = v.x, xw[1] = v.y, xw[2] = v.z, xw[3] = v.w;
+      } else {
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(xr));
+        xw[0] = v.x, xw[1] = v.y;
+      }
+#pragma unroll
+      for (int i = 0; i < kPerWord / 2; ++i) {  // bf16 -> float: the upper 16 bits
+        xf[m][2 * i] = __uint_as_float(xw[i] << 16);
+        xf[m][2 * i + 1] = __uint_as_float(xw[i] & 0xFFFF0000u);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint32_t word = t == 0 ? chunk[r].x : t == 1 ? chunk[r].y : t == 2 ? chunk[r].z : chunk[r].w;
+      const uint32_t halves[2] = {word, word >> 16};
+#pragma unroll
+      for (int j = 0; j < kPerWord; ++j) {
+        const int p = j % kPos;
+        const float q = __uint_as_float((halves[j / kPos] & (kMask << (BITS * p))) | kMagicBits) - zf[r][p];
+#pragma unroll
+        for (int m = 0; m < M; ++m) part[r][p][m] = fmaf(q, xf[m][j], part[r][p][m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float sum = part[r][0][m];
+#pragma unroll
+      for (int p = 1; p < kPos; ++p) sum = fmaf(part[r][p][m], 1.0f / static_cast<float>(1 << (BITS * p)), sum);
+      acc[r][m] = fmaf(sum, scale[r], acc[r][m]);
+    }
+  }
+}
+
+// Streams R packed rows (one warp; lanes stride the rows in 16-byte chunks)
+// into acc[r][m]. Each round requests kLoads chunks of every row with their
+// scales and zero points at once (predicated, so short rows -- int4 rows of
+// 3,584 inputs are 112 chunks -- are not left to a serial tail); the first
+// round is requested before PdlWait(), since weights do not depend on the
+// previous kernel.
+template <int BITS, int M, int R>
+__device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
+                                           int k, float (&acc)[R][M]) {
+  constexpr int kPerChunk = 128 / BITS;
+  const int lane = threadIdx.x & 31;
+  const int chunks = k / kPerChunk, groups = k / w.group, per_group = w.group / kPerChunk;
+  const uint4* wr[R];
+  const float* sr[R];
+  const uint16_t* zr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    wr[r] = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rows[r]) * chunks;
+    sr[r] = w.scale + static_cast<size_t>(rows[r]) * groups;
+    zr[r] = w.zero + static_cast<size_t>(rows[r]) * groups;
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
+  }
+  uint4 wv[kLoads][R];
+  float sv[kLoads][R];
+  int zv[kLoads][R];
+  auto load = [&](int base) {
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int c = base + 32 * u;
+      if (c < chunks) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          wv[u][r] = __ldcs(wr[r] + c);  // streamed once
+          sv[u][r] = __ldg(sr[r] + c / per_group);
+          zv[u][r] = __ldg(zr[r] + c / per_group);
+        }
+      }
+    }
+  };
+  int base = lane;
+  load(base);
+  PdlWait();
+  PdlTrigger();
+  while (base < chunks) {
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (base + 32 * u < chunks) Dot<BITS, M, R>(wv[u], x, k, base + 32 * u, sv[u], zv[u], acc);
+    }
+    base += 32 * kLoads;
+    if (base < chunks) load(base);
+  }
+}
+
+template <int BITS, int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
+                  bool out_fp32, int n, int k) {
+  const int lane = threadIdx.x & 31;
+  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * kRowsPerWarp;
+  if (row >= n) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
+  // An odd last row streams twice and is written once.
+  const int rows[kRowsPerWarp] = {row, min(row + 1, n - 1)};
+  float acc[kRowsPerWarp][M];
+  StreamRows<BITS, M, kRowsPerWarp>(w, rows, x, k, acc);
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    if (row + r >= n) break;
+    const float b = bias != nullptr ? __bfloat162float(bias[row + r]) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float v = WarpSum(acc[r][m]) + b;
+      if (lane == 0) {
+        const size_t idx = static_cast<size_t>(m) * n + row + r;
+        if (out_fp32) {
+          static_cast<float*>(out)[idx] = v;
+        } else {
+          static_cast<bf16*>(out)[idx] = __float2bfloat16(v);
+        }
+      }
+    }
+  }
+}
+
+// Gate row i and up row inter + i streamed together; writes the activation.
+template <int BITS, int M>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    GemvIntSiluMulKernel(const bf16* __restrict__ x, IntWeightView w, bf16* __restrict__ out, int inter, int k) {
+  const int lane = threadIdx.x & 31;
+  const int col = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (col >= inter) {
+    PdlWait();
+    PdlTrigger();
+    return;
+  }
+  const int rows[2] = {col, inter + col};
+  float acc[2][M];
+  StreamRows<BITS, M, 2>(w, rows, x, k, acc);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float gs = __bfloat162float(__float2bfloat16(WarpSum(acc[0][m])));
+    const float us = __bfloat162float(__float2bfloat16(WarpSum(acc[1][m])));
+    if (lane == 0) {
+      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+      out[static_cast<size_t>(m) * inter + col] = __float2bfloat16(act * us);
+    }
+  }
+}
+
+__global__ void GatherColumnsKernel(const bf16* __restrict__ x, const int32_t* __restrict__ perm,
+                                    bf16* __restrict__ out, int m, int k) {
+  const int64_t total = static_cast<int64_t>(m) * k;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / k, j = i % k;
+    out[i] = x[r * k + perm[j]];
+  }
+}
+
+// One thread per 16-byte chunk of codes (32 int4 or 16 int8 values),
+// written as 16-byte stores in the input order, or scattered through perm.
+template <int BITS>
+__global__ void DequantizeIntKernel(IntWeightView w, int n, int k, bf16* __restrict__ out) {
+  constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS;
+  constexpr uint32_t kMask = (1u << BITS) - 1;
+  const int chunks_per_row = k / kPerChunk, groups = k / w.group;
+  const int64_t total = static_cast<int64_t>(n) * chunks_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t o = i / chunks_per_row;
+    const int j0 = static_cast<int>(i % chunks_per_row) * kPerChunk;
+    const int64_t g = o * groups + j0 / w.group;
+    const float s = w.scale[g];
+    const int z = w.zero[g];
+    const uint4 chunk = reinterpret_cast<const uint4*>(w.codes)[i];
+    const uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+    Pack8 v[kPerChunk / 8];
+#pragma unroll
+    for (int j = 0; j < kPerChunk; ++j) {
+      const int q = static_cast<int>((words[j / kPerWord] >> (BITS * (j % kPerWord))) & kMask);
+      // The integer difference is exact in float; one rounding of the
+      // product, then one to bf16: common/quant's value rounded once.
+      const bf16 b = __float2bfloat16(static_cast<float>(q - z) * s);
+      if (j % 2 == 0) {
+        v[j / 8].h2[(j % 8) / 2].x = b;
+      } else {
+        v[j / 8].h2[(j % 8) / 2].y = b;
+      }
+    }
+    bf16* row = out + o * k;
+    if (w.perm == nullptr) {
+#pragma unroll
+      for (int u = 0; u < kPerChunk / 8; ++u) reinterpret_cast<uint4*>(row + j0)[u] = v[u].u;
+    } else {
+#pragma unroll
+      for (int j = 0; j < kPerChunk; ++j) {
+        row[w.perm[j0 + j]] = j % 2 == 0 ? v[j / 8].h2[(j % 8) / 2].x : v[j / 8].h2[(j % 8) / 2].y;
+      }
+    }
+  }
+}
+
+int GridFor(int64_t work, int threads) {
+  const int64_t blocks = (work + threads - 1) / threads;
+  return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+template <int BITS, int M>
+absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
+                        int k, cudaStream_t stream) {
+  const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp;
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  return absl::OkStatus();
+}
+
+template <int BITS, int M>
+absl::Status LaunchSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int inter, int k, cudaStream_t stream) {
+  TP_CUDA_CHECK(LaunchPdl(GemvIntSiluMulKernel<BITS, M>, dim3((inter + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, out, inter, k));
+  return absl::OkStatus();
+}
+
+template <int BITS>
+absl::Status GemvRows(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                      int n, int k, cudaStream_t stream) {
+  switch (m) {
+    case 1: return LaunchGemv<BITS, 1>(x, w, bias, out, out_fp32, n, k, stream);
+    case 2: return LaunchGemv<BITS, 2>(x, w, bias, out, out_fp32, n, k, stream);
+    default: return absl::InvalidArgumentError(absl::StrCat("GemvInt: 1 or 2 rows, not ", m));
+  }
+}
+
+template <int BITS>
+absl::Status SiluMulRows(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
+                         cudaStream_t stream) {
+  switch (m) {
+    case 1: return LaunchSiluMul<BITS, 1>(x, w, out, inter, k, stream);
+    case 2: return LaunchSiluMul<BITS, 2>(x, w, out, inter, k, stream);
+    default: return absl::InvalidArgumentError(absl::StrCat("GemvIntSiluMul: 1 or 2 rows, not ", m));
+  }
+}
+
+}  // namespace
+
+absl::Status CheckIntShape(const IntWeightView& w, int n, int k) {
+  if (w.bits != 4 && w.bits != 8) return absl::InvalidArgumentError(absl::StrCat("int weights: bits ", w.bits));
+  if (n <= 0 || k <= 0 || k % 32 != 0 || w.group <= 0 || w.group % 32 != 0 || k % w.group != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("int weights [", n, ", ", k, "] with group ", w.group,
+                                                   ": k and the group must be multiples of 32, the group "
+                                                   "dividing k"));
+  }
+  if (w.codes == nullptr || w.scale == nullptr || w.zero == nullptr) {
+    return absl::InvalidArgumentError("int weights: null codes, scales or zero points");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                     int n, int k, cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
+  return w.bits == 4 ? GemvRows<4>(x, w, bias, out, out_fp32, m, n, k, stream)
+                     : GemvRows<8>(x, w, bias, out, out_fp32, m, n, k, stream);
+}
+
+absl::Status GemvIntSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
+                            cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, 2 * inter, k); !s.ok()) return s;
+  return w.bits == 4 ? SiluMulRows<4>(x, w, out, m, inter, k, stream)
+                     : SiluMulRows<8>(x, w, out, m, inter, k, stream);
+}
+
+absl::Status GatherColumns(const bf16* x, const int32_t* perm, bf16* out, int m, int k, cudaStream_t stream) {
+  if (m <= 0 || k <= 0 || perm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("GatherColumns: m ", m, ", k ", k));
+  }
+  GatherColumnsKernel<<<GridFor(int64_t{m} * k, 256), 256, 0, stream>>>(x, perm, out, m, k);
+  TP_CUDA_CHECK(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+absl::Status DequantizeInt(const IntWeightView& w, int n, int k, bf16* out, cudaStream_t stream) {
+  if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
+  const int64_t chunks = static_cast<int64_t>(n) * (k * w.bits / 128);
+  if (w.bits == 4) {
+    DequantizeIntKernel<4><<<GridFor(chunks, 256), 256, 0, stream>>>(w, n, k, out);
+  } else {
+    DequantizeIntKernel<8><<<GridFor(chunks, 256), 256, 0, stream>>>(w, n, k, out);
+  }
+  TP_CUDA_CHECK(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+}  // namespace tpserve::worker::cuda

@@ -1,0 +1,71 @@
+// Weight-only int4 / int8 linear layers (AWQ, GPTQ) kept quantized on the
+// GPU: the decode GEMV that streams the packed codes and dequantizes them in
+// registers, its fused gate_up + SiLU·mul variant, and the dequantization to
+// bf16 that the prefill path feeds to cuBLASLt.
+//
+// The canonical layout (worker/cuda/int_repack.h builds it from the
+// checkpoints' layouts): a weight W[n, k] is stored row by row, each output
+// row's codes in input order, int4 as 8 codes per little-endian 32-bit word
+// (input 8t + j at bits 4j of word t), int8 as 4 per word (input 4t + j at
+// bits 8j); per (row, group) a float scale and an integer zero point, so
+//   W[o, i] = (q[o, i] - zero[o, g]) * scale[o, g],  g = i / group,
+// which is common/quant's float32 value exactly. Act-order (GPTQ desc_act)
+// weights have their inputs permuted so that groups are contiguous: `perm`
+// names the original input of each canonical position, and x is gathered
+// through it before the GEMV.
+#ifndef TPSERVE_WORKER_CUDA_GEMV_INT_H_
+#define TPSERVE_WORKER_CUDA_GEMV_INT_H_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tpserve::worker::cuda {
+
+// Device pointers of one packed weight W[n, k].
+struct IntWeightView {
+  const uint32_t* codes = nullptr;  // [n, k * bits / 32] words
+  const float* scale = nullptr;     // [n, k / group]
+  const uint16_t* zero = nullptr;   // [n, k / group]; int8 zero points reach 256 (GPTQ v1's +1)
+  const int32_t* perm = nullptr;    // [k] original input of canonical input j; null = identity
+  int bits = 4;                     // 4 or 8
+  int group = 128;                  // inputs per group: a multiple of 32 dividing k
+};
+
+// Row counts GemvInt and GemvIntSiluMul take.
+inline constexpr int kGemvIntMaxRows = 2;
+
+// Checks bits, group and that k is a multiple of 32 and of the group;
+// INVALID_ARGUMENT naming the value otherwise.
+absl::Status CheckIntShape(const IntWeightView& w, int n, int k);
+
+// out[m, n] = x[m, k] · W[n, k]ᵀ + bias[n] (bias may be null), bf16 or float
+// output, 1 <= m <= 2 (decode: larger row counts dequantize and use
+// cuBLASLt, and every row count is one more kernel instantiation per GPU
+// arch to compile). x is in canonical input order (GatherColumns first when
+// w.perm is set).
+absl::Status GemvInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
+                     bool out_fp32, int m, int n, int k, cudaStream_t stream);
+
+// Qwen2's MLP input side for decode with w = [gate; up] ([2 * inter, k]):
+// out[m, i] = bf16(silu(bf16(x·gate_i)) * bf16(x·up_i)) (the roundings of the
+// unfused path), 1 <= m <= 2, x in canonical order.
+absl::Status GemvIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
+                            int inter, int k, cudaStream_t stream);
+
+// out[r, j] = x[r, perm[j]] for r < m, j < k (the canonical order of an
+// act-order weight's inputs).
+absl::Status GatherColumns(const __nv_bfloat16* x, const int32_t* perm, __nv_bfloat16* out, int m, int k,
+                           cudaStream_t stream);
+
+// The bf16 weight [n, k] in the original input order (out[o, perm[j]] gets
+// canonical input j): each value is the float32 (q - zero) * scale rounded
+// to bf16 once, as common/quant computes it.
+absl::Status DequantizeInt(const IntWeightView& w, int n, int k, __nv_bfloat16* out, cudaStream_t stream);
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_GEMV_INT_H_

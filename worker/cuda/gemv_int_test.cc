@@ -1,0 +1,218 @@
+// The int4/int8 kernels (gemv_int.cu) against host references over the
+// dequantized weights (int_repack.h's DequantizeRepacked): the decode GEMV
+// and its fused SiLU·mul on NaN-poisoned outputs for several shapes (k not a
+// multiple of 1024, groups of 32..128, act-order permutations), and the
+// prefill dequantization, which must equal common/quant's float32 weights
+// rounded to bf16 bit for bit -- on random tensors and on the fixtures.
+#include "worker/cuda/gemv_int.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/quant/quant_linear.h"
+#include "gtest/gtest.h"
+#include "worker/cuda/int_repack.h"
+#include "worker/cuda/quant_fixture.h"
+#include "worker/cuda/test_util.h"
+
+namespace tpserve::worker::cuda {
+namespace {
+
+using testing::DevArray;
+using testing::RandomBf16;
+using testing::ToFloat;
+using bf16 = __nv_bfloat16;
+
+// A random weight in the canonical layout (random codes, zero points and
+// scales; a random input permutation when `act_order`).
+IntRepacked RandomWeight(int bits, int n, int k, int group, bool act_order, std::mt19937& rng) {
+  IntRepacked r;
+  r.bits = bits;
+  r.group = group;
+  r.n = n;
+  r.k = k;
+  r.codes.resize(static_cast<size_t>(n) * k * bits / 32);
+  for (auto& w : r.codes) w = rng();
+  const size_t groups = static_cast<size_t>(n) * (k / group);
+  std::uniform_real_distribution<float> scale(0.002f, 0.03f);
+  std::uniform_int_distribution<int> zero(0, 1 << bits);  // GPTQ v1's +1 reaches 2^bits
+  for (size_t g = 0; g < groups; ++g) {
+    r.scale.push_back(scale(rng));
+    r.zero.push_back(static_cast<uint16_t>(zero(rng)));
+  }
+  if (act_order) {
+    r.perm.resize(k);
+    std::iota(r.perm.begin(), r.perm.end(), 0);
+    std::shuffle(r.perm.begin(), r.perm.end(), rng);
+  }
+  return r;
+}
+
+// The weight's device copy and its view.
+struct DevWeight {
+  DevArray<uint32_t> codes;
+  DevArray<float> scale;
+  DevArray<uint16_t> zero;
+  DevArray<int32_t> perm;
+  IntWeightView view;
+  explicit DevWeight(const IntRepacked& r)
+      : codes(r.codes), scale(r.scale), zero(r.zero), perm(r.perm.empty() ? std::vector<int32_t>{0} : r.perm) {
+    view = {codes.get(), scale.get(), zero.get(), r.perm.empty() ? nullptr : perm.get(), r.bits, r.group};
+  }
+};
+
+// x in the weight's canonical order (GatherColumns when it has a permutation).
+const bf16* Canonical(const DevArray<bf16>& x, const DevWeight& w, DevArray<bf16>& scratch, int m, int k) {
+  if (w.view.perm == nullptr) return x.get();
+  EXPECT_TRUE(GatherColumns(x.get(), w.view.perm, scratch.get(), m, k, nullptr).ok());
+  return scratch.get();
+}
+
+struct Shape {
+  int bits, n, k, group;
+  bool act_order;
+};
+
+class GemvIntTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(GemvIntTest, MatchesTheDequantizedReference) {
+  TP_SKIP_WITHOUT_GPU();
+  const Shape s = GetParam();
+  std::mt19937 rng(s.n * 31 + s.k);
+  const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
+  const std::vector<float> w = DequantizeRepacked(r);  // original input order
+  DevWeight dw(r);
+  for (int m = 1; m <= 2; ++m) {
+    const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
+    const std::vector<bf16> bias = RandomBf16(s.n, rng, 0.1f);
+    const std::vector<float> xf = ToFloat(x), bf = ToFloat(bias);
+    DevArray<bf16> dx(x), dbias(bias), scratch(static_cast<size_t>(m) * s.k);
+    const bf16* xc = Canonical(dx, dw, scratch, m, s.k);
+    for (bool fp32 : {true, false}) {
+      DevArray<float> out32(static_cast<size_t>(m) * s.n);
+      DevArray<bf16> out16(static_cast<size_t>(m) * s.n);
+      void* out = fp32 ? static_cast<void*>(out32.get()) : static_cast<void*>(out16.get());
+      ASSERT_TRUE(GemvInt(xc, dw.view, dbias.get(), out, fp32, m, s.n, s.k, nullptr).ok());
+      const std::vector<float> got = fp32 ? out32.Download() : ToFloat(out16.Download());
+      for (int row = 0; row < m; ++row) {
+        for (int o = 0; o < s.n; ++o) {
+          double ref = bf[o], mag = std::fabs(bf[o]);
+          for (int i = 0; i < s.k; ++i) {
+            const double p = static_cast<double>(w[static_cast<size_t>(o) * s.k + i]) * xf[row * s.k + i];
+            ref += p;
+            mag += std::fabs(p);
+          }
+          const float g = got[static_cast<size_t>(row) * s.n + o];
+          ASSERT_NEAR(g, ref, (fp32 ? 1e-5 : 8e-3) * mag + 1e-6)
+              << "m " << m << " row " << row << " out " << o << (fp32 ? " fp32" : " bf16");
+        }
+      }
+    }
+  }
+}
+
+TEST_P(GemvIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
+  TP_SKIP_WITHOUT_GPU();
+  const Shape s = GetParam();
+  if (s.n % 2 != 0) GTEST_SKIP() << "gate and up need an even row count";
+  std::mt19937 rng(s.n * 17 + s.k);
+  const int inter = s.n / 2;
+  const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
+  const std::vector<float> w = DequantizeRepacked(r);
+  DevWeight dw(r);
+  for (int m = 1; m <= 2; ++m) {
+    const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
+    const std::vector<float> xf = ToFloat(x);
+    DevArray<bf16> dx(x), scratch(static_cast<size_t>(m) * s.k), out(static_cast<size_t>(m) * inter);
+    ASSERT_TRUE(GemvIntSiluMul(Canonical(dx, dw, scratch, m, s.k), dw.view, out.get(), m, inter, s.k, nullptr).ok());
+    const std::vector<float> got = ToFloat(out.Download());
+    for (int row = 0; row < m; ++row) {
+      for (int i = 0; i < inter; ++i) {
+        double gate = 0, up = 0;
+        for (int c = 0; c < s.k; ++c) {
+          const double xv = xf[row * s.k + c];
+          gate += w[static_cast<size_t>(i) * s.k + c] * xv;
+          up += w[static_cast<size_t>(inter + i) * s.k + c] * xv;
+        }
+        const double want = gate / (1.0 + std::exp(-gate)) * up;
+        // bf16 roundings of gate, up, silu and the product, each ~2^-8.
+        ASSERT_NEAR(got[row * inter + i], want, 8e-3 * (std::fabs(gate) + 1) * (std::fabs(up) + 1))
+            << "m " << m << " row " << row << " column " << i;
+      }
+    }
+  }
+}
+
+TEST_P(GemvIntTest, DequantizeEqualsTheHostWeightsRoundedOnce) {
+  TP_SKIP_WITHOUT_GPU();
+  const Shape s = GetParam();
+  std::mt19937 rng(s.n + s.k * 7);
+  const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
+  const std::vector<float> w = DequantizeRepacked(r);
+  DevWeight dw(r);
+  DevArray<bf16> out(w.size());
+  ASSERT_TRUE(DequantizeInt(dw.view, s.n, s.k, out.get(), nullptr).ok());
+  const std::vector<bf16> got = out.Download();
+  for (size_t i = 0; i < w.size(); ++i) {
+    ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(w[i]))) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GemvIntTest,
+                         ::testing::Values(Shape{4, 64, 256, 128, false}, Shape{4, 100, 3584, 128, false},
+                                           Shape{4, 38, 160, 32, true}, Shape{4, 96, 1536, 64, true},
+                                           Shape{8, 64, 256, 128, false}, Shape{8, 70, 3584, 128, true},
+                                           Shape{8, 40, 96, 32, false}, Shape{4, 2 * 129, 2080, 32, false}));
+
+TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
+  IntWeightView w;
+  uint32_t word = 0;
+  float scale = 0;
+  uint16_t zero = 0;
+  w.codes = &word;
+  w.scale = &scale;
+  w.zero = &zero;
+  EXPECT_TRUE(CheckIntShape(w, 8, 256).ok());
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, 3, 8, 256, nullptr).ok());  // decode rows only
+  EXPECT_FALSE(CheckIntShape(w, 8, 200).ok());  // k not a multiple of 32
+  w.group = 48;
+  EXPECT_FALSE(CheckIntShape(w, 8, 96).ok());
+  w.group = 128;
+  w.bits = 2;
+  EXPECT_FALSE(CheckIntShape(w, 8, 256).ok());
+}
+
+// Every layer of the three fixtures, repacked and dequantized on the GPU,
+// is common/quant's float32 dequantization rounded to bf16.
+class DequantizeFixtureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DequantizeFixtureTest, EqualsCommonQuantRoundedToBf16) {
+  TP_SKIP_WITHOUT_GPU();
+  const std::optional<testing::QuantFixture> f = testing::OpenQuantFixture(GetParam());
+  ASSERT_TRUE(f.has_value());
+  for (const testing::FixtureLayer& l : f->layers) {
+    auto q = QuantizedLinear::Open(f->config.quantization, *f->ckpt, l.prefix, l.out, l.in);
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto r = RepackInt(q->packed_int(), 0, l.out, 0, l.in);
+    ASSERT_TRUE(r.ok()) << l.prefix << ": " << r.status();
+    const std::vector<float> want = *q->Dequantize(0, l.out, 0, l.in);
+    DevWeight dw(*r);
+    DevArray<bf16> out(want.size());
+    ASSERT_TRUE(DequantizeInt(dw.view, l.out, l.in, out.get(), nullptr).ok());
+    const std::vector<bf16> got = out.Download();
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(want[i]))) << l.prefix << " " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DequantizeFixtureTest,
+                         ::testing::Values("tests/fixtures/tiny-qwen2-awq", "tests/fixtures/tiny-qwen2-gptq-int4",
+                                           "tests/fixtures/tiny-qwen2-gptq-int8"));
+
+}  // namespace
+}  // namespace tpserve::worker::cuda
