@@ -12,6 +12,7 @@
 #include "gateway/http_error.h"
 #include "gateway/http_handlers.h"
 #include "gateway/random_id.h"
+#include "gateway/structured_request.h"
 #include "gateway/tool_calls.h"
 
 namespace tpserve::gateway {
@@ -249,6 +250,9 @@ void HandleGenerate(GatewayContext& ctx, bool chat, const HttpRequest& req, Http
   GenerationRequest& r = *parsed;
   auto prompts = Tokenize(ctx, r);
   if (!prompts.ok()) return WriteError(prompts.status(), res);
+  absl::Status bad_words = EncodeBadWords(
+      r.bad_words, [&](const std::string& text) { return ctx.text->Encode(text, false); }, &r.sampling);
+  if (!bad_words.ok()) return WriteError(bad_words, res);
 
   int max_model_len = ctx.max_model_len();
   int max_new_default = ctx.text->generation_config().max_new_tokens.value_or(0);

@@ -60,6 +60,9 @@ struct GenerationRequest {
   tpserve::v1::SamplingParams sampling;
   // Stop strings (gateway-side).
   std::vector<std::string> stop;
+  // vLLM bad_words as sent; tokenized into sampling.bad_words with the
+  // prompt (EncodeBadWords in structured_request.h).
+  std::vector<std::string> bad_words;
   // Completions per prompt.
   int n = 1;
   bool stream = false;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
@@ -19,6 +20,13 @@ namespace {
 using nlohmann::ordered_json;
 
 constexpr int kMaxLogitBias = 4096;
+// bad_words: each word becomes up to two token sequences (as written and
+// with a leading space), which the workers bound (worker/backend/
+// bad_words.h: 128 sequences of at most 32 tokens, 1024 tokens in all).
+constexpr size_t kMaxBadWords = 64;
+constexpr size_t kMaxBadWordBytes = 256;
+constexpr int kMaxBadWordTokens = 32;
+constexpr int kMaxBadWordsTotalTokens = 1024;
 
 // Compiling a large schema takes up to ~0.1 s, so each distinct spec is
 // compiled once; clients resend the same schema with every request.
@@ -127,6 +135,31 @@ absl::Status ParseGuided(const std::string& name, const ordered_json& v, const c
   return InvalidField(param, absl::StrCat(param, " is not supported by this server"));
 }
 
+// vLLM bad_words: a list of strings, tokenized later (EncodeBadWords). Each
+// word must have something left once leading whitespace is stripped, as
+// vLLM strips it before tokenizing.
+absl::Status ParseBadWords(const ordered_json& body, GenerationRequest* req) {
+  auto it = body.find("bad_words");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array()) return InvalidField("bad_words", "bad_words must be a list of strings");
+  if (it->size() > kMaxBadWords) {
+    return InvalidField("bad_words", absl::StrCat("bad_words has more than ", kMaxBadWords, " words"));
+  }
+  for (const ordered_json& w : *it) {
+    if (!w.is_string()) return InvalidField("bad_words", "bad_words must be a list of strings");
+    const std::string& word = w.get_ref<const std::string&>();
+    if (absl::StripLeadingAsciiWhitespace(word).empty()) {
+      return InvalidField("bad_words", "bad_words entries must be non-empty strings (not only whitespace)");
+    }
+    if (word.size() > kMaxBadWordBytes) {
+      return InvalidField("bad_words", absl::StrCat("bad_words entries must be at most ", kMaxBadWordBytes,
+                                                    " bytes long"));
+    }
+    req->bad_words.push_back(word);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseTokenBias(const ordered_json& body, const RequestLimits& limits, GenerationRequest* req) {
   const int64_t hi = limits.vocab_size > 0 ? limits.vocab_size - 1 : INT32_MAX;
   if (auto it = body.find("logit_bias"); it != body.end() && !it->is_null()) {
@@ -158,10 +191,7 @@ absl::Status ParseTokenBias(const ordered_json& body, const RequestLimits& limit
       req->sampling.add_allowed_token_ids(static_cast<int32_t>(*id));
     }
   }
-  if (auto it = body.find("bad_words"); it != body.end() && !it->is_null() && !(it->is_array() && it->empty())) {
-    return InvalidField("bad_words", "bad_words is not supported by this server");
-  }
-  return absl::OkStatus();
+  return ParseBadWords(body, req);
 }
 
 }  // namespace
@@ -234,6 +264,39 @@ absl::Status ParseToolChoice(const ordered_json& body, GenerationRequest* req) {
   }
   req->parse_tool_calls = true;
   return SetSpec(kParam, structured::ToolCallsSpec(forced, parallel), req);
+}
+
+absl::Status EncodeBadWords(const std::vector<std::string>& words,
+                            const std::function<std::vector<int>(const std::string&)>& encode,
+                            tpserve::v1::SamplingParams* sampling) {
+  int total = 0;
+  auto add = [&](const std::string& word, const std::vector<int>& ids) -> absl::Status {
+    if (static_cast<int>(ids.size()) > kMaxBadWordTokens) {
+      return InvalidField("bad_words", absl::StrCat("bad_words entry '", word, "' is ", ids.size(),
+                                                    " tokens; at most ", kMaxBadWordTokens, " are allowed"));
+    }
+    total += static_cast<int>(ids.size());
+    if (total > kMaxBadWordsTotalTokens) {
+      return InvalidField("bad_words", absl::StrCat("bad_words come to more than ", kMaxBadWordsTotalTokens,
+                                                    " tokens in all"));
+    }
+    sampling->add_bad_words()->mutable_ids()->Add(ids.begin(), ids.end());
+    return absl::OkStatus();
+  };
+  for (const std::string& word : words) {
+    const std::string text(absl::StripLeadingAsciiWhitespace(word));
+    const std::vector<int> plain = encode(text);
+    if (plain.empty()) return InvalidField("bad_words", absl::StrCat("bad_words entry '", word, "' has no tokens"));
+    TP_RETURN_IF_ERROR(add(word, plain));
+    // The word in mid-text, after a space. vLLM keeps this form only when
+    // the space makes a different first token and the same number of
+    // tokens (a word whose space is a token of its own is not banned twice).
+    const std::vector<int> spaced = encode(" " + text);
+    if (!spaced.empty() && spaced[0] != plain[0] && spaced.size() == plain.size()) {
+      TP_RETURN_IF_ERROR(add(word, spaced));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tpserve::gateway

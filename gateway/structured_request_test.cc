@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "gateway/http_error.h"
 #include "gateway/request_parser.h"
+#include "gateway/text_service.h"
 
 namespace tpserve::gateway {
 namespace {
@@ -109,7 +114,7 @@ TEST(StructuredRequestTest, BadFieldsAre400sNamingTheField) {
     std::string param;
     std::string message;
   };
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {R"("response_format": {"type": "xml"})", "response_format", "got 'xml'"},
       {R"("response_format": {"type": "json_schema"})", "response_format", "\"schema\""},
       {R"("response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object",
@@ -134,8 +139,15 @@ TEST(StructuredRequestTest, BadFieldsAre400sNamingTheField) {
       {R"("logit_bias": [1])", "logit_bias", "object"},
       {R"("allowed_token_ids": [1, 1000])", "allowed_token_ids", "[0, 999]"},
       {R"("allowed_token_ids": [])", "allowed_token_ids", "non-empty"},
-      {R"("bad_words": ["x"])", "bad_words", "not supported"},
+      {R"("bad_words": "x")", "bad_words", "list of strings"},
+      {R"("bad_words": ["x", 3])", "bad_words", "list of strings"},
+      {R"("bad_words": ["x", ""])", "bad_words", "non-empty"},
+      {R"("bad_words": [" \t"])", "bad_words", "non-empty"},
+      {R"("bad_words": [")" + std::string(257, 'x') + R"("])", "bad_words", "at most 256 bytes"},
   };
+  std::string many = R"("bad_words": ["w")";
+  for (int i = 0; i < 64; ++i) many += R"(, "w")";
+  cases.push_back({many + "]", "bad_words", "more than 64 words"});
   for (const Case& c : cases) {
     auto req = Chat(c.extra);
     ASSERT_FALSE(req.ok()) << c.extra;
@@ -143,6 +155,74 @@ TEST(StructuredRequestTest, BadFieldsAre400sNamingTheField) {
     EXPECT_EQ(ErrorParam(req.status()).value_or(""), c.param) << c.extra << ": " << req.status();
     EXPECT_NE(req.status().message().find(c.message), std::string::npos) << c.extra << ": " << req.status();
   }
+}
+
+TEST(StructuredRequestTest, BadWordsAreParsedAsText) {
+  auto req = Chat(R"("bad_words": ["hello", " New York"], "allowed_token_ids": [1])");
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->bad_words, (std::vector<std::string>{"hello", " New York"}));
+  EXPECT_EQ(req->sampling.bad_words_size(), 0);  // tokenized with the prompt
+  for (const char* none : {R"("bad_words": [])", R"("bad_words": null)"}) {
+    auto empty = Chat(none);
+    ASSERT_TRUE(empty.ok()) << empty.status();
+    EXPECT_TRUE(empty->bad_words.empty());
+  }
+  auto completion = ParseCompletionRequest(R"({"model": "tiny", "prompt": "a", "bad_words": ["b"]})", Limits());
+  ASSERT_TRUE(completion.ok()) << completion.status();
+  EXPECT_EQ(completion->bad_words, std::vector<std::string>{"b"});
+}
+
+std::vector<std::vector<int>> Encoded(const tpserve::v1::SamplingParams& s) {
+  std::vector<std::vector<int>> out;
+  for (const auto& w : s.bad_words()) out.emplace_back(w.ids().begin(), w.ids().end());
+  return out;
+}
+
+// A tokenizer by table, so each rule of the two forms shows.
+std::vector<int> FakeEncode(const std::string& text) {
+  static const std::map<std::string, std::vector<int>> table = {
+      {"hi", {1}},          {" hi", {2}},            // a new first token: both kept
+      {"New York", {3, 4}}, {" New York", {5, 4}},  // likewise, two tokens each
+      {"a", {6}},           {" a", {7, 6}},          // the space is its own token: dropped
+      {"b", {8}},           {" b", {8}},             // the same first token: dropped
+  };
+  return table.at(text);
+}
+
+TEST(StructuredRequestTest, BadWordsTokenizeInBothForms) {
+  tpserve::v1::SamplingParams s;
+  ASSERT_TRUE(EncodeBadWords({"hi", "  New York", "a", "b"}, FakeEncode, &s).ok());
+  EXPECT_EQ(Encoded(s), (std::vector<std::vector<int>>{{1}, {2}, {3, 4}, {5, 4}, {6}, {8}}));
+}
+
+TEST(StructuredRequestTest, BadWordsTokenBoundsAre400s) {
+  auto encode = [](const std::string& text) { return std::vector<int>(text.size(), static_cast<int>(text[0])); };
+  tpserve::v1::SamplingParams s;
+  absl::Status long_word = EncodeBadWords({std::string(33, 'x')}, encode, &s);
+  EXPECT_EQ(ErrorParam(long_word).value_or(""), "bad_words") << long_word;
+  EXPECT_NE(long_word.message().find("at most 32"), std::string::npos) << long_word;
+  // 40 words of 16 tokens, each twice (as written and with the space): 1280.
+  std::vector<std::string> words(40, std::string(16, 'y'));
+  absl::Status total = EncodeBadWords(words, [](const std::string& text) {
+    return std::vector<int>(16, text[0] == ' ' ? 2 : 1);
+  }, &s);
+  EXPECT_EQ(ErrorParam(total).value_or(""), "bad_words") << total;
+  EXPECT_NE(total.message().find("1024 tokens in all"), std::string::npos) << total;
+}
+
+TEST(StructuredRequestTest, BadWordsWithTheQwenTokenizer) {
+  auto text = TextService::Load("tests/fixtures/tiny-qwen2-chat", "");
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto encode = [&](const std::string& t) { return (*text)->Encode(t, false); };
+  tpserve::v1::SamplingParams s;
+  ASSERT_TRUE(EncodeBadWords({"hello", "Paris is"}, encode, &s).ok());
+  // "hello" and " hello" are one token each, different ones; so are the
+  // two forms of "Paris is" (two tokens each).
+  EXPECT_EQ(Encoded(s), (std::vector<std::vector<int>>{encode("hello"), encode(" hello"), encode("Paris is"),
+                                                       encode(" Paris is")}));
+  EXPECT_EQ(encode("hello").size(), 1u);
+  EXPECT_NE(encode("hello"), encode(" hello"));
+  EXPECT_EQ(encode("Paris is").size(), 2u);
 }
 
 }  // namespace

@@ -8,15 +8,17 @@
 namespace tpserve::structured {
 
 GrammarCache::GrammarCache(std::shared_ptr<const TokenVocabulary> vocab, JsonGrammarOptions options,
-                           size_t capacity)
-    : vocab_(std::move(vocab)), options_(options), capacity_(std::max<size_t>(capacity, 1)) {}
+                           size_t capacity, int precompute_threads)
+    : vocab_(std::move(vocab)), options_(options), capacity_(std::max<size_t>(capacity, 1)) {
+  if (precompute_threads > 0) precompute_ = std::make_unique<MaskPrecomputer>(precompute_threads);
+}
 
 absl::StatusOr<std::unique_ptr<GrammarCache>> GrammarCache::ForModel(const std::string& model_dir,
                                                                      std::vector<int32_t> eos_ids,
-                                                                     int mask_size) {
+                                                                     int mask_size, int precompute_threads) {
   TP_ASSIGN_OR_RETURN(std::unique_ptr<text::Tokenizer> tokenizer, text::Tokenizer::Load(model_dir));
   TP_ASSIGN_OR_RETURN(auto vocab, TokenVocabulary::FromTokenizer(*tokenizer, std::move(eos_ids), mask_size));
-  return std::make_unique<GrammarCache>(std::move(vocab));
+  return std::make_unique<GrammarCache>(std::move(vocab), JsonGrammarOptions{}, 64, precompute_threads);
 }
 
 absl::StatusOr<std::shared_ptr<const CompiledGrammar>> GrammarCache::Get(const std::string& spec) {
@@ -36,6 +38,7 @@ absl::StatusOr<std::shared_ptr<const CompiledGrammar>> GrammarCache::Get(const s
     entries_.erase(oldest);
   }
   entries_[spec] = Entry{compiled, ++clock_};
+  if (precompute_ != nullptr) precompute_->Submit(compiled);
   return compiled;
 }
 

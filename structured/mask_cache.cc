@@ -6,24 +6,43 @@
 namespace tpserve::structured {
 
 MaskCache::MaskCache(const Grammar& grammar, const TokenVocabulary& vocab)
-    : grammar_(grammar), vocab_(vocab), ready_(grammar.num_nodes()), owned_(grammar.num_nodes()) {
+    : grammar_(grammar),
+      vocab_(vocab),
+      ready_(grammar.num_nodes()),
+      claimed_(grammar.num_nodes()),
+      owned_(grammar.num_nodes()) {
   for (auto& r : ready_) r.store(nullptr, std::memory_order_relaxed);
+  for (auto& c : claimed_) c.store(false, std::memory_order_relaxed);
+}
+
+bool MaskCache::TryCompute(NodeId n) {
+  if (claimed_[n].exchange(true, std::memory_order_acq_rel)) return false;
+  // Computed without the lock: another thread may compute (or wait for)
+  // another node meanwhile.
+  owned_[n] = std::make_unique<NodeMask>(Compute(n));
+  absl::MutexLock lock(&mu_);
+  ready_[n].store(owned_[n].get(), std::memory_order_release);
+  computed_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 const NodeMask& MaskCache::Get(NodeId n) {
   if (const NodeMask* m = ready_[n].load(std::memory_order_acquire)) return *m;
-  absl::MutexLock lock(&mu_);
-  if (!owned_[n]) {
-    owned_[n] = std::make_unique<NodeMask>(Compute(n));
-    ready_[n].store(owned_[n].get(), std::memory_order_release);
-    computed_.fetch_add(1, std::memory_order_relaxed);
+  if (!TryCompute(n)) {
+    // Another thread (the background precompute, or another step) is
+    // computing it: waiting costs less than walking the vocabulary again.
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::atomic<const NodeMask*>* r) { return r->load(std::memory_order_acquire) != nullptr; },
+        &ready_[n]));
   }
-  return *owned_[n];
+  return *ready_[n].load(std::memory_order_acquire);
 }
 
-void MaskCache::PrecomputeAll() {
+void MaskCache::PrecomputeAll(const std::function<bool()>& stop) {
   for (NodeId n = 0; n < grammar_.num_nodes(); ++n) {
-    if (grammar_.has_byte_edges(n)) Get(n);
+    if (stop && stop()) return;
+    if (grammar_.has_byte_edges(n) && ready_[n].load(std::memory_order_acquire) == nullptr) TryCompute(n);
   }
 }
 

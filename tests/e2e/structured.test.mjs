@@ -182,3 +182,78 @@ test('tool_choice "required" yields tool calls whose arguments match the paramet
   }
   assert.ok(calls >= 3, `only ${calls}/4 requests produced a tool call`);
 });
+
+// Token ids of `text` (no special tokens added).
+async function tokenize(text) {
+  const r = await fetch(`http://127.0.0.1:${server.port}/tokenize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt: text, add_special_tokens: false }),
+  });
+  return (await r.json()).tokens;
+}
+
+// A greedy chat answer as its tokens' bytes (one token's bytes name it:
+// the byte-level vocabulary has no two tokens with the same bytes).
+async function greedyTokens(extra) {
+  const r = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Tell me about Paris.' }],
+    max_tokens: 40,
+    temperature: 0,
+    logprobs: true,
+    ...extra,
+  });
+  return r.choices[0].logprobs.content.map((e) => Buffer.from(e.bytes).toString('latin1'));
+}
+
+function containsRun(tokens, run) {
+  for (let i = 0; i + run.length <= tokens.length; ++i) {
+    if (run.every((t, j) => tokens[i + j] === t)) return true;
+  }
+  return false;
+}
+
+test('bad_words: a word greedy wrote, banned, is not written again', async (t) => {
+  const greedy = await greedyTokens({});
+  assert.ok(greedy.length >= 8, JSON.stringify(greedy));
+  // Words of one and of two consecutive output tokens that the gateway's
+  // tokenization of the word (as written or after a space, stripped as vLLM
+  // strips it) turns back into exactly those tokens.
+  const asText = (t) => Buffer.from(t, 'latin1').toString('utf8');
+  const idOf = async (t) => {
+    const ids = await tokenize(asText(t));
+    return ids.length === 1 && Buffer.from(asText(t), 'utf8').toString('latin1') === t ? ids[0] : -1;
+  };
+  const found = { 1: null, 2: null };
+  for (let i = 0; i < greedy.length && (!found[1] || !found[2]); ++i) {
+    for (const n of [1, 2]) {
+      if (found[n] || i + n > greedy.length) continue;
+      const run = greedy.slice(i, i + n);
+      const ids = await Promise.all(run.map(idOf));
+      const word = run.map(asText).join('').trimStart();
+      if (ids.includes(-1) || word === '' || /[\uFFFD<>|]/.test(word)) continue;
+      const forms = [await tokenize(word), await tokenize(' ' + word)];
+      if (forms.some((f) => JSON.stringify(f) === JSON.stringify(ids))) found[n] = { word, run };
+    }
+  }
+  assert.ok(found[1] && found[2], `no usable words in ${JSON.stringify(greedy.map((t) => asText(t)))}`);
+  for (const n of [1, 2]) {
+    const { word, run } = found[n];
+    const banned = await greedyTokens({ bad_words: [word] });
+    t.diagnostic(`banned ${JSON.stringify(word)}: ${JSON.stringify(greedy.map(asText).join(''))} -> ` +
+      JSON.stringify(banned.map(asText).join('')));
+    assert.ok(banned.length > 0);
+    assert.ok(!containsRun(banned, run),
+      `bad_words ${JSON.stringify(word)} still wrote ${JSON.stringify(run.map(asText))}: ` +
+      JSON.stringify(banned.map(asText)));
+  }
+  // The 400s name the field.
+  const bad = await fetch(`${server.baseURL}/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt: 'hi', bad_words: [''] }),
+  });
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error.param, 'bad_words');
+});

@@ -39,6 +39,8 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;
   // vLLM allowed_token_ids: when non-empty, the only ids that may be sampled.
   std::vector<int32_t> allowed_token_ids;
+  // vLLM bad_words as token id sequences (worker/backend/bad_words.h).
+  std::vector<std::vector<int32_t>> bad_words;
 };
 
 // One sequence's share of a step.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/backend/bad_words.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/token_mask.h"
 
@@ -38,7 +39,8 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(int vocab, int max_rows
   return s;
 }
 
-absl::StatusOr<const uint32_t*> Sampler::StageMask(const SeqStep& s, int slot) {
+absl::StatusOr<const uint32_t*> Sampler::StageMask(const SeqStep& s, int slot,
+                                                   std::span<const int32_t> banned) {
   if (h_masks_.data() == nullptr) {
     // Allocated on the first restricted row: deployments without
     // structured output never pay for the page-locked words.
@@ -64,6 +66,9 @@ absl::StatusOr<const uint32_t*> Sampler::StageMask(const SeqStep& s, int slot) {
     }
     for (int i = 0; i < words_per_row_; ++i) w[i] &= allowed_scratch_[i];
   }
+  // The CPU sampler's next restriction, with its rule for a mask that
+  // bad_words would leave empty.
+  BanInMask(std::span<uint32_t>(w, words_per_row_), vocab_, banned);
   return w;
 }
 
@@ -108,9 +113,14 @@ absl::Status Sampler::SampleChunk(const float* logits, const std::vector<const S
     // Distinct tokens only, so the kernel's threads never edit one logit twice.
     std::map<int, LogitEdit> row_edits;
     const uint32_t* mask = nullptr;
-    if (!s.allowed_mask.empty() || !sp.allowed_token_ids.empty()) {
+    banned_scratch_.clear();
+    if (!sp.bad_words.empty()) {
+      BannedTokenIds(sp.bad_words, s.token_ids.subspan(std::min<size_t>(s.num_prompt_tokens, s.token_ids.size())),
+                     &banned_scratch_);
+    }
+    if (!s.allowed_mask.empty() || !sp.allowed_token_ids.empty() || !banned_scratch_.empty()) {
       // Staged in this chunk's slice, masked rows packed from its start.
-      TP_ASSIGN_OR_RETURN(mask, StageMask(s, first + static_cast<int>(masked_rows.size())));
+      TP_ASSIGN_OR_RETURN(mask, StageMask(s, first + static_cast<int>(masked_rows.size()), banned_scratch_));
       masked_rows.push_back(r);
       p.premasked = 1;
     }

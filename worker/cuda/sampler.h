@@ -1,5 +1,5 @@
 // Turns the logits of the sampling sequences into SampleResults on the GPU:
-// structured output's token masks (with allowed_token_ids) and logit_bias,
+// structured output's token masks (with allowed_token_ids and bad_words) and logit_bias,
 // penalties, greedy or seeded sampling, logprobs, in the CPU sampler's order
 // (worker/model/sampler.h). Only the mask words go up, and only the token
 // ids and the requested logprobs cross to the host.
@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,9 +42,10 @@ class Sampler {
   Sampler() = default;
   absl::Status SampleChunk(const float* logits, const std::vector<const SeqStep*>& seqs, int first,
                            int count, cudaStream_t stream);
-  // Writes the row's allowed tokens (grammar mask AND allowed_token_ids) to
-  // page-locked slot `slot` and returns it.
-  absl::StatusOr<const uint32_t*> StageMask(const SeqStep& s, int slot);
+  // Writes the row's allowed tokens (grammar mask AND allowed_token_ids,
+  // less the ids bad_words ban this step: `banned`) to page-locked slot
+  // `slot` and returns it.
+  absl::StatusOr<const uint32_t*> StageMask(const SeqStep& s, int slot, std::span<const int32_t> banned);
   // Whether `mask` allows nothing but the ids min_tokens would mask (EOS and
   // stop ids): then they stay, as on the CPU, or nothing could be sampled.
   bool OnlyStopsAllowed(const uint32_t* mask, const SamplingParams& sp) const;
@@ -62,6 +64,7 @@ class Sampler {
   HostBuffer h_masks_;
   DeviceBuffer masks_, mask_rows_;
   std::vector<uint32_t> allowed_scratch_;
+  std::vector<int32_t> banned_scratch_;
   size_t sort_temp_bytes_ = 0;
   std::vector<std::vector<std::pair<int32_t, float>>> h_top_;
 };

@@ -1,5 +1,6 @@
 // The CUDA sampler's structured-output restrictions (token masks,
-// allowed_token_ids, logit_bias) against the CPU sampler, which defines them.
+// allowed_token_ids, bad_words, logit_bias) against the CPU sampler, which
+// defines them.
 #include <cmath>
 #include <random>
 #include <set>
@@ -184,6 +185,29 @@ TEST(SamplerMaskTest, BiasAndAllowedIdsDecideGreedyTokens) {
   EXPECT_EQ(got[1], 0);
   EXPECT_EQ(got[2], 79);
   for (int r = 0; r < 3; ++r) EXPECT_EQ(got[r], CpuToken(logits, rows[r], r, vocab));
+}
+
+TEST(SamplerMaskTest, BadWordsBanWhatTheCpuSamplerBans) {
+  TP_SKIP_WITHOUT_GPU();
+  const int vocab = 100;
+  std::vector<float> logits(5 * vocab, 0.0f);
+  for (int r = 0; r < 5; ++r) {
+    logits[r * vocab + 10] = 5.0f;  // the free argmax
+    logits[r * vocab + 11] = 4.0f;  // the runner-up
+  }
+  std::vector<Row> rows(5);
+  for (Row& row : rows) row.history = {1, 2, 3, 4, 60, 61};  // outputs: 60, 61
+  rows[0].params.bad_words = {{10}};                  // one token: always banned
+  rows[1].params.bad_words = {{60, 61, 10}};          // the outputs end with its prefix
+  rows[2].params.bad_words = {{3, 4, 10}, {61, 60, 10}};  // prompt tokens never count
+  rows[3].mask = MaskOf(vocab, {10, 12});              // the grammar's argmax banned
+  rows[3].params.bad_words = {{10}};
+  rows[4].mask = MaskOf(vocab, {10});                 // nothing else: the grammar wins
+  rows[4].params.bad_words = {{10}};
+  const std::vector<int> got = GpuTokens(logits, rows, vocab);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got, (std::vector<int>{11, 11, 10, 12, 10}));
+  for (int r = 0; r < 5; ++r) EXPECT_EQ(got[r], CpuToken(logits, rows[r], r, vocab)) << r;
 }
 
 }  // namespace

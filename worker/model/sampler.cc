@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "worker/backend/bad_words.h"
 #include "worker/model/sampling_rng.h"
 
 namespace tpserve::worker {
@@ -83,7 +84,7 @@ SampleResult Result(const SamplingInput& in, int32_t token) {
 }  // namespace
 
 void ApplyRestrictions(std::span<float> logits, const SamplingParams& p,
-                       std::span<const uint32_t> allowed_mask) {
+                       std::span<const uint32_t> allowed_mask, std::span<const int32_t> output) {
   const int64_t vocab = static_cast<int64_t>(logits.size());
   if (!allowed_mask.empty()) {
     const int64_t bits = static_cast<int64_t>(allowed_mask.size()) * 32;
@@ -99,6 +100,22 @@ void ApplyRestrictions(std::span<float> logits, const SamplingParams& p,
     }
     for (int64_t t = 0; t < vocab; ++t) {
       if (!allowed[t]) logits[t] = kNegInf;
+    }
+  }
+  if (!p.bad_words.empty()) {
+    thread_local std::vector<int32_t> banned;
+    thread_local std::vector<std::pair<int32_t, float>> saved;
+    BannedTokenIds(p.bad_words, output, &banned);
+    saved.clear();
+    for (int32_t t : banned) {
+      if (t >= 0 && t < vocab && logits[t] != kNegInf) {
+        saved.emplace_back(t, logits[t]);
+        logits[t] = kNegInf;
+      }
+    }
+    // BanInMask's rule: banning every token still allowed bans nothing.
+    if (!saved.empty() && std::all_of(logits.begin(), logits.end(), [](float v) { return v == kNegInf; })) {
+      for (auto [t, v] : saved) logits[t] = v;
     }
   }
   for (const auto& [t, bias] : p.logit_bias) {
@@ -162,7 +179,7 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
   const bool penalties = p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f ||
                          p.presence_penalty != 0.0f;
   const bool restricted = !in.allowed_mask.empty() || !p.allowed_token_ids.empty() ||
-                          !p.logit_bias.empty();
+                          !p.bad_words.empty() || !p.logit_bias.empty();
   if (p.temperature == 0.0f && !mask_stops && !penalties && !restricted) {
     return Result(in, Argmax(in.logits));  // plain greedy: no edited copy needed
   }
@@ -176,7 +193,7 @@ absl::StatusOr<SampleResult> SampleNext(const SamplingInput& in) {
   for (float& v : l) {
     if (std::isnan(v)) v = kNegInf;  // a NaN must never win a comparison
   }
-  if (restricted) ApplyRestrictions(l, p, in.allowed_mask);
+  if (restricted) ApplyRestrictions(l, p, in.allowed_mask, output);
   if (mask_stops) {
     // A grammar that is complete allows only EOS: min_tokens cannot take it
     // away, or nothing would be left to sample.

@@ -2,7 +2,7 @@
 // any backend (the CUDA backend copies logits back and calls this too, so the
 // two agree token for token).
 //
-// Order: the grammar mask, allowed_token_ids and logit_bias -> mask EOS/stop
+// Order: the grammar mask, allowed_token_ids, bad_words and logit_bias -> mask EOS/stop
 // ids below min_tokens (unless nothing else would be left) -> repetition,
 // frequency and
 // presence penalties -> greedy argmax (ties: lower id) when temperature is 0;
@@ -45,9 +45,11 @@ struct SamplingInput {
 absl::StatusOr<SampleResult> SampleNext(const SamplingInput& input);
 
 // Applies the grammar mask (`allowed_mask`, may be empty), allowed_token_ids
-// (-inf elsewhere) and logit_bias in place.
+// (-inf elsewhere), bad_words (-inf for the ids banned after `output`, the
+// generated tokens, unless nothing else would be left: bad_words.h) and
+// logit_bias in place.
 void ApplyRestrictions(std::span<float> logits, const SamplingParams& params,
-                       std::span<const uint32_t> allowed_mask);
+                       std::span<const uint32_t> allowed_mask, std::span<const int32_t> output);
 
 // Applies repetition (prompt + output), frequency and presence (output only)
 // penalties in place.

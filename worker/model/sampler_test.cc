@@ -221,6 +221,46 @@ TEST(SamplerTest, LogitBiasAndAllowedTokenIds) {
   }
 }
 
+TEST(SamplerTest, BadWordsBanTheArgmaxSoGreedyTakesTheRunnerUp) {
+  const std::vector<float> l = {1.0f, 2.0f, 5.0f, 4.0f, 3.0f};  // 2, then 3, then 4
+  SamplingParams p;
+  p.bad_words = {{2}};  // one token: banned at every step
+  EXPECT_EQ(Sample(l, p).token_id, 3);
+  p.bad_words = {{2}, {3}};
+  EXPECT_EQ(Sample(l, p).token_id, 4);
+  // Two tokens [0, 3]: 3 is banned only right after a generated 0.
+  p.bad_words = {{0, 3}};
+  EXPECT_EQ(Sample(l, p, {1, 0}, 1).token_id, 2);
+  p.bad_words = {{0, 2}};
+  EXPECT_EQ(Sample(l, p, {1, 0}, 1).token_id, 3);
+  EXPECT_EQ(Sample(l, p, {1, 0, 4}, 1).token_id, 2);  // the prefix is not at the end
+  EXPECT_EQ(Sample(l, p, {0}, 1).token_id, 2);        // prompt tokens never count
+  // Sampled draws never pick a banned token.
+  p.bad_words = {{2}, {0, 3}};
+  p.temperature = 2.0f;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    p.seed = seed;
+    const int32_t t = Sample(l, p, {1, 0}, 1).token_id;
+    EXPECT_TRUE(t != 2 && t != 3) << t;
+  }
+}
+
+TEST(SamplerTest, BadWordsYieldToAGrammarThatAllowsNothingElse) {
+  SamplingParams p;
+  p.bad_words = {{2}};
+  // The grammar allows only the banned id: the grammar wins.
+  EXPECT_EQ(SampleMasked({3.0f, 0.0f, 2.0f}, p, {1u << 2}).token_id, 2);
+  // The grammar allows the banned id and EOS (1): EOS is left, and
+  // min_tokens then yields too, or nothing could be sampled.
+  p.min_tokens = 5;
+  EXPECT_EQ(SampleMasked({3.0f, 0.0f, 2.0f}, p, {(1u << 1) | (1u << 2)}, {0}, {1}).token_id, 1);
+  // allowed_token_ids restrict the same way.
+  p = SamplingParams();
+  p.bad_words = {{2}};
+  p.allowed_token_ids = {2, 3};
+  EXPECT_EQ(Sample({0.0f, 0.0f, 5.0f, 1.0f}, p).token_id, 3);
+}
+
 TEST(SamplerTest, LogprobsAreRawAndSumToOne) {
   const auto logits = MakeLogits(50, 5);
   SamplingParams p;

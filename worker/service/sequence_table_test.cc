@@ -8,7 +8,9 @@
 #include "structured/testing.h"
 
 #include "google/protobuf/text_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "worker/backend/bad_words.h"
 
 namespace tpserve::worker {
 namespace {
@@ -215,6 +217,37 @@ TEST(SamplingParamsTest, LogitBiasAndAllowedTokenIds) {
   p.mutable_logit_bias()->erase(1);
   p.add_allowed_token_ids(-1);
   EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+}
+
+TEST(SamplingParamsTest, BadWords) {
+  v1::SamplingParams p;
+  p.add_bad_words()->add_ids(3);
+  auto* two = p.add_bad_words();
+  two->add_ids(4);
+  two->add_ids(5);
+  auto s = ToSamplingParams(p, 10);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->bad_words, (std::vector<std::vector<int32_t>>{{3}, {4, 5}}));
+  two->add_ids(10);  // outside the vocabulary
+  EXPECT_THAT(ToSamplingParams(p, 10).status().message(), ::testing::HasSubstr("bad_words"));
+  two->mutable_ids()->RemoveLast();
+  p.add_bad_words();  // an empty word
+  EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+  p.mutable_bad_words()->RemoveLast();
+  for (int i = 0; i < kMaxBadWordLength; ++i) p.add_bad_words()->add_ids(1);
+  EXPECT_TRUE(ToSamplingParams(p, 10).ok());
+  for (int i = 0; i < kMaxBadWords; ++i) p.add_bad_words()->add_ids(1);
+  EXPECT_THAT(ToSamplingParams(p, 10).status().message(), ::testing::HasSubstr("exceed the limit of 128"));
+  p.clear_bad_words();
+  auto* long_word = p.add_bad_words();
+  for (int i = 0; i <= kMaxBadWordLength; ++i) long_word->add_ids(1);
+  EXPECT_FALSE(ToSamplingParams(p, 10).ok());
+  p.clear_bad_words();
+  for (int i = 0; i < 40; ++i) {  // 40 x 30 = 1200 tokens
+    auto* w = p.add_bad_words();
+    for (int j = 0; j < 30; ++j) w->add_ids(1);
+  }
+  EXPECT_THAT(ToSamplingParams(p, 10).status().message(), ::testing::HasSubstr("1200 tokens in all"));
 }
 
 // 100 ids: 1 = "a", 2 = "b", the rest "x", 99 = EOS.

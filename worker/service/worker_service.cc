@@ -254,8 +254,14 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   const std::string dir = std::filesystem::is_directory(options.model_path)
                               ? options.model_path
                               : std::filesystem::path(options.model_path).parent_path().string();
+  // A new grammar's node masks are filled by two background threads on the
+  // GPU, whose host cores are otherwise idle during the forward pass; the
+  // CPU backend's forward needs every core, so there a node's mask is
+  // computed when a step first needs it.
+  const int precompute_threads = backend_->device() == "cuda" ? 2 : 0;
   auto grammars = structured::GrammarCache::ForModel(
-      dir, std::vector<int32_t>(backend_->eos_token_ids().begin(), backend_->eos_token_ids().end()), c.vocab_size);
+      dir, std::vector<int32_t>(backend_->eos_token_ids().begin(), backend_->eos_token_ids().end()), c.vocab_size,
+      precompute_threads);
   if (grammars.ok()) {
     grammars_ = std::move(*grammars);
     sequences_.set_grammars(grammars_.get());
