@@ -11,6 +11,23 @@ json BytesJson(const std::string& bytes) {
   return out;
 }
 
+// One streamed choice in its envelope; chat and completions differ only in
+// the object name and the key of the content ("delta" or "text").
+json StreamChunkJson(const ResponseHeader& header, const char* object, int index,
+                     const char* content_key, json content, json logprobs, json finish_reason,
+                     json stop_reason) {
+  json choice = {{"index", index},
+                 {content_key, std::move(content)},
+                 {"logprobs", std::move(logprobs)},
+                 {"finish_reason", std::move(finish_reason)}};
+  if (!stop_reason.is_null()) choice["stop_reason"] = std::move(stop_reason);
+  return {{"id", header.id},
+          {"object", object},
+          {"created", header.created},
+          {"model", header.model},
+          {"choices", json::array({choice})}};
+}
+
 }  // namespace
 
 std::string DumpJson(const json& value) {
@@ -99,30 +116,14 @@ json CompletionJson(const ResponseHeader& header, const std::vector<ChoiceResult
 
 json ChatChunkJson(const ResponseHeader& header, int index, json delta, json logprobs,
                    json finish_reason, json stop_reason) {
-  json choice = {{"index", index},
-                 {"delta", std::move(delta)},
-                 {"logprobs", std::move(logprobs)},
-                 {"finish_reason", std::move(finish_reason)}};
-  if (!stop_reason.is_null()) choice["stop_reason"] = std::move(stop_reason);
-  return {{"id", header.id},
-          {"object", "chat.completion.chunk"},
-          {"created", header.created},
-          {"model", header.model},
-          {"choices", json::array({choice})}};
+  return StreamChunkJson(header, "chat.completion.chunk", index, "delta", std::move(delta),
+                         std::move(logprobs), std::move(finish_reason), std::move(stop_reason));
 }
 
 json CompletionChunkJson(const ResponseHeader& header, int index, const std::string& text,
                          json logprobs, json finish_reason, json stop_reason) {
-  json choice = {{"index", index},
-                 {"text", text},
-                 {"logprobs", std::move(logprobs)},
-                 {"finish_reason", std::move(finish_reason)}};
-  if (!stop_reason.is_null()) choice["stop_reason"] = std::move(stop_reason);
-  return {{"id", header.id},
-          {"object", "text_completion"},
-          {"created", header.created},
-          {"model", header.model},
-          {"choices", json::array({choice})}};
+  return StreamChunkJson(header, "text_completion", index, "text", text, std::move(logprobs),
+                         std::move(finish_reason), std::move(stop_reason));
 }
 
 json UsageChunkJson(const ResponseHeader& header, bool chat, const UsageCounts& usage) {

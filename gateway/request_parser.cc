@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sampling_rules.h"
 #include "common/status_macros.h"
 #include "gateway/http_error.h"
 #include "gateway/json_fields.h"
@@ -82,13 +83,13 @@ absl::Status ParseCommon(const json& body, const RequestLimits& limits, Generati
   tpserve::v1::SamplingParams& s = req->sampling;
 
   std::optional<double> temperature, top_p, min_p, presence, frequency, repetition;
-  TP_RETURN_IF_ERROR(f.Number("temperature", 0.0, 1e6, &temperature));
+  TP_RETURN_IF_ERROR(f.Number("temperature", 0.0, kMaxTemperature, &temperature));
   TP_RETURN_IF_ERROR(f.Number("top_p", 0.0, 1.0, &top_p));
   if (top_p.has_value() && *top_p <= 0.0) return InvalidField("top_p", "top_p must be in (0, 1]");
   TP_RETURN_IF_ERROR(f.Number("min_p", 0.0, 1.0, &min_p));
-  TP_RETURN_IF_ERROR(f.Number("presence_penalty", -2.0, 2.0, &presence));
-  TP_RETURN_IF_ERROR(f.Number("frequency_penalty", -2.0, 2.0, &frequency));
-  TP_RETURN_IF_ERROR(f.Number("repetition_penalty", 0.0, 1e6, &repetition));
+  TP_RETURN_IF_ERROR(f.Number("presence_penalty", kMinPenalty, kMaxPenalty, &presence));
+  TP_RETURN_IF_ERROR(f.Number("frequency_penalty", kMinPenalty, kMaxPenalty, &frequency));
+  TP_RETURN_IF_ERROR(f.Number("repetition_penalty", 0.0, kMaxRepetitionPenalty, &repetition));
   if (repetition.has_value() && *repetition <= 0.0) {
     return InvalidField("repetition_penalty", "repetition_penalty must be > 0");
   }
@@ -343,7 +344,7 @@ absl::StatusOr<GenerationRequest> ParseChatRequest(const std::string& body,
   bool logprobs = false;
   TP_RETURN_IF_ERROR(f.Bool("logprobs", &logprobs));
   std::optional<int64_t> top_logprobs;
-  TP_RETURN_IF_ERROR(f.Int("top_logprobs", 0, 20, &top_logprobs));
+  TP_RETURN_IF_ERROR(f.Int("top_logprobs", 0, kMaxTopLogprobs, &top_logprobs));
   if (top_logprobs.value_or(0) > 0 && !logprobs) {
     return InvalidField("top_logprobs", "top_logprobs requires logprobs to be true");
   }
@@ -381,7 +382,7 @@ absl::StatusOr<GenerationRequest> ParseCompletionRequest(const std::string& body
     }
   }
   std::optional<int64_t> logprobs;
-  TP_RETURN_IF_ERROR(f.Int("logprobs", 0, 20, &logprobs));
+  TP_RETURN_IF_ERROR(f.Int("logprobs", 0, kMaxTopLogprobs, &logprobs));
   if (logprobs.has_value()) {
     req.completion_logprobs = true;
     req.sampling.set_logprobs(true);

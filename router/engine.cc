@@ -41,20 +41,6 @@ void RequestStream::Push(SequenceOutput output) {
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
     const ServerConfig& config, EngineOptions options) {
-  if (config.max_num_seqs < 1 || config.max_num_batched_tokens < 0 ||
-      config.max_queued_requests < 1 || config.max_waiting_tokens < 0 ||
-      config.max_model_len < 0) {
-    return absl::InvalidArgumentError(
-        "--max-num-seqs and --max-queued-requests must be >= 1; "
-        "--max-num-batched-tokens, --max-waiting-tokens and --max-model-len "
-        ">= 0");
-  }
-  if (config.scheduling_policy != "fcfs" &&
-      config.scheduling_policy != "priority") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--scheduling-policy must be fcfs or priority, got \"",
-                     config.scheduling_policy, "\""));
-  }
   TP_ASSIGN_OR_RETURN(auto group, WorkerGroup::Create(config));
   TP_ASSIGN_OR_RETURN(auto metrics, RouterMetrics::Create());
   return std::unique_ptr<Engine>(

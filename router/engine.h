@@ -71,8 +71,8 @@ class RequestStream {
 // Scheduler + worker group + step loop.
 class Engine {
  public:
-  // Validates the scheduler settings and creates the worker clients; the
-  // loop starts with Start().
+  // Creates the worker clients; the loop starts with Start(). `config` is
+  // trusted: its ranges were checked by the option table (common/config).
   static absl::StatusOr<std::unique_ptr<Engine>> Create(
       const ServerConfig& config, EngineOptions options = {});
   ~Engine();

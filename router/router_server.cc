@@ -20,12 +20,6 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
 
 absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
     const ServerConfig& config, EngineOptions options) {
-  if (config.router_port < 0 || config.router_port > 65535 ||
-      config.metrics_port < 0 || config.metrics_port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--router-port and --metrics-port must be in [0, 65535], "
-                     "got ", config.router_port, " and ", config.metrics_port));
-  }
   std::unique_ptr<RouterServer> server(new RouterServer());
   server->drain_timeout_ = absl::Milliseconds(config.drain_timeout_ms);
   TP_ASSIGN_OR_RETURN(server->engine_, Engine::Create(config, options));

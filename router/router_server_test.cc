@@ -385,12 +385,6 @@ TEST_F(RouterServerTest, BadSettingsAndBusyPortsAreClearErrors) {
   metrics_clash.metrics_port = router_->port();
   EXPECT_FALSE(RouterServer::Start(metrics_clash).ok());
 
-  ServerConfig bad = Config();
-  bad.scheduling_policy = "lifo";
-  auto policy = RouterServer::Start(bad);
-  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(policy.status().message()), HasSubstr("lifo"));
-
   ServerConfig no_workers = Config();
   no_workers.workers.clear();
   no_workers.tensor_parallel_size = 1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/sampling_rules.h"
 
 namespace tpserve::router {
 
@@ -66,13 +67,6 @@ absl::Status Scheduler::Validate(const v1::GenerateRequest& request) const {
                        config_.vocab_size, ")"));
     }
   }
-  for (int32_t t : s.stop_token_ids()) {
-    if (t < 0 || t >= config_.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop token id ", t, " is outside the vocabulary [0, ",
-                       config_.vocab_size, ")"));
-    }
-  }
   if (!config_.applies_token_masks &&
       (!s.structured_output().empty() || s.logit_bias_size() > 0 || s.allowed_token_ids_size() > 0)) {
     return absl::InvalidArgumentError(
@@ -90,18 +84,9 @@ absl::Status Scheduler::Validate(const v1::GenerateRequest& request) const {
         absl::StrCat("min_tokens must be in [0, max_tokens=", s.max_tokens(),
                      "], got ", s.min_tokens()));
   }
-  if (!(s.temperature() >= 0) || !(s.top_p() >= 0 && s.top_p() <= 1) ||
-      s.top_k() < -1 || !(s.min_p() >= 0 && s.min_p() <= 1) ||
-      !(s.presence_penalty() >= -2 && s.presence_penalty() <= 2) ||
-      !(s.frequency_penalty() >= -2 && s.frequency_penalty() <= 2) ||
-      !(s.repetition_penalty() >= 0) || s.top_logprobs() < 0 ||
-      s.top_logprobs() > 20) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sampling parameter out of range (temperature >= 0, top_p in [0, 1], "
-        "top_k >= -1, min_p in [0, 1], penalties in [-2, 2], "
-        "repetition_penalty > 0, top_logprobs in [0, 20]): ",
-        s.ShortDebugString()));
-  }
+  // The same rule the workers apply to each new sequence: what is admitted
+  // here never fails a step there.
+  if (absl::Status r = CheckSamplingParams(s, config_.vocab_size); !r.ok()) return r;
   const int64_t total = int64_t{prompt_len} + s.max_tokens();
   if (total > config_.max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -160,14 +145,19 @@ void Scheduler::FillUsage(const Sequence& seq, SequenceOutput* out) const {
   out->cached_tokens = seq.num_cached_tokens.value_or(0);
 }
 
-void Scheduler::EndWithError(Sequence* seq, const absl::Status& status,
-                             std::vector<SequenceOutput>* outputs) {
+void Scheduler::PushAbortOutput(const Sequence& seq, const absl::Status& status,
+                                std::vector<SequenceOutput>* outputs) const {
   SequenceOutput out;
-  FillUsage(*seq, &out);
+  FillUsage(seq, &out);
   out.finished = true;
   out.finish_reason = v1::FINISH_REASON_ABORT;
   out.error = status;
   outputs->push_back(std::move(out));
+}
+
+void Scheduler::EndWithError(Sequence* seq, const absl::Status& status,
+                             std::vector<SequenceOutput>* outputs) {
+  PushAbortOutput(*seq, status, outputs);
   if (seq->status == SequenceStatus::kWaiting) {
     RemoveFromWaiting(seq);
   } else {
@@ -458,12 +448,7 @@ absl::Status Scheduler::Update(const StepPlan& plan,
 void Scheduler::AbortAll(const absl::Status& status,
                          std::vector<SequenceOutput>* outputs) {
   for (auto& [id, seq] : seqs_) {
-    SequenceOutput out;
-    FillUsage(*seq, &out);
-    out.finished = true;
-    out.finish_reason = v1::FINISH_REASON_ABORT;
-    out.error = status;
-    outputs->push_back(std::move(out));
+    PushAbortOutput(*seq, status, outputs);
     blocks_.Free(&seq->blocks);
   }
   seqs_.clear();

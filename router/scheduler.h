@@ -168,6 +168,9 @@ class Scheduler {
                     std::vector<SequenceOutput>* outputs);
   // Fills the usage fields of an output.
   void FillUsage(const Sequence& seq, SequenceOutput* out) const;
+  // Emits the sequence's final output, ended by `status` (abort).
+  void PushAbortOutput(const Sequence& seq, const absl::Status& status,
+                       std::vector<SequenceOutput>* outputs) const;
   // Decides whether the last appended token ends the sequence.
   void CheckStop(const Sequence& seq, SequenceOutput* out) const;
   // Whether the sequence's pending tokens already reach max_tokens or

@@ -207,6 +207,22 @@ TEST(SchedulerTest, TokenMasksNeedWorkersThatApplyThem) {
   }
 }
 
+// Token masks the workers would refuse (ids outside the vocabulary, a bias
+// out of range) are refused at admission, not by a failed step.
+TEST(SchedulerTest, TokenMasksOutsideTheWorkersRulesAreRefused) {
+  std::vector<v1::GenerateRequest> bad(3, Request(Prompt(3), 2));
+  (*bad[0].mutable_sampling()->mutable_logit_bias())[kVocab] = 1;
+  (*bad[1].mutable_sampling()->mutable_logit_bias())[5] = 150;
+  bad[2].mutable_sampling()->add_allowed_token_ids(-1);
+  SchedulerConfig c = Config();
+  c.applies_token_masks = true;
+  Scheduler s(c);
+  for (const v1::GenerateRequest& r : bad) {
+    auto id = s.Add(r, absl::InfiniteFuture());
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << r.ShortDebugString();
+  }
+}
+
 TEST(SchedulerTest, RefusesWhatCanNeverFitTheCache) {
   Scheduler s(Config(/*num_blocks=*/4, /*block_size=*/4));
   // 16 positions fit: a 10-token prompt with 7 new tokens needs 16.

@@ -37,12 +37,6 @@ absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Create(
         "--tensor-parallel-size is ", config.tensor_parallel_size, " but ",
         config.workers.size(), " --worker addresses were given"));
   }
-  if (config.block_size < 1 || config.worker_step_timeout_ms < 1 ||
-      config.worker_init_timeout_ms < 1) {
-    return absl::InvalidArgumentError(
-        "--block-size, --worker-step-timeout-ms and --worker-init-timeout-ms "
-        "must be positive");
-  }
   TP_ASSIGN_OR_RETURN(std::unique_ptr<InternalTls> tls, LoadInternalTls(config));
   return std::unique_ptr<WorkerGroup>(new WorkerGroup(config, tls.get()));
 }

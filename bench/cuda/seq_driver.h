@@ -6,11 +6,27 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <istream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "worker/backend/backend.h"
 
 namespace tpserve::bench {
+
+// Prompts as the scripts/gpu tools write them: one line of space-separated
+// token ids per prompt; blank lines are skipped.
+inline std::vector<std::vector<int32_t>> ReadPromptIds(std::istream& in) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::vector<int32_t> ids;
+    for (int32_t id; ls >> id;) ids.push_back(id);
+    if (!ids.empty()) prompts.push_back(std::move(ids));
+  }
+  return prompts;
+}
 
 // One sequence: tokens, its blocks, progress.
 struct DriverSeq {

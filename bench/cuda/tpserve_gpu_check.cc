@@ -40,13 +40,7 @@ int Main(int argc, char** argv) {
   }
   std::ifstream in(prompts_path);
   if (model.empty() || !in) return Fail(absl::InvalidArgumentError("need --model and a readable --prompts"));
-  std::vector<std::vector<int32_t>> prompts;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream ls(line);
-    std::vector<int32_t> ids;
-    for (int32_t id; ls >> id;) ids.push_back(id);
-    if (!ids.empty()) prompts.push_back(ids);
-  }
+  const std::vector<std::vector<int32_t>> prompts = ReadPromptIds(in);
   if (prompts.empty()) return Fail(absl::InvalidArgumentError("no prompts"));
   const size_t len = prompts[0].size();
   for (const auto& p : prompts) {

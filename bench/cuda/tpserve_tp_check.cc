@@ -143,13 +143,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "error: need --model and a readable --prompts\n");
     return 2;
   }
-  std::vector<std::vector<int32_t>> prompts;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream ls(line);
-    std::vector<int32_t> ids;
-    for (int32_t id; ls >> id;) ids.push_back(id);
-    if (!ids.empty()) prompts.push_back(ids);
-  }
+  const std::vector<std::vector<int32_t>> prompts = ReadPromptIds(in);
   if (prompts.empty() || std::any_of(prompts.begin(), prompts.end(), [&](const auto& p) {
         return p.size() != prompts[0].size();
       })) {

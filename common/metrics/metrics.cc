@@ -44,12 +44,16 @@ bool IsValidLabelName(const std::string& name) {
   return true;
 }
 
-std::string EscapeHelp(const std::string& help) {
+// The exposition format's escapes: backslash and newline everywhere, and the
+// double quote inside label values (HELP text is not quoted).
+std::string EscapeText(const std::string& text, bool quoted) {
   std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
+    } else if (c == '"' && quoted) {
+      out += "\\\"";
     } else if (c == '\n') {
       out += "\\n";
     } else {
@@ -58,6 +62,8 @@ std::string EscapeHelp(const std::string& help) {
   }
   return out;
 }
+
+std::string EscapeHelp(const std::string& help) { return EscapeText(help, /*quoted=*/false); }
 
 // `{a="x",b="y"}` or "" when there are no labels; `extra` (e.g. le="0.5")
 // is appended last.
@@ -326,20 +332,7 @@ std::string FormatValue(double value) {
 }
 
 std::string EscapeLabelValue(const std::string& value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return EscapeText(value, /*quoted=*/true);
 }
 
 }  // namespace tpserve::metrics

@@ -45,4 +45,15 @@ absl::Status CheckTensorParallel(const ModelConfig& c, int tp) {
                                                  " (", n, "); sizes that work: ", Working(c)));
 }
 
+HeadSplit SplitHeads(const ModelConfig& c, int rank, int world_size) {
+  const int kv = c.num_key_value_heads;
+  HeadSplit h;
+  h.num_heads = c.num_attention_heads / world_size;
+  h.first_head = rank * h.num_heads;
+  h.num_kv_heads = kv >= world_size ? kv / world_size : 1;
+  h.first_kv_head = kv >= world_size ? rank * h.num_kv_heads : rank / (world_size / kv);
+  h.intermediate = c.intermediate_size / world_size;
+  return h;
+}
+
 }  // namespace tpserve

@@ -14,6 +14,21 @@ namespace tpserve {
 // INVALID_ARGUMENT naming the dimension and the sizes that would work.
 absl::Status CheckTensorParallel(const ModelConfig& config, int tensor_parallel_size);
 
+// One rank's share of the attention heads and MLP columns, the same on every
+// backend. With more ranks than KV heads each rank holds one KV head, shared
+// by world_size / num_key_value_heads ranks.
+struct HeadSplit {
+  int num_heads = 0;  // query heads [first_head, first_head + num_heads)
+  int first_head = 0;
+  int num_kv_heads = 0;  // KV heads [first_kv_head, first_kv_head + num_kv_heads)
+  int first_kv_head = 0;
+  int intermediate = 0;  // MLP columns [rank * intermediate, + intermediate)
+};
+
+// The split of `config` for `rank` of `world_size`; the caller has checked
+// CheckTensorParallel(config, world_size) and 0 <= rank < world_size.
+HeadSplit SplitHeads(const ModelConfig& config, int rank, int world_size);
+
 }  // namespace tpserve
 
 #endif  // TPSERVE_COMMON_MODEL_TENSOR_PARALLEL_H_

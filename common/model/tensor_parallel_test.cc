@@ -1,6 +1,8 @@
 #include "common/model/tensor_parallel.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -30,6 +32,33 @@ TEST(CheckTensorParallelTest, HeadsAndColumnsDivideKvHeadsDivideOrReplicate) {
             std::string::npos);
   EXPECT_NE(CheckTensorParallel(Config(8, 8, 100), 8).message().find("intermediate_size (100)"), std::string::npos);
   EXPECT_FALSE(CheckTensorParallel(qwen7b, 0).ok());
+}
+
+// Every rank's share together covers each head and column exactly once; KV
+// heads, when replicated, go to consecutive ranks.
+TEST(SplitHeadsTest, SharesCoverTheModel) {
+  struct Case {
+    ModelConfig config;
+    int world;
+  };
+  const Case cases[] = {{Config(28, 4, 18944), 4}, {Config(16, 2, 4096), 8}, {Config(8, 8, 64), 1}};
+  for (const Case& c : cases) {
+    std::vector<int> heads(c.config.num_attention_heads), kv(c.config.num_key_value_heads);
+    int columns = 0;
+    for (int r = 0; r < c.world; ++r) {
+      const HeadSplit h = SplitHeads(c.config, r, c.world);
+      for (int i = 0; i < h.num_heads; ++i) ++heads[h.first_head + i];
+      for (int i = 0; i < h.num_kv_heads; ++i) ++kv[h.first_kv_head + i];
+      columns += h.intermediate;
+    }
+    const int kv_copies = std::max(1, c.world / c.config.num_key_value_heads);
+    for (int n : heads) EXPECT_EQ(n, 1) << c.world;
+    for (int n : kv) EXPECT_EQ(n, kv_copies) << c.world;
+    EXPECT_EQ(columns, c.config.intermediate_size);
+  }
+  // 2 KV heads over 8 ranks: ranks 0-3 hold head 0, ranks 4-7 head 1.
+  EXPECT_EQ(SplitHeads(Config(16, 2, 4096), 3, 8).first_kv_head, 0);
+  EXPECT_EQ(SplitHeads(Config(16, 2, 4096), 4, 8).first_kv_head, 1);
 }
 
 }  // namespace

@@ -93,20 +93,12 @@ absl::StatusOr<std::vector<uint8_t>> CopyColumnsRaw(const TensorView& tensor, in
 absl::StatusOr<std::vector<float>> ReadColumnsFloat32(const TensorView& tensor, int64_t begin,
                                                       int64_t end) {
   if (auto s = RequireFloat(tensor); !s.ok()) return s;
-  if (tensor.shape.size() != 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(tensor), ": column slice needs a 2-D tensor, got shape ",
-                     tensor.ShapeString()));
-  }
-  const int64_t rows = tensor.shape[0], cols = tensor.shape[1];
-  if (auto s = CheckRange(tensor, begin, end, cols, "columns"); !s.ok()) return s;
-  const size_t es = DTypeSize(tensor.dtype);
-  const int64_t width = end - begin;
-  std::vector<float> out(static_cast<size_t>(rows * width));
-  for (int64_t r = 0; r < rows; ++r) {
-    ConvertToFloat32(tensor.dtype, tensor.data + (r * cols + begin) * es,
-                     static_cast<size_t>(width), out.data() + r * width);
-  }
+  // The raw column block is rows x width elements of the tensor's dtype, in
+  // row order: converting it whole gives the float32 slice.
+  absl::StatusOr<std::vector<uint8_t>> raw = CopyColumnsRaw(tensor, begin, end);
+  if (!raw.ok()) return raw.status();
+  std::vector<float> out(raw->size() / DTypeSize(tensor.dtype));
+  ConvertToFloat32(tensor.dtype, raw->data(), out.size(), out.data());
   return out;
 }
 

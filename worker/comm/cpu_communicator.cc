@@ -82,6 +82,29 @@ struct CpuCommunicator::PeerIo {
   }
 };
 
+namespace {
+
+// The transfers of an all-to-all: this rank sends `send` to every peer, and
+// peer p's `bytes` land at gathered + p * bytes (AllReduceSum, AllGather).
+std::vector<CpuCommunicator::PeerIo> AllToAllIos(int rank, int world_size, Op op, uint64_t seq,
+                                                 const char* send, char* gathered,
+                                                 size_t bytes) {
+  std::vector<CpuCommunicator::PeerIo> ios;
+  for (int p = 0; p < world_size; ++p) {
+    if (p == rank) continue;
+    CpuCommunicator::PeerIo io;
+    io.peer = p;
+    io.out_header = {kFrameMagic, static_cast<uint32_t>(op), seq, bytes};
+    io.send = send;
+    io.recv = gathered + p * bytes;
+    io.recv_len = bytes;
+    ios.push_back(io);
+  }
+  return ios;
+}
+
+}  // namespace
+
 CpuCommunicator::CpuCommunicator(int rank, int world_size, CpuCommOptions options)
     : rank_(rank), world_size_(world_size), options_(options),
       peers_(world_size), abort_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
@@ -200,17 +223,8 @@ absl::Status CpuCommunicator::AllReduceSum(void* data, size_t count,
   const size_t bytes = count * CommDTypeSize(dtype);
   std::vector<char> scratch(bytes * world_size_);
   std::memcpy(scratch.data() + rank_ * bytes, data, bytes);
-  std::vector<PeerIo> ios;
-  for (int p = 0; p < world_size_; ++p) {
-    if (p == rank_) continue;
-    PeerIo io;
-    io.peer = p;
-    io.out_header = {kFrameMagic, static_cast<uint32_t>(Op::kAllReduce), seq, bytes};
-    io.send = static_cast<const char*>(data);
-    io.recv = scratch.data() + p * bytes;
-    io.recv_len = bytes;
-    ios.push_back(io);
-  }
+  std::vector<PeerIo> ios = AllToAllIos(rank_, world_size_, Op::kAllReduce, seq,
+                                        static_cast<const char*>(data), scratch.data(), bytes);
   TP_RETURN_IF_ERROR(Exchange(ios, "AllReduceSum", seq));
   std::vector<const char*> parts(world_size_);
   for (int r = 0; r < world_size_; ++r) parts[r] = scratch.data() + r * bytes;
@@ -245,17 +259,8 @@ absl::Status CpuCommunicator::AllGather(const void* send, void* recv,
   char* out = static_cast<char*>(recv);
   std::memmove(out + rank_ * bytes, send, bytes);
   if (world_size_ == 1 || count == 0) return absl::OkStatus();
-  std::vector<PeerIo> ios;
-  for (int p = 0; p < world_size_; ++p) {
-    if (p == rank_) continue;
-    PeerIo io;
-    io.peer = p;
-    io.out_header = {kFrameMagic, static_cast<uint32_t>(Op::kAllGather), seq, bytes};
-    io.send = out + rank_ * bytes;
-    io.recv = out + p * bytes;
-    io.recv_len = bytes;
-    ios.push_back(io);
-  }
+  std::vector<PeerIo> ios =
+      AllToAllIos(rank_, world_size_, Op::kAllGather, seq, out + rank_ * bytes, out, bytes);
   return Exchange(ios, "AllGather", seq);
 }
 

@@ -20,24 +20,19 @@ absl::StatusOr<TpPlan> MakeTpPlan(const ModelConfig& c, int rank, int world_size
                                                    " does not divide vocab_size (", c.vocab_size,
                                                    ") on the CPU backend"));
   }
-  const int nkv = c.num_key_value_heads;
+  const HeadSplit split = SplitHeads(c, rank, world_size);
   TpPlan p;
   p.rank = rank;
   p.world_size = world_size;
-  p.num_heads = c.num_attention_heads / world_size;
-  p.head_begin = rank * p.num_heads;
-  if (world_size <= nkv) {
-    p.num_kv_heads = nkv / world_size;
-    p.kv_head_begin = rank * p.num_kv_heads;
-  } else {
-    p.num_kv_heads = 1;  // replicated: world_size / nkv ranks share each head
-    p.kv_head_begin = rank / (world_size / nkv);
-  }
-  p.intermediate = c.intermediate_size / world_size;
+  p.num_heads = split.num_heads;
+  p.head_begin = split.first_head;
+  p.num_kv_heads = split.num_kv_heads;
+  p.kv_head_begin = split.first_kv_head;
+  p.intermediate = split.intermediate;
   p.inter_begin = rank * p.intermediate;
   p.vocab = c.vocab_size / world_size;
   p.vocab_begin = rank * p.vocab;
-  p.group_size = c.num_attention_heads / nkv;
+  p.group_size = c.num_attention_heads / c.num_key_value_heads;
   return p;
 }
 

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <string>
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "common/sampling_rules.h"
 #include "common/status_macros.h"
 #include "worker/backend/bad_words.h"
 
@@ -15,10 +15,6 @@ namespace {
 
 absl::Status Invalid(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
-}
-
-bool InRange(float v, float lo, float hi) {
-  return std::isfinite(v) && v >= lo && v <= hi;
 }
 
 absl::Status CheckTokens(const std::string& where, const char* field,
@@ -104,76 +100,32 @@ absl::Status ToBadWords(const v1::SamplingParams& p, int vocab_size, SamplingPar
 
 absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& p,
                                                 int vocab_size) {
-  SamplingParams s;
   const std::string where = "sampling";
-  if (!InRange(p.temperature(), 0.0f, 1e6f)) {
-    return Invalid(where, absl::StrCat("temperature must be >= 0, got ", p.temperature()));
+  if (absl::Status s = CheckSamplingParams(p, vocab_size); !s.ok()) {
+    return Invalid(where, std::string(s.message()));
   }
+  SamplingParams s;
   s.temperature = p.temperature();
-  if (!InRange(p.top_p(), 0.0f, 1.0f)) {
-    return Invalid(where, absl::StrCat("top_p must be in [0, 1], got ", p.top_p()));
-  }
-  s.top_p = p.top_p() == 0.0f ? 1.0f : p.top_p();
-  if (p.top_k() < -1) {
-    return Invalid(where, absl::StrCat("top_k must be >= -1, got ", p.top_k()));
-  }
-  s.top_k = p.top_k() < 0 ? 0 : p.top_k();
-  if (!InRange(p.min_p(), 0.0f, 1.0f)) {
-    return Invalid(where, absl::StrCat("min_p must be in [0, 1], got ", p.min_p()));
-  }
-  s.min_p = p.min_p();
   if (p.has_seed()) {
     s.seed = p.seed();
   } else if (s.temperature > 0.0f) {
     return Invalid(where, "seed must be set (by the router) when temperature > 0");
   }
-  if (p.min_tokens() < 0) {
-    return Invalid(where, absl::StrCat("min_tokens must be >= 0, got ", p.min_tokens()));
-  }
+  // The proto's 0 means "unset" for these: their neutral values.
+  s.top_p = p.top_p() == 0.0f ? 1.0f : p.top_p();
+  s.top_k = p.top_k() < 0 ? 0 : p.top_k();
+  s.min_p = p.min_p();
   s.min_tokens = p.min_tokens();
-  for (int id : p.stop_token_ids()) {
-    if (id < 0 || id >= vocab_size) {
-      return Invalid(where, absl::StrCat("stop_token_id ", id,
-                                         " is outside the vocabulary [0, ",
-                                         vocab_size, ")"));
-    }
-    s.stop_token_ids.push_back(id);
-  }
+  s.stop_token_ids.assign(p.stop_token_ids().begin(), p.stop_token_ids().end());
   s.ignore_eos = p.ignore_eos();
-  if (!InRange(p.presence_penalty(), -2.0f, 2.0f) ||
-      !InRange(p.frequency_penalty(), -2.0f, 2.0f)) {
-    return Invalid(where, absl::StrCat("presence/frequency penalties must be in "
-                                       "[-2, 2], got ", p.presence_penalty(), " and ",
-                                       p.frequency_penalty()));
-  }
   s.presence_penalty = p.presence_penalty();
   s.frequency_penalty = p.frequency_penalty();
-  if (!InRange(p.repetition_penalty(), 0.0f, 1e6f)) {
-    return Invalid(where, absl::StrCat("repetition_penalty must be > 0, got ",
-                                       p.repetition_penalty()));
-  }
   s.repetition_penalty = p.repetition_penalty() == 0.0f ? 1.0f : p.repetition_penalty();
-  if (p.top_logprobs() < 0 || p.top_logprobs() > 20) {
-    return Invalid(where, absl::StrCat("top_logprobs must be in [0, 20], got ",
-                                       p.top_logprobs()));
-  }
   s.top_logprobs = p.top_logprobs();
   s.logprobs = p.logprobs() || p.top_logprobs() > 0;
-  for (const auto& [id, bias] : p.logit_bias()) {
-    if (id < 0 || id >= vocab_size || !InRange(bias, -100.0f, 100.0f)) {
-      return Invalid(where, absl::StrCat("logit_bias {", id, ": ", bias, "} needs an id in [0, ",
-                                         vocab_size, ") and a bias in [-100, 100]"));
-    }
-    s.logit_bias.emplace_back(id, bias);
-  }
+  s.logit_bias.assign(p.logit_bias().begin(), p.logit_bias().end());
   std::sort(s.logit_bias.begin(), s.logit_bias.end());  // map order is unspecified
-  for (int id : p.allowed_token_ids()) {
-    if (id < 0 || id >= vocab_size) {
-      return Invalid(where, absl::StrCat("allowed_token_id ", id, " is outside the vocabulary [0, ",
-                                         vocab_size, ")"));
-    }
-    s.allowed_token_ids.push_back(id);
-  }
+  s.allowed_token_ids.assign(p.allowed_token_ids().begin(), p.allowed_token_ids().end());
   TP_RETURN_IF_ERROR(ToBadWords(p, vocab_size, &s));
   return s;
 }

@@ -42,8 +42,9 @@ struct SequenceState {
   std::vector<uint32_t> grammar_mask;
 };
 
-// Converts and checks the proto's sampling fields (neutral values mean
-// "off"); `vocab_size` bounds stop_token_ids.
+// Checks the proto's sampling fields (common/sampling_rules.h, the rule the
+// router admitted them by) and converts them, neutral values meaning "off";
+// the result is what the backends trust without checking again.
 absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& proto,
                                                 int vocab_size);
 
