@@ -68,7 +68,7 @@ std::string HtmlEscape(const std::string& s) {
 
 // select/reject/selectattr/rejectattr share this: test args start at `first`.
 absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, bool by_attr) {
-  auto items = Iterate(input);
+  auto items = Iterate(input, BudgetOf(a));
   if (!items.ok()) return items.status();
   std::string attr;
   size_t first = 0;
@@ -101,7 +101,7 @@ absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, boo
 }
 
 absl::StatusOr<Value> MapImpl(const Value& input, CallArgs& a) {
-  auto items = Iterate(input);
+  auto items = Iterate(input, BudgetOf(a));
   if (!items.ok()) return items.status();
   List out;
   if (const Value* attr = Arg(a, 99, "attribute")) {
@@ -173,7 +173,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
   if (name == "string") return Value(ToPyStr(in));
   if (name == "safe") return in;
   if (name == "list") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     return Value(std::move(*l));
   }
@@ -194,20 +194,20 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(*sorted));
   }
   if (name == "first" || name == "last") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     if (l->empty()) return Value();
     return name == "first" ? l->front() : l->back();
   }
   if (name == "reverse") {
     if (in.is_string()) return Slice(in, Value(), Value(), Value(-1));
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     std::reverse(l->begin(), l->end());
     return Value(std::move(*l));
   }
   if (name == "sort") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     const Value* reverse = Arg(a, 0, "reverse");
     auto attr = StrArg(a, 2, "attribute", "");
@@ -217,7 +217,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(*sorted));
   }
   if (name == "unique") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     List out;
     for (const Value& v : *l) {
@@ -226,7 +226,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(out));
   }
   if (name == "min" || name == "max" || name == "sum") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     if (name == "sum") {
       Value acc(static_cast<int64_t>(0));
@@ -247,7 +247,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return best;
   }
   if (name == "join") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     auto sep = StrArg(a, 0, "d", "");
     if (!sep.ok()) return sep.status();

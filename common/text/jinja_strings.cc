@@ -117,7 +117,7 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
   }
   if (name == "join") {
     if (a.args.size() != 1) return absl::InvalidArgumentError("join takes one argument");
-    auto items = Iterate(a.args[0]);
+    auto items = Iterate(a.args[0], BudgetOf(a));
     if (!items.ok()) return items.status();
     std::string out;
     for (size_t i = 0; i < items->size(); ++i) {

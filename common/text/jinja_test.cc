@@ -221,6 +221,10 @@ TEST(JinjaTest, BuiltinsUseTheRenderValueLimit) {
   EXPECT_TRUE(has(render("{{ 'a'|indent(2000000) }}"), "indent width too large"));
   EXPECT_TRUE(has(render("{{ (['x' * 1000] * 2000)|tojson }}"), "tojson result too large"));
   EXPECT_TRUE(has(render("{{ (['x' * 1000] * 2000)|join }}"), "RenderLimits::max_value_bytes"));
+  // A string iterated as characters: checked before the million values exist.
+  EXPECT_TRUE(has(render("{{ ('a' * 100000)|list|length }}"), "list of a string's characters too large"));
+  EXPECT_TRUE(has(render("{% for c in 'a' * 100000 %}{% endfor %}"), "list of a string's characters too large"));
+  EXPECT_EQ(render("{{ ('a' * 60000)|list|length }}"), "60000");
   // Just under the limit still renders.
   EXPECT_EQ(render("{{ (['x' * 1000] * 1000)|join|length }}"), "1000000");
 
