@@ -29,6 +29,9 @@ jinja::RenderLimits FuzzLimits() {
   limits.max_steps = 20'000;
   limits.max_output_bytes = 1u << 20;
   limits.max_value_bytes = 1u << 20;
+  // Well under libFuzzer's -timeout (10 s in fuzz/run.sh), so that a slow
+  // input shows up as this clean error, not as a "timeout" finding.
+  limits.max_duration = absl::Seconds(1);
   return limits;
 }
 

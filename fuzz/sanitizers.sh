@@ -25,7 +25,7 @@ if [ "$config" = tsan ]; then
 fi
 log=$(mktemp)
 # shellcheck disable=SC2086
-bazel test --config="$config" --test_output=errors --test_summary=short "${extra[@]}" ${SANITIZER_BAZEL_FLAGS:-} \
+bazel test --config="$config" --test_output=errors --test_summary=short "${extra[@]}" ${SANITIZER_BAZEL_FLAGS:-} -- \
   "${targets[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")

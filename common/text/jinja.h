@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/text/jinja_ast.h"
 #include "common/text/jinja_value.h"
 
@@ -23,6 +24,12 @@ struct RenderLimits {
   size_t max_output_bytes = 64u << 20;
   int max_call_depth = 64;               // nested macro calls
   size_t max_value_bytes = kMaxValueBytes;  // one string or list value
+  // Wall-clock time for the whole render. The limits above bound each step,
+  // not the work within one (a step may copy up to max_value_bytes, a million
+  // times); this bounds the total. Chat templates render in milliseconds; a
+  // million cheap steps take 1-4 s on a loaded 2-core machine, so the
+  // deadline stays above what the step limit alone allows.
+  absl::Duration max_duration = absl::Seconds(5);
 };
 
 // A parsed template. Copyable (shares the immutable syntax tree).

@@ -8,11 +8,20 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/text/jinja.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/jinja_value.h"
 
 namespace tpserve::text::jinja {
 
 inline absl::Status TypeError(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+
+// The budget of the render making the call `a`; outside a render (a builtin
+// called directly) the default value size and no deadline.
+inline RenderBudget& BudgetOf(const CallArgs& a) {
+  thread_local RenderBudget unbounded(kMaxValueBytes, absl::InfiniteDuration());
+  return a.budget != nullptr ? *a.budget : unbounded;
+}
 
 // Positional argument `i` or keyword `name`, else nullptr.
 inline const Value* Arg(const CallArgs& a, size_t i, const char* name) {

@@ -68,7 +68,7 @@ std::string HtmlEscape(const std::string& s) {
 
 // select/reject/selectattr/rejectattr share this: test args start at `first`.
 absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, bool by_attr) {
-  auto items = Iterate(input);
+  auto items = Iterate(input, BudgetOf(a));
   if (!items.ok()) return items.status();
   std::string attr;
   size_t first = 0;
@@ -84,6 +84,7 @@ absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, boo
     test = a.args[first].str();
   }
   CallArgs test_args;
+  test_args.budget = a.budget;
   for (size_t i = first + 1; i < a.args.size(); ++i) test_args.args.push_back(a.args[i]);
   List out;
   for (const Value& item : *items) {
@@ -100,7 +101,7 @@ absl::StatusOr<Value> SelectImpl(const Value& input, CallArgs& a, bool want, boo
 }
 
 absl::StatusOr<Value> MapImpl(const Value& input, CallArgs& a) {
-  auto items = Iterate(input);
+  auto items = Iterate(input, BudgetOf(a));
   if (!items.ok()) return items.status();
   List out;
   if (const Value* attr = Arg(a, 99, "attribute")) {
@@ -114,6 +115,7 @@ absl::StatusOr<Value> MapImpl(const Value& input, CallArgs& a) {
   }
   if (a.args.empty() || !a.args[0].is_string()) return TypeError("map needs a filter name or attribute=");
   CallArgs fargs;
+  fargs.budget = a.budget;
   fargs.args.assign(a.args.begin() + 1, a.args.end());
   for (const Value& item : *items) {
     auto v = ApplyFilter(a.args[0].str(), item, fargs);
@@ -157,7 +159,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     // Deep values repeat the indent on every line (and an int would wrap).
     if (*indent > 4096) return absl::ResourceExhaustedError("tojson indent too large");
     const Value* sort_keys = Arg(a, 3, "sort_keys");
-    auto s = ToJson(in, static_cast<int>(*indent), sort_keys && sort_keys->Truthy());
+    auto s = ToJson(in, static_cast<int>(*indent), sort_keys && sort_keys->Truthy(), BudgetOf(a));
     if (!s.ok()) return s.status();
     return Value(std::move(*s));
   }
@@ -171,7 +173,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
   if (name == "string") return Value(ToPyStr(in));
   if (name == "safe") return in;
   if (name == "list") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     return Value(std::move(*l));
   }
@@ -192,20 +194,20 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(*sorted));
   }
   if (name == "first" || name == "last") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     if (l->empty()) return Value();
     return name == "first" ? l->front() : l->back();
   }
   if (name == "reverse") {
     if (in.is_string()) return Slice(in, Value(), Value(), Value(-1));
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     std::reverse(l->begin(), l->end());
     return Value(std::move(*l));
   }
   if (name == "sort") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     const Value* reverse = Arg(a, 0, "reverse");
     auto attr = StrArg(a, 2, "attribute", "");
@@ -215,7 +217,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(*sorted));
   }
   if (name == "unique") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     List out;
     for (const Value& v : *l) {
@@ -224,7 +226,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return Value(std::move(out));
   }
   if (name == "min" || name == "max" || name == "sum") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     if (name == "sum") {
       Value acc(static_cast<int64_t>(0));
@@ -245,7 +247,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     return best;
   }
   if (name == "join") {
-    auto l = Iterate(in);
+    auto l = Iterate(in, BudgetOf(a));
     if (!l.ok()) return l.status();
     auto sep = StrArg(a, 0, "d", "");
     if (!sep.ok()) return sep.status();
@@ -253,9 +255,10 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (!attr.ok()) return attr.status();
     std::string out;
     for (size_t i = 0; i < l->size(); ++i) {
+      const size_t before = out.size();
       if (i) out += *sep;
       out += ToPyStr(attr->empty() ? (*l)[i] : GetAttrPath((*l)[i], *attr));
-      if (out.size() > kMaxValueBytes) return absl::ResourceExhaustedError("join result too large");
+      if (auto st = BudgetOf(a).Grow(out.size(), out.size() - before, "join result"); !st.ok()) return st;
     }
     return Value(std::move(out));
   }
@@ -317,7 +320,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (!from.ok()) return from.status();
     if (!to.ok()) return to.status();
     if (!count.ok()) return count.status();
-    return PyReplace(s, *from, *to, *count);
+    return PyReplace(s, *from, *to, *count, BudgetOf(a));
   }
   if (name == "indent") return JinjaIndent(s, a);
   if (name == "wordcount") return Value(static_cast<int64_t>(PySplit(s, nullptr, -1).size()));

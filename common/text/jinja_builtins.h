@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/jinja_value.h"
 
 namespace tpserve::text::jinja {
@@ -27,8 +28,10 @@ absl::StatusOr<bool> Compare(const std::string& op, const Value& a, const Value&
 absl::StatusOr<bool> LessThan(const Value& a, const Value& b);
 absl::StatusOr<Value> Subscript(const Value& obj, const Value& key);
 absl::StatusOr<Value> Slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
-// Iteration order of a value in a for loop (dict -> keys, str -> chars).
-absl::StatusOr<List> Iterate(const Value& v);
+// Iteration order of a value in a for loop (dict -> keys, str -> chars). A
+// string's list of characters is checked against `budget` before it is built
+// (a 1 MiB string is a million values).
+absl::StatusOr<List> Iterate(const Value& v, RenderBudget& budget);
 
 }  // namespace tpserve::text::jinja
 

@@ -5,6 +5,7 @@ namespace tpserve::text::jinja::internal {
 
 absl::StatusOr<CallArgs> Interpreter::EvalArgs(const Expr& e) {
   CallArgs args;
+  args.budget = &budget_;
   for (const auto& a : e.args) {
     auto v = Eval(*a);
     if (!v.ok()) return v.status();
@@ -37,11 +38,10 @@ absl::StatusOr<Value> Interpreter::Eval(const Expr& e) {
   auto v = EvalInner(e);
   --depth_;
   if (!v.ok()) return At(e.pos, v.status());
+  // Every evaluation is charged with the size of its value (shared values
+  // are counted again: that only makes the deadline's clock read sooner).
   const size_t bytes = v->is_string() ? v->str().size() : v->is_list() ? v->list().size() * 16 : 0;
-  if (bytes > limits_.max_value_bytes) {
-    return At(e.pos, absl::ResourceExhaustedError(
-                         absl::StrCat("template value exceeded ", limits_.max_value_bytes, " bytes")));
-  }
+  if (auto st = budget_.Grow(bytes, bytes, "template value"); !st.ok()) return At(e.pos, st);
   return v;
 }
 

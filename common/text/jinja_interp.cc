@@ -113,7 +113,7 @@ absl::Status Interpreter::ExecSet(const Node& n) {
 absl::Status Interpreter::ExecFor(const Node& n, std::string* out) {
   auto iterable = Eval(*n.expr);
   if (!iterable.ok()) return iterable.status();
-  auto items = Iterate(*iterable);
+  auto items = Iterate(*iterable, budget_);
   if (!items.ok()) return items.status();
   List kept;
   if (n.cond) {

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/text/jinja.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/jinja_builtins.h"
 
 namespace tpserve::text::jinja::internal {
@@ -24,7 +25,8 @@ inline absl::Status At(Pos p, const absl::Status& st) {
 
 class Interpreter {
  public:
-  Interpreter(const Dict& vars, const RenderLimits& limits) : limits_(limits) {
+  Interpreter(const Dict& vars, const RenderLimits& limits)
+      : limits_(limits), budget_(limits.max_value_bytes, limits.max_duration) {
     globals_ = BuiltinGlobals();
     for (const auto& [k, v] : vars.items) globals_.Set(k, v);
     scopes_.emplace_back();
@@ -42,14 +44,14 @@ class Interpreter {
       return absl::ResourceExhaustedError(
           absl::StrCat("template exceeded ", limits_.max_steps, " steps (runaway loop?)"));
     }
-    return absl::OkStatus();
+    return budget_.Spend(0);
   }
   absl::Status Append(std::string* out, const std::string& s) {
     out->append(s);
     if (out->size() > limits_.max_output_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat("template output exceeded ", limits_.max_output_bytes, " bytes"));
     }
-    return absl::OkStatus();
+    return budget_.Spend(s.size());
   }
 
   Value Lookup(const std::string& name) const {
@@ -89,6 +91,8 @@ class Interpreter {
   absl::StatusOr<Value> EvalInner(const Expr& e);
 
   RenderLimits limits_;
+  // Value size and deadline, shared with the builtins through CallArgs.
+  RenderBudget budget_;
   Dict globals_;
   std::vector<Scope> scopes_;
   Flow flow_ = Flow::kNormal;

@@ -168,7 +168,7 @@ absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value&
   return is_str ? Value(std::move(s)) : Value(std::move(l));
 }
 
-absl::StatusOr<List> Iterate(const Value& v) {
+absl::StatusOr<List> Iterate(const Value& v, RenderBudget& budget) {
   if (v.is_list()) return v.list();
   if (v.is_undefined()) return List{};
   if (v.is_dict()) {
@@ -177,9 +177,13 @@ absl::StatusOr<List> Iterate(const Value& v) {
     return keys;
   }
   if (v.is_string()) {
+    const size_t n = CodePointCount(v.str());
+    // Counted as lists are everywhere (16 bytes an item), before building.
+    if (auto st = budget.Grow(n * 16, n * 16, "list of a string's characters"); !st.ok()) return st;
     List chars;
+    chars.reserve(n);
     const auto offs = CodePointOffsets(v.str());
-    for (size_t i = 0; i + 1 < offs.size(); ++i) chars.push_back(Value(v.str().substr(offs[i], offs[i + 1] - offs[i])));
+    for (size_t i = 0; i < n; ++i) chars.push_back(Value(v.str().substr(offs[i], offs[i + 1] - offs[i])));
     return chars;
   }
   return TypeError(absl::StrCat("'", v.TypeName(), "' object is not iterable"));

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/text/jinja.h"
+#include "common/text/jinja_args.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/jinja_builtins.h"
 #include "common/text/unicode.h"
 
@@ -23,14 +25,6 @@ std::vector<uint32_t> CodePoints(const std::string& s) {
     i += len;
   }
   return out;
-}
-
-const Value* Arg(const CallArgs& a, size_t i, const char* name) {
-  if (i < a.args.size()) return &a.args[i];
-  for (const auto& [k, v] : a.kwargs) {
-    if (k == name) return &v;
-  }
-  return nullptr;
 }
 
 absl::StatusOr<std::optional<std::string>> OptStr(const CallArgs& a, size_t i, const char* name) {
@@ -101,7 +95,7 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
       return absl::InvalidArgumentError("replace needs two strings");
     }
     const Value* c = Arg(a, 2, "count");
-    auto replaced = PyReplace(s, **from, **to, c && c->is_int() ? c->as_int() : -1);
+    auto replaced = PyReplace(s, **from, **to, c && c->is_int() ? c->as_int() : -1, BudgetOf(a));
     if (!replaced.ok()) return replaced.status();
     return R(*std::move(replaced));
   }
@@ -123,14 +117,15 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
   }
   if (name == "join") {
     if (a.args.size() != 1) return absl::InvalidArgumentError("join takes one argument");
-    auto items = Iterate(a.args[0]);
+    auto items = Iterate(a.args[0], BudgetOf(a));
     if (!items.ok()) return items.status();
     std::string out;
     for (size_t i = 0; i < items->size(); ++i) {
       if (!(*items)[i].is_string()) return absl::InvalidArgumentError("join expects strings");
+      const size_t before = out.size();
       if (i) out += s;
       out += (*items)[i].str();
-      if (out.size() > kMaxValueBytes) return absl::ResourceExhaustedError("join result too large");
+      if (auto st = BudgetOf(a).Grow(out.size(), out.size() - before, "join result"); !st.ok()) return st;
     }
     return R(Value(std::move(out)));
   }
@@ -252,8 +247,7 @@ std::vector<std::string> PySplit(const std::string& s, const std::string* sep, i
 }
 
 absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, const std::string& to,
-                                int64_t count) {
-  const absl::Status too_large = absl::ResourceExhaustedError("replace result too large");
+                                int64_t count, RenderBudget& budget) {
   if (from.empty()) {
     // Python inserts `to` before every code point and at the end.
     std::string out;
@@ -261,12 +255,13 @@ absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, c
     const size_t n = offs.size() - 1;
     int64_t done = 0;
     for (size_t i = 0; i <= n; ++i) {
+      const size_t before = out.size();
       if (count < 0 || done < count) {
         out += to;
         ++done;
       }
       if (i < n) out.append(s, offs[i], offs[i + 1] - offs[i]);
-      if (out.size() > kMaxValueBytes) return too_large;
+      if (auto st = budget.Grow(out.size(), out.size() - before, "replace result"); !st.ok()) return st;
     }
     return Value(std::move(out));
   }
@@ -276,11 +271,12 @@ absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, c
   while (count < 0 || done < count) {
     const size_t p = s.find(from, start);
     if (p == std::string::npos) break;
+    const size_t before = out.size();
     out.append(s, start, p - start);
     out += to;
     start = p + from.size();
     ++done;
-    if (out.size() > kMaxValueBytes) return too_large;
+    if (auto st = budget.Grow(out.size(), out.size() - before, "replace result"); !st.ok()) return st;
   }
   out.append(s, start);
   return Value(std::move(out));
@@ -322,10 +318,12 @@ absl::StatusOr<Value> JinjaIndent(const std::string& s, const CallArgs& a) {
   const Value* w = Arg(a, 0, "width");
   const Value* first = Arg(a, 1, "first");
   const Value* blank = Arg(a, 2, "blank");
-  const absl::Status too_large = absl::ResourceExhaustedError("indent result too large");
+  RenderBudget& budget = BudgetOf(a);
   // As Python's " " * width: a negative width is no indent.
   const int64_t width = w && w->is_int() ? std::max<int64_t>(0, w->as_int()) : 4;
-  if (!(w && w->is_string()) && width > static_cast<int64_t>(kMaxValueBytes)) return too_large;
+  if (!(w && w->is_string())) {
+    if (auto st = budget.Grow(static_cast<uint64_t>(width), 0, "indent width"); !st.ok()) return st;
+  }
   const std::string pad = w && w->is_string() ? w->str() : std::string(width, ' ');
   // Jinja appends a newline first and then uses splitlines().
   std::vector<std::string> lines;
@@ -335,20 +333,18 @@ absl::StatusOr<Value> JinjaIndent(const std::string& s, const CallArgs& a) {
     lines.push_back(text.substr(start, p - start));
     start = p + 1;
   }
-  std::string rv;
-  if (blank && blank->Truthy()) {
-    for (size_t i = 0; i < lines.size(); ++i) {
-      rv += (i ? "\n" + pad : "") + lines[i];
-      if (rv.size() > kMaxValueBytes) return too_large;
-    }
-  } else {
-    rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) {
-      rv += "\n" + (lines[i].empty() ? "" : pad) + lines[i];
-      if (rv.size() > kMaxValueBytes) return too_large;
-    }
+  std::string rv = lines.empty() ? "" : lines[0];
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t before = rv.size();
+    rv += '\n';
+    if (!lines[i].empty() || (blank && blank->Truthy())) rv += pad;
+    rv += lines[i];
+    if (auto st = budget.Grow(rv.size(), rv.size() - before, "indent result"); !st.ok()) return st;
   }
-  if (first && first->Truthy()) rv = pad + rv;
+  if (first && first->Truthy()) {
+    rv = pad + rv;
+    if (auto st = budget.Grow(rv.size(), pad.size(), "indent result"); !st.ok()) return st;
+  }
   return Value(std::move(rv));
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/jinja_value.h"
 
 namespace tpserve::text::jinja {
@@ -20,9 +21,9 @@ std::string PyStrip(const std::string& s, const std::string* chars, bool left, b
 // str.split(sep, maxsplit): `sep` null splits on runs of white space.
 std::vector<std::string> PySplit(const std::string& s, const std::string* sep, int64_t maxsplit);
 // str.replace(old, new, count) (count < 0: all); RESOURCE_EXHAUSTED past
-// kMaxValueBytes (jinja.h).
+// the budget's max_value_bytes, DEADLINE_EXCEEDED past its deadline.
 absl::StatusOr<Value> PyReplace(const std::string& s, const std::string& from, const std::string& to,
-                                int64_t count);
+                                int64_t count, RenderBudget& budget);
 // Case mapping for ASCII letters; other characters are unchanged.
 std::string AsciiUpper(std::string s);
 std::string AsciiLower(std::string s);

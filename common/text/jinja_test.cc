@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
+#include "common/text/jinja_budget.h"
+#include "common/text/jinja_strings.h"
+
 namespace tpserve::text::jinja {
 namespace {
 
@@ -11,7 +16,11 @@ std::string R(const std::string& src, const char* vars = "{}") {
   if (!t.ok()) return "ERR " + std::string(t.status().message());
   auto v = FromJson(nlohmann::ordered_json::parse(vars));
   if (!v.ok()) return "ERR vars";
-  auto out = t->Render(v->dict());
+  // No deadline here: each limit under test must be the one that trips, however
+  // slow the machine (RenderStopsAtItsDeadline tests the deadline).
+  RenderLimits limits;
+  limits.max_duration = absl::InfiniteDuration();
+  auto out = t->Render(v->dict(), limits);
   if (!out.ok()) return "ERR " + std::string(out.status().message());
   return *out;
 }
@@ -156,17 +165,76 @@ TEST(JinjaTest, ValueSizeIsBounded) {
   const std::string doubling =
       "{% set ns = namespace(x='xxxxxxxxxxxxxxxx' * 1000000) %}"
       "{% for i in range(100) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}";
-  EXPECT_TRUE(has(R(doubling), "value exceeded")) << R(doubling).substr(0, 200);
+  EXPECT_TRUE(has(R(doubling), "template value too large")) << R(doubling).substr(0, 200);
   EXPECT_TRUE(has(R("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"),
-                  "value exceeded"));
+                  "template value too large"));
   const char* big = R"({"s": "abc", "l": ["x", "y", "z"]})";
   EXPECT_TRUE(has(R("{{ ([s * 5000000] * 100)|join }}", big), "too large"));
   EXPECT_TRUE(has(R("{{ (s * 5000000).replace('', s * 100) }}", big), "replace result too large"));
   EXPECT_TRUE(has(R("{{ (s * 5000000)|replace('a', s * 100) }}", big), "replace result too large"));
-  EXPECT_TRUE(has(R("{{ ('a\n' * 1000)|indent(1000000000) }}"), "indent result too large"));
+  EXPECT_TRUE(has(R("{{ ('a\n' * 1000)|indent(1000000000) }}"), "indent width too large"));
   EXPECT_TRUE(has(R("{{ l|tojson(indent=1000000000) }}", big), "indent too large"));
   EXPECT_EQ(R("{{ 'a\nb'|indent(-1) }}"), "a\nb");
   EXPECT_EQ(R("{{ 'a\nb'|indent(2) }}|{{ 'aXb'.replace('X', '-') }}|{{ l|join('+') }}", big), "a\n  b|a-b|x+y+z");
+}
+
+// Each step may copy up to max_value_bytes, and a million steps are allowed:
+// without a deadline this template copies 4 TB. It must stop at the deadline.
+TEST(JinjaTest, RenderStopsAtItsDeadline) {
+  auto t = Template::Parse(
+      "{% set s = 'x' * 4000000 %}{% for i in range(1000000) %}{% set c = s ~ i %}{% endfor %}done");
+  ASSERT_TRUE(t.ok());
+  RenderLimits limits;
+  limits.max_duration = absl::Milliseconds(100);
+  const auto start = std::chrono::steady_clock::now();
+  auto out = t->Render({}, limits);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded) << out.status();
+  EXPECT_NE(out.status().message().find("max_duration"), std::string::npos) << out.status();
+  // Generous for sanitizer builds on a loaded machine; the copying alone
+  // would take hours.
+  EXPECT_LT(secs, 3.0);
+  // The default is finite, and a normal template is far within it.
+  EXPECT_LE(RenderLimits{}.max_duration, absl::Seconds(10));
+  EXPECT_EQ(R("{% for i in range(1000) %}{{ i % 10 }}{% endfor %}").size(), 1000u);
+}
+
+// The builtins that build a value from a product of their inputs check the
+// render's own max_value_bytes while building, not the 64 MiB default: the
+// error names the builtin, not the evaluation that received its result.
+TEST(JinjaTest, BuiltinsUseTheRenderValueLimit) {
+  RenderLimits limits;
+  limits.max_value_bytes = 1 << 20;
+  const auto render = [&](const std::string& src) {
+    auto t = Template::Parse(src);
+    if (!t.ok()) return std::string(t.status().message());
+    auto out = t->Render({}, limits);
+    return out.ok() ? *out : std::string(out.status().message());
+  };
+  const auto has = [](const std::string& out, const char* what) { return out.find(what) != std::string::npos; };
+  EXPECT_TRUE(has(render("{{ (['x' * 1000] * 2000)|join }}"), "join result too large"));
+  EXPECT_TRUE(has(render("{{ ','.join(['x' * 1000] * 2000) }}"), "join result too large"));
+  EXPECT_TRUE(has(render("{{ ('a' * 600000)|replace('a', 'bb') }}"), "replace result too large"));
+  EXPECT_TRUE(has(render("{{ ('a' * 600000).replace('', 'b') }}"), "replace result too large"));
+  EXPECT_TRUE(has(render("{{ ('a\n' * 1000)|indent(2000) }}"), "indent result too large"));
+  EXPECT_TRUE(has(render("{{ 'a'|indent(2000000) }}"), "indent width too large"));
+  EXPECT_TRUE(has(render("{{ (['x' * 1000] * 2000)|tojson }}"), "tojson result too large"));
+  EXPECT_TRUE(has(render("{{ (['x' * 1000] * 2000)|join }}"), "RenderLimits::max_value_bytes"));
+  // A string iterated as characters: checked before the million values exist.
+  EXPECT_TRUE(has(render("{{ ('a' * 100000)|list|length }}"), "list of a string's characters too large"));
+  EXPECT_TRUE(has(render("{% for c in 'a' * 100000 %}{% endfor %}"), "list of a string's characters too large"));
+  EXPECT_EQ(render("{{ ('a' * 60000)|list|length }}"), "60000");
+  // Just under the limit still renders.
+  EXPECT_EQ(render("{{ (['x' * 1000] * 1000)|join|length }}"), "1000000");
+
+  // Called directly, a builtin takes the budget it is given.
+  RenderBudget small(100, absl::InfiniteDuration());
+  EXPECT_EQ(PyReplace(std::string(60, 'a'), "a", "bb", -1, small).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto fits = PyReplace(std::string(40, 'a'), "a", "bb", -1, small);
+  ASSERT_TRUE(fits.ok());
+  EXPECT_EQ(fits->str(), std::string(80, 'b'));
 }
 
 TEST(JinjaTest, RandomTemplatesNeverCrash) {

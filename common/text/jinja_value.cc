@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/text/jinja.h"
+#include "common/text/jinja_budget.h"
 #include "common/text/unicode.h"
 
 namespace tpserve::text::jinja {
@@ -67,9 +68,12 @@ void JsonString(const std::string& s, std::string* out) {
   out->push_back('"');
 }
 
-absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, std::string* out) {
+absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, RenderBudget& budget,
+                      std::string* out) {
   if (depth > kMaxDepth) return absl::InvalidArgumentError("tojson: value nested too deeply");
-  if (out->size() > kMaxValueBytes) return absl::ResourceExhaustedError("tojson result too large");
+  // Checked once per value: between two checks at most one string (itself
+  // within the budget) or one newline's indent (<= 4096 x kMaxDepth) is added.
+  if (auto st = budget.Grow(out->size(), 0, "tojson result"); !st.ok()) return st;
   const auto newline = [&](int d) {
     if (indent < 0) return;
     out->push_back('\n');
@@ -85,7 +89,7 @@ absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, std
       *out += std::isnan(f) ? "NaN" : std::isinf(f) ? (f > 0 ? "Infinity" : "-Infinity") : FormatFloat(f);
       return absl::OkStatus();
     }
-    case Value::Type::kString: JsonString(v.str(), out); return absl::OkStatus();
+    case Value::Type::kString: JsonString(v.str(), out); return budget.Grow(out->size(), v.str().size(), "tojson result");
     case Value::Type::kList: {
       if (v.list().empty()) {
         *out += "[]";
@@ -95,7 +99,7 @@ absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, std
       for (size_t i = 0; i < v.list().size(); ++i) {
         if (i) *out += item_sep;
         newline(depth + 1);
-        if (auto st = JsonDump(v.list()[i], indent, sort_keys, depth + 1, out); !st.ok()) return st;
+        if (auto st = JsonDump(v.list()[i], indent, sort_keys, depth + 1, budget, out); !st.ok()) return st;
       }
       newline(depth);
       out->push_back(']');
@@ -117,7 +121,7 @@ absl::Status JsonDump(const Value& v, int indent, bool sort_keys, int depth, std
         newline(depth + 1);
         JsonString(items[i]->first, out);
         *out += ": ";
-        if (auto st = JsonDump(items[i]->second, indent, sort_keys, depth + 1, out); !st.ok()) return st;
+        if (auto st = JsonDump(items[i]->second, indent, sort_keys, depth + 1, budget, out); !st.ok()) return st;
       }
       newline(depth);
       out->push_back('}');
@@ -297,9 +301,10 @@ bool Equals(const Value& a, const Value& b) {
   }
 }
 
-absl::StatusOr<std::string> ToJson(const Value& v, int indent, bool sort_keys) {
+absl::StatusOr<std::string> ToJson(const Value& v, int indent, bool sort_keys, RenderBudget& budget) {
   std::string out;
-  if (auto st = JsonDump(v, indent, sort_keys, 0, &out); !st.ok()) return st;
+  if (auto st = JsonDump(v, indent, sort_keys, 0, budget, &out); !st.ok()) return st;
+  if (auto st = budget.Grow(out.size(), 0, "tojson result"); !st.ok()) return st;
   return out;
 }
 

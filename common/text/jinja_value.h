@@ -18,12 +18,16 @@
 namespace tpserve::text::jinja {
 
 class Value;
+class RenderBudget;  // jinja_budget.h
 using List = std::vector<Value>;
 
-// Positional and keyword arguments of a call.
+// Positional and keyword arguments of a call, and the budget of the render
+// making it (null outside a render: builtins then use kMaxValueBytes and no
+// deadline, see BudgetOf in jinja_args.h).
 struct CallArgs {
   std::vector<Value> args;
   std::vector<std::pair<std::string, Value>> kwargs;
+  RenderBudget* budget = nullptr;
 };
 
 // A builtin global or a macro.
@@ -116,8 +120,9 @@ bool Equals(const Value& a, const Value& b);
 // Python's float repr (shortest round-trip, "1.0", "1e+20").
 std::string FormatFloat(double f);
 // json.dumps(v, ensure_ascii=False, indent=indent, sort_keys=sort_keys) as
-// transformers' tojson filter does; indent < 0 means none.
-absl::StatusOr<std::string> ToJson(const Value& v, int indent, bool sort_keys);
+// transformers' tojson filter does; indent < 0 means none. The result is
+// bounded by `budget` (size and deadline) as it is built.
+absl::StatusOr<std::string> ToJson(const Value& v, int indent, bool sort_keys, RenderBudget& budget);
 // Converts JSON (keys in their original order) to a Value; depth-limited.
 absl::StatusOr<Value> FromJson(const nlohmann::ordered_json& j);
 

@@ -16,15 +16,19 @@ TEST(Sha256Test, KnownVectors) {
 }
 
 TEST(Sha256Test, FileEqualsInMemoryAcrossChunks) {
-  // Larger than the 4 MiB read buffer, so the streaming path is exercised.
-  std::string data(5 * 1024 * 1024 + 17, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 9));
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/blob";
-  std::ofstream(path, std::ios::binary) << data;
-  auto got = Sha256File(path);
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, Sha256Hex(data));
-  EXPECT_EQ(Sha256File(path + ".missing").status().code(), absl::StatusCode::kNotFound);
+  // Empty, tiny (the buffer is sized to the file), exactly the 4 MiB read
+  // buffer, and larger than it (the streaming path).
+  for (size_t size : {size_t{0}, size_t{1}, size_t{4} << 20, size_t{5 * 1024 * 1024 + 17}}) {
+    std::string data(size, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 9));
+    const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/blob" + std::to_string(size);
+    std::ofstream(path, std::ios::binary) << data;
+    auto got = Sha256File(path);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, Sha256Hex(data)) << size;
+  }
+  const std::string missing = std::string(std::getenv("TEST_TMPDIR")) + "/blob.missing";
+  EXPECT_EQ(Sha256File(missing).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

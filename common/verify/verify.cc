@@ -40,11 +40,12 @@ int64_t CountNonFinite(const TensorView& t) {
   const size_t n = static_cast<size_t>(t.numel());
   // No larger than the tensor: a 4 MB buffer per small tensor (norms, biases)
   // made verify of a small model slow.
-  std::vector<float> buf(std::min(kChunk, n));
+  // Not zeroed: every element read is written by ConvertToFloat32 first.
+  const auto buf = std::make_unique_for_overwrite<float[]>(std::min(kChunk, n));
   int64_t bad = 0;
   for (size_t i = 0; i < n; i += kChunk) {
     const size_t m = std::min(kChunk, n - i);
-    safetensors::ConvertToFloat32(t.dtype, t.data + i * es, m, buf.data());
+    safetensors::ConvertToFloat32(t.dtype, t.data + i * es, m, buf.get());
     for (size_t j = 0; j < m; ++j) bad += !std::isfinite(buf[j]);
   }
   return bad;
