@@ -35,6 +35,7 @@ ExprId NonNegative(GrammarBuilder* b, int64_t lo, int64_t hi) {
   for (int len = 1; len <= 18 && low_of_len <= hi; ++len) {
     const int64_t a = std::max(lo, low_of_len), z = std::min(hi, high_of_len);
     if (a <= z) alts.push_back(SameLength(b, std::to_string(a), std::to_string(z)));
+    if (len == 18) break;  // the 19-digit bound would overflow int64_t
     low_of_len = high_of_len + 1;
     high_of_len = high_of_len * 10 + 9;
   }

@@ -51,6 +51,19 @@ TEST(JsonNumberTest, HalfOpenAndUnbounded) {
   EXPECT_FALSE(Matches(any, "-"));
 }
 
+// The 18-digit bounds themselves: the digit-count loop stops there rather
+// than computing the 19-digit bound, which int64_t cannot hold (UBSan).
+TEST(JsonNumberTest, EighteenDigitBoundsAreInclusive) {
+  Grammar any = RangeGrammar(std::nullopt, std::nullopt);
+  EXPECT_TRUE(Matches(any, "999999999999999999"));
+  EXPECT_TRUE(Matches(any, "-999999999999999999"));
+  EXPECT_TRUE(Matches(any, "100000000000000000"));
+  EXPECT_FALSE(Matches(any, "1000000000000000000"));
+  Grammar top = RangeGrammar(kMaxJsonInteger - 5, std::nullopt);
+  EXPECT_TRUE(Matches(top, "999999999999999994"));
+  EXPECT_FALSE(Matches(top, "999999999999999993"));
+}
+
 TEST(JsonNumberTest, EmptyRangeMatchesNothing) {
   Grammar g = RangeGrammar(5, 4);
   EXPECT_FALSE(Matches(g, "4"));
