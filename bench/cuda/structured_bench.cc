@@ -2,7 +2,9 @@
 // at a real model shape (dummy weights) with free text, then with a JSON
 // Schema grammar on every sequence -- masks built on the host by the
 // worker's matchers while the forward pass runs (StepBatch::fill_masks), as
-// the worker service does -- first with a cold mask cache, then warm.
+// the worker service does -- first with a cold mask cache, then warm. A new
+// grammar's masks are filled by --precompute-threads background threads (2,
+// as a CUDA worker starts; 0 = built on first use only).
 //
 //   tpserve_structured_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json
 //       --tokenizer-dir tests/fixtures/tiny-qwen2-chat --batch 32 --prompt 128 --new 128
@@ -119,7 +121,7 @@ absl::StatusOr<Run> Decode(worker::Backend& backend, int blocks, int batch, int 
 int Main(int argc, char** argv) {
   std::string config = "tests/fixtures/shapes/qwen2-7b-instruct/config.json";
   std::string tokenizer_dir = "tests/fixtures/tiny-qwen2-chat";
-  int batch = 32, prompt = 128, new_tokens = 128;
+  int batch = 32, prompt = 128, new_tokens = 128, precompute_threads = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--config") config = v;
@@ -127,6 +129,7 @@ int Main(int argc, char** argv) {
     else if (k == "--batch") batch = std::stoi(v);
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--new") new_tokens = std::stoi(v);
+    else if (k == "--precompute-threads") precompute_threads = std::stoi(v);
     else return Fail(absl::InvalidArgumentError("unknown flag " + k));
   }
   (void)InitLogging("bench", "info");
@@ -145,7 +148,7 @@ int Main(int argc, char** argv) {
   if (auto st = (*backend)->InitCache(blocks); !st.ok()) return Fail(st);
   const std::vector<int>& eos = (*backend)->eos_token_ids();
   auto grammars = structured::GrammarCache::ForModel(tokenizer_dir, std::vector<int32_t>(eos.begin(), eos.end()),
-                                                     (*backend)->config().vocab_size);
+                                                     (*backend)->config().vocab_size, precompute_threads);
   if (!grammars.ok()) return Fail(grammars.status());
 
   auto free_text = Decode(**backend, blocks, batch, prompt, new_tokens, nullptr);
@@ -154,8 +157,9 @@ int Main(int argc, char** argv) {
   if (!cold.ok()) return Fail(cold.status());
   auto warm = Decode(**backend, blocks, batch, prompt, new_tokens, grammars->get());
   if (!warm.ok()) return Fail(warm.status());
-  std::printf("\n%s on %s, batch %d, prompt %d, %d new tokens\n", config.c_str(),
-              (*backend)->device_name().c_str(), batch, prompt, new_tokens);
+  std::printf("\n%s on %s, batch %d, prompt %d, %d new tokens, %d mask precompute threads\n",
+              config.c_str(), (*backend)->device_name().c_str(), batch, prompt, new_tokens,
+              precompute_threads);
   std::printf("%-30s %12s %16s %10s %10s\n", "run", "tokens/s", "mask ms/step", "vs free", "documents");
   std::printf("%-30s %12.1f %16s %10s %10s\n", "free text", free_text->tok_s, "-", "1.000", "-");
   for (const auto& [name, run] : {std::pair{"json_schema (cold mask cache)", *cold},
