@@ -1,5 +1,6 @@
 #include "gateway/structured_request.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <utility>
@@ -172,8 +173,9 @@ absl::Status ParseTokenBias(const ordered_json& body, const RequestLimits& limit
       if (!absl::SimpleAtoi(key, &id) || id < 0 || id > hi) {
         return InvalidField("logit_bias", absl::StrCat("logit_bias key '", key, "' is not a token id in [0, ", hi, "]"));
       }
-      if (!value.is_number() || value.get<double>() < -100 || value.get<double>() > 100) {
-        return InvalidField("logit_bias", absl::StrCat("logit_bias for token ", id, " must be a number in [-100, 100]"));
+      if (!value.is_number() || std::abs(value.get<double>()) > kMaxLogitBiasValue) {
+        return InvalidField("logit_bias", absl::StrCat("logit_bias for token ", id, " must be a number in [",
+                                                       -kMaxLogitBiasValue, ", ", kMaxLogitBiasValue, "]"));
       }
       (*req->sampling.mutable_logit_bias())[static_cast<int32_t>(id)] = value.get<float>();
     }
