@@ -24,6 +24,28 @@ absl::Status CheckIds(const google::protobuf::RepeatedField<int32_t>& ids, const
   return absl::OkStatus();
 }
 
+absl::Status CheckBadWords(const v1::SamplingParams& p, int vocab_size) {
+  if (p.bad_words_size() > kMaxBadWordSequences) {
+    return Invalid(absl::StrCat("bad_words: ", p.bad_words_size(), " sequences exceed the limit of ",
+                                kMaxBadWordSequences));
+  }
+  int total = 0;
+  for (int i = 0; i < p.bad_words_size(); ++i) {
+    const auto& ids = p.bad_words(i).ids();
+    if (ids.empty() || ids.size() > kMaxBadWordLength) {
+      return Invalid(absl::StrCat("bad_words: sequence ", i, " has ", ids.size(), " tokens (1 to ",
+                                  kMaxBadWordLength, " allowed)"));
+    }
+    if (absl::Status s = CheckIds(ids, "bad_words token id", vocab_size); !s.ok()) return s;
+    total += ids.size();
+  }
+  if (total > kMaxBadWordsTokens) {
+    return Invalid(absl::StrCat("bad_words: ", total, " tokens in all exceed the limit of ",
+                                kMaxBadWordsTokens));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CheckSamplingParams(const v1::SamplingParams& p, int vocab_size) {
@@ -66,7 +88,10 @@ absl::Status CheckSamplingParams(const v1::SamplingParams& p, int vocab_size) {
                                   kMaxLogitBiasValue, "]"));
     }
   }
-  return CheckIds(p.allowed_token_ids(), "allowed token id", vocab_size);
+  if (absl::Status s = CheckIds(p.allowed_token_ids(), "allowed token id", vocab_size); !s.ok()) {
+    return s;
+  }
+  return CheckBadWords(p, vocab_size);
 }
 
 }  // namespace tpserve

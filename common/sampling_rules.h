@@ -21,11 +21,19 @@ inline constexpr double kMaxPenalty = 2.0;
 inline constexpr int kMaxTopLogprobs = 20;
 // A logit_bias value is added to the logit, in [-kMaxLogitBiasValue, +].
 inline constexpr double kMaxLogitBiasValue = 100.0;
+// bad_words, as token id sequences (vLLM's bounds: 128 and 1024). They keep
+// the samplers' per-step check (worker/backend/bad_words.h) to a few thousand
+// comparisons per sequence.
+inline constexpr int kMaxBadWordSequences = 128;
+inline constexpr int kMaxBadWordLength = 32;  // tokens in one sequence
+inline constexpr int kMaxBadWordsTokens = 1024;  // tokens in all sequences
 
 // Checks every sampling field with a bound that does not depend on the
 // request's length: temperature, top_p, top_k, min_p, min_tokens >= 0,
-// penalties, top_logprobs, and that stop_token_ids, logit_bias ids and
-// allowed_token_ids lie in [0, vocab_size). NaN and infinity are refused.
+// penalties, top_logprobs, that stop_token_ids, logit_bias ids,
+// allowed_token_ids and bad_words ids lie in [0, vocab_size), and that
+// bad_words keep within the bounds above with no empty sequence. NaN and
+// infinity are refused.
 // INVALID_ARGUMENT names the first field out of range.
 absl::Status CheckSamplingParams(const v1::SamplingParams& p, int vocab_size);
 

@@ -4,6 +4,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -14,6 +15,14 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr int kVocab = 100;
+
+// Adds `n` bad_words sequences of `length` copies of token 1.
+void AddBadWords(v1::SamplingParams* p, int n, int length) {
+  for (int i = 0; i < n; ++i) {
+    v1::TokenIds* word = p->add_bad_words();
+    for (int j = 0; j < length; ++j) word->add_ids(1);
+  }
+}
 
 TEST(SamplingRulesTest, NeutralAndEdgeValuesPass) {
   EXPECT_TRUE(CheckSamplingParams(v1::SamplingParams(), kVocab).ok());
@@ -30,6 +39,15 @@ TEST(SamplingRulesTest, NeutralAndEdgeValuesPass) {
   p.add_allowed_token_ids(0);
   (*p.mutable_logit_bias())[kVocab - 1] = -kMaxLogitBiasValue;
   EXPECT_TRUE(CheckSamplingParams(p, kVocab).ok()) << CheckSamplingParams(p, kVocab);
+  // The bad_words bounds, each reached exactly: the most sequences, the
+  // longest one, and the most tokens in all.
+  for (auto [n, length] : {std::pair{kMaxBadWordSequences, 1}, std::pair{1, kMaxBadWordLength},
+                           std::pair{kMaxBadWordsTokens / kMaxBadWordLength, kMaxBadWordLength}}) {
+    v1::SamplingParams words;
+    AddBadWords(&words, n, length);
+    words.mutable_bad_words(0)->set_ids(0, kVocab - 1);
+    EXPECT_TRUE(CheckSamplingParams(words, kVocab).ok()) << n << " x " << length;
+  }
 }
 
 TEST(SamplingRulesTest, EachFieldOutOfRangeIsNamed) {
@@ -55,6 +73,11 @@ TEST(SamplingRulesTest, EachFieldOutOfRangeIsNamed) {
       {[](auto& p) { p.add_allowed_token_ids(-1); }, "allowed token id -1 is outside"},
       {[](auto& p) { (*p.mutable_logit_bias())[kVocab] = 1; }, "logit_bias {100: 1}"},
       {[](auto& p) { (*p.mutable_logit_bias())[3] = 101; }, "logit_bias {3: 101}"},
+      {[](auto& p) { p.add_bad_words()->add_ids(kVocab); }, "bad_words token id 100 is outside"},
+      {[](auto& p) { p.add_bad_words(); }, "bad_words: sequence 0 has 0 tokens"},
+      {[](auto& p) { AddBadWords(&p, 1, kMaxBadWordLength + 1); }, "sequence 0 has 33 tokens"},
+      {[](auto& p) { AddBadWords(&p, kMaxBadWordSequences + 1, 1); }, "129 sequences exceed"},
+      {[](auto& p) { AddBadWords(&p, 40, 30); }, "1200 tokens in all exceed the limit of 1024"},
   };
   for (const Case& c : cases) {
     v1::SamplingParams p;

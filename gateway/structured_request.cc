@@ -1,5 +1,6 @@
 #include "gateway/structured_request.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/sampling_rules.h"
 #include "common/status_macros.h"
 #include "gateway/http_error.h"
 #include "gateway/json_fields.h"
@@ -21,12 +23,11 @@ using nlohmann::ordered_json;
 
 constexpr int kMaxLogitBias = 4096;
 // bad_words: each word becomes up to two token sequences (as written and
-// with a leading space), which the workers bound (worker/backend/
-// bad_words.h: 128 sequences of at most 32 tokens, 1024 tokens in all).
-constexpr size_t kMaxBadWords = 64;
+// with a leading space, EncodeBadWords), so half the sequences the router
+// and the workers accept (common/sampling_rules.h) is the limit on words;
+// EncodeBadWords keeps the tokens within the same rule's bounds.
+constexpr size_t kMaxBadWords = kMaxBadWordSequences / 2;
 constexpr size_t kMaxBadWordBytes = 256;
-constexpr int kMaxBadWordTokens = 32;
-constexpr int kMaxBadWordsTotalTokens = 1024;
 
 // Compiling a large schema takes up to ~0.1 s, so each distinct spec is
 // compiled once; clients resend the same schema with every request.
@@ -172,8 +173,9 @@ absl::Status ParseTokenBias(const ordered_json& body, const RequestLimits& limit
       if (!absl::SimpleAtoi(key, &id) || id < 0 || id > hi) {
         return InvalidField("logit_bias", absl::StrCat("logit_bias key '", key, "' is not a token id in [0, ", hi, "]"));
       }
-      if (!value.is_number() || value.get<double>() < -100 || value.get<double>() > 100) {
-        return InvalidField("logit_bias", absl::StrCat("logit_bias for token ", id, " must be a number in [-100, 100]"));
+      if (!value.is_number() || std::abs(value.get<double>()) > kMaxLogitBiasValue) {
+        return InvalidField("logit_bias", absl::StrCat("logit_bias for token ", id, " must be a number in [",
+                                                       -kMaxLogitBiasValue, ", ", kMaxLogitBiasValue, "]"));
       }
       (*req->sampling.mutable_logit_bias())[static_cast<int32_t>(id)] = value.get<float>();
     }
@@ -271,13 +273,13 @@ absl::Status EncodeBadWords(const std::vector<std::string>& words,
                             tpserve::v1::SamplingParams* sampling) {
   int total = 0;
   auto add = [&](const std::string& word, const std::vector<int>& ids) -> absl::Status {
-    if (static_cast<int>(ids.size()) > kMaxBadWordTokens) {
+    if (static_cast<int>(ids.size()) > kMaxBadWordLength) {
       return InvalidField("bad_words", absl::StrCat("bad_words entry '", word, "' is ", ids.size(),
-                                                    " tokens; at most ", kMaxBadWordTokens, " are allowed"));
+                                                    " tokens; at most ", kMaxBadWordLength, " are allowed"));
     }
     total += static_cast<int>(ids.size());
-    if (total > kMaxBadWordsTotalTokens) {
-      return InvalidField("bad_words", absl::StrCat("bad_words come to more than ", kMaxBadWordsTotalTokens,
+    if (total > kMaxBadWordsTokens) {
+      return InvalidField("bad_words", absl::StrCat("bad_words come to more than ", kMaxBadWordsTokens,
                                                     " tokens in all"));
     }
     sampling->add_bad_words()->mutable_ids()->Add(ids.begin(), ids.end());

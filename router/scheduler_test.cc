@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/sampling_rules.h"
 #include "router/testing/toy_worker_state.h"
 
 namespace tpserve::router {
@@ -174,6 +175,19 @@ TEST(SchedulerTest, Admission) {
        with(Request(Prompt(3), 2),
             [](auto& r) { r.mutable_sampling()->add_stop_token_ids(-5); }),
        absl::StatusCode::kInvalidArgument, "stop token id -5"},
+      // bad_words the workers would refuse, which would fail a whole step.
+      {"bad_words id outside vocab",
+       with(Request(Prompt(3), 2),
+            [](auto& r) { r.mutable_sampling()->add_bad_words()->add_ids(kVocab); }),
+       absl::StatusCode::kInvalidArgument, "bad_words token id 1000 is outside"},
+      {"too many bad_words sequences",
+       with(Request(Prompt(3), 2),
+            [](auto& r) {
+              for (int i = 0; i <= kMaxBadWordSequences; ++i) {
+                r.mutable_sampling()->add_bad_words()->add_ids(1);
+              }
+            }),
+       absl::StatusCode::kInvalidArgument, "129 sequences exceed the limit of 128"},
   };
   for (const Case& c : cases) {
     Scheduler s(Config());

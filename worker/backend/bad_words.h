@@ -17,12 +17,9 @@
 
 namespace tpserve::worker {
 
-// Bounds a worker accepts (the gateway keeps within them; vLLM's are 128
-// words and 1024 tokens). They keep the per-step check to a few thousand
-// comparisons per sequence.
-inline constexpr int kMaxBadWords = 128;
-inline constexpr int kMaxBadWordLength = 32;
-inline constexpr int kMaxBadWordsTokens = 1024;
+// The bounds on bad_words, and the check that every id is in the vocabulary,
+// are common/sampling_rules.h's (CheckSamplingParams): the router admits and
+// the worker accepts by the same rule, and these functions trust it.
 
 // Sets `banned` to the ids that `bad_words` forbid as the token after
 // `output` (the generated tokens, oldest first), sorted, without repeats.

@@ -268,15 +268,17 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int worl
     return absl::InvalidArgumentError(absl::StrCat("bad rank ", rank, " of world size ", world));
   }
   TP_RETURN_IF_ERROR(CheckTensorParallel(c, world));
-  const int kv = c.num_key_value_heads;
+  // The head and MLP split every backend shares; only the quantized MLP
+  // padding and the padded vocabulary below are the CUDA backend's own.
+  const HeadSplit split = SplitHeads(c, rank, world);
   Partition p;
   p.rank = rank;
   p.world_size = world;
-  p.num_heads = c.num_attention_heads / world;
-  p.first_head = rank * p.num_heads;
-  p.num_kv_heads = kv >= world ? kv / world : 1;
-  p.first_kv_head = kv >= world ? rank * p.num_kv_heads : rank / (world / kv);
-  p.intermediate = c.intermediate_size / world;
+  p.num_heads = split.num_heads;
+  p.first_head = split.first_head;
+  p.num_kv_heads = split.num_kv_heads;
+  p.first_kv_head = split.first_kv_head;
+  p.intermediate = split.intermediate;
   p.intermediate_begin = rank * p.intermediate;
   p.intermediate_real = p.intermediate;
   if (c.quantization.method == QuantMethod::kAwq || c.quantization.method == QuantMethod::kGptq) {

@@ -22,6 +22,25 @@ __device__ __forceinline__ float WarpMax(float v) {
   return v;
 }
 
+// The argmax tie rule every sampling kernel shares (greedy picks the lowest
+// id among equal logits, as the CPU sampler does): (v, i) becomes (ov, oi)
+// when ov is larger, or equal with a lower index. NaN never wins.
+__device__ __forceinline__ void KeepArgmax(float ov, int oi, float& v, int& i) {
+  if (ov > v || (ov == v && oi < i)) {
+    v = ov;
+    i = oi;
+  }
+}
+
+// Argmax over the 32 lanes of a warp, ties to the lower index; the value and
+// its index in every lane. A lane with nothing holds (-inf, INT_MAX).
+__device__ __forceinline__ void WarpArgmax(float& v, int& i) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    KeepArgmax(__shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, i, o), v, i);
+  }
+}
+
 // Sum over a block of at most 1024 threads; `scratch` holds 32 floats.
 // Every thread gets the result.
 __device__ __forceinline__ float BlockSum(float v, float* scratch) {

@@ -16,14 +16,7 @@ constexpr int kThreads = 1024;
 
 // Block argmax with ties to the lower index; every thread gets the result.
 __device__ void BlockArgmax(float& v, int& i, float* sv, int* si) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-    if (ov > v || (ov == v && oi < i)) {
-      v = ov;
-      i = oi;
-    }
-  }
+  WarpArgmax(v, i);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) {
@@ -34,14 +27,7 @@ __device__ void BlockArgmax(float& v, int& i, float* sv, int* si) {
   const int nw = blockDim.x >> 5;
   v = lane < nw ? sv[lane] : -INFINITY;
   i = lane < nw ? si[lane] : 0x7fffffff;
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-    if (ov > v || (ov == v && oi < i)) {
-      v = ov;
-      i = oi;
-    }
-  }
+  WarpArgmax(v, i);
 }
 
 // SamplePrepare splits every row's vocabulary into `parts` slices, one block
@@ -141,10 +127,7 @@ __global__ void __launch_bounds__(kPrepThreads)
     for (int j = threadIdx.x; j < parts; j += 32) {
       const PrepPartial q = partials[blockIdx.x * parts + j];
       mx = fmaxf(mx, q.max);
-      if (q.best > best || (q.best == best && q.best_i < best_i)) {
-        best = q.best;
-        best_i = q.best_i;
-      }
+      KeepArgmax(q.best, q.best_i, best, best_i);
     }
     mx = WarpMax(mx);
     float sum = 0.0f;
@@ -153,14 +136,7 @@ __global__ void __launch_bounds__(kPrepThreads)
       if (q.max != -INFINITY) sum += q.sum * __expf(q.max - mx);
     }
     sum = WarpSum(sum);
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
-      if (ov > best || (ov == best && oi < best_i)) {
-        best = ov;
-        best_i = oi;
-      }
-    }
+    WarpArgmax(best, best_i);
     if (threadIdx.x == 0) {
       if (blockIdx.y == 0) {
         lse[p.row] = mx + logf(sum);

@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/sampling_rules.h"
 #include "common/status_macros.h"
-#include "worker/backend/bad_words.h"
 
 namespace tpserve::worker {
 namespace {
@@ -72,30 +71,6 @@ absl::Status CheckSpan(const std::string& where, int computed, int scheduled,
   return absl::OkStatus();
 }
 
-// bad_words within the bounds of worker/backend/bad_words.h, every id in
-// the vocabulary: the samplers then trust them at every step.
-absl::Status ToBadWords(const v1::SamplingParams& p, int vocab_size, SamplingParams* s) {
-  const std::string where = "bad_words";
-  if (p.bad_words_size() > kMaxBadWords) {
-    return Invalid(where, absl::StrCat(p.bad_words_size(), " words exceed the limit of ", kMaxBadWords));
-  }
-  int total = 0;
-  for (int i = 0; i < p.bad_words_size(); ++i) {
-    const auto& ids = p.bad_words(i).ids();
-    if (ids.empty() || ids.size() > kMaxBadWordLength) {
-      return Invalid(where, absl::StrCat("word ", i, " has ", ids.size(), " tokens (1 to ",
-                                         kMaxBadWordLength, " allowed)"));
-    }
-    TP_RETURN_IF_ERROR(CheckTokens(where, "token", ids, vocab_size));
-    total += ids.size();
-    s->bad_words.emplace_back(ids.begin(), ids.end());
-  }
-  if (total > kMaxBadWordsTokens) {
-    return Invalid(where, absl::StrCat(total, " tokens in all exceed the limit of ", kMaxBadWordsTokens));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& p,
@@ -126,7 +101,10 @@ absl::StatusOr<SamplingParams> ToSamplingParams(const v1::SamplingParams& p,
   s.logit_bias.assign(p.logit_bias().begin(), p.logit_bias().end());
   std::sort(s.logit_bias.begin(), s.logit_bias.end());  // map order is unspecified
   s.allowed_token_ids.assign(p.allowed_token_ids().begin(), p.allowed_token_ids().end());
-  TP_RETURN_IF_ERROR(ToBadWords(p, vocab_size, &s));
+  // CheckSamplingParams above bounded bad_words and checked their ids.
+  for (const v1::TokenIds& word : p.bad_words()) {
+    s.bad_words.emplace_back(word.ids().begin(), word.ids().end());
+  }
   return s;
 }
 

@@ -4,13 +4,13 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/sampling_rules.h"
 #include "structured/spec.h"
 #include "structured/testing.h"
 
 #include "google/protobuf/text_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/backend/bad_words.h"
 
 namespace tpserve::worker {
 namespace {
@@ -236,7 +236,7 @@ TEST(SamplingParamsTest, BadWords) {
   p.mutable_bad_words()->RemoveLast();
   for (int i = 0; i < kMaxBadWordLength; ++i) p.add_bad_words()->add_ids(1);
   EXPECT_TRUE(ToSamplingParams(p, 10).ok());
-  for (int i = 0; i < kMaxBadWords; ++i) p.add_bad_words()->add_ids(1);
+  for (int i = 0; i < kMaxBadWordSequences; ++i) p.add_bad_words()->add_ids(1);
   EXPECT_THAT(ToSamplingParams(p, 10).status().message(), ::testing::HasSubstr("exceed the limit of 128"));
   p.clear_bad_words();
   auto* long_word = p.add_bad_words();
