@@ -20,6 +20,9 @@ for bin in "$@"; do
     esac
   done
 done
+# Symbols are not needed there, and the bundle travels with the working tree
+# under the device tool's 64 MiB limit.
+find "$out" -type f -exec chmod u+w {} + -exec strip --strip-unneeded {} \; 2>/dev/null || true
 tar -cJf .devbin/bundle.tar.xz -C "$out" .
 rm -rf "$out"
 ls -la .devbin/bundle.tar.xz
