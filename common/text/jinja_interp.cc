@@ -2,9 +2,39 @@
 #include "common/text/jinja_interp.h"
 
 #include <optional>
+#include <unordered_set>
+#include <vector>
+
+#include "common/text/unicode.h"
 
 namespace tpserve::text::jinja {
 namespace internal {
+namespace {
+
+// True if `v` is, or holds at any depth, the dict `target`. Values share
+// their lists and dicts, so `{% set ns.x = ns %}` (or a list holding ns)
+// would make a namespace hold itself: a cycle that Repr/tojson recurse into
+// forever and that reference counting never frees. Iterative, each shared
+// container visited once.
+bool Reaches(const Value& v, const Dict* target) {
+  std::vector<const Value*> todo = {&v};
+  std::unordered_set<const void*> seen;
+  while (!todo.empty()) {
+    const Value* x = todo.back();
+    todo.pop_back();
+    if (x->is_dict()) {
+      if (&x->dict() == target) return true;
+      if (!seen.insert(&x->dict()).second) continue;
+      for (const auto& item : x->dict().items) todo.push_back(&item.second);
+    } else if (x->is_list()) {
+      if (!seen.insert(&x->list()).second) continue;
+      for (const Value& item : x->list()) todo.push_back(&item);
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 absl::Status Interpreter::Exec(const NodeList& body, std::string* out) {
   if (++depth_ > kMaxDepth) {
@@ -103,6 +133,10 @@ absl::Status Interpreter::ExecSet(const Node& n) {
     if (!ns.is_dict() || !ns.dict().is_namespace) {
       return absl::InvalidArgumentError(absl::StrCat("cannot assign attribute on non-namespace object '",
                                                      target.substr(0, dot), "'"));
+    }
+    if (Reaches(v, &ns.dict())) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot assign namespace '", target.substr(0, dot),
+                                                     "' (or a value holding it) to its own attribute"));
     }
     ns.mutable_dict().Set(target.substr(dot + 1), std::move(v));
     return absl::OkStatus();
@@ -211,6 +245,9 @@ Value Interpreter::MakeMacro(const Node& n) {
 }  // namespace internal
 
 absl::StatusOr<Template> Template::Parse(const std::string& source) {
+  // The string operations decode UTF-8 and trust it (the variables come from
+  // parsed JSON, which is valid); the source is checked here, once.
+  if (!IsValidUtf8(source)) return absl::InvalidArgumentError("template is not valid UTF-8");
   auto p = ParseTemplate(source);
   if (!p.ok()) return p.status();
   return Template(std::shared_ptr<const Program>(std::move(*p)));

@@ -157,6 +157,27 @@ TEST(JinjaTest, HostileTemplatesAreBounded) {
             std::string::npos);
 }
 
+// Found by the 2026-12-01 fuzz run (fuzz/corpus/jinja/cycles.txt, utf8.txt):
+// a namespace assigned into itself (directly, in a list, or through another
+// namespace) made a cycle that Repr recursed into until the stack overflowed
+// and that reference counting leaked; invalid UTF-8 in a template's string
+// literal made strip (via int) read past the string.
+TEST(JinjaTest, NamespaceCyclesAndInvalidUtf8AreRefused) {
+  auto has = [](const std::string& out, const char* what) { return out.find(what) != std::string::npos; };
+  EXPECT_TRUE(has(R("{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns }}"), "to its own attribute"));
+  EXPECT_TRUE(has(R("{% set ns = namespace() %}{% set ns.l = [1, {'k': ns}] %}{{ ns }}"), "to its own attribute"));
+  EXPECT_TRUE(has(R("{% set a = namespace() %}{% set b = namespace(y=a) %}{% set a.z = b %}{{ a }}"),
+                  "to its own attribute"));
+  // Sharing without a cycle is fine.
+  EXPECT_EQ(R("{% set a = namespace(v=1) %}{% set b = namespace() %}{% set b.x = a %}{% set b.y = [a, a] %}"
+              "{{ b.x.v }}{{ b.y|length }}"),
+            "12");
+  EXPECT_TRUE(has(R("{{ 'a\xff\xe2\xbf'|int(-1) }}"), "template is not valid UTF-8"));
+  EXPECT_TRUE(has(R("{{ 'x' }}\xe2\x82"), "template is not valid UTF-8"));  // truncated at the end
+  // Escapes name code points, so they stay valid UTF-8 (U+00E2, U+20AC).
+  EXPECT_EQ(R("{{ ' \\xe2\\u20ac '|trim }}"), "\xc3\xa2\xe2\x82\xac");
+}
+
 // Found while writing fuzz/jinja_fuzzer.cc: values built without output (a
 // namespace string doubled in a loop; one-shot join/replace/indent/tojson
 // products) grew without bound, and indent(-1) threw std::length_error.
