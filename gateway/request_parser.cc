@@ -17,6 +17,13 @@ namespace {
 using nlohmann::json;
 using nlohmann::ordered_json;
 
+// True if o[key] is the string `want`. nlohmann's value(key, default)
+// throws when the key holds another type, which a client controls.
+bool StringFieldIs(const ordered_json& o, const char* key, std::string_view want) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() && it->get_ref<const std::string&>() == want;
+}
+
 absl::Status CheckModel(const json& body, const RequestLimits& limits, std::string* model) {
   auto it = body.find("model");
   if (it == body.end() || it->is_null()) {
@@ -201,7 +208,7 @@ absl::Status ParseMessages(const ordered_json& body, GenerationRequest* req) {
       // vLLM joins text parts with newlines for string-content templates.
       std::vector<std::string> texts;
       for (const ordered_json& part : *content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !StringFieldIs(part, "type", "text") || !part.contains("text") ||
             !part["text"].is_string()) {
           return InvalidField("messages", where + ".content parts must be {\"type\": \"text\", "
                                                   "\"text\": string} (only text is supported)");
@@ -251,7 +258,7 @@ absl::Status ParseTools(const ordered_json& body, GenerationRequest* req) {
   if (!it->is_array()) return InvalidField("tools", "tools must be a list");
   for (size_t i = 0; i < it->size(); ++i) {
     const ordered_json& t = (*it)[i];
-    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
+    if (!t.is_object() || !StringFieldIs(t, "type", "function") || !t.contains("function") ||
         !t["function"].is_object() || !t["function"].contains("name") ||
         !t["function"]["name"].is_string()) {
       return InvalidField("tools", absl::StrCat("tools[", i, "] must be {\"type\": \"function\", "

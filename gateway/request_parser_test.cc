@@ -151,6 +151,10 @@ TEST(RequestParserTest, BadChatFieldsNameTheField) {
       {R"({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
        "messages"},
       {R"({"model": 5, "messages": [{"role": "user", "content": "x"}]})", "model"},
+      // A "type" of another JSON type (found by the fuzzer: nlohmann's value() threw).
+      {R"({"model": "tiny", "messages": [{"role": "user", "content": [{"type": {}, "text": "x"}]}]})",
+       "messages"},
+      {Chat(R"("tools": [{"type": 1, "function": {"name": "f"}}])"), "tools"},
   };
   for (const Case& c : cases) {
     auto req = ParseChatRequest(c.body, Limits());
