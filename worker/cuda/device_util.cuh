@@ -9,6 +9,15 @@ namespace tpserve::worker::cuda {
 using bf16 = __nv_bfloat16;
 
 // Sum over the 32 lanes of a warp, result in every lane.
+// Writes one GEMV output element: fp32 (logits) or bf16 (activations).
+__device__ __forceinline__ void StoreOut(void* out, bool out_fp32, size_t idx, float v) {
+  if (out_fp32) {
+    static_cast<float*>(out)[idx] = v;
+  } else {
+    static_cast<__nv_bfloat16*>(out)[idx] = __float2bfloat16(v);
+  }
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

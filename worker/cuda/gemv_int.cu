@@ -171,14 +171,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float v = WarpSum(acc[r][m]) + b;
-      if (lane == 0) {
-        const size_t idx = static_cast<size_t>(m) * n + row + r;
-        if (out_fp32) {
-          static_cast<float*>(out)[idx] = v;
-        } else {
-          static_cast<bf16*>(out)[idx] = __float2bfloat16(v);
-        }
-      }
+      if (lane == 0) StoreOut(out, out_fp32, static_cast<size_t>(m) * n + row + r, v);
     }
   }
 }
