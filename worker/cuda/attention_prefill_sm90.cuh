@@ -81,24 +81,23 @@ __device__ __forceinline__ void CpAsyncMbarArrive(uint32_t bar) {
 }
 
 #define TP_ACC4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+// The 64 accumulator operands of an m64n128 wgmma (%0-%63) and their list.
+#define TP_ACC64                                                                                    \
+  TP_ACC4(0), TP_ACC4(1), TP_ACC4(2), TP_ACC4(3), TP_ACC4(4), TP_ACC4(5), TP_ACC4(6), TP_ACC4(7), \
+      TP_ACC4(8), TP_ACC4(9), TP_ACC4(10), TP_ACC4(11), TP_ACC4(12), TP_ACC4(13), TP_ACC4(14), TP_ACC4(15)
+#define TP_ACC64_REGS                                                                           \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "      \
+  "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "       \
+  "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "       \
+  "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
 // d = (scale_d ? d : 0) + A (shared, K-major) * B (shared, K-major), m64n128k16.
 __device__ __forceinline__ void WgmmaSS128(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
-      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
-      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      TP_ACC64_REGS
       "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : TP_ACC4(0), TP_ACC4(1),
-        TP_ACC4(2), TP_ACC4(3),
-        TP_ACC4(4), TP_ACC4(5),
-        TP_ACC4(6), TP_ACC4(7),
-        TP_ACC4(8), TP_ACC4(9),
-        TP_ACC4(10), TP_ACC4(11),
-        TP_ACC4(12), TP_ACC4(13),
-        TP_ACC4(14), TP_ACC4(15)
+      : TP_ACC64
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -107,19 +106,9 @@ __device__ __forceinline__ void WgmmaRS128(float (&d)[16][4], const uint32_t (&a
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
-      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
-      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      TP_ACC64_REGS
       "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : TP_ACC4(0), TP_ACC4(1),
-        TP_ACC4(2), TP_ACC4(3),
-        TP_ACC4(4), TP_ACC4(5),
-        TP_ACC4(6), TP_ACC4(7),
-        TP_ACC4(8), TP_ACC4(9),
-        TP_ACC4(10), TP_ACC4(11),
-        TP_ACC4(12), TP_ACC4(13),
-        TP_ACC4(14), TP_ACC4(15)
+      : TP_ACC64
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
 }
 
@@ -138,6 +127,8 @@ __device__ __forceinline__ void WgmmaRS64(float (&d)[8][4], const uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
 }
 #undef TP_ACC4
+#undef TP_ACC64
+#undef TP_ACC64_REGS
 
 template <int D>
 __device__ __forceinline__ void WgmmaPV(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t desc_v) {
