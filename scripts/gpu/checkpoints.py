@@ -89,9 +89,9 @@ def train(model, cfg, steps, batch=32, length=64, lr=3e-4, log=print):
     return task, loss_v
 
 
-def make(name, kind, steps=300, log=print, max_train_s=None):
+def make(name, kind, steps=300, log=print, copy_opts=None):
     """(model, cfg, task or None, info) for kind 'random', 'trained' or 'copy' (copy trains up to `steps`
-    steps, stopping early once it copies or after `max_train_s` seconds)."""
+    steps, stopping early once it copies; `copy_opts`: more arguments of copy_task.train)."""
     # 32k-token prompts need SDPA's memory-efficient kernels (eager attention would hold a 32k x 32k matrix
     # per head); the other kinds keep HF's default, as their recorded results used.
     model, cfg = build(name, attn="sdpa" if kind == "copy" else None)
@@ -104,7 +104,7 @@ def make(name, kind, steps=300, log=print, max_train_s=None):
     elif kind == "copy":
         import copy_task  # scripts/gpu/copy_task.py
         task = copy_task.CopyTask(cfg)
-        info.update(copy_task.train(model, task, steps, log=log, max_s=max_train_s))
+        info.update(copy_task.train(model, task, steps, log=log, **(copy_opts or {})))
         info["train_s"] = round(time.time() - t0, 1)
     elif kind != "random":
         raise ValueError(f"unknown checkpoint kind {kind}")

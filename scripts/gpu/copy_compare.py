@@ -44,9 +44,9 @@ def hf_side(model, group, keep):
     return logits, greedy
 
 
-def run_shape(name, binary, lengths, per_length, keep, steps, max_train_s, workdir):
+def run_shape(name, binary, lengths, per_length, keep, steps, train_opts, workdir):
     t0 = time.time()
-    model, cfg, task, info = checkpoints.make(name, "copy", steps, max_train_s=max_train_s)
+    model, cfg, task, info = checkpoints.make(name, "copy", steps, copy_opts=train_opts)
     mdir = os.path.join(workdir, name)
     model.save_pretrained(mdir, safe_serialization=True)
     groups = [task.prompts(n, per_length, SPAN) for n in lengths]
@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--keep", type=int, default=4, help="second-copy tokens the greedy prompts keep")
     ap.add_argument("--train-steps", type=int, default=400)
     ap.add_argument("--max-train-s", type=float, default=None, help="stop training after this many seconds")
+    ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:
@@ -136,7 +137,7 @@ def main():
     with tempfile.TemporaryDirectory(dir=shm or os.environ.get("TMPDIR", "/tmp")) as work:
         for s in a.shapes.split(","):
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
-                                               a.max_train_s, work))
+                                               {"max_s": a.max_train_s, "lr": a.lr}, work))
             json.dump(results, open(a.out, "w"), indent=1)
     print(table(results["shapes"]))
 

@@ -8,9 +8,9 @@ Span tokens come from a random 8192-id subset of the vocabulary and the filler f
 and a sequence's spans never share a token: a span token occurs only in its two copies, so the copy source is
 unambiguous at any distance and a model that copies is confident (peaked logits, which top-1 comparisons need).
 
-Training: 2048-token sequences with 6 spans in random order, AdamW in bf16 as checkpoints.train. The loss is on
+Training: 2048-token sequences with 10 spans in random order, AdamW in bf16 as checkpoints.train. The loss is on
 the second copies only (from their second token): the filler is uniform noise that nothing can predict, so its
-loss would add only a constant and gradient noise and would outweigh the copy positions about 3 to 1, and a
+loss would add only a constant and gradient noise and would outweigh the copy positions, and a
 second copy's first token follows filler, so it is unpredictable too. Half of each batch gets position ids
 that jump before every span occurrence (up to max_position_embeddings in all), so that training on 2k-token
 sequences still shows the model the RoPE phases of the 1k-30k token distances the prompts use; the other half
@@ -109,7 +109,7 @@ class CopyTask:
         return out
 
 
-def train(model, task, steps, length=2048, n_spans=6, batch=None, lr=3e-4, log=print, max_s=None,
+def train(model, task, steps, length=2048, n_spans=10, batch=None, lr=3e-4, log=print, max_s=None,
           stop_acc=0.998):
     """Fine-tunes `model` in place to copy; stops after `steps` steps, after `max_s` seconds, or once the
     training batches' copy accuracy averages `stop_acc` over 10 steps. Returns what it did (a dict)."""
