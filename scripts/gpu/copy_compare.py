@@ -124,20 +124,31 @@ def main():
     ap.add_argument("--per-length", type=int, default=4, help="prompts per length")
     ap.add_argument("--keep", type=int, default=4, help="second-copy tokens the greedy prompts keep")
     ap.add_argument("--train-steps", type=int, default=400)
-    ap.add_argument("--max-train-s", type=float, default=None, help="stop training after this many seconds")
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--max-train-s", default=None, help="stop training after this many seconds (one number, or "
+                    "one per shape, comma-separated)")
+    ap.add_argument("--lr", default="3e-4", help="AdamW learning rate (one, or one per shape, comma-separated)")
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:
         ap.error(f"--keep must be 1..{SPAN - 1}")
     lengths = [int(x) for x in a.lengths.split(",")]
+    shapes = a.shapes.split(",")
+
+    def per_shape(v):  # "x" or "x,y,..." (one per shape) -> floats, one per shape
+        xs = [float(x) for x in v.split(",")] if v else [None]
+        if len(xs) == 1:
+            xs = xs * len(shapes)
+        if len(xs) != len(shapes):
+            ap.error(f"need one value or {len(shapes)}: {v}")
+        return xs
+    max_s, lrs = per_shape(a.max_train_s), per_shape(a.lr)
     # The checkpoint goes to memory when it fits (7B: 15 GB; writing it to disk takes longer than the run).
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 40e9 else None
     results = {"device": torch.cuda.get_device_name(0), "shapes": []}
     with tempfile.TemporaryDirectory(dir=shm or os.environ.get("TMPDIR", "/tmp")) as work:
-        for s in a.shapes.split(","):
+        for i, s in enumerate(shapes):
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
-                                               {"max_s": a.max_train_s, "lr": a.lr}, work))
+                                               {"max_s": max_s[i], "lr": lrs[i]}, work))
             json.dump(results, open(a.out, "w"), indent=1)
     print(table(results["shapes"]))
 
