@@ -41,29 +41,20 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-// One step moving each sequence i with seqs[i].computed < upto[i] toward
-// upto[i], at most `budget` tokens in all (a sequence that does not fit waits
+// One step moving each sequence i of `d` that has computed fewer than upto[i]
+// tokens toward upto[i] (<= its token count), at most `budget` tokens in all (a sequence that does not fit waits
 // for a later step; the first one always goes). A sequence samples (returns
 // logits) where its chunk ends at upto[i] and `sample` is set.
-worker::StepBatch Toward(const std::vector<DriverSeq>& seqs, const std::vector<int>& upto, int budget,
-                         bool sample) {
+worker::StepBatch Toward(const SeqDriver& d, const std::vector<int>& upto, int budget, bool sample) {
   worker::StepBatch b;
   int used = 0;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const DriverSeq& s = seqs[i];
-    const int left = upto[i] - s.computed;
+  for (worker::SeqStep st : d.Step(0).seqs) {
+    const int left = upto[st.seq_id] - st.num_computed_tokens;
     if (left <= 0) continue;
     const int n = std::min(left, budget - used);
     if (n <= 0 || (n < left && !b.seqs.empty())) break;
-    worker::SeqStep st;
-    st.seq_id = i;
-    st.token_ids = s.tokens;
-    st.num_prompt_tokens = s.prompt;
-    st.num_computed_tokens = s.computed;
     st.num_scheduled_tokens = n;
-    st.block_table = s.blocks;
     st.sample = sample && n == left;
-    st.sampling = &s.params;
     b.seqs.push_back(st);
     used += n;
   }
@@ -74,7 +65,7 @@ worker::StepBatch Toward(const std::vector<DriverSeq>& seqs, const std::vector<i
 // sampling (filling the KV cache).
 absl::Status RunTo(worker::Backend& backend, SeqDriver& d, const std::vector<int>& upto, int budget) {
   for (;;) {
-    worker::StepBatch b = Toward(d.seqs(), upto, budget, false);
+    worker::StepBatch b = Toward(d, upto, budget, false);
     if (b.seqs.empty()) return absl::OkStatus();
     if (auto r = backend.Step(b); !r.ok()) return r.status();
     d.Advance(b);
@@ -98,7 +89,7 @@ absl::Status LastLogits(worker::Backend& backend, SeqDriver& d, int n, bool deco
       if (!decode) seqs[i].computed = static_cast<int>(seqs[i].tokens.size()) - n - 1;
     }
     for (;;) {  // one step unless the budget splits the batch
-      worker::StepBatch b = Toward(seqs, upto, budget, true);
+      worker::StepBatch b = Toward(d, upto, budget, true);
       if (b.seqs.empty()) break;
       auto l = backend.StepLogits(b);
       if (!l.ok()) return l.status();
@@ -221,7 +212,7 @@ int Main(int argc, char** argv) {
     std::vector<int> upto;
     for (const auto& s : gen.seqs()) upto.push_back(static_cast<int>(s.tokens.size()));
     while (true) {  // every sequence samples its t-th token
-      worker::StepBatch b = Toward(gen.seqs(), upto, budget, true);
+      worker::StepBatch b = Toward(gen, upto, budget, true);
       if (b.seqs.empty()) break;
       auto r = (*backend)->Step(b);
       if (!r.ok()) return Fail(r.status());

@@ -126,7 +126,8 @@ def main():
     ap.add_argument("--train-steps", type=int, default=400)
     ap.add_argument("--max-train-s", default=None, help="stop training after this many seconds (one number, or "
                     "one per shape, comma-separated)")
-    ap.add_argument("--lr", default="3e-4", help="AdamW learning rate (one, or one per shape, comma-separated)")
+    ap.add_argument("--lr", default=None, help="AdamW learning rate (one, or one per shape, comma-separated; "
+                    "default: copy_task.train's for the shape)")
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:

@@ -17,6 +17,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 df -h /dev/shm /tmp | tail -2
 args=(--bin /tmp/cp/cuda/bin/tpserve_gpu_check --out "$OUT/copy.json"
       --shapes "${SHAPES:-qwen2-0.5b-instruct,qwen2-7b-instruct}" --lengths "${LENGTHS:-2048,8192,32000}"
-      --train-steps "${TRAIN_STEPS:-1000}" --lr "${LR:-3e-4}" --per-length "${PER_LENGTH:-4}")
+      --train-steps "${TRAIN_STEPS:-1000}" --per-length "${PER_LENGTH:-4}")
 [[ -n "${MAX_TRAIN_S:-}" ]] && args+=(--max-train-s "$MAX_TRAIN_S")
+[[ -n "${LR:-}" ]] && args+=(--lr "$LR")
 python3 "$HERE/copy_compare.py" "${args[@]}" 2>&1 | tee "$OUT/copy.log" | grep -E 'copy train|^error|Error|Traceback|^\{"shape"|^shape|^qwen'
