@@ -110,41 +110,12 @@ class CopyTask:
         return out
 
 
-class MasterAdamW:
-    """AdamW on float32 copies of bf16 parameters, written back rounded after each step (mixed precision).
-
-    In the bf16 parameters themselves (checkpoints.train) an update smaller than half a bf16 step of the weight
-    is lost: for a weight of 0.02 that is 4e-5, and while the copy loss sits on its plateau the gradients are
-    mostly noise, Adam's steps are a small fraction of the learning rate, and they round away."""
-
-    def __init__(self, params, lr):
-        self.params = params
-        self.master = [p.detach().float() for p in params]
-        self.opt = torch.optim.AdamW(self.master, lr=lr, weight_decay=0.0, betas=(0.9, 0.95), foreach=False)
-        self.param_groups = self.opt.param_groups
-
-    def step(self):
-        for m, p in zip(self.master, self.params):
-            m.grad, p.grad = (None if p.grad is None else p.grad.float()), None
-        torch.nn.utils.clip_grad_norm_(self.master, 1.0)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for m, p in zip(self.master, self.params):
-                p.copy_(m)
-
-
-def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998, master=True,
-          freeze_mlp=None):
+def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998):
     """Fine-tunes `model` in place to copy, `tokens` tokens a step (default 16k for the small shapes, 4k for the
     large: time per step), at learning rate `lr` (default 1e-3 for the small shapes, 4e-4 for the large). Two phases: 128-token sequences with one span and plain positions until the copy
     accuracy averages 0.9 over 5 steps (or 60% of `max_s` has passed), then 2048-token sequences with 10 spans
     and position jumps. Stops after `steps` steps, after `max_s` seconds, or once the second phase's accuracy
-    averages `stop_acc` over 10 steps. `master`: float32 master weights (MasterAdamW), else AdamW on the bf16
-    weights. `freeze_mlp` (default: models of 2B parameters or more) keeps the MLP weights at their random
-    values, so that the 7B shape's float32 weights and Adam state fit beside the model (about 2B trainable
-    parameters: attention, norms, embeddings, lm_head); the copy is attention's work, and the MLPs still run.
-    Returns what it did (a dict)."""
+    averages `stop_acc` over 10 steps. Returns what it did (a dict)."""
     # Why the short phase: an induction head needs two heads that are useless alone (one moves the previous
     # token into each position, the other matches on it), and at the start attention is spread evenly over
     # all keys, so the gradient towards them shrinks with the sequence length.
@@ -156,19 +127,9 @@ def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_
         tokens = 16384 if n_params < 2e9 else 4096
     if lr is None:
         lr = 1e-3 if n_params < 2e9 else 4e-4
-    if freeze_mlp is None:
-        freeze_mlp = n_params >= 2e9
-    params = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(not (freeze_mlp and ".mlp." in name))
-        if p.requires_grad:
-            params.append(p)
     phases = [(128, 1, False), (2048, 10, True)]
     model.train()
-    if master:
-        opt = MasterAdamW(params, lr)
-    else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.95), foreach=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.95), foreach=False)
     t0, accs, why, phase, switched = time.time(), [], "steps", 0, None
     loss_v = acc = None
     for step in range(steps):
@@ -183,11 +144,9 @@ def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_
         y = ids[:, 1:][src]
         loss = F.cross_entropy(logits, y)
         loss.backward()
-        if not master:
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if not master:
-            opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         loss_v, acc = float(loss), float((logits.argmax(-1) == y).float().mean())
         accs.append(acc)
         if step % 25 == 0 or step == steps - 1:
@@ -209,6 +168,4 @@ def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_
     model.eval()
     torch.cuda.empty_cache()
     return {"train_steps": step + 1, "train_long_from_step": switched, "train_stop": why,
-            "train_final_loss": loss_v, "train_final_acc": acc, "train_tokens_per_step": tokens, "train_lr": lr,
-            "train_fp32_master": master, "train_frozen_mlp": freeze_mlp,
-            "train_params": sum(p.numel() for p in params)}
+            "train_final_loss": loss_v, "train_final_acc": acc, "train_tokens_per_step": tokens, "train_lr": lr}
