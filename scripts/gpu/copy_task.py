@@ -8,15 +8,15 @@ Span tokens come from a random 8192-id subset of the vocabulary and the filler f
 and a sequence's spans never share a token: a span token occurs only in its two copies, so the copy source is
 unambiguous at any distance and a model that copies is confident (peaked logits, which top-1 comparisons need).
 
-Training (train below: first 128-token sequences of one span, then 2048-token sequences with 10 spans in random
-order), AdamW in bf16 as checkpoints.train. The loss is on
-the second copies only (from their second token): the filler is uniform noise that nothing can predict, so its
-loss would add only a constant and gradient noise and would outweigh the copy positions, and a
-second copy's first token follows filler, so it is unpredictable too. Half of each batch gets position ids
-that jump before every span occurrence (up to max_position_embeddings in all), so that training on 2k-token
-sequences still shows the model the RoPE phases of the 1k-30k token distances the prompts use; the other half
-counts positions plainly, as prompts do. The explicit attention_mask of ones keeps transformers from reading
-the jumps as the starts of packed separate sequences (it looks for them only without a mask).
+Training (train below): first 128-token sequences with one span, then 2048-token sequences with 10 spans in
+random order; AdamW in bf16 as checkpoints.train. The loss is on the second copies only (from their second
+token): the filler is uniform noise that nothing can predict, so its loss would add only a constant and
+gradient noise and would outweigh the copy positions, and a second copy's first token follows filler, so it is
+unpredictable too. Half of each long batch gets position ids that jump before every span occurrence (up to
+max_position_embeddings in all), so that training on 2k-token sequences still shows the model the RoPE phases
+of the 1k-30k token distances the prompts use; the other half counts positions plainly, as prompts do. The
+explicit attention_mask of ones keeps transformers from reading the jumps as the starts of packed separate
+sequences (it looks for them only without a mask).
 """
 import time
 
@@ -112,10 +112,11 @@ class CopyTask:
 
 def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998):
     """Fine-tunes `model` in place to copy, `tokens` tokens a step (default 16k for the small shapes, 4k for the
-    large: time per step), at learning rate `lr` (default 1e-3 for the small shapes, 4e-4 for the large). Two phases: 128-token sequences with one span and plain positions until the copy
-    accuracy averages 0.9 over 5 steps (or 60% of `max_s` has passed), then 2048-token sequences with 10 spans
-    and position jumps. Stops after `steps` steps, after `max_s` seconds, or once the second phase's accuracy
-    averages `stop_acc` over 10 steps. Returns what it did (a dict)."""
+    large: time per step), at learning rate `lr` (default 1e-3 for the small shapes, 4e-4 for the large). Two
+    phases: 128-token sequences with one span and plain positions until the copy accuracy averages 0.9 over 5
+    steps (or 60% of `max_s` has passed), then 2048-token sequences with 10 spans and position jumps. Stops
+    after `steps` steps, after `max_s` seconds, or once the second phase's accuracy averages `stop_acc` over
+    10 steps. Returns what it did (a dict)."""
     # Why the short phase: an induction head needs two heads that are useless alone (one moves the previous
     # token into each position, the other matches on it), and at the start attention is spread evenly over
     # all keys, so the gradient towards them shrinks with the sequence length.

@@ -20,4 +20,5 @@ args=(--bin /tmp/cp/cuda/bin/tpserve_gpu_check --out "$OUT/copy.json"
       --train-steps "${TRAIN_STEPS:-1000}" --per-length "${PER_LENGTH:-4}")
 [[ -n "${MAX_TRAIN_S:-}" ]] && args+=(--max-train-s "$MAX_TRAIN_S")
 [[ -n "${LR:-}" ]] && args+=(--lr "$LR")
-python3 "$HERE/copy_compare.py" "${args[@]}" 2>&1 | tee "$OUT/copy.log" | grep -E 'copy train|^error|Error|Traceback|^\{"shape"|^shape|^qwen'
+python3 "$HERE/copy_compare.py" "${args[@]}" 2>&1 | tee "$OUT/copy.log" |
+  grep -E 'copy train|^error|Error|Traceback|^\{"shape"|^shape|^qwen'
