@@ -74,8 +74,8 @@ absl::Status RunTo(worker::Backend& backend, SeqDriver& d, const std::vector<int
 
 // Logits after each of the last n positions of every sequence, one file row
 // per position ([seq][position][vocab]). decode: one token a step; else each
-// position p ends a prefill chunk that starts at len-n-1 (over the cached
-// prefix, whose K/V the earlier chunks rewrote with the same values).
+// position p ends a prefill chunk [len-n-1, p] over the cached prefix (each
+// chunk recomputes and rewrites the K/V of its positions).
 absl::Status LastLogits(worker::Backend& backend, SeqDriver& d, int n, bool decode, int budget, int vocab,
                         const std::string& path) {
   auto& seqs = d.seqs();
