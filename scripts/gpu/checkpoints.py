@@ -8,7 +8,12 @@ trained: the same random model fine-tuned on the GPU for a few hundred steps (Ad
          sequence a chain x, f(x), f(f(x)), ... After training the model predicts f(x) with high confidence,
          as a trained LM does its likely tokens, so top-1 and greedy comparisons measure the implementation
          instead of bf16 tie-breaking. Every weight is still exercised (all of them were updated); prompts are
-         chains of the task, and continuations follow f.
+         chains of the task, and continuations follow f. The next token depends on the current one only, so
+         this checks the MLP path, not attention or RoPE.
+copy:    the random model fine-tuned to copy (an induction head): random filler tokens in which spans of 16-64
+         tokens appear twice, the loss on the second copies. The next token inside a second copy is only
+         predictable by attending to the first copy, however far back it is (copy_task.py; prompts up to 32k
+         tokens with the span 1k-30k tokens back, scripts/gpu/copy_compare.py).
 """
 import json, time
 
@@ -23,9 +28,12 @@ def load_config(name):
     return Qwen2Config(**{k: v for k, v in cfg.items() if k != "architectures"})
 
 
-def build(name, seed=0):
-    """A random bf16 Qwen2 of shape `name` on the GPU (HF initialiser, seeded)."""
+def build(name, seed=0, attn=None):
+    """A random bf16 Qwen2 of shape `name` on the GPU (HF initialiser, seeded); `attn` sets HF's attention
+    implementation (None: HF's default)."""
     cfg = load_config(name)
+    if attn is not None:
+        cfg._attn_implementation = attn
     torch.manual_seed(seed)
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
@@ -81,15 +89,23 @@ def train(model, cfg, steps, batch=32, length=64, lr=3e-4, log=print):
     return task, loss_v
 
 
-def make(name, kind, steps=300, log=print):
-    """(model, cfg, task or None, info) for kind 'random' or 'trained'."""
-    model, cfg = build(name)
+def make(name, kind, steps=300, log=print, copy_opts=None):
+    """(model, cfg, task or None, info) for kind 'random', 'trained' or 'copy' (copy trains up to `steps`
+    steps, stopping early once it copies; `copy_opts`: more arguments of copy_task.train)."""
+    # 32k-token prompts need SDPA's memory-efficient kernels (eager attention would hold a 32k x 32k matrix
+    # per head); the other kinds keep HF's default, as their recorded results used.
+    model, cfg = build(name, attn="sdpa" if kind == "copy" else None)
     info = {"checkpoint": kind}
     task = None
+    t0 = time.time()
     if kind == "trained":
-        t0 = time.time()
         task, loss = train(model, cfg, steps, log=log)
         info.update(train_steps=steps, train_final_loss=loss, train_s=round(time.time() - t0, 1))
+    elif kind == "copy":
+        import copy_task  # scripts/gpu/copy_task.py
+        task = copy_task.CopyTask(cfg)
+        info.update(copy_task.train(model, task, steps, log=log, **(copy_opts or {})))
+        info["train_s"] = round(time.time() - t0, 1)
     elif kind != "random":
         raise ValueError(f"unknown checkpoint kind {kind}")
     return model, cfg, task, info

@@ -1,0 +1,172 @@
+"""The copy task of scripts/gpu/checkpoints.py (kind 'copy'): a checkpoint whose next token depends on attention
+at a distance, for comparing tpserve's prefill and decode attention with HF (scripts/gpu/copy_compare.py).
+
+Sequences are random filler tokens in which spans of 16-64 tokens appear twice; inside a second copy the next
+token is the one that followed the current token in the first copy, which only attention can fetch (an
+induction head: match the current token against earlier tokens' predecessors, copy the match's token).
+Span tokens come from a random 8192-id subset of the vocabulary and the filler from the other ids below 150000,
+and a sequence's spans never share a token: a span token occurs only in its two copies, so the copy source is
+unambiguous at any distance and a model that copies is confident (peaked logits, which top-1 comparisons need).
+
+Training (train below): first 128-token sequences with one span, then 2048-token sequences with 10 spans in
+random order; AdamW in bf16 as checkpoints.train. The loss is on the second copies only (from their second
+token): the filler is uniform noise that nothing can predict, so its loss would add only a constant and
+gradient noise and would outweigh the copy positions, and a second copy's first token follows filler, so it is
+unpredictable too. Half of each long batch gets position ids that jump before every span occurrence (up to
+max_position_embeddings in all), so that training on 2k-token sequences still shows the model the RoPE phases
+of the 1k-30k token distances the prompts use; the other half counts positions plainly, as prompts do. The
+explicit attention_mask of ones keeps transformers from reading the jumps as the starts of packed separate
+sequences (it looks for them only without a mask).
+"""
+import time
+
+import torch
+import torch.nn.functional as F
+
+SPAN_VOCAB = 8192
+SPAN_LEN = (16, 64)  # inclusive
+
+
+class CopyTask:
+    """Vocabularies and a seeded generator for training batches and evaluation prompts."""
+
+    def __init__(self, cfg, seed=2):
+        g = torch.Generator().manual_seed(seed)
+        top = min(cfg.vocab_size, 150000)
+        perm = torch.randperm(top, generator=g)
+        self.span_vocab, self.filler_vocab = perm[:SPAN_VOCAB], perm[SPAN_VOCAB:]
+        self.max_pos = cfg.max_position_embeddings
+        self.gen = g
+
+    def _randint(self, lo, hi, shape=()):  # lo..hi inclusive
+        return torch.randint(lo, hi + 1, shape, generator=self.gen)
+
+    def filler(self, n):
+        return self.filler_vocab[torch.randint(0, len(self.filler_vocab), (n,), generator=self.gen)]
+
+    def spans(self, lengths):
+        """Spans of the given lengths; no token occurs twice among them."""
+        ids = self.span_vocab[torch.randperm(SPAN_VOCAB, generator=self.gen)[:sum(lengths)]]
+        return list(ids.split(lengths))
+
+    def sequence(self, length, n_spans, jumps):
+        """(tokens, is_target, positions) of one training sequence of `length` tokens."""
+        lens = self._randint(*SPAN_LEN, (n_spans,)).tolist()
+        spans = self.spans(lens)
+        order = torch.arange(n_spans).repeat(2)[torch.randperm(2 * n_spans, generator=self.gen)].tolist()
+        fill = length - 2 * sum(lens)
+        if fill < 0:
+            raise ValueError(f"{n_spans} spans of up to {SPAN_LEN[1]} tokens twice do not fit {length} tokens")
+        cuts = torch.sort(self._randint(0, fill, (2 * n_spans,))).values.tolist()
+        pieces = [b - a for a, b in zip([0] + cuts, cuts + [fill])]
+        jump = [0] * (2 * n_spans)
+        if jumps:  # the extra positions, split at random among the span occurrences
+            extra = self._randint(0, self.max_pos - length)
+            c = torch.sort(self._randint(0, int(extra), (2 * n_spans - 1,))).values.tolist()
+            jump = [b - a for a, b in zip([0] + c, c + [int(extra)])]
+        toks, tgt = [self.filler(pieces[0])], [torch.zeros(pieces[0], dtype=torch.bool)]
+        step = [torch.ones(pieces[0], dtype=torch.long)]
+        seen = set()
+        for k, i in enumerate(order):
+            n = lens[i]
+            toks += [spans[i], self.filler(pieces[k + 1])]
+            t = torch.zeros(n, dtype=torch.bool)
+            if i in seen:
+                t[1:] = True
+            seen.add(i)
+            tgt += [t, torch.zeros(pieces[k + 1], dtype=torch.bool)]
+            s = torch.ones(n, dtype=torch.long)
+            s[0] += jump[k]
+            step += [s, torch.ones(pieces[k + 1], dtype=torch.long)]
+        return torch.cat(toks), torch.cat(tgt), torch.cat(step).cumsum(0) - 1
+
+    def batch(self, n, length, n_spans, jumps=True):
+        """n sequences stacked; with `jumps`, the odd ones have position jumps."""
+        rows = [self.sequence(length, n_spans, jumps=jumps and i % 2 == 1) for i in range(n)]
+        return tuple(torch.stack(x) for x in zip(*rows))
+
+    def prompt(self, length, distance, span_len=SPAN_LEN[1]):
+        """(ids, span): `length` tokens of filler ending with a span's second copy, its first copy starting
+        `distance` tokens before the second's start."""
+        s2 = length - span_len
+        s1 = s2 - distance
+        if s1 < 0 or distance < span_len:
+            raise ValueError(f"no room for distance {distance} in {length} tokens")
+        span = self.spans([span_len])[0]
+        ids = self.filler(length)
+        ids[s1:s1 + span_len] = span
+        ids[s2:] = span
+        return ids, span
+
+    def prompts(self, length, n, span_len=SPAN_LEN[1], near=1000):
+        """n prompts of `length` tokens, the distances spread evenly from `near` to as far as fits."""
+        far = length - span_len - 16
+        near = min(near, far)
+        out = []
+        for i in range(n):
+            d = int(near + (far - near) * i / max(n - 1, 1))
+            ids, span = self.prompt(length, d, span_len)
+            out.append({"ids": ids, "span": span, "distance": d})
+        return out
+
+
+def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998):
+    """Fine-tunes `model` in place to copy, `tokens` tokens a step (default 16k for the small shapes, 4k for the
+    large: time per step), at learning rate `lr` (default 1e-3 for the small shapes, 4e-4 for the large). Two
+    phases: 128-token sequences with one span and plain positions until the copy accuracy averages 0.9 over 5
+    steps (or 60% of `max_s` has passed), then 2048-token sequences with 10 spans and position jumps. Stops
+    after `steps` steps, after `max_s` seconds, or once the second phase's accuracy averages `stop_acc` over
+    10 steps. Returns what it did (a dict)."""
+    # Why the short phase: an induction head needs two heads that are useless alone (one moves the previous
+    # token into each position, the other matches on it), and at the start attention is spread evenly over
+    # all keys, so the gradient towards them shrinks with the sequence length.
+    # H200, 2026-12-01, AdamW on the bf16 weights: the 0.5B shape sat at the span vocabulary's entropy
+    # (loss 9.04-9.09, ln 8192 = 9.01, copy accuracy 0) for 438 steps on 2048-token sequences at lr 3e-4, and
+    # for 104 short + 82 long steps at lr 1e-3; the 7B shape for 109 + 73 steps at lr 4e-4.
+    n_params = sum(p.numel() for p in model.parameters())
+    if tokens is None:
+        tokens = 16384 if n_params < 2e9 else 4096
+    if lr is None:
+        lr = 1e-3 if n_params < 2e9 else 4e-4
+    phases = [(128, 1, False), (2048, 10, True)]
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.95), foreach=False)
+    t0, accs, why, phase, switched = time.time(), [], "steps", 0, None
+    loss_v = acc = None
+    for step in range(steps):
+        for grp in opt.param_groups:
+            grp["lr"] = lr * min(1.0, (step + 1) / 20)
+        length, n_spans, jumps = phases[phase]
+        ids, tgt, pos = (x.cuda() for x in task.batch(tokens // length, length, n_spans, jumps))
+        h = model.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=pos,
+                        use_cache=False).last_hidden_state
+        src = tgt[:, 1:]  # the hidden state at t-1 predicts token t
+        logits = model.lm_head(h[:, :-1][src]).float()
+        y = ids[:, 1:][src]
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss_v, acc = float(loss), float((logits.argmax(-1) == y).float().mean())
+        accs.append(acc)
+        if step % 25 == 0 or step == steps - 1:
+            log(f"copy train step {step} (len {length}): loss {loss_v:.4f} acc {acc:.4f} ({time.time() - t0:.0f} s)")
+        elapsed = time.time() - t0
+        if phase == 0 and ((len(accs) >= 5 and sum(accs[-5:]) / 5 >= 0.9) or
+                           (max_s is not None and elapsed > 0.6 * max_s)):
+            phase, switched, accs = 1, step + 1, []
+            log(f"copy train: 2048-token phase from step {step + 1}: acc {acc:.4f} ({elapsed:.0f} s)")
+        elif phase == 1 and len(accs) >= 10 and sum(accs[-10:]) / 10 >= stop_acc:
+            why = "copies"
+            break
+        if max_s is not None and elapsed > max_s:
+            why = "time"
+            break
+    log(f"copy train stopped ({why}) at step {step}: loss {loss_v:.4f} acc {acc:.4f} ({time.time() - t0:.0f} s)")
+    del opt
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    torch.cuda.empty_cache()
+    return {"train_steps": step + 1, "train_long_from_step": switched, "train_stop": why,
+            "train_final_loss": loss_v, "train_final_acc": acc, "train_tokens_per_step": tokens, "train_lr": lr}
