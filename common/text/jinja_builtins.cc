@@ -170,7 +170,11 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     if (in.is_dict()) return Value(static_cast<int64_t>(in.dict().items.size()));
     return TypeError(absl::StrCat("object of type '", in.TypeName(), "' has no len()"));
   }
-  if (name == "string") return Value(ToPyStr(in));
+  if (name == "string") {
+    auto s = ToPyStr(in, BudgetOf(a));
+    if (!s.ok()) return s.status();
+    return Value(std::move(*s));
+  }
   if (name == "safe") return in;
   if (name == "list") {
     auto l = Iterate(in, BudgetOf(a));
@@ -257,7 +261,9 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
     for (size_t i = 0; i < l->size(); ++i) {
       const size_t before = out.size();
       if (i) out += *sep;
-      out += ToPyStr(attr->empty() ? (*l)[i] : GetAttrPath((*l)[i], *attr));
+      auto item = ToPyStr(attr->empty() ? (*l)[i] : GetAttrPath((*l)[i], *attr), BudgetOf(a));
+      if (!item.ok()) return item.status();
+      out += *item;
       if (auto st = BudgetOf(a).Grow(out.size(), out.size() - before, "join result"); !st.ok()) return st;
     }
     return Value(std::move(out));
@@ -303,7 +309,9 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& in, Call
                             name == "e" || name == "wordcount")) {
     return ApplyFilter(name, Value(std::string()), a);
   }
-  const std::string s = ToPyStr(in);
+  auto printed = ToPyStr(in, BudgetOf(a));
+  if (!printed.ok()) return printed.status();
+  const std::string& s = *printed;
   if (name == "upper") return Value(AsciiUpper(s));
   if (name == "lower") return Value(AsciiLower(s));
   if (name == "capitalize") return Value(PyCapitalize(s));

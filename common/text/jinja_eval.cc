@@ -145,6 +145,14 @@ absl::StatusOr<Value> Interpreter::EvalInner(const Expr& e) {
       if (e.name == "or") return a->Truthy() ? a : Eval(*e.b);
       auto b = Eval(*e.b);
       if (!b.ok()) return b;
+      if (e.name == "~") {  // str(a) + str(b), each within the render's budget
+        auto sa = ToPyStr(*a, budget_);
+        if (!sa.ok()) return sa.status();
+        auto sb = ToPyStr(*b, budget_);
+        if (!sb.ok()) return sb.status();
+        if (auto st = budget_.Grow(sa->size() + sb->size(), 0, "template value"); !st.ok()) return st;
+        return Value(*sa + *sb);
+      }
       return BinaryOp(e.name, *a, *b);
     }
     case Expr::Kind::kCompare: {

@@ -73,7 +73,7 @@ absl::Status Interpreter::ExecNode(const Node& n, std::string* out) {
     case Node::Kind::kOutput: {
       auto v = Eval(*n.expr);
       if (!v.ok()) return v.status();
-      return Append(out, ToPyStr(*v));
+      return AppendPrinted(out, *v);
     }
     case Node::Kind::kIf:
       for (size_t i = 0; i < n.conds.size(); ++i) {
@@ -97,14 +97,14 @@ absl::Status Interpreter::ExecNode(const Node& n, std::string* out) {
       auto v = Eval(*n.expr);
       scopes_.pop_back();
       if (!v.ok()) return v.status();
-      return Append(out, ToPyStr(*v));
+      return AppendPrinted(out, *v);
     }
     case Node::Kind::kFilterBlock: {
       std::string s;
       if (auto st = Exec(n.bodies[0], &s); !st.ok()) return st;
       auto v = EvalFilter(*n.expr, Value(std::move(s)));
       if (!v.ok()) return v.status();
-      return Append(out, ToPyStr(*v));
+      return AppendPrinted(out, *v);
     }
     case Node::Kind::kBreak:
     case Node::Kind::kContinue:

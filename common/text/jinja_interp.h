@@ -46,6 +46,13 @@ class Interpreter {
     }
     return budget_.Spend(0);
   }
+  // Appends str(v), refused before it is built when it would be too large.
+  absl::Status AppendPrinted(std::string* out, const Value& v) {
+    auto s = ToPyStr(v, budget_);
+    if (!s.ok()) return s.status();
+    return Append(out, *s);
+  }
+
   absl::Status Append(std::string* out, const std::string& s) {
     out->append(s);
     if (out->size() > limits_.max_output_bytes) {

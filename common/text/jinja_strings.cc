@@ -160,7 +160,9 @@ absl::StatusOr<std::optional<Value>> StrMethod(const std::string& s, const std::
           v = Arg(a, SIZE_MAX, field.c_str());
         }
         if (v == nullptr) return absl::InvalidArgumentError(absl::StrCat("format: no argument for {", field, "}"));
-        out += ToPyStr(*v);
+        auto printed = ToPyStr(*v, BudgetOf(a));
+        if (!printed.ok()) return printed.status();
+        out += *printed;
         i = close;
       } else {
         out += s[i];

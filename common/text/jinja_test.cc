@@ -195,6 +195,15 @@ TEST(JinjaTest, ValueSizeIsBounded) {
   EXPECT_TRUE(has(R("{{ (s * 5000000)|replace('a', s * 100) }}", big), "replace result too large"));
   EXPECT_TRUE(has(R("{{ ('a\n' * 1000)|indent(1000000000) }}"), "indent width too large"));
   EXPECT_TRUE(has(R("{{ l|tojson(indent=1000000000) }}", big), "indent too large"));
+  // A small list of one shared big string prints big (fuzz run 2 of 2026-12-01: 1.2 GB of repr built
+  // before any check); refused before it is built, wherever a value is printed.
+  EXPECT_TRUE(has(R("{{ ([s * 200000] * 2000) }}", big), "printed value too large"));
+  EXPECT_TRUE(has(R("{{ 'x' ~ ([s * 200000] * 2000) }}", big), "printed value too large"));
+  EXPECT_TRUE(has(R("{{ ([s * 200000] * 2000)|string }}", big), "printed value too large"));
+  EXPECT_TRUE(has(R("{{ [[s * 200000] * 2000]|join }}", big), "printed value too large"));
+  EXPECT_TRUE(has(R("{{ '{}'.format([s * 200000] * 2000) }}", big), "printed value too large"));
+  EXPECT_TRUE(has(R("{{ ([s * 200000] * 2000)|upper }}", big), "printed value too large"));
+  EXPECT_EQ(R("{{ [s, {'k': l}] }}|{{ 1 ~ [2] }}|{{ l|string }}", big), "['abc', {'k': ['x', 'y', 'z']}]|1[2]|['x', 'y', 'z']");
   EXPECT_EQ(R("{{ 'a\nb'|indent(-1) }}"), "a\nb");
   EXPECT_EQ(R("{{ 'a\nb'|indent(2) }}|{{ 'aXb'.replace('X', '-') }}|{{ l|join('+') }}", big), "a\n  b|a-b|x+y+z");
 }

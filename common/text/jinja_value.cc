@@ -242,6 +242,46 @@ std::string ToPyStr(const Value& v) {
   }
 }
 
+namespace {
+
+// A lower bound of Repr(v).size(), counted until it passes `cap`. Iterative:
+// each occurrence counts, as repr prints shared values once per occurrence.
+size_t ReprSizeAtLeast(const Value& v, size_t cap) {
+  size_t n = 0;
+  std::vector<const Value*> todo = {&v};
+  while (!todo.empty() && n <= cap) {
+    const Value* x = todo.back();
+    todo.pop_back();
+    if (x->is_string()) {
+      n += x->str().size() + 2;
+    } else if (x->is_list()) {
+      n += 2 + 2 * x->list().size();
+      for (const Value& item : x->list()) todo.push_back(&item);
+    } else if (x->is_dict()) {
+      n += 2 + 6 * x->dict().items.size();
+      for (const auto& [key, value] : x->dict().items) {
+        n += key.size();
+        todo.push_back(&value);
+      }
+    } else {
+      n += 1;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ToPyStr(const Value& v, RenderBudget& budget) {
+  if (v.is_list() || v.is_dict()) {
+    const size_t at_least = ReprSizeAtLeast(v, budget.max_value_bytes());
+    if (auto st = budget.Grow(at_least, 0, "printed value"); !st.ok()) return st;
+  }
+  std::string s = ToPyStr(v);
+  if (auto st = budget.Spend(s.size()); !st.ok()) return st;
+  return s;
+}
+
 std::string Repr(const Value& v) {
   switch (v.type()) {
     case Value::Type::kUndefined: return "";

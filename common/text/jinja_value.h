@@ -115,6 +115,10 @@ class Value {
 std::string ToPyStr(const Value& v);
 // Python repr().
 std::string Repr(const Value& v);
+// ToPyStr within a render's budget: a list or dict whose repr would pass
+// max_value_bytes is refused (RESOURCE_EXHAUSTED) before any of it is built;
+// a list of one shared big string repeated is small but prints big.
+absl::StatusOr<std::string> ToPyStr(const Value& v, RenderBudget& budget);
 // Python ==.
 bool Equals(const Value& a, const Value& b);
 // Python's float repr (shortest round-trip, "1.0", "1e+20").
