@@ -5,11 +5,15 @@
 # CUDA libraries are left out: the GPU machine has its own (newer) ones.
 #
 # usage: tools/device_bundle.sh BINARY...      (run from the repo root)
+#        BUNDLE=.devbin/NAME.tar.xz tools/device_bundle.sh ...  (another output,
+#        so that several engineers can stage at once)
 # On the GPU machine:  mkdir -p /tmp/tp && tar -xJf .devbin/bundle.tar.xz -C /tmp/tp
 #                      export LD_LIBRARY_PATH=/tmp/tp/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
 set -euo pipefail
-out=.devbin/stage
-rm -rf "$out" && mkdir -p "$out/bin" "$out/lib"
+bundle=${BUNDLE:-.devbin/bundle.tar.xz}
+out=$(mktemp -d)
+mkdir -p "$(dirname "$bundle")"
+mkdir -p "$out/bin" "$out/lib"
 for bin in "$@"; do
   cp -L "$bin" "$out/bin/"
   ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do
@@ -23,6 +27,6 @@ done
 # Symbols are not needed there, and the bundle travels with the working tree
 # under the device tool's 64 MiB limit.
 find "$out" -type f -exec chmod u+w {} + -exec strip --strip-unneeded {} \; 2>/dev/null || true
-tar -cJf .devbin/bundle.tar.xz -C "$out" .
+tar -cJf "$bundle" -C "$out" .
 rm -rf "$out"
-ls -la .devbin/bundle.tar.xz
+ls -la "$bundle"
