@@ -128,6 +128,7 @@ def main():
                     "one per shape, comma-separated)")
     ap.add_argument("--lr", default=None, help="AdamW learning rate (one, or one per shape, comma-separated; "
                     "default: copy_task.train's for the shape)")
+    ap.add_argument("--recipe", default=None, help="copy_task.RECIPES entry (default: copy_task.train's)")
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:
@@ -149,7 +150,8 @@ def main():
     with tempfile.TemporaryDirectory(dir=shm or os.environ.get("TMPDIR", "/tmp")) as work:
         for i, s in enumerate(shapes):
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
-                                               {"max_s": max_s[i], "lr": lrs[i]}, work))
+                                               {"max_s": max_s[i], "lr": lrs[i],
+                                                **({"recipe": a.recipe} if a.recipe else {})}, work))
             json.dump(results, open(a.out, "w"), indent=1)
     print(table(results["shapes"]))
 
