@@ -22,6 +22,10 @@ VARIANTS = {
     "prev_direct": ("prev_direct", 1e-3, []),
     "deep-multi": ("multi", 1e-3, ["--layers", "12"]),
     "deep-prev": ("prev", 1e-3, ["--layers", "12"]),
+    "base_zres": ("base_zres", 1e-3, []),
+    "deep-base_zres": ("base_zres", 1e-3, ["--layers", "12"]),
+    "deep-multi_zres": ("multi_zres", 1e-3, ["--layers", "12"]),
+    "deep24-base_zres": ("base_zres", 1e-3, ["--layers", "24"]),
 }
 
 

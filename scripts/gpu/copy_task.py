@@ -122,7 +122,23 @@ RECIPES = {
     "direct": dict(phases=[(1024, 6, (16, 64), True, None)]),
     "prev": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)], prev_head=True),
     "prev_direct": dict(phases=[(1024, 6, (16, 64), True, None)], prev_head=True),
+    # Residual branches zeroed at the start (zero_residual_branches): a deep model then trains like a shallow
+    # one at first. H200, 2026-12-01: tiny 4-layer models copied at 2k and 8k tokens after ~600 steps of
+    # "base", 12-layer ones and the 24-layer 0.5B shape had not left the plateau after 500-1,000 steps.
+    "base_zres": dict(phases=[(128, 1, (16, 64), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
+    "multi_zres": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
 }
+
+
+def zero_residual_branches(model):
+    """Zeroes every layer's attention output and MLP down projection, so that each block starts as the
+    identity (as Fixup / ReZero-style initialisations do): the gradient first reaches those projections, then
+    the rest of their blocks, and depth does not dilute it at the start."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            mlp = getattr(layer, "mlp", layer)
+            getattr(mlp, "down_proj", None if mlp is not layer else layer.down).weight.zero_()
 
 
 def init_prev_token_head(model, scale=6.0):
@@ -184,6 +200,8 @@ def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_
     phases = spec["phases"]
     if spec.get("prev_head"):
         init_prev_token_head(model)
+    if spec.get("zero_res"):
+        zero_residual_branches(model)
     n_params = sum(p.numel() for p in model.parameters())
     if tokens is None:
         tokens = 16384 if n_params < 2e9 else 4096
