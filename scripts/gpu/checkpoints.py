@@ -101,6 +101,12 @@ def make(name, kind, steps=300, log=print, copy_opts=None):
     if kind == "trained":
         task, loss = train(model, cfg, steps, log=log)
         info.update(train_steps=steps, train_final_loss=loss, train_s=round(time.time() - t0, 1))
+    elif kind == "copy" and (copy_opts or {}).get("recipe") == "grow":
+        import copy_grow  # scripts/gpu/copy_grow.py: a shallow copier grown into the shape, then fine-tuned
+        opts = {k: v for k, v in copy_opts.items() if k != "recipe"}
+        task, grown = copy_grow.grow_copier(model, cfg, steps, log=log, **opts)
+        info.update(grown)
+        info["train_s"] = round(time.time() - t0, 1)
     elif kind == "copy":
         import copy_task  # scripts/gpu/copy_task.py
         task = copy_task.CopyTask(cfg)

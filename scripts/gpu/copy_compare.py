@@ -128,7 +128,7 @@ def main():
                     "one per shape, comma-separated)")
     ap.add_argument("--lr", default=None, help="AdamW learning rate (one, or one per shape, comma-separated; "
                     "default: copy_task.train's for the shape)")
-    ap.add_argument("--recipe", default=None, help="copy_task.RECIPES entry (default: copy_task.train's)")
+    ap.add_argument("--recipe", default=None, help="copy_task.RECIPES entry, or grow (copy_grow.py; default: copy_task.train's)")
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:

@@ -125,6 +125,8 @@ RECIPES = {
     # Residual branches zeroed at the start (zero_residual_branches): a deep model then trains like a shallow
     # one at first. H200, 2026-12-01: tiny 4-layer models copied at 2k and 8k tokens after ~600 steps of
     # "base", 12-layer ones and the 24-layer 0.5B shape had not left the plateau after 500-1,000 steps.
+    # The fine-tuning of a grown copier (copy_grow.py): it copies already, so only the long phase.
+    "long": dict(phases=[(2048, 10, (16, 64), True, None)]),
     "base_zres": dict(phases=[(128, 1, (16, 64), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
     "multi_zres": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
 }
@@ -137,8 +139,7 @@ def zero_residual_branches(model):
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
-            mlp = getattr(layer, "mlp", layer)
-            getattr(mlp, "down_proj", None if mlp is not layer else layer.down).weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
 
 
 def init_prev_token_head(model, scale=6.0):

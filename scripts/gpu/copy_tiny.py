@@ -60,27 +60,37 @@ class Attention(nn.Module):
         return self.o_proj(o.transpose(1, 2).reshape(b, n, -1))
 
 
-class Block(nn.Module):
-    def __init__(self, d, heads, kv_heads, head_dim):
+class Mlp(nn.Module):
+    def __init__(self, d, inter):
         super().__init__()
-        self.n1, self.n2 = RMSNorm(d), RMSNorm(d)
+        self.gate_proj, self.up_proj = nn.Linear(d, inter, bias=False), nn.Linear(d, inter, bias=False)
+        self.down_proj = nn.Linear(inter, d, bias=False)
+
+    def forward(self, h):
+        return self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+class Block(nn.Module):
+    """Parameter names as HF's Qwen2DecoderLayer, so state dicts move between the two (copy_grow.py)."""
+
+    def __init__(self, d, heads, kv_heads, head_dim, inter=None):
+        super().__init__()
+        self.input_layernorm, self.post_attention_layernorm = RMSNorm(d), RMSNorm(d)
         self.self_attn = Attention(d, heads, kv_heads, head_dim)
-        self.gate, self.up, self.down = nn.Linear(d, 4 * d, bias=False), nn.Linear(d, 4 * d, bias=False), \
-            nn.Linear(4 * d, d, bias=False)
+        self.mlp = Mlp(d, inter or 4 * d)
 
     def forward(self, x, pos):
-        x = x + self.self_attn(self.n1(x), pos)
-        h = self.n2(x)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        x = x + self.self_attn(self.input_layernorm(x), pos)
+        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class Body(nn.Module):
     """What copy_task.train calls as `model.model`."""
 
-    def __init__(self, vocab, d, layers, heads, kv_heads, head_dim):
+    def __init__(self, vocab, d, layers, heads, kv_heads, head_dim, inter=None):
         super().__init__()
         self.embed_tokens = nn.Embedding(vocab, d)
-        self.layers = nn.ModuleList(Block(d, heads, kv_heads, head_dim) for _ in range(layers))
+        self.layers = nn.ModuleList(Block(d, heads, kv_heads, head_dim, inter) for _ in range(layers))
         self.norm = RMSNorm(d)
 
     def forward(self, input_ids, attention_mask, position_ids, use_cache):
@@ -88,6 +98,21 @@ class Body(nn.Module):
         for layer in self.layers:
             x = layer(x, position_ids)
         return types.SimpleNamespace(last_hidden_state=self.norm(x))
+
+
+def make(vocab, dim, layers, heads, kv_heads, head_dim, inter=None):
+    """A tiny Qwen2-like model with tied embeddings, HF's N(0, 0.02) init, in bf16 (on the GPU if there is one)."""
+    model = nn.Module()
+    model.model = Body(vocab, dim, layers, heads, kv_heads, head_dim, inter)
+    model.lm_head = nn.Linear(dim, vocab, bias=False)
+    model.lm_head.weight = model.model.embed_tokens.weight
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            nn.init.normal_(p, std=0.02)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+    model.to(torch.bfloat16)
+    return model.cuda() if torch.cuda.is_available() else model
 
 
 def main():
@@ -113,18 +138,7 @@ def main():
         torch.Tensor.cuda = lambda self: self
         torch.cuda.empty_cache = lambda: None
     torch.manual_seed(a.seed)
-    model = nn.Module()
-    model.model = Body(a.vocab, a.dim, a.layers, a.heads, a.kv_heads, a.head_dim or a.dim // a.heads)
-    model.lm_head = nn.Linear(a.dim, a.vocab, bias=False)
-    model.lm_head.weight = model.model.embed_tokens.weight
-    for name, p in model.named_parameters():
-        if p.dim() == 2:
-            nn.init.normal_(p, std=0.02)
-        elif name.endswith("bias"):
-            nn.init.zeros_(p)
-    model.to(torch.bfloat16)
-    if torch.cuda.is_available():
-        model.cuda()
+    model = make(a.vocab, a.dim, a.layers, a.heads, a.kv_heads, a.head_dim or a.dim // a.heads)
     task = copy_task.CopyTask(types.SimpleNamespace(vocab_size=a.vocab, max_position_embeddings=32768),
                               seed=a.seed + 2, span_vocab=a.span_vocab)
     res = copy_task.train(model, task, a.steps, tokens=a.tokens, lr=a.lr, max_s=a.max_s, recipe=a.recipe,
