@@ -144,26 +144,41 @@ __device__ __forceinline__ void StShared16(uint32_t dst, uint4 v) {
 // Copies the rows of `slots` (shared memory, from FetchSlots) into `sk` / `sv`
 // (swizzled); rows with slot -1 are zero (their scores are masked, and zero
 // values keep 0 * garbage out of P·V). KV fp8: the E4M3 rows are read into
-// registers (8 bytes per 16-byte bf16 chunk), converted and stored, so shared
-// memory holds the same bf16 tile layout (the caller's barrier before the
-// tile is read orders these stores as it does the cp.async ones).
+// registers (8 bytes per 16-byte bf16 chunk; all of a thread's loads issued
+// before the first store, so their latencies overlap), converted and stored,
+// so shared memory holds the same bf16 tile layout (the caller's barrier
+// before the tile is read orders these stores as it does the cp.async ones).
 template <int D, int BN, int Threads, typename KV = bf16>
 __device__ __forceinline__ void IssueKV(const Params& p, const Tile& t, const int* slots, uint32_t sk, uint32_t sv) {
   using R = KVRows<D, BN, Threads>;
   const int c = threadIdx.x % R::kChunks;
-  // (Written with a thread-dependent start: the same loop over a fixed pass
-  // count made ptxas serialize the wgmma kernel's MMAs around it.)
+  if constexpr (kIsFp8<KV>) {
+    uint2 kr[R::kPasses], vr[R::kPasses];
+#pragma unroll
+    for (int i = 0; i < R::kPasses; ++i) {
+      const int slot = slots[threadIdx.x / R::kChunks + i * R::kRowsPerPass];
+      kr[i] = vr[i] = make_uint2(0, 0);  // E4M3 zeros: rows past the keys become bf16 zeros
+      if (slot >= 0) {
+        const size_t off = (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8;
+        kr[i] = *reinterpret_cast<const uint2*>(p.k_cache8 + off);
+        vr[i] = *reinterpret_cast<const uint2*>(p.v_cache8 + off);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < R::kPasses; ++i) {
+      const uint32_t dst = SwizzledOffset<D, BN>(threadIdx.x / R::kChunks + i * R::kRowsPerPass, c);
+      StShared16(sk + dst, Fp8x8ToBf16x8(kr[i]));
+      StShared16(sv + dst, Fp8x8ToBf16x8(vr[i]));
+    }
+  } else {
+    // (Written with a thread-dependent start: the same loop over a fixed pass
+    // count made ptxas serialize the wgmma kernel's MMAs around it.)
 #pragma unroll 4
-  for (int r = threadIdx.x / R::kChunks; r < BN; r += R::kRowsPerPass) {
-    const int slot = slots[r];
-    const bool valid = slot >= 0;
-    const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
-    const uint32_t dst = SwizzledOffset<D, BN>(r, c);
-    if constexpr (kIsFp8<KV>) {
-      const uint4 zero = make_uint4(0, 0, 0, 0);
-      StShared16(sk + dst, valid ? Fp8x8ToBf16x8(*reinterpret_cast<const uint2*>(p.k_cache8 + off)) : zero);
-      StShared16(sv + dst, valid ? Fp8x8ToBf16x8(*reinterpret_cast<const uint2*>(p.v_cache8 + off)) : zero);
-    } else {
+    for (int r = threadIdx.x / R::kChunks; r < BN; r += R::kRowsPerPass) {
+      const int slot = slots[r];
+      const bool valid = slot >= 0;
+      const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
+      const uint32_t dst = SwizzledOffset<D, BN>(r, c);
       CpAsync16(sk + dst, p.k_cache + off, valid);
       CpAsync16(sv + dst, p.v_cache + off, valid);
     }
