@@ -193,6 +193,7 @@ absl::StatusOr<GroupInfo> WorkerGroup::Handshake() {
     req.set_load_format(config_.load_format);
     req.set_dtype(config_.dtype);
     req.set_quantization(config_.quantization);
+    req.set_kv_cache_dtype(config_.kv_cache_dtype);
     req.set_seed(config_.seed);
     req.set_max_model_len(config_.max_model_len);
     req.set_block_size(config_.block_size);

@@ -12,6 +12,8 @@
 // roofline are then per GPU. --quantization fp8 runs FP8 linear layers;
 // awq, gptq and gptq-int8 run random packed int4 / int4 / int8 linear layers
 // with groups of 128 (the AWQ/GPTQ kernels, worker/cuda/gemv_int.h).
+// --kv-cache-dtype fp8 stores the KV cache in FP8 E4M3; the header line gives
+// the KV blocks that --gpu-memory-utilization 0.9 leaves (ProfileMemory).
 //
 //   tpserve_bench --config tests/fixtures/shapes/qwen2-7b-instruct/config.json
 //       --batch 1,8,32,128 --prompt 512 --new 128 --prefill 1024,4096,16384,32768
@@ -99,6 +101,7 @@ struct Args {
   int prompt = 512, new_tokens = 128, long_context = 0, tp = 1;
   bool eager = false;
   std::string quantization = "auto";
+  std::string kv_cache_dtype = "auto";
 };
 
 // What the ranks of a tensor-parallel run agree on: the KV cache size.
@@ -141,6 +144,7 @@ int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
   o.max_num_batched_tokens = std::max(4096, max_prefill);
   o.enforce_eager = eager;
   o.quantization = quantization;
+  o.kv_cache_dtype = a.kv_cache_dtype;
   if (auto st = (*backend)->Load(o, comm.get()); !st.ok()) return Fail(st);
   auto prof = (*backend)->ProfileMemory(0.9, 0);
   if (!prof.ok()) return Fail(prof.status());
@@ -162,19 +166,24 @@ int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
   const auto& cfg = (*backend)->config();
   const double read_bytes = weight_bytes - 2.0 * cfg.vocab_size * cfg.hidden_size;
 
-  out("\n%s on %s%s (%.2f GiB weights%s%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
+  const bool fp8_kv = a.kv_cache_dtype != "auto";
+  out("\n%s on %s%s (%.2f GiB weights%s%s%s, copy bandwidth %.2f TB/s)%s%s\n", config.c_str(),
       a.tp > 1 ? absl::StrCat(a.tp, " x ").c_str() : "", (*backend)->device_name().c_str(), weight_bytes / (1 << 30),
       a.tp > 1 ? " per GPU" : "",
               quantization == "fp8" ? ", FP8 linear layers"
               : quantization == "gptq-int8"                      ? ", packed int8 linear layers"
               : quantization == "awq" || quantization == "gptq" ? ", packed int4 linear layers"
                                                                  : "",
+              absl::StrCat(fp8_kv ? ", FP8 KV cache" : ", bf16 KV cache", ": ", prof->num_blocks, " blocks of ",
+                           prof->bytes_per_block / 1024, " KiB")
+                  .c_str(),
               bw / 1e12, eager ? " [eager]" : "",
               worker::cuda::PdlEnabled() ? "" : " [TPSERVE_PDL=0]");
   out("%-28s %14s %12s\n", "run", "tokens/s", "ms/step");
   std::ostringstream json;
   json << "{\"device\":\"" << (*backend)->device_name() << "\",\"tp\":" << a.tp << ",\"quantization\":\"" << quantization
-       << "\",\"copy_TBps\":" << bw / 1e12
+       << "\",\"kv_cache_dtype\":\"" << a.kv_cache_dtype << "\",\"kv_blocks\":" << prof->num_blocks
+       << ",\"kv_block_bytes\":" << prof->bytes_per_block << ",\"copy_TBps\":" << bw / 1e12
        << ",\"weight_bytes\":" << weight_bytes << ",\"weight_bytes_read_per_token\":" << read_bytes
        << ",\"decode\":[";
   double batch1 = 0;
@@ -270,7 +279,7 @@ int Run(const Args& a, int rank, const std::string& uid, Shared* shared) {
     }
     const double step_s = Seconds(t) / (steps - 1);
     const double kv_bytes = 2.0 * cfg.num_hidden_layers * (long_context - steps / 2) * cfg.num_key_value_heads *
-                            cfg.head_dim * 2;
+                            cfg.head_dim * (fp8_kv ? 1 : 2);
     const double floor_s = (read_bytes + kv_bytes) / bw;
     out("decode batch 1 at %d context: %.3f ms/token; roofline %.3f ms (%.2f GB weights + %.2f GB KV)"
                 ": %.1f%%\n", long_context, 1e3 * step_s, 1e3 * floor_s, read_bytes / 1e9, kv_bytes / 1e9,
@@ -301,6 +310,7 @@ int Main(int argc, char** argv) {
     else if (k == "--prompt") a.prompt = std::stoi(v);
     else if (k == "--new") a.new_tokens = std::stoi(v);
     else if (k == "--quantization") a.quantization = v;
+    else if (k == "--kv-cache-dtype") a.kv_cache_dtype = v;
     else if (k == "--tp") a.tp = std::stoi(v);
     else return Fail(absl::InvalidArgumentError("unknown flag " + k));
   }

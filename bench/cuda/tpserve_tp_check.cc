@@ -5,7 +5,7 @@
 // can be compared (scripts/gpu/tp_check.py). No gRPC.
 //
 //   tpserve_tp_check --model DIR --prompts prompts.txt --out DIR --tp N [--new 128]
-//       [--load-format auto|dummy] [--seed S] [--quantization auto|fp8]
+//       [--load-format auto|dummy] [--seed S] [--quantization auto|fp8] [--kv-cache-dtype auto|fp8]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -30,7 +30,8 @@ namespace tpserve::bench {
 namespace {
 
 struct Args {
-  std::string model, prompts_path, out = ".", format = "auto", quantization = "auto";
+  std::string model, prompts_path, out = ".", format = "auto", quantization = "auto",
+              kv_cache_dtype = "auto";
   int new_tokens = 128, tp = 1;
   uint64_t seed = 0;
 };
@@ -65,6 +66,7 @@ void RunRank(int rank, const Args& a, const std::string& uid,
   o.model_path = a.model;
   o.load_format = a.format;
   o.quantization = a.quantization;
+  o.kv_cache_dtype = a.kv_cache_dtype;
   o.seed = a.seed;
   o.max_model_len = static_cast<int>(len) + a.new_tokens + 16;
   o.max_num_seqs = static_cast<int>(prompts.size());
@@ -133,6 +135,7 @@ int Main(int argc, char** argv) {
     else if (k == "--load-format") a.format = v;
     else if (k == "--seed") a.seed = std::stoull(v);
     else if (k == "--quantization") a.quantization = v;
+    else if (k == "--kv-cache-dtype") a.kv_cache_dtype = v;
     else {
       std::fprintf(stderr, "error: unknown flag %s\n", k.c_str());
       return 2;

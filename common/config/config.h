@@ -29,6 +29,8 @@ struct ServerConfig {
   // auto (the checkpoint's own format) | fp8 (E4M3 linear weights, from a
   // bf16 checkpoint at load time).
   std::string quantization = "auto";
+  // auto (the compute dtype) | fp8 | fp8_e4m3 (paged KV cache in FP8 E4M3).
+  std::string kv_cache_dtype = "auto";
   // Seed for dummy weights and for requests without a seed.
   uint64_t seed = 0;
   // 0: the model's max_position_embeddings.

@@ -175,6 +175,11 @@ std::vector<Option> BuildOptions() {
                         "Weight format on the GPU: auto keeps the checkpoint's; fp8 quantizes the linear "
                         "layers to FP8 E4M3 with per-channel scales at load time (GPUs with FP8: sm_89+)",
                         {"auto", "fp8"}));
+  v.push_back(StringOpt("kv-cache-dtype", &C::kv_cache_dtype, kRouter,
+                        "KV cache element type: auto is the compute dtype; fp8 (= fp8_e4m3) stores K and V "
+                        "as FP8 E4M3 with scale 1.0, twice the blocks in the same memory (GPUs with FP8: sm_89+; "
+                        "the CPU backend rounds its float32 cache through E4M3)",
+                        {"auto", "fp8", "fp8_e4m3"}));
   Option seed{"seed", OptionType::kUint64, kRouter,
               "Seed for dummy weights and for requests that bring none", {}, {}, {}};
   seed.set = [](ServerConfig& c, const std::string& s) {

@@ -9,7 +9,7 @@ For each shape, HF builds a random Qwen2 (seeded), saves it as safetensors, and 
     python3 scripts/gpu/tp_check.py --bin /tmp/tp/bin/tpserve_tp_check --tp 1,2,4 --out $OUT/tp.json
 
 With --quantization fp8 every TP size also runs with FP8 linear layers, each compared with bf16 at TP=1
-(the rows labelled "fp8").
+(the rows labelled "fp8"); with --kv-cache-dtype fp8 with bf16 weights and an FP8 KV cache (rows "fp8kv").
 """
 import argparse, json, os, subprocess, time
 
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--quantization", default="auto", choices=["auto", "fp8"],
                     help="also run every TP size with this weight format, against bf16 at TP=1")
+    ap.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
+                    help="also run every TP size with this KV cache (bf16 weights), against bf16 at TP=1")
     a = ap.parse_args()
     tps = [int(x) for x in a.tp.split(",")]
     report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "shapes": []}
@@ -63,13 +65,20 @@ def main():
             for row in ids:
                 f.write(" ".join(map(str, row)) + "\n")
         runs = {}
-        quants = ["auto"] + ([a.quantization] if a.quantization != "auto" else [])
+        # Variants: label -> (--quantization, --kv-cache-dtype).
+        flags = {"auto": ("auto", "auto")}
+        if a.quantization != "auto":
+            flags[a.quantization] = (a.quantization, "auto")
+        if a.kv_cache_dtype != "auto":
+            flags[a.kv_cache_dtype + "kv"] = ("auto", a.kv_cache_dtype)
+        quants = list(flags)
         for quant, tp in [(q, t) for q in quants for t in tps]:
             out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}.{quant}")
             os.makedirs(out, exist_ok=True)
             t = time.time()
             r = subprocess.run([a.bin, "--model", mdir, "--prompts", pfile, "--out", out, "--tp", str(tp),
-                                "--new", str(a.new), "--quantization", quant], capture_output=True, text=True)
+                                "--new", str(a.new), "--quantization", flags[quant][0],
+                                "--kv-cache-dtype", flags[quant][1]], capture_output=True, text=True)
             if r.returncode != 0:
                 print(r.stdout[-3000:], r.stderr[-3000:])
                 runs[(tp, quant)] = {"error": r.stderr[-2000:]}

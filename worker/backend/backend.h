@@ -92,6 +92,7 @@ struct LoadOptions {
   std::string load_format = "auto";  // auto | safetensors | dummy
   std::string dtype = "auto";
   std::string quantization = "auto";  // auto | fp8
+  std::string kv_cache_dtype = "auto";  // auto | fp8 | fp8_e4m3 (IsFp8KvCache)
   uint64_t seed = 0;                 // dummy weights
   int max_model_len = 0;             // 0: max_position_embeddings
   int block_size = 16;
@@ -99,6 +100,16 @@ struct LoadOptions {
   int max_num_batched_tokens = 8192;
   bool enforce_eager = false;
 };
+
+// LoadOptions::kv_cache_dtype parsed: true for an FP8 E4M3 cache ("fp8",
+// "fp8_e4m3", vLLM's two spellings), false for "auto"; anything else is an
+// INVALID_ARGUMENT naming the accepted values. Both backends call it once in
+// Load.
+inline absl::StatusOr<bool> IsFp8KvCache(const std::string& kv_cache_dtype) {
+  if (kv_cache_dtype == "auto") return false;
+  if (kv_cache_dtype == "fp8" || kv_cache_dtype == "fp8_e4m3") return true;
+  return absl::InvalidArgumentError("unknown --kv-cache-dtype \"" + kv_cache_dtype + "\" (auto, fp8, fp8_e4m3)");
+}
 
 // Result of memory profiling.
 struct MemoryProfile {

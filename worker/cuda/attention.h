@@ -63,6 +63,15 @@ absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bf
                                    const PagedAttnBatch& batch, const int* tiles, int num_tiles,
                                    const AttnDims& dims, cudaStream_t stream,
                                    PrefillKernel kernel = PrefillKernel::kAuto);
+// The same over a cache of either element type. An FP8 cache runs the
+// mma.sync kernel, which converts each E4M3 K/V row to bf16 on its way into
+// shared memory (the wgmma kernel's TMA copies bytes as they are): kAuto
+// picks it, kWgmma is a FailedPrecondition. The k scale is folded into the
+// softmax scale, the v scale into the output's normalisation.
+absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out, const KvCacheRef& kv,
+                                   const PagedAttnBatch& batch, const int* tiles, int num_tiles,
+                                   const AttnDims& dims, cudaStream_t stream,
+                                   PrefillKernel kernel = PrefillKernel::kAuto);
 
 // Split-KV partitioning of a decode step: every (sequence, KV head) is cut
 // into num_splits blocks, and the kernel shares each sequence's actual
@@ -87,6 +96,12 @@ size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const Dec
 // DecodeWorkspaceBytes bytes.
 absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out,
                                   const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                  const PagedAttnBatch& batch, const DecodePartition& partition,
+                                  void* workspace, const AttnDims& dims, cudaStream_t stream);
+// The same over a cache of either element type (FP8: E4M3 rows converted as
+// they are read; the k scale folded into the softmax scale, the v scale
+// applied to the output).
+absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfloat16* out, const KvCacheRef& kv,
                                   const PagedAttnBatch& batch, const DecodePartition& partition,
                                   void* workspace, const AttnDims& dims, cudaStream_t stream);
 

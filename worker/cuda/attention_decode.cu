@@ -12,6 +12,7 @@
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/kv_cache.cuh"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -30,6 +31,24 @@ __device__ __forceinline__ int SplitKeys(int ctx, int num_splits) {
 }
 
 // Lane `lane` owns elements [lane * DPL, lane * DPL + DPL) of a D-wide row.
+template <int DPL>
+__device__ __forceinline__ void LoadLaneSlice(const fp8* __restrict__ p, float (&v)[DPL]) {
+  if constexpr (DPL == 4) {
+    const uint32_t raw = *reinterpret_cast<const uint32_t*>(p);
+    const float2 a = Fp8x2ToFloat2(static_cast<uint16_t>(raw)), b = Fp8x2ToFloat2(static_cast<uint16_t>(raw >> 16));
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = b.x;
+    v[3] = b.y;
+  } else if constexpr (DPL == 2) {
+    const float2 a = Fp8x2ToFloat2(*reinterpret_cast<const uint16_t*>(p));
+    v[0] = a.x;
+    v[1] = a.y;
+  } else {
+#pragma unroll
+    for (int k = 0; k < DPL; ++k) v[k] = static_cast<float>(p[k]);
+  }
+}
 template <int DPL>
 __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float (&v)[DPL]) {
   if constexpr (DPL == 4) {
@@ -50,12 +69,35 @@ __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float 
   }
 }
 
-template <int D, int G>
+// Eight keys' elements c * 8 .. c * 8 + 7 of a cache row, as floats.
+__device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, float (&k)[8]) {
+  Pack8 kk;
+  kk.u = reinterpret_cast<const uint4*>(row)[c];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 f = __bfloat1622float2(kk.h2[j]);
+    k[2 * j] = f.x;
+    k[2 * j + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, float (&k)[8]) {
+  const uint2 raw = reinterpret_cast<const uint2*>(row)[c];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 f = Fp8x2ToFloat2(static_cast<uint16_t>((j < 2 ? raw.x : raw.y) >> (16 * (j & 1))));
+    k[2 * j] = f.x;
+    k[2 * j + 1] = f.y;
+  }
+}
+
+// KV: the cache's element type. An FP8 cache's k scale is folded into
+// scale_log2 and its v scale multiplies the output (v_scale, 1 for bf16).
+template <int D, int G, typename KV>
 __global__ void __launch_bounds__(kWarps * 32)
     DecodeKernel(const bf16* __restrict__ q, int q_stride, bf16* __restrict__ out,
                  float* __restrict__ part_o, float* __restrict__ part_lse,
-                 const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, int num_splits) {
+                 const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
+                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, float v_scale, int num_splits) {
   constexpr int DPL = D / 32;
   __shared__ float sq[G][D];
   __shared__ float sm[kWarps][G], sl[kWarps][G];
@@ -95,17 +137,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int g = 0; g < G; ++g) sc[g] = 0.0f;
     if (valid) {
       row = (static_cast<size_t>(bt[t / bs]) * bs + t % bs) * nkv + kvh;
-      const uint4* krow = reinterpret_cast<const uint4*>(k_cache + row * D);
+      const KV* krow = k_cache + row * D;
 #pragma unroll 4
       for (int c = 0; c < D / 8; ++c) {
-        Pack8 kk;
-        kk.u = krow[c];
+        float kf[8];
+        LoadKey8(krow, c, kf);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          const float2 kf = __bfloat1622float2(kk.h2[j]);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
-            sc[g] = fmaf(sq[g][c * 8 + 2 * j], kf.x, fmaf(sq[g][c * 8 + 2 * j + 1], kf.y, sc[g]));
+            sc[g] = fmaf(sq[g][c * 8 + 2 * j], kf[2 * j], fmaf(sq[g][c * 8 + 2 * j + 1], kf[2 * j + 1], sc[g]));
           }
         }
       }
@@ -177,6 +218,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
     const int h = h0 + g;
+    if constexpr (kIsFp8<KV>) o *= v_scale;
     if (num_splits == 1) {
       out[static_cast<size_t>(s) * nh * D + h * D + d] = __float2bfloat16(lsum > 0.0f ? o / lsum : 0.0f);
     } else {
@@ -235,17 +277,18 @@ __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float*
   }
 }
 
-template <int D, int G>
-absl::Status Launch(const bf16* q, int q_stride, bf16* out, const bf16* kc, const bf16* vc,
+template <int D, int G, typename KV>
+absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
                     const PagedAttnBatch& b, const DecodePartition& p, void* ws,
                     const AttnDims& d, cudaStream_t stream) {
-  const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)) * M_LOG2E);
+  float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)) * M_LOG2E);
+  if constexpr (kIsFp8<KV>) scale_log2 *= kv.k_scale;
   float* part_o = static_cast<float*>(ws);
   float* part_lse = part_o + static_cast<size_t>(b.num_seqs) * d.num_heads * p.num_splits * D;
   dim3 grid(b.num_seqs, d.num_kv_heads, p.num_splits);
-  TP_CUDA_CHECK(LaunchPdl(DecodeKernel<D, G>, grid, dim3(kWarps * 32), 0, stream, q, q_stride, out, part_o,
-                          part_lse, kc, vc, b, d.num_heads, d.num_kv_heads, d.block_size, scale_log2,
-                          p.num_splits));
+  TP_CUDA_CHECK(LaunchPdl(DecodeKernel<D, G, KV>, grid, dim3(kWarps * 32), 0, stream, q, q_stride, out, part_o,
+                          part_lse, static_cast<const KV*>(kv.k), static_cast<const KV*>(kv.v), b, d.num_heads,
+                          d.num_kv_heads, d.block_size, scale_log2, kv.v_scale, p.num_splits));
   if (p.num_splits > 1) {
     TP_CUDA_CHECK(LaunchPdl(MergeSplitsKernel, dim3(b.num_seqs, d.num_heads), dim3(D), 0, stream, part_o,
                             part_lse, out, d.num_heads, D, p.num_splits));
@@ -253,16 +296,16 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const bf16* kc, cons
   return absl::OkStatus();
 }
 
-template <int D>
-absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, const bf16* kc,
-                           const bf16* vc, const PagedAttnBatch& b, const DecodePartition& p,
+template <int D, typename KV>
+absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
+                           const PagedAttnBatch& b, const DecodePartition& p,
                            void* ws, const AttnDims& d, cudaStream_t stream) {
   switch (group) {
-    case 1: return Launch<D, 1>(q, q_stride, out, kc, vc, b, p, ws, d, stream);
-    case 2: return Launch<D, 2>(q, q_stride, out, kc, vc, b, p, ws, d, stream);
-    case 4: return Launch<D, 4>(q, q_stride, out, kc, vc, b, p, ws, d, stream);
-    case 7: return Launch<D, 7>(q, q_stride, out, kc, vc, b, p, ws, d, stream);
-    case 8: return Launch<D, 8>(q, q_stride, out, kc, vc, b, p, ws, d, stream);
+    case 1: return Launch<D, 1, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
+    case 2: return Launch<D, 2, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
+    case 4: return Launch<D, 4, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
+    case 7: return Launch<D, 7, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
+    case 8: return Launch<D, 8, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
     default: return absl::UnimplementedError("decode attention: query heads per KV head must be 1, 2, 4, 7 or 8");
   }
 }
@@ -302,6 +345,12 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
                                   const bf16* v_cache, const PagedAttnBatch& batch,
                                   const DecodePartition& partition, void* workspace,
                                   const AttnDims& dims, cudaStream_t stream) {
+  return PagedDecodeAttention(q, q_stride, out, Bf16Kv(k_cache, v_cache), batch, partition, workspace, dims, stream);
+}
+
+absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
+                                  const PagedAttnBatch& batch, const DecodePartition& partition, void* workspace,
+                                  const AttnDims& dims, cudaStream_t stream) {
   if (dims.num_kv_heads <= 0 || dims.num_heads % dims.num_kv_heads != 0) {
     return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
   }
@@ -310,12 +359,15 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
   }
   if (batch.num_seqs == 0) return absl::OkStatus();
   const int group = dims.num_heads / dims.num_kv_heads;
-  switch (dims.head_dim) {
-    case 32: return DispatchGroup<32>(group, q, q_stride, out, k_cache, v_cache, batch, partition, workspace, dims, stream);
-    case 64: return DispatchGroup<64>(group, q, q_stride, out, k_cache, v_cache, batch, partition, workspace, dims, stream);
-    case 128: return DispatchGroup<128>(group, q, q_stride, out, k_cache, v_cache, batch, partition, workspace, dims, stream);
-    default: return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
-  }
+  return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
+    using KV = decltype(tag);
+    switch (dims.head_dim) {
+      case 32: return DispatchGroup<32, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
+      case 64: return DispatchGroup<64, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
+      case 128: return DispatchGroup<128, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
+      default: return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
+    }
+  });
 }
 
 }  // namespace tpserve::worker::cuda

@@ -50,7 +50,9 @@ __device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <int D>
+// KV: the cache's element type (fp8 rows reach shared memory as bf16, see
+// IssueKV).
+template <int D, typename KV>
 __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) {
   constexpr int kN8 = kKeyTile / 8;
   extern __shared__ __align__(128) uint8_t smem[];
@@ -65,7 +67,7 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   // Slot buffers after the K/V stages: tile j + 1's slots are fetched during
   // iteration j - 1 (the lookups run a tile ahead of the copies).
   int* slot_buf = reinterpret_cast<int*>(smem + (kPrefillTileRows + 4 * kKeyTile) * D * 2);
-  prefill::StartLoads<D, kKeyTile, kThreads>(p, t, sq, slot_buf, sk0, sv0);
+  prefill::StartLoads<D, kKeyTile, kThreads, KV>(p, t, sq, slot_buf, sk0, sv0);
 
   // This thread's rows (lane/4 and lane/4 + 8 of the warp's 16) and the
   // warp's position range (warp-uniform skip and mask decisions).
@@ -95,7 +97,8 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
     const int k0 = j * kKeyTile;
     if (j + 1 < num_tiles) {
       const uint32_t next = ((j + 1) & 1) * kStage;
-      prefill::IssueKV<D, kKeyTile, kThreads>(p, t, slot_buf + ((j + 1) & 1) * kKeyTile, sk0 + next, sv0 + next);
+      prefill::IssueKV<D, kKeyTile, kThreads, KV>(p, t, slot_buf + ((j + 1) & 1) * kKeyTile, sk0 + next,
+                                                  sv0 + next);
     }
     prefill::CpAsyncCommit();
     // Tile j + 2's slots go to the buffer tile j's copies were issued from
@@ -140,12 +143,12 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   prefill::StoreOutput<D>(p, t, row_a, o, st);
 }
 
-template <int D>
+template <int D, typename KV>
 absl::Status LaunchMma(const Params& p, cudaStream_t stream) {
   constexpr int smem = SmemBytes<D>();
   // Per call: the attribute belongs to the current device's context.
-  TP_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  MmaPrefillKernel<D><<<dim3(p.num_tiles, p.num_kv_heads), kThreads, smem, stream>>>(p);
+  TP_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  MmaPrefillKernel<D, KV><<<dim3(p.num_tiles, p.num_kv_heads), kThreads, smem, stream>>>(p);
   TP_CUDA_CHECK(cudaGetLastError());
   return absl::OkStatus();
 }
@@ -173,6 +176,13 @@ absl::Status PagedPrefillAttention(const bf16* q, int q_stride, bf16* out, const
                                    const bf16* v_cache, const PagedAttnBatch& batch,
                                    const int* tiles, int num_tiles, const AttnDims& dims,
                                    cudaStream_t stream, PrefillKernel kernel) {
+  return PagedPrefillAttention(q, q_stride, out, Bf16Kv(k_cache, v_cache), batch, tiles, num_tiles, dims, stream,
+                               kernel);
+}
+
+absl::Status PagedPrefillAttention(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
+                                   const PagedAttnBatch& batch, const int* tiles, int num_tiles,
+                                   const AttnDims& dims, cudaStream_t stream, PrefillKernel kernel) {
   if (dims.num_kv_heads <= 0 || dims.num_heads % dims.num_kv_heads != 0) {
     return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
   }
@@ -184,18 +194,25 @@ absl::Status PagedPrefillAttention(const bf16* q, int q_stride, bf16* out, const
     return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
   }
   if (dims.block_size <= 0) return absl::InvalidArgumentError("attention: block_size must be positive");
-  const bool wgmma_fits = dims.head_dim != 32 && PrefillWgmmaAvailable();
+  const bool fp8_kv = kv.dtype == KvCacheDtype::kFp8E4m3;
+  const bool wgmma_fits = dims.head_dim != 32 && !fp8_kv && PrefillWgmmaAvailable();
   if (kernel == PrefillKernel::kWgmma && !wgmma_fits) {
-    return absl::FailedPreconditionError("prefill attention: the wgmma kernel needs sm_90a code on a Hopper GPU "
-                                         "and head_dim 64 or 128");
+    return absl::FailedPreconditionError("prefill attention: the wgmma kernel needs sm_90a code on a Hopper GPU, "
+                                         "head_dim 64 or 128 and a bf16 KV cache");
+  }
+  if (!(kv.k_scale > 0.0f && kv.v_scale > 0.0f)) {
+    return absl::InvalidArgumentError("KV cache scales must be positive");
   }
   if (num_tiles == 0) return absl::OkStatus();
   Params p;
   p.q = q;
   p.q_stride = q_stride;
   p.out = out;
-  p.k_cache = k_cache;
-  p.v_cache = v_cache;
+  p.k_cache = fp8_kv ? nullptr : static_cast<const bf16*>(kv.k);
+  p.v_cache = fp8_kv ? nullptr : static_cast<const bf16*>(kv.v);
+  p.k_cache8 = fp8_kv ? static_cast<const fp8*>(kv.k) : nullptr;
+  p.v_cache8 = fp8_kv ? static_cast<const fp8*>(kv.v) : nullptr;
+  p.v_scale = fp8_kv ? kv.v_scale : 1.0f;
   p.batch = batch;
   p.tiles = tiles;
   p.num_tiles = num_tiles;
@@ -206,12 +223,16 @@ absl::Status PagedPrefillAttention(const bf16* q, int q_stride, bf16* out, const
   p.tile_positions = PrefillTilePositions(dims);
   p.block_shift = (dims.block_size & (dims.block_size - 1)) == 0 ? __builtin_ctz(dims.block_size) : -1;
   p.scale_log2 = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(dims.head_dim)));
+  if (fp8_kv) p.scale_log2 *= kv.k_scale;
   if (kernel != PrefillKernel::kMma && wgmma_fits) return LaunchWgmmaPrefill(p, dims.head_dim, stream);
-  switch (dims.head_dim) {
-    case 32: return LaunchMma<32>(p, stream);
-    case 64: return LaunchMma<64>(p, stream);
-    default: return LaunchMma<128>(p, stream);
-  }
+  return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
+    using KV = decltype(tag);
+    switch (dims.head_dim) {
+      case 32: return LaunchMma<32, KV>(p, stream);
+      case 64: return LaunchMma<64, KV>(p, stream);
+      default: return LaunchMma<128, KV>(p, stream);
+    }
+  });
 }
 
 }  // namespace tpserve::worker::cuda

@@ -13,6 +13,7 @@
 
 #include "worker/cuda/attention.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/kv_cache.cuh"
 
 namespace tpserve::worker::cuda::prefill {
 
@@ -21,8 +22,11 @@ struct Params {
   const bf16* q;
   int q_stride;
   bf16* out;
-  const bf16* k_cache;
+  const bf16* k_cache;  // bf16 cache (the wgmma kernel's TMA descriptors are made from these)
   const bf16* v_cache;
+  const fp8* k_cache8;  // FP8 cache (IssueKV<..., fp8>), else null
+  const fp8* v_cache8;
+  float v_scale;        // multiplies the output (FP8 cache's v scale; 1 for bf16)
   PagedAttnBatch batch;
   const int* tiles;
   int num_tiles;
@@ -131,37 +135,67 @@ __device__ __forceinline__ void FetchSlots(const Params& p, const Tile& t, int k
   slots[i] = KeySlot(p, t, k0 + i);
 }
 
+// 16 bytes into shared memory.
+__device__ __forceinline__ void StShared16(uint32_t dst, uint4 v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(dst), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
 // Copies the rows of `slots` (shared memory, from FetchSlots) into `sk` / `sv`
 // (swizzled); rows with slot -1 are zero (their scores are masked, and zero
-// values keep 0 * garbage out of P·V).
-template <int D, int BN, int Threads>
+// values keep 0 * garbage out of P·V). KV fp8: the E4M3 rows are read into
+// registers (8 bytes per 16-byte bf16 chunk; all of a thread's loads issued
+// before the first store, so their latencies overlap), converted and stored,
+// so shared memory holds the same bf16 tile layout (the caller's barrier
+// before the tile is read orders these stores as it does the cp.async ones).
+template <int D, int BN, int Threads, typename KV = bf16>
 __device__ __forceinline__ void IssueKV(const Params& p, const Tile& t, const int* slots, uint32_t sk, uint32_t sv) {
   using R = KVRows<D, BN, Threads>;
   const int c = threadIdx.x % R::kChunks;
-  // (Written with a thread-dependent start: the same loop over a fixed pass
-  // count made ptxas serialize the wgmma kernel's MMAs around it.)
+  if constexpr (kIsFp8<KV>) {
+    uint2 kr[R::kPasses], vr[R::kPasses];
+#pragma unroll
+    for (int i = 0; i < R::kPasses; ++i) {
+      const int slot = slots[threadIdx.x / R::kChunks + i * R::kRowsPerPass];
+      kr[i] = vr[i] = make_uint2(0, 0);  // E4M3 zeros: rows past the keys become bf16 zeros
+      if (slot >= 0) {
+        const size_t off = (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8;
+        kr[i] = *reinterpret_cast<const uint2*>(p.k_cache8 + off);
+        vr[i] = *reinterpret_cast<const uint2*>(p.v_cache8 + off);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < R::kPasses; ++i) {
+      const uint32_t dst = SwizzledOffset<D, BN>(threadIdx.x / R::kChunks + i * R::kRowsPerPass, c);
+      StShared16(sk + dst, Fp8x8ToBf16x8(kr[i]));
+      StShared16(sv + dst, Fp8x8ToBf16x8(vr[i]));
+    }
+  } else {
+    // (Written with a thread-dependent start: the same loop over a fixed pass
+    // count made ptxas serialize the wgmma kernel's MMAs around it.)
 #pragma unroll 4
-  for (int r = threadIdx.x / R::kChunks; r < BN; r += R::kRowsPerPass) {
-    const int slot = slots[r];
-    const bool valid = slot >= 0;
-    const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
-    const uint32_t dst = SwizzledOffset<D, BN>(r, c);
-    CpAsync16(sk + dst, p.k_cache + off, valid);
-    CpAsync16(sv + dst, p.v_cache + off, valid);
+    for (int r = threadIdx.x / R::kChunks; r < BN; r += R::kRowsPerPass) {
+      const int slot = slots[r];
+      const bool valid = slot >= 0;
+      const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
+      const uint32_t dst = SwizzledOffset<D, BN>(r, c);
+      CpAsync16(sk + dst, p.k_cache + off, valid);
+      CpAsync16(sv + dst, p.v_cache + off, valid);
+    }
   }
 }
 
 // Starts a block's loads: Q and key tile 0 (one cp.async group, into sq and
 // sk / sv) and the slots of tile 1 (into slot_buf + BN; slot_buf holds two
 // buffers of BN).
-template <int D, int BN, int Threads>
+template <int D, int BN, int Threads, typename KV = bf16>
 __device__ __forceinline__ void StartLoads(const Params& p, const Tile& t, uint32_t sq, int* slot_buf, uint32_t sk,
                                            uint32_t sv) {
   LoadQ<D, Threads>(p, t, sq);
   FetchSlots<BN, Threads>(p, t, 0, slot_buf);
   FetchSlots<BN, Threads>(p, t, BN, slot_buf + BN);
   __syncthreads();
-  IssueKV<D, BN, Threads>(p, t, slot_buf, sk, sv);
+  IssueKV<D, BN, Threads, KV>(p, t, slot_buf, sk, sv);
   CpAsyncCommit();
 }
 
@@ -257,7 +291,7 @@ __device__ __forceinline__ void StoreOutput(const Params& p, const Tile& t, int 
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     const int r = row_a + 8 * h;
     if (r >= t.rows) continue;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const float inv = l > 0.0f ? p.v_scale / l : 0.0f;  // v_scale 1: exactly 1 / l
     const int pos = r / p.group, head = t.kv_head * p.group + r % p.group;
     bf16* dst = p.out + static_cast<size_t>(t.q_row0 + pos) * p.num_heads * D + head * D + 2 * (lane & 3);
 #pragma unroll

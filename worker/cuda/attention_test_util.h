@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/quant/dequant.h"
+#include "common/quant/fp8_e4m3.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/test_util.h"
 
@@ -69,6 +71,22 @@ struct AttnCase {
     q = RandomBf16(static_cast<size_t>(rows) * QStride(), rng, q_scale);
   }
   int QStride() const { return (dims.num_heads + 2 * dims.num_kv_heads) * dims.head_dim; }
+
+  // The FP8 cache of this case: codes E4M3(x / scale) of kc / vc (software
+  // encoder, RNE, saturating), and kc / vc replaced by the values the codes
+  // stand for (code * scale, exact in bf16 for power-of-two scales), so
+  // Reference() computes on what an FP8 cache holds.
+  void RoundKvToFp8(float k_scale, float v_scale, std::vector<uint8_t>& k8, std::vector<uint8_t>& v8) {
+    auto round = [](std::vector<__nv_bfloat16>& x, float scale, std::vector<uint8_t>& codes) {
+      codes.resize(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        codes[i] = FloatToFp8E4M3(__bfloat162float(x[i]) / scale);
+        x[i] = __float2bfloat16(Fp8E4M3ToFloat(codes[i]) * scale);
+      }
+    };
+    round(kc, k_scale, k8);
+    round(vc, v_scale, v8);
+  }
 
   // Offset of key/value `t` of sequence `s`, KV head `kvh`, in kc / vc.
   size_t CacheOffset(size_t s, int t, int kvh) const {

@@ -164,6 +164,8 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
         "speed; float16 and float32 checkpoints are converted to bfloat16 when loaded"));
   }
   TP_ASSIGN_OR_RETURN(quant_, ChooseWeightQuant(options, device, config_));
+  TP_ASSIGN_OR_RETURN(const cuda::KvCacheDtype kv_cache,
+                      cuda::ChooseKvCacheDtype(options.kv_cache_dtype, device.name, device.major, device.minor));
   if (quant_ == cuda::WeightQuant::kInt && options.load_format == "dummy") {
     // The dummy weights take the format's bits and group size from here, as
     // a checkpoint's would from its quantization_config.
@@ -200,6 +202,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   limits.max_seqs = options.max_num_seqs;
   limits.max_model_len = max_len;
   limits.block_size = options.block_size;
+  limits.kv_cache = kv_cache;
   auto model = CudaModel::Create(config_, part, std::move(weights), comm, limits, stream_);
   if (absl::IsResourceExhausted(model.status())) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -213,11 +216,12 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   TP_ASSIGN_OR_RETURN(GenerationConfig gen, LoadGenerationConfig(dir));
   eos_token_ids_ = EosTokenIds(config_, gen);
   TP_ASSIGN_OR_RETURN(sampler_, cuda::Sampler::Create(config_.vocab_size, limits.max_seqs, eos_token_ids_));
-  spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({}{})", rank, world,
+  spdlog::info("cuda backend: rank {}/{} on {}: {} layers, {:.2f} GiB of weights ({}{}{})", rank, world,
                device_name(), config_.num_hidden_layers, model_->weight_bytes() / kGiB, options.load_format,
                quant_ == cuda::WeightQuant::kFp8   ? std::string(", FP8 linear layers")
                : quant_ == cuda::WeightQuant::kInt ? ", packed " + config_.quantization.Describe() + " linear layers"
-                                                   : std::string());
+                                                   : std::string(),
+               kv_cache == cuda::KvCacheDtype::kFp8E4m3 ? ", FP8 E4M3 KV cache" : "");
   return absl::OkStatus();
 }
 
@@ -253,7 +257,7 @@ absl::StatusOr<MemoryProfile> CudaBackend::ProfileMemory(double fraction, int64_
   }
   {
     TP_ASSIGN_OR_RETURN(DeviceBuffer tmp, DeviceBuffer::Allocate(blocks * model_->BytesPerBlock()));
-    model_->SetCache(tmp.as<__nv_bfloat16>(), blocks);
+    model_->SetCache(tmp.data(), blocks);
     const int saved_blocks = num_blocks_;
     num_blocks_ = blocks;
     auto shape = Run(batch);
@@ -305,7 +309,7 @@ absl::Status CudaBackend::InitCache(int num_blocks) {
   TP_ASSIGN_OR_RETURN(cache_, DeviceBuffer::Allocate(static_cast<size_t>(num_blocks) * model_->BytesPerBlock()));
   TP_CUDA_CHECK(cudaMemsetAsync(cache_.data(), 0, cache_.bytes(), stream_));
   num_blocks_ = num_blocks;
-  model_->SetCache(cache_.as<__nv_bfloat16>(), num_blocks);
+  model_->SetCache(cache_.data(), num_blocks);
   if (!options_.enforce_eager) TP_RETURN_IF_ERROR(CaptureGraphs());
   TP_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return absl::OkStatus();

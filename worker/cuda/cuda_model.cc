@@ -10,6 +10,7 @@
 #include "worker/cuda/gather.h"
 #include "worker/cuda/block_table.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/memory_fit.h"
 #include "worker/cuda/device_info.h"
 #include "worker/cuda/gemv.h"
 #include "worker/cuda/norm.h"
@@ -130,13 +131,13 @@ absl::StatusOr<std::unique_ptr<CudaModel>> CudaModel::Create(const ModelConfig& 
   return m;
 }
 
-void CudaModel::SetCache(bf16* cache, int num_blocks) {
+void CudaModel::SetCache(void* cache, int num_blocks) {
   cache_ = cache;
   num_blocks_ = num_blocks;
 }
 
 int64_t CudaModel::BytesPerBlock() const {
-  return int64_t{2} * config_.num_hidden_layers * limits_.block_size * part_.num_kv_heads * config_.head_dim * 2;
+  return KvBlockBytes(config_, part_, limits_.block_size, limits_.kv_cache);
 }
 
 CudaModel::~CudaModel() {
@@ -254,20 +255,24 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
   ab.context_len = Meta(off_ctx_);
   ab.block_tables = Meta(off_tables_);
   ab.max_blocks_per_seq = max_blocks_;
-  const size_t layer_elems = static_cast<size_t>(num_blocks_) * limits_.block_size * nkv * d;
+  // Each layer's K then V, [slot][kv_head][head_dim] of the cache's type.
+  const size_t layer_bytes = static_cast<size_t>(num_blocks_) * limits_.block_size * nkv * d *
+                             KvCacheElementBytes(limits_.kv_cache);
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const LayerWeights& w = weights_.layers[l];
-    bf16* kc = cache_ + 2 * l * layer_elems;
-    bf16* vc = kc + layer_elems;
+    KvCacheRef kv;
+    kv.k = static_cast<uint8_t*>(cache_) + 2 * l * layer_bytes;
+    kv.v = static_cast<uint8_t*>(kv.k) + layer_bytes;
+    kv.dtype = limits_.kv_cache;  // scales: 1.0 (checkpoint k_scale/v_scale are not read)
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(Linear(normed, w.qkv, w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h));
-    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kc, vc, t, dims_, rope_,
+    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kv, t, dims_, rope_,
                                          stream_));
     if (s.decode) {
-      TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kc, vc, ab, s.partition,
+      TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kv, ab, s.partition,
                                               decode_ws_.data(), dims_, stream_));
     } else {
-      TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kc, vc, ab, Meta(off_tiles_),
+      TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kv, ab, Meta(off_tiles_),
                                                s.num_tiles, dims_, stream_));
     }
     TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj, t, h, nh * d));

@@ -18,17 +18,19 @@
 #include "worker/cuda/cuda_weights.h"
 #include "worker/cuda/device_buffer.h"
 #include "worker/cuda/gemm.h"
+#include "worker/cuda/kv_cache_dtype.h"
 #include "worker/cuda/step_input.h"
 #include "worker/backend/backend.h"
 
 namespace tpserve::worker::cuda {
 
-// Limits the buffers are sized for.
+// Limits the buffers are sized for, and the KV cache's element type.
 struct ModelLimits {
   int max_tokens = 0;     // max_num_batched_tokens
   int max_seqs = 0;       // max_num_seqs
   int max_model_len = 0;
   int block_size = 16;
+  KvCacheDtype kv_cache = KvCacheDtype::kBf16;  // --kv-cache-dtype
 };
 
 // What one forward pass computes; the per-token / per-sequence arrays it
@@ -55,8 +57,9 @@ class CudaModel {
 
   ~CudaModel();
 
-  // Points the attention layers at the KV cache (`num_blocks` blocks).
-  void SetCache(__nv_bfloat16* cache, int num_blocks);
+  // Points the attention layers at the KV cache (`num_blocks` blocks of
+  // BytesPerBlock(), elements of limits().kv_cache).
+  void SetCache(void* cache, int num_blocks);
   // Bytes of K and V for one block across all layers on this rank.
   int64_t BytesPerBlock() const;
 
@@ -136,7 +139,7 @@ class CudaModel {
   // last, after the staging area for their edits.
   int64_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_samples_ = 0, off_qstart_ = 0;
   int64_t off_qlen_ = 0, off_ctx_ = 0, off_tiles_ = 0, off_edits_ = 0, off_tables_ = 0, meta_ints_ = 0;
-  __nv_bfloat16* cache_ = nullptr;
+  void* cache_ = nullptr;
   int num_blocks_ = 0;
 };
 

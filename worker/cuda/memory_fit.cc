@@ -82,6 +82,11 @@ absl::Status CheckWeightsFit(const ModelConfig& config, const Partition& part, c
       "do not shrink the weights"));
 }
 
+int64_t KvBlockBytes(const ModelConfig& config, const Partition& part, int block_size, KvCacheDtype dtype) {
+  return int64_t{2} * config.num_hidden_layers * block_size * part.num_kv_heads * config.head_dim *
+         KvCacheElementBytes(dtype);
+}
+
 double KvCacheBudget(const MemoryPlan& plan) {
   return static_cast<double>(plan.total_bytes) * plan.fraction - static_cast<double>(plan.used_bytes);
 }

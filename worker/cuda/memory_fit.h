@@ -11,12 +11,18 @@
 #include "absl/status/status.h"
 #include "common/model/model_config.h"
 #include "worker/cuda/cuda_weights.h"
+#include "worker/cuda/kv_cache_dtype.h"
 
 namespace tpserve::worker::cuda {
 
 // Bytes of weights `part`'s rank holds in `quant`'s format: what
 // LoadSafetensorsWeights and MakeDummyWeights allocate.
 int64_t RankWeightBytes(const ModelConfig& config, const Partition& part, WeightQuant quant = WeightQuant::kNone);
+
+// Bytes of one KV block on `part`'s rank: K and V of `block_size` tokens in
+// every layer, at KvCacheElementBytes(dtype) per element (an FP8 cache holds
+// twice the blocks of a bf16 one in the same memory).
+int64_t KvBlockBytes(const ModelConfig& config, const Partition& part, int block_size, KvCacheDtype dtype);
 
 // The GPU a rank runs on.
 struct GpuMemory {

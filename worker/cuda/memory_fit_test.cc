@@ -156,8 +156,7 @@ TEST(KvCacheTest, PlansOn24And48And80GbCards) {
     p.total_bytes = k.gpu.total_bytes;
     p.weight_bytes = RankWeightBytes(*k.config, part);
     p.used_bytes = p.weight_bytes + 3 * kGiB;
-    p.bytes_per_block = int64_t{2} * k.config->num_hidden_layers * p.block_size * part.num_kv_heads *
-                        k.config->head_dim * 2;
+    p.bytes_per_block = KvBlockBytes(*k.config, part, p.block_size, KvCacheDtype::kBf16);
     p.max_model_len = k.max_model_len;
     p.max_num_batched_tokens = 8192;
     const absl::Status s = CheckKvCacheFits(*k.config, k.world, p);
@@ -170,6 +169,33 @@ TEST(KvCacheTest, PlansOn24And48And80GbCards) {
       }
     }
   }
+}
+
+// --kv-cache-dtype fp8: one byte per element, so twice the blocks. 7B on a
+// 24 GB card: the bf16 cache holds ~75k tokens, short of a 128k sequence;
+// the FP8 cache holds ~150k and the same deployment fits.
+TEST(KvCacheTest, Fp8CacheDoublesTheBlocks) {
+  const ModelConfig c = Shape("qwen2-7b-instruct");
+  const Partition part = Part(c, 0, 1);
+  // 28 layers x 16 tokens x 4 KV heads x 128 x (K, V).
+  EXPECT_EQ(KvBlockBytes(c, part, 16, KvCacheDtype::kBf16), 917504);
+  EXPECT_EQ(KvBlockBytes(c, part, 16, KvCacheDtype::kFp8E4m3), 458752);
+  EXPECT_EQ(KvBlockBytes(c, Part(c, 0, 2), 16, KvCacheDtype::kFp8E4m3), 229376);  // 2 KV heads per rank
+  MemoryPlan p;
+  p.total_bytes = kRtx4090.total_bytes;
+  p.weight_bytes = RankWeightBytes(c, part);
+  p.used_bytes = p.weight_bytes + 3 * kGiB;
+  p.max_model_len = 131072;
+  p.max_num_batched_tokens = 8192;
+  p.bytes_per_block = KvBlockBytes(c, part, p.block_size, KvCacheDtype::kBf16);
+  const int bf16_blocks = KvCacheBlocks(p);
+  EXPECT_FALSE(CheckKvCacheFits(c, 1, p).ok());
+  p.bytes_per_block = KvBlockBytes(c, part, p.block_size, KvCacheDtype::kFp8E4m3);
+  const int fp8_blocks = KvCacheBlocks(p);
+  EXPECT_NEAR(fp8_blocks, 2 * bf16_blocks, 1);
+  EXPECT_GT(int64_t{bf16_blocks} * 16, 70000);
+  EXPECT_LT(int64_t{bf16_blocks} * 16, 131072);
+  EXPECT_TRUE(CheckKvCacheFits(c, 1, p).ok());
 }
 
 TEST(KvCacheTest, WeightsAboveTheUtilizationNameTheFlags) {

@@ -4,6 +4,7 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/kv_cache.cuh"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -12,10 +13,13 @@ namespace {
 // One block per token; threads walk (head, pair) for q and k heads, then copy
 // v. The angle is float(pos) * inv_freq in float32 as in HF, with accurate
 // sincosf because angles reach tens of thousands of radians; cos and sin are
-// then scaled by the attention factor, as HF scales its cos/sin cache.
+// then scaled by the attention factor, as HF scales its cos/sin cache. T is
+// the cache's element type (ToKv converts; bf16 is a plain copy).
+template <typename T>
 __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ positions,
-                                const int* __restrict__ slot_mapping, bf16* __restrict__ k_cache,
-                                bf16* __restrict__ v_cache, int nh, int nkv, int d, RopeParams rope) {
+                                const int* __restrict__ slot_mapping, T* __restrict__ k_cache,
+                                T* __restrict__ v_cache, int nh, int nkv, int d, RopeParams rope, float k_inv_scale,
+                                float v_inv_scale) {
   const int half = d / 2;
   // The table is a launch parameter (no dependency on earlier kernels): stage
   // it in shared memory before waiting on them.
@@ -43,15 +47,15 @@ __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ 
     head[i] = o1;
     head[i + half] = o2;
     if (h >= nh && slot >= 0) {
-      bf16* kc = k_cache + (static_cast<size_t>(slot) * nkv + (h - nh)) * d;
-      kc[i] = o1;
-      kc[i + half] = o2;
+      T* kc = k_cache + (static_cast<size_t>(slot) * nkv + (h - nh)) * d;
+      kc[i] = ToKv<T>(o1, k_inv_scale);
+      kc[i + half] = ToKv<T>(o2, k_inv_scale);
     }
   }
   if (slot < 0) return;
   const bf16* v = x + (nh + nkv) * d;
-  bf16* vc = v_cache + static_cast<size_t>(slot) * nkv * d;
-  for (int e = threadIdx.x; e < nkv * d; e += blockDim.x) vc[e] = v[e];
+  T* vc = v_cache + static_cast<size_t>(slot) * nkv * d;
+  for (int e = threadIdx.x; e < nkv * d; e += blockDim.x) vc[e] = ToKv<T>(v[e], v_inv_scale);
 }
 
 }  // namespace
@@ -59,6 +63,11 @@ __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ 
 absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_mapping,
                                bf16* k_cache, bf16* v_cache, int num_tokens, const AttnDims& dims,
                                const RopeParams& rope, cudaStream_t stream) {
+  return RopeAndCacheWrite(qkv, positions, slot_mapping, Bf16Kv(k_cache, v_cache), num_tokens, dims, rope, stream);
+}
+
+absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_mapping, const KvCacheRef& kv,
+                               int num_tokens, const AttnDims& dims, const RopeParams& rope, cudaStream_t stream) {
   if (dims.head_dim % 2 != 0) return absl::InvalidArgumentError("RoPE needs an even head_dim");
   if (dims.head_dim / 2 > kMaxRopePairs) {
     return absl::InvalidArgumentError("RoPE supports head_dim up to 2 * kMaxRopePairs");
@@ -69,9 +78,16 @@ absl::Status RopeAndCacheWrite(bf16* qkv, const int* positions, const int* slot_
   // load-rotate-store rounds, 6 us for a few KB.
   const int pairs = (dims.num_heads + dims.num_kv_heads) * (dims.head_dim / 2);
   const int threads = std::clamp((pairs + 31) / 32 * 32, 64, 1024);
-  TP_CUDA_CHECK(LaunchPdl(RopeCacheKernel, dim3(num_tokens), dim3(threads), 0, stream, qkv, positions, slot_mapping,
-                          k_cache, v_cache, dims.num_heads, dims.num_kv_heads, dims.head_dim, rope));
-  return absl::OkStatus();
+  if (!(kv.k_scale > 0.0f && kv.v_scale > 0.0f)) {
+    return absl::InvalidArgumentError("KV cache scales must be positive");
+  }
+  return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
+    using T = decltype(tag);
+    TP_CUDA_CHECK(LaunchPdl(RopeCacheKernel<T>, dim3(num_tokens), dim3(threads), 0, stream, qkv, positions,
+                            slot_mapping, static_cast<T*>(kv.k), static_cast<T*>(kv.v), dims.num_heads,
+                            dims.num_kv_heads, dims.head_dim, rope, 1.0f / kv.k_scale, 1.0f / kv.v_scale));
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace tpserve::worker::cuda

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <numbers>
 #include <random>
 #include <vector>
 
+#include "common/quant/fp8_e4m3.h"
 #include "gtest/gtest.h"
 #include "worker/cuda/test_util.h"
 
@@ -153,6 +155,67 @@ TEST(RopeCacheTest, YarnFrequenciesAndAttentionFactor) {
   for (int i = 0; i < (d.num_heads + d.num_kv_heads) * d.head_dim; ++i) {
     const double want = ref.attention_factor * __bfloat162float(qkv[i]);
     ASSERT_NEAR(got[i], want, std::fabs(want) * 0x1p-8 + 1e-6) << i;
+  }
+}
+
+// Equal E4M3 codes, +0 and -0 counted equal (a tiny negative value may
+// round to either zero).
+bool SameCode(uint8_t a, uint8_t b) { return a == b || ((a & 0x7F) == 0 && (b & 0x7F) == 0); }
+
+// The FP8 cache write: q, k and v rows exactly as the bf16 write leaves them,
+// and every cached code the software encoder's E4M3(x / scale) of the
+// bf16-rounded rotated k / v (RNE; values past 448 saturate, NaN stays NaN,
+// tiny values become subnormals or zero). Scales 1 and powers of two.
+TEST(RopeCacheTest, Fp8CacheWriteRoundsTheBf16Values) {
+  TP_SKIP_WITHOUT_GPU();
+  const AttnDims d = Dims(28, 4, 128);
+  const int row = (d.num_heads + 2 * d.num_kv_heads) * d.head_dim, kv_width = d.num_kv_heads * d.head_dim;
+  const std::vector<int> pos = {0, 9, 300, 4095, 77};
+  const std::vector<int> slots = {3, 5, 0, -1, 6};
+  const int tokens = static_cast<int>(pos.size()), num_slots = 8;
+  std::mt19937 rng(6);
+  auto qkv = testing::RandomBf16(static_cast<size_t>(tokens) * row, rng, 4.0f);
+  // Large, tiny and NaN values in v (v is stored as given) and a large k.
+  const size_t v0 = static_cast<size_t>(d.num_heads + d.num_kv_heads) * d.head_dim;  // token 0's v
+  const float specials[] = {600.0f, -1000.0f, 460.0f, 1e-4f, -3e-3f, 0.0f, NAN, 0.0107421875f};
+  for (size_t i = 0; i < std::size(specials); ++i) qkv[v0 + i] = __float2bfloat16(specials[i]);
+  qkv[d.num_heads * d.head_dim] = __float2bfloat16(900.0f);  // token 0's k, rotation 0: stays 900
+  const RopeParams rope = ToParams(PlainRef(d.head_dim, 1e6));
+  DevArray<bf16> ref_qkv(qkv), kc(num_slots * kv_width), vc(num_slots * kv_width);
+  DevArray<int> dpos(pos), dslots(slots);
+  ASSERT_TRUE(RopeAndCacheWrite(ref_qkv.get(), dpos.get(), dslots.get(), kc.get(), vc.get(), tokens, d, rope,
+                                nullptr).ok());
+  const auto want_qkv = ref_qkv.Download();
+  for (const auto& [ks, vs] : {std::pair{1.0f, 1.0f}, std::pair{0.5f, 4.0f}}) {
+    DevArray<bf16> dqkv(qkv);
+    DevArray<uint8_t> k8(num_slots * kv_width), v8(num_slots * kv_width);
+    ASSERT_EQ(cudaMemset(k8.get(), 0xEE, num_slots * kv_width), cudaSuccess);
+    ASSERT_EQ(cudaMemset(v8.get(), 0xEE, num_slots * kv_width), cudaSuccess);
+    const KvCacheRef kv{k8.get(), v8.get(), KvCacheDtype::kFp8E4m3, ks, vs};
+    ASSERT_TRUE(RopeAndCacheWrite(dqkv.get(), dpos.get(), dslots.get(), kv, tokens, d, rope, nullptr).ok());
+    const auto got_qkv = dqkv.Download();
+    const auto gk = k8.Download(), gv = v8.Download();
+    ASSERT_EQ(0, std::memcmp(got_qkv.data(), want_qkv.data(), got_qkv.size() * sizeof(bf16)));
+    int saturated = 0;
+    for (int t = 0; t < tokens; ++t) {
+      if (slots[t] < 0) continue;
+      for (int e = 0; e < kv_width; ++e) {
+        const size_t src = static_cast<size_t>(t) * row + d.num_heads * d.head_dim + e;
+        const size_t dst = static_cast<size_t>(slots[t]) * kv_width + e;
+        const float k = __bfloat162float(want_qkv[src]), v = __bfloat162float(want_qkv[src + kv_width]);
+        ASSERT_TRUE(SameCode(gk[dst], FloatToFp8E4M3(k / ks))) << "token " << t << " k " << e << " value " << k;
+        if (std::isnan(v)) {
+          ASSERT_EQ(gv[dst] & 0x7F, 0x7F) << "token " << t << " v " << e;
+        } else {
+          ASSERT_TRUE(SameCode(gv[dst], FloatToFp8E4M3(v / vs))) << "token " << t << " v " << e << " value " << v;
+        }
+        saturated += (gk[dst] & 0x7F) == 0x7E;
+        saturated += (gv[dst] & 0x7F) == 0x7E;
+      }
+    }
+    // Scale 1: k 900, v 600, -1000 and 460; scale 1/2: k 900 / 0.5.
+    EXPECT_GE(saturated, ks == 1.0f ? 4 : 1) << "scales " << ks << ", " << vs;
+    EXPECT_EQ(gk[1 * kv_width], 0xEE);  // slot 1 never written
   }
 }
 

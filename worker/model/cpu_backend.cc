@@ -105,6 +105,7 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
         "quantization \"", options.quantization, "\" is not available on the CPU backend, which computes in "
         "float32 (--quantization fp8 needs a CUDA GPU with FP8, sm_89 or newer)"));
   }
+  TP_ASSIGN_OR_RETURN(const bool fp8_kv, IsFp8KvCache(options.kv_cache_dtype));
   TP_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(options.model_path));
   const std::string dir =
       fs::is_directory(options.model_path) ? options.model_path
@@ -132,7 +133,7 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
   max_model_len_ = max_len;
   eos_token_ids_ = EosTokenIds(config, gen);
   model_ = std::make_unique<CpuModel>(std::move(config), plan, std::move(weights), comm,
-                                      options.block_size);
+                                      options.block_size, fp8_kv);
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/quant/fp8_e4m3.h"
 #include "common/status_macros.h"
 #include "worker/model/cpu_ops.h"
 #include "worker/model/cpu_parallel.h"
@@ -23,13 +24,14 @@ std::vector<float>& Resized(std::vector<float>& buffer, int64_t size) {
 }  // namespace
 
 CpuModel::CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
-                   int block_size)
+                   int block_size, bool fp8_kv)
     : config_(std::move(config)),
       plan_(plan),
       weights_(std::move(weights)),
       rope_(MakeRopeTable(config_.head_dim, config_.rope_theta, config_.rope_scaling)),
       comm_(comm),
-      block_size_(block_size) {}
+      block_size_(block_size),
+      fp8_kv_(fp8_kv) {}
 
 int64_t CpuModel::bytes_per_block() const {
   return int64_t{2} * config_.num_hidden_layers * block_size_ * plan_.num_kv_heads *
@@ -172,8 +174,16 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
                      rope_.inv_freq.data(), rope_.attention_factor);
       cpu::ApplyRope(&k[t * kv_width], plan_.num_kv_heads, hd, tokens[t].position,
                      rope_.inv_freq.data(), rope_.attention_factor);
-      std::memcpy(kc + tokens[t].slot * kv_width, &k[t * kv_width], kv_width * sizeof(float));
-      std::memcpy(vc + tokens[t].slot * kv_width, &v[t * kv_width], kv_width * sizeof(float));
+      float* kdst = kc + tokens[t].slot * kv_width;
+      float* vdst = vc + tokens[t].slot * kv_width;
+      std::memcpy(kdst, &k[t * kv_width], kv_width * sizeof(float));
+      std::memcpy(vdst, &v[t * kv_width], kv_width * sizeof(float));
+      if (fp8_kv_) {
+        for (int64_t e = 0; e < kv_width; ++e) {
+          kdst[e] = RoundToFp8E4M3(kdst[e]);
+          vdst[e] = RoundToFp8E4M3(vdst[e]);
+        }
+      }
     }
     Attention(batch, tokens, l, q.data(), attn.data());
     // Row-parallel o_proj: partial sums over this rank's heads.

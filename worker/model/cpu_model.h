@@ -21,9 +21,12 @@ namespace tpserve::worker {
 // One rank's model: weights, plan and paged KV cache.
 class CpuModel {
  public:
-  // `comm` may be null when plan.world_size is 1; not owned.
+  // `comm` may be null when plan.world_size is 1; not owned. `fp8_kv`
+  // (--kv-cache-dtype fp8): every K/V value is rounded through FP8 E4M3
+  // (scale 1.0) as it is written, so attention reads what the GPU's FP8
+  // cache holds; the cache stays float32 (bytes_per_block unchanged).
   CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
-           int block_size);
+           int block_size, bool fp8_kv = false);
 
   // Bytes of one KV block on this rank (K and V, all layers).
   int64_t bytes_per_block() const;
@@ -62,6 +65,7 @@ class CpuModel {
   const RopeTable rope_;
   Communicator* const comm_;
   const int block_size_;
+  const bool fp8_kv_;
   int num_blocks_ = 0;
   // Per layer: [num_blocks * block_size, local kv heads * head_dim].
   // One uninitialised buffer per layer: [num_blocks][block_size][kv_heads][head_dim].

@@ -203,6 +203,7 @@ absl::StatusOr<v1::LoadModelResponse> WorkerService::DoLoadModel(
   options.load_format = req.load_format().empty() ? "auto" : req.load_format();
   options.dtype = req.dtype().empty() ? "auto" : req.dtype();
   options.quantization = req.quantization().empty() ? "auto" : req.quantization();
+  options.kv_cache_dtype = req.kv_cache_dtype().empty() ? "auto" : req.kv_cache_dtype();
   options.seed = req.seed();
   options.max_model_len = req.max_model_len();
   options.block_size = req.block_size() > 0 ? req.block_size() : config_.block_size;

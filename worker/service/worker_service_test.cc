@@ -51,11 +51,12 @@ class WorkerServiceTest : public ::testing::Test {
     v1::InitDistributedResponse resp;
     return stub_->InitDistributed(&ctx, req, &resp);
   }
-  grpc::Status Load(const std::string& path = kModel) {
+  grpc::Status Load(const std::string& path = kModel, const std::string& kv_cache_dtype = "") {
     grpc::ClientContext ctx;
     AttachGroupToken(&ctx, token_);
     v1::LoadModelRequest req;
     req.set_model_path(path);
+    req.set_kv_cache_dtype(kv_cache_dtype);
     req.set_max_model_len(256);
     v1::LoadModelResponse resp;
     return stub_->LoadModel(&ctx, req, &resp);
@@ -86,6 +87,15 @@ class WorkerServiceTest : public ::testing::Test {
   std::unique_ptr<v1::Worker::Stub> stub_;
   std::string token_;  // the group's, once Join ran
 };
+
+// LoadModelRequest.kv_cache_dtype reaches the backend: an unknown value is
+// refused there, fp8 loads (the CPU backend rounds its cache through E4M3).
+TEST_F(WorkerServiceTest, KvCacheDtypeReachesTheBackend) {
+  grpc::Status s = Load(kModel, "fp16");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("--kv-cache-dtype \"fp16\""), std::string::npos) << s.error_message();
+  EXPECT_TRUE(Load(kModel, "fp8").ok());
+}
 
 TEST_F(WorkerServiceTest, CallsOutOfOrderAreRefusedWithTheMissingStep) {
   v1::ProfileMemoryResponse profile;
