@@ -166,7 +166,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemvIntTest,
                          ::testing::Values(Shape{4, 64, 256, 128, false}, Shape{4, 100, 3584, 128, false},
                                            Shape{4, 38, 160, 32, true}, Shape{4, 96, 1536, 64, true},
                                            Shape{8, 64, 256, 128, false}, Shape{8, 70, 3584, 128, true},
-                                           Shape{8, 40, 96, 32, false}, Shape{4, 2 * 129, 2080, 32, false}));
+                                           Shape{8, 40, 96, 32, false}, Shape{4, 2 * 129, 2080, 32, false},
+                                           // The tensor-core kernels (groups a multiple of 128 int4 / 64
+                                           // int8 inputs): row counts off the 16-row tile, per-channel
+                                           // groups, k split unevenly over a block's warps.
+                                           Shape{4, 2 * 37, 1152, 128, false}, Shape{4, 50, 3584, 3584, false},
+                                           Shape{8, 2 * 45, 3584, 64, true}, Shape{8, 27, 1216, 1216, false},
+                                           Shape{4, 40, 18944, 128, false}));
 
 TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   IntWeightView w;

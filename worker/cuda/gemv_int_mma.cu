@@ -1,0 +1,276 @@
+#include "worker/cuda/gemv_int_mma.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "worker/cuda/cuda_check.h"
+#include "worker/cuda/device_util.cuh"
+#include "worker/cuda/pdl.cuh"
+
+// Why tensor cores for a GEMV: dequantizing a code into an fp32 FMA costs
+// ~3.5 instructions per weight (gemv_int.cu's scalar kernel), which at two
+// int4 weights per byte keeps the GEMV issue-bound near half the copy
+// bandwidth. Here a code becomes a bf16 with one LOP3 per two codes (int4:
+// (w >> 4s) & 0x000F000F | 0x43004300 is the bf16 pair 128 + q) or a PRMT
+// into the mantissa of 2^23 (int8), the zero point is subtracted exactly in
+// bf16 (|q - zero| <= 256 has at most 8 significant bits), and one
+// mma.m16n8k16 multiplies 16 weight rows by the 16 matching inputs of the
+// (one or two) x rows in the narrow n dimension, accumulating in fp32. The
+// products (q - zero) * x are exact; the group scale multiplies each tile's
+// fp32 sums. The result differs from the scalar kernel only by fp32
+// summation order.
+//
+// A tile is 16 weight rows (plain GEMV) or 8 gate + 8 up rows (SiLU·mul) by
+// 128 int4 / 64 int8 inputs: lane (g, t) of the warp (g = lane / 4, t =
+// lane % 4) loads 16 bytes of row g and of row g + 8 at the tile's 16-byte
+// chunk t. An mma's logical k index need not be the physical input: a dot
+// product only needs A's k and B's k to name the same input, so each lane
+// feeds the mma the codes in the order its registers hold them and loads x
+// in that same order (for int4 the pairs (j, j + 4) of a word, built from x
+// with PRMT).
+namespace tpserve::worker::cuda {
+namespace {
+
+// Warps of a block share one row tile and split k between them (a
+// 3,584-input row is 28 int4 tiles; without the split the 224-288 row tiles
+// of the 7B model's qkv / o_proj / down would leave most SMs idle); their
+// sums meet in shared memory.
+constexpr int kWarps = 8;
+// Tiles per warp whose loads are in flight: two 16-byte loads per lane each.
+constexpr int kDepth = 4;
+// 2^23: a byte ORed into its mantissa gives 2^23 + byte.
+constexpr float kMagicFloat = 8388608.0f;
+
+template <int BITS>
+constexpr int TileInputs() {
+  return 4 * 128 / BITS;  // four lanes' 16 bytes
+}
+
+__device__ __forceinline__ uint32_t Prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
+// a * 1 + neg for bf16 pairs: subtracts a zero point exactly (sub.bf16x2 is
+// sm_90 only; fma.rn.bf16x2 is sm_80).
+__device__ __forceinline__ uint32_t AddBf16x2(uint32_t a, uint32_t neg) {
+  uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(0x3F803F80u), "r"(neg));
+  return d;
+}
+
+// c += A (16 x 16, rows g and g + 8) * B (16 x 8, column g).
+__device__ __forceinline__ void Mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// -(128 + zero) as a bf16 pair (exact: zero <= 16).
+__device__ __forceinline__ uint32_t NegZero4(int zero) {
+  const uint32_t b = (__float_as_uint(128.0f + static_cast<float>(zero)) >> 16) | 0x8000u;
+  return b | (b << 16);
+}
+
+// Bf16 pair (128 + code s, 128 + code s + 4) of an int4 word, minus 128 + zero.
+__device__ __forceinline__ uint32_t Int4Pair(uint32_t word, int s, uint32_t neg_zero) {
+  return AddBf16x2(((word >> (4 * s)) & 0x000F000Fu) | 0x43004300u, neg_zero);
+}
+
+// One int4 tile: this lane's 32 codes of rows g (wa) and g + 8 (wb), x its 32
+// inputs. Word w holds inputs 8w..8w+7; mma (w, h) takes code pairs 2h and
+// 2h + 1, i.e. inputs (2h, 2h + 4) and (2h + 1, 2h + 5).
+__device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint32_t nza, uint32_t nzb,
+                                         const bf16* __restrict__ x, float (&c)[4]) {
+  const uint4* xp = reinterpret_cast<const uint4*>(x);
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const uint4 xv = __ldg(xp + w);
+    const uint32_t xs[4] = {Prmt(xv.x, xv.z, 0x5410), Prmt(xv.x, xv.z, 0x7632), Prmt(xv.y, xv.w, 0x5410),
+                            Prmt(xv.y, xv.w, 0x7632)};
+    const uint32_t a = Word(wa, w), b = Word(wb, w);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      Mma(c, Int4Pair(a, 2 * h, nza), Int4Pair(b, 2 * h, nzb), Int4Pair(a, 2 * h + 1, nza),
+          Int4Pair(b, 2 * h + 1, nzb), xs[2 * h], xs[2 * h + 1]);
+    }
+  }
+}
+
+// Bf16 pairs (q0 - zero, q1 - zero) and (q2 - zero, q3 - zero) of an int8
+// word: each byte placed in the mantissa of 2^23, 2^23 + zero subtracted
+// (exact), and the upper halves of two floats packed (exact: <= 8
+// significant bits).
+__device__ __forceinline__ void Int8Pairs(uint32_t word, float magic_zero, uint32_t& lo, uint32_t& hi) {
+  float f[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) f[j] = __uint_as_float(Prmt(word, 0x4B000000u, 0x7540u | j)) - magic_zero;
+  lo = Prmt(__float_as_uint(f[0]), __float_as_uint(f[1]), 0x7632);
+  hi = Prmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
+}
+
+// One int8 tile: 16 codes of rows g and g + 8; mma w takes word w (inputs
+// 4w..4w+3: pairs (0, 1) and (2, 3), as x holds them).
+__device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, float mza, float mzb,
+                                         const bf16* __restrict__ x, float (&c)[4]) {
+  const uint4* xp = reinterpret_cast<const uint4*>(x);
+  const uint4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    uint32_t alo, ahi, blo, bhi;
+    Int8Pairs(Word(wa, w), mza, alo, ahi);
+    Int8Pairs(Word(wb, w), mzb, blo, bhi);
+    const uint4& xv = w < 2 ? x0 : x1;
+    Mma(c, alo, blo, ahi, bhi, w % 2 == 0 ? xv.x : xv.z, w % 2 == 0 ? xv.y : xv.w);
+  }
+}
+
+// kSilu: n is `inter`, rows g are gate rows and rows g + 8 the matching up
+// rows, and the block writes 8 activations; otherwise 16 output rows.
+template <int BITS, int M, bool kSilu>
+__global__ void __launch_bounds__(kWarps * 32)
+    GemvIntMmaKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
+                     void* __restrict__ out, bool out_fp32, int n, int k) {
+  constexpr int kIn = TileInputs<BITS>();
+  __shared__ float partial[kWarps][8][4];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int ra, rb;  // rows past the end stream the last row and are not written
+  if constexpr (kSilu) {
+    ra = min(static_cast<int>(blockIdx.x) * 8 + g, n - 1);
+    rb = n + ra;
+  } else {
+    ra = min(static_cast<int>(blockIdx.x) * 16 + g, n - 1);
+    rb = min(static_cast<int>(blockIdx.x) * 16 + 8 + g, n - 1);
+  }
+  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
+  const uint4* pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
+  const uint4* pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
+  const size_t ga = static_cast<size_t>(ra) * groups, gb = static_cast<size_t>(rb) * groups;
+  const int begin = warp * tiles / kWarps, end = (warp + 1) * tiles / kWarps;
+  uint4 va[kDepth], vb[kDepth];
+  float sa[kDepth], sb[kDepth];
+  int za[kDepth], zb[kDepth];
+  auto load = [&](int u, int tile) {
+    if (tile < end) {
+      va[u] = __ldcs(pa + 4 * tile);  // streamed once
+      vb[u] = __ldcs(pb + 4 * tile);
+      const int gi = tile * kIn / w.group;
+      sa[u] = __ldg(w.scale + ga + gi);
+      sb[u] = __ldg(w.scale + gb + gi);
+      za[u] = __ldg(w.zero + ga + gi);
+      zb[u] = __ldg(w.zero + gb + gi);
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < kDepth; ++u) load(u, begin + u);
+  // Weights only so far; x is the previous kernel's output.
+  PdlWait();
+  PdlTrigger();
+  const bf16* xr = x + static_cast<size_t>(min(g, M - 1)) * k + t * (kIn / 4);
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int base = begin; base < end; base += kDepth) {
+#pragma unroll
+    for (int u = 0; u < kDepth; ++u) {
+      const int tile = base + u;
+      if (tile < end) {  // warp-uniform
+        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if constexpr (BITS == 4) {
+          Int4Tile(va[u], vb[u], NegZero4(za[u]), NegZero4(zb[u]), xr + tile * kIn, c);
+        } else {
+          Int8Tile(va[u], vb[u], kMagicFloat + static_cast<float>(za[u]), kMagicFloat + static_cast<float>(zb[u]),
+                   xr + tile * kIn, c);
+        }
+        acc[0] = fmaf(c[0], sa[u], acc[0]);
+        acc[1] = fmaf(c[1], sa[u], acc[1]);
+        acc[2] = fmaf(c[2], sb[u], acc[2]);
+        acc[3] = fmaf(c[3], sb[u], acc[3]);
+        load(u, tile + kDepth);
+      }
+    }
+  }
+  // Lane (g, 0) holds column 0 (x row 0) and 1 (x row 1) of rows g, g + 8.
+  if (t == 0) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) partial[warp][g][j] = acc[j];
+  }
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  const int gg = threadIdx.x >> 2, j = threadIdx.x & 3;
+  auto total = [&](int jj) {
+    float v = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) v += partial[i][gg][jj];
+    return v;
+  };
+  if constexpr (kSilu) {
+    const int col = blockIdx.x * 8 + gg;
+    if (j >= M || col >= n) return;  // j: the x row
+    const float gs = __bfloat162float(__float2bfloat16(total(j)));
+    const float us = __bfloat162float(__float2bfloat16(total(j + 2)));
+    const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+    static_cast<bf16*>(out)[static_cast<size_t>(j) * n + col] = __float2bfloat16(act * us);
+  } else {
+    const int xrow = j & 1, row = blockIdx.x * 16 + (j >> 1) * 8 + gg;
+    if (xrow >= M || row >= n) return;
+    const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+    StoreOut(out, out_fp32, static_cast<size_t>(xrow) * n + row, total(j) + b);
+  }
+}
+
+template <int BITS, int M, bool kSilu>
+absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n, int k,
+                    cudaStream_t stream) {
+  const int rows_per_block = kSilu ? 8 : 16;
+  TP_CUDA_CHECK(LaunchPdl(GemvIntMmaKernel<BITS, M, kSilu>, dim3((n + rows_per_block - 1) / rows_per_block),
+                          dim3(kWarps * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  return absl::OkStatus();
+}
+
+template <bool kSilu>
+absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
+                      int k, cudaStream_t stream) {
+  if (m < 1 || m > kGemvIntMaxRows) {
+    return absl::InvalidArgumentError(absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 or 2 rows, not ", m));
+  }
+  if (w.bits == 4) {
+    return m == 1 ? Launch<4, 1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
+                  : Launch<4, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
+  }
+  return m == 1 ? Launch<8, 1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
+                : Launch<8, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
+}
+
+bool MmaEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TPSERVE_GEMV_INT_MMA");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled;
+}
+
+}  // namespace
+
+bool GemvIntMmaTakes(const IntWeightView& w) {
+  const int tile = w.bits == 4 ? TileInputs<4>() : TileInputs<8>();
+  return MmaEnabled() && w.group % tile == 0;
+}
+
+absl::Status GemvIntMma(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                        int n, int k, cudaStream_t stream) {
+  return Dispatch<false>(x, w, bias, out, out_fp32, m, n, k, stream);
+}
+
+absl::Status GemvIntMmaSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
+                               cudaStream_t stream) {
+  return Dispatch<true>(x, w, nullptr, out, false, m, inter, k, stream);
+}
+
+}  // namespace tpserve::worker::cuda
