@@ -38,7 +38,7 @@ namespace {
 // sums meet in shared memory.
 constexpr int kWarps = 8;
 // Tiles per warp whose loads are in flight: two 16-byte loads per lane each.
-constexpr int kDepth = 4;
+constexpr int kDepth = 3;
 // 2^23: a byte ORed into its mantissa gives 2^23 + byte.
 constexpr float kMagicFloat = 8388608.0f;
 
@@ -136,7 +136,7 @@ __device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, float
 // kSilu: n is `inter`, rows g are gate rows and rows g + 8 the matching up
 // rows, and the block writes 8 activations; otherwise 16 output rows.
 template <int BITS, int M, bool kSilu>
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kWarps * 32, 3)
     GemvIntMmaKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
                      void* __restrict__ out, bool out_fp32, int n, int k) {
   constexpr int kIn = TileInputs<BITS>();
