@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One device call for the quantized decode GEMVs (issue 20): their GPU tests,
 # then batch-1/32 decode of the 7B shape in bf16, FP8, int4 (AWQ layout) and
-# int8 (GPTQ layout) with the new kernels, then the same formats at batch 1
-# with TPSERVE_GEMV_INT_MMA=0 TPSERVE_GEMV_SHORT_ROWS=0 (the previous
-# kernels) for a same-call A/B. Parts are skipped once BUDGET seconds
+# int8 (GPTQ layout) with the default kernels, then int4/int8 at batch 1 with
+# TPSERVE_GEMV_INT_MMA=reg and =0 (worker/cuda/gemv_int_mma.cu) for a
+# same-call A/B. Parts are skipped once BUDGET seconds
 # (default 200) have passed.
 # usage: scripts/gpu/run_qdecode_suite.sh OUTDIR BUNDLE
 #   BUNDLE: tools/device_bundle.sh of tpserve_bench and the *_test binaries.
@@ -22,6 +22,8 @@ for t in gemv_int_test gemm_fp8_test gemm_test cuda_weights_int_test; do
   echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ') (${SECONDS}s)"
   grep -E '^\[  FAILED|Failure|Expected|Which is' "$OUT/$t.log" | head -8
 done
+TPSERVE_GEMV_INT_MMA=reg timeout 60 $B/gemv_int_test > "$OUT/gemv_int_test_reg.log" 2>&1
+echo "gemv_int_test (reg) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int_test_reg.log" | tr '\n' ' ')"
 bench() {  # name, batches, quantization, env...
   local name=$1 batch=$2 q=$3
   shift 3
@@ -29,21 +31,36 @@ bench() {  # name, batches, quantization, env...
     > "$OUT/bench_${name}_$q.log" 2>&1
   echo "$name $q rc=$? $(grep -E '^decode batch' "$OUT/bench_${name}_$q.log" | tr -s ' ' | tr '\n' ';') (${SECONDS}s)"
 }
-echo "=== decode, new kernels"
+echo "=== decode, default kernels"
 for q in auto fp8 awq gptq-int8; do
-  left 30 "new $q" && bench new 1,32 $q
+  left 30 "default $q" && bench new 1,32 $q
 done
-echo "=== decode, previous kernels (A/B, batch 1)"
-for q in auto fp8 awq gptq-int8; do
-  left 25 "old $q" && bench old 1 $q TPSERVE_GEMV_INT_MMA=0 TPSERVE_GEMV_SHORT_ROWS=0
+echo "=== A/B at batch 1: TPSERVE_GEMV_INT_MMA=reg (register pipeline), =0 (scalar kernels)"
+for v in reg 0; do
+  for q in awq gptq-int8; do
+    left 25 "$v $q" && bench "mma$v" 1 $q TPSERVE_GEMV_INT_MMA=$v
+  done
 done
-echo "=== decode, new kernels again (batch 1, spread)"
-for q in auto fp8 awq gptq-int8; do
-  left 25 "new2 $q" && bench new2 1 $q
+echo "=== default again (batch 1, spread)"
+for q in auto awq gptq-int8 gptq; do
+  left 25 "again $q" && bench again 1 $q
 done
-echo "=== more"
-left 40 "gptq int4" && bench new 1 gptq
 left 60 "cuda_backend_test" && { timeout $((BUDGET - SECONDS - 5)) $B/cuda_backend_test > "$OUT/cuda_backend_test.log" 2>&1
   echo "cuda_backend_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/cuda_backend_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED' "$OUT/cuda_backend_test.log" | head -6; }
+echo "=== int GEMV kernels under ncu (awq, batch 1, one decode step's worth)"
+left 70 "ncu" && command -v ncu > /dev/null && timeout $((BUDGET - SECONDS - 5)) ncu --clock-control none \
+  --cache-control none -k regex:GemvInt --launch-skip 112 --launch-count 8 --csv --page raw \
+  --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,sm__warps_active.avg.pct_of_peak_sustained_active \
+  $B/tpserve_bench --config $CFG --batch 1 --prompt 64 --new 4 --quantization awq > "$OUT/ncu_awq.csv" 2>&1; \
+  python3 - "$OUT/ncu_awq.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+if rows:
+    h = rows[0]
+    for r in rows[2:]:
+        d = dict(zip(h, r))
+        print(d.get("Kernel Name", "").split("(")[0][-48:], d.get("launch__grid_size"), d.get("gpu__time_duration.sum"),
+              d.get("dram__throughput.avg.pct_of_peak_sustained_elapsed"), d.get("sm__warps_active.avg.pct_of_peak_sustained_active"))
+PY
 echo "=== done in $SECONDS s"

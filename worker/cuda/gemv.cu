@@ -2,9 +2,6 @@
 
 #include <cuda_fp8.h>
 
-#include <cstdlib>
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
@@ -17,9 +14,6 @@ namespace {
 // at once, so balance, not waves, decides the tail).
 constexpr int kWarpsPerBlock = 4;
 constexpr int kUnroll = 8;
-// Inputs per row up to which GemvShortKernel requests a whole row at once
-// (16 bf16 or 8 FP8 chunks a lane).
-constexpr int kShortInputs = 4096;
 
 // How one 16-byte chunk of a weight row is dotted with the matching inputs.
 // bf16 weights: 8 per chunk.
@@ -73,21 +67,6 @@ struct Fp8Weights {
   }
 };
 
-// The warp's sums of one output row: times the row's scale (may be null),
-// plus the bias, written by lane 0.
-template <int M>
-__device__ __forceinline__ void FinishRow(const float (&acc)[M], const float* __restrict__ scale,
-                                          const bf16* __restrict__ bias, void* __restrict__ out, bool out_fp32,
-                                          int n, int row) {
-  const float s = scale != nullptr ? scale[row] : 1.0f;
-  const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float v = WarpSum(acc[m]) * s + b;
-    if ((threadIdx.x & 31) == 0) StoreOut(out, out_fp32, static_cast<size_t>(m) * n + row, v);
-  }
-}
-
 // One warp per output column n: lanes stride the weight row in 16-byte
 // chunks (kUnroll loads in flight each), every input row reuses each chunk.
 // x is tiny and shared by all warps, so it is served from L1/L2. The first
@@ -132,43 +111,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
   for (; c < chunks; c += 32) W::template Dot<M>(__ldcs(wr + c), x, k, c, acc);
-  FinishRow<M>(acc, scale, bias, out, out_fp32, n, row);
-}
-
-// Rows of at most kShortInputs inputs (the 7B model's qkv and o_proj:
-// 3,584 inputs are 7 FP8 or 14 bf16 chunks a lane), which the loop above
-// would take through its one-load-at-a-time tail: every chunk of the row is
-// requested at once, before PdlWait(). Decode row counts only (1-2).
-template <typename W, int M>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    GemvShortKernel(const bf16* __restrict__ x, const typename W::T* __restrict__ w,
-                    const float* __restrict__ scale, const bf16* __restrict__ bias, void* __restrict__ out,
-                    bool out_fp32, int n, int k) {
-  const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= n) {
-    PdlWait();
-    PdlTrigger();
-    return;
-  }
-  const uint4* wr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row) * k);
-  constexpr int kShortLoads = kShortInputs / (32 * W::kPerChunk);
-  const int chunks = k / W::kPerChunk;
-  uint4 wv[kShortLoads];
+  const float s = scale != nullptr ? scale[row] : 1.0f;
+  const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
 #pragma unroll
-  for (int u = 0; u < kShortLoads; ++u) {
-    if (lane + 32 * u < chunks) wv[u] = __ldcs(wr + lane + 32 * u);
+  for (int m = 0; m < M; ++m) {
+    const float v = WarpSum(acc[m]) * s + b;
+    if (lane == 0) StoreOut(out, out_fp32, static_cast<size_t>(m) * n + row, v);
   }
-  PdlWait();
-  PdlTrigger();
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-#pragma unroll
-  for (int u = 0; u < kShortLoads; ++u) {
-    if (lane + 32 * u < chunks) W::template Dot<M>(wv[u], x, k, lane + 32 * u, acc);
-  }
-  FinishRow<M>(acc, scale, bias, out, out_fp32, n, row);
 }
 
 // One warp per MLP column i: streams gate row i and up row i together (twice
@@ -232,25 +181,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-// TPSERVE_GEMV_SHORT_ROWS=0 (read once) keeps short rows on GemvKernel, for
-// A/B runs.
-bool ShortRowsEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("TPSERVE_GEMV_SHORT_ROWS");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return enabled;
-}
-
 template <typename W, int M>
 absl::Status Launch(const bf16* x, const typename W::T* w, const float* scale, const bf16* bias, void* out,
                     bool out_fp32, int n, int k, cudaStream_t stream) {
-  auto* kernel = GemvKernel<W, M>;
-  if constexpr (M <= kGemvFastRows) {
-    if (k <= kShortInputs && ShortRowsEnabled()) kernel = GemvShortKernel<W, M>;
-  }
-  TP_CUDA_CHECK(LaunchPdl(kernel, dim3((n + kWarpsPerBlock - 1) / kWarpsPerBlock), dim3(kWarpsPerBlock * 32), 0,
-                          stream, x, w, scale, bias, out, out_fp32, n, k));
+  TP_CUDA_CHECK(LaunchPdl(GemvKernel<W, M>, dim3((n + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, scale, bias, out, out_fp32, n, k));
   return absl::OkStatus();
 }
 

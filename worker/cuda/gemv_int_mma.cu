@@ -41,6 +41,8 @@ constexpr int kWarps = 8;
 constexpr int kDepth = 3;
 // 2^23: a byte ORed into its mantissa gives 2^23 + byte.
 constexpr float kMagicFloat = 8388608.0f;
+// Tiles a warp of GemvIntAsyncKernel has in flight (+1 being computed).
+constexpr int kStages = 6;
 
 template <int BITS>
 constexpr int TileInputs() {
@@ -89,11 +91,10 @@ __device__ __forceinline__ uint32_t Int4Pair(uint32_t word, int s, uint32_t neg_
 // inputs. Word w holds inputs 8w..8w+7; mma (w, h) takes code pairs 2h and
 // 2h + 1, i.e. inputs (2h, 2h + 4) and (2h + 1, 2h + 5).
 __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint32_t nza, uint32_t nzb,
-                                         const bf16* __restrict__ x, float (&c)[4]) {
-  const uint4* xp = reinterpret_cast<const uint4*>(x);
+                                         const uint4 (&x)[4], float (&c)[4]) {
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    const uint4 xv = __ldg(xp + w);
+    const uint4& xv = x[w];
     const uint32_t xs[4] = {Prmt(xv.x, xv.z, 0x5410), Prmt(xv.x, xv.z, 0x7632), Prmt(xv.y, xv.w, 0x5410),
                             Prmt(xv.y, xv.w, 0x7632)};
     const uint32_t a = Word(wa, w), b = Word(wb, w);
@@ -120,29 +121,50 @@ __device__ __forceinline__ void Int8Pairs(uint32_t word, float magic_zero, uint3
 // One int8 tile: 16 codes of rows g and g + 8; mma w takes word w (inputs
 // 4w..4w+3: pairs (0, 1) and (2, 3), as x holds them).
 __device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, float mza, float mzb,
-                                         const bf16* __restrict__ x, float (&c)[4]) {
-  const uint4* xp = reinterpret_cast<const uint4*>(x);
-  const uint4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+                                         const uint4 (&x)[2], float (&c)[4]) {
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     uint32_t alo, ahi, blo, bhi;
     Int8Pairs(Word(wa, w), mza, alo, ahi);
     Int8Pairs(Word(wb, w), mzb, blo, bhi);
-    const uint4& xv = w < 2 ? x0 : x1;
+    const uint4& xv = x[w / 2];
     Mma(c, alo, blo, ahi, bhi, w % 2 == 0 ? xv.x : xv.z, w % 2 == 0 ? xv.y : xv.w);
   }
 }
 
-// kSilu: n is `inter`, rows g are gate rows and rows g + 8 the matching up
-// rows, and the block writes 8 activations; otherwise 16 output rows.
-template <int BITS, int M, bool kSilu>
-__global__ void __launch_bounds__(kWarps * 32, 3)
-    GemvIntMmaKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
-                     void* __restrict__ out, bool out_fp32, int n, int k) {
-  constexpr int kIn = TileInputs<BITS>();
-  __shared__ float partial[kWarps][8][4];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  int ra, rb;  // rows past the end stream the last row and are not written
+// 16-byte pieces of x one lane's tile reads: 32 int4 or 16 int8 inputs.
+template <int BITS>
+constexpr int XChunks() {
+  return BITS == 4 ? 4 : 2;
+}
+
+template <int BITS>
+__device__ __forceinline__ void LoadX(const bf16* __restrict__ x, uint4 (&xv)[XChunks<BITS>()]) {
+#pragma unroll
+  for (int i = 0; i < XChunks<BITS>(); ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x) + i);
+}
+
+// One tile of rows g / g + 8 with their scales and zero points: acc += the
+// scaled sums (acc[0..1]: row g, x rows 0..1; acc[2..3]: row g + 8).
+template <int BITS>
+__device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float sa, float sb, int za, int zb,
+                                        const uint4 (&xv)[XChunks<BITS>()], float (&acc)[4]) {
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if constexpr (BITS == 4) {
+    Int4Tile(wa, wb, NegZero4(za), NegZero4(zb), xv, c);
+  } else {
+    Int8Tile(wa, wb, kMagicFloat + static_cast<float>(za), kMagicFloat + static_cast<float>(zb), xv, c);
+  }
+  acc[0] = fmaf(c[0], sa, acc[0]);
+  acc[1] = fmaf(c[1], sa, acc[1]);
+  acc[2] = fmaf(c[2], sb, acc[2]);
+  acc[3] = fmaf(c[3], sb, acc[3]);
+}
+
+// The two weight rows lane group g streams: rows past the end stream the
+// last row and are not written.
+template <bool kSilu>
+__device__ __forceinline__ void TileRows(int n, int g, int& ra, int& rb) {
   if constexpr (kSilu) {
     ra = min(static_cast<int>(blockIdx.x) * 8 + g, n - 1);
     rb = n + ra;
@@ -150,6 +172,55 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
     ra = min(static_cast<int>(blockIdx.x) * 16 + g, n - 1);
     rb = min(static_cast<int>(blockIdx.x) * 16 + 8 + g, n - 1);
   }
+}
+
+// Sums the warps' partial[warp][g][j] (lane (g, 0)'s acc) and writes the
+// block's outputs; called by every thread after the stream.
+template <int M, bool kSilu, int W>
+__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[4], const bf16* __restrict__ bias,
+                                               void* __restrict__ out, bool out_fp32, int n) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if ((lane & 3) == 0) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) partial[(warp * 8 + (lane >> 2)) * 4 + j] = acc[j];
+  }
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  const int gg = threadIdx.x >> 2, j = threadIdx.x & 3;
+  auto total = [&](int jj) {
+    float v = 0.0f;
+#pragma unroll
+    for (int i = 0; i < W; ++i) v += partial[(i * 8 + gg) * 4 + jj];
+    return v;
+  };
+  if constexpr (kSilu) {
+    const int col = blockIdx.x * 8 + gg;
+    if (j >= M || col >= n) return;  // j: the x row
+    const float gs = __bfloat162float(__float2bfloat16(total(j)));
+    const float us = __bfloat162float(__float2bfloat16(total(j + 2)));
+    const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+    static_cast<bf16*>(out)[static_cast<size_t>(j) * n + col] = __float2bfloat16(act * us);
+  } else {
+    const int xrow = j & 1, row = blockIdx.x * 16 + (j >> 1) * 8 + gg;
+    if (xrow >= M || row >= n) return;
+    const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+    StoreOut(out, out_fp32, static_cast<size_t>(xrow) * n + row, total(j) + b);
+  }
+}
+
+// kSilu: n is `inter`, rows g are gate rows and rows g + 8 the matching up
+// rows, and the block writes 8 activations; otherwise 16 output rows.
+// Register pipeline: kDepth tiles of every lane's weights in registers
+// (TPSERVE_GEMV_INT_MMA=reg; kept for A/B runs against the cp.async form).
+template <int BITS, int M, bool kSilu>
+__global__ void __launch_bounds__(kWarps * 32, 3)
+    GemvIntMmaKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
+                     void* __restrict__ out, bool out_fp32, int n, int k) {
+  constexpr int kIn = TileInputs<BITS>();
+  __shared__ float partial[kWarps * 8 * 4];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int ra, rb;
+  TileRows<kSilu>(n, g, ra, rb);
   const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
   const uint4* pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
   const uint4* pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
@@ -181,56 +252,140 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
     for (int u = 0; u < kDepth; ++u) {
       const int tile = base + u;
       if (tile < end) {  // warp-uniform
-        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if constexpr (BITS == 4) {
-          Int4Tile(va[u], vb[u], NegZero4(za[u]), NegZero4(zb[u]), xr + tile * kIn, c);
-        } else {
-          Int8Tile(va[u], vb[u], kMagicFloat + static_cast<float>(za[u]), kMagicFloat + static_cast<float>(zb[u]),
-                   xr + tile * kIn, c);
-        }
-        acc[0] = fmaf(c[0], sa[u], acc[0]);
-        acc[1] = fmaf(c[1], sa[u], acc[1]);
-        acc[2] = fmaf(c[2], sb[u], acc[2]);
-        acc[3] = fmaf(c[3], sb[u], acc[3]);
+        uint4 xv[XChunks<BITS>()];
+        LoadX<BITS>(xr + tile * kIn, xv);
+        TileDot<BITS>(va[u], vb[u], sa[u], sb[u], za[u], zb[u], xv, acc);
         load(u, tile + kDepth);
       }
     }
   }
-  // Lane (g, 0) holds column 0 (x row 0) and 1 (x row 1) of rows g, g + 8.
-  if (t == 0) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) partial[warp][g][j] = acc[j];
-  }
-  __syncthreads();
-  if (threadIdx.x >= 32) return;
-  const int gg = threadIdx.x >> 2, j = threadIdx.x & 3;
-  auto total = [&](int jj) {
-    float v = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kWarps; ++i) v += partial[i][gg][jj];
-    return v;
+  ReduceAndStore<M, kSilu, kWarps>(partial, acc, bias, out, out_fp32, n);
+}
+
+__device__ __forceinline__ void CpAsync16(void* smem, const void* global) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
+               "l"(global));
+}
+
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;"); }
+
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+// The default pipeline: the codes go to shared memory with cp.async, kStages
+// tiles a warp ahead, so that the bytes in flight are not bounded by
+// registers (the register form above keeps 3 KB a warp in flight and the 7B
+// int4 step streamed at ~1.9 TB/s with it); scales and zero points (6 bytes
+// a row and group) ride in a register ring of the same depth, x one tile
+// ahead. Each lane reads back only what it copied, so no barrier is needed
+// until the reduction. W warps split k; dynamic shared memory W * kStages KB.
+template <int BITS, int M, bool kSilu, int W>
+__global__ void __launch_bounds__(W * 32)
+    GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
+                       void* __restrict__ out, bool out_fp32, int n, int k) {
+  constexpr int kIn = TileInputs<BITS>();
+  extern __shared__ uint4 stage[];  // [W][kStages][2 rows][32 lanes]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int ra, rb;
+  TileRows<kSilu>(n, g, ra, rb);
+  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
+  const uint4* pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
+  const uint4* pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
+  const size_t ga = static_cast<size_t>(ra) * groups, gb = static_cast<size_t>(rb) * groups;
+  const int begin = warp * tiles / W, end = (warp + 1) * tiles / W;
+  uint4* mine = stage + warp * kStages * 64 + lane;
+  float sa[kStages], sb[kStages];
+  uint32_t zs[kStages];  // zero of row g | zero of row g + 8 << 16
+  // Always commits a group (empty past the end) so that wait_group counts
+  // tiles.
+  auto issue = [&](int u, int tile) {
+    if (tile < end) {
+      CpAsync16(mine + u * 64, pa + 4 * tile);
+      CpAsync16(mine + u * 64 + 32, pb + 4 * tile);
+      const int gi = tile * kIn / w.group;
+      sa[u] = __ldg(w.scale + ga + gi);
+      sb[u] = __ldg(w.scale + gb + gi);
+      zs[u] = static_cast<uint32_t>(__ldg(w.zero + ga + gi)) | static_cast<uint32_t>(__ldg(w.zero + gb + gi)) << 16;
+    }
+    CpAsyncCommit();
   };
-  if constexpr (kSilu) {
-    const int col = blockIdx.x * 8 + gg;
-    if (j >= M || col >= n) return;  // j: the x row
-    const float gs = __bfloat162float(__float2bfloat16(total(j)));
-    const float us = __bfloat162float(__float2bfloat16(total(j + 2)));
-    const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-    static_cast<bf16*>(out)[static_cast<size_t>(j) * n + col] = __float2bfloat16(act * us);
-  } else {
-    const int xrow = j & 1, row = blockIdx.x * 16 + (j >> 1) * 8 + gg;
-    if (xrow >= M || row >= n) return;
-    const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
-    StoreOut(out, out_fp32, static_cast<size_t>(xrow) * n + row, total(j) + b);
+#pragma unroll
+  for (int u = 0; u < kStages - 1; ++u) issue(u, begin + u);
+  PdlWait();  // weights only so far
+  PdlTrigger();
+  const bf16* xr = x + static_cast<size_t>(min(g, M - 1)) * k + t * (kIn / 4);
+  uint4 xn[XChunks<BITS>()];
+  if (begin < end) LoadX<BITS>(xr + begin * kIn, xn);
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int base = begin; base < end; base += kStages) {
+#pragma unroll
+    for (int u = 0; u < kStages; ++u) {
+      const int tile = base + u;
+      if (tile < end) {  // warp-uniform
+        issue((u + kStages - 1) % kStages, tile + kStages - 1);
+        CpAsyncWait<kStages - 1>();  // this tile's group has landed
+        const uint4 wa = mine[u * 64], wb = mine[u * 64 + 32];
+        uint4 xv[XChunks<BITS>()];
+#pragma unroll
+        for (int i = 0; i < XChunks<BITS>(); ++i) xv[i] = xn[i];
+        if (tile + 1 < end) LoadX<BITS>(xr + (tile + 1) * kIn, xn);
+        TileDot<BITS>(wa, wb, sa[u], sb[u], static_cast<int>(zs[u] & 0xFFFFu), static_cast<int>(zs[u] >> 16), xv,
+                      acc);
+      }
+    }
   }
+  CpAsyncWait<0>();
+  __syncthreads();  // the stages become the reduction's scratch
+  ReduceAndStore<M, kSilu, W>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n);
+}
+
+enum class Variant { kScalar, kRegisters, kAsync };
+
+// TPSERVE_GEMV_INT_MMA (read once, for A/B runs): 0 = gemv_int.cu's scalar
+// kernels, reg = the register pipeline, unset or anything else = cp.async.
+Variant ChosenVariant() {
+  static const Variant v = [] {
+    const char* e = std::getenv("TPSERVE_GEMV_INT_MMA");
+    if (e != nullptr && std::strcmp(e, "0") == 0) return Variant::kScalar;
+    if (e != nullptr && std::strcmp(e, "reg") == 0) return Variant::kRegisters;
+    return Variant::kAsync;
+  }();
+  return v;
+}
+
+int SmCount() {
+  static const int sms = [] {
+    int device = 0, count = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      cudaGetLastError();
+      return 132;
+    }
+    return count;
+  }();
+  return sms;
 }
 
 template <int BITS, int M, bool kSilu>
 absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n, int k,
                     cudaStream_t stream) {
   const int rows_per_block = kSilu ? 8 : 16;
-  TP_CUDA_CHECK(LaunchPdl(GemvIntMmaKernel<BITS, M, kSilu>, dim3((n + rows_per_block - 1) / rows_per_block),
-                          dim3(kWarps * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  const dim3 grid((n + rows_per_block - 1) / rows_per_block);
+  if (ChosenVariant() == Variant::kRegisters) {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntMmaKernel<BITS, M, kSilu>, grid, dim3(kWarps * 32), 0, stream, x, w, bias, out,
+                            out_fp32, n, k));
+  } else if (static_cast<int>(grid.x) < 3 * SmCount()) {
+    // Few row tiles (the 7B qkv, o_proj, down: 224-288): split k 8 ways so
+    // that every SM streams; 48 KB of stages a block.
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 8>, grid, dim3(8 * 32), 8 * kStages * 1024, stream,
+                            x, w, bias, out, out_fp32, n, k));
+  } else {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 4>, grid, dim3(4 * 32), 4 * kStages * 1024, stream,
+                            x, w, bias, out, out_fp32, n, k));
+  }
   return absl::OkStatus();
 }
 
@@ -248,19 +403,11 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
                 : Launch<8, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
 }
 
-bool MmaEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("TPSERVE_GEMV_INT_MMA");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return enabled;
-}
-
 }  // namespace
 
 bool GemvIntMmaTakes(const IntWeightView& w) {
   const int tile = w.bits == 4 ? TileInputs<4>() : TileInputs<8>();
-  return MmaEnabled() && w.group % tile == 0;
+  return ChosenVariant() != Variant::kScalar && w.group % tile == 0;
 }
 
 absl::Status GemvIntMma(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,

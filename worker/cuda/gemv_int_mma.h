@@ -15,7 +15,7 @@ namespace tpserve::worker::cuda {
 // Whether the tensor-core kernels take this weight: a tile of one warp's
 // quad spans 128 int4 or 64 int8 inputs, which must share one scale group
 // (group a multiple of the tile), and TPSERVE_GEMV_INT_MMA=0 (read once, for
-// A/B runs) did not turn them off. The shape itself is checked by the caller
+// A/B runs; `reg` picks the register-pipelined variant) did not turn them off. The shape itself is checked by the caller
 // (CheckIntShape).
 bool GemvIntMmaTakes(const IntWeightView& w);
 
