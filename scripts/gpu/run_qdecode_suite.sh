@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call for the quantized decode GEMVs (issue 20): their GPU tests,
 # then batch-1/32 decode of the 7B shape in bf16, FP8, int4 (AWQ layout) and
-# int8 (GPTQ layout) with the default kernels, then int4/int8 at batch 1 with
+# int8 (GPTQ layout) with the default kernels, then int4 at batch 1 with
 # TPSERVE_GEMV_INT_MMA=reg and =0 (worker/cuda/gemv_int_mma.cu) for a
 # same-call A/B. Parts are skipped once BUDGET seconds
 # (default 200) have passed.
@@ -37,7 +37,7 @@ for q in auto fp8 awq gptq-int8; do
 done
 echo "=== A/B at batch 1: TPSERVE_GEMV_INT_MMA=reg (register pipeline), =0 (scalar kernels)"
 for v in reg 0; do
-  for q in awq gptq-int8; do
+  for q in awq gptq; do
     left 25 "$v $q" && bench "mma$v" 1 $q TPSERVE_GEMV_INT_MMA=$v
   done
 done
@@ -48,19 +48,4 @@ done
 left 60 "cuda_backend_test" && { timeout $((BUDGET - SECONDS - 5)) $B/cuda_backend_test > "$OUT/cuda_backend_test.log" 2>&1
   echo "cuda_backend_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/cuda_backend_test.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED' "$OUT/cuda_backend_test.log" | head -6; }
-echo "=== int GEMV kernels under ncu (awq, batch 1, one decode step's worth)"
-left 70 "ncu" && command -v ncu > /dev/null && timeout $((BUDGET - SECONDS - 5)) ncu --clock-control none \
-  --cache-control none -k regex:GemvInt --launch-skip 112 --launch-count 8 --csv --page raw \
-  --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,sm__warps_active.avg.pct_of_peak_sustained_active \
-  $B/tpserve_bench --config $CFG --batch 1 --prompt 64 --new 4 --quantization awq > "$OUT/ncu_awq.csv" 2>&1; \
-  python3 - "$OUT/ncu_awq.csv" <<'PY'
-import csv, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
-if rows:
-    h = rows[0]
-    for r in rows[2:]:
-        d = dict(zip(h, r))
-        print(d.get("Kernel Name", "").split("(")[0][-48:], d.get("launch__grid_size"), d.get("gpu__time_duration.sum"),
-              d.get("dram__throughput.avg.pct_of_peak_sustained_elapsed"), d.get("sm__warps_active.avg.pct_of_peak_sustained_active"))
-PY
 echo "=== done in $SECONDS s"

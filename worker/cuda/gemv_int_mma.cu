@@ -11,24 +11,26 @@
 // Why tensor cores for a GEMV: dequantizing a code into an fp32 FMA costs
 // ~3.5 instructions per weight (gemv_int.cu's scalar kernel), which at two
 // int4 weights per byte keeps the GEMV issue-bound near half the copy
-// bandwidth. Here a code becomes a bf16 with one LOP3 per two codes (int4:
-// (w >> 4s) & 0x000F000F | 0x43004300 is the bf16 pair 128 + q) or a PRMT
-// into the mantissa of 2^23 (int8), the zero point is subtracted exactly in
-// bf16 (|q - zero| <= 256 has at most 8 significant bits), and one
-// mma.m16n8k16 multiplies 16 weight rows by the 16 matching inputs of the
-// (one or two) x rows in the narrow n dimension, accumulating in fp32. The
-// products (q - zero) * x are exact; the group scale multiplies each tile's
-// fp32 sums. The result differs from the scalar kernel only by fp32
-// summation order.
+// bandwidth. Here a code becomes a bf16 with one LOP3 per two codes
+// ((w >> 4s) & 0x000F000F | 0x43004300 is the bf16 pair 128 + q), the zero
+// point is subtracted exactly in bf16 (128 + zero <= 144 and q - zero are
+// small integers), and one mma.m16n8k16 multiplies 16 weight rows by the 16
+// matching inputs of the (one or two) x rows in the narrow n dimension,
+// accumulating in fp32. The products (q - zero) * x are exact; the group
+// scale multiplies each tile's fp32 sums. The result differs from the scalar
+// kernel only by fp32 summation order. int8 stays on the scalar kernels: the
+// same scheme (each byte PRMT-ed into the mantissa of 2^23, the zero point
+// subtracted in fp32, the two upper halves packed into a bf16 pair) measured
+// slower there (7B int8 batch 1: 4.01 ms a step against 3.72, one H200,
+// 2026-12-01 04:07 UTC).
 //
 // A tile is 16 weight rows (plain GEMV) or 8 gate + 8 up rows (SiLU·mul) by
-// 128 int4 / 64 int8 inputs: lane (g, t) of the warp (g = lane / 4, t =
-// lane % 4) loads 16 bytes of row g and of row g + 8 at the tile's 16-byte
-// chunk t. An mma's logical k index need not be the physical input: a dot
-// product only needs A's k and B's k to name the same input, so each lane
-// feeds the mma the codes in the order its registers hold them and loads x
-// in that same order (for int4 the pairs (j, j + 4) of a word, built from x
-// with PRMT).
+// 128 inputs: lane (g, t) of the warp (g = lane / 4, t = lane % 4) loads 16
+// bytes of row g and of row g + 8 at the tile's 16-byte chunk t. An mma's
+// logical k index need not be the physical input: a dot product only needs
+// A's k and B's k to name the same input, so each lane feeds the mma the
+// codes in the order its registers hold them, the pairs (j, j + 4) of a
+// word, and builds x's pairs in that same order with PRMT.
 namespace tpserve::worker::cuda {
 namespace {
 
@@ -39,8 +41,6 @@ namespace {
 constexpr int kWarps = 8;
 // Tiles per warp whose loads are in flight: two 16-byte loads per lane each.
 constexpr int kDepth = 3;
-// 2^23: a byte ORed into its mantissa gives 2^23 + byte.
-constexpr float kMagicFloat = 8388608.0f;
 // Tiles a warp of GemvIntAsyncKernel has in flight (+1 being computed).
 constexpr int kStages = 6;
 
@@ -106,36 +106,11 @@ __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint3
   }
 }
 
-// Bf16 pairs (q0 - zero, q1 - zero) and (q2 - zero, q3 - zero) of an int8
-// word: each byte placed in the mantissa of 2^23, 2^23 + zero subtracted
-// (exact), and the upper halves of two floats packed (exact: <= 8
-// significant bits).
-__device__ __forceinline__ void Int8Pairs(uint32_t word, float magic_zero, uint32_t& lo, uint32_t& hi) {
-  float f[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) f[j] = __uint_as_float(Prmt(word, 0x4B000000u, 0x7540u | j)) - magic_zero;
-  lo = Prmt(__float_as_uint(f[0]), __float_as_uint(f[1]), 0x7632);
-  hi = Prmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
-}
-
-// One int8 tile: 16 codes of rows g and g + 8; mma w takes word w (inputs
-// 4w..4w+3: pairs (0, 1) and (2, 3), as x holds them).
-__device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, float mza, float mzb,
-                                         const uint4 (&x)[2], float (&c)[4]) {
-#pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    uint32_t alo, ahi, blo, bhi;
-    Int8Pairs(Word(wa, w), mza, alo, ahi);
-    Int8Pairs(Word(wb, w), mzb, blo, bhi);
-    const uint4& xv = x[w / 2];
-    Mma(c, alo, blo, ahi, bhi, w % 2 == 0 ? xv.x : xv.z, w % 2 == 0 ? xv.y : xv.w);
-  }
-}
-
-// 16-byte pieces of x one lane's tile reads: 32 int4 or 16 int8 inputs.
+// 16-byte pieces of x one lane's tile reads: its 32 int4 inputs.
 template <int BITS>
 constexpr int XChunks() {
-  return BITS == 4 ? 4 : 2;
+  static_assert(BITS == 4, "int8 takes gemv_int.cu's scalar kernels (measured faster)");
+  return 4;
 }
 
 template <int BITS>
@@ -150,11 +125,7 @@ template <int BITS>
 __device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float sa, float sb, int za, int zb,
                                         const uint4 (&xv)[XChunks<BITS>()], float (&acc)[4]) {
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  if constexpr (BITS == 4) {
-    Int4Tile(wa, wb, NegZero4(za), NegZero4(zb), xv, c);
-  } else {
-    Int8Tile(wa, wb, kMagicFloat + static_cast<float>(za), kMagicFloat + static_cast<float>(zb), xv, c);
-  }
+  Int4Tile(wa, wb, NegZero4(za), NegZero4(zb), xv, c);
   acc[0] = fmaf(c[0], sa, acc[0]);
   acc[1] = fmaf(c[1], sa, acc[1]);
   acc[2] = fmaf(c[2], sb, acc[2]);
@@ -395,19 +366,15 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
   if (m < 1 || m > kGemvIntMaxRows) {
     return absl::InvalidArgumentError(absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 or 2 rows, not ", m));
   }
-  if (w.bits == 4) {
-    return m == 1 ? Launch<4, 1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
-                  : Launch<4, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
-  }
-  return m == 1 ? Launch<8, 1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
-                : Launch<8, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
+  if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 only, not ", w.bits, " bits"));
+  return m == 1 ? Launch<4, 1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
+                : Launch<4, 2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
 }
 
 }  // namespace
 
 bool GemvIntMmaTakes(const IntWeightView& w) {
-  const int tile = w.bits == 4 ? TileInputs<4>() : TileInputs<8>();
-  return ChosenVariant() != Variant::kScalar && w.group % tile == 0;
+  return w.bits == 4 && ChosenVariant() != Variant::kScalar && w.group % TileInputs<4>() == 0;
 }
 
 absl::Status GemvIntMma(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,

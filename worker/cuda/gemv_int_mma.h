@@ -1,4 +1,4 @@
-// The tensor-core form of the int4/int8 decode GEMV (gemv_int_mma.cu), which
+// The tensor-core form of the int4 decode GEMV (gemv_int_mma.cu), which
 // GemvInt and GemvIntSiluMul use when the shape allows it. Internal to the
 // gemv_int library: callers go through gemv_int.h.
 #ifndef TPSERVE_WORKER_CUDA_GEMV_INT_MMA_H_
@@ -12,9 +12,9 @@
 
 namespace tpserve::worker::cuda {
 
-// Whether the tensor-core kernels take this weight: a tile of one warp's
-// quad spans 128 int4 or 64 int8 inputs, which must share one scale group
-// (group a multiple of the tile), and TPSERVE_GEMV_INT_MMA=0 (read once, for
+// Whether the tensor-core kernels take this weight: int4 only, and a tile of
+// one warp's quad spans 128 inputs, which must share one scale group (group a
+// multiple of 128), and TPSERVE_GEMV_INT_MMA=0 (read once, for
 // A/B runs; `reg` picks the register-pipelined variant) did not turn them off. The shape itself is checked by the caller
 // (CheckIntShape).
 bool GemvIntMmaTakes(const IntWeightView& w);
