@@ -179,6 +179,35 @@ __device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc
   }
 }
 
+// What one lane streams: the 16-byte chunk t of its two rows at tile 0, the
+// rows' first (row, group) index, its warp's share [begin, end) of the k
+// tiles (W warps split them), and its x row at its first input (x is read
+// only after PdlWait()).
+struct LaneStream {
+  const uint4* pa;
+  const uint4* pb;
+  size_t ga, gb;
+  int begin, end;
+  const bf16* x;
+};
+
+template <int BITS, int M, bool kSilu, int W>
+__device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  int ra, rb;
+  TileRows<kSilu>(n, g, ra, rb);
+  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / TileInputs<BITS>();
+  LaneStream s;
+  s.pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
+  s.pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
+  s.ga = static_cast<size_t>(ra) * groups;
+  s.gb = static_cast<size_t>(rb) * groups;
+  s.begin = warp * tiles / W;
+  s.end = (warp + 1) * tiles / W;
+  s.x = x + static_cast<size_t>(min(g, M - 1)) * k + t * (TileInputs<BITS>() / 4);
+  return s;
+}
+
 // kSilu: n is `inter`, rows g are gate rows and rows g + 8 the matching up
 // rows, and the block writes 8 activations; otherwise 16 output rows.
 // Register pipeline: kDepth tiles of every lane's weights in registers
@@ -189,14 +218,10 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
                      void* __restrict__ out, bool out_fp32, int n, int k) {
   constexpr int kIn = TileInputs<BITS>();
   __shared__ float partial[kWarps * 8 * 4];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  int ra, rb;
-  TileRows<kSilu>(n, g, ra, rb);
-  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
-  const uint4* pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
-  const uint4* pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
-  const size_t ga = static_cast<size_t>(ra) * groups, gb = static_cast<size_t>(rb) * groups;
-  const int begin = warp * tiles / kWarps, end = (warp + 1) * tiles / kWarps;
+  const LaneStream ls = MakeLaneStream<BITS, M, kSilu, kWarps>(x, w, n, k);
+  const uint4 *pa = ls.pa, *pb = ls.pb;
+  const size_t ga = ls.ga, gb = ls.gb;
+  const int begin = ls.begin, end = ls.end;
   uint4 va[kDepth], vb[kDepth];
   float sa[kDepth], sb[kDepth];
   int za[kDepth], zb[kDepth];
@@ -216,7 +241,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
   // Weights only so far; x is the previous kernel's output.
   PdlWait();
   PdlTrigger();
-  const bf16* xr = x + static_cast<size_t>(min(g, M - 1)) * k + t * (kIn / 4);
+  const bf16* xr = ls.x;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int base = begin; base < end; base += kDepth) {
 #pragma unroll
@@ -259,15 +284,11 @@ __global__ void __launch_bounds__(W * 32)
                        void* __restrict__ out, bool out_fp32, int n, int k) {
   constexpr int kIn = TileInputs<BITS>();
   extern __shared__ uint4 stage[];  // [W][kStages][2 rows][32 lanes]
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  int ra, rb;
-  TileRows<kSilu>(n, g, ra, rb);
-  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
-  const uint4* pa = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(ra) * chunks + t;
-  const uint4* pb = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rb) * chunks + t;
-  const size_t ga = static_cast<size_t>(ra) * groups, gb = static_cast<size_t>(rb) * groups;
-  const int begin = warp * tiles / W, end = (warp + 1) * tiles / W;
-  uint4* mine = stage + warp * kStages * 64 + lane;
+  const LaneStream ls = MakeLaneStream<BITS, M, kSilu, W>(x, w, n, k);
+  const uint4 *pa = ls.pa, *pb = ls.pb;
+  const size_t ga = ls.ga, gb = ls.gb;
+  const int begin = ls.begin, end = ls.end;
+  uint4* mine = stage + (threadIdx.x >> 5) * kStages * 64 + (threadIdx.x & 31);
   float sa[kStages], sb[kStages];
   uint32_t zs[kStages];  // zero of row g | zero of row g + 8 << 16
   // Always commits a group (empty past the end) so that wait_group counts
@@ -287,7 +308,7 @@ __global__ void __launch_bounds__(W * 32)
   for (int u = 0; u < kStages - 1; ++u) issue(u, begin + u);
   PdlWait();  // weights only so far
   PdlTrigger();
-  const bf16* xr = x + static_cast<size_t>(min(g, M - 1)) * k + t * (kIn / 4);
+  const bf16* xr = ls.x;
   uint4 xn[XChunks<BITS>()];
   if (begin < end) LoadX<BITS>(xr + begin * kIn, xn);
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
