@@ -48,15 +48,20 @@ std::vector<float> Reference(const std::vector<bf16>& x, const testing::Fp8Rows&
 
 TEST(GemvFp8Test, AllRowCountsMatchReference) {
   TP_SKIP_WITHOUT_GPU();
-  const int n = 333, k = 1040;
+  const int n = 333;
   std::mt19937 rng(51);
-  Fp8Weights w(n, k, rng);
-  for (int m = 1; m <= kGemvMaxRows; ++m) {
-    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng), b = testing::RandomBf16(n, rng);
-    DevArray<bf16> dx(x), db(b);
-    DevArray<float> dout(static_cast<size_t>(m) * n);
-    ASSERT_TRUE(GemvFp8(dx.get(), w.q.get(), w.scale.get(), db.get(), dout.get(), true, m, n, k, nullptr).ok());
-    EXPECT_LT(testing::MaxRelError(dout.Download(), Reference(x, w.rows, b, m, n, k, false)), 1e-4) << "m=" << m;
+  // 1,040 inputs: rows short enough to be requested whole (1-2 x rows);
+  // 8,208: 17 chunks a lane, the strided loop and its tail.
+  for (int k : {1040, 8208}) {
+    Fp8Weights w(n, k, rng);
+    for (int m = 1; m <= kGemvMaxRows; ++m) {
+      auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng), b = testing::RandomBf16(n, rng);
+      DevArray<bf16> dx(x), db(b);
+      DevArray<float> dout(static_cast<size_t>(m) * n);
+      ASSERT_TRUE(GemvFp8(dx.get(), w.q.get(), w.scale.get(), db.get(), dout.get(), true, m, n, k, nullptr).ok());
+      EXPECT_LT(testing::MaxRelError(dout.Download(), Reference(x, w.rows, b, m, n, k, false)), 1e-4)
+          << "m=" << m << " k=" << k;
+    }
   }
   EXPECT_FALSE(GemvFp8(nullptr, nullptr, nullptr, nullptr, nullptr, true, 1, n, 1032, nullptr).ok());  // k % 16
 }

@@ -1,4 +1,4 @@
-// The int4/int8 kernels (gemv_int.cu) against host references over the
+// The int4/int8 kernels (gemv_int.cu, gemv_int_mma.cu) against host references over the
 // dequantized weights (int_repack.h's DequantizeRepacked): the decode GEMV
 // and its fused SiLU·mul on NaN-poisoned outputs for several shapes (k not a
 // multiple of 1024, groups of 32..128, act-order permutations), and the
@@ -166,7 +166,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemvIntTest,
                          ::testing::Values(Shape{4, 64, 256, 128, false}, Shape{4, 100, 3584, 128, false},
                                            Shape{4, 38, 160, 32, true}, Shape{4, 96, 1536, 64, true},
                                            Shape{8, 64, 256, 128, false}, Shape{8, 70, 3584, 128, true},
-                                           Shape{8, 40, 96, 32, false}, Shape{4, 2 * 129, 2080, 32, false}));
+                                           Shape{8, 40, 96, 32, false}, Shape{4, 2 * 129, 2080, 32, false},
+                                           // int4 with groups a multiple of 128 takes the tensor-core
+                                           // kernels (gemv_int_mma.cu): row counts off the 16-row tile,
+                                           // per-channel groups, k split unevenly over a block's warps;
+                                           // int8 per channel and act order on the scalar kernels.
+                                           Shape{4, 2 * 37, 1152, 128, false}, Shape{4, 50, 3584, 3584, false},
+                                           Shape{8, 2 * 45, 3584, 64, true}, Shape{8, 27, 1216, 1216, false},
+                                           Shape{4, 40, 18944, 128, false}));
 
 TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   IntWeightView w;

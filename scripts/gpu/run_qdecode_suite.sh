@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One device call for the quantized decode GEMVs (issue 20): their GPU tests,
+# then batch-1/32 decode of the 7B shape in bf16, FP8, int4 (AWQ layout) and
+# int8 (GPTQ layout) with the default kernels, then int4 at batch 1 with
+# TPSERVE_GEMV_INT_MMA=reg and =0 (worker/cuda/gemv_int_mma.cu) for a
+# same-call A/B. Parts are skipped once BUDGET seconds
+# (default 200) have passed.
+# usage: scripts/gpu/run_qdecode_suite.sh OUTDIR BUNDLE
+#   BUNDLE: tools/device_bundle.sh of tpserve_bench and the *_test binaries.
+set -u
+OUT=$1 BUNDLE=$2 BUDGET=${BUDGET:-200}
+mkdir -p /tmp/qd "$OUT" && tar -xJf "$BUNDLE" -C /tmp/qd
+export LD_LIBRARY_PATH=/tmp/qd/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0
+B=/tmp/qd/bin CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
+left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
+date -u
+echo "=== GPU tests"
+for t in gemv_int_test gemm_fp8_test gemm_test cuda_weights_int_test; do
+  timeout 60 $B/$t > "$OUT/$t.log" 2>&1
+  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ') (${SECONDS}s)"
+  grep -E '^\[  FAILED|Failure|Expected|Which is' "$OUT/$t.log" | head -8
+done
+TPSERVE_GEMV_INT_MMA=reg timeout 60 $B/gemv_int_test > "$OUT/gemv_int_test_reg.log" 2>&1
+echo "gemv_int_test (reg) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int_test_reg.log" | tr '\n' ' ')"
+bench() {  # name, batches, quantization, env...
+  local name=$1 batch=$2 q=$3
+  shift 3
+  env "$@" timeout 60 $B/tpserve_bench --config $CFG --batch "$batch" --prompt 128 --new 64 --quantization "$q" \
+    > "$OUT/bench_${name}_$q.log" 2>&1
+  echo "$name $q rc=$? $(grep -E '^decode batch' "$OUT/bench_${name}_$q.log" | tr -s ' ' | tr '\n' ';') (${SECONDS}s)"
+}
+echo "=== decode, default kernels"
+for q in auto fp8 awq gptq-int8; do
+  left 30 "default $q" && bench new 1,32 $q
+done
+echo "=== A/B at batch 1: TPSERVE_GEMV_INT_MMA=reg (register pipeline), =0 (scalar kernels)"
+for v in reg 0; do
+  for q in awq gptq; do
+    left 25 "$v $q" && bench "mma$v" 1 $q TPSERVE_GEMV_INT_MMA=$v
+  done
+done
+echo "=== default again (batch 1, spread)"
+for q in auto awq gptq-int8 gptq; do
+  left 25 "again $q" && bench again 1 $q
+done
+left 60 "cuda_backend_test" && { timeout $((BUDGET - SECONDS - 5)) $B/cuda_backend_test > "$OUT/cuda_backend_test.log" 2>&1
+  echo "cuda_backend_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/cuda_backend_test.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED' "$OUT/cuda_backend_test.log" | head -6; }
+echo "=== done in $SECONDS s"
