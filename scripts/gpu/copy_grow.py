@@ -79,7 +79,8 @@ TINY = dict(vocab=16384, dim=256, layers=4, heads=4, kv_heads=2)  # copies after
 RECIPE_LONG = "long"
 
 
-def grow_copier(model, cfg, steps, log=print, max_s=None, lr=None, tiny_s=None, noise=0.005):
+def grow_copier(model, cfg, steps, log=print, max_s=None, lr=None, tiny_s=None, noise=0.005,
+                eval_lengths=(2048, 8192), tiny_tokens=8192, tokens=None):
     """Trains the tiny copier at `model`'s head size, grows it into `model` (an HF Qwen2, bf16, on the GPU) with
     `noise` on the other weights, and fine-tunes the whole model on the long phase for up to `steps` steps or
     `max_s` seconds (the tiny model gets `tiny_s`, default a third of max_s). Returns (task, info)."""
@@ -92,18 +93,18 @@ def grow_copier(model, cfg, steps, log=print, max_s=None, lr=None, tiny_s=None, 
     tiny = copy_tiny.make(TINY["vocab"], TINY["dim"], TINY["layers"], TINY["heads"], TINY["kv_heads"], hd)
     if tiny_s is None and max_s is not None:
         tiny_s = max_s / 3
-    info_tiny = copy_task.train(tiny, task, 100000, tokens=8192, lr=1e-3, log=lambda m: log("tiny: " + m),
+    info_tiny = copy_task.train(tiny, task, 100000, tokens=tiny_tokens, lr=1e-3, log=lambda m: log("tiny: " + m),
                                 max_s=tiny_s, recipe="base")
-    tiny_acc = {n: copy_task.copy_accuracy(tiny, task, n, n=2) for n in (2048, 8192)}
+    tiny_acc = {n: copy_task.copy_accuracy(tiny, task, n, n=2) for n in eval_lengths}
     log(f"tiny copier: {info_tiny['train_steps']} steps, copy accuracy {tiny_acc}")
     with torch.no_grad():
         grow(tiny, model, noise=noise)
     del tiny
-    grown_acc = {n: copy_task.copy_accuracy(model, task, n, n=2) for n in (2048, 8192)}
+    grown_acc = {n: copy_task.copy_accuracy(model, task, n, n=2) for n in eval_lengths}
     log(f"grown (noise {noise}): copy accuracy {grown_acc}")
     left = None if max_s is None else max(0.0, max_s - (time.time() - t0))
     n_params = sum(p.numel() for p in model.parameters())
-    info = copy_task.train(model, task, steps, lr=lr or (2e-4 if n_params < 2e9 else 1e-4), log=log, max_s=left,
+    info = copy_task.train(model, task, steps, tokens=tokens, lr=lr or (2e-4 if n_params < 2e9 else 1e-4), log=log, max_s=left,
                            recipe=RECIPE_LONG)
     info.update(train_recipe="grow", tiny_steps=info_tiny["train_steps"], tiny_copy_acc=tiny_acc,
                 grown_copy_acc=grown_acc, grow_noise=noise)
