@@ -24,7 +24,6 @@ absl::StatusOr<bool> LessThan(const Value& a, const Value& b) {
 }
 
 absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Value& b) {
-  if (op == "~") return Value(ToPyStr(a) + ToPyStr(b));
   const bool nums = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
   const bool floats = a.is_float() || b.is_float();
   int64_t r = 0;
