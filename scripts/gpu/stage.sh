@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds GPU test/bench binaries here and copies them, with the non-system
-# shared libraries they need (Abseil, spdlog, fmt, libstdc++ from Debian),
+# shared libraries they need (Abseil, spdlog, fmt, gRPC from Debian),
 # into .devbin/cuda/ so a device call can carry them (carry: [".devbin/cuda"]).
 # The GPU machine has CUDA but no Bazel; run binaries there with
 #   LD_LIBRARY_PATH=.devbin/cuda/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib
@@ -16,21 +16,16 @@ OB=${TPSERVE_OUTPUT_BASE:-/root/.cache/bazel-ob/cuda}
 # (links into this one would break `bazel build //...` there).
 bazel --output_base="$OB" build --symlink_prefix=/ "$@"
 BIN=$(bazel --output_base="$OB" info bazel-bin 2>/dev/null)
-rm -rf .devbin/cuda && mkdir -p .devbin/cuda/bin .devbin/cuda/lib
+bins=()
 for t in "$@"; do
   pkg=${t#//}; pkg=${pkg%%:*}; name=${t##*:}
-  cp "$BIN/$pkg/$name" .devbin/cuda/bin/
-  # Copy every resolved library except glibc's own and CUDA's.
-  ldd "$BIN/$pkg/$name" | awk '/=> \// {print $3}' | while read -r lib; do
-    case "$(basename "$lib")" in
-      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libcuda*|libcublas*|libnccl*) ;;
-      *) cp -L -n "$lib" .devbin/cuda/lib/ ;;
-    esac
-  done
+  bins+=("$BIN/$pkg/$name")
 done
+# tools/device_bundle.sh copies them with the libraries they need (not glibc's,
+# libstdc++'s or CUDA's: the GPU machine has its own) and strips them.
+rm -rf .devbin/cuda
 if [[ "${TPSERVE_BUNDLE:-0}" == 1 ]]; then
-  tar -C .devbin -cJf /tmp/tpserve_cuda_bundle.tar.xz cuda
-  rm -rf .devbin/cuda && mkdir -p .devbin/cuda
-  mv /tmp/tpserve_cuda_bundle.tar.xz .devbin/cuda/bundle.tar.xz
+  BUNDLE=.devbin/cuda/bundle.tar.xz PREFIX=cuda tools/device_bundle.sh "${bins[@]}"
+else
+  STAGE_DIR=.devbin/cuda tools/device_bundle.sh "${bins[@]}"
 fi
-du -sh .devbin/cuda
