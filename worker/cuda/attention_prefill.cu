@@ -56,7 +56,7 @@ template <int D, typename KV>
 __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) {
   constexpr int kN8 = kKeyTile / 8;
   extern __shared__ __align__(128) uint8_t smem[];
-  const uint32_t sq = prefill::SmemAddress(smem);
+  const uint32_t sq = SmemAddress(smem);
   const uint32_t sk0 = sq + kPrefillTileRows * D * 2;
   const uint32_t sv0 = sk0 + 2 * kKeyTile * D * 2;
   constexpr uint32_t kStage = kKeyTile * D * 2;
@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
   prefill::RowState st;
 
   for (int j = 0; j < num_tiles; ++j) {
-    prefill::CpAsyncWait<0>();
+    CpAsyncWait<0>();
     __syncthreads();
     if (j == 0) {
 #pragma unroll
@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(kThreads, 1) MmaPrefillKernel(const Params p) 
       prefill::IssueKV<D, kKeyTile, kThreads, KV>(p, t, slot_buf + ((j + 1) & 1) * kKeyTile, sk0 + next,
                                                   sv0 + next);
     }
-    prefill::CpAsyncCommit();
+    CpAsyncCommit();
     // Tile j + 2's slots go to the buffer tile j's copies were issued from
     // (last iteration, before this iteration's barrier).
     prefill::FetchSlots<kKeyTile, kThreads>(p, t, k0 + 2 * kKeyTile, slot_buf + (j & 1) * kKeyTile);

@@ -74,21 +74,6 @@ __device__ __forceinline__ uint32_t SwizzledOffset(int row, int chunk) {
   }
 }
 
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte asynchronous copy; zero-fills the destination when !valid (then
-// `src` is not read but must still be a valid address).
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 // Gathers the tile's kPrefillTileRows packed query rows into `sq`
 // (swizzled); rows past t.rows are zero.
 template <int D, int Threads>

@@ -91,8 +91,8 @@ __device__ __forceinline__ void IssueRows(const Params& p, const Tile& t, int sl
     const bool valid = slot >= 0;
     const size_t off = valid ? (static_cast<size_t>(slot) * p.num_kv_heads + t.kv_head) * D + c * 8 : 0;
     const uint32_t dst = prefill::SwizzledOffset<D, kKeyTile>(row0 + r, c);
-    prefill::CpAsync16(sk + dst, p.k_cache + off, valid);
-    prefill::CpAsync16(sv + dst, p.v_cache + off, valid);
+    CpAsync16(sk + dst, p.k_cache + off, valid);
+    CpAsync16(sv + dst, p.v_cache + off, valid);
   }
 }
 
@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
   constexpr uint32_t kStage = kKeyTile * D * 2;
   extern __shared__ uint8_t smem_raw[];
   // Swizzle atoms (8 rows x 128 bytes) must start on 1 KiB boundaries.
-  const uint32_t sq = (prefill::SmemAddress(smem_raw) + 1023) & ~1023u;
+  const uint32_t sq = (SmemAddress(smem_raw) + 1023) & ~1023u;
   const uint32_t sk0 = sq + kPrefillTileRows * D * 2;
   const uint32_t sv0 = sk0 + kStages * kStage;
   const uint32_t full0 = sv0 + kStages * kStage, empty0 = full0 + 8 * kStages;  // one mbarrier per stage each
@@ -146,8 +146,8 @@ __global__ void __launch_bounds__(kThreads, 1) WgmmaPrefillKernel(const Params p
 
   // The MMA warpgroups. Q: copied by their 256 threads, waited for by all.
   prefill::LoadQ<D, kMmaThreads>(p, t, sq);
-  prefill::CpAsyncCommit();
-  prefill::CpAsyncWait<0>();
+  CpAsyncCommit();
+  CpAsyncWait<0>();
   FenceProxyAsync();
   NamedBarrierSync(kQBarrier, kMmaThreads);
 

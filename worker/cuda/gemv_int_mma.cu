@@ -258,19 +258,6 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
   ReduceAndStore<M, kSilu, kWarps>(partial, acc, bias, out, out_fp32, n);
 }
 
-__device__ __forceinline__ void CpAsync16(void* smem, const void* global) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
-                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
-               "l"(global));
-}
-
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;"); }
-
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
-
 // The default pipeline: the codes go to shared memory with cp.async, kStages
 // tiles a warp ahead, so that the bytes in flight are not bounded by
 // registers (the register form above keeps 3 KB a warp in flight and the 7B
@@ -295,8 +282,8 @@ __global__ void __launch_bounds__(W * 32)
   // tiles.
   auto issue = [&](int u, int tile) {
     if (tile < end) {
-      CpAsync16(mine + u * 64, pa + 4 * tile);
-      CpAsync16(mine + u * 64 + 32, pb + 4 * tile);
+      CpAsync16(SmemAddress(mine + u * 64), pa + 4 * tile);
+      CpAsync16(SmemAddress(mine + u * 64 + 32), pb + 4 * tile);
       const int gi = tile * kIn / w.group;
       sa[u] = __ldg(w.scale + ga + gi);
       sb[u] = __ldg(w.scale + gb + gi);
