@@ -128,7 +128,8 @@ def main():
                     "one per shape, comma-separated)")
     ap.add_argument("--lr", default=None, help="AdamW learning rate (one, or one per shape, comma-separated; "
                     "default: copy_task.train's for the shape)")
-    ap.add_argument("--recipe", default=None, help="copy_task.RECIPES entry, or grow (copy_grow.py; default: copy_task.train's)")
+    ap.add_argument("--recipe", default="grow",
+                    help="grow (copy_grow.py: the only one that copies at the real shapes) or a copy_task.RECIPES entry")
     ap.add_argument("--tiny-s", type=float, default=None, help="recipe grow: seconds for the tiny copier "
                     "(default a third of --max-train-s; head size 128 needed more than 30 s on 2026-12-01)")
     ap.add_argument("--out", default="copy.json")
@@ -153,7 +154,7 @@ def main():
         for i, s in enumerate(shapes):
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
                                                {"max_s": max_s[i], "lr": lrs[i],
-                                                **({"recipe": a.recipe} if a.recipe else {}),
+                                                "recipe": a.recipe,
                                                 **({"tiny_s": a.tiny_s} if a.tiny_s and a.recipe == "grow" else {})},
                                                work))
             json.dump(results, open(a.out, "w"), indent=1)

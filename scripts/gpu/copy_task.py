@@ -112,23 +112,22 @@ class CopyTask:
 
 
 # Training recipes: phases of (sequence length, spans per sequence, span lengths, position jumps, the copy
-# accuracy (mean of 5 steps) that moves on to the next phase). "base" is the first recipe (2026-12-01: its
-# short phase can be solved without matching tokens, see the docstring of train). The others force token
-# matching from the first step: several spans per sequence in random order; "prev" variants also start layer
-# 0 with a previous-token head (init_prev_token_head), the half of an induction head that is useless alone.
+# accuracy (mean of 5 steps) that moves on to the next phase). H200, 2026-12-01 (scripts/gpu/copy_sweep.py,
+# docs/performance.md): a 4-layer model copies at 2k and 8k tokens after ~600 steps of "base"; "multi" (several
+# spans per short sequence) learns more slowly, and the others did not learn in the time given: "direct" (no
+# short phase), "prev" variants (layer 0 starts as a previous-token head, init_prev_token_head), "zres"
+# variants (residual branches zeroed at the start, zero_residual_branches). Models of 12 or more layers
+# learned with none of them, hence copy_grow.py, whose fine-tuning uses "long".
 RECIPES = {
     "base": dict(phases=[(128, 1, (16, 64), False, 0.9), (2048, 10, (16, 64), True, None)]),
     "multi": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)]),
     "direct": dict(phases=[(1024, 6, (16, 64), True, None)]),
     "prev": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)], prev_head=True),
     "prev_direct": dict(phases=[(1024, 6, (16, 64), True, None)], prev_head=True),
-    # Residual branches zeroed at the start (zero_residual_branches): a deep model then trains like a shallow
-    # one at first. H200, 2026-12-01: tiny 4-layer models copied at 2k and 8k tokens after ~600 steps of
-    # "base", 12-layer ones and the 24-layer 0.5B shape had not left the plateau after 500-1,000 steps.
-    # The fine-tuning of a grown copier (copy_grow.py): it copies already, so only the long phase.
-    "long": dict(phases=[(2048, 10, (16, 64), True, None)]),
     "base_zres": dict(phases=[(128, 1, (16, 64), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
     "multi_zres": dict(phases=[(256, 3, (8, 32), False, 0.9), (2048, 10, (16, 64), True, None)], zero_res=True),
+    # The fine-tuning of a grown copier: it copies already, so only the long phase.
+    "long": dict(phases=[(2048, 10, (16, 64), True, None)]),
 }
 
 
@@ -181,19 +180,18 @@ def copy_accuracy(model, task, length, n=4, span_len=SPAN_LEN[1]):
     return float(torch.stack(hits).mean())
 
 
-def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998, recipe="multi"):
+def train(model, task, steps, tokens=None, lr=None, log=print, max_s=None, stop_acc=0.998, recipe="base"):
     """Fine-tunes `model` in place to copy, `tokens` tokens a step (default 16k for the small shapes, 4k for the
     large: time per step), at learning rate `lr` (default 1e-3 for the small shapes, 4e-4 for the large), by
-    one of RECIPES: phases of sequences with several spans, moving on when the copy accuracy averages the
+    one of RECIPES: phases of sequences with spans copied, moving on when the copy accuracy averages the
     phase's bar over 5 steps (or the phase's share of `max_s` has passed). Stops after `steps` steps, after
     `max_s` seconds, or once the last phase's accuracy averages `stop_acc` over 10 steps. Returns what it did
     (a dict)."""
     # Why short phases first: an induction head needs two heads that are useless alone (one moves the previous
     # token into each position, the other matches on it), and at the start attention is spread evenly over
-    # all keys, so the gradient towards them shrinks with the sequence length. Why several spans in them:
-    # with one span, "the span token this far into the first copy" solves the task without matching tokens,
-    # and that does not carry over to the long phase (copy_tiny on the dev box, 2026-12-01: 87% copy accuracy
-    # after 1,000 steps of one-span 128-token sequences, 0 in the 2,048-token ten-span phase that followed).
+    # all keys, so the gradient towards them shrinks with the sequence length. (A CPU run of copy_tiny at
+    # 2k tokens a step did not carry its short phase's copying into the long phase; on the GPU at 8k tokens a
+    # step it carried within ~150 steps: copy_sweep's "base" row.)
     # H200, 2026-12-01, AdamW on the bf16 weights, recipe "base": the 0.5B shape sat at the span vocabulary's
     # entropy (loss 9.04-9.09, ln 8192 = 9.01, copy accuracy 0) for 438 steps on 2048-token sequences at lr
     # 3e-4, and for 104 short + 82 long steps at lr 1e-3; the 7B shape for 109 + 73 steps at lr 4e-4.

@@ -124,7 +124,7 @@ def main():
     ap.add_argument("--head-dim", type=int, default=None, help="default: dim / heads")
     ap.add_argument("--vocab", type=int, default=16384, help="span + filler ids")
     ap.add_argument("--span-vocab", type=int, default=copy_task.SPAN_VOCAB)
-    ap.add_argument("--recipe", default="multi", choices=sorted(copy_task.RECIPES))
+    ap.add_argument("--recipe", default="base", choices=sorted(copy_task.RECIPES))
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--max-s", type=float, default=None, help="stop training after this many seconds")
