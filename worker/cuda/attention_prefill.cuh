@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "worker/cuda/attention.h"
+#include "worker/cuda/cp_async.cuh"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
 

@@ -4,8 +4,6 @@
 
 #include <cuda_bf16.h>
 
-#include <cstdint>
-
 namespace tpserve::worker::cuda {
 
 using bf16 = __nv_bfloat16;
@@ -75,28 +73,6 @@ __device__ __forceinline__ float BlockMax(float v, float* scratch) {
   const int nwarps = (blockDim.x + 31) >> 5;
   v = lane < nwarps ? scratch[lane] : -INFINITY;
   return WarpMax(v);
-}
-
-// Shared-memory address of a generic pointer, as the asm below takes it.
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte asynchronous global-to-shared copy (sm_80+); with !valid it
-// zero-fills the destination (then `src` is not read but must still be a
-// valid address).
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
-}
-// The "memory" clobbers keep the compiler from moving shared-memory reads of
-// the copied data above the wait.
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // Eight bf16 values moved as one 16-byte word.
