@@ -132,6 +132,8 @@ def main():
                     help="grow (copy_grow.py: the only one that copies at the real shapes) or a copy_task.RECIPES entry")
     ap.add_argument("--tiny-s", type=float, default=None, help="recipe grow: seconds for the tiny copier "
                     "(default a third of --max-train-s; head size 128 needed more than 30 s on 2026-12-01)")
+    ap.add_argument("--finetune", default=None, help="recipe grow: the fine-tuning's copy_task.RECIPES entry "
+                    "(default long; long8k adds >= 100 steps on 8k-token sequences)")
     ap.add_argument("--out", default="copy.json")
     a = ap.parse_args()
     if not 1 <= a.keep < SPAN:
@@ -155,7 +157,8 @@ def main():
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
                                                {"max_s": max_s[i], "lr": lrs[i],
                                                 "recipe": a.recipe,
-                                                **({"tiny_s": a.tiny_s} if a.tiny_s and a.recipe == "grow" else {})},
+                                                **({"tiny_s": a.tiny_s} if a.tiny_s and a.recipe == "grow" else {}),
+                                                **({"finetune": a.finetune} if a.finetune and a.recipe == "grow" else {})},
                                                work))
             json.dump(results, open(a.out, "w"), indent=1)
     print(table(results["shapes"]))

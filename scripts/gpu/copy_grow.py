@@ -80,10 +80,11 @@ RECIPE_LONG = "long"
 
 
 def grow_copier(model, cfg, steps, log=print, max_s=None, lr=None, tiny_s=None, noise=0.005,
-                eval_lengths=(2048, 8192), tiny_tokens=8192, tokens=None):
+                eval_lengths=(2048, 8192), tiny_tokens=8192, tokens=None, finetune=RECIPE_LONG):
     """Trains the tiny copier at `model`'s head size, grows it into `model` (an HF Qwen2, bf16, on the GPU) with
     `noise` on the other weights, and fine-tunes the whole model on the long phase for up to `steps` steps or
-    `max_s` seconds (the tiny model gets `tiny_s`, default a third of max_s). Returns (task, info)."""
+    `max_s` seconds (the tiny model gets `tiny_s`, default a third of max_s); `finetune` names the
+    copy_task.RECIPES entry of the fine-tuning ("long" or "long8k"). Returns (task, info)."""
     import copy_tiny
     t0 = time.time()
     hd = model.model.layers[0].self_attn.head_dim
@@ -105,7 +106,7 @@ def grow_copier(model, cfg, steps, log=print, max_s=None, lr=None, tiny_s=None, 
     left = None if max_s is None else max(0.0, max_s - (time.time() - t0))
     n_params = sum(p.numel() for p in model.parameters())
     info = copy_task.train(model, task, steps, tokens=tokens, lr=lr or (2e-4 if n_params < 2e9 else 1e-4), log=log, max_s=left,
-                           recipe=RECIPE_LONG)
+                           recipe=finetune)
     info.update(train_recipe="grow", tiny_steps=info_tiny["train_steps"], tiny_copy_acc=tiny_acc,
                 grown_copy_acc=grown_acc, grow_noise=noise)
     return task, info
