@@ -14,7 +14,9 @@ identical greedy continuations.
   gptq-int8, awq, gptq-int4, gptq-int4-act
                       the checkpoint quantized by the reference quantizer (quant_ref.py, group size 128;
                       -act: GPTQ desc_act with g_idx) and saved with its quantization_config (quant_ckpt.py)
---kv-cache-dtype fp8 adds bf16 weights with an FP8 KV cache (the rows "fp8kv").
+  fp8kv               bf16 weights with an FP8 KV cache (also: --kv-cache-dtype fp8, run last)
+Variants run in the order given (bf16 first, the baseline), so the ones that matter most go first under a
+--budget-s.
 For each format, "HF top-1" is HF transformers on the format's dequantized weights against HF on bf16, at
 the same positions: the format's own error, apart from tpserve's. For each greedy continuation that differs,
 the first differing token is printed with bf16's (HF) margin between its top-1 and top-2 logits there and
@@ -35,6 +37,10 @@ import quant_ckpt  # scripts/gpu/quant_ckpt.py
 
 T0 = time.time()
 WEIGHT_FORMATS = ["fp8", *quant_ckpt.FORMATS]
+# Variants: label -> (tpserve's --quantization, --kv-cache-dtype); the checkpoint is the bf16 one unless the
+# label is one of quant_ckpt.FORMATS.
+VARIANTS = {"auto": ("auto", "auto"), "fp8": ("fp8", "auto"), "fp8kv": ("auto", "fp8"),
+            **{q: ("auto", "auto") for q in quant_ckpt.FORMATS}}
 
 
 def rel_err(x, ref):
@@ -224,24 +230,24 @@ def main():
     ap.add_argument("--train-len", type=int, default=64, help="chain length of the trained checkpoint")
     ap.add_argument("--train-batch", type=int, default=32, help="chains per training step")
     ap.add_argument("--quantization", default="auto",
-                    help="comma-separated weight formats, each run at every TP size against bf16 at TP=1: "
-                         + ", ".join(WEIGHT_FORMATS))
+                    help="comma-separated formats, each run at every TP size against bf16 at TP=1, in this order: "
+                         + ", ".join([*WEIGHT_FORMATS, "fp8kv"]))
     ap.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
                     help="also run every TP size with this KV cache (bf16 weights), against bf16 at TP=1")
     ap.add_argument("--budget-s", type=float, default=0, help="start no new run after this many seconds (0: none)")
+    ap.add_argument("--shape-min-s", type=float, default=0,
+                    help="start a shape only with this many seconds of the budget left (its training is not cut)")
     ap.add_argument("--no-hf", dest="hf", action="store_false",
                     help="skip HF's dequantized top-1 and the margins at greedy divergences")
     a = ap.parse_args()
     tps = [int(x) for x in a.tp.split(",")]
     formats = [q for q in a.quantization.split(",") if q != "auto"]
-    bad = [q for q in formats if q not in WEIGHT_FORMATS]
+    bad = [q for q in formats if q not in VARIANTS]
     if bad:
-        ap.error(f"unknown --quantization {','.join(bad)}; choose from {', '.join(WEIGHT_FORMATS)}")
-    # Variants: label -> (tpserve's --quantization, --kv-cache-dtype); bf16 first (the baseline).
-    variants = {"auto": ("auto", "auto")}
-    variants.update({q: ("fp8" if q == "fp8" else "auto", "auto") for q in formats})
+        ap.error(f"unknown --quantization {','.join(bad)}; choose from {', '.join(list(VARIANTS)[1:])}")
     if a.kv_cache_dtype != "auto":
-        variants[a.kv_cache_dtype + "kv"] = ("auto", a.kv_cache_dtype)
+        formats.append(a.kv_cache_dtype + "kv")
+    variants = {q: VARIANTS[q] for q in ["auto", *formats]}
     report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "shapes": []}
     kinds = ["random", "trained"] if a.checkpoint == "both" else [a.checkpoint]
     shapes = a.shapes.split(",")
@@ -249,7 +255,7 @@ def main():
     steps = dict(zip(shapes, steps if len(steps) > 1 else steps * len(shapes)))
     header()
     for kind, name in [(k, n) for k in kinds for n in shapes]:
-        if a.budget_s and time.time() - T0 > a.budget_s:
+        if a.budget_s and time.time() - T0 > a.budget_s - a.shape_min_s:
             report["shapes"].append({"shape": name, "checkpoint": kind, "skipped": ["all (time budget)"], "vs_tp1": []})
             continue
         run_shape(a, kind, name, steps[name], variants, tps, report)
