@@ -17,7 +17,7 @@ copy:    the random model fine-tuned to copy (an induction head): random filler 
          predictable by attending to the first copy, however far back it is (copy_task.py; prompts up to 32k
          tokens with the span 1k-30k tokens back, scripts/gpu/copy_compare.py).
 """
-import json, time
+import gc, json, time
 
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -87,6 +87,9 @@ def train(model, cfg, steps, batch=32, length=64, lr=3e-4, log=print):
     del opt
     model.zero_grad(set_to_none=True)
     model.eval()
+    # The optimizer's state (twice the weights) must really go before a server loads beside this process:
+    # collect reference cycles first, then hand the cached blocks back to the driver.
+    gc.collect()
     torch.cuda.empty_cache()
     return task, loss_v
 

@@ -23,7 +23,7 @@ the first differing token is printed with bf16's (HF) margin between its top-1 a
 the format's (HF, dequantized) logit error there, so a divergence at a near tie reads as one.
 --budget-s stops starting new work once that many seconds have passed, so a device call ends with a table.
 """
-import argparse, json, os, shutil, subprocess, time
+import argparse, gc, json, os, shutil, subprocess, time
 
 # The development GPU machines have no NVLink SHARP set-up; tpserve leaves the
 # choice to the environment, so a direct run of this script sets it too.
@@ -184,8 +184,12 @@ def run_shape(a, kind, name, steps, variants, tps, report):
             print(f"{name}: {label} quantized and saved in {time.time() - tq:.1f} s", flush=True)
         elif label == "fp8":
             deq = quant_ckpt.fp8_dequantized(model)
+        gc.collect()
         torch.cuda.empty_cache()
         hf = hf_top1(a, model, deq, ids, hf_base)
+        # tpserve sizes its KV cache from the GPU's free memory, which this process's tensors reduce.
+        print(f"{name}: {label}: this process holds {torch.cuda.memory_reserved() / 2**30:.1f} GiB of GPU memory "
+              f"({torch.cuda.memory_allocated() / 2**30:.1f} GiB in tensors)", flush=True)
         for tp in tps:
             out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}.{label}")
             os.makedirs(out, exist_ok=True)
