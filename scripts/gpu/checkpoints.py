@@ -9,13 +9,15 @@ trained: the same random model fine-tuned on the GPU for a few hundred steps (Ad
          as a trained LM does its likely tokens, so top-1 and greedy comparisons measure the implementation
          instead of bf16 tie-breaking. Every weight is still exercised (all of them were updated); prompts are
          chains of the task, and continuations follow f. The next token depends on the current one only, so
-         this checks the MLP path, not attention or RoPE.
+         this checks the MLP path, not attention or RoPE. Trained on chains of 64 tokens (the default), the model
+         is less sure of itself past position 64, where 128-token greedy continuations go; tp_check.py's
+         --train-len 160 trains on the positions it generates at (scripts/gpu/run_qfid_suite.sh).
 copy:    the random model fine-tuned to copy (an induction head): random filler tokens in which spans of 16-64
          tokens appear twice, the loss on the second copies. The next token inside a second copy is only
          predictable by attending to the first copy, however far back it is (copy_task.py; prompts up to 32k
          tokens with the span 1k-30k tokens back, scripts/gpu/copy_compare.py).
 """
-import json, time
+import gc, json, time
 
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -85,13 +87,17 @@ def train(model, cfg, steps, batch=32, length=64, lr=3e-4, log=print):
     del opt
     model.zero_grad(set_to_none=True)
     model.eval()
+    # The optimizer's state (twice the weights) must really go before a server loads beside this process:
+    # collect reference cycles first, then hand the cached blocks back to the driver.
+    gc.collect()
     torch.cuda.empty_cache()
     return task, loss_v
 
 
-def make(name, kind, steps=300, log=print, copy_opts=None):
+def make(name, kind, steps=300, log=print, copy_opts=None, train_opts=None):
     """(model, cfg, task or None, info) for kind 'random', 'trained' or 'copy' (copy trains up to `steps`
-    steps, stopping early once it copies; `copy_opts`: more arguments of copy_task.train)."""
+    steps, stopping early once it copies; `copy_opts`: more arguments of copy_task.train; `train_opts`: batch
+    and length of the trained kind, by default 32 chains of 64 tokens)."""
     # 32k-token prompts need SDPA's memory-efficient kernels (eager attention would hold a 32k x 32k matrix
     # per head); the other kinds keep HF's default, as their recorded results used.
     model, cfg = build(name, attn="sdpa" if kind == "copy" else None)
@@ -99,8 +105,10 @@ def make(name, kind, steps=300, log=print, copy_opts=None):
     task = None
     t0 = time.time()
     if kind == "trained":
-        task, loss = train(model, cfg, steps, log=log)
-        info.update(train_steps=steps, train_final_loss=loss, train_s=round(time.time() - t0, 1))
+        opts = {"batch": 32, "length": 64, **(train_opts or {})}
+        task, loss = train(model, cfg, steps, log=log, **opts)
+        info.update(train_steps=steps, train_batch=opts["batch"], train_len=opts["length"], train_final_loss=loss,
+                    train_s=round(time.time() - t0, 1))
     elif kind == "copy" and (copy_opts or {}).get("recipe") == "grow":
         import copy_grow  # scripts/gpu/copy_grow.py: a shallow copier grown into the shape, then fine-tuned
         opts = {k: v for k, v in copy_opts.items() if k != "recipe"}
