@@ -87,7 +87,7 @@ absl::StatusOr<KvCacheScales> LoadKvCacheScales(const safetensors::Checkpoint& c
     }
     if (present > 0) {
       spdlog::info("the checkpoint's {} KV cache scale tensors (k_scale/v_scale/kv_scale) are not used: the KV "
-                   "cache is bfloat16 (--kv-cache-dtype fp8 uses them)",
+                   "cache is not FP8 (--kv-cache-dtype fp8 uses them)",
                    present);
     }
     return KvCacheScales::Unit(num_layers);

@@ -45,9 +45,9 @@ struct KvCacheScales {
 absl::StatusOr<KvCacheScales> ReadKvCacheScales(const safetensors::Checkpoint& checkpoint, int num_layers);
 
 // What the loaders call. With an FP8 cache: ReadKvCacheScales, logged once
-// (which scales were found, min/max). With a bfloat16 cache the scales are
-// not used: all 1.0, unread, and one log line says so when the checkpoint
-// has any.
+// (which scales were found, min/max). Otherwise (a bfloat16 or, on the CPU,
+// float32 cache) the scales are not used: all 1.0, unread, and one log line
+// says so when the checkpoint has any.
 absl::StatusOr<KvCacheScales> LoadKvCacheScales(const safetensors::Checkpoint& checkpoint, int num_layers,
                                                 bool fp8_cache);
 
