@@ -1,13 +1,12 @@
 #include "common/quant/kv_scales.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "common/quant/test_checkpoint.h"
 #include "common/safetensors/writer.h"
 #include "gtest/gtest.h"
 
@@ -16,16 +15,7 @@ namespace {
 
 namespace st = safetensors;
 
-// A one-file checkpoint of `tensors` in a fresh folder named `test`.
-std::unique_ptr<st::Checkpoint> Write(const std::string& test, const std::vector<st::TensorData>& tensors) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::filesystem::path dir = std::filesystem::path(tmp ? tmp : "/tmp") / test;
-  std::filesystem::create_directories(dir);
-  EXPECT_TRUE(st::WriteSafetensors((dir / "model.safetensors").string(), tensors).ok());
-  auto ckpt = st::Checkpoint::Open(dir.string());
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  return ckpt.ok() ? std::move(*ckpt) : nullptr;
-}
+constexpr auto Write = ::tpserve::testing::WriteCheckpoint;
 
 st::TensorData Scalar(const std::string& name, float value, std::vector<int64_t> shape = {}) {
   return st::Float32Tensor(name, std::move(shape), {value});

@@ -9,7 +9,6 @@
 // 1's k and v are 8 times larger) are far off. Prompts prefill in chunks of
 // 5 (the prefill kernel reads the cached prefix), then 8 greedy tokens
 // decode. Skipped without a GPU with FP8 (sm_89+).
-#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -18,7 +17,6 @@
 #include "worker/cuda/cuda_backend.h"
 #include "worker/cuda/test_util.h"
 #include "worker/model/testing/backend_driver.h"
-#include "worker/model/testing/goldens.h"
 #include "worker/model/testing/kv_scale_model.h"
 
 namespace tpserve::worker {
@@ -26,6 +24,7 @@ namespace {
 
 using testing::KvScaleLayout;
 using testing::KvScales;
+using testing::MaxLogitError;
 using testing::WriteKvScaleModel;
 
 constexpr int kBlocks = 32;
@@ -48,17 +47,6 @@ absl::StatusOr<std::vector<testing::DriveResult>> Generate(const std::string& di
   return testing::Drive({backend->get()}, testing::KvScalePrompts(), 8, SamplingParams(), drive);
 }
 
-double MaxError(const std::vector<testing::DriveResult>& got, const std::vector<testing::DriveResult>& ref) {
-  double worst = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const auto& a = got[i].prompt_logits;
-    const auto& b = ref[i].prompt_logits;
-    EXPECT_EQ(a.size(), b.size());
-    worst = std::max(worst, testing::RelativeError(a.data(), b.data(), b.size()));
-  }
-  return worst;
-}
-
 TEST(CudaBackendKvScaleTest, PerLayerScalesMatchTheFoldedReference) {
   TP_SKIP_WITHOUT_GPU();
   int major = 0, minor = 0;
@@ -75,8 +63,8 @@ TEST(CudaBackendKvScaleTest, PerLayerScalesMatchTheFoldedReference) {
   const KvScales layer0 = {{fit.k[0], fit.k[0]}, {fit.v[0], fit.v[0]}};
   auto wrong = Generate(WriteKvScaleModel("layer0", layer0, KvScaleLayout::kKAndV));
   ASSERT_TRUE(wrong.ok()) << wrong.status();
-  const double err = MaxError(*scaled, *folded), unit_err = MaxError(*unit, *folded);
-  const double wrong_err = MaxError(*wrong, *folded);
+  const double err = MaxLogitError(*scaled, *folded), unit_err = MaxLogitError(*unit, *folded);
+  const double wrong_err = MaxLogitError(*wrong, *folded);
   std::cout << "relative error vs the folded reference: scales " << err << ", scale 1.0 " << unit_err
             << ", layer 0's scales everywhere " << wrong_err << "\n";
   // The CPU backend measured 1.12 and 0.156 for the last two against its

@@ -8,7 +8,6 @@
 // without any scale tensor. With power-of-two scales every one of those
 // multiplications is exact, so the logits must be bit-identical; with other
 // scales they agree to float rounding.
-#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@ namespace {
 
 using testing::KvScaleLayout;
 using testing::KvScales;
+using testing::MaxLogitError;
 using testing::WriteKvScaleModel;
 
 const KvScales& kFit = testing::kFittingKvScales;
@@ -40,18 +40,6 @@ absl::StatusOr<std::vector<testing::DriveResult>> Generate(const std::string& di
   drive.num_blocks = 32;
   drive.shuffle_blocks = true;
   return testing::Drive({backend->get()}, testing::KvScalePrompts(), 8, SamplingParams(), drive);
-}
-
-// The largest relative L2 error of the prompts' last-position logits.
-double MaxError(const std::vector<testing::DriveResult>& got, const std::vector<testing::DriveResult>& ref) {
-  double worst = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const auto& a = got[i].prompt_logits;
-    const auto& b = ref[i].prompt_logits;
-    EXPECT_EQ(a.size(), b.size());
-    worst = std::max(worst, testing::RelativeError(a.data(), b.data(), b.size()));
-  }
-  return worst;
 }
 
 TEST(CpuBackendKvScaleTest, PowerOfTwoScalesEqualTheFoldedReference) {
@@ -78,8 +66,8 @@ TEST(CpuBackendKvScaleTest, ScalesKeepLargeValuesFromSaturating) {
   const KvScales layer0 = {{kFit.k[0], kFit.k[0]}, {kFit.v[0], kFit.v[0]}};
   auto wrong = Generate(WriteKvScaleModel("sat_layer0", layer0, KvScaleLayout::kKAndV), "fp8");
   ASSERT_TRUE(wrong.ok()) << wrong.status();
-  const double scaled_err = MaxError(*scaled, *exact), unit_err = MaxError(*unit, *exact);
-  const double wrong_err = MaxError(*wrong, *exact);
+  const double scaled_err = MaxLogitError(*scaled, *exact), unit_err = MaxLogitError(*unit, *exact);
+  const double wrong_err = MaxLogitError(*wrong, *exact);
   std::cout << "relative error vs the float32 cache: scales " << scaled_err << ", scale 1.0 " << unit_err
             << ", layer 0's scales everywhere " << wrong_err << "\n";
   EXPECT_GT(scaled_err, 1e-4);  // the cache was rounded
@@ -123,7 +111,7 @@ TEST(CpuBackendKvScaleTest, NonPowerOfTwoScalesPerLayerAndTensor) {
   for (const KvScales* ref : {&odd, &swapped, &k_for_v}) {
     auto folded = Generate(WriteKvScaleModel("odd_folded" + std::to_string(i), *ref, KvScaleLayout::kFolded), "fp8");
     ASSERT_TRUE(folded.ok()) << folded.status();
-    err[i++] = MaxError(*scaled, *folded);
+    err[i++] = MaxLogitError(*scaled, *folded);
   }
   std::cout << "relative error vs the folded reference " << err[0] << ", vs layers swapped " << err[1]
             << ", vs k and v swapped " << err[2] << "\n";

@@ -1,5 +1,6 @@
 #include "worker/model/testing/kv_scale_model.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include "common/safetensors/writer.h"
 #include "gtest/gtest.h"
 #include "worker/model/sampling_rng.h"
+#include "worker/model/testing/goldens.h"
 
 namespace tpserve::worker::testing {
 namespace {
@@ -80,6 +82,19 @@ const std::vector<std::vector<int32_t>>& KvScalePrompts() {
       {100, 3, 3, 27, 88, 61, 14, 119, 35, 6, 52},
       {11, 22, 33, 44, 55, 66, 77, 88, 99, 110, 121, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 1, 2, 3}};
   return *prompts;
+}
+
+double MaxLogitError(const std::vector<DriveResult>& got, const std::vector<DriveResult>& ref) {
+  EXPECT_EQ(got.size(), ref.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(got.size(), ref.size()); ++i) {
+    const auto& a = got[i].prompt_logits;
+    const auto& b = ref[i].prompt_logits;
+    EXPECT_EQ(a.size(), b.size());
+    if (a.size() != b.size()) return 1e30;
+    worst = std::max(worst, RelativeError(a.data(), b.data(), b.size()));
+  }
+  return worst;
 }
 
 }  // namespace tpserve::worker::testing

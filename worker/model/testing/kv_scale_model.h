@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "worker/model/testing/backend_driver.h"
+
 namespace tpserve::worker::testing {
 
 inline constexpr int kKvScaleLayers = 2;
@@ -41,6 +43,10 @@ std::string WriteKvScaleModel(const std::string& name, const KvScales& scales, K
 
 // Three prompts of 11 to 26 tokens.
 const std::vector<std::vector<int32_t>>& KvScalePrompts();
+
+// The largest relative L2 error of `got`'s last-prompt-position logits
+// against `ref`'s, over the prompts.
+double MaxLogitError(const std::vector<DriveResult>& got, const std::vector<DriveResult>& ref);
 
 }  // namespace tpserve::worker::testing
 
