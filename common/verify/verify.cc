@@ -127,13 +127,6 @@ void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyRepor
     r->tensor_bytes += static_cast<int64_t>(view->nbytes);
   }
   r->num_tensors = ok;
-  CheckKvScales(config, ckpt, &expected, r);
-  for (const std::string& name : ckpt.names()) {
-    if (!expected.count(name)) {
-      r->warnings.push_back(absl::StrCat("tensor \"", name, "\" is not used by ",
-                                         config.architecture));
-    }
-  }
   if (r->errors.empty()) {
     r->passed.push_back(absl::StrCat(ok, " tensors present with the shapes the config needs, ",
                                      "all values finite (", r->tensor_bytes, " bytes)"));
@@ -141,6 +134,14 @@ void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyRepor
       r->passed.push_back(absl::StrCat(config.quantization.Describe(), ": ", quantized,
                                        " linear layers stored quantized with the shapes, dtypes ",
                                        "and scales the config needs"));
+    }
+  }
+  // After the weights' lines; it adds the scale tensors to `expected`.
+  CheckKvScales(config, ckpt, &expected, r);
+  for (const std::string& name : ckpt.names()) {
+    if (!expected.count(name)) {
+      r->warnings.push_back(absl::StrCat("tensor \"", name, "\" is not used by ",
+                                         config.architecture));
     }
   }
 }
