@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/model/model_tensors.h"
 #include "common/safetensors/tensor_read.h"
-#include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace tpserve {
