@@ -177,7 +177,8 @@ std::vector<Option> BuildOptions() {
                         {"auto", "fp8"}));
   v.push_back(StringOpt("kv-cache-dtype", &C::kv_cache_dtype, kRouter,
                         "KV cache element type: auto is the compute dtype; fp8 (= fp8_e4m3) stores K and V "
-                        "as FP8 E4M3 with scale 1.0, twice the blocks in the same memory (GPUs with FP8: sm_89+; "
+                        "as FP8 E4M3 with the checkpoint's per-layer k_scale/v_scale (1.0 when absent), twice the "
+                        "blocks in the same memory (GPUs with FP8: sm_89+; "
                         "the CPU backend rounds its float32 cache through E4M3)",
                         {"auto", "fp8", "fp8_e4m3"}));
   Option seed{"seed", OptionType::kUint64, kRouter,

@@ -36,15 +36,16 @@ absl::Status NotPackable(const QuantConfig& c, const std::string& prefix, int64_
                                                  "] cannot be stored as ", c.Describe(), ": ", why));
 }
 
-// The tensor `spec` names, checked against it.
+}  // namespace
+
 absl::StatusOr<TensorView> GetChecked(const safetensors::Checkpoint& ckpt,
-                                      const QuantTensorSpec& spec, const QuantConfig& c) {
+                                      const QuantTensorSpec& spec, const std::string& needed_by) {
   TP_ASSIGN_OR_RETURN(TensorView v, ckpt.Get(spec.name));
   bool shape_ok = false;
   for (const auto& s : spec.shapes) shape_ok |= v.shape == s;
   if (!shape_ok) {
     return absl::InvalidArgumentError(absl::StrCat(v.file, ": tensor \"", spec.name, "\" has shape ",
-                                                   v.ShapeString(), "; ", c.Describe(), " needs ",
+                                                   v.ShapeString(), "; ", needed_by, " needs ",
                                                    Shapes(spec.shapes)));
   }
   bool dtype_ok = false;
@@ -52,7 +53,7 @@ absl::StatusOr<TensorView> GetChecked(const safetensors::Checkpoint& ckpt,
   if (!dtype_ok) {
     return absl::InvalidArgumentError(absl::StrCat(
         v.file, ": tensor \"", spec.name, "\" has dtype ", safetensors::DTypeName(v.dtype), "; ",
-        c.Describe(), " needs ", DTypes(spec.dtypes)));
+        needed_by, " needs ", DTypes(spec.dtypes)));
   }
   return v;
 }
@@ -68,8 +69,6 @@ absl::Status CheckFinitePositive(const TensorView& v, const std::vector<float>& 
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<QuantTensorSpec>> QuantLinearSpecs(const QuantConfig& c,
                                                               const std::string& prefix,
@@ -130,7 +129,7 @@ absl::StatusOr<QuantizedLinear> QuantizedLinear::Open(const QuantConfig& c,
   QuantizedLinear q;
   for (size_t k = 0; k < specs.size(); ++k) {
     if (specs[k].optional && !ckpt.Has(specs[k].name)) continue;
-    TP_ASSIGN_OR_RETURN(views[k], GetChecked(ckpt, specs[k], c));
+    TP_ASSIGN_OR_RETURN(views[k], GetChecked(ckpt, specs[k], c.Describe()));
     q.stored_bytes_ += static_cast<int64_t>(views[k].nbytes);
   }
   q.config_ = c;

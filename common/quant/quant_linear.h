@@ -26,6 +26,16 @@ struct QuantTensorSpec {
   bool optional = false;
 };
 
+// The tensor `spec` names, checked against the spec's shapes and dtypes;
+// an error names the file, the tensor and `needed_by` (e.g. the config's
+// Describe()). Shared with the KV cache scales (kv_scales.h).
+absl::StatusOr<safetensors::TensorView> GetChecked(const safetensors::Checkpoint& checkpoint,
+                                                   const QuantTensorSpec& spec, const std::string& needed_by);
+
+// OK when every value of tensor `v` is finite (and > 0 when `positive`);
+// otherwise an error naming the file, the tensor and the element.
+absl::Status CheckFinitePositive(const safetensors::TensorView& v, const std::vector<float>& values, bool positive);
+
 // The tensors `config` stores for the linear layer `prefix` (e.g.
 // "model.layers.0.mlp.down_proj") of logical shape [out, in]. Fails when the
 // shape cannot be packed (e.g. out not a multiple of 8 for int4).

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/quant/test_checkpoint.h"
 #include "common/safetensors/writer.h"
 #include "gtest/gtest.h"
 
@@ -27,16 +28,7 @@ st::TensorData I32(const std::string& name, std::vector<int64_t> shape,
   return Raw(name, st::DType::kI32, std::move(shape), v.data(), v.size() * 4);
 }
 
-// A one-file checkpoint in a fresh folder.
-std::unique_ptr<st::Checkpoint> Write(const std::string& test, const std::vector<st::TensorData>& t) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::filesystem::path dir = std::filesystem::path(tmp ? tmp : "/tmp") / test;
-  std::filesystem::create_directories(dir);
-  EXPECT_TRUE(st::WriteSafetensors((dir / "model.safetensors").string(), t).ok());
-  auto ckpt = st::Checkpoint::Open(dir.string());
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  return ckpt.ok() ? std::move(*ckpt) : nullptr;
-}
+constexpr auto Write = ::tpserve::testing::WriteCheckpoint;
 
 QuantConfig Gptq4(bool desc_act) {
   QuantConfig c;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/model/model_config.h"
 #include "common/model/model_tensors.h"
+#include "common/quant/kv_scales.h"
 #include "common/quant/quant_linear.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/safetensors_file.h"
@@ -74,6 +75,29 @@ bool CheckQuantized(const ModelConfig& config, const Checkpoint& ckpt, const Exp
   return true;
 }
 
+// The FP8 KV cache's scale tensors (common/quant/kv_scales.h): each checked
+// whatever --kv-cache-dtype a server will use, and listed.
+void CheckKvScales(const ModelConfig& config, const Checkpoint& ckpt, std::set<std::string>* expected,
+                   VerifyReport* r) {
+  bool bad = false;
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    for (const QuantTensorSpec& spec : KvScaleSpecs(l)) {
+      expected->insert(spec.name);
+      if (!ckpt.Has(spec.name)) continue;
+      if (auto value = ReadKvScale(ckpt, spec); !value.ok()) {
+        AddError(r, std::string(value.status().message()));
+        bad = true;
+      }
+    }
+  }
+  if (bad) return;
+  auto scales = ReadKvCacheScales(ckpt, config.num_hidden_layers);
+  if (scales.ok() && scales->tensors > 0) {
+    r->passed.push_back(absl::StrCat("FP8 KV cache scales (", scales->tensors, " tensors, used with ",
+                                     "--kv-cache-dtype fp8): ", scales->Describe()));
+  }
+}
+
 void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyReport* r) {
   std::set<std::string> expected;
   int ok = 0, quantized = 0;
@@ -103,12 +127,6 @@ void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyRepor
     r->tensor_bytes += static_cast<int64_t>(view->nbytes);
   }
   r->num_tensors = ok;
-  for (const std::string& name : ckpt.names()) {
-    if (!expected.count(name)) {
-      r->warnings.push_back(absl::StrCat("tensor \"", name, "\" is not used by ",
-                                         config.architecture));
-    }
-  }
   if (r->errors.empty()) {
     r->passed.push_back(absl::StrCat(ok, " tensors present with the shapes the config needs, ",
                                      "all values finite (", r->tensor_bytes, " bytes)"));
@@ -116,6 +134,14 @@ void CheckTensors(const ModelConfig& config, const Checkpoint& ckpt, VerifyRepor
       r->passed.push_back(absl::StrCat(config.quantization.Describe(), ": ", quantized,
                                        " linear layers stored quantized with the shapes, dtypes ",
                                        "and scales the config needs"));
+    }
+  }
+  // After the weights' lines; it adds the scale tensors to `expected`.
+  CheckKvScales(config, ckpt, &expected, r);
+  for (const std::string& name : ckpt.names()) {
+    if (!expected.count(name)) {
+      r->warnings.push_back(absl::StrCat("tensor \"", name, "\" is not used by ",
+                                         config.architecture));
     }
   }
 }

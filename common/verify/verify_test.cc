@@ -5,7 +5,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "common/safetensors/writer.h"
 #include "common/verify/sha256.h"
 #include "gtest/gtest.h"
 
@@ -239,6 +241,53 @@ TEST(VerifyQuantTest, ConfigMismatchesAreNamed) {
                          .string());
   EXPECT_FALSE(r.ok());
   EXPECT_TRUE(HasErrorWith(r, "non-float dtype F8_E4M3")) << Dump(r);
+}
+
+// A copy of tiny-qwen2 with `tensors` in one more shard the index names.
+fs::path CopyWithExtraShard(const std::string& name, const std::vector<safetensors::TensorData>& tensors) {
+  const fs::path dir = CopyFixture(name);
+  EXPECT_TRUE(safetensors::WriteSafetensors((dir / "model-extra.safetensors").string(), tensors).ok());
+  const fs::path index = dir / "model.safetensors.index.json";
+  std::ifstream in(index);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string json = text.str();
+  std::string entries;
+  for (const auto& t : tensors) entries += "\"" + t.name + "\": \"model-extra.safetensors\", ";
+  const size_t at = json.find("\"weight_map\": {");
+  EXPECT_NE(at, std::string::npos);
+  json.insert(at + 15, entries);
+  std::ofstream(index, std::ios::trunc) << json;
+  return dir;
+}
+
+safetensors::TensorData Scale(const std::string& name, std::vector<float> values, std::vector<int64_t> shape = {}) {
+  return safetensors::Float32Tensor(name, std::move(shape), values);
+}
+
+TEST(VerifyKvScalesTest, ScalesListedAndChecked) {
+  VerifyReport r = VerifyModelDir(CopyWithExtraShard("kv_scales_ok", {
+                                                         Scale("model.layers.0.self_attn.k_scale", {0.5f}),
+                                                         Scale("model.layers.0.self_attn.v_scale", {0.25f}, {1}),
+                                                         Scale("model.layers.1.self_attn.kv_scale", {2.0f}),
+                                                     })
+                                      .string());
+  EXPECT_TRUE(r.ok()) << Dump(r);
+  for (const auto& w : r.warnings) EXPECT_EQ(w.find("is not used"), std::string::npos) << w;
+  EXPECT_NE(Dump(r).find("FP8 KV cache scales (3 tensors, used with --kv-cache-dtype fp8): k scales of 2/2 "
+                         "layers, in [0.5, 2], v scales of 2/2 layers, in [0.25, 2]"),
+            std::string::npos)
+      << Dump(r);
+
+  // Every bad one is reported, by name.
+  r = VerifyModelDir(CopyWithExtraShard("kv_scales_bad", {
+                                                             Scale("model.layers.0.self_attn.k_scale", {1, 2}, {2}),
+                                                             Scale("model.layers.1.self_attn.v_scale", {0.0f}),
+                                                         })
+                         .string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorWith(r, "\"model.layers.0.self_attn.k_scale\" has shape [2]", "needs [] or [1]")) << Dump(r);
+  EXPECT_TRUE(HasErrorWith(r, "\"model.layers.1.self_attn.v_scale\" element 0 is 0", "finite and > 0")) << Dump(r);
 }
 
 }  // namespace

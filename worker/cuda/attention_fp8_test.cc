@@ -1,9 +1,11 @@
 // Decode and prefill attention over an FP8 E4M3 KV cache against the
 // double-precision CPU reference computed on the same E4M3-rounded K/V
 // (AttnCase::RoundKvToFp8: the software encoder, RNE, saturating), outputs
-// NaN-poisoned. Scales 1 (the default) and powers of two (k 1/4, v 2: the
-// k scale folded into the softmax scale and the v scale into the output are
-// checked, exactly representable so the reference is exact). Decode: split
+// NaN-poisoned. Scales 1 (the default), powers of two (k 1/4, v 2: the k
+// scale folded into the softmax scale and the v scale into the output are
+// checked) and a checkpoint-like pair that is not (k 0.375, v 0.6875: 2 and
+// 4 significant bits, so code * scale still fits bf16's 8 and the
+// reference's bf16 cache is exact). Decode: split
 // counts 1 to 128, GQA groups 1 to 8, head_dim 32/64/128. Prefill (the
 // mma.sync kernel converting rows into shared memory): fresh prompts, chunks
 // after cached prefixes, lone decode rows, GQA groups 1/2/7/8, head_dim
@@ -64,7 +66,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Fp8DecodeTest,
                          ::testing::Combine(::testing::Values(Dims(4, 2, 64, 16), Dims(2, 1, 32, 16),
                                                               Dims(28, 4, 128, 16), Dims(8, 1, 128, 16)),
                                             ::testing::Values(1, 7, 128),
-                                            ::testing::Values(Scales{1.0f, 1.0f}, Scales{0.25f, 2.0f})));
+                                            ::testing::Values(Scales{1.0f, 1.0f}, Scales{0.25f, 2.0f},
+                                                              Scales{0.375f, 0.6875f})));
 
 void ExpectPrefillMatches(AttnCase& c, Scales scales) {
   Fp8Cache cache(c, scales);
@@ -103,7 +106,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Fp8PrefillTest,
                          ::testing::Combine(::testing::Values(Dims(4, 2, 64, 16), Dims(2, 1, 32, 16),
                                                               Dims(14, 2, 64, 16), Dims(7, 1, 128, 16),
                                                               Dims(8, 8, 128, 32), Dims(28, 4, 128, 16)),
-                                            ::testing::Values(Scales{1.0f, 1.0f}, Scales{0.25f, 2.0f})));
+                                            ::testing::Values(Scales{1.0f, 1.0f}, Scales{0.25f, 2.0f},
+                                                              Scales{0.375f, 0.6875f})));
 
 TEST(Fp8PrefillTest, ChunkAfter3000CachedKeys) {
   TP_SKIP_WITHOUT_GPU();

@@ -192,7 +192,7 @@ absl::Status CudaBackend::Load(const LoadOptions& options, Communicator* comm) {
   if (options.load_format == "dummy") {
     TP_ASSIGN_OR_RETURN(weights, cuda::MakeDummyWeights(config_, part, options.seed, quant_));
   } else if (options.load_format == "auto" || options.load_format == "safetensors") {
-    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part, quant_));
+    TP_ASSIGN_OR_RETURN(weights, cuda::LoadSafetensorsWeights(dir, config_, part, quant_, kv_cache));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown --load-format ", options.load_format,
                                                    " (auto, safetensors, dummy)"));

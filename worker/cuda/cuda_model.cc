@@ -263,7 +263,9 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     KvCacheRef kv;
     kv.k = static_cast<uint8_t*>(cache_) + 2 * l * layer_bytes;
     kv.v = static_cast<uint8_t*>(kv.k) + layer_bytes;
-    kv.dtype = limits_.kv_cache;  // scales: 1.0 (checkpoint k_scale/v_scale are not read)
+    kv.dtype = limits_.kv_cache;
+    kv.k_scale = w.k_scale;  // the checkpoint's with an FP8 cache, else 1.0
+    kv.v_scale = w.v_scale;
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(Linear(normed, w.qkv, w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h));
     TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kv, t, dims_, rope_,

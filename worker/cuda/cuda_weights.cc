@@ -8,6 +8,7 @@
 #include "common/logging.h"
 #include "common/model/model_tensors.h"
 #include "common/model/tensor_parallel.h"
+#include "common/quant/kv_scales.h"
 #include "common/quant/quant_linear.h"
 #include "common/quant/tp_partition.h"
 #include "common/safetensors/checkpoint.h"
@@ -298,8 +299,10 @@ absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int worl
 }
 
 absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const ModelConfig& c,
-                                                    const Partition& p, WeightQuant quant) {
+                                                    const Partition& p, WeightQuant quant, KvCacheDtype kv_cache) {
   TP_ASSIGN_OR_RETURN(auto ckpt, st::Checkpoint::Open(dir));
+  TP_ASSIGN_OR_RETURN(const KvCacheScales kv_scales, LoadKvCacheScales(*ckpt, c.num_hidden_layers,
+                                                                        kv_cache == KvCacheDtype::kFp8E4m3));
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const ExpectedTensor& e : ExpectedTensors(c)) shapes[e.name] = e.shape;
   auto get = [&](const std::string& name) { return ckpt->GetWithShape(name, shapes[name]); };
@@ -321,6 +324,8 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     auto name = [&](const char* s) { return LayerTensorName(l, s); };
     LayerWeights lw;
+    lw.k_scale = kv_scales.k[l];
+    lw.v_scale = kv_scales.v[l];
     TP_ASSIGN_OR_RETURN(auto ln1, get(name("input_layernorm.weight")));
     TP_ASSIGN_OR_RETURN(auto ln2, get(name("post_attention_layernorm.weight")));
     TP_ASSIGN_OR_RETURN(lw.input_norm, Alloc(h, w.bytes));

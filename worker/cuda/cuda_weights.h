@@ -20,6 +20,7 @@
 #include "common/model/model_config.h"
 #include "worker/cuda/device_buffer.h"
 #include "worker/cuda/gemv_int.h"
+#include "worker/cuda/kv_cache_dtype.h"
 
 namespace tpserve::worker::cuda {
 
@@ -76,6 +77,9 @@ struct LayerWeights {
   LinearWeight o_proj;                 // [hidden, nh * d]
   LinearWeight gate_up;                // [2 * inter, hidden]
   LinearWeight down;                   // [hidden, inter]
+  // The FP8 KV cache's scales (common/quant/kv_scales.h): the checkpoint's
+  // k_scale / v_scale with an FP8 cache, else 1.0.
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 
 // The whole rank's weights.
@@ -88,10 +92,12 @@ struct ModelWeights {
 };
 
 // Reads this rank's slices from the safetensors checkpoint in `dir` straight
-// from the mapped files to the device (bf16 as is; f16/f32 converted).
+// from the mapped files to the device (bf16 as is; f16/f32 converted), and
+// with an FP8 `kv_cache` every layer's KV cache scales.
 absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const ModelConfig& config,
                                                     const Partition& part,
-                                                    WeightQuant quant = WeightQuant::kNone);
+                                                    WeightQuant quant = WeightQuant::kNone,
+                                                    KvCacheDtype kv_cache = KvCacheDtype::kBf16);
 
 // Seeded random weights generated on the device (uniform with the std of
 // HF's initializer, norms at 1), for benchmarks at real sizes. With

@@ -163,9 +163,12 @@ TEST(RopeCacheTest, YarnFrequenciesAndAttentionFactor) {
 bool SameCode(uint8_t a, uint8_t b) { return a == b || ((a & 0x7F) == 0 && (b & 0x7F) == 0); }
 
 // The FP8 cache write: q, k and v rows exactly as the bf16 write leaves them,
-// and every cached code the software encoder's E4M3(x / scale) of the
+// and every cached code the software encoder's E4M3(x * (1 / scale)) of the
 // bf16-rounded rotated k / v (RNE; values past 448 saturate, NaN stays NaN,
-// tiny values become subnormals or zero). Scales 1 and powers of two.
+// tiny values become subnormals or zero). Scales 1, powers of two, and
+// scales that are not (as a checkpoint's k_scale / v_scale are), where the
+// kernel's multiplication by the float reciprocal is what the reference
+// mirrors: x / scale would differ from it at exact E4M3 ties.
 TEST(RopeCacheTest, Fp8CacheWriteRoundsTheBf16Values) {
   TP_SKIP_WITHOUT_GPU();
   const AttnDims d = Dims(28, 4, 128);
@@ -186,7 +189,7 @@ TEST(RopeCacheTest, Fp8CacheWriteRoundsTheBf16Values) {
   ASSERT_TRUE(RopeAndCacheWrite(ref_qkv.get(), dpos.get(), dslots.get(), kc.get(), vc.get(), tokens, d, rope,
                                 nullptr).ok());
   const auto want_qkv = ref_qkv.Download();
-  for (const auto& [ks, vs] : {std::pair{1.0f, 1.0f}, std::pair{0.5f, 4.0f}}) {
+  for (const auto& [ks, vs] : {std::pair{1.0f, 1.0f}, std::pair{0.5f, 4.0f}, std::pair{0.375f, 0.3f}}) {
     DevArray<bf16> dqkv(qkv);
     DevArray<uint8_t> k8(num_slots * kv_width), v8(num_slots * kv_width);
     ASSERT_EQ(cudaMemset(k8.get(), 0xEE, num_slots * kv_width), cudaSuccess);
@@ -203,17 +206,20 @@ TEST(RopeCacheTest, Fp8CacheWriteRoundsTheBf16Values) {
         const size_t src = static_cast<size_t>(t) * row + d.num_heads * d.head_dim + e;
         const size_t dst = static_cast<size_t>(slots[t]) * kv_width + e;
         const float k = __bfloat162float(want_qkv[src]), v = __bfloat162float(want_qkv[src + kv_width]);
-        ASSERT_TRUE(SameCode(gk[dst], FloatToFp8E4M3(k / ks))) << "token " << t << " k " << e << " value " << k;
+        ASSERT_TRUE(SameCode(gk[dst], FloatToFp8E4M3(k * (1.0f / ks)))) << "token " << t << " k " << e << " value "
+                                                                           << k;
         if (std::isnan(v)) {
           ASSERT_EQ(gv[dst] & 0x7F, 0x7F) << "token " << t << " v " << e;
         } else {
-          ASSERT_TRUE(SameCode(gv[dst], FloatToFp8E4M3(v / vs))) << "token " << t << " v " << e << " value " << v;
+          ASSERT_TRUE(SameCode(gv[dst], FloatToFp8E4M3(v * (1.0f / vs)))) << "token " << t << " v " << e
+                                                                             << " value " << v;
         }
         saturated += (gk[dst] & 0x7F) == 0x7E;
         saturated += (gv[dst] & 0x7F) == 0x7E;
       }
     }
-    // Scale 1: k 900, v 600, -1000 and 460; scale 1/2: k 900 / 0.5.
+    // Scale 1: k 900, v 600, -1000 and 460; scale 1/2: k 900 / 0.5; scale
+    // 0.375: k 900 / 0.375 (v / 0.3: 600 and -1000 too).
     EXPECT_GE(saturated, ks == 1.0f ? 4 : 1) << "scales " << ks << ", " << vs;
     EXPECT_EQ(gk[1 * kv_width], 0xEE);  // slot 1 never written
   }

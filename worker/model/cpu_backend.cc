@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/model/model_config.h"
+#include "common/quant/kv_scales.h"
 #include "common/safetensors/checkpoint.h"
 #include "common/status_macros.h"
 #include "worker/model/cpu_model.h"
@@ -121,13 +122,19 @@ absl::Status CpuBackend::Load(const LoadOptions& options, Communicator* comm) {
   const int world = comm != nullptr ? comm->world_size() : 1;
   TP_ASSIGN_OR_RETURN(TpPlan plan, MakeTpPlan(config, rank, world));
   std::unique_ptr<WeightSource> source;
+  KvCacheScales kv_scales = KvCacheScales::Unit(config.num_hidden_layers);
   if (dummy) {
     source = MakeDummySource(options.seed);
   } else {
     TP_ASSIGN_OR_RETURN(auto ckpt, safetensors::Checkpoint::Open(options.model_path));
+    TP_ASSIGN_OR_RETURN(kv_scales, LoadKvCacheScales(*ckpt, config.num_hidden_layers, fp8_kv));
     source = MakeCheckpointSource(std::move(ckpt), config.quantization);
   }
   TP_ASSIGN_OR_RETURN(CpuWeights weights, LoadCpuWeights(config, plan, *source));
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    weights.layers[l].k_scale = kv_scales.k[l];
+    weights.layers[l].v_scale = kv_scales.v[l];
+  }
   options_ = options;
   config_ = config;
   max_model_len_ = max_len;

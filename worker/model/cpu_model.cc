@@ -179,9 +179,12 @@ absl::StatusOr<std::span<const float>> CpuModel::Forward(
       std::memcpy(kdst, &k[t * kv_width], kv_width * sizeof(float));
       std::memcpy(vdst, &v[t * kv_width], kv_width * sizeof(float));
       if (fp8_kv_) {
+        // The code of x * (1 / scale), as the GPU's cache write computes it
+        // (rope_cache.cu), read back times the scale.
+        const float k_inv = 1.0f / w.k_scale, v_inv = 1.0f / w.v_scale;
         for (int64_t e = 0; e < kv_width; ++e) {
-          kdst[e] = RoundToFp8E4M3(kdst[e]);
-          vdst[e] = RoundToFp8E4M3(vdst[e]);
+          kdst[e] = RoundToFp8E4M3(kdst[e] * k_inv) * w.k_scale;
+          vdst[e] = RoundToFp8E4M3(vdst[e] * v_inv) * w.v_scale;
         }
       }
     }

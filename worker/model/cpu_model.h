@@ -22,9 +22,10 @@ namespace tpserve::worker {
 class CpuModel {
  public:
   // `comm` may be null when plan.world_size is 1; not owned. `fp8_kv`
-  // (--kv-cache-dtype fp8): every K/V value is rounded through FP8 E4M3
-  // (scale 1.0) as it is written, so attention reads what the GPU's FP8
-  // cache holds; the cache stays float32 (bytes_per_block unchanged).
+  // (--kv-cache-dtype fp8): every K/V value x is stored as
+  // E4M3(x / scale) * scale with the layer's weights k_scale / v_scale, so
+  // attention reads what the GPU's FP8 cache holds; the cache stays float32
+  // (bytes_per_block unchanged).
   CpuModel(ModelConfig config, TpPlan plan, CpuWeights weights, Communicator* comm,
            int block_size, bool fp8_kv = false);
 

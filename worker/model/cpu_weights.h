@@ -47,6 +47,9 @@ struct CpuLayerWeights {
   std::vector<float> o_w;                               // [hidden, local q*hd]
   std::vector<float> gate_w, up_w;                      // [local inter, hidden]
   std::vector<float> down_w;                            // [hidden, local inter]
+  // The FP8 KV cache's scales (common/quant/kv_scales.h); 1.0 unless the
+  // checkpoint has them and the cache is FP8.
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 
 // A rank's whole model.
