@@ -105,6 +105,24 @@ absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfl
                                   const PagedAttnBatch& batch, const DecodePartition& partition,
                                   void* workspace, const AttnDims& dims, cudaStream_t stream);
 
+// Decode step with RoPE and the KV write folded into the attention kernel
+// (one launch fewer per layer, and no wait for a separate RoPE kernel).
+// `qkv` holds each sequence's unrotated row, as RopeAndCacheWrite takes it
+// (row s for sequence s); `positions` and `slot_mapping` are those of
+// RopeAndCacheWrite. Every block rotates its own query group's q; the block
+// whose split holds position context_len - 1 rotates that token's k and
+// stores k and v at its slot (skipped when negative: padding rows). Results
+// -- the output and every cache byte -- are bit-identical to
+// RopeAndCacheWrite followed by PagedDecodeAttention (same angle, same bf16
+// rounding of rotated q/k, same FP8 conversion). qkv is left unrotated,
+// except with TPSERVE_DECODE_FUSED_ROPE=0, which runs those two kernels
+// instead (for A/B runs).
+absl::Status PagedDecodeAttentionWithRope(__nv_bfloat16* qkv, int q_stride, __nv_bfloat16* out,
+                                          const int* positions, const int* slot_mapping, const KvCacheRef& kv,
+                                          const PagedAttnBatch& batch, const DecodePartition& partition,
+                                          void* workspace, const AttnDims& dims, const RopeParams& rope,
+                                          cudaStream_t stream);
+
 }  // namespace tpserve::worker::cuda
 
 #endif  // TPSERVE_WORKER_CUDA_ATTENTION_H_
