@@ -16,7 +16,7 @@
 // (position context_len - 1) rotates that token's k for its KV head and
 // stores k and v at the token's slot exactly as RopeAndCacheWrite would (FP8
 // through the same ToKv) before its __syncthreads; its loops then read the
-// row like any other, through coherent ld.global.cg loads. (Scoring the new
+// row like any other, through coherent loads (LoadWord). (Scoring the new
 // row from shared memory instead put a branch in both loops, which broke the
 // batching of the value loads: 6.66 against 5.26 ms a token at 32k context.)
 #ifndef TPSERVE_WORKER_CUDA_ATTENTION_DECODE_CUH_
@@ -58,46 +58,48 @@ __device__ __forceinline__ int SplitKeys(int ctx, int num_splits) {
   return max(kMinSplitKeys, (share + 31) / 32 * 32);
 }
 
-// A word of the cache. kCg (the kRope kernel): ld.global.cg, coherent with
-// the new token's row that the block itself stored before a __syncthreads
-// (the read-only path the compiler may pick for a const __restrict__
-// pointer is not); the same bytes either way.
-template <bool kCg, typename T>
+// A word of the cache. kCoherent (the kRope kernel): a plain ld.global.ca,
+// which sees the new token's row that the block itself stored before a
+// __syncthreads (the read-only path the compiler may pick for a const
+// __restrict__ pointer need not). Not .cg: skipping L1 made every 16-byte
+// piece of a key row its own L2 request, 5.74 against 5.28 ms a token at 32k
+// context.
+template <bool kCoherent, typename T>
 __device__ __forceinline__ T LoadWord(const void* p) {
-  if constexpr (kCg) {
-    return __ldcg(static_cast<const T*>(p));
+  if constexpr (kCoherent) {
+    return __ldca(static_cast<const T*>(p));
   } else {
     return *static_cast<const T*>(p);
   }
 }
 
 // Lane `lane` owns elements [lane * DPL, lane * DPL + DPL) of a D-wide row.
-template <int DPL, bool kCg>
+template <int DPL, bool kCoherent>
 __device__ __forceinline__ void LoadLaneSlice(const fp8* __restrict__ p, float (&v)[DPL]) {
   if constexpr (DPL == 4) {
-    const uint32_t raw = LoadWord<kCg, uint32_t>(p);
+    const uint32_t raw = LoadWord<kCoherent, uint32_t>(p);
     const float2 a = Fp8x2ToFloat2(static_cast<uint16_t>(raw)), b = Fp8x2ToFloat2(static_cast<uint16_t>(raw >> 16));
     v[0] = a.x;
     v[1] = a.y;
     v[2] = b.x;
     v[3] = b.y;
   } else if constexpr (DPL == 2) {
-    const float2 a = Fp8x2ToFloat2(LoadWord<kCg, uint16_t>(p));
+    const float2 a = Fp8x2ToFloat2(LoadWord<kCoherent, uint16_t>(p));
     v[0] = a.x;
     v[1] = a.y;
   } else {
 #pragma unroll
     for (int k = 0; k < DPL; ++k) {
       fp8 x;
-      x.__x = LoadWord<kCg, uint8_t>(p + k);
+      x.__x = LoadWord<kCoherent, uint8_t>(p + k);
       v[k] = static_cast<float>(x);
     }
   }
 }
-template <int DPL, bool kCg>
+template <int DPL, bool kCoherent>
 __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float (&v)[DPL]) {
   if constexpr (DPL == 4) {
-    const uint2 raw = LoadWord<kCg, uint2>(p);
+    const uint2 raw = LoadWord<kCoherent, uint2>(p);
     const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
     const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
     v[0] = a.x;
@@ -105,21 +107,21 @@ __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float 
     v[2] = b.x;
     v[3] = b.y;
   } else if constexpr (DPL == 2) {
-    const uint32_t raw = LoadWord<kCg, uint32_t>(p);
+    const uint32_t raw = LoadWord<kCoherent, uint32_t>(p);
     const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw));
     v[0] = a.x;
     v[1] = a.y;
   } else {
 #pragma unroll
-    for (int k = 0; k < DPL; ++k) v[k] = __bfloat162float(__ushort_as_bfloat16(LoadWord<kCg, unsigned short>(p + k)));
+    for (int k = 0; k < DPL; ++k) v[k] = __bfloat162float(__ushort_as_bfloat16(LoadWord<kCoherent, unsigned short>(p + k)));
   }
 }
 
 // Eight keys' elements c * 8 .. c * 8 + 7 of a cache row, as floats.
-template <bool kCg>
+template <bool kCoherent>
 __device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, float (&k)[8]) {
   Pack8 kk;
-  kk.u = LoadWord<kCg, uint4>(reinterpret_cast<const uint4*>(row) + c);
+  kk.u = LoadWord<kCoherent, uint4>(reinterpret_cast<const uint4*>(row) + c);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const float2 f = __bfloat1622float2(kk.h2[j]);
@@ -127,9 +129,9 @@ __device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, fl
     k[2 * j + 1] = f.y;
   }
 }
-template <bool kCg>
+template <bool kCoherent>
 __device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, float (&k)[8]) {
-  const uint2 raw = LoadWord<kCg, uint2>(reinterpret_cast<const uint2*>(row) + c);
+  const uint2 raw = LoadWord<kCoherent, uint2>(reinterpret_cast<const uint2*>(row) + c);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const float2 f = Fp8x2ToFloat2(static_cast<uint16_t>((j < 2 ? raw.x : raw.y) >> (16 * (j & 1))));
@@ -139,12 +141,12 @@ __device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, flo
 }
 
 // The unscaled scores of one key row against the query group.
-template <int D, int G, bool kCg, typename KV>
+template <int D, int G, bool kCoherent, typename KV>
 __device__ __forceinline__ void KeyScores(const KV* __restrict__ krow, const float (&sq)[G][D], float (&sc)[G]) {
 #pragma unroll 4
   for (int c = 0; c < D / 8; ++c) {
     float kf[8];
-    LoadKey8<kCg>(krow, c, kf);
+    LoadKey8<kCoherent>(krow, c, kf);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
 #pragma unroll
