@@ -105,23 +105,26 @@ absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfl
                                   const PagedAttnBatch& batch, const DecodePartition& partition,
                                   void* workspace, const AttnDims& dims, cudaStream_t stream);
 
-// Decode step with RoPE and the KV write folded into the attention kernel
-// (one launch fewer per layer, and no wait for a separate RoPE kernel).
-// `qkv` holds each sequence's unrotated row, as RopeAndCacheWrite takes it
-// (row s for sequence s); `positions` and `slot_mapping` are those of
-// RopeAndCacheWrite. Every block rotates its own query group's q; the block
-// whose split holds position context_len - 1 rotates that token's k and
-// stores k and v at its slot (skipped when negative: padding rows). Results
-// -- the output and every cache byte -- are bit-identical to
-// RopeAndCacheWrite followed by PagedDecodeAttention (same angle, same bf16
-// rounding of rotated q/k, same FP8 conversion). qkv is left unrotated,
-// except with TPSERVE_DECODE_FUSED_ROPE=0, which runs those two kernels
-// instead (for A/B runs).
+// How a decode step applies RoPE and writes this step's K/V. kSeparate:
+// RopeAndCacheWrite, then PagedDecodeAttention. kFused: one kernel -- every
+// block rotates its own query group's q, and the block whose split holds
+// position context_len - 1 rotates that token's k and stores k and v at its
+// slot (skipped when negative: padding rows); the output and every cache
+// byte are bit-identical to kSeparate (same angle, same bf16 rounding of
+// rotated q/k, same FP8 conversion) and qkv is left unrotated. kAuto:
+// kSeparate unless TPSERVE_DECODE_FUSED_ROPE=1. On an H200 (7B shape) the two
+// were equal at 512-token contexts and kFused was 0.47 ms a token slower at
+// 32k (docs/performance.md, "Decode attention: prefetch before the wait").
+enum class DecodeRope { kAuto, kSeparate, kFused };
+
+// A decode step from unrotated qkv rows (row s for sequence s; `positions`
+// and `slot_mapping` as RopeAndCacheWrite takes them): RoPE, the KV write
+// and attention, as `mode` says.
 absl::Status PagedDecodeAttentionWithRope(__nv_bfloat16* qkv, int q_stride, __nv_bfloat16* out,
                                           const int* positions, const int* slot_mapping, const KvCacheRef& kv,
                                           const PagedAttnBatch& batch, const DecodePartition& partition,
                                           void* workspace, const AttnDims& dims, const RopeParams& rope,
-                                          cudaStream_t stream);
+                                          cudaStream_t stream, DecodeRope mode = DecodeRope::kAuto);
 
 }  // namespace tpserve::worker::cuda
 

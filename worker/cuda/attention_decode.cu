@@ -141,23 +141,14 @@ absl::Status Decode(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   });
 }
 
-// TPSERVE_DECODE_FUSED_ROPE=0: decode steps run RopeAndCacheWrite and the
-// attention kernel separately (A/B runs).
-bool FusedRopeEnabled() {
-  static const bool on = [] {
+// kAuto: the separate kernels unless TPSERVE_DECODE_FUSED_ROPE=1 (see
+// attention.h for why).
+bool UseFusedRope(DecodeRope mode) {
+  static const bool env_on = [] {
     const char* v = std::getenv("TPSERVE_DECODE_FUSED_ROPE");
-    return v == nullptr || std::string(v) != "0";
+    return v != nullptr && std::string(v) == "1";
   }();
-  return on;
-}
-
-int MaxChosenSplits() {
-  static const int cap = [] {
-    const char* v = std::getenv("TPSERVE_DECODE_MAX_SPLITS");
-    const int n = v != nullptr ? std::atoi(v) : 0;
-    return n >= 1 && n <= kMaxSplits ? n : kMaxSplits;
-  }();
-  return cap;
+  return mode == DecodeRope::kFused || (mode == DecodeRope::kAuto && env_on);
 }
 
 }  // namespace
@@ -198,8 +189,8 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
 absl::Status PagedDecodeAttentionWithRope(bf16* qkv, int q_stride, bf16* out, const int* positions,
                                           const int* slot_mapping, const KvCacheRef& kv, const PagedAttnBatch& batch,
                                           const DecodePartition& partition, void* workspace, const AttnDims& dims,
-                                          const RopeParams& rope, cudaStream_t stream) {
-  if (!FusedRopeEnabled()) {
+                                          const RopeParams& rope, cudaStream_t stream, DecodeRope mode) {
+  if (!UseFusedRope(mode)) {
     const absl::Status st = RopeAndCacheWrite(qkv, positions, slot_mapping, kv, batch.num_seqs, dims, rope, stream);
     if (!st.ok()) return st;
     return Decode(qkv, q_stride, out, kv, batch, partition, workspace, dims, nullptr, stream);

@@ -4,12 +4,14 @@
 // head (GQA), with one lane per key.
 //
 // Under programmatic dependent launch the code before PdlWait() runs while
-// the qkv GEMV before it is still finishing. Everything a block needs except
+// the kernel before it (RopeAndCacheWrite's, or with kRope the qkv GEMV) is
+// still finishing. Everything a block needs except
 // this step's q, k and v is ready by then -- context lengths, positions,
 // slots and block tables are copied before the step's graph, and the cached
 // keys and values of earlier positions were written by earlier steps -- so
 // the block reads its metadata, computes its RoPE angles and asks L2 for its
-// first keys' K/V rows before it waits.
+// first keys' K/V rows before it waits (H200, 7B shape: 4.00 against 4.16 ms
+// a batch-1 step at 512-token contexts, 5.21 against 5.53 at 32k).
 //
 // kRope (decode steps): RoPE and the KV write are folded in. Every block
 // rotates its own query group's q; the block whose split holds the new token
@@ -17,8 +19,8 @@
 // stores k and v at the token's slot exactly as RopeAndCacheWrite would (FP8
 // through the same ToKv) before its __syncthreads; its loops then read the
 // row like any other, through coherent loads (LoadWord). (Scoring the new
-// row from shared memory instead put a branch in both loops, which broke the
-// batching of the value loads: 6.66 against 5.26 ms a token at 32k context.)
+// row from shared memory instead put a branch in both loops, likely breaking
+// the batching of the value loads: 6.66 against 5.26 ms a token at 32k.)
 #ifndef TPSERVE_WORKER_CUDA_ATTENTION_DECODE_CUH_
 #define TPSERVE_WORKER_CUDA_ATTENTION_DECODE_CUH_
 
@@ -61,9 +63,9 @@ __device__ __forceinline__ int SplitKeys(int ctx, int num_splits) {
 // A word of the cache. kCoherent (the kRope kernel): a plain ld.global.ca,
 // which sees the new token's row that the block itself stored before a
 // __syncthreads (the read-only path the compiler may pick for a const
-// __restrict__ pointer need not). Not .cg: skipping L1 made every 16-byte
-// piece of a key row its own L2 request, 5.74 against 5.28 ms a token at 32k
-// context.
+// __restrict__ pointer need not). ld.global.cg measured about the same
+// (5.74 against 5.68 ms a token at 32k context, where the separate kernels
+// took 5.21-5.28: that gap is not in the load instruction).
 template <bool kCoherent, typename T>
 __device__ __forceinline__ T LoadWord(const void* p) {
   if constexpr (kCoherent) {

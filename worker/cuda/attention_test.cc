@@ -96,7 +96,7 @@ struct FusedRun {
 
 class FusedRopeDecodeTest : public ::testing::TestWithParam<std::tuple<AttnDims, int, bool>> {};
 
-// PagedDecodeAttentionWithRope against RopeAndCacheWrite +
+// PagedDecodeAttentionWithRope(kFused) against RopeAndCacheWrite +
 // PagedDecodeAttention on copies of the same inputs: the output and every
 // cache byte identical, qkv untouched; then its output against the CPU
 // reference computed on what the two-kernel path left (rotated q, cache).
@@ -135,7 +135,7 @@ TEST_P(FusedRopeDecodeTest, BitIdenticalToSeparateKernels) {
                                    two.ws.get(), dims, nullptr).ok());
   const absl::Status st = PagedDecodeAttentionWithRope(one.qkv.get(), c.QStride(), one.out.get(), dpos.get(),
                                                        dslots.get(), one.Ref(fp8), dc.batch, p, one.ws.get(), dims,
-                                                       rope, nullptr);
+                                                       rope, nullptr, DecodeRope::kFused);
   ASSERT_TRUE(st.ok()) << st;
   const auto out1 = one.out.Download(), out2 = two.out.Download();
   EXPECT_EQ(Bytes(out1), Bytes(out2)) << "output differs from the two-kernel path";
@@ -208,13 +208,13 @@ TEST(AttentionTest, RejectsBadShapes) {
                                     Dims(4, 2, 64, 16), nullptr).ok());
   const RopeParams rope = TestRope(64, 1.0f);
   EXPECT_FALSE(PagedDecodeAttentionWithRope(nullptr, 256, nullptr, nullptr, nullptr, Bf16Kv(nullptr, nullptr), b, {1},
-                                            nullptr, Dims(3, 2, 64, 16), rope, nullptr).ok());
+                                            nullptr, Dims(3, 2, 64, 16), rope, nullptr, DecodeRope::kFused).ok());
   EXPECT_FALSE(PagedDecodeAttentionWithRope(nullptr, 255, nullptr, nullptr, nullptr, Bf16Kv(nullptr, nullptr), b, {1},
-                                            nullptr, Dims(2, 1, 64, 16), rope, nullptr).ok());
+                                            nullptr, Dims(2, 1, 64, 16), rope, nullptr, DecodeRope::kFused).ok());
   KvCacheRef zero_scale;
   zero_scale.k_scale = 0.0f;
   EXPECT_FALSE(PagedDecodeAttentionWithRope(nullptr, 256, nullptr, nullptr, nullptr, zero_scale, b, {1}, nullptr,
-                                            Dims(2, 1, 64, 16), rope, nullptr).ok());
+                                            Dims(2, 1, 64, 16), rope, nullptr, DecodeRope::kFused).ok());
 }
 
 }  // namespace

@@ -266,7 +266,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     kv.dtype = limits_.kv_cache;  // scales: 1.0 (checkpoint k_scale/v_scale are not read)
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(Linear(normed, w.qkv, w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h));
-    if (s.decode) {  // RoPE and the KV write inside the attention kernel
+    if (s.decode) {  // RoPE, the KV write and attention (attention.h: DecodeRope)
       TP_RETURN_IF_ERROR(PagedDecodeAttentionWithRope(qkv, qkv_cols, attn, Meta(off_positions_), Meta(off_slots_),
                                                       kv, ab, s.partition, decode_ws_.data(), dims_, rope_, stream_));
     } else {
