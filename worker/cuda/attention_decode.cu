@@ -151,6 +151,15 @@ bool UseFusedRope(DecodeRope mode) {
   return mode == DecodeRope::kFused || (mode == DecodeRope::kAuto && env_on);
 }
 
+int MaxChosenSplits() {
+  static const int cap = [] {
+    const char* v = std::getenv("TPSERVE_DECODE_MAX_SPLITS");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n >= 1 && n <= kMaxSplits ? n : kMaxSplits;
+  }();
+  return cap;
+}
+
 }  // namespace
 
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
