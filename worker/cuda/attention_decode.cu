@@ -132,10 +132,12 @@ absl::Status Decode(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
     using KV = decltype(tag);
     switch (dims.head_dim) {
-      case 32: return DispatchGroup<32, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope, stream);
-      case 64: return DispatchGroup<64, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope, stream);
-      case 128:
-        return DispatchGroup<128, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope, stream);
+      case 32: return DispatchGroup<32, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                            stream);
+      case 64: return DispatchGroup<64, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                            stream);
+      case 128: return DispatchGroup<128, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                              stream);
       default: return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
     }
   });

@@ -115,7 +115,9 @@ __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float 
     v[1] = a.y;
   } else {
 #pragma unroll
-    for (int k = 0; k < DPL; ++k) v[k] = __bfloat162float(__ushort_as_bfloat16(LoadWord<kCoherent, unsigned short>(p + k)));
+    for (int k = 0; k < DPL; ++k) {
+      v[k] = __bfloat162float(__ushort_as_bfloat16(LoadWord<kCoherent, unsigned short>(p + k)));
+    }
   }
 }
 
@@ -182,9 +184,9 @@ __device__ __forceinline__ void PrefetchRows(const KV* k_cache, const KV* v_cach
 template <int D, int G, typename KV, bool kRope>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
     DecodeKernel(const bf16* __restrict__ q, int q_stride, bf16* __restrict__ out, float* __restrict__ part_o,
-                 float* __restrict__ part_lse, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache, PagedAttnBatch b,
-                 int nh, int nkv, int bs, float scale_log2, float v_scale, int num_splits, int prefetch_keys,
-                 DecodeRopeArgs r) {
+                 float* __restrict__ part_lse, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
+                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, float v_scale, int num_splits,
+                 int prefetch_keys, DecodeRopeArgs r) {
   constexpr int DPL = D / 32, kHalf = D / 2;
   __shared__ float sq[G][D];
   __shared__ float sm[kDecodeWarps][G], sl[kDecodeWarps][G];
