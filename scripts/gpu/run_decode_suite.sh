@@ -3,10 +3,13 @@
 # new build, then tpserve_bench (7B shape, one GPU) with the base build and
 # the new one back to back, bf16 and FP8, batch 1/32/128 after 512-token
 # prompts plus batch-1 decode at 32k context; the new build also with
-# TPSERVE_DECODE_MAX_SPLITS=32 (the old cap on decode splits).
-# usage: scripts/gpu/run_decode_suite.sh OUTDIR NEW_BUNDLE BASE_BUNDLE
+# VARIANT (an environment setting; default TPSERVE_DECODE_MAX_SPLITS=32, the
+# old cap on decode splits), reported as new32.
+# usage: [VARIANT=NAME=VALUE] scripts/gpu/run_decode_suite.sh OUTDIR NEW_BUNDLE BASE_BUNDLE
 #   NEW_BUNDLE: bin/ (tpserve_bench, *_test) + lib/; BASE_BUNDLE: bin/tpserve_bench_base.
 set -u
+VARIANT=${VARIANT:-TPSERVE_DECODE_MAX_SPLITS=32}
+echo "new32 runs with $VARIANT"
 OUT=$1
 mkdir -p /tmp/ds "$OUT" && tar -C /tmp/ds -xJf "$2" && tar -C /tmp/ds -xJf "$3"
 B=/tmp/ds/bin
@@ -30,14 +33,14 @@ for q in auto fp8; do
   F=(--batch 1,32,128 --prompt 512 --new 128 --prefill 512 --quantization $q)
   bench base_$q $B/tpserve_bench_base "${F[@]}"
   bench new_$q $B/tpserve_bench "${F[@]}"
-  TPSERVE_DECODE_MAX_SPLITS=32 bench new32_$q $B/tpserve_bench "${F[@]}"
+  (export "$VARIANT"; bench new32_$q $B/tpserve_bench "${F[@]}")
   bench base2_$q $B/tpserve_bench_base "${F[@]}"
 done
 echo "=== batch-1 decode at 32k context (bf16)"
 L=(--batch 1 --prompt 64 --new 64 --long-context 32768)
 for v in base new new32 base2; do
   bin=$B/tpserve_bench; [[ $v == base* ]] && bin=$B/tpserve_bench_base
-  env $([[ $v == new32 ]] && echo TPSERVE_DECODE_MAX_SPLITS=32) timeout 200 $bin --config $CFG "${L[@]}" \
+  env $([[ $v == new32 ]] && echo "$VARIANT") timeout 200 $bin --config $CFG "${L[@]}" \
     > $OUT/long_$v.log 2>&1
   echo "long $v rc=$? $(grep -E 'context:' $OUT/long_$v.log)"
 done

@@ -105,6 +105,27 @@ absl::Status PagedDecodeAttention(const __nv_bfloat16* q, int q_stride, __nv_bfl
                                   const PagedAttnBatch& batch, const DecodePartition& partition,
                                   void* workspace, const AttnDims& dims, cudaStream_t stream);
 
+// How a decode step applies RoPE and writes this step's K/V. kSeparate:
+// RopeAndCacheWrite, then PagedDecodeAttention. kFused: one kernel -- every
+// block rotates its own query group's q, and the block whose split holds
+// position context_len - 1 rotates that token's k and stores k and v at its
+// slot (skipped when negative: padding rows); the output and every cache
+// byte are bit-identical to kSeparate (same angle, same bf16 rounding of
+// rotated q/k, same FP8 conversion) and qkv is left unrotated. kAuto:
+// kSeparate unless TPSERVE_DECODE_FUSED_ROPE=1. On an H200 (7B shape) the two
+// were equal at 512-token contexts and kFused was 0.47 ms a token slower at
+// 32k (docs/performance.md, "Decode attention: prefetch before the wait").
+enum class DecodeRope { kAuto, kSeparate, kFused };
+
+// A decode step from unrotated qkv rows (row s for sequence s; `positions`
+// and `slot_mapping` as RopeAndCacheWrite takes them): RoPE, the KV write
+// and attention, as `mode` says.
+absl::Status PagedDecodeAttentionWithRope(__nv_bfloat16* qkv, int q_stride, __nv_bfloat16* out,
+                                          const int* positions, const int* slot_mapping, const KvCacheRef& kv,
+                                          const PagedAttnBatch& batch, const DecodePartition& partition,
+                                          void* workspace, const AttnDims& dims, const RopeParams& rope,
+                                          cudaStream_t stream, DecodeRope mode = DecodeRope::kAuto);
+
 }  // namespace tpserve::worker::cuda
 
 #endif  // TPSERVE_WORKER_CUDA_ATTENTION_H_

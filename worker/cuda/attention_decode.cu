@@ -1,15 +1,15 @@
-// Split-KV ("flash-decoding") attention for decode steps. A block owns one
-// (sequence, KV head, split): it reads each key and value of its range once
-// and scores it against the whole query group of that KV head (GQA), with one
-// lane per key. Splits are merged by a second small kernel through their
-// log-sum-exp. The number of splits is fixed per launch (and so per CUDA
+// Split-KV ("flash-decoding") attention for decode steps (the kernel is in
+// attention_decode.cuh). Splits are merged by a second small kernel through
+// their log-sum-exp. The number of splits is fixed per launch (and so per CUDA
 // graph); each sequence's context is divided evenly over them at run time,
 // so a short context in a graph captured for max_model_len still spreads
 // over every split instead of leaving most of the GPU idle.
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 
 #include "worker/cuda/attention.h"
+#include "worker/cuda/attention_decode.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
@@ -18,216 +18,7 @@
 namespace tpserve::worker::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kMaxSplits = 128;       // what a launch accepts
-constexpr int kMinSplitKeys = 64;     // below this a split is mostly overhead
-constexpr int kValueBatch = 8;       // value rows loaded together per lane
-
-// Keys of `ctx` given to each split: an even share, rounded up to whole
-// 32-key warp chunks, never below kMinSplitKeys.
-__device__ __forceinline__ int SplitKeys(int ctx, int num_splits) {
-  const int share = (ctx + num_splits - 1) / num_splits;
-  return max(kMinSplitKeys, (share + 31) / 32 * 32);
-}
-
-// Lane `lane` owns elements [lane * DPL, lane * DPL + DPL) of a D-wide row.
-template <int DPL>
-__device__ __forceinline__ void LoadLaneSlice(const fp8* __restrict__ p, float (&v)[DPL]) {
-  if constexpr (DPL == 4) {
-    const uint32_t raw = *reinterpret_cast<const uint32_t*>(p);
-    const float2 a = Fp8x2ToFloat2(static_cast<uint16_t>(raw)), b = Fp8x2ToFloat2(static_cast<uint16_t>(raw >> 16));
-    v[0] = a.x;
-    v[1] = a.y;
-    v[2] = b.x;
-    v[3] = b.y;
-  } else if constexpr (DPL == 2) {
-    const float2 a = Fp8x2ToFloat2(*reinterpret_cast<const uint16_t*>(p));
-    v[0] = a.x;
-    v[1] = a.y;
-  } else {
-#pragma unroll
-    for (int k = 0; k < DPL; ++k) v[k] = static_cast<float>(p[k]);
-  }
-}
-template <int DPL>
-__device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float (&v)[DPL]) {
-  if constexpr (DPL == 4) {
-    const uint2 raw = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
-    v[0] = a.x;
-    v[1] = a.y;
-    v[2] = b.x;
-    v[3] = b.y;
-  } else if constexpr (DPL == 2) {
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-    v[0] = a.x;
-    v[1] = a.y;
-  } else {
-#pragma unroll
-    for (int k = 0; k < DPL; ++k) v[k] = __bfloat162float(p[k]);
-  }
-}
-
-// Eight keys' elements c * 8 .. c * 8 + 7 of a cache row, as floats.
-__device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, float (&k)[8]) {
-  Pack8 kk;
-  kk.u = reinterpret_cast<const uint4*>(row)[c];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float2 f = __bfloat1622float2(kk.h2[j]);
-    k[2 * j] = f.x;
-    k[2 * j + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, float (&k)[8]) {
-  const uint2 raw = reinterpret_cast<const uint2*>(row)[c];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float2 f = Fp8x2ToFloat2(static_cast<uint16_t>((j < 2 ? raw.x : raw.y) >> (16 * (j & 1))));
-    k[2 * j] = f.x;
-    k[2 * j + 1] = f.y;
-  }
-}
-
-// KV: the cache's element type. An FP8 cache's k scale is folded into
-// scale_log2 and its v scale multiplies the output (v_scale, 1 for bf16).
-template <int D, int G, typename KV>
-__global__ void __launch_bounds__(kWarps * 32)
-    DecodeKernel(const bf16* __restrict__ q, int q_stride, bf16* __restrict__ out,
-                 float* __restrict__ part_o, float* __restrict__ part_lse,
-                 const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
-                 PagedAttnBatch b, int nh, int nkv, int bs, float scale_log2, float v_scale, int num_splits) {
-  constexpr int DPL = D / 32;
-  __shared__ float sq[G][D];
-  __shared__ float sm[kWarps][G], sl[kWarps][G];
-  __shared__ float so[kWarps][G][D];
-  PdlWait();
-  PdlTrigger();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-  const int h0 = kvh * G;
-  const int ctx = b.context_len[s];
-  const int partition = SplitKeys(ctx, num_splits);
-  const int start = split * partition, end = min(ctx, start + partition);
-  if (start >= end && num_splits > 1) {  // an empty split (short context): only its lse, which the merge skips
-    if (threadIdx.x < G) part_lse[(static_cast<size_t>(s) * nh + h0 + threadIdx.x) * num_splits + split] = -INFINITY;
-    return;
-  }
-  const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
-  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
-    sq[e / D][e % D] = __bfloat162float(q[static_cast<size_t>(s) * q_stride + h0 * D + e]);
-  }
-  __syncthreads();
-
-  float m[G], l[G], acc[G][DPL];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
-#pragma unroll
-    for (int k = 0; k < DPL; ++k) acc[g][k] = 0.0f;
-  }
-  for (int k0 = start + warp * 32; k0 < end; k0 += kWarps * 32) {
-    const int t = k0 + lane;
-    const bool valid = t < end;
-    size_t row = 0;
-    float sc[G];
-#pragma unroll
-    for (int g = 0; g < G; ++g) sc[g] = 0.0f;
-    if (valid) {
-      row = (static_cast<size_t>(bt[t / bs]) * bs + t % bs) * nkv + kvh;
-      const KV* krow = k_cache + row * D;
-#pragma unroll 4
-      for (int c = 0; c < D / 8; ++c) {
-        float kf[8];
-        LoadKey8(krow, c, kf);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-#pragma unroll
-          for (int g = 0; g < G; ++g) {
-            sc[g] = fmaf(sq[g][c * 8 + 2 * j], kf[2 * j], fmaf(sq[g][c * 8 + 2 * j + 1], kf[2 * j + 1], sc[g]));
-          }
-        }
-      }
-    }
-    float p[G];
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const float x = valid ? sc[g] * scale_log2 : -INFINITY;
-      const float mnew = fmaxf(m[g], WarpMax(x));  // lane 0 is always valid here
-      p[g] = exp2f(x - mnew);
-      const float corr = exp2f(m[g] - mnew);
-      l[g] = l[g] * corr + WarpSum(p[g]);
-      m[g] = mnew;
-#pragma unroll
-      for (int k = 0; k < DPL; ++k) acc[g][k] *= corr;
-    }
-    // P·V: the value rows of kValueBatch keys are requested together, so
-    // their latencies overlap instead of adding up key by key.
-    const int nvalid = min(32, end - k0);
-    for (int j0 = 0; j0 < nvalid; j0 += kValueBatch) {
-      float vv[kValueBatch][DPL];
-#pragma unroll
-      for (int jj = 0; jj < kValueBatch; ++jj) {
-        const int j = j0 + jj;
-        const size_t rj = __shfl_sync(0xffffffffu, row, j & 31);
-        if (j < nvalid) {
-          LoadLaneSlice<DPL>(v_cache + rj * D + lane * DPL, vv[jj]);
-        } else {
-#pragma unroll
-          for (int k = 0; k < DPL; ++k) vv[jj][k] = 0.0f;
-        }
-      }
-#pragma unroll
-      for (int jj = 0; jj < kValueBatch; ++jj) {
-        const int j = j0 + jj;
-#pragma unroll
-        for (int g = 0; g < G; ++g) {
-          float pj = __shfl_sync(0xffffffffu, p[g], j & 31);
-          if (j >= nvalid) pj = 0.0f;
-#pragma unroll
-          for (int k = 0; k < DPL; ++k) acc[g][k] = fmaf(pj, vv[jj][k], acc[g][k]);
-        }
-      }
-    }
-  }
-
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    if (lane == 0) {
-      sm[warp][g] = m[g];
-      sl[warp][g] = l[g];
-    }
-#pragma unroll
-    for (int k = 0; k < DPL; ++k) so[warp][g][lane * DPL + k] = acc[g][k];
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
-    const int g = e / D, d = e % D;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0.0f, o = 0.0f;
-    if (mx != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = exp2f(sm[w][g] - mx);
-        lsum += sl[w][g] * f;
-        o += so[w][g][d] * f;
-      }
-    }
-    const int h = h0 + g;
-    if constexpr (kIsFp8<KV>) o *= v_scale;
-    if (num_splits == 1) {
-      out[static_cast<size_t>(s) * nh * D + h * D + d] = __float2bfloat16(lsum > 0.0f ? o / lsum : 0.0f);
-    } else {
-      const size_t idx = (static_cast<size_t>(s) * nh + h) * num_splits + split;
-      part_o[idx * D + d] = lsum > 0.0f ? o / lsum : 0.0f;
-      if (d == 0) part_lse[idx] = lsum > 0.0f ? mx + log2f(lsum) : -INFINITY;
-    }
-  }
-}
+constexpr int kMaxSplits = 128;  // what a launch accepts
 
 // Merges the splits of one (sequence, head): weights 2^(lse - max). One warp
 // reads every split's lse at once (a loop of dependent loads cost 5-6 us at 32
@@ -277,18 +68,35 @@ __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float*
   }
 }
 
+// Keys a block asks L2 for before PdlWait(): one pass of its warps (more
+// would compete with the qkv GEMV for L2 at long contexts, where the kernel
+// streams anyway). TPSERVE_DECODE_PREFETCH_KEYS (0 to 4096) sets it for A/B
+// runs.
+int PrefetchKeys() {
+  static const int keys = [] {
+    const char* v = std::getenv("TPSERVE_DECODE_PREFETCH_KEYS");
+    const int n = v != nullptr ? std::atoi(v) : -1;
+    return n >= 0 && n <= 4096 ? n : kDecodeWarps * 32;
+  }();
+  return keys;
+}
+
+// rope: nullptr when q and the cache are ready (a separate RopeAndCacheWrite).
 template <int D, int G, typename KV>
-absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
-                    const PagedAttnBatch& b, const DecodePartition& p, void* ws,
-                    const AttnDims& d, cudaStream_t stream) {
+absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv, const PagedAttnBatch& b,
+                    const DecodePartition& p, void* ws, const AttnDims& d, const DecodeRopeArgs* rope,
+                    cudaStream_t stream) {
   float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)) * M_LOG2E);
   if constexpr (kIsFp8<KV>) scale_log2 *= kv.k_scale;
   float* part_o = static_cast<float*>(ws);
   float* part_lse = part_o + static_cast<size_t>(b.num_seqs) * d.num_heads * p.num_splits * D;
   dim3 grid(b.num_seqs, d.num_kv_heads, p.num_splits);
-  TP_CUDA_CHECK(LaunchPdl(DecodeKernel<D, G, KV>, grid, dim3(kWarps * 32), 0, stream, q, q_stride, out, part_o,
-                          part_lse, static_cast<const KV*>(kv.k), static_cast<const KV*>(kv.v), b, d.num_heads,
-                          d.num_kv_heads, d.block_size, scale_log2, kv.v_scale, p.num_splits));
+  const DecodeRopeArgs args = rope != nullptr ? *rope : DecodeRopeArgs{};
+  auto kernel = rope != nullptr ? DecodeKernel<D, G, KV, true> : DecodeKernel<D, G, KV, false>;
+  TP_CUDA_CHECK(LaunchPdl(kernel, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out, part_o, part_lse,
+                          static_cast<const KV*>(kv.k), static_cast<const KV*>(kv.v), b, d.num_heads,
+                          d.num_kv_heads, d.block_size, scale_log2, kv.v_scale, p.num_splits, PrefetchKeys(),
+                          args));
   if (p.num_splits > 1) {
     TP_CUDA_CHECK(LaunchPdl(MergeSplitsKernel, dim3(b.num_seqs, d.num_heads), dim3(D), 0, stream, part_o,
                             part_lse, out, d.num_heads, D, p.num_splits));
@@ -298,16 +106,51 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
 
 template <int D, typename KV>
 absl::Status DispatchGroup(int group, const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
-                           const PagedAttnBatch& b, const DecodePartition& p,
-                           void* ws, const AttnDims& d, cudaStream_t stream) {
+                           const PagedAttnBatch& b, const DecodePartition& p, void* ws, const AttnDims& d,
+                           const DecodeRopeArgs* rope, cudaStream_t stream) {
   switch (group) {
-    case 1: return Launch<D, 1, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
-    case 2: return Launch<D, 2, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
-    case 4: return Launch<D, 4, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
-    case 7: return Launch<D, 7, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
-    case 8: return Launch<D, 8, KV>(q, q_stride, out, kv, b, p, ws, d, stream);
+    case 1: return Launch<D, 1, KV>(q, q_stride, out, kv, b, p, ws, d, rope, stream);
+    case 2: return Launch<D, 2, KV>(q, q_stride, out, kv, b, p, ws, d, rope, stream);
+    case 4: return Launch<D, 4, KV>(q, q_stride, out, kv, b, p, ws, d, rope, stream);
+    case 7: return Launch<D, 7, KV>(q, q_stride, out, kv, b, p, ws, d, rope, stream);
+    case 8: return Launch<D, 8, KV>(q, q_stride, out, kv, b, p, ws, d, rope, stream);
     default: return absl::UnimplementedError("decode attention: query heads per KV head must be 1, 2, 4, 7 or 8");
   }
+}
+
+absl::Status Decode(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv, const PagedAttnBatch& batch,
+                    const DecodePartition& partition, void* workspace, const AttnDims& dims,
+                    const DecodeRopeArgs* rope, cudaStream_t stream) {
+  if (dims.num_kv_heads <= 0 || dims.num_heads % dims.num_kv_heads != 0) {
+    return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
+  }
+  if (partition.num_splits < 1 || partition.num_splits > kMaxSplits) {
+    return absl::InvalidArgumentError("decode attention: 1 to 128 splits");
+  }
+  if (batch.num_seqs == 0) return absl::OkStatus();
+  const int group = dims.num_heads / dims.num_kv_heads;
+  return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
+    using KV = decltype(tag);
+    switch (dims.head_dim) {
+      case 32: return DispatchGroup<32, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                            stream);
+      case 64: return DispatchGroup<64, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                            stream);
+      case 128: return DispatchGroup<128, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, rope,
+                                              stream);
+      default: return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
+    }
+  });
+}
+
+// kAuto: the separate kernels unless TPSERVE_DECODE_FUSED_ROPE=1 (see
+// attention.h for why).
+bool UseFusedRope(DecodeRope mode) {
+  static const bool env_on = [] {
+    const char* v = std::getenv("TPSERVE_DECODE_FUSED_ROPE");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return mode == DecodeRope::kFused || (mode == DecodeRope::kAuto && env_on);
 }
 
 int MaxChosenSplits() {
@@ -351,23 +194,31 @@ absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const 
 absl::Status PagedDecodeAttention(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv,
                                   const PagedAttnBatch& batch, const DecodePartition& partition, void* workspace,
                                   const AttnDims& dims, cudaStream_t stream) {
-  if (dims.num_kv_heads <= 0 || dims.num_heads % dims.num_kv_heads != 0) {
-    return absl::InvalidArgumentError("attention: num_heads must be a multiple of num_kv_heads");
+  return Decode(q, q_stride, out, kv, batch, partition, workspace, dims, nullptr, stream);
+}
+
+absl::Status PagedDecodeAttentionWithRope(bf16* qkv, int q_stride, bf16* out, const int* positions,
+                                          const int* slot_mapping, const KvCacheRef& kv, const PagedAttnBatch& batch,
+                                          const DecodePartition& partition, void* workspace, const AttnDims& dims,
+                                          const RopeParams& rope, cudaStream_t stream, DecodeRope mode) {
+  if (!UseFusedRope(mode)) {
+    const absl::Status st = RopeAndCacheWrite(qkv, positions, slot_mapping, kv, batch.num_seqs, dims, rope, stream);
+    if (!st.ok()) return st;
+    return Decode(qkv, q_stride, out, kv, batch, partition, workspace, dims, nullptr, stream);
   }
-  if (partition.num_splits < 1 || partition.num_splits > kMaxSplits) {
-    return absl::InvalidArgumentError("decode attention: 1 to 128 splits");
+  if (!(kv.k_scale > 0.0f && kv.v_scale > 0.0f)) return absl::InvalidArgumentError("KV cache scales must be positive");
+  if (q_stride < (dims.num_heads + 2 * dims.num_kv_heads) * dims.head_dim) {
+    return absl::InvalidArgumentError("decode attention with RoPE: q_stride shorter than a qkv row");
   }
-  if (batch.num_seqs == 0) return absl::OkStatus();
-  const int group = dims.num_heads / dims.num_kv_heads;
-  return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {
-    using KV = decltype(tag);
-    switch (dims.head_dim) {
-      case 32: return DispatchGroup<32, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
-      case 64: return DispatchGroup<64, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
-      case 128: return DispatchGroup<128, KV>(group, q, q_stride, out, kv, batch, partition, workspace, dims, stream);
-      default: return absl::UnimplementedError("attention: head_dim must be 32, 64 or 128");
-    }
-  });
+  DecodeRopeArgs args;
+  args.positions = positions;
+  args.slot_mapping = slot_mapping;
+  args.k_write = kv.k;
+  args.v_write = kv.v;
+  args.rope = rope;
+  args.k_inv_scale = 1.0f / kv.k_scale;
+  args.v_inv_scale = 1.0f / kv.v_scale;
+  return Decode(qkv, q_stride, out, kv, batch, partition, workspace, dims, &args, stream);
 }
 
 }  // namespace tpserve::worker::cuda

@@ -268,12 +268,12 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     kv.v_scale = w.v_scale;
     TP_RETURN_IF_ERROR(AddProjAndNorm(l > 0, w.input_norm.as<bf16>(), t));
     TP_RETURN_IF_ERROR(Linear(normed, w.qkv, w.qkv_bias.as<bf16>(), qkv, false, t, qkv_cols, h));
-    TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kv, t, dims_, rope_,
-                                         stream_));
-    if (s.decode) {
-      TP_RETURN_IF_ERROR(PagedDecodeAttention(qkv, qkv_cols, attn, kv, ab, s.partition,
-                                              decode_ws_.data(), dims_, stream_));
+    if (s.decode) {  // RoPE, the KV write and attention (attention.h: DecodeRope)
+      TP_RETURN_IF_ERROR(PagedDecodeAttentionWithRope(qkv, qkv_cols, attn, Meta(off_positions_), Meta(off_slots_),
+                                                      kv, ab, s.partition, decode_ws_.data(), dims_, rope_, stream_));
     } else {
+      TP_RETURN_IF_ERROR(RopeAndCacheWrite(qkv, Meta(off_positions_), Meta(off_slots_), kv, t, dims_, rope_,
+                                           stream_));
       TP_RETURN_IF_ERROR(PagedPrefillAttention(qkv, qkv_cols, attn, kv, ab, Meta(off_tiles_),
                                                s.num_tiles, dims_, stream_));
     }

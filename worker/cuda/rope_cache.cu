@@ -6,15 +6,14 @@
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
 #include "worker/cuda/pdl.cuh"
+#include "worker/cuda/rope.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
 
 // One block per token; threads walk (head, pair) for q and k heads, then copy
-// v. The angle is float(pos) * inv_freq in float32 as in HF, with accurate
-// sincosf because angles reach tens of thousands of radians; cos and sin are
-// then scaled by the attention factor, as HF scales its cos/sin cache. T is
-// the cache's element type (ToKv converts; bf16 is a plain copy).
+// v. The rotation is rope.cuh's, the one decode attention's folded RoPE uses.
+// T is the cache's element type (ToKv converts; bf16 is a plain copy).
 template <typename T>
 __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ positions,
                                 const int* __restrict__ slot_mapping, T* __restrict__ k_cache,
@@ -31,19 +30,16 @@ __global__ void RopeCacheKernel(bf16* __restrict__ qkv, const int* __restrict__ 
   const int t = blockIdx.x;
   const int row = (nh + 2 * nkv) * d;
   bf16* x = qkv + static_cast<size_t>(t) * row;
-  const float pos = static_cast<float>(positions[t]);
+  const int pos = positions[t];
   const int slot = slot_mapping[t];
   const int rot_pairs = (nh + nkv) * half;
   for (int p = threadIdx.x; p < rot_pairs; p += blockDim.x) {
     const int h = p / half, i = p % half;
     float s, c;
-    sincosf(pos * inv_freq[i], &s, &c);
-    s *= rope.attention_factor;
-    c *= rope.attention_factor;
+    RopeAngle(pos, inv_freq[i], rope.attention_factor, s, c);
     bf16* head = x + h * d;
-    const float x1 = __bfloat162float(head[i]), x2 = __bfloat162float(head[i + half]);
-    const bf16 o1 = __float2bfloat16(x1 * c - x2 * s);
-    const bf16 o2 = __float2bfloat16(x2 * c + x1 * s);
+    bf16 o1, o2;
+    RotatePair(head[i], head[i + half], s, c, o1, o2);
     head[i] = o1;
     head[i + half] = o2;
     if (h >= nh && slot >= 0) {
