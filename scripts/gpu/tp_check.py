@@ -119,6 +119,31 @@ def on_chain(task, ids, greedy):
     return float(np.mean(ok))
 
 
+class OnHost:
+    """Moves the HF model and the dequantized weights to host memory for the block: tpserve sizes its KV cache
+    from the GPU's free memory, and at the 7B shape this process's model, training leftovers and dequantized
+    copy left it none (H200, 2026-12-01: "0.0 GiB for the KV cache after 8.1 GiB weights")."""
+
+    def __init__(self, model, deq):
+        self.model, self.deq = model, deq
+
+    def _move(self, device):
+        self.model.to(device)
+        for k, v in (self.deq or {}).items():
+            self.deq[k] = v.to(device)
+        gc.collect()
+        torch.cuda.empty_cache()
+
+    def __enter__(self):
+        self.device = next(self.model.parameters()).device
+        self._move("cpu")
+        return self
+
+    def __exit__(self, *exc):
+        self._move(self.device)
+        return False
+
+
 def hf_top1(a, model, deq, ids, hf_base):
     """HF on the format's dequantized weights against HF bf16 on the prompts."""
     if not a.hf or deq is None:
@@ -190,10 +215,14 @@ def run_shape(a, kind, name, steps, variants, tps, report):
         # tpserve sizes its KV cache from the GPU's free memory, which this process's tensors reduce.
         print(f"{name}: {label}: this process holds {torch.cuda.memory_reserved() / 2**30:.1f} GiB of GPU memory "
               f"({torch.cuda.memory_allocated() / 2**30:.1f} GiB in tensors)", flush=True)
-        for tp in tps:
-            out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}.{label}")
-            os.makedirs(out, exist_ok=True)
-            r = run_binary(a, vdir, pfile, out, tp, quant, kv)
+        runs = {}
+        with OnHost(model, deq):
+            print(f"{name}: {label}: {torch.cuda.memory_reserved() / 2**30:.1f} GiB held while tpserve runs", flush=True)
+            for tp in tps:
+                out = os.path.join(a.workdir, f"{name}.{kind}.tp{tp}.{label}")
+                os.makedirs(out, exist_ok=True)
+                runs[tp] = run_binary(a, vdir, pfile, out, tp, quant, kv)
+        for tp, r in runs.items():
             if (tp, label) == (1, "auto"):
                 base = r
                 continue
