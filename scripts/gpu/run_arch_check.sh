@@ -10,6 +10,7 @@
 #   archs) and fatbin_archs.py; make them with TPSERVE_BUNDLE=1
 #   scripts/gpu/stage.sh (docs/gpus.md has the commands).
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 DIR=$1
 OUT=$2
 mkdir -p /tmp/ptx80 /tmp/default "$OUT"
@@ -31,11 +32,8 @@ cuobjdump --list-elf --list-ptx /tmp/ptx80/cuda/bin/tpserve_bench 2>&1 | awk '{p
 
 echo "=== GPU tests, compute_80 PTX only (JIT on this GPU)"
 export LD_LIBRARY_PATH=/tmp/ptx80/cuda/lib:$CUDA_LIBS
-for t in norm rope_cache activation attention gemm sampler memory_fit cuda_backend; do
-  timeout 90 /tmp/ptx80/cuda/bin/${t}_test > "$OUT/${t}_test.log" 2>&1
-  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED' "$OUT/${t}_test.log" | head -5
-done
+run_gpu_tests 90 "$OUT" $(for t in norm rope_cache activation attention gemm sampler memory_fit cuda_backend; do
+  echo /tmp/ptx80/cuda/bin/${t}_test; done)
 grep -m1 "cuda device" "$OUT/cuda_backend_test.log"
 
 bench() {  # NAME DIR: the 7B shape at batch 1 and 32, a 2048-token prefill

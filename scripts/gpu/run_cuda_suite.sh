@@ -6,6 +6,7 @@
 # usage: [COMPARE_CHECKPOINT=random|trained|both] [SKIP_BENCH=1] [SKIP_COMPARE=1] scripts/gpu/run_cuda_suite.sh OUTDIR
 #   (bundle from: TPSERVE_BUNDLE=1 scripts/gpu/stage.sh <the targets in docs/performance.md>)
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1
 mkdir -p /tmp/d "$OUT" && tar -C /tmp/d -xJf .devbin/cuda/bundle.tar.xz
 export LD_LIBRARY_PATH=/tmp/d/cuda/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
@@ -13,11 +14,8 @@ export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 SHAPE=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 echo "=== GPU tests"
-for t in norm rope_cache activation attention attention_prefill gemm sampler block_table cuda_backend; do
-  timeout 150 /tmp/d/cuda/bin/${t}_test > "/tmp/d/${t}_test.log" 2>&1
-  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "/tmp/d/${t}_test.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED' "/tmp/d/${t}_test.log" | head -5
-done
+run_gpu_tests 150 /tmp/d $(for t in norm rope_cache activation attention attention_prefill gemm sampler block_table \
+  cuda_backend; do echo /tmp/d/cuda/bin/${t}_test; done)
 if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
   for pdl in 1 0; do  # with and without programmatic dependent launch
     echo "=== tpserve_bench, TPSERVE_PDL=$pdl"

@@ -8,6 +8,7 @@
 # usage: [VARIANT=NAME=VALUE] scripts/gpu/run_decode_suite.sh OUTDIR NEW_BUNDLE BASE_BUNDLE
 #   NEW_BUNDLE: bin/ (tpserve_bench, *_test) + lib/; BASE_BUNDLE: bin/tpserve_bench_base.
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 VARIANT=${VARIANT:-TPSERVE_DECODE_MAX_SPLITS=32}
 echo "new32 runs with $VARIANT"
 OUT=$1
@@ -17,11 +18,7 @@ export LD_LIBRARY_PATH=/tmp/ds/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0
 nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
 echo "=== GPU tests"
-for t in $(ls $B | grep '_test$'); do
-  timeout 300 $B/$t > $OUT/$t.log 2>&1
-  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/$t.log | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure' $OUT/$t.log | head -6
-done
+run_gpu_tests 300 "$OUT" $B/*_test
 CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 bench() {  # name, binary, then flags
   local name=$1 bin=$2; shift 2

@@ -9,6 +9,7 @@
 #   tools/device_bundle.sh bazel-bin/cli/tpserve bazel-bin/bench/cuda/tpserve_bench
 #   bazel-bin/bench/cuda/tpserve_structured_bench bazel-bin/worker/cuda/*_test)
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1 BUDGET=${BUDGET:-540}
 mkdir -p /tmp/ms "$OUT" && tar -xJf .devbin/bundle.tar.xz -C /tmp/ms
 export LD_LIBRARY_PATH=/tmp/ms/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -17,11 +18,7 @@ B=/tmp/ms/bin CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
 echo "=== GPU tests"
-for t in $(ls $B | grep '_test$'); do
-  timeout 240 $B/$t > "$OUT/$t.log" 2>&1
-  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED' "$OUT/$t.log" | head -6
-done
+run_gpu_tests 240 "$OUT" $B/*_test
 echo "=== structured output, batch 32 ($SECONDS s)"
 for th in 0 2; do
   left 60 "structured $th" || break

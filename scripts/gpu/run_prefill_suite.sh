@@ -11,6 +11,7 @@
 #       //worker/cuda:gemm_test //worker/cuda:cuda_backend_test //bench/cuda:tpserve_prefill_kernel_bench \
 #       //bench/cuda:tpserve_bench
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1
 BUNDLE=${2:-.devbin/cuda/bundle.tar.xz}
 mkdir -p /tmp/d "$OUT" && tar -C /tmp/d -xJf "$BUNDLE"
@@ -23,11 +24,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 CUOBJDUMP=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
 echo "=== HGMMA (wgmma) instructions in attention_prefill_test: $($CUOBJDUMP --dump-sass $B/attention_prefill_test 2>/dev/null | grep -c HGMMA)"
 echo "=== GPU tests"
-for t in attention_prefill attention gemm cuda_backend; do
-  timeout 180 $B/${t}_test > "$OUT/${t}_test.log" 2>&1
-  echo "${t}_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/${t}_test.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error' "$OUT/${t}_test.log" | head -8
-done
+FAIL_PATTERN='^\[  FAILED|Failure|error' run_gpu_tests 180 "$OUT" $B/{attention_prefill,attention,gemm,cuda_backend}_test
 echo "=== compute-sanitizer memcheck, 7B-shape mixed step, both kernels"
 timeout 90 compute-sanitizer --tool memcheck $B/attention_prefill_test \
   --gtest_filter='Shapes/PrefillTest.MixedStepWithCachedPrefixes/12:Shapes/PrefillTest.MixedStepWithCachedPrefixes/13' > "$OUT/memcheck.log" 2>&1

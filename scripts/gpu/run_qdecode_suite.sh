@@ -8,6 +8,7 @@
 # usage: scripts/gpu/run_qdecode_suite.sh OUTDIR BUNDLE
 #   BUNDLE: tools/device_bundle.sh of tpserve_bench and the *_test binaries.
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1 BUNDLE=$2 BUDGET=${BUDGET:-200}
 mkdir -p /tmp/qd "$OUT" && tar -xJf "$BUNDLE" -C /tmp/qd
 export LD_LIBRARY_PATH=/tmp/qd/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -17,11 +18,7 @@ left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
 date -u
 echo "=== GPU tests"
-for t in gemv_int_test gemm_fp8_test gemm_test cuda_weights_int_test; do
-  timeout 60 $B/$t > "$OUT/$t.log" 2>&1
-  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ') (${SECONDS}s)"
-  grep -E '^\[  FAILED|Failure|Expected|Which is' "$OUT/$t.log" | head -8
-done
+SHOW_SECONDS=1 run_gpu_tests 60 "$OUT" $B/{gemv_int,gemm_fp8,gemm,cuda_weights_int}_test
 TPSERVE_GEMV_INT_MMA=reg timeout 60 $B/gemv_int_test > "$OUT/gemv_int_test_reg.log" 2>&1
 echo "gemv_int_test (reg) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int_test_reg.log" | tr '\n' ' ')"
 bench() {  # name, batches, quantization, env...

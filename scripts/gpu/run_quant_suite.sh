@@ -10,6 +10,7 @@
 #   SKIP_TP2=1 leaves out the 72B TP=2 pair; TP_SHAPES (default qwen2-0.5b-instruct) and TP_SIZES
 #   (default 1, or 1,2 with two GPUs) pick the fidelity runs.
 set -u
+source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1
 BUNDLE=$2
 mkdir -p /tmp/q "$OUT" && tar -C /tmp/q -xJf "$BUNDLE"
@@ -20,11 +21,7 @@ L=/tmp/q/logs && mkdir -p $L
 GPUS=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
 echo "=== GPU tests"
-for t in $(ls $B | grep '_test$'); do
-  timeout 240 $B/$t > $L/$t.log 2>&1
-  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $L/$t.log | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure' $L/$t.log | head -6
-done
+run_gpu_tests 240 $L $B/*_test
 bench() {  # name, then tpserve_bench flags
   local name=$1; shift
   timeout 200 $B/tpserve_bench "$@" > $L/bench_$name.log 2>&1

@@ -1,0 +1,19 @@
+# Sourced by the scripts/gpu suites: runs GoogleTest binaries one after the other and prints a line each.
+#   run_gpu_tests SECONDS LOGDIR BINARY...
+# For each binary: LOGDIR/<name>.log, then "<name> rc=<exit> <gtest's PASSED/FAILED/SKIPPED lines>" (plus
+# " (<n>s)" with SHOW_SECONDS=1: seconds since the calling script started), and on failure up to 8 lines
+# matching FAIL_PATTERN (default: failed tests and gtest's assertion text).
+run_gpu_tests() {
+  local secs=$1 dir=$2 bin name rc extra
+  shift 2
+  for bin in "$@"; do
+    name=$(basename "$bin")
+    [ -e "$bin" ] || { echo "$name: not in the bundle"; continue; }
+    timeout "$secs" "$bin" > "$dir/$name.log" 2>&1
+    rc=$?
+    extra=""
+    [ "${SHOW_SECONDS:-0}" = 1 ] && extra=" (${SECONDS}s)"
+    echo "$name rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$dir/$name.log" | tr '\n' ' ')$extra"
+    grep -E "${FAIL_PATTERN:-^\[  FAILED|Failure|Expected|Which is}" "$dir/$name.log" | head -8
+  done
+}
