@@ -151,15 +151,13 @@ def main():
     max_s, lrs = per_shape(a.max_train_s), per_shape(a.lr)
     # The checkpoint goes to memory when it fits (7B: 15 GB; writing it to disk takes longer than the run).
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 40e9 else None
+    # The grow recipe's own options, where given.
+    grow = {k: v for k, v in (("tiny_s", a.tiny_s), ("finetune", a.finetune)) if v and a.recipe == "grow"}
     results = {"device": torch.cuda.get_device_name(0), "shapes": []}
     with tempfile.TemporaryDirectory(dir=shm or os.environ.get("TMPDIR", "/tmp")) as work:
         for i, s in enumerate(shapes):
             results["shapes"].append(run_shape(s, a.bin, lengths, a.per_length, a.keep, a.train_steps,
-                                               {"max_s": max_s[i], "lr": lrs[i],
-                                                "recipe": a.recipe,
-                                                **({"tiny_s": a.tiny_s} if a.tiny_s and a.recipe == "grow" else {}),
-                                                **({"finetune": a.finetune} if a.finetune and a.recipe == "grow" else {})},
-                                               work))
+                                               {"max_s": max_s[i], "lr": lrs[i], "recipe": a.recipe, **grow}, work))
             json.dump(results, open(a.out, "w"), indent=1)
     print(table(results["shapes"]))
 
