@@ -35,7 +35,7 @@ class LlamaTest : public ::testing::Test {
   // Writes the checkpoint and remembers every tensor as the float32 values
   // the loader will see (BF16 ones rounded).
   void SetUp() override {
-    dir_ = (fs::path(std::getenv("TEST_TMPDIR")) / "llama").string();
+    dir_ = (fs::path(::testing::TempDir()) / "llama").string();
     fs::create_directories(dir_);
     std::ofstream(dir_ + "/config.json") << kConfig;
     auto config = ParseModelConfig(kConfig, "config.json");

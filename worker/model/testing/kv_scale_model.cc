@@ -30,7 +30,8 @@ constexpr float kMagnitude[kKvScaleLayers] = {1024.0f, 8192.0f};
 }  // namespace
 
 std::string WriteKvScaleModel(const std::string& name, const KvScales& s, KvScaleLayout layout) {
-  const std::string dir = (fs::path(std::getenv("TEST_TMPDIR")) / name).string();
+  // TempDir(): TEST_TMPDIR under Bazel, /tmp/ when the binary runs alone (the GPU machine).
+  const std::string dir = (fs::path(::testing::TempDir()) / name).string();
   fs::create_directories(dir);
   std::ofstream(dir + "/config.json") << kConfig;
   auto config = ParseModelConfig(kConfig, "config.json");

@@ -38,7 +38,7 @@ enum class KvScaleLayout {
 };
 
 // Writes the checkpoint (config.json, model.safetensors, float32) to a fresh
-// folder `name` under TEST_TMPDIR and returns its path.
+// folder `name` under the test temp folder (::testing::TempDir()) and returns its path.
 std::string WriteKvScaleModel(const std::string& name, const KvScales& scales, KvScaleLayout layout);
 
 // Three prompts of 11 to 26 tokens.
