@@ -81,13 +81,20 @@ absl::Status PagedPrefillAttention(const __nv_bfloat16* q, int q_stride, __nv_bf
 // stays valid, and fast, for every later step of that bucket.
 struct DecodePartition {
   int num_splits = 1;  // 1 to 128
+  // The kernel's wide form (attention_decode.cuh): a lane requests a whole
+  // key row and 16 value rows at once. Faster where a step is a chain of
+  // memory round trips; its registers cost occupancy where the batch fills
+  // the GPU (H200, 7B shape, 512-token contexts: batch 1 and 32 faster,
+  // batch 128 slower). The same result either way, bit for bit.
+  bool wide_loads = false;
 };
 // Decode blocks per SM that ChooseDecodePartition aims for.
 inline constexpr int kDecodeBlocksPerSm = 2;
 // Enough splits that about kDecodeBlocksPerSm blocks run per SM of a GPU with
 // `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
 // already fills the GPU or the context is short), at most 128 (or
-// TPSERVE_DECODE_MAX_SPLITS).
+// TPSERVE_DECODE_MAX_SPLITS); the wide form while the (sequence, KV head)
+// pairs number at most one per SM.
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);

@@ -92,7 +92,10 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   float* part_lse = part_o + static_cast<size_t>(b.num_seqs) * d.num_heads * p.num_splits * D;
   dim3 grid(b.num_seqs, d.num_kv_heads, p.num_splits);
   const DecodeRopeArgs args = rope != nullptr ? *rope : DecodeRopeArgs{};
-  auto kernel = rope != nullptr ? DecodeKernel<D, G, KV, true> : DecodeKernel<D, G, KV, false>;
+  // The fused-RoPE form (opt-in) is built narrow only.
+  auto kernel = rope != nullptr  ? DecodeKernel<D, G, KV, true, false>
+                : p.wide_loads ? DecodeKernel<D, G, KV, false, true>
+                               : DecodeKernel<D, G, KV, false, false>;
   TP_CUDA_CHECK(LaunchPdl(kernel, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out, part_o, part_lse,
                           static_cast<const KV*>(kv.k), static_cast<const KV*>(kv.v), b, d.num_heads,
                           d.num_kv_heads, d.block_size, scale_log2, kv.v_scale, p.num_splits, PrefetchKeys(),
@@ -162,6 +165,16 @@ int MaxChosenSplits() {
   return cap;
 }
 
+// TPSERVE_DECODE_WIDE_LOADS: 0 or 1 forces the narrow or the wide form for
+// A/B runs; unset, the rule below chooses.
+int WideLoadsOverride() {
+  static const int v = [] {
+    const char* e = std::getenv("TPSERVE_DECODE_WIDE_LOADS");
+    return e == nullptr ? -1 : std::string(e) == "0" ? 0 : std::string(e) == "1" ? 1 : -1;
+  }();
+  return v;
+}
+
 }  // namespace
 
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
@@ -176,6 +189,7 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   // writing their lse and the merge skips them, so the count only costs
   // launch width. TPSERVE_DECODE_MAX_SPLITS (1-128) caps it for comparisons.
   p.num_splits = std::clamp(std::min(want, useful), 1, MaxChosenSplits());
+  p.wide_loads = WideLoadsOverride() >= 0 ? WideLoadsOverride() == 1 : blocks <= std::max(1, num_sms);
   return p;
 }
 

@@ -38,7 +38,15 @@ namespace tpserve::worker::cuda {
 
 inline constexpr int kDecodeWarps = 4;
 inline constexpr int kMinSplitKeys = 64;  // below this a split is mostly overhead
-inline constexpr int kValueBatch = 8;     // value rows loaded together per lane
+// Value rows a lane loads together, and key chunks (8 elements) a lane loads
+// together, in the narrow form; the wide form (DecodePartition::wide_loads)
+// requests the whole key row and twice the value rows at once, for steps
+// that are a chain of memory round trips (few blocks, short contexts), at
+// the cost of registers that large batches need for occupancy.
+template <bool kWide>
+inline constexpr int kValueBatch = kWide ? 16 : 8;
+template <bool kWide, int D>
+inline constexpr int kKeyChunksAhead = kWide ? D / 8 : 4;
 
 // What a kRope launch adds: the step's positions and slots (one per
 // sequence), the rotary table, and the caches again for the new token's
@@ -121,11 +129,27 @@ __device__ __forceinline__ void LoadLaneSlice(const bf16* __restrict__ p, float 
   }
 }
 
-// Eight keys' elements c * 8 .. c * 8 + 7 of a cache row, as floats.
-template <bool kCoherent>
-__device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, float (&k)[8]) {
+// Eight elements (c * 8 .. c * 8 + 7) of a cache row: loaded as raw bits
+// (KeyChunk), turned into floats when used, so a whole row can be in flight
+// in few registers.
+template <typename KV>
+struct KeyChunk;
+template <>
+struct KeyChunk<bf16> {
+  using Bits = uint4;
+};
+template <>
+struct KeyChunk<fp8> {
+  using Bits = uint2;
+};
+template <bool kCoherent, typename KV>
+__device__ __forceinline__ typename KeyChunk<KV>::Bits LoadKeyChunk(const KV* __restrict__ row, int c) {
+  using Bits = typename KeyChunk<KV>::Bits;
+  return LoadWord<kCoherent, Bits>(reinterpret_cast<const Bits*>(row) + c);
+}
+__device__ __forceinline__ void UnpackKey8(const uint4& bits, float (&k)[8]) {
   Pack8 kk;
-  kk.u = LoadWord<kCoherent, uint4>(reinterpret_cast<const uint4*>(row) + c);
+  kk.u = bits;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const float2 f = __bfloat1622float2(kk.h2[j]);
@@ -133,9 +157,7 @@ __device__ __forceinline__ void LoadKey8(const bf16* __restrict__ row, int c, fl
     k[2 * j + 1] = f.y;
   }
 }
-template <bool kCoherent>
-__device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, float (&k)[8]) {
-  const uint2 raw = LoadWord<kCoherent, uint2>(reinterpret_cast<const uint2*>(row) + c);
+__device__ __forceinline__ void UnpackKey8(const uint2& raw, float (&k)[8]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const float2 f = Fp8x2ToFloat2(static_cast<uint16_t>((j < 2 ? raw.x : raw.y) >> (16 * (j & 1))));
@@ -144,18 +166,28 @@ __device__ __forceinline__ void LoadKey8(const fp8* __restrict__ row, int c, flo
   }
 }
 
-// The unscaled scores of one key row against the query group.
-template <int D, int G, bool kCoherent, typename KV>
+// The unscaled scores of one key row against the query group: kAhead
+// chunks of the row are requested before any of them is used (the whole row
+// in the wide form). The products are summed in the same order either way.
+template <int D, int G, bool kCoherent, int kAhead, typename KV>
 __device__ __forceinline__ void KeyScores(const KV* __restrict__ krow, const float (&sq)[G][D], float (&sc)[G]) {
-#pragma unroll 4
-  for (int c = 0; c < D / 8; ++c) {
-    float kf[8];
-    LoadKey8<kCoherent>(krow, c, kf);
+  static_assert((D / 8) % kAhead == 0);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+  for (int c0 = 0; c0 < D / 8; c0 += kAhead) {
+    typename KeyChunk<KV>::Bits bits[kAhead];
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
-        sc[g] = fmaf(sq[g][c * 8 + 2 * j], kf[2 * j], fmaf(sq[g][c * 8 + 2 * j + 1], kf[2 * j + 1], sc[g]));
+    for (int i = 0; i < kAhead; ++i) bits[i] = LoadKeyChunk<kCoherent>(krow, c0 + i);
+#pragma unroll
+    for (int i = 0; i < kAhead; ++i) {
+      const int c = c0 + i;
+      float kf[8];
+      UnpackKey8(bits[i], kf);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+          sc[g] = fmaf(sq[g][c * 8 + 2 * j], kf[2 * j], fmaf(sq[g][c * 8 + 2 * j + 1], kf[2 * j + 1], sc[g]));
+        }
       }
     }
   }
@@ -181,7 +213,7 @@ __device__ __forceinline__ void PrefetchRows(const KV* k_cache, const KV* v_cach
 // KV: the cache's element type. An FP8 cache's k scale is folded into
 // scale_log2 and its v scale multiplies the output (v_scale, 1 for bf16).
 // `q` is row s of the qkv buffer (stride q_stride); with kRope unrotated.
-template <int D, int G, typename KV, bool kRope>
+template <int D, int G, typename KV, bool kRope, bool kWide>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
     DecodeKernel(const bf16* __restrict__ q, int q_stride, bf16* __restrict__ out, float* __restrict__ part_o,
                  float* __restrict__ part_lse, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache,
@@ -240,8 +272,27 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       KV* vc = static_cast<KV*>(r.v_write) + (static_cast<size_t>(slot) * nkv + kvh) * D;
       for (int e = threadIdx.x; e < D; e += blockDim.x) vc[e] = ToKv<KV>(v[e], r.v_inv_scale);
     }
-  } else {
-    for (int e = threadIdx.x; e < G * D; e += blockDim.x) sq[e / D][e % D] = __bfloat162float(qrow[h0 * D + e]);
+  } else {  // the group's G * D query values in 16-byte loads, all in flight at once
+    constexpr int kVecs = G * D / 8, kRounds = (kVecs + kDecodeWarps * 32 - 1) / (kDecodeWarps * 32);
+    const uint4* q4 = reinterpret_cast<const uint4*>(qrow + h0 * D);
+    Pack8 qv[kRounds];
+#pragma unroll
+    for (int i = 0; i < kRounds; ++i) {
+      const int v = threadIdx.x + i * kDecodeWarps * 32;
+      if (v < kVecs) qv[i].u = q4[v];
+    }
+#pragma unroll
+    for (int i = 0; i < kRounds; ++i) {
+      const int v = threadIdx.x + i * kDecodeWarps * 32;
+      if (v < kVecs) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 f = __bfloat1622float2(qv[i].h2[j]);
+          sq[(8 * v) / D][(8 * v) % D + 2 * j] = f.x;
+          sq[(8 * v) / D][(8 * v) % D + 2 * j + 1] = f.y;
+        }
+      }
+    }
   }
   __syncthreads();
 
@@ -262,7 +313,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     for (int g = 0; g < G; ++g) sc[g] = 0.0f;
     if (valid) {
       row = (static_cast<size_t>(bt[t / bs]) * bs + t % bs) * nkv + kvh;
-      KeyScores<D, G, kRope>(k_cache + row * D, sq, sc);
+      KeyScores<D, G, kRope, kKeyChunksAhead<kWide, D>>(k_cache + row * D, sq, sc);
     }
     float p[G];
 #pragma unroll
@@ -276,13 +327,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll
       for (int k = 0; k < DPL; ++k) acc[g][k] *= corr;
     }
-    // P·V: the value rows of kValueBatch keys are requested together, so
+    // P·V: the value rows of kValueBatch<kWide> keys are requested together, so
     // their latencies overlap instead of adding up key by key.
     const int nvalid = min(32, end - k0);
-    for (int j0 = 0; j0 < nvalid; j0 += kValueBatch) {
-      float vv[kValueBatch][DPL];
+    for (int j0 = 0; j0 < nvalid; j0 += kValueBatch<kWide>) {
+      float vv[kValueBatch<kWide>][DPL];
 #pragma unroll
-      for (int jj = 0; jj < kValueBatch; ++jj) {
+      for (int jj = 0; jj < kValueBatch<kWide>; ++jj) {
         const int j = j0 + jj;
         const size_t rj = __shfl_sync(0xffffffffu, row, j & 31);
         if (j < nvalid) {
@@ -293,7 +344,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
         }
       }
 #pragma unroll
-      for (int jj = 0; jj < kValueBatch; ++jj) {
+      for (int jj = 0; jj < kValueBatch<kWide>; ++jj) {
         const int j = j0 + jj;
 #pragma unroll
         for (int g = 0; g < G; ++g) {

@@ -28,17 +28,25 @@ TEST_P(DecodeTest, MatchesCpuReference) {
   // 32 or 128 splits most splits of the short ones are empty.
   AttnCase c(dims, {{0, 1}, {31, 1}, {100, 1}, {1500, 1}, {257, 1}, {63, 1}, {64, 1}}, 11);
   DeviceAttnCase dc(c);
-  DecodePartition p;
-  p.num_splits = splits;
-  const size_t ws_bytes = DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p);
-  DevArray<char> ws(ws_bytes);
-  // NaN in the split partials: empty splits write only their lse, and the
-  // merge must never read the rest of their slots.
-  if (ws_bytes > 0) ASSERT_EQ(cudaMemset(ws.get(), 0xFF, ws_bytes), cudaSuccess);
-  ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(),
-                                   dc.batch, p, ws.get(), dims, nullptr).ok());
-  const auto got = testing::ToFloat(dc.out.Download());
-  EXPECT_LT(testing::MaxRelError(got, c.Reference()), 1e-2);
+  // Both forms of the kernel (DecodePartition::wide_loads): each against the
+  // reference, and bit for bit against each other (same sums, same order).
+  std::vector<float> narrow;
+  for (bool wide : {false, true}) {
+    DecodePartition p;
+    p.num_splits = splits;
+    p.wide_loads = wide;
+    const size_t ws_bytes = DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p);
+    DevArray<char> ws(ws_bytes);
+    // NaN in the split partials: empty splits write only their lse, and the
+    // merge must never read the rest of their slots.
+    if (ws_bytes > 0) ASSERT_EQ(cudaMemset(ws.get(), 0xFF, ws_bytes), cudaSuccess);
+    ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(),
+                                     dc.batch, p, ws.get(), dims, nullptr).ok());
+    const auto got = testing::ToFloat(dc.out.Download());
+    EXPECT_LT(testing::MaxRelError(got, c.Reference()), 1e-2) << "wide " << wide;
+    if (!wide) narrow = got;
+    if (wide) EXPECT_EQ(testing::MaxRelError(got, narrow), 0.0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -56,7 +64,7 @@ TEST(DecodeTest, LongContexts) {
   DeviceAttnCase dc(c);
   const auto want = c.Reference();
   for (int splits : {ChooseDecodePartition(2, 4, 40001, 132).num_splits, 128}) {
-    DecodePartition p;
+    DecodePartition p = ChooseDecodePartition(2, 4, 40001, 132);  // the wide form
     p.num_splits = splits;
     DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
     ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, static_cast<size_t>(c.rows) * dims.num_heads * dims.head_dim * 2), cudaSuccess);  // poison again
@@ -195,6 +203,11 @@ TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
   EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 132).num_splits, 17);
   EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 108).num_splits, 14);
   EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 10).num_splits, 2);
+  // The wide form while the (sequence, KV head) pairs fit one per SM.
+  EXPECT_TRUE(ChooseDecodePartition(1, 4, 512, 132).wide_loads);
+  EXPECT_TRUE(ChooseDecodePartition(33, 4, 512, 132).wide_loads);
+  EXPECT_FALSE(ChooseDecodePartition(34, 4, 512, 132).wide_loads);
+  EXPECT_FALSE(ChooseDecodePartition(128, 4, 512, 132).wide_loads);
 }
 
 TEST(AttentionTest, RejectsBadShapes) {
