@@ -5,7 +5,10 @@
 # layer, rope = RoPE + KV write, merge = the split merge, attn = RoPE + attention + merge, qkv / o / gate_up /
 # down = one GEMV of every layer, lmhead = the lm_head GEMV). The step's output is then wrong; only its
 # time is read. Nsight Compute times each kernel alone (docs/performance.md, "Decode-step kernels"), which
-# counts the overlap PDL hides; this counts only what the step actually waits for.
+# counts the overlap PDL hides; this counts only what the step actually waits for. To build the patched
+# bench: `git worktree add /tmp/ab main && git -C /tmp/ab apply $PWD/scripts/gpu/ablation/ablate.patch`, then
+# build //bench/cuda:tpserve_bench there and bundle it as tpserve_bench_ablate (the patch is against main
+# at 0846cdd; a later change to the two files it touches may need it redone).
 # Also in the same call: the unpatched bench as the baseline (before and after), the decode split cap swept
 # at batch 1 (TPSERVE_DECODE_MAX_SPLITS), and one TP=2 rank's share of the model on this GPU
 # (scripts/gpu/rank_shape.py: the per-rank GEMVs and small kernels of a TP=2 step, without collectives).
