@@ -31,7 +31,8 @@ CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 F=(--batch 1 --prompt 512 --new 128)
 step() {  # label, binary, then bench flags; prints "label ms"
   local label=$1 bin=$2; shift 2
-  local log="$OUT/$(echo "$label" | tr ' =,/' '____').log"
+  local log
+  log="$OUT/$(echo "$label" | tr ' =,/' '____').log"
   timeout 120 "$bin" "$@" > "$log" 2>&1
   local rc=$?
   local line ms

@@ -11,12 +11,13 @@
 #
 # usage: scripts/gpu/serve_vs_engine.sh OUTDIR [CONCURRENCIES] [TP_SIZES]
 #   bundle first: tools/device_bundle.sh bazel-bin/cli/tpserve bazel-bin/bench/cuda/tpserve_bench
-#   (carry .devbin); defaults: CONCURRENCIES=1,32,128,256 TP_SIZES=1 (use "1 2" on 2 GPUs)
+#   (carry .devbin); defaults: CONCURRENCIES=1,32,128,256 TP_SIZES=1 (use "1 2" on 2 GPUs);
+#   BUNDLE=path picks another archive (default .devbin/bundle.tar.xz)
 set -u
 OUT=$1
 LIST=${2:-1,32,128,256}
 TPS=${3:-1}
-mkdir -p /tmp/tp "$OUT" && tar -xJf .devbin/bundle.tar.xz -C /tmp/tp
+mkdir -p /tmp/tp "$OUT" && tar -xJf "${BUNDLE:-.devbin/bundle.tar.xz}" -C /tmp/tp
 export LD_LIBRARY_PATH=/tmp/tp/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 BIN=/tmp/tp/bin
