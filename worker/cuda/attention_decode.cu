@@ -130,6 +130,10 @@ absl::Status Decode(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   if (partition.num_splits < 1 || partition.num_splits > kMaxSplits) {
     return absl::InvalidArgumentError("decode attention: 1 to 128 splits");
   }
+  // The kernel reads each query row in 16-byte loads.
+  if (q_stride % 8 != 0 || reinterpret_cast<uintptr_t>(q) % 16 != 0) {
+    return absl::InvalidArgumentError("decode attention: q must be 16-byte aligned, q_stride a multiple of 8");
+  }
   if (batch.num_seqs == 0) return absl::OkStatus();
   const int group = dims.num_heads / dims.num_kv_heads;
   return WithKvElement(kv.dtype, [&](auto tag) -> absl::Status {

@@ -219,6 +219,9 @@ TEST(AttentionTest, RejectsBadShapes) {
                                     Dims(4, 2, 96, 16), nullptr).ok());
   EXPECT_FALSE(PagedDecodeAttention(nullptr, 0, nullptr, nullptr, nullptr, b, {129}, nullptr,
                                     Dims(4, 2, 64, 16), nullptr).ok());
+  // Query rows are read in 16-byte loads: a stride of 516 elements would misalign every other row.
+  EXPECT_FALSE(PagedDecodeAttention(nullptr, 516, nullptr, nullptr, nullptr, b, {1}, nullptr,
+                                    Dims(4, 2, 64, 16), nullptr).ok());
   const RopeParams rope = TestRope(64, 1.0f);
   EXPECT_FALSE(PagedDecodeAttentionWithRope(nullptr, 256, nullptr, nullptr, nullptr, Bf16Kv(nullptr, nullptr), b, {1},
                                             nullptr, Dims(3, 2, 64, 16), rope, nullptr, DecodeRope::kFused).ok());
