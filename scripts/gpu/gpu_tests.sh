@@ -17,3 +17,14 @@ run_gpu_tests() {
     grep -E "${FAIL_PATTERN:-^\[  FAILED|Failure|Expected|Which is}" "$dir/$name.log" | head -8
   done
 }
+
+# Sourced likewise: runs a bench (tpserve_bench or another printing "decode batch" / "prefill" lines) into
+# LOG and prints "rc=<exit> <those lines, ';'-separated on one line>".
+#   run_bench LOG SECONDS COMMAND...
+run_bench() {
+  local log=$1 secs=$2 rc
+  shift 2
+  timeout "$secs" "$@" > "$log" 2>&1
+  rc=$?
+  echo "rc=$rc $(grep -E '^decode batch|^prefill' "$log" | tr -s ' ' | tr '\n' ';')"
+}

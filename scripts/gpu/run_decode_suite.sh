@@ -22,9 +22,7 @@ run_gpu_tests 300 "$OUT" $B/*_test
 CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 bench() {  # name, binary, then flags
   local name=$1 bin=$2; shift 2
-  timeout 200 $bin --config $CFG "$@" > $OUT/bench_$name.log 2>&1
-  echo "--- $name rc=$? $(grep -E '^decode batch 1 ' $OUT/bench_$name.log | head -1)"
-  grep -E '^decode batch|^prefill' $OUT/bench_$name.log | tr -s ' ' | tr '\n' ';'; echo
+  echo "--- $name $(run_bench "$OUT/bench_$name.log" 200 "$bin" --config $CFG "$@")"
 }
 for q in auto fp8; do
   F=(--batch 1,32,128 --prompt 512 --new 128 --prefill 512 --quantization $q)

@@ -24,9 +24,11 @@ echo "gemv_int_test (reg) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int
 bench() {  # name, batches, quantization, env...
   local name=$1 batch=$2 q=$3
   shift 3
-  env "$@" timeout 60 $B/tpserve_bench --config $CFG --batch "$batch" --prompt 128 --new 64 --quantization "$q" \
-    > "$OUT/bench_${name}_$q.log" 2>&1
-  echo "$name $q rc=$? $(grep -E '^decode batch' "$OUT/bench_${name}_$q.log" | tr -s ' ' | tr '\n' ';') (${SECONDS}s)"
+  local kv r
+  r=$(for kv in "$@"; do export "${kv?}"; done
+      run_bench "$OUT/bench_${name}_$q.log" 60 "$B/tpserve_bench" --config $CFG --batch "$batch" --prompt 128 \
+        --new 64 --quantization "$q")
+  echo "$name $q $r (${SECONDS}s)"
 }
 echo "=== decode, default kernels"
 for q in auto fp8 awq gptq-int8; do

@@ -33,12 +33,11 @@ step() {  # label, binary, then bench flags; prints "label ms"
   local label=$1 bin=$2; shift 2
   local log
   log="$OUT/$(echo "$label" | tr ' =,/' '____').log"
-  timeout 120 "$bin" "$@" > "$log" 2>&1
-  local rc=$?
-  local line ms
+  local r line ms
+  r=$(run_bench "$log" 120 "$bin" "$@")
   line=$(grep -E '^decode batch 1 ' "$log" | head -1)
   ms=$(echo "$line" | awk '{print $5}')  # decode batch 1 <tok/s> <ms/step>
-  printf '%-34s %s  (rc=%s) %s\n' "$label" "${ms:-?}" "$rc" "$line"
+  printf '%-34s %s  (%s) %s\n' "$label" "${ms:-?}" "${r%% *}" "$line"
 }
 for q in auto fp8; do
   echo "=== $q: ms per batch-1 decode step (7B shape, 512-token prompt, 128 new tokens)"

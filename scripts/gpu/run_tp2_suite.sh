@@ -36,8 +36,7 @@ done
 
 engine() {  # label, then tpserve_bench flags; prints its decode lines
   local label=$1; shift
-  timeout 200 "$B/tpserve_bench" "$@" > "$OUT/engine_$label.txt" 2>&1
-  echo "--- $label rc=$?: $(grep -E '^decode batch' "$OUT/engine_$label.txt" | tr -s ' ' | tr '\n' ';')"
+  echo "--- $label $(run_bench "$OUT/engine_$label.txt" 200 "$B/tpserve_bench" "$@")"
 }
 echo "=== 3. engine step, 7B: TP=1, one TP=2 rank alone, TP=2"
 python3 scripts/gpu/rank_shape.py $S7 --tp 2 --out /tmp/tp/r2 > /dev/null

@@ -3,10 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/env.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -52,8 +51,7 @@ struct CustomAllReduce::ErrorWord {
 };
 
 bool CustomAllReduceEnabled() {
-  const char* v = std::getenv("TPSERVE_CUSTOM_ALLREDUCE");
-  return v == nullptr || std::strcmp(v, "0") != 0;
+  return EnvSwitch("TPSERVE_CUSTOM_ALLREDUCE", true);
 }
 
 absl::StatusOr<std::unique_ptr<CustomAllReduce>> CustomAllReduce::Create(NcclCommunicator& comm,

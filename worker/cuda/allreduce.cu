@@ -7,6 +7,7 @@
 #include "worker/cuda/allreduce_sync.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/norm.cuh"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -14,9 +15,9 @@ namespace {
 
 using namespace allreduce_internal;  // NOLINT: the kernels' own helpers
 
-// 256 threads, as AddRmsNorm: the fused kernel's per-thread partial sums of
+// AddRmsNorm's block size: the fused kernel's per-thread partial sums of
 // squares and their block reduction then match it bit for bit.
-constexpr int kThreads = 256;
+constexpr int kThreads = kNormThreads;
 
 struct NormArgs {
   bf16* residual = nullptr;
@@ -127,37 +128,23 @@ __device__ void AddNormRowInRegisters(const Ctx& c, int row, int part, int parts
   for (int k = 0; k < kRowVecs; ++k) {
     const int i = v0 + threadIdx.x + k * blockDim.x;
     if (i < nvec) {
-      const float4 lo = acc[2 * k], hi = acc[2 * k + 1];
       Pack8 a;
-      a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
-      a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
-      a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
-      a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) r[k].h2[j] = __hadd2(r[k].h2[j], a.h2[j]);
+      a.u = RoundPack8(acc[2 * k], acc[2 * k + 1]);
+      AddPack8(r[k], a);
       res4[i] = r[k].u;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 f = __bfloat1622float2(r[k].h2[j]);
-        ss += f.x * f.x + f.y * f.y;
-      }
+      AddSquares(r[k], ss);
     }
   }
   ss = BlockSum(ss, scratch);
   if (parts > 1) ss = RowSumOfSquares(c, ss, blockIdx.x - part, parts);
-  const float inv = rsqrtf(ss / norm.hidden + norm.eps);
+  const float inv = RmsInverse(ss, norm.hidden, norm.eps);
 #pragma unroll
   for (int k = 0; k < kRowVecs; ++k) {
     const int i = v0 + threadIdx.x + k * blockDim.x;
     if (i < nvec) {
-      Pack8 w, o;
+      Pack8 w;
       w.u = reinterpret_cast<const uint4*>(norm.weight)[i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 f = __bfloat1622float2(r[k].h2[j]);
-        o.h2[j] = __hmul2(w.h2[j], __floats2bfloat162_rn(f.x * inv, f.y * inv));
-      }
-      reinterpret_cast<uint4*>(norm.out + static_cast<size_t>(row) * norm.hidden)[i] = o.u;
+      reinterpret_cast<uint4*>(norm.out + static_cast<size_t>(row) * norm.hidden)[i] = NormalizePack8(r[k], w, inv);
     }
   }
 }

@@ -5,9 +5,8 @@
 // so a short context in a graph captured for max_model_len still spreads
 // over every split instead of leaving most of the GPU idle.
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
+#include "common/env.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/attention_decode.cuh"
 #include "worker/cuda/cuda_check.h"
@@ -73,11 +72,7 @@ __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float*
 // streams anyway). TPSERVE_DECODE_PREFETCH_KEYS (0 to 4096) sets it for A/B
 // runs.
 int PrefetchKeys() {
-  static const int keys = [] {
-    const char* v = std::getenv("TPSERVE_DECODE_PREFETCH_KEYS");
-    const int n = v != nullptr ? std::atoi(v) : -1;
-    return n >= 0 && n <= 4096 ? n : kDecodeWarps * 32;
-  }();
+  static const int keys = EnvIntInRange("TPSERVE_DECODE_PREFETCH_KEYS", 0, 4096, kDecodeWarps * 32);
   return keys;
 }
 
@@ -153,29 +148,19 @@ absl::Status Decode(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
 // kAuto: the separate kernels unless TPSERVE_DECODE_FUSED_ROPE=1 (see
 // attention.h for why).
 bool UseFusedRope(DecodeRope mode) {
-  static const bool env_on = [] {
-    const char* v = std::getenv("TPSERVE_DECODE_FUSED_ROPE");
-    return v != nullptr && std::string(v) == "1";
-  }();
+  static const bool env_on = EnvSwitch("TPSERVE_DECODE_FUSED_ROPE", false);
   return mode == DecodeRope::kFused || (mode == DecodeRope::kAuto && env_on);
 }
 
 int MaxChosenSplits() {
-  static const int cap = [] {
-    const char* v = std::getenv("TPSERVE_DECODE_MAX_SPLITS");
-    const int n = v != nullptr ? std::atoi(v) : 0;
-    return n >= 1 && n <= kMaxSplits ? n : kMaxSplits;
-  }();
+  static const int cap = EnvIntInRange("TPSERVE_DECODE_MAX_SPLITS", 1, kMaxSplits, kMaxSplits);
   return cap;
 }
 
 // TPSERVE_DECODE_WIDE_LOADS: 0 or 1 forces the narrow or the wide form for
 // A/B runs; unset, the rule below chooses.
 int WideLoadsOverride() {
-  static const int v = [] {
-    const char* e = std::getenv("TPSERVE_DECODE_WIDE_LOADS");
-    return e == nullptr ? -1 : std::string(e) == "0" ? 0 : std::string(e) == "1" ? 1 : -1;
-  }();
+  static const int v = EnvIntInRange("TPSERVE_DECODE_WIDE_LOADS", 0, 1, -1);
   return v;
 }
 
@@ -193,7 +178,8 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   // writing their lse and the merge skips them, so the count only costs
   // launch width. TPSERVE_DECODE_MAX_SPLITS (1-128) caps it for comparisons.
   p.num_splits = std::clamp(std::min(want, useful), 1, MaxChosenSplits());
-  p.wide_loads = WideLoadsOverride() >= 0 ? WideLoadsOverride() == 1 : blocks <= std::max(1, num_sms);
+  const int wide = WideLoadsOverride();
+  p.wide_loads = wide >= 0 ? wide == 1 : blocks <= std::max(1, num_sms);
   return p;
 }
 

@@ -49,24 +49,10 @@ TEST_P(Fp8DecodeTest, MatchesCpuReferenceOnRoundedKv) {
   AttnCase c(dims, {{0, 1}, {31, 1}, {100, 1}, {1500, 1}, {257, 1}, {63, 1}, {64, 1}}, 21, 3.0f);
   Fp8Cache cache(c, scales);
   DeviceAttnCase dc(c);  // q and the NaN-poisoned output (its bf16 cache is not read)
-  std::vector<float> narrow;
-  for (bool wide : {false, true}) {  // both forms of the kernel, the same bits
-    DecodePartition p;
-    p.num_splits = splits;
-    p.wide_loads = wide;
-    const size_t ws_bytes = DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p);
-    DevArray<char> ws(ws_bytes);
-    if (ws_bytes > 0) {
-      ASSERT_EQ(cudaMemset(ws.get(), 0xFF, ws_bytes), cudaSuccess);
-    }
-    const absl::Status st = PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), cache.Ref(scales), dc.batch,
-                                                 p, ws.get(), dims, nullptr);
-    ASSERT_TRUE(st.ok()) << st;
-    const auto got = testing::ToFloat(dc.out.Download());
-    EXPECT_LT(testing::MaxRelError(got, c.Reference()), 1e-2) << "wide " << wide;
-    if (!wide) narrow = got;
-    if (wide) EXPECT_EQ(testing::MaxRelError(got, narrow), 0.0);
-  }
+  testing::ExpectBothDecodeForms(c, dc, splits, [&](const DecodePartition& p, void* ws) {
+    return PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), cache.Ref(scales), dc.batch, p, ws, dims,
+                                nullptr);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Fp8DecodeTest,

@@ -28,25 +28,10 @@ TEST_P(DecodeTest, MatchesCpuReference) {
   // 32 or 128 splits most splits of the short ones are empty.
   AttnCase c(dims, {{0, 1}, {31, 1}, {100, 1}, {1500, 1}, {257, 1}, {63, 1}, {64, 1}}, 11);
   DeviceAttnCase dc(c);
-  // Both forms of the kernel (DecodePartition::wide_loads): each against the
-  // reference, and bit for bit against each other (same sums, same order).
-  std::vector<float> narrow;
-  for (bool wide : {false, true}) {
-    DecodePartition p;
-    p.num_splits = splits;
-    p.wide_loads = wide;
-    const size_t ws_bytes = DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p);
-    DevArray<char> ws(ws_bytes);
-    // NaN in the split partials: empty splits write only their lse, and the
-    // merge must never read the rest of their slots.
-    if (ws_bytes > 0) ASSERT_EQ(cudaMemset(ws.get(), 0xFF, ws_bytes), cudaSuccess);
-    ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(),
-                                     dc.batch, p, ws.get(), dims, nullptr).ok());
-    const auto got = testing::ToFloat(dc.out.Download());
-    EXPECT_LT(testing::MaxRelError(got, c.Reference()), 1e-2) << "wide " << wide;
-    if (!wide) narrow = got;
-    if (wide) EXPECT_EQ(testing::MaxRelError(got, narrow), 0.0);
-  }
+  testing::ExpectBothDecodeForms(c, dc, splits, [&](const DecodePartition& p, void* ws) {
+    return PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(), dc.batch, p, ws,
+                                dims, nullptr);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/quant/dequant.h"
+#include "absl/status/status.h"
 #include "common/quant/fp8_e4m3.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/test_util.h"
@@ -157,6 +158,32 @@ struct DeviceAttnCase {
     batch.max_blocks_per_seq = c.max_blocks;
   }
 };
+
+// Decode attention of the case in both forms of the kernel
+// (DecodePartition::wide_loads) with `splits` splits: each within 1e-2 of the
+// reference, and the two bit for bit equal (same sums in the same order).
+// `launch(partition, workspace)` writes into dc.out; the workspace is
+// NaN-poisoned (empty splits write only their lse, and the merge must never
+// read the rest of their slots).
+template <typename Launch>
+void ExpectBothDecodeForms(const AttnCase& c, const DeviceAttnCase& dc, int splits, Launch launch) {
+  std::vector<float> narrow;
+  for (bool wide : {false, true}) {
+    DecodePartition p;
+    p.num_splits = splits;
+    p.wide_loads = wide;
+    DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), c.dims.num_heads, c.dims.head_dim, p));  // 0xFF
+    const absl::Status st = launch(p, ws.get());
+    ASSERT_TRUE(st.ok()) << st;
+    const std::vector<float> got = ToFloat(dc.out.Download());
+    EXPECT_LT(MaxRelError(got, c.Reference()), 1e-2) << "wide " << wide;
+    if (wide) {
+      EXPECT_EQ(MaxRelError(got, narrow), 0.0) << "the wide form must give the narrow form's bits";
+    } else {
+      narrow = got;
+    }
+  }
+}
 
 }  // namespace tpserve::worker::cuda::testing
 

@@ -1,9 +1,9 @@
 #include "worker/cuda/cuda_check.h"
 
-#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/env.h"
 
 namespace tpserve::worker::cuda {
 namespace {
@@ -39,10 +39,7 @@ thread_local bool pdl_step = false;
 }  // namespace
 
 bool PdlEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("TPSERVE_PDL");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool enabled = EnvSwitch("TPSERVE_PDL", true);
   return enabled;
 }
 

@@ -1,10 +1,9 @@
 #include "worker/cuda/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "common/env.h"
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/fp8_quant.h"
@@ -31,8 +30,7 @@ absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create(size_t workspace_bytes) {
   TP_ASSIGN_OR_RETURN(g->workspace_, DeviceBuffer::Allocate(workspace_bytes));
   TP_CUDA_CHECK(cudaEventCreate(&g->start_));
   TP_CUDA_CHECK(cudaEventCreate(&g->stop_));
-  const char* env = std::getenv("TPSERVE_GEMM_SEARCH");
-  g->search_ = env == nullptr || std::string_view(env) != "0";
+  g->search_ = EnvSwitch("TPSERVE_GEMM_SEARCH", true);
   return g;
 }
 

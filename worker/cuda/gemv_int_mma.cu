@@ -1,9 +1,10 @@
 #include "worker/cuda/gemv_int_mma.h"
 
-#include <cstdlib>
-#include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/env.h"
 #include "worker/cuda/cp_async.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
@@ -328,9 +329,9 @@ enum class Variant { kScalar, kRegisters, kAsync };
 // kernels, reg = the register pipeline, unset or anything else = cp.async.
 Variant ChosenVariant() {
   static const Variant v = [] {
-    const char* e = std::getenv("TPSERVE_GEMV_INT_MMA");
-    if (e != nullptr && std::strcmp(e, "0") == 0) return Variant::kScalar;
-    if (e != nullptr && std::strcmp(e, "reg") == 0) return Variant::kRegisters;
+    const std::optional<std::string> e = EnvValue("TPSERVE_GEMV_INT_MMA");
+    if (e == "0") return Variant::kScalar;
+    if (e == "reg") return Variant::kRegisters;
     return Variant::kAsync;
   }();
   return v;

@@ -2,12 +2,13 @@
 
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/norm.cuh"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kNormThreads;
 
 // The 8 values at vector index i of an `add` row as bf16: bf16 rows as they
 // are, float32 rows (TP all-reduce sums) rounded once, as Float32ToBf16 would.
@@ -16,13 +17,7 @@ __device__ __forceinline__ uint4 LoadAdd8(const bf16* add, size_t base, int i) {
 }
 __device__ __forceinline__ uint4 LoadAdd8(const float* add, size_t base, int i) {
   const float4* p = reinterpret_cast<const float4*>(add + base) + 2 * i;
-  const float4 lo = p[0], hi = p[1];
-  Pack8 a;
-  a.h2[0] = __floats2bfloat162_rn(lo.x, lo.y);
-  a.h2[1] = __floats2bfloat162_rn(lo.z, lo.w);
-  a.h2[2] = __floats2bfloat162_rn(hi.x, hi.y);
-  a.h2[3] = __floats2bfloat162_rn(hi.z, hi.w);
-  return a.u;
+  return RoundPack8(p[0], p[1]);
 }
 
 // One block per row. The first pass writes the summed residual and its sum
@@ -45,29 +40,17 @@ __global__ void AddRmsNormKernel(const AddT* __restrict__ add, bf16* __restrict_
     if (add != nullptr) {
       Pack8 a;
       a.u = LoadAdd8(add, base, i);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) r.h2[j] = __hadd2(r.h2[j], a.h2[j]);
+      AddPack8(r, a);
       res4[i] = r.u;
     }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      float2 f = __bfloat1622float2(r.h2[j]);
-      ss += f.x * f.x + f.y * f.y;
-    }
+    AddSquares(r, ss);
   }
-  ss = BlockSum(ss, scratch);
-  const float inv = rsqrtf(ss / hidden + eps);
+  const float inv = RmsInverse(BlockSum(ss, scratch), hidden, eps);
   for (int i = threadIdx.x; i < nvec; i += blockDim.x) {
-    Pack8 r, w, o;
+    Pack8 r, w;
     r.u = res4[i];
     w.u = reinterpret_cast<const uint4*>(weight)[i];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      float2 f = __bfloat1622float2(r.h2[j]);
-      __nv_bfloat162 n = __floats2bfloat162_rn(f.x * inv, f.y * inv);
-      o.h2[j] = __hmul2(w.h2[j], n);
-    }
-    reinterpret_cast<uint4*>(out + base)[i] = o.u;
+    reinterpret_cast<uint4*>(out + base)[i] = NormalizePack8(r, w, inv);
   }
 }
 
@@ -108,30 +91,16 @@ __global__ void AddRmsNormRegsKernel(const AddT* __restrict__ add, bf16* __restr
     const int i = threadIdx.x + j * kThreads;
     if (i >= nvec) continue;
     if (add != nullptr) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) r[j].h2[e] = __hadd2(r[j].h2[e], a[j].h2[e]);
+      AddPack8(r[j], a[j]);
       res4[i] = r[j].u;
     }
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float2 f = __bfloat1622float2(r[j].h2[e]);
-      ss += f.x * f.x + f.y * f.y;
-    }
+    AddSquares(r[j], ss);
   }
-  ss = BlockSum(ss, scratch);
-  const float inv = rsqrtf(ss / hidden + eps);
+  const float inv = RmsInverse(BlockSum(ss, scratch), hidden, eps);
 #pragma unroll
   for (int j = 0; j < kVecs; ++j) {
     const int i = threadIdx.x + j * kThreads;
-    if (i >= nvec) continue;
-    Pack8 o;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float2 f = __bfloat1622float2(r[j].h2[e]);
-      __nv_bfloat162 n = __floats2bfloat162_rn(f.x * inv, f.y * inv);
-      o.h2[e] = __hmul2(w[j].h2[e], n);
-    }
-    reinterpret_cast<uint4*>(out + base)[i] = o.u;
+    if (i < nvec) reinterpret_cast<uint4*>(out + base)[i] = NormalizePack8(r[j], w[j], inv);
   }
 }
 

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "common/env.h"
 
 namespace tpserve::worker::cpu {
 namespace {
@@ -88,10 +90,8 @@ Pool* GetPool() {
 
 int NumThreads() {
   static const int n = [] {
-    if (const char* env = std::getenv("TPSERVE_CPU_THREADS")) {
-      const int v = std::atoi(env);
-      if (v >= 1) return std::min(v, 256);
-    }
+    const int v = EnvIntInRange("TPSERVE_CPU_THREADS", 1, std::numeric_limits<int>::max(), 0);
+    if (v >= 1) return std::min(v, 256);
     const int hw = static_cast<int>(std::thread::hardware_concurrency());
     return std::clamp(hw, 1, 16);
   }();
