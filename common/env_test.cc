@@ -25,22 +25,20 @@ TEST_F(EnvTest, ValueIsNulloptOnlyWhenUnset) {
 
 TEST_F(EnvTest, IntInRangeFallsBackOnAnythingElse) {
   EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 128);  // unset
-  Set("0");
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 0);
-  Set("4096");
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 4096);
-  Set("4097");
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 128);
-  Set("-1");
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 128);
-  Set("abc");  // atoi would have read 0
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 128);
-  Set("12x");
-  EXPECT_EQ(EnvIntInRange(kName, 0, 4096, 128), 128);
-  Set("");
-  EXPECT_EQ(EnvIntInRange(kName, 1, 128, 128), 128);
-  Set("32");
-  EXPECT_EQ(EnvIntInRange(kName, 1, 128, 128), 32);
+  struct Case {
+    const char* value;
+    int lo, hi, want;  // fallback 128
+  };
+  const Case cases[] = {
+      {"0", 0, 4096, 0},      {"4096", 0, 4096, 4096}, {"4097", 0, 4096, 128}, {"-1", 0, 4096, 128},
+      {"abc", 0, 4096, 128},  // atoi would have read 0
+      {"12x", 0, 4096, 128},  {"", 1, 128, 128},       {"32", 1, 128, 32},
+  };
+  for (const Case& c : cases) {
+    Set(c.value);
+    EXPECT_EQ(EnvIntInRange(kName, c.lo, c.hi, 128), c.want)
+        << "\"" << c.value << "\" in [" << c.lo << ", " << c.hi << "]";
+  }
 }
 
 TEST_F(EnvTest, SwitchTakesExactlyZeroAndOne) {
