@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A decode step's timeline, kernel by kernel, in the CUDA graph and under programmatic dependent launch:
+# tpserve_bench built with scripts/gpu/timeline/timeline.patch (never merged; block 0 of every kernel
+# stamps %globaltimer around its PdlWait), run with TPSERVE_PDL_TRACE=1, then scripts/gpu/step_timeline.py.
+# Also the unpatched bench in the same call (the patch's own cost on the step).
+# usage: scripts/gpu/run_step_timeline.sh OUTDIR BUNDLE
+#   BUNDLE: tools/device_bundle.sh of tpserve_bench (unpatched) and tpserve_bench_timeline (patched), renamed so.
+#   Build the patched one: git apply scripts/gpu/timeline/timeline.patch, bazel build --define=cuda_archs=sm_90a
+#   //bench/cuda:tpserve_bench, copy it to tpserve_bench_timeline, git checkout the four files.
+#   QUANTS (default "auto fp8"), CONFIG (default the 7B shape), ARGS (default batch 1, 512-token prompt).
+set -u
+source "$(dirname "$0")/gpu_tests.sh"
+OUT=$1
+mkdir -p /tmp/tl "$OUT" && tar -C /tmp/tl -xJf "$2"
+B=/tmp/tl/bin
+export LD_LIBRARY_PATH=/tmp/tl/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
+CONFIG=${CONFIG:-tests/fixtures/shapes/qwen2-7b-instruct/config.json}
+read -r -a F <<< "${ARGS:---batch 1 --prompt 512 --new 128}"
+LABELS=${LABELS:-1=norm,1152=qkv,28=merge_or_rope,264=attention,896=o_or_down,4736=gate_up_silu,38016=lm_head}
+for q in ${QUANTS:-auto fp8}; do
+  echo "=== $q"
+  echo "unpatched $(run_bench "$OUT/plain_$q.log" 120 "$B/tpserve_bench" --config "$CONFIG" "${F[@]}" --quantization "$q")"
+  echo "patched, tracing $(TPSERVE_PDL_TRACE=1 run_bench "$OUT/trace_$q.log" 180 "$B/tpserve_bench_timeline" \
+    --config "$CONFIG" "${F[@]}" --quantization "$q")"
+  python3 scripts/gpu/step_timeline.py "$OUT/trace_$q.log" --labels "$LABELS" 2>&1 | tail -45
+  xz -f "$OUT/trace_$q.log"
+done
