@@ -28,3 +28,14 @@ run_bench() {
   rc=$?
   echo "rc=$rc $(grep -E '^decode batch|^prefill' "$log" | tr -s ' ' | tr '\n' ';')"
 }
+
+# Sourced likewise: unpacks a tools/device_bundle.sh archive into DIR, makes OUTDIR, sets B=DIR/bin and the
+# library path (and NCCL_NVLS_ENABLE=0, the device machines' rule), and prints the GPU's name and driver.
+#   unpack_bundle DIR BUNDLE OUTDIR
+unpack_bundle() {
+  mkdir -p "$1" "$3" && tar -C "$1" -xJf "$2" || return 1
+  B=$1/bin
+  export LD_LIBRARY_PATH=$1/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+  export NCCL_NVLS_ENABLE=0
+  nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
+}

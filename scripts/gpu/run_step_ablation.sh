@@ -18,11 +18,7 @@
 set -u
 source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1
-mkdir -p /tmp/ab "$OUT" && tar -C /tmp/ab -xJf "$2"
-B=/tmp/ab/bin
-export LD_LIBRARY_PATH=/tmp/ab/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
-nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
+unpack_bundle /tmp/ab "$2" "$OUT" || exit 1
 if compgen -G "$B/*_test" > /dev/null; then
   echo "=== GPU tests"
   run_gpu_tests "${TEST_S:-240}" "$OUT" $B/*_test

@@ -11,14 +11,10 @@
 set -u
 source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1
-mkdir -p /tmp/tl "$OUT" && tar -C /tmp/tl -xJf "$2"
-B=/tmp/tl/bin
-export LD_LIBRARY_PATH=/tmp/tl/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
+unpack_bundle /tmp/tl "$2" "$OUT" || exit 1
 CONFIG=${CONFIG:-tests/fixtures/shapes/qwen2-7b-instruct/config.json}
 read -r -a F <<< "${ARGS:---batch 1 --prompt 512 --new 128}"
-LABELS=${LABELS:-1=norm,1152=qkv,28=merge_or_rope,264=attention,896=o_or_down,4736=gate_up_silu,38016=lm_head}
+LABELS=${LABELS:-1=norm_or_rope,1152=qkv,128=attention,28=merge,896=o_or_down,4736=gate_up_silu,38016=lm_head}  # 7B, batch 1
 for q in ${QUANTS:-auto fp8}; do
   echo "=== $q"
   echo "unpatched $(run_bench "$OUT/plain_$q.log" 120 "$B/tpserve_bench" --config "$CONFIG" "${F[@]}" --quantization "$q")"
