@@ -12,11 +12,7 @@ source "$(dirname "$0")/gpu_tests.sh"
 VARIANT=${VARIANT:-TPSERVE_DECODE_MAX_SPLITS=32}
 echo "new32 runs with $VARIANT"
 OUT=$1
-mkdir -p /tmp/ds "$OUT" && tar -C /tmp/ds -xJf "$2" && tar -C /tmp/ds -xJf "$3"
-B=/tmp/ds/bin
-export LD_LIBRARY_PATH=/tmp/ds/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
-nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
+unpack_bundle /tmp/ds "$2" "$OUT" && tar -C /tmp/ds -xJf "$3" || exit 1  # the base bundle beside the new one
 echo "=== GPU tests"
 run_gpu_tests 300 "$OUT" $B/*_test
 CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json

@@ -10,12 +10,9 @@
 set -u
 source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1 BUNDLE=$2 BUDGET=${BUDGET:-200}
-mkdir -p /tmp/qd "$OUT" && tar -xJf "$BUNDLE" -C /tmp/qd
-export LD_LIBRARY_PATH=/tmp/qd/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
-B=/tmp/qd/bin CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
+unpack_bundle /tmp/qd "$BUNDLE" "$OUT" || exit 1
+CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
 date -u
 echo "=== GPU tests"
 SHOW_SECONDS=1 run_gpu_tests 60 "$OUT" $B/{gemv_int,gemm_fp8,gemm,cuda_weights_int}_test

@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/quant/dequant.h"
 #include "absl/status/status.h"
+#include "common/quant/dequant.h"
 #include "common/quant/fp8_e4m3.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/test_util.h"
