@@ -29,6 +29,14 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// 16 bytes from a shared-memory address (as SmemAddress gives), ordered after
+// the cp.async waits above (both are volatile asm).
+__device__ __forceinline__ uint4 LdShared16(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+  return v;
+}
+
 }  // namespace tpserve::worker::cuda
 
 #endif  // TPSERVE_WORKER_CUDA_CP_ASYNC_CUH_

@@ -94,6 +94,18 @@ absl::StatusOr<DeviceBuffer> UploadVector(const std::vector<T>& v, int64_t& tota
   return b;
 }
 
+// A packed int weight [n, k] in the layout its decode GEMV streams fastest
+// (gemv_int.h's tiled layout where IntTilesPay says so).
+absl::Status LayOutForDecode(LinearWeight& lw, int64_t n, int64_t k) {
+  if (!IntTilesPay(lw.int_view(), static_cast<int>(n), static_cast<int>(k))) return absl::OkStatus();
+  TP_ASSIGN_OR_RETURN(DeviceBuffer tiled, DeviceBuffer::Allocate(lw.data.bytes()));
+  TP_RETURN_IF_ERROR(TileIntCodes(lw.int_view(), static_cast<int>(n), static_cast<int>(k), tiled.as<uint32_t>(), 0));
+  TP_CUDA_CHECK(cudaStreamSynchronize(0));
+  lw.data = std::move(tiled);
+  lw.tiled = true;
+  return absl::OkStatus();
+}
+
 // The linear weights of a checkpoint, plain or quantized (AWQ, GPTQ, FP8:
 // common/quant), assembled from pieces into one rank's LinearWeight.
 // Quantized layers are dequantized exactly in float32 and rounded to bf16
@@ -208,7 +220,7 @@ class LinearReader {
     }
     lw.bits = all.bits;
     lw.group = all.group;
-    return absl::OkStatus();
+    return LayOutForDecode(lw, all.n, k);
   }
 
   // Rows (or columns) [begin, end) of `prefix` to dst as bf16.
@@ -259,7 +271,7 @@ absl::Status RandomIntWeight(LinearWeight& lw, int64_t n, int64_t k, const Quant
   const float scale = 0.02f * std::sqrt(12.0f) / static_cast<float>(1 << q.bits);
   TP_ASSIGN_OR_RETURN(lw.scale, UploadVector(std::vector<float>(groups, scale), total));
   TP_ASSIGN_OR_RETURN(lw.zero, UploadVector(std::vector<uint16_t>(groups, 1 << (q.bits - 1)), total));
-  return absl::OkStatus();
+  return LayOutForDecode(lw, n, k);
 }
 
 }  // namespace

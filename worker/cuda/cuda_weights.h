@@ -62,10 +62,11 @@ struct LinearWeight {
   DeviceBuffer zero, perm;
   int bits = 0;        // 4 or 8 for packed int weights
   int group = 0;
+  bool tiled = false;  // packed codes in gemv_int.h's tiled layout
   bool packed_int() const { return bits != 0; }
   bool fp8() const { return scale.data() != nullptr && !packed_int(); }
   IntWeightView int_view() const {
-    return {data.as<uint32_t>(), scale.as<float>(), zero.as<uint16_t>(), perm.as<int32_t>(), bits, group};
+    return {data.as<uint32_t>(), scale.as<float>(), zero.as<uint16_t>(), perm.as<int32_t>(), bits, group, tiled};
   }
 };
 

@@ -4,6 +4,7 @@
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/gemv_int_mma.h"
+#include "worker/cuda/int_layout.cuh"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -12,7 +13,8 @@ namespace {
 // Small blocks (as in gemv.cu: every block is resident at once, so balance
 // decides the tail); each warp streams two weight rows, so every input
 // value it converts serves both. Measured against one row per warp (H200,
-// 7B shape, batch 1: int4 3.40 vs 4.20 ms per step, int8 3.76 vs 3.87) and
+// 7B shape, batch 1: int4 3.40 vs 4.20 ms per step, int8 3.76 vs 3.87; and
+// one row with eight chunks in flight, int8 4.00 vs 3.80, tenth session) and
 // against four rows per warp with one warp per block and the next round of
 // loads requested before the current one is computed (163 registers, 12
 // warps per SM: 3.47 and 4.11 ms).
@@ -22,7 +24,6 @@ constexpr int kRowsPerWarp = 2;
 constexpr int kLoads = 4;
 // 2^23 as a float: OR-ing an integer v < 2^23 into its mantissa gives 2^23 + v.
 constexpr uint32_t kMagicBits = 0x4B000000u;
-constexpr float kMagic = 8388608.0f;
 
 // One 16-byte chunk of each of R rows (32 int4 or 16 int8 codes, all in one
 // group since groups are multiples of 32) dotted with the same inputs of M
@@ -36,7 +37,7 @@ constexpr float kMagic = 8388608.0f;
 // exactly, and the per-position sums are brought back by exact powers of two
 // at the end of the chunk. The inputs are converted once for all R rows.
 template <int BITS, int M, int R>
-__device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restrict__ x, int k, int c,
+__device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const uint4* __restrict__ xq, int x_row,
                                     const float (&scale)[R], const int (&zero)[R], float (&acc)[R][M]) {
   constexpr int kPerWord = 32 / BITS, kPerChunk = 128 / BITS, kPos = 16 / BITS;
   constexpr uint32_t kMask = (1u << BITS) - 1;
@@ -46,29 +47,31 @@ __device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restr
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int p = 0; p < kPos; ++p) {
-      zf[r][p] = kMagic + static_cast<float>(zero[r] << (BITS * p));  // zero <= 256: exact
+      // 2^23 + zero 2^(bits p) as float bits: zero <= 256, so below 2^23.
+      zf[r][p] = __uint_as_float(kMagicBits | (static_cast<uint32_t>(zero[r]) << (BITS * p)));
 #pragma unroll
       for (int m = 0; m < M; ++m) part[r][p][m] = 0.0f;
     }
+  }
+  uint4 xv[M][kPerChunk / 8];  // the chunk's inputs, 8 a piece
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+#pragma unroll
+    for (int i = 0; i < kPerChunk / 8; ++i) xv[m][i] = __ldg(xq + m * x_row + i);
   }
 #pragma unroll
   for (int t = 0; t < 4; ++t) {
     float xf[M][kPerWord];
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const bf16* xr = x + static_cast<size_t>(m) * k + c * kPerChunk + t * kPerWord;
-      uint32_t xw[kPerWord / 2];
-      if constexpr (BITS == 4) {
-        const uint4 v = __ldg(reinterpret_cast<const uint4*>(xr));
-        xw[0] = v.x, xw[1] = v.y, xw[2] = v.z, xw[3] = v.w;
-      } else {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(xr));
-        xw[0] = v.x, xw[1] = v.y;
-      }
+      const uint4& v = xv[m][t * kPerWord / 8];
+      const uint32_t xw[4] = {v.x, v.y, v.z, v.w};
+      constexpr int kFirst = BITS == 4 ? 0 : 2;  // int8: word t takes half of a piece
 #pragma unroll
       for (int i = 0; i < kPerWord / 2; ++i) {  // bf16 -> float: the upper 16 bits
-        xf[m][2 * i] = __uint_as_float(xw[i] << 16);
-        xf[m][2 * i + 1] = __uint_as_float(xw[i] & 0xFFFF0000u);
+        const uint32_t word = xw[(t % 2) * kFirst + i];
+        xf[m][2 * i] = __uint_as_float(word << 16);
+        xf[m][2 * i + 1] = __uint_as_float(word & 0xFFFF0000u);
       }
     }
 #pragma unroll
@@ -78,7 +81,7 @@ __device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restr
 #pragma unroll
       for (int j = 0; j < kPerWord; ++j) {
         const int p = j % kPos;
-        const float q = __uint_as_float((halves[j / kPos] & (kMask << (BITS * p))) | kMagicBits) - zf[r][p];
+        const float q = __uint_as_float(AndOr(halves[j / kPos], kMask << (BITS * p), kMagicBits)) - zf[r][p];
 #pragma unroll
         for (int m = 0; m < M; ++m) part[r][p][m] = fmaf(q, xf[m][j], part[r][p][m]);
       }
@@ -97,76 +100,89 @@ __device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const bf16* __restr
 }
 
 // Streams R packed rows (one warp; lanes stride the rows in 16-byte chunks)
-// into acc[r][m]. Each round requests kLoads chunks of every row with their
+// into acc[r][m]. Each round requests L chunks of every row with their
 // scales and zero points at once (predicated, so short rows -- int4 rows of
 // 3,584 inputs are 112 chunks -- are not left to a serial tail); the first
 // round is requested before PdlWait(), since weights do not depend on the
-// previous kernel.
-template <int BITS, int M, int R>
+// previous kernel. The kernels issue near one instruction a cycle, so the
+// per-chunk bookkeeping is pointer increments: a lane's next chunk of a row
+// lies a fixed distance further in either layout, and its group is c >>
+// shift when a group is a power-of-two number of chunks.
+template <int BITS, int M, int R, int L>
 __device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
                                            int k, float (&acc)[R][M]) {
-  constexpr int kPerChunk = 128 / BITS;
+  constexpr int kPerChunk = 128 / BITS, kXPieces = kPerChunk / 8;
   const int lane = threadIdx.x & 31;
   const int chunks = k / kPerChunk, groups = k / w.group, per_group = w.group / kPerChunk;
-  const uint4* wr[R];
+  const int shift = (per_group & (per_group - 1)) == 0 ? __ffs(per_group) - 1 : -1;
+  const int step = static_cast<int>(IntChunkIndex(w.tiled, 0, 32, chunks));  // chunk c to c + 32 of a row
+  const uint4* wp[R];
   const float* sr[R];
   const uint16_t* zr[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    wr[r] = reinterpret_cast<const uint4*>(w.codes) + static_cast<size_t>(rows[r]) * chunks;
+    wp[r] = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, rows[r], lane, chunks);
     sr[r] = w.scale + static_cast<size_t>(rows[r]) * groups;
     zr[r] = w.zero + static_cast<size_t>(rows[r]) * groups;
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
   }
-  uint4 wv[kLoads][R];
-  float sv[kLoads][R];
-  int zv[kLoads][R];
-  auto load = [&](int base) {
+  uint4 wv[L][R];
+  float sv[L][R];
+  int zv[L][R];
+  auto load = [&](int base) {  // chunks base + 32 u, then every row pointer moves one round on
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
+    for (int u = 0; u < L; ++u) {
       const int c = base + 32 * u;
       if (c < chunks) {
+        const int gi = shift >= 0 ? c >> shift : c / per_group;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          wv[u][r] = __ldcs(wr[r] + c);  // streamed once
-          sv[u][r] = __ldg(sr[r] + c / per_group);
-          zv[u][r] = __ldg(zr[r] + c / per_group);
+          wv[u][r] = __ldcs(wp[r] + u * step);  // streamed once
+          sv[u][r] = __ldg(sr[r] + gi);
+          zv[u][r] = __ldg(zr[r] + gi);
         }
       }
     }
+#pragma unroll
+    for (int r = 0; r < R; ++r) wp[r] += L * step;
   };
   int base = lane;
   load(base);
   PdlWait();
   PdlTrigger();
+  const uint4* xq = reinterpret_cast<const uint4*>(x) + lane * kXPieces;
   while (base < chunks) {
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      if (base + 32 * u < chunks) Dot<BITS, M, R>(wv[u], x, k, base + 32 * u, sv[u], zv[u], acc);
+    for (int u = 0; u < L; ++u) {
+      if (base + 32 * u < chunks) Dot<BITS, M, R>(wv[u], xq + 32 * u * kXPieces, k / 8, sv[u], zv[u], acc);
     }
-    base += 32 * kLoads;
+    base += 32 * L;
+    xq += 32 * L * kXPieces;
     if (base < chunks) load(base);
   }
 }
 
-template <int BITS, int M>
+// R rows a warp, L chunks of each in flight a lane.
+template <int BITS, int M, int R, int L>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
                   bool out_fp32, int n, int k) {
   const int lane = threadIdx.x & 31;
-  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * kRowsPerWarp;
+  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
   if (row >= n) {
     PdlWait();
     PdlTrigger();
     return;
   }
   // An odd last row streams twice and is written once.
-  const int rows[kRowsPerWarp] = {row, min(row + 1, n - 1)};
-  float acc[kRowsPerWarp][M];
-  StreamRows<BITS, M, kRowsPerWarp>(w, rows, x, k, acc);
+  int rows[R];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
+  for (int r = 0; r < R; ++r) rows[r] = min(row + r, n - 1);
+  float acc[R][M];
+  StreamRows<BITS, M, R, L>(w, rows, x, k, acc);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
     if (row + r >= n) break;
     const float b = bias != nullptr ? __bfloat162float(bias[row + r]) : 0.0f;
 #pragma unroll
@@ -190,7 +206,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
   const int rows[2] = {col, inter + col};
   float acc[2][M];
-  StreamRows<BITS, M, 2>(w, rows, x, k, acc);
+  StreamRows<BITS, M, 2, kLoads>(w, rows, x, k, acc);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     const float gs = __bfloat162float(__float2bfloat16(WarpSum(acc[0][m])));
@@ -227,7 +243,8 @@ __global__ void DequantizeIntKernel(IntWeightView w, int n, int k, bf16* __restr
     const int64_t g = o * groups + j0 / w.group;
     const float s = w.scale[g];
     const int z = w.zero[g];
-    const uint4 chunk = reinterpret_cast<const uint4*>(w.codes)[i];
+    const uint4 chunk = reinterpret_cast<const uint4*>(
+        w.codes)[IntChunkIndex(w.tiled, static_cast<int>(o), j0 / kPerChunk, chunks_per_row)];
     const uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
     Pack8 v[kPerChunk / 8];
 #pragma unroll
@@ -264,8 +281,9 @@ template <int BITS, int M>
 absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
                         int k, cudaStream_t stream) {
   const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp;
-  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M, kRowsPerWarp, kLoads>,
+                          dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock), dim3(kWarpsPerBlock * 32), 0, stream, x,
+                          w, bias, out, out_fp32, n, k));
   return absl::OkStatus();
 }
 

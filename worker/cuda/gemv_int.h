@@ -13,6 +13,13 @@
 // weights have their inputs permuted so that groups are contiguous: `perm`
 // names the original input of each canonical position, and x is gathered
 // through it before the GEMV.
+//
+// The tiled layout (`tiled`, made from the row-major one by TileIntCodes for
+// the weights IntTilesPay names): the same 16-byte chunks, with every 16 rows
+// by 64 bytes of codes (one tensor-core tile of the int4 GEMV) stored as one
+// contiguous kilobyte, row by row, tiles in input order, row tiles one after
+// another -- so that a warp's loads of a tile are one 1 KB span of memory,
+// not 16 rows' 64-byte pieces. Scales, zero points and perm are unchanged.
 #ifndef TPSERVE_WORKER_CUDA_GEMV_INT_H_
 #define TPSERVE_WORKER_CUDA_GEMV_INT_H_
 
@@ -33,6 +40,7 @@ struct IntWeightView {
   const int32_t* perm = nullptr;    // [k] original input of canonical input j; null = identity
   int bits = 4;                     // 4 or 8
   int group = 128;                  // inputs per group: a multiple of 32 dividing k
+  bool tiled = false;               // codes in the tiled layout (above), not row by row
 };
 
 // Row counts GemvInt and GemvIntSiluMul take.
@@ -55,6 +63,17 @@ absl::Status GemvInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_
 // unfused path), 1 <= m <= 2, x in canonical order.
 absl::Status GemvIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                             int inter, int k, cudaStream_t stream);
+
+// Whether W[n, k] is to be stored tiled: the int4 weights the tensor-core
+// GEMV streams (GemvIntMma's groups), with n a multiple of 16 and k of 128.
+// TPSERVE_GEMV_INT_TILES=0 (read once) keeps every weight row by row, for
+// A/B runs.
+bool IntTilesPay(const IntWeightView& w, int n, int k);
+
+// dst (as many words as w.codes) = w's row-major codes in the tiled layout;
+// INVALID_ARGUMENT unless n is a multiple of 16 and a row a multiple of 64
+// bytes, or when w is already tiled.
+absl::Status TileIntCodes(const IntWeightView& w, int n, int k, uint32_t* dst, cudaStream_t stream);
 
 // out[r, j] = x[r, perm[j]] for r < m, j < k (the canonical order of an
 // act-order weight's inputs).

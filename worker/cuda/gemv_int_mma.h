@@ -14,9 +14,8 @@ namespace tpserve::worker::cuda {
 
 // Whether the tensor-core kernels take this weight: int4 only, and a tile of
 // one warp's quad spans 128 inputs, which must share one scale group (group a
-// multiple of 128), and TPSERVE_GEMV_INT_MMA=0 (read once, for
-// A/B runs; `reg` picks the register-pipelined variant) did not turn them off. The shape itself is checked by the caller
-// (CheckIntShape).
+// multiple of 128), unless TPSERVE_GEMV_INT_MMA=0 (read once, for A/B runs)
+// turned them off. The shape itself is checked by the caller (CheckIntShape).
 bool GemvIntMmaTakes(const IntWeightView& w);
 
 // GemvInt / GemvIntSiluMul on the tensor cores; same contracts (1 <= m <= 2,

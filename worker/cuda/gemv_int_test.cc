@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "common/quant/quant_linear.h"
 #include "gtest/gtest.h"
 #include "worker/cuda/int_repack.h"
@@ -52,16 +53,25 @@ IntRepacked RandomWeight(int bits, int n, int k, int group, bool act_order, std:
   return r;
 }
 
-// The weight's device copy and its view.
+// The weight's device copy and its view, row by row or (TileIntCodes) tiled.
 struct DevWeight {
-  DevArray<uint32_t> codes;
+  DevArray<uint32_t> codes, tiled_codes;
   DevArray<float> scale;
   DevArray<uint16_t> zero;
   DevArray<int32_t> perm;
   IntWeightView view;
-  explicit DevWeight(const IntRepacked& r)
-      : codes(r.codes), scale(r.scale), zero(r.zero), perm(r.perm.empty() ? std::vector<int32_t>{0} : r.perm) {
+  explicit DevWeight(const IntRepacked& r, bool tiled = false)
+      : codes(r.codes),
+        tiled_codes(tiled ? r.codes.size() : 1),
+        scale(r.scale),
+        zero(r.zero),
+        perm(r.perm.empty() ? std::vector<int32_t>{0} : r.perm) {
     view = {codes.get(), scale.get(), zero.get(), r.perm.empty() ? nullptr : perm.get(), r.bits, r.group};
+    if (tiled) {
+      EXPECT_TRUE(TileIntCodes(view, static_cast<int>(r.n), static_cast<int>(r.k), tiled_codes.get(), nullptr).ok());
+      view.codes = tiled_codes.get();
+      view.tiled = true;
+    }
   }
 };
 
@@ -77,6 +87,12 @@ struct Shape {
   bool act_order;
 };
 
+// Row by row always; tiled too where the shape fills whole 16-row tiles.
+std::vector<bool> Layouts(const Shape& s) {
+  if (s.n % 16 != 0 || (s.k * s.bits / 128) % 4 != 0) return {false};
+  return {false, true};
+}
+
 class GemvIntTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(GemvIntTest, MatchesTheDequantizedReference) {
@@ -85,30 +101,38 @@ TEST_P(GemvIntTest, MatchesTheDequantizedReference) {
   std::mt19937 rng(s.n * 31 + s.k);
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);  // original input order
-  DevWeight dw(r);
   for (int m = 1; m <= 2; ++m) {
     const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
     const std::vector<bf16> bias = RandomBf16(s.n, rng, 0.1f);
     const std::vector<float> xf = ToFloat(x), bf = ToFloat(bias);
     DevArray<bf16> dx(x), dbias(bias), scratch(static_cast<size_t>(m) * s.k);
-    const bf16* xc = Canonical(dx, dw, scratch, m, s.k);
     for (bool fp32 : {true, false}) {
-      DevArray<float> out32(static_cast<size_t>(m) * s.n);
-      DevArray<bf16> out16(static_cast<size_t>(m) * s.n);
-      void* out = fp32 ? static_cast<void*>(out32.get()) : static_cast<void*>(out16.get());
-      ASSERT_TRUE(GemvInt(xc, dw.view, dbias.get(), out, fp32, m, s.n, s.k, nullptr).ok());
-      const std::vector<float> got = fp32 ? out32.Download() : ToFloat(out16.Download());
-      for (int row = 0; row < m; ++row) {
-        for (int o = 0; o < s.n; ++o) {
-          double ref = bf[o], mag = std::fabs(bf[o]);
-          for (int i = 0; i < s.k; ++i) {
-            const double p = static_cast<double>(w[static_cast<size_t>(o) * s.k + i]) * xf[row * s.k + i];
-            ref += p;
-            mag += std::fabs(p);
+      std::vector<float> row_major;  // the first layout's result
+      for (bool tiled : Layouts(s)) {
+        DevWeight dw(r, tiled);
+        const bf16* xc = Canonical(dx, dw, scratch, m, s.k);
+        DevArray<float> out32(static_cast<size_t>(m) * s.n);
+        DevArray<bf16> out16(static_cast<size_t>(m) * s.n);
+        void* out = fp32 ? static_cast<void*>(out32.get()) : static_cast<void*>(out16.get());
+        ASSERT_TRUE(GemvInt(xc, dw.view, dbias.get(), out, fp32, m, s.n, s.k, nullptr).ok());
+        const std::vector<float> got = fp32 ? out32.Download() : ToFloat(out16.Download());
+        // The same kernel sums in the same order whatever the layout.
+        if (tiled) {
+          EXPECT_EQ(got, row_major) << "m " << m << (fp32 ? " fp32" : " bf16");
+        }
+        row_major = got;
+        for (int row = 0; row < m; ++row) {
+          for (int o = 0; o < s.n; ++o) {
+            double ref = bf[o], mag = std::fabs(bf[o]);
+            for (int i = 0; i < s.k; ++i) {
+              const double p = static_cast<double>(w[static_cast<size_t>(o) * s.k + i]) * xf[row * s.k + i];
+              ref += p;
+              mag += std::fabs(p);
+            }
+            const float g = got[static_cast<size_t>(row) * s.n + o];
+            ASSERT_NEAR(g, ref, (fp32 ? 1e-5 : 8e-3) * mag + 1e-6)
+                << "m " << m << " row " << row << " out " << o << (fp32 ? " fp32" : " bf16") << " tiled " << tiled;
           }
-          const float g = got[static_cast<size_t>(row) * s.n + o];
-          ASSERT_NEAR(g, ref, (fp32 ? 1e-5 : 8e-3) * mag + 1e-6)
-              << "m " << m << " row " << row << " out " << o << (fp32 ? " fp32" : " bf16");
         }
       }
     }
@@ -123,25 +147,33 @@ TEST_P(GemvIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
   const int inter = s.n / 2;
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);
-  DevWeight dw(r);
   for (int m = 1; m <= 2; ++m) {
     const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
     const std::vector<float> xf = ToFloat(x);
     DevArray<bf16> dx(x), scratch(static_cast<size_t>(m) * s.k), out(static_cast<size_t>(m) * inter);
-    ASSERT_TRUE(GemvIntSiluMul(Canonical(dx, dw, scratch, m, s.k), dw.view, out.get(), m, inter, s.k, nullptr).ok());
-    const std::vector<float> got = ToFloat(out.Download());
-    for (int row = 0; row < m; ++row) {
-      for (int i = 0; i < inter; ++i) {
-        double gate = 0, up = 0;
-        for (int c = 0; c < s.k; ++c) {
-          const double xv = xf[row * s.k + c];
-          gate += w[static_cast<size_t>(i) * s.k + c] * xv;
-          up += w[static_cast<size_t>(inter + i) * s.k + c] * xv;
+    std::vector<float> row_major;
+    for (bool tiled : Layouts(s)) {
+      DevWeight dw(r, tiled);
+      ASSERT_TRUE(
+          GemvIntSiluMul(Canonical(dx, dw, scratch, m, s.k), dw.view, out.get(), m, inter, s.k, nullptr).ok());
+      const std::vector<float> got = ToFloat(out.Download());
+      if (tiled) {
+        EXPECT_EQ(got, row_major) << "m " << m;
+      }
+      row_major = got;
+      for (int row = 0; row < m; ++row) {
+        for (int i = 0; i < inter; ++i) {
+          double gate = 0, up = 0;
+          for (int c = 0; c < s.k; ++c) {
+            const double xv = xf[row * s.k + c];
+            gate += w[static_cast<size_t>(i) * s.k + c] * xv;
+            up += w[static_cast<size_t>(inter + i) * s.k + c] * xv;
+          }
+          const double want = gate / (1.0 + std::exp(-gate)) * up;
+          // bf16 roundings of gate, up, silu and the product, each ~2^-8.
+          ASSERT_NEAR(got[row * inter + i], want, 8e-3 * (std::fabs(gate) + 1) * (std::fabs(up) + 1))
+              << "m " << m << " row " << row << " column " << i << " tiled " << tiled;
         }
-        const double want = gate / (1.0 + std::exp(-gate)) * up;
-        // bf16 roundings of gate, up, silu and the product, each ~2^-8.
-        ASSERT_NEAR(got[row * inter + i], want, 8e-3 * (std::fabs(gate) + 1) * (std::fabs(up) + 1))
-            << "m " << m << " row " << row << " column " << i;
       }
     }
   }
@@ -153,12 +185,14 @@ TEST_P(GemvIntTest, DequantizeEqualsTheHostWeightsRoundedOnce) {
   std::mt19937 rng(s.n + s.k * 7);
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);
-  DevWeight dw(r);
-  DevArray<bf16> out(w.size());
-  ASSERT_TRUE(DequantizeInt(dw.view, s.n, s.k, out.get(), nullptr).ok());
-  const std::vector<bf16> got = out.Download();
-  for (size_t i = 0; i < w.size(); ++i) {
-    ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(w[i]))) << i;
+  for (bool tiled : Layouts(s)) {
+    DevWeight dw(r, tiled);
+    DevArray<bf16> out(w.size());
+    ASSERT_TRUE(DequantizeInt(dw.view, s.n, s.k, out.get(), nullptr).ok());
+    const std::vector<bf16> got = out.Download();
+    for (size_t i = 0; i < w.size(); ++i) {
+      ASSERT_EQ(__bfloat162float(got[i]), __bfloat162float(__float2bfloat16(w[i]))) << i << " tiled " << tiled;
+    }
   }
 }
 
@@ -173,7 +207,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemvIntTest,
                                            // int8 per channel and act order on the scalar kernels.
                                            Shape{4, 2 * 37, 1152, 128, false}, Shape{4, 50, 3584, 3584, false},
                                            Shape{8, 2 * 45, 3584, 64, true}, Shape{8, 27, 1216, 1216, false},
-                                           Shape{4, 40, 18944, 128, false}));
+                                           Shape{4, 40, 18944, 128, false},
+                                           // Tiled as well (16-row tiles): the tensor-core kernel's
+                                           // SiLU·mul with up rows off a tile boundary (inter 40), long
+                                           // k split over 8 warps, and the scalar kernels reading tiles.
+                                           Shape{4, 80, 1536, 128, true}, Shape{4, 48, 18944, 128, false},
+                                           Shape{8, 32, 1024, 128, false}, Shape{4, 64, 512, 64, false}));
 
 TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   IntWeightView w;
@@ -191,6 +230,34 @@ TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   w.group = 128;
   w.bits = 2;
   EXPECT_FALSE(CheckIntShape(w, 8, 256).ok());
+}
+
+TEST(GemvIntShapeTest, TilesOnlyWholeTilesOfTheTensorCoreKernelsWeights) {
+  if (!EnvSwitch("TPSERVE_GEMV_INT_MMA", true)) GTEST_SKIP() << "TPSERVE_GEMV_INT_MMA=0: no weight is tiled";
+  IntWeightView w;
+  uint32_t word = 0, dst = 0;
+  float scale = 0;
+  uint16_t zero = 0;
+  w.codes = &word;
+  w.scale = &scale;
+  w.zero = &zero;
+  EXPECT_TRUE(IntTilesPay(w, 32, 3584));      // int4, groups of 128
+  EXPECT_FALSE(IntTilesPay(w, 40, 3584));     // not whole 16-row tiles
+  EXPECT_FALSE(TileIntCodes(w, 40, 3584, &dst, nullptr).ok());
+  EXPECT_FALSE(TileIntCodes(w, 32, 3584, nullptr, nullptr).ok());
+  w.bits = 8;
+  w.group = 32;
+  EXPECT_FALSE(TileIntCodes(w, 32, 96, &dst, nullptr).ok());  // rows of 6 chunks: not whole 64-byte tiles
+  w.bits = 4;
+  w.group = 64;
+  EXPECT_FALSE(IntTilesPay(w, 32, 3584));     // the scalar kernels stream it
+  w.group = 128;
+  w.bits = 8;
+  EXPECT_FALSE(IntTilesPay(w, 32, 3584));
+  w.bits = 4;
+  w.tiled = true;
+  EXPECT_FALSE(IntTilesPay(w, 32, 3584));
+  EXPECT_FALSE(TileIntCodes(w, 32, 3584, &dst, nullptr).ok());
 }
 
 // Every layer of the three fixtures, repacked and dequantized on the GPU,

@@ -1,0 +1,100 @@
+// The per-tile arithmetic of the tensor-core int4 decode GEMV
+// (gemv_int_mma.cu): codes to exact bf16 pairs less their zero point, x's
+// matching pairs, and mma.m16n8k16 over one warp's 16-row tile (nvcc only).
+#ifndef TPSERVE_WORKER_CUDA_GEMV_INT_MMA_TILE_CUH_
+#define TPSERVE_WORKER_CUDA_GEMV_INT_MMA_TILE_CUH_
+
+#include <cstdint>
+
+#include "worker/cuda/device_util.cuh"
+#include "worker/cuda/int_layout.cuh"
+
+namespace tpserve::worker::cuda {
+
+// Inputs of a tile: four lanes' 16 bytes of int4 codes.
+constexpr int kTileInputs = 128;
+
+__device__ __forceinline__ uint32_t Prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
+// a * 1 + neg for bf16 pairs: subtracts a zero point exactly (sub.bf16x2 is
+// sm_90 only; fma.rn.bf16x2 is sm_80).
+__device__ __forceinline__ uint32_t AddBf16x2(uint32_t a, uint32_t neg) {
+  uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(0x3F803F80u), "r"(neg));
+  return d;
+}
+
+// c += A (16 x 16, rows g and g + 8) * B (16 x 8, column g).
+__device__ __forceinline__ void Mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// -(128 + zero) as a bf16 pair: 128 + z is 2^7 (1 + z / 128), the bf16
+// 0x4300 | z for z < 128 (an int4 zero point is <= 16).
+__device__ __forceinline__ uint32_t NegZeroPair(uint32_t zero) { return zero * 0x00010001u | 0xC300C300u; }
+
+// Bf16 pair (128 + code s, 128 + code s + 4) of an int4 word, minus 128 +
+// zero: one shift (s > 0), one LOP3 (AndOr), one bf16 FMA.
+__device__ __forceinline__ uint32_t Int4Pair(uint32_t word, int s, uint32_t neg_zero) {
+  return AddBf16x2(AndOr(word >> (4 * s), 0x000F000Fu, 0x43004300u), neg_zero);
+}
+
+// One int4 tile: this lane's 32 codes of rows g (wa) and g + 8 (wb), x its 32
+// inputs. Word w holds inputs 8w..8w+7; mma (w, h) takes code pairs 2h and
+// 2h + 1, i.e. inputs (2h, 2h + 4) and (2h + 1, 2h + 5).
+__device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint32_t nza, uint32_t nzb,
+                                         const uint4 (&x)[4], float (&c)[4]) {
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const uint4& xv = x[w];
+    const uint32_t xs[4] = {Prmt(xv.x, xv.z, 0x5410), Prmt(xv.x, xv.z, 0x7632), Prmt(xv.y, xv.w, 0x5410),
+                            Prmt(xv.y, xv.w, 0x7632)};
+    const uint32_t a = Word(wa, w), b = Word(wb, w);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      Mma(c, Int4Pair(a, 2 * h, nza), Int4Pair(b, 2 * h, nzb), Int4Pair(a, 2 * h + 1, nza),
+          Int4Pair(b, 2 * h + 1, nzb), xs[2 * h], xs[2 * h + 1]);
+    }
+  }
+}
+
+// 16-byte pieces of x one lane's tile reads: its 32 inputs.
+constexpr int kTileX = 4;
+
+__device__ __forceinline__ void LoadX(const bf16* __restrict__ x, uint4 (&xv)[kTileX]) {
+#pragma unroll
+  for (int i = 0; i < kTileX; ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x) + i);
+}
+
+// One tile of rows g / g + 8 with their scales and zero points (zs: row g's
+// | row g + 8's << 16): acc += the scaled sums (acc[0..1]: row g, x rows
+// 0..1; acc[2..3]: row g + 8; with one x row only acc[0] and acc[2] are
+// kept).
+template <int M>
+__device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float sa, float sb, uint32_t zs,
+                                        const uint4 (&xv)[kTileX], float (&acc)[4]) {
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  Int4Tile(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
+  acc[0] = fmaf(c[0], sa, acc[0]);
+  acc[2] = fmaf(c[2], sb, acc[2]);
+  if constexpr (M == 2) {
+    acc[1] = fmaf(c[1], sa, acc[1]);
+    acc[3] = fmaf(c[3], sb, acc[3]);
+  }
+}
+
+}  // namespace tpserve::worker::cuda
+
+#endif  // TPSERVE_WORKER_CUDA_GEMV_INT_MMA_TILE_CUH_
