@@ -212,7 +212,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemvIntTest,
                                            // SiLU·mul with up rows off a tile boundary (inter 40), long
                                            // k split over 8 warps, and the scalar kernels reading tiles.
                                            Shape{4, 80, 1536, 128, true}, Shape{4, 48, 18944, 128, false},
-                                           Shape{8, 32, 1024, 128, false}, Shape{4, 64, 512, 64, false}));
+                                           Shape{8, 32, 1024, 128, false}, Shape{4, 64, 512, 64, false},
+                                           // int4 on the scalar kernels with rows of whole 32-chunk rounds.
+                                           Shape{4, 48, 2048, 64, false},
+                                           // 400 row tiles: the tensor-core kernel's 4-warp blocks.
+                                           Shape{4, 6400, 256, 128, false}));
 
 TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   IntWeightView w;
