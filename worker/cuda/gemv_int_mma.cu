@@ -216,17 +216,23 @@ bool TensorCoresOn() {
   return on;
 }
 
-int SmCount() {
-  static const int sms = [] {
-    int device = 0, count = 0;
+// How many blocks of GemvIntAsyncKernel<M, kSilu, W> the GPU holds at once
+// (its SMs times the blocks an SM fits with the kernel's registers and
+// stages); computed once per instantiation.
+template <int M, bool kSilu, int W>
+int ResidentBlocks() {
+  static const int blocks = [] {
+    int device = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<M, kSilu, W>, W * 32,
+                                                      W * kStages * 1024) != cudaSuccess) {
       cudaGetLastError();
-      return 132;
+      return 0;
     }
-    return count;
+    return sms * per_sm;
   }();
-  return sms;
+  return blocks;
 }
 
 template <int M, bool kSilu>
@@ -234,9 +240,12 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
                     cudaStream_t stream) {
   const int rows_per_block = kSilu ? 8 : 16;
   const dim3 grid((n + rows_per_block - 1) / rows_per_block);
-  if (static_cast<int>(grid.x) < 3 * SmCount()) {
-    // Few row tiles (the 7B qkv, o_proj, down: 224-288): split k 8 ways so
-    // that every SM streams; 48 KB of stages a block.
+  // Few row tiles (the 7B o_proj and down: 224): split k 8 ways so that every
+  // SM streams, as long as the whole grid is resident at once -- past that a
+  // second wave costs more than the split saves (the 7B qkv's 288 tiles: 7.25
+  // us a layer in 8-warp blocks, 5.02 in 4-warp ones; step 2.31-2.34 -> 2.27
+  // ms, H200, 2026-12-01 15:00 UTC).
+  if (static_cast<int>(grid.x) <= ResidentBlocks<M, kSilu, 8>()) {
     TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 8>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x, w,
                             bias, out, out_fp32, n, k));
   } else {
