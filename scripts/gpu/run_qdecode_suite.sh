@@ -2,7 +2,8 @@
 # One device call for the quantized decode GEMVs (issue 20): their GPU tests,
 # then batch-1/32 decode of the 7B shape in bf16, FP8, int4 (AWQ layout) and
 # int8 (GPTQ layout) with the default kernels, then int4 at batch 1 with
-# TPSERVE_GEMV_INT_MMA=reg and =0 (worker/cuda/gemv_int_mma.cu) for a
+# TPSERVE_GEMV_INT_MMA=0 (gemv_int.cu's scalar kernels) and TPSERVE_GEMV_INT_TILES=0
+# (row-major int4 codes for the tensor-core kernel) for a
 # same-call A/B. Parts are skipped once BUDGET seconds
 # (default 200) have passed.
 # usage: scripts/gpu/run_qdecode_suite.sh OUTDIR BUNDLE
@@ -16,8 +17,8 @@ left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s
 date -u
 echo "=== GPU tests"
 SHOW_SECONDS=1 run_gpu_tests 60 "$OUT" $B/{gemv_int,gemm_fp8,gemm,cuda_weights_int}_test
-TPSERVE_GEMV_INT_MMA=reg timeout 60 $B/gemv_int_test > "$OUT/gemv_int_test_reg.log" 2>&1
-echo "gemv_int_test (reg) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int_test_reg.log" | tr '\n' ' ')"
+TPSERVE_GEMV_INT_MMA=0 timeout 60 $B/gemv_int_test > "$OUT/gemv_int_test_scalar.log" 2>&1
+echo "gemv_int_test (scalar) rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/gemv_int_test_scalar.log" | tr '\n' ' ')"
 bench() {  # name, batches, quantization, env...
   local name=$1 batch=$2 q=$3
   shift 3
@@ -31,10 +32,10 @@ echo "=== decode, default kernels"
 for q in auto fp8 awq gptq-int8; do
   left 30 "default $q" && bench new 1,32 $q
 done
-echo "=== A/B at batch 1: TPSERVE_GEMV_INT_MMA=reg (register pipeline), =0 (scalar kernels)"
-for v in reg 0; do
+echo "=== A/B at batch 1: TPSERVE_GEMV_INT_TILES=0 (row-major codes), TPSERVE_GEMV_INT_MMA=0 (scalar kernels)"
+for v in TILES=0 MMA=0; do
   for q in awq gptq; do
-    left 25 "$v $q" && bench "mma$v" 1 $q TPSERVE_GEMV_INT_MMA=$v
+    left 25 "$v $q" && bench "${v%%=*}_off" 1 $q "TPSERVE_GEMV_INT_$v"
   done
 done
 echo "=== default again (batch 1, spread)"
