@@ -150,7 +150,9 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
 // dynamic shared memory W * kStages KB. The loop is what bounds the kernel
 // (it issues near one instruction a cycle on the H200), so its per-tile
 // bookkeeping is kept to pointer increments and a running group index, and
-// the stages are addressed as shared memory directly.
+// the stages are addressed as shared memory directly. kSilu: n is `inter`,
+// rows g are gate rows and rows g + 8 the matching up rows, and the block
+// writes 8 activations; otherwise 16 output rows.
 template <int M, bool kSilu, int W>
 __global__ void __launch_bounds__(W * 32)
     GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
