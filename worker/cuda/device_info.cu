@@ -4,6 +4,7 @@
 #include "worker/cuda/attention.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/gemv.h"
+#include "worker/cuda/gemv_int.h"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -59,7 +60,8 @@ std::string DescribeDevice(const DeviceInfo& d) {
       d.smem_per_block_optin / 1024, " KiB shared memory per block; kernels: sm_", d.kernel_binary_version,
       " code from compute_", d.kernel_ptx_version, " PTX; programmatic dependent launch ", PdlLine(d),
       "; decode attention: split-KV for ", kDecodeBlocksPerSm * d.num_sms, " blocks (", kDecodeBlocksPerSm,
-      " per SM); decode GEMV up to ", kGemvFastRows, " rows, cuBLASLt above");
+      " per SM); decode GEMV up to ", kGemvFastRows, " rows (int4 on tensor cores: ", kGemvIntMmaMaxRows,
+      "), cuBLASLt above");
 }
 
 }  // namespace tpserve::worker::cuda

@@ -210,7 +210,7 @@ absl::Status Gemm::ReserveInt(int64_t weight_elems, int k) {
     int_w_elems_ = weight_elems;
   }
   if (k > int_k_) {
-    TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvFastRows) * k * 2));
+    TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvIntMmaMaxRows) * k * 2));
     int_k_ = k;
   }
   return absl::OkStatus();
@@ -220,7 +220,7 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
                              bool out_fp32, int m, int n, int k, cudaStream_t stream) {
   if (m < 0) return absl::InvalidArgumentError(absl::StrCat("int GEMM rows ", m));
   if (m == 0) return absl::OkStatus();
-  if (m <= std::min(kGemvFastRows, kGemvIntMaxRows) && !force_cublas_) {
+  if (m <= GemvIntRows(w) && !force_cublas_) {
     if (w.perm == nullptr) return GemvInt(x, w, bias, out, out_fp32, m, n, k, stream);
     if (k > int_k_) {
       return absl::FailedPreconditionError(absl::StrCat("int GEMV of ", k, " inputs over the reserved ", int_k_));
@@ -238,8 +238,8 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
 
 absl::Status Gemm::LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                     int inter, int k, cudaStream_t stream) {
-  if (m < 1 || m > kGemvIntMaxRows) {
-    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", kGemvIntMaxRows, " rows, not ", m));
+  if (m < 1 || m > GemvIntRows(w)) {
+    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", GemvIntRows(w), " rows, not ", m));
   }
   if (w.perm == nullptr) return GemvIntSiluMul(x, w, out, m, inter, k, stream);
   if (k > int_k_) {

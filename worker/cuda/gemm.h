@@ -54,18 +54,20 @@ class Gemm {
   // (before any graph capture: allocation cannot be captured).
   absl::Status ReserveFp8(int rows, int k);
   // The same with packed int4/int8 weights (AWQ, GPTQ; gemv_int.h). Rows up
-  // to kGemvFastRows stream the codes through GemvInt (act-order inputs
+  // to GemvIntRows(w) (2, or 8 on the tensor-core kernels) stream the codes
+  // through GemvInt (act-order inputs
   // gathered into the weight's order first); more rows dequantize the weight
   // into a bf16 scratch and run cuBLASLt on it (bf16 speed, plus the
   // dequantization pass). Needs ReserveInt first.
   absl::Status LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                          bool out_fp32, int m, int n, int k, cudaStream_t stream);
   // Decode's gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
-  // GemvIntSiluMul, 1 <= m <= kGemvIntMaxRows.
+  // GemvIntSiluMul, 1 <= m <= GemvIntRows(w).
   absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                 int inter, int k, cudaStream_t stream);
   // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16
-  // values and kGemvFastRows x `k` gathered inputs (before any graph capture).
+  // values and kGemvIntMmaMaxRows x `k` gathered inputs (before any graph
+  // capture).
   absl::Status ReserveInt(int64_t weight_elems, int k);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }

@@ -347,6 +347,8 @@ absl::Status CheckIntShape(const IntWeightView& w, int n, int k) {
   return absl::OkStatus();
 }
 
+int GemvIntRows(const IntWeightView& w) { return GemvIntMmaTakes(w) ? kGemvIntMmaMaxRows : kGemvIntMaxRows; }
+
 absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
                      int n, int k, cudaStream_t stream) {
   if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;

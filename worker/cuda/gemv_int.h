@@ -43,24 +43,28 @@ struct IntWeightView {
   bool tiled = false;               // codes in the tiled layout (above), not row by row
 };
 
-// Row counts GemvInt and GemvIntSiluMul take.
+// Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels,
+// up to 8 for the weights the tensor-core kernels stream (x's rows are the
+// mma's 8 columns, so 3-8 rows cost little more than 1: the weights are read
+// once either way). GemvIntRows(w) says which bound applies to w.
 inline constexpr int kGemvIntMaxRows = 2;
+inline constexpr int kGemvIntMmaMaxRows = 8;
+int GemvIntRows(const IntWeightView& w);
 
 // Checks bits, group and that k is a multiple of 32 and of the group;
 // INVALID_ARGUMENT naming the value otherwise.
 absl::Status CheckIntShape(const IntWeightView& w, int n, int k);
 
 // out[m, n] = x[m, k] · W[n, k]ᵀ + bias[n] (bias may be null), bf16 or float
-// output, 1 <= m <= 2 (decode: larger row counts dequantize and use
-// cuBLASLt, and every row count is one more kernel instantiation per GPU
-// arch to compile). x is in canonical input order (GatherColumns first when
-// w.perm is set).
+// output, 1 <= m <= GemvIntRows(w) (larger row counts dequantize and use
+// cuBLASLt). x is in canonical input order (GatherColumns first when w.perm
+// is set).
 absl::Status GemvInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                      bool out_fp32, int m, int n, int k, cudaStream_t stream);
 
 // Qwen2's MLP input side for decode with w = [gate; up] ([2 * inter, k]):
 // out[m, i] = bf16(silu(bf16(x·gate_i)) * bf16(x·up_i)) (the roundings of the
-// unfused path), 1 <= m <= 2, x in canonical order.
+// unfused path), 1 <= m <= GemvIntRows(w), x in canonical order.
 absl::Status GemvIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                             int inter, int k, cudaStream_t stream);
 

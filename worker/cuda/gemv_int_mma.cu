@@ -62,37 +62,37 @@ __device__ __forceinline__ void TileRows(int n, int g, int& ra, int& rb) {
   }
 }
 
-// Sums the warps' partial[warp][g][j] (lane (g, 0)'s acc) and writes the
-// block's outputs; called by every thread after the stream.
-template <int M, bool kSilu, int W>
+// Sums the warps' partial[warp][g][t][j] (lane (g, t)'s acc: rows g and g + 8,
+// x rows 2t and 2t + 1) and writes the block's outputs for the m x rows;
+// called by every thread after the stream. A block of W warps has 32 W >= 128
+// threads, one per output.
+template <bool kSilu, int W>
 __device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[4], const bf16* __restrict__ bias,
-                                               void* __restrict__ out, bool out_fp32, int n) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if ((lane & 3) == 0) {
+                                               void* __restrict__ out, bool out_fp32, int n, int m) {
+  const int warp = threadIdx.x >> 5;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) partial[(warp * 8 + (lane >> 2)) * 4 + j] = acc[j];
-  }
+  for (int j = 0; j < 4; ++j) partial[(warp * 32 + (threadIdx.x & 31)) * 4 + j] = acc[j];
   __syncthreads();
-  if (threadIdx.x >= 32) return;
-  const int gg = threadIdx.x >> 2, j = threadIdx.x & 3;
-  auto total = [&](int jj) {
+  auto total = [&](int g, int t, int j) {
     float v = 0.0f;
 #pragma unroll
-    for (int i = 0; i < W; ++i) v += partial[(i * 8 + gg) * 4 + jj];
+    for (int i = 0; i < W; ++i) v += partial[(i * 32 + g * 4 + t) * 4 + j];
     return v;
   };
   if constexpr (kSilu) {
-    const int col = blockIdx.x * 8 + gg;
-    if (j >= M || col >= n) return;  // j: the x row
-    const float gs = __bfloat162float(__float2bfloat16(total(j)));
-    const float us = __bfloat162float(__float2bfloat16(total(j + 2)));
+    // Output (x row c, column g): gate in acc[0..1], up in acc[2..3].
+    const int g = threadIdx.x & 7, c = threadIdx.x >> 3, col = blockIdx.x * 8 + g;
+    if (c >= m || col >= n) return;
+    const float gs = __bfloat162float(__float2bfloat16(total(g, c / 2, c % 2)));
+    const float us = __bfloat162float(__float2bfloat16(total(g, c / 2, 2 + c % 2)));
     const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-    static_cast<bf16*>(out)[static_cast<size_t>(j) * n + col] = __float2bfloat16(act * us);
+    static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] = __float2bfloat16(act * us);
   } else {
-    const int xrow = j & 1, row = blockIdx.x * 16 + (j >> 1) * 8 + gg;
-    if (xrow >= M || row >= n) return;
+    // Output (x row c, row r of the tile): rows g in acc[0..1], g + 8 in acc[2..3].
+    const int r = threadIdx.x & 15, c = threadIdx.x >> 4, row = blockIdx.x * 16 + r;
+    if (c >= m || row >= n) return;
     const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
-    StoreOut(out, out_fp32, static_cast<size_t>(xrow) * n + row, total(j) + b);
+    StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(r % 8, c / 2, (r / 8) * 2 + c % 2) + b);
   }
 }
 
@@ -116,8 +116,8 @@ struct LaneStream {
   const bf16* x;
 };
 
-template <int M, bool kSilu, int W>
-__device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k) {
+template <bool kSilu, int W>
+__device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k, int m) {
   constexpr int kIn = kTileInputs;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   int ra, rb;
@@ -136,7 +136,7 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
   s.per = w.group / kIn;
   s.group = s.begin / s.per;
   s.left = s.per - s.begin % s.per;
-  s.x = x + static_cast<size_t>(min(g, M - 1)) * k + t * (kIn / 4) + s.begin * kIn;
+  s.x = x + static_cast<size_t>(min(g, m - 1)) * k + t * (kIn / 4) + s.begin * kIn;  // column g: x row g
   return s;
 }
 
@@ -152,15 +152,16 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
 // bookkeeping is kept to pointer increments and a running group index, and
 // the stages are addressed as shared memory directly. kSilu: n is `inter`,
 // rows g are gate rows and rows g + 8 the matching up rows, and the block
-// writes 8 activations; otherwise 16 output rows.
+// writes 8 activations; otherwise 16 output rows. M: 1 (only the
+// accumulators of x row 0 are kept), 2, or 8 (any m <= 8).
 template <int M, bool kSilu, int W>
 __global__ void __launch_bounds__(W * 32)
     GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
-                       void* __restrict__ out, bool out_fp32, int n, int k) {
+                       void* __restrict__ out, bool out_fp32, int n, int k, int m) {
   constexpr int kIn = kTileInputs;
   static_assert(kStages % 2 == 0, "x alternates between two buffers across the unrolled stages");
   extern __shared__ uint4 stage[];  // [W][kStages][2 rows][32 lanes]
-  LaneStream ls = MakeLaneStream<M, kSilu, W>(x, w, n, k);
+  LaneStream ls = MakeLaneStream<kSilu, W>(x, w, n, k, m);
   const int end = ls.end;
   const uint32_t mine = SmemAddress(stage + (threadIdx.x >> 5) * kStages * 64 + (threadIdx.x & 31));
   float sa[kStages], sb[kStages];
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(W * 32)
   }
   CpAsyncWait<0>();
   __syncthreads();  // the stages become the reduction's scratch
-  ReduceAndStore<M, kSilu, W>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n);
+  ReduceAndStore<kSilu, W>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n, m);
 }
 
 // TPSERVE_GEMV_INT_MMA=0 (read once, for A/B runs): gemv_int.cu's scalar
@@ -238,8 +239,8 @@ int ResidentBlocks() {
 }
 
 template <int M, bool kSilu>
-absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n, int k,
-                    cudaStream_t stream) {
+absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
+                    int k, cudaStream_t stream) {
   const int rows_per_block = kSilu ? 8 : 16;
   const dim3 grid((n + rows_per_block - 1) / rows_per_block);
   // Few row tiles (the 7B o_proj and down: 224): split k 8 ways so that every
@@ -249,10 +250,10 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
   // ms, H200, 2026-12-01 15:00 UTC).
   if (static_cast<int>(grid.x) <= ResidentBlocks<M, kSilu, 8>()) {
     TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 8>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x, w,
-                            bias, out, out_fp32, n, k));
+                            bias, out, out_fp32, n, k, m));
   } else {
     TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 4>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x, w,
-                            bias, out, out_fp32, n, k));
+                            bias, out, out_fp32, n, k, m));
   }
   return absl::OkStatus();
 }
@@ -260,12 +261,14 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
 template <bool kSilu>
 absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                       int k, cudaStream_t stream) {
-  if (m < 1 || m > kGemvIntMaxRows) {
-    return absl::InvalidArgumentError(absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 or 2 rows, not ", m));
+  if (m < 1 || m > kGemvIntMmaMaxRows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntMmaMaxRows, " rows, not ", m));
   }
   if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 only, not ", w.bits, " bits"));
-  return m == 1 ? Launch<1, kSilu>(x, w, bias, out, out_fp32, n, k, stream)
-                : Launch<2, kSilu>(x, w, bias, out, out_fp32, n, k, stream);
+  if (m == 1) return Launch<1, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m == 2) return Launch<2, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
+  return Launch<8, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
 }
 
 }  // namespace

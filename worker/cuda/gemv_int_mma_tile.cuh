@@ -89,7 +89,7 @@ __device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float 
   Int4Tile(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
   acc[0] = fmaf(c[0], sa, acc[0]);
   acc[2] = fmaf(c[2], sb, acc[2]);
-  if constexpr (M == 2) {
+  if constexpr (M > 1) {
     acc[1] = fmaf(c[1], sa, acc[1]);
     acc[3] = fmaf(c[3], sb, acc[3]);
   }

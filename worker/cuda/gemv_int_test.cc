@@ -87,6 +87,15 @@ struct Shape {
   bool act_order;
 };
 
+// The row counts GemvInt takes for this weight (2 on the scalar kernels, 8 on
+// the tensor-core ones); every one is tested.
+int MaxRows(const IntRepacked& r) {
+  IntWeightView v;
+  v.bits = r.bits;
+  v.group = r.group;
+  return GemvIntRows(v);
+}
+
 // Row by row always; tiled too where the shape fills whole 16-row tiles.
 std::vector<bool> Layouts(const Shape& s) {
   if (s.n % 16 != 0 || (s.k * s.bits / 128) % 4 != 0) return {false};
@@ -101,7 +110,7 @@ TEST_P(GemvIntTest, MatchesTheDequantizedReference) {
   std::mt19937 rng(s.n * 31 + s.k);
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);  // original input order
-  for (int m = 1; m <= 2; ++m) {
+  for (int m = 1; m <= MaxRows(r); ++m) {
     const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
     const std::vector<bf16> bias = RandomBf16(s.n, rng, 0.1f);
     const std::vector<float> xf = ToFloat(x), bf = ToFloat(bias);
@@ -147,7 +156,7 @@ TEST_P(GemvIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
   const int inter = s.n / 2;
   const IntRepacked r = RandomWeight(s.bits, s.n, s.k, s.group, s.act_order, rng);
   const std::vector<float> w = DequantizeRepacked(r);
-  for (int m = 1; m <= 2; ++m) {
+  for (int m = 1; m <= MaxRows(r); ++m) {
     const std::vector<bf16> x = RandomBf16(static_cast<size_t>(m) * s.k, rng);
     const std::vector<float> xf = ToFloat(x);
     DevArray<bf16> dx(x), scratch(static_cast<size_t>(m) * s.k), out(static_cast<size_t>(m) * inter);
@@ -227,7 +236,13 @@ TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   w.scale = &scale;
   w.zero = &zero;
   EXPECT_TRUE(CheckIntShape(w, 8, 256).ok());
-  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, 3, 8, 256, nullptr).ok());  // decode rows only
+  // Decode rows only: 8 on the tensor-core kernels (int4, groups of 128), 2 on the scalar ones.
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntMmaMaxRows + 1, 8, 256, nullptr).ok());
+  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, kGemvIntMmaMaxRows + 1, 4, 256, nullptr).ok());
+  w.group = 64;
+  EXPECT_EQ(GemvIntRows(w), kGemvIntMaxRows);
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntMaxRows + 1, 8, 256, nullptr).ok());
+  w.group = 128;
   EXPECT_FALSE(CheckIntShape(w, 8, 200).ok());  // k not a multiple of 32
   w.group = 48;
   EXPECT_FALSE(CheckIntShape(w, 8, 96).ok());
