@@ -44,11 +44,11 @@ struct IntWeightView {
 };
 
 // Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels,
-// up to 8 for the weights the tensor-core kernels stream (x's rows are the
+// up to 32 for the weights the tensor-core kernels stream (x's rows are the
 // mma's 8 columns, so 3-8 rows cost little more than 1: the weights are read
-// once either way). GemvIntRows(w) says which bound applies to w.
+// once a pass of 8 rows). GemvIntRows(w) says which bound applies to w.
 inline constexpr int kGemvIntMaxRows = 2;
-inline constexpr int kGemvIntMmaMaxRows = 8;
+inline constexpr int kGemvIntMmaMaxRows = 32;
 int GemvIntRows(const IntWeightView& w);
 
 // Checks bits, group and that k is a multiple of 32 and of the group;

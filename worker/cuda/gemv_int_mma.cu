@@ -1,5 +1,6 @@
 #include "worker/cuda/gemv_int_mma.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -48,6 +49,8 @@ namespace {
 // of the 7B model's qkv / o_proj / down would leave most SMs idle); their
 // sums meet in shared memory. Tiles a warp has in flight (+1 being computed):
 constexpr int kStages = 6;
+// Rows of x one kernel takes: the mma's n dimension.
+constexpr int kMmaColumns = 8;
 
 // The two weight rows lane group g streams: rows past the end stream the
 // last row and are not written.
@@ -266,9 +269,19 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
         absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntMmaMaxRows, " rows, not ", m));
   }
   if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 only, not ", w.bits, " bits"));
-  if (m == 1) return Launch<1, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m == 2) return Launch<2, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
-  return Launch<8, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
+  // The mma's 8 columns take 8 rows of x a pass; each pass reads the weights
+  // again (still cheaper than dequantizing them for cuBLASLt up to 32 rows).
+  const size_t out_row = static_cast<size_t>(n) * (out_fp32 ? sizeof(float) : sizeof(bf16));
+  for (int r0 = 0; r0 < m; r0 += kMmaColumns) {
+    const int rows = std::min(kMmaColumns, m - r0);
+    const bf16* xr = x + static_cast<size_t>(r0) * k;
+    void* o = static_cast<char*>(out) + r0 * out_row;
+    const absl::Status s = rows == 1   ? Launch<1, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream)
+                           : rows == 2 ? Launch<2, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream)
+                                       : Launch<8, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
