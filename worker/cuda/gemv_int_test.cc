@@ -175,7 +175,8 @@ TEST_P(GemvIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
           double gate = 0, up = 0, gate_mag = 0, up_mag = 0;
           for (int c = 0; c < s.k; ++c) {
             const double xv = xf[row * s.k + c];
-            const double gp = w[static_cast<size_t>(i) * s.k + c] * xv, up_p = w[static_cast<size_t>(inter + i) * s.k + c] * xv;
+            const double gp = w[static_cast<size_t>(i) * s.k + c] * xv;
+            const double up_p = w[static_cast<size_t>(inter + i) * s.k + c] * xv;
             gate += gp;
             up += up_p;
             gate_mag += std::fabs(gp);

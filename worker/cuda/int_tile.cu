@@ -1,5 +1,7 @@
 // The tiled layout of packed int weights (gemv_int.h): which weights take it
 // and the kernel that lays row-major codes out in it.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/env.h"
 #include "worker/cuda/cuda_check.h"
@@ -37,10 +39,12 @@ bool IntTilesPay(const IntWeightView& w, int n, int k) {
 
 absl::Status TileIntCodes(const IntWeightView& w, int n, int k, uint32_t* dst, cudaStream_t stream) {
   if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
-  if (w.tiled || dst == nullptr || !Tileable(w.bits, n, k)) {
-    return absl::InvalidArgumentError(absl::StrCat("TileIntCodes: [", n, ", ", k, "] int", w.bits,
-                                                   w.tiled ? " already tiled" : " does not fill whole 16 x 64-byte tiles",
-                                                   dst == nullptr ? ", null destination" : ""));
+  const char* why = w.tiled                    ? "is already tiled"
+                    : !Tileable(w.bits, n, k) ? "does not fill whole tiles of 16 rows x 64 bytes"
+                    : dst == nullptr          ? "has a null destination"
+                                              : nullptr;
+  if (why != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("TileIntCodes: [", n, ", ", k, "] int", w.bits, " ", why));
   }
   const int chunks = k * w.bits / 128;
   const int64_t total = static_cast<int64_t>(n) * chunks;
