@@ -45,8 +45,8 @@ struct IntWeightView {
 
 // Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels,
 // up to 32 for the weights the tensor-core kernels stream (x's rows are the
-// mma's 8 columns, so 3-8 rows cost little more than 1: the weights are read
-// once a pass of 8 rows). GemvIntRows(w) says which bound applies to w.
+// columns of up to four 8-column mma tiles, so the weights are read and
+// dequantized once for all rows). GemvIntRows(w) says which bound applies.
 inline constexpr int kGemvIntMaxRows = 2;
 inline constexpr int kGemvIntMmaMaxRows = 32;
 int GemvIntRows(const IntWeightView& w);

@@ -1,6 +1,5 @@
 #include "worker/cuda/gemv_int_mma.h"
 
-#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -49,8 +48,10 @@ namespace {
 // of the 7B model's qkv / o_proj / down would leave most SMs idle); their
 // sums meet in shared memory. Tiles a warp has in flight (+1 being computed):
 constexpr int kStages = 6;
-// Rows of x one kernel takes: the mma's n dimension.
+// Rows of x one column tile of the mma takes: its n dimension; a kernel takes
+// up to four tiles.
 constexpr int kMmaColumns = 8;
+static_assert(kGemvIntMmaMaxRows == 4 * kMmaColumns);
 
 // The two weight rows lane group g streams: rows past the end stream the
 // last row and are not written.
@@ -65,37 +66,46 @@ __device__ __forceinline__ void TileRows(int n, int g, int& ra, int& rb) {
   }
 }
 
-// Sums the warps' partial[warp][g][t][j] (lane (g, t)'s acc: rows g and g + 8,
-// x rows 2t and 2t + 1) and writes the block's outputs for the m x rows;
-// called by every thread after the stream. A block of W warps has 32 W >= 128
-// threads, one per output.
-template <bool kSilu, int W>
-__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[4], const bf16* __restrict__ bias,
-                                               void* __restrict__ out, bool out_fp32, int n, int m) {
+// Sums the warps' partial[nt][warp][g][t][j] (lane (g, t)'s acc[nt]: rows g
+// and g + 8, x rows 8 nt + 2t and + 1) and writes the block's outputs for the
+// m x rows; called by every thread after the stream.
+template <bool kSilu, int W, int NT>
+__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[NT][4],
+                                               const bf16* __restrict__ bias, void* __restrict__ out, bool out_fp32,
+                                               int n, int m) {
   const int warp = threadIdx.x >> 5;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) partial[(warp * 32 + (threadIdx.x & 31)) * 4 + j] = acc[j];
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) partial[((nt * W + warp) * 32 + (threadIdx.x & 31)) * 4 + j] = acc[nt][j];
+  }
   __syncthreads();
-  auto total = [&](int g, int t, int j) {
+  // Column c of the tile: x row c, held by lane (g, t = c % 8 / 2) of tile c / 8.
+  auto total = [&](int c, int g, int j) {
+    const int nt = c / 8, t = c % 8 / 2;
     float v = 0.0f;
 #pragma unroll
-    for (int i = 0; i < W; ++i) v += partial[(i * 32 + g * 4 + t) * 4 + j];
+    for (int i = 0; i < W; ++i) v += partial[((nt * W + i) * 32 + g * 4 + t) * 4 + j];
     return v;
   };
   if constexpr (kSilu) {
     // Output (x row c, column g): gate in acc[0..1], up in acc[2..3].
-    const int g = threadIdx.x & 7, c = threadIdx.x >> 3, col = blockIdx.x * 8 + g;
-    if (c >= m || col >= n) return;
-    const float gs = __bfloat162float(__float2bfloat16(total(g, c / 2, c % 2)));
-    const float us = __bfloat162float(__float2bfloat16(total(g, c / 2, 2 + c % 2)));
-    const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-    static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] = __float2bfloat16(act * us);
+    for (int idx = threadIdx.x; idx < 64 * NT; idx += W * 32) {
+      const int g = idx & 7, c = idx >> 3, col = blockIdx.x * 8 + g;
+      if (c >= m || col >= n) continue;
+      const float gs = __bfloat162float(__float2bfloat16(total(c, g, c % 2)));
+      const float us = __bfloat162float(__float2bfloat16(total(c, g, 2 + c % 2)));
+      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+      static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] = __float2bfloat16(act * us);
+    }
   } else {
     // Output (x row c, row r of the tile): rows g in acc[0..1], g + 8 in acc[2..3].
-    const int r = threadIdx.x & 15, c = threadIdx.x >> 4, row = blockIdx.x * 16 + r;
-    if (c >= m || row >= n) return;
-    const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
-    StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(r % 8, c / 2, (r / 8) * 2 + c % 2) + b);
+    for (int idx = threadIdx.x; idx < 128 * NT; idx += W * 32) {
+      const int r = idx & 15, c = idx >> 4, row = blockIdx.x * 16 + r;
+      if (c >= m || row >= n) continue;
+      const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+      StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(c, r % 8, (r / 8) * 2 + c % 2) + b);
+    }
   }
 }
 
@@ -155,9 +165,11 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
 // bookkeeping is kept to pointer increments and a running group index, and
 // the stages are addressed as shared memory directly. kSilu: n is `inter`,
 // rows g are gate rows and rows g + 8 the matching up rows, and the block
-// writes 8 activations; otherwise 16 output rows. M: 1 (only the
-// accumulators of x row 0 are kept), 2, or 8 (any m <= 8).
-template <int M, bool kSilu, int W>
+// writes 8 activations; otherwise 16 output rows. NT column tiles of 8 x
+// rows each (m <= 8 NT); with one tile M is 1 (only the accumulators of x row
+// 0 are kept), 2, or 8, and x is loaded a tile ahead; with more, a tile's x
+// is loaded as it is used (NT x 16 registers a buffer).
+template <int M, bool kSilu, int W, int NT>
 __global__ void __launch_bounds__(W * 32)
     GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
                        void* __restrict__ out, bool out_fp32, int n, int k, int m) {
@@ -194,9 +206,16 @@ __global__ void __launch_bounds__(W * 32)
   PdlWait();  // weights only so far
   PdlTrigger();
   const bf16* xr = ls.x;
-  uint4 xb[2][kTileX];
-  if (ls.begin < end) LoadX(xr, xb[0]);
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  // Offsets of tile nt's x row from tile 0's (x row min(8 nt + g, m - 1)).
+  int xo[NT];
+  const int g = (threadIdx.x & 31) >> 2;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) xo[nt] = (min(8 * nt + g, m - 1) - min(g, m - 1)) * k;
+  float acc[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+  uint4 xb[NT == 1 ? 2 : 1][NT][kTileX];
+  if (NT == 1 && ls.begin < end) LoadX(xr, xb[0][0]);
   for (int base = ls.begin; base < end; base += kStages) {
 #pragma unroll
     for (int u = 0; u < kStages; ++u) {
@@ -204,15 +223,22 @@ __global__ void __launch_bounds__(W * 32)
         issue((u + kStages - 1) % kStages);
         CpAsyncWait<kStages - 1>();  // this tile's group has landed
         const uint4 wa = LdShared16(mine + u * 1024), wb = LdShared16(mine + u * 1024 + 512);
-        xr += kIn;
-        if (base + u + 1 < end) LoadX(xr, xb[(u + 1) % 2]);
-        TileDot<M>(wa, wb, sa[u], sb[u], zs[u], xb[u % 2], acc);
+        if constexpr (NT == 1) {
+          xr += kIn;
+          if (base + u + 1 < end) LoadX(xr, xb[(u + 1) % 2][0]);
+          TileDot<M, 1>(wa, wb, sa[u], sb[u], zs[u], xb[u % 2], acc);
+        } else {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) LoadX(xr + xo[nt], xb[0][nt]);
+          xr += kIn;
+          TileDot<8, NT>(wa, wb, sa[u], sb[u], zs[u], xb[0], acc);
+        }
       }
     }
   }
   CpAsyncWait<0>();
   __syncthreads();  // the stages become the reduction's scratch
-  ReduceAndStore<kSilu, W>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n, m);
+  ReduceAndStore<kSilu, W, NT>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n, m);
 }
 
 // TPSERVE_GEMV_INT_MMA=0 (read once, for A/B runs): gemv_int.cu's scalar
@@ -222,16 +248,16 @@ bool TensorCoresOn() {
   return on;
 }
 
-// How many blocks of GemvIntAsyncKernel<M, kSilu, W> the GPU holds at once
+// How many blocks of GemvIntAsyncKernel<M, kSilu, W, NT> the GPU holds at once
 // (its SMs times the blocks an SM fits with the kernel's registers and
 // stages); computed once per instantiation.
-template <int M, bool kSilu, int W>
+template <int M, bool kSilu, int W, int NT>
 int ResidentBlocks() {
   static const int blocks = [] {
     int device = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<M, kSilu, W>, W * 32,
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<M, kSilu, W, NT>, W * 32,
                                                       W * kStages * 1024) != cudaSuccess) {
       cudaGetLastError();
       return 0;
@@ -241,7 +267,7 @@ int ResidentBlocks() {
   return blocks;
 }
 
-template <int M, bool kSilu>
+template <int M, bool kSilu, int NT>
 absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                     int k, cudaStream_t stream) {
   const int rows_per_block = kSilu ? 8 : 16;
@@ -251,12 +277,12 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
   // second wave costs more than the split saves (the 7B qkv's 288 tiles: 7.25
   // us a layer in 8-warp blocks, 5.02 in 4-warp ones; step 2.31-2.34 -> 2.27
   // ms, H200, 2026-12-01 15:00 UTC).
-  if (static_cast<int>(grid.x) <= ResidentBlocks<M, kSilu, 8>()) {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 8>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x, w,
-                            bias, out, out_fp32, n, k, m));
+  if (static_cast<int>(grid.x) <= ResidentBlocks<M, kSilu, 8, NT>()) {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 8, NT>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x,
+                            w, bias, out, out_fp32, n, k, m));
   } else {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 4>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x, w,
-                            bias, out, out_fp32, n, k, m));
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 4, NT>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x,
+                            w, bias, out, out_fp32, n, k, m));
   }
   return absl::OkStatus();
 }
@@ -269,19 +295,15 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
         absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntMmaMaxRows, " rows, not ", m));
   }
   if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 only, not ", w.bits, " bits"));
-  // The mma's 8 columns take 8 rows of x a pass; each pass reads the weights
-  // again (still cheaper than dequantizing them for cuBLASLt up to 32 rows).
-  const size_t out_row = static_cast<size_t>(n) * (out_fp32 ? sizeof(float) : sizeof(bf16));
-  for (int r0 = 0; r0 < m; r0 += kMmaColumns) {
-    const int rows = std::min(kMmaColumns, m - r0);
-    const bf16* xr = x + static_cast<size_t>(r0) * k;
-    void* o = static_cast<char*>(out) + r0 * out_row;
-    const absl::Status s = rows == 1   ? Launch<1, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream)
-                           : rows == 2 ? Launch<2, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream)
-                                       : Launch<8, kSilu>(xr, w, bias, o, out_fp32, rows, n, k, stream);
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
+  // x's rows are the mma's columns: one tile of 8 up to 8 rows, two up to 16,
+  // four up to 32, with the codes dequantized once for all of them (7B AWQ
+  // on one H200, 2026-12-01 15:17 UTC, ms a step at batch 16 / 32: passes of
+  // 8 rows 4.70 / 8.44, two tiles 4.01 / 7.18, four tiles 5.04 / 6.19).
+  if (m == 1) return Launch<1, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m == 2) return Launch<2, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m <= kMmaColumns) return Launch<8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m <= 2 * kMmaColumns) return Launch<8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
+  return Launch<8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
 }
 
 }  // namespace

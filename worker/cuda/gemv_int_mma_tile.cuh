@@ -52,20 +52,30 @@ __device__ __forceinline__ uint32_t Int4Pair(uint32_t word, int s, uint32_t neg_
 }
 
 // One int4 tile: this lane's 32 codes of rows g (wa) and g + 8 (wb), x its 32
-// inputs. Word w holds inputs 8w..8w+7; mma (w, h) takes code pairs 2h and
-// 2h + 1, i.e. inputs (2h, 2h + 4) and (2h + 1, 2h + 5).
+// inputs for each of NT column tiles (8 rows of x each). Word w holds inputs
+// 8w..8w+7; mma (w, h) takes code pairs 2h and 2h + 1, i.e. inputs (2h, 2h +
+// 4) and (2h + 1, 2h + 5). The codes are dequantized once for all NT tiles.
+template <int NT>
 __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint32_t nza, uint32_t nzb,
-                                         const uint4 (&x)[4], float (&c)[4]) {
+                                         const uint4 (&x)[NT][4], float (&c)[NT][4]) {
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    const uint4& xv = x[w];
-    const uint32_t xs[4] = {Prmt(xv.x, xv.z, 0x5410), Prmt(xv.x, xv.z, 0x7632), Prmt(xv.y, xv.w, 0x5410),
-                            Prmt(xv.y, xv.w, 0x7632)};
+    uint32_t xs[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint4& xv = x[nt][w];
+      xs[nt][0] = Prmt(xv.x, xv.z, 0x5410);
+      xs[nt][1] = Prmt(xv.x, xv.z, 0x7632);
+      xs[nt][2] = Prmt(xv.y, xv.w, 0x5410);
+      xs[nt][3] = Prmt(xv.y, xv.w, 0x7632);
+    }
     const uint32_t a = Word(wa, w), b = Word(wb, w);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      Mma(c, Int4Pair(a, 2 * h, nza), Int4Pair(b, 2 * h, nzb), Int4Pair(a, 2 * h + 1, nza),
-          Int4Pair(b, 2 * h + 1, nzb), xs[2 * h], xs[2 * h + 1]);
+      const uint32_t a0 = Int4Pair(a, 2 * h, nza), a1 = Int4Pair(b, 2 * h, nzb), a2 = Int4Pair(a, 2 * h + 1, nza),
+                     a3 = Int4Pair(b, 2 * h + 1, nzb);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) Mma(c[nt], a0, a1, a2, a3, xs[nt][2 * h], xs[nt][2 * h + 1]);
     }
   }
 }
@@ -79,19 +89,24 @@ __device__ __forceinline__ void LoadX(const bf16* __restrict__ x, uint4 (&xv)[kT
 }
 
 // One tile of rows g / g + 8 with their scales and zero points (zs: row g's
-// | row g + 8's << 16): acc += the scaled sums (acc[0..1]: row g, x rows
-// 0..1; acc[2..3]: row g + 8; with one x row only acc[0] and acc[2] are
-// kept).
-template <int M>
+// | row g + 8's << 16): acc[nt] += the scaled sums (acc[nt][0..1]: row g, x
+// rows 8 nt + 2t and + 1; acc[nt][2..3]: row g + 8; with one x row only
+// acc[0][0] and acc[0][2] are kept).
+template <int M, int NT>
 __device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float sa, float sb, uint32_t zs,
-                                        const uint4 (&xv)[kTileX], float (&acc)[4]) {
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  Int4Tile(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
-  acc[0] = fmaf(c[0], sa, acc[0]);
-  acc[2] = fmaf(c[2], sb, acc[2]);
-  if constexpr (M > 1) {
-    acc[1] = fmaf(c[1], sa, acc[1]);
-    acc[3] = fmaf(c[3], sb, acc[3]);
+                                        const uint4 (&xv)[NT][kTileX], float (&acc)[NT][4]) {
+  float c[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
+  Int4Tile<NT>(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    acc[nt][0] = fmaf(c[nt][0], sa, acc[nt][0]);
+    acc[nt][2] = fmaf(c[nt][2], sb, acc[nt][2]);
+    if constexpr (M > 1) {
+      acc[nt][1] = fmaf(c[nt][1], sa, acc[nt][1]);
+      acc[nt][3] = fmaf(c[nt][3], sb, acc[nt][3]);
+    }
   }
 }
 
