@@ -52,7 +52,8 @@ TEST(DecodeTest, LongContexts) {
     DecodePartition p = ChooseDecodePartition(2, 4, 40001, 132);  // the wide form
     p.num_splits = splits;
     DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
-    ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, static_cast<size_t>(c.rows) * dims.num_heads * dims.head_dim * 2), cudaSuccess);  // poison again
+    const size_t out_bytes = static_cast<size_t>(c.rows) * dims.num_heads * dims.head_dim * 2;
+    ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, out_bytes), cudaSuccess);  // poison again
     ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(), dc.batch, p,
                                      ws.get(), dims, nullptr).ok());
     EXPECT_LT(testing::MaxRelError(testing::ToFloat(dc.out.Download()), want), 1e-2) << splits << " splits";
