@@ -19,7 +19,8 @@
 // ((w >> 4s) & 0x000F000F | 0x43004300 is the bf16 pair 128 + q), the zero
 // point is subtracted exactly in bf16 (128 + zero <= 144 and q - zero are
 // small integers), and one mma.m16n8k16 multiplies 16 weight rows by the 16
-// matching inputs of the (one or two) x rows in the narrow n dimension,
+// matching inputs of up to 8 x rows in the narrow n dimension (up to four such
+// column tiles a kernel, 32 rows, sharing the dequantized codes),
 // accumulating in fp32. The products (q - zero) * x are exact; the group
 // scale multiplies each tile's fp32 sums. The result differs from the scalar
 // kernel only by fp32 summation order. int8 stays on the scalar kernels: the
