@@ -6,6 +6,7 @@
 # usage: scripts/gpu/run_qbatch_suite.sh OUTDIR BUNDLE [BASE_BUNDLE]
 #   BUNDLE: tools/device_bundle.sh of tpserve_bench, gemv_int_test and cuda_backend_test; BASE_BUNDLE (its
 #   tpserve_bench only is run): the int rows again with the binary to compare with, in the same call.
+#   EXTRA_ENV=VAR=VALUE: the int8 and AWQ rows once more with that variable set (an A/B switch).
 set -u
 source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1 BUNDLE=$2 BASE=${3:-} BUDGET=${BUDGET:-300}
@@ -27,6 +28,10 @@ left 40 7b && bench 7b_fp8 $C7 1,8,16,32 64 fp8
 left 40 7b && bench 7b_awq $C7 1,2,4,8,12,16,32,64 64 awq
 left 40 7b && bench 7b_gptq $C7 1,8,16,32 64 gptq
 left 40 7b && bench 7b_int8 $C7 1,4,8,16,32 64 gptq-int8
+if [ -n "${EXTRA_ENV:-}" ]; then
+  left 40 extra && (export "${EXTRA_ENV?}"; bench 7b_int8_extra $C7 1,4,8,16,32 64 gptq-int8)
+  left 40 extra && (export "${EXTRA_ENV?}"; bench 7b_awq_extra $C7 1,8,32 64 awq)
+fi
 if [ -n "$BB" ]; then
   left 40 base && bench 7b_awq_base $C7 1,8,16,32 64 awq "$BB"
   left 40 base && bench 7b_int8_base $C7 1,4,8,16,32 64 gptq-int8 "$BB"
