@@ -23,6 +23,9 @@ bench() {  # label, config, batches, new tokens, quantization [, binary director
 date -u
 SHOW_SECONDS=1 run_gpu_tests 200 "$OUT" $B/{gemv_int,cuda_backend}_test
 TPSERVE_GEMV_INT_MMA=0 SHOW_SECONDS=1 run_gpu_tests 200 "$OUT/" $B/gemv_int_test
+if [ -n "${EXTRA_ENV:-}" ]; then
+  mkdir -p "$OUT/extra" && (export "${EXTRA_ENV?}"; SHOW_SECONDS=1 run_gpu_tests 200 "$OUT/extra" $B/{gemv_int,cuda_backend}_test)
+fi
 left 40 7b && bench 7b_bf16 $C7 1,8,16,32 64 auto
 left 40 7b && bench 7b_fp8 $C7 1,8,16,32 64 fp8
 left 40 7b && bench 7b_awq $C7 1,2,4,8,12,16,32,64 64 awq
