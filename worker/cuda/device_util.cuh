@@ -24,6 +24,16 @@ __device__ __forceinline__ float WarpSum(float v) {
   return v;
 }
 
+// Qwen2's MLP activation from the fused gate_up GEMVs' float sums, with the
+// roundings of the unfused path: bf16(silu(bf16(gate)) * bf16(up)), silu's
+// result rounded to bf16 too.
+__device__ __forceinline__ __nv_bfloat16 SiluMulRounded(float gate, float up) {
+  const float gs = __bfloat162float(__float2bfloat16(gate));
+  const float us = __bfloat162float(__float2bfloat16(up));
+  const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
+  return __float2bfloat16(act * us);
+}
+
 // Max over the 32 lanes of a warp, result in every lane.
 __device__ __forceinline__ float WarpMax(float v) {
 #pragma unroll

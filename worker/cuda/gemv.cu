@@ -172,12 +172,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const float uscale = scale != nullptr ? scale[inter + col] : 1.0f;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    const float gs = __bfloat162float(__float2bfloat16(WarpSum(ga[m]) * gscale));
-    const float us = __bfloat162float(__float2bfloat16(WarpSum(ua[m]) * uscale));
-    if (lane == 0) {
-      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-      out[static_cast<size_t>(m) * inter + col] = __float2bfloat16(act * us);
-    }
+    const float gate = WarpSum(ga[m]) * gscale, up = WarpSum(ua[m]) * uscale;
+    if (lane == 0) out[static_cast<size_t>(m) * inter + col] = SiluMulRounded(gate, up);
   }
 }
 

@@ -181,26 +181,23 @@ __device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&r
   }
 }
 
-// R rows a warp, L chunks of each in flight a lane.
-template <int BITS, int M, int R, int L>
+template <int BITS, int M>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
                   bool out_fp32, int n, int k) {
   const int lane = threadIdx.x & 31;
-  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
+  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * kRowsPerWarp;
   if (row >= n) {
     PdlWait();
     PdlTrigger();
     return;
   }
   // An odd last row streams twice and is written once.
-  int rows[R];
+  const int rows[kRowsPerWarp] = {row, min(row + 1, n - 1)};
+  float acc[kRowsPerWarp][M];
+  StreamRows<BITS, M, kRowsPerWarp, kLoads>(w, rows, x, k, acc);
 #pragma unroll
-  for (int r = 0; r < R; ++r) rows[r] = min(row + r, n - 1);
-  float acc[R][M];
-  StreamRows<BITS, M, R, L>(w, rows, x, k, acc);
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < kRowsPerWarp; ++r) {
     if (row + r >= n) break;
     const float b = bias != nullptr ? __bfloat162float(bias[row + r]) : 0.0f;
 #pragma unroll
@@ -227,12 +224,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   StreamRows<BITS, M, 2, kLoads>(w, rows, x, k, acc);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    const float gs = __bfloat162float(__float2bfloat16(WarpSum(acc[0][m])));
-    const float us = __bfloat162float(__float2bfloat16(WarpSum(acc[1][m])));
-    if (lane == 0) {
-      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-      out[static_cast<size_t>(m) * inter + col] = __float2bfloat16(act * us);
-    }
+    const float gate = WarpSum(acc[0][m]), up = WarpSum(acc[1][m]);
+    if (lane == 0) out[static_cast<size_t>(m) * inter + col] = SiluMulRounded(gate, up);
   }
 }
 
@@ -299,9 +292,8 @@ template <int BITS, int M>
 absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
                         int k, cudaStream_t stream) {
   const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp;
-  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M, kRowsPerWarp, kLoads>,
-                          dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock), dim3(kWarpsPerBlock * 32), 0, stream, x,
-                          w, bias, out, out_fp32, n, k));
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
   return absl::OkStatus();
 }
 

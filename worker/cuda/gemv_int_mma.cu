@@ -94,10 +94,8 @@ __device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc
     for (int idx = threadIdx.x; idx < 64 * NT; idx += W * 32) {
       const int g = idx & 7, c = idx >> 3, col = blockIdx.x * 8 + g;
       if (c >= m || col >= n) continue;
-      const float gs = __bfloat162float(__float2bfloat16(total(c, g, c % 2)));
-      const float us = __bfloat162float(__float2bfloat16(total(c, g, 2 + c % 2)));
-      const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
-      static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] = __float2bfloat16(act * us);
+      static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] =
+          SiluMulRounded(total(c, g, c % 2), total(c, g, 2 + c % 2));
     }
   } else {
     // Output (x row c, row r of the tile): rows g in acc[0..1], g + 8 in acc[2..3].
