@@ -339,12 +339,14 @@ absl::Status CheckIntShape(const IntWeightView& w, int n, int k) {
   return absl::OkStatus();
 }
 
-int GemvIntRows(const IntWeightView& w) { return GemvIntMmaTakes(w) ? kGemvIntMmaMaxRows : kGemvIntMaxRows; }
+int GemvIntRows(const IntWeightView& w) {
+  return GemvIntMmaTakes(w, kGemvIntMmaMaxRows) ? kGemvIntMmaMaxRows : kGemvIntMaxRows;
+}
 
 absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
                      int n, int k, cudaStream_t stream) {
   if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
-  if (GemvIntMmaTakes(w)) return GemvIntMma(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (GemvIntMmaTakes(w, m)) return GemvIntMma(x, w, bias, out, out_fp32, m, n, k, stream);
   return w.bits == 4 ? GemvRows<4>(x, w, bias, out, out_fp32, m, n, k, stream)
                      : GemvRows<8>(x, w, bias, out, out_fp32, m, n, k, stream);
 }
@@ -352,7 +354,7 @@ absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, vo
 absl::Status GemvIntSiluMul(const bf16* x, const IntWeightView& w, bf16* out, int m, int inter, int k,
                             cudaStream_t stream) {
   if (absl::Status s = CheckIntShape(w, 2 * inter, k); !s.ok()) return s;
-  if (GemvIntMmaTakes(w)) return GemvIntMmaSiluMul(x, w, out, m, inter, k, stream);
+  if (GemvIntMmaTakes(w, m)) return GemvIntMmaSiluMul(x, w, out, m, inter, k, stream);
   return w.bits == 4 ? SiluMulRows<4>(x, w, out, m, inter, k, stream)
                      : SiluMulRows<8>(x, w, out, m, inter, k, stream);
 }

@@ -44,9 +44,11 @@ struct IntWeightView {
 };
 
 // Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels,
-// up to 32 for the weights the tensor-core kernels stream (x's rows are the
-// columns of up to four 8-column mma tiles, so the weights are read and
-// dequantized once for all rows). GemvIntRows(w) says which bound applies.
+// up to 32 for the weights the tensor-core kernels stream -- int4 with groups
+// a multiple of 128, and int8 with groups a multiple of 64 above two rows
+// (x's rows are the columns of up to four 8-column mma tiles, so the weights
+// are read and dequantized once for all rows). GemvIntRows(w) says which
+// bound applies.
 inline constexpr int kGemvIntMaxRows = 2;
 inline constexpr int kGemvIntMmaMaxRows = 32;
 int GemvIntRows(const IntWeightView& w);

@@ -23,7 +23,8 @@
 // column tiles a kernel, 32 rows, sharing the dequantized codes),
 // accumulating in fp32. The products (q - zero) * x are exact; the group
 // scale multiplies each tile's fp32 sums. The result differs from the scalar
-// kernel only by fp32 summation order. int8 stays on the scalar kernels: the
+// kernel only by fp32 summation order. int8 at one or two rows stays on the
+// scalar kernels (above that it takes Int8Tile's nibble pairs here): the
 // same scheme (each byte PRMT-ed into the mantissa of 2^23, the zero point
 // subtracted in fp32, the two upper halves packed into a bf16 pair) measured
 // slower there (7B int8 batch 1: 4.01 ms a step against 3.72, one H200,
@@ -128,13 +129,13 @@ struct LaneStream {
   const bf16* x;
 };
 
-template <bool kSilu, int W>
+template <int BITS, bool kSilu, int W>
 __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k, int m) {
-  constexpr int kIn = kTileInputs;
+  constexpr int kIn = TileInputs<BITS>();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   int ra, rb;
   TileRows<kSilu>(n, g, ra, rb);
-  const int chunks = k / 32, groups = k / w.group, tiles = k / kIn;
+  const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
   LaneStream s;
   s.begin = warp * tiles / W;
   s.end = (warp + 1) * tiles / W;
@@ -168,14 +169,14 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
 // rows each (m <= 8 NT); with one tile M is 1 (only the accumulators of x row
 // 0 are kept), 2, or 8, and x is loaded a tile ahead; with more, a tile's x
 // is loaded as it is used (NT x 16 registers a buffer).
-template <int M, bool kSilu, int W, int NT>
+template <int BITS, int M, bool kSilu, int W, int NT>
 __global__ void __launch_bounds__(W * 32)
     GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
                        void* __restrict__ out, bool out_fp32, int n, int k, int m) {
-  constexpr int kIn = kTileInputs;
+  constexpr int kIn = TileInputs<BITS>();
   static_assert(kStages % 2 == 0, "x alternates between two buffers across the unrolled stages");
   extern __shared__ uint4 stage[];  // [W][kStages][2 rows][32 lanes]
-  LaneStream ls = MakeLaneStream<kSilu, W>(x, w, n, k, m);
+  LaneStream ls = MakeLaneStream<BITS, kSilu, W>(x, w, n, k, m);
   const int end = ls.end;
   const uint32_t mine = SmemAddress(stage + (threadIdx.x >> 5) * kStages * 64 + (threadIdx.x & 31));
   float sa[kStages], sb[kStages];
@@ -213,8 +214,8 @@ __global__ void __launch_bounds__(W * 32)
   float acc[NT][4];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-  uint4 xb[NT == 1 ? 2 : 1][NT][kTileX];
-  if (NT == 1 && ls.begin < end) LoadX(xr, xb[0][0]);
+  uint4 xb[NT == 1 ? 2 : 1][NT][TileX<BITS>()];
+  if (NT == 1 && ls.begin < end) LoadX<BITS>(xr, xb[0][0]);
   for (int base = ls.begin; base < end; base += kStages) {
 #pragma unroll
     for (int u = 0; u < kStages; ++u) {
@@ -224,13 +225,13 @@ __global__ void __launch_bounds__(W * 32)
         const uint4 wa = LdShared16(mine + u * 1024), wb = LdShared16(mine + u * 1024 + 512);
         if constexpr (NT == 1) {
           xr += kIn;
-          if (base + u + 1 < end) LoadX(xr, xb[(u + 1) % 2][0]);
-          TileDot<M, 1>(wa, wb, sa[u], sb[u], zs[u], xb[u % 2], acc);
+          if (base + u + 1 < end) LoadX<BITS>(xr, xb[(u + 1) % 2][0]);
+          TileDot<BITS, M, 1>(wa, wb, sa[u], sb[u], zs[u], xb[u % 2], acc);
         } else {
 #pragma unroll
-          for (int nt = 0; nt < NT; ++nt) LoadX(xr + xo[nt], xb[0][nt]);
+          for (int nt = 0; nt < NT; ++nt) LoadX<BITS>(xr + xo[nt], xb[0][nt]);
           xr += kIn;
-          TileDot<8, NT>(wa, wb, sa[u], sb[u], zs[u], xb[0], acc);
+          TileDot<BITS, 8, NT>(wa, wb, sa[u], sb[u], zs[u], xb[0], acc);
         }
       }
     }
@@ -250,13 +251,13 @@ bool TensorCoresOn() {
 // How many blocks of GemvIntAsyncKernel<M, kSilu, W, NT> the GPU holds at once
 // (its SMs times the blocks an SM fits with the kernel's registers and
 // stages); computed once per instantiation.
-template <int M, bool kSilu, int W, int NT>
+template <int BITS, int M, bool kSilu, int W, int NT>
 int ResidentBlocks() {
   static const int blocks = [] {
     int device = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<M, kSilu, W, NT>, W * 32,
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<BITS, M, kSilu, W, NT>, W * 32,
                                                       W * kStages * 1024) != cudaSuccess) {
       cudaGetLastError();
       return 0;
@@ -266,7 +267,7 @@ int ResidentBlocks() {
   return blocks;
 }
 
-template <int M, bool kSilu, int NT>
+template <int BITS, int M, bool kSilu, int NT>
 absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                     int k, cudaStream_t stream) {
   const int rows_per_block = kSilu ? 8 : 16;
@@ -276,11 +277,11 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
   // second wave costs more than the split saves (the 7B qkv's 288 tiles: 7.25
   // us a layer in 8-warp blocks, 5.02 in 4-warp ones; step 2.31-2.34 -> 2.27
   // ms, H200, 2026-12-01 15:00 UTC).
-  if (static_cast<int>(grid.x) <= ResidentBlocks<M, kSilu, 8, NT>()) {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 8, NT>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x,
+  if (static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT>()) {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 8, NT>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x,
                             w, bias, out, out_fp32, n, k, m));
   } else {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<M, kSilu, 4, NT>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x,
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 4, NT>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x,
                             w, bias, out, out_fp32, n, k, m));
   }
   return absl::OkStatus();
@@ -293,22 +294,32 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
     return absl::InvalidArgumentError(
         absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntMmaMaxRows, " rows, not ", m));
   }
-  if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 only, not ", w.bits, " bits"));
+  if (w.bits == 8) {
+    if (m <= kGemvIntMaxRows) {
+      return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int8 above ", kGemvIntMaxRows, " rows only"));
+    }
+    if (m <= kMmaColumns) return Launch<8, 8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+    if (m <= 2 * kMmaColumns) return Launch<8, 8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
+    return Launch<8, 8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
+  }
+  if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 or int8, not ", w.bits, " bits"));
   // x's rows are the mma's columns: one tile of 8 up to 8 rows, two up to 16,
   // four up to 32, with the codes dequantized once for all of them (7B AWQ
   // on one H200, 2026-12-01 15:17 UTC, ms a step at batch 16 / 32: passes of
   // 8 rows 4.70 / 8.44, two tiles 4.01 / 7.18, four tiles 5.04 / 6.19).
-  if (m == 1) return Launch<1, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m == 2) return Launch<2, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m <= kMmaColumns) return Launch<8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m <= 2 * kMmaColumns) return Launch<8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
-  return Launch<8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m == 1) return Launch<4, 1, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m == 2) return Launch<4, 2, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m <= kMmaColumns) return Launch<4, 8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m <= 2 * kMmaColumns) return Launch<4, 8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
+  return Launch<4, 8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
 }
 
 }  // namespace
 
-bool GemvIntMmaTakes(const IntWeightView& w) {
-  return TensorCoresOn() && w.bits == 4 && w.group % kTileInputs == 0;
+bool GemvIntMmaTakes(const IntWeightView& w, int m) {
+  if (!TensorCoresOn()) return false;
+  if (w.bits == 4) return w.group % TileInputs<4>() == 0;
+  return w.bits == 8 && w.group % TileInputs<8>() == 0 && m > kGemvIntMaxRows;
 }
 
 absl::Status GemvIntMma(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,

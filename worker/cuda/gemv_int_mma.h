@@ -12,11 +12,13 @@
 
 namespace tpserve::worker::cuda {
 
-// Whether the tensor-core kernels take this weight: int4 only, and a tile of
-// one warp's quad spans 128 inputs, which must share one scale group (group a
-// multiple of 128), unless TPSERVE_GEMV_INT_MMA=0 (read once, for A/B runs)
-// turned them off. The shape itself is checked by the caller (CheckIntShape).
-bool GemvIntMmaTakes(const IntWeightView& w);
+// Whether the tensor-core kernels take this weight at m rows of x: int4 with
+// groups a multiple of 128 inputs (a tile of one warp's quad spans 128
+// inputs, which must share one scale group) at any row count; int8 with
+// groups a multiple of 64 above kGemvIntMaxRows rows (at one or two the
+// scalar kernels are faster); never with TPSERVE_GEMV_INT_MMA=0 (read once,
+// for A/B runs). The shape itself is checked by the caller (CheckIntShape).
+bool GemvIntMmaTakes(const IntWeightView& w, int m);
 
 // GemvInt / GemvIntSiluMul on the tensor cores; same contracts (1 <= m <= 2,
 // x in canonical order) for weights GemvIntMmaTakes accepts.

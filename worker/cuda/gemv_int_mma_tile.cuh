@@ -11,8 +11,12 @@
 
 namespace tpserve::worker::cuda {
 
-// Inputs of a tile: four lanes' 16 bytes of int4 codes.
-constexpr int kTileInputs = 128;
+// Inputs of a tile: four lanes' 16 bytes of codes.
+template <int BITS>
+constexpr int TileInputs() {
+  static_assert(BITS == 4 || BITS == 8);
+  return 4 * 128 / BITS;
+}
 
 __device__ __forceinline__ uint32_t Prmt(uint32_t a, uint32_t b, uint32_t sel) {
   uint32_t d;
@@ -42,7 +46,8 @@ __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
 }
 
 // -(128 + zero) as a bf16 pair: 128 + z is 2^7 (1 + z / 128), the bf16
-// 0x4300 | z for z < 128 (an int4 zero point is <= 16).
+// 0x4300 | z for z < 128 (an int4 zero point, or an int8 one's nibble, is
+// <= 16).
 __device__ __forceinline__ uint32_t NegZeroPair(uint32_t zero) { return zero * 0x00010001u | 0xC300C300u; }
 
 // Bf16 pair (128 + code s, 128 + code s + 4) of an int4 word, minus 128 +
@@ -80,25 +85,71 @@ __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint3
   }
 }
 
-// 16-byte pieces of x one lane's tile reads: its 32 inputs.
-constexpr int kTileX = 4;
-
-__device__ __forceinline__ void LoadX(const bf16* __restrict__ x, uint4 (&xv)[kTileX]) {
+// One int8 tile: this lane's 16 codes of rows g (wa) and g + 8 (wb), x its 16
+// inputs for each of NT column tiles. A code q - zero = 16 (hi - zh) + (lo -
+// zl) with zero = 16 zh + zl (zh <= 16): each nibble difference is an exact
+// bf16 pair as in Int4Pair, and two accumulators take the high and the low
+// nibbles' products. Word w holds inputs 4w..4w+3 (byte j = input 4w + j);
+// Int4Pair's s = 0 / 2 are the low nibbles of bytes (0, 2) / (1, 3), s = 1 / 3
+// their high nibbles. (At one or two rows the scalar kernels are faster: two
+// mma and four pairs per word cost about what they spend.)
+template <int NT>
+__device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, uint32_t za, uint32_t zb,
+                                         const uint4 (&x)[NT][2], float (&hi)[NT][4], float (&lo)[NT][4]) {
+  const uint32_t nla = NegZeroPair(za & 15), nlb = NegZeroPair(zb & 15), nha = NegZeroPair(za >> 4),
+                 nhb = NegZeroPair(zb >> 4);
 #pragma unroll
-  for (int i = 0; i < kTileX; ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x) + i);
+  for (int w = 0; w < 4; ++w) {
+    const uint32_t a = Word(wa, w), b = Word(wb, w);
+    const uint32_t l0 = Int4Pair(a, 0, nla), l1 = Int4Pair(b, 0, nlb), l2 = Int4Pair(a, 2, nla),
+                   l3 = Int4Pair(b, 2, nlb);
+    const uint32_t h0 = Int4Pair(a, 1, nha), h1 = Int4Pair(b, 1, nhb), h2 = Int4Pair(a, 3, nha),
+                   h3 = Int4Pair(b, 3, nhb);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint32_t x01 = Word(x[nt][w / 2], 2 * (w % 2)), x23 = Word(x[nt][w / 2], 2 * (w % 2) + 1);
+      const uint32_t x02 = Prmt(x01, x23, 0x5410), x13 = Prmt(x01, x23, 0x7632);
+      Mma(lo[nt], l0, l1, l2, l3, x02, x13);
+      Mma(hi[nt], h0, h1, h2, h3, x02, x13);
+    }
+  }
+}
+
+// 16-byte pieces of x one lane's tile reads: its 32 int4 or 16 int8 inputs.
+template <int BITS>
+constexpr int TileX() {
+  return BITS == 4 ? 4 : 2;
+}
+
+template <int BITS>
+__device__ __forceinline__ void LoadX(const bf16* __restrict__ x, uint4 (&xv)[TileX<BITS>()]) {
+#pragma unroll
+  for (int i = 0; i < TileX<BITS>(); ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x) + i);
 }
 
 // One tile of rows g / g + 8 with their scales and zero points (zs: row g's
 // | row g + 8's << 16): acc[nt] += the scaled sums (acc[nt][0..1]: row g, x
 // rows 8 nt + 2t and + 1; acc[nt][2..3]: row g + 8; with one x row only
 // acc[0][0] and acc[0][2] are kept).
-template <int M, int NT>
+template <int BITS, int M, int NT>
 __device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float sa, float sb, uint32_t zs,
-                                        const uint4 (&xv)[NT][kTileX], float (&acc)[NT][4]) {
+                                        const uint4 (&xv)[NT][TileX<BITS>()], float (&acc)[NT][4]) {
   float c[NT][4];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
-  Int4Tile<NT>(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
+  if constexpr (BITS == 4) {
+    Int4Tile<NT>(wa, wb, NegZeroPair(zs & 0xFFFFu), NegZeroPair(zs >> 16), xv, c);
+  } else {
+    float lo[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) lo[nt][0] = lo[nt][1] = lo[nt][2] = lo[nt][3] = 0.0f;
+    Int8Tile<NT>(wa, wb, zs & 0xFFFFu, zs >> 16, xv, c, lo);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) c[nt][j] = fmaf(c[nt][j], 16.0f, lo[nt][j]);
+    }
+  }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     acc[nt][0] = fmaf(c[nt][0], sa, acc[nt][0]);

@@ -34,7 +34,8 @@ bool Tileable(int bits, int n, int k) {
 }  // namespace
 
 bool IntTilesPay(const IntWeightView& w, int n, int k) {
-  return TilesEnabled() && !w.tiled && GemvIntMmaTakes(w) && Tileable(w.bits, n, k);
+  // int8 stays row by row: its one- and two-row scalar kernel reads whole rows.
+  return TilesEnabled() && !w.tiled && w.bits == 4 && GemvIntMmaTakes(w, 1) && Tileable(w.bits, n, k);
 }
 
 absl::Status TileIntCodes(const IntWeightView& w, int n, int k, uint32_t* dst, cudaStream_t stream) {
