@@ -45,107 +45,120 @@
 namespace tpserve::worker::cuda {
 namespace {
 
-// Warps of a block share one row tile and split k between them (a
+// Warps of a block share its row tiles and split k between them (a
 // 3,584-input row is 28 int4 tiles; without the split the 224-288 row tiles
 // of the 7B model's qkv / o_proj / down would leave most SMs idle); their
-// sums meet in shared memory. Tiles a warp has in flight (+1 being computed):
-constexpr int kStages = 6;
+// sums meet in shared memory. A block takes RT row tiles: each warp streams
+// all of them over its share of k, so that x, read once a k tile, serves RT
+// weight tiles. S stages: tiles a warp has in flight (+1 being computed).
 // Rows of x one column tile of the mma takes: its n dimension; a kernel takes
 // up to four tiles.
 constexpr int kMmaColumns = 8;
 static_assert(kGemvIntMmaMaxRows == 4 * kMmaColumns);
 
-// The two weight rows lane group g streams: rows past the end stream the
-// last row and are not written.
+// The two weight rows lane group g streams in row tile `tile`: rows past the
+// end stream the last row and are not written.
 template <bool kSilu>
-__device__ __forceinline__ void TileRows(int n, int g, int& ra, int& rb) {
+__device__ __forceinline__ void TileRows(int n, int tile, int g, int& ra, int& rb) {
   if constexpr (kSilu) {
-    ra = min(static_cast<int>(blockIdx.x) * 8 + g, n - 1);
+    ra = min(tile * 8 + g, n - 1);
     rb = n + ra;
   } else {
-    ra = min(static_cast<int>(blockIdx.x) * 16 + g, n - 1);
-    rb = min(static_cast<int>(blockIdx.x) * 16 + 8 + g, n - 1);
+    ra = min(tile * 16 + g, n - 1);
+    rb = min(tile * 16 + 8 + g, n - 1);
   }
 }
 
-// Sums the warps' partial[nt][warp][g][t][j] (lane (g, t)'s acc[nt]: rows g
-// and g + 8, x rows 8 nt + 2t and + 1) and writes the block's outputs for the
-// m x rows; called by every thread after the stream.
-template <bool kSilu, int W, int NT>
-__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[NT][4],
+// Sums the warps' partial[r][nt][warp][g][t][j] (lane (g, t)'s acc[r][nt]:
+// rows g and g + 8 of row tile r, x rows 8 nt + 2t and + 1) and writes the
+// block's outputs for the m x rows; called by every thread after the stream.
+template <bool kSilu, int W, int NT, int RT>
+__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[RT][NT][4],
                                                const bf16* __restrict__ bias, void* __restrict__ out, bool out_fp32,
                                                int n, int m) {
   const int warp = threadIdx.x >> 5;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
+  for (int r = 0; r < RT; ++r) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) partial[((nt * W + warp) * 32 + (threadIdx.x & 31)) * 4 + j] = acc[nt][j];
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        partial[(((r * NT + nt) * W + warp) * 32 + (threadIdx.x & 31)) * 4 + j] = acc[r][nt][j];
+      }
+    }
   }
   __syncthreads();
-  // Column c of the tile: x row c, held by lane (g, t = c % 8 / 2) of tile c / 8.
-  auto total = [&](int c, int g, int j) {
+  // Column c of row tile r: x row c, held by lane (g, t = c % 8 / 2) of column tile c / 8.
+  auto total = [&](int r, int c, int g, int j) {
     const int nt = c / 8, t = c % 8 / 2;
     float v = 0.0f;
 #pragma unroll
-    for (int i = 0; i < W; ++i) v += partial[((nt * W + i) * 32 + g * 4 + t) * 4 + j];
+    for (int i = 0; i < W; ++i) v += partial[(((r * NT + nt) * W + i) * 32 + g * 4 + t) * 4 + j];
     return v;
   };
   if constexpr (kSilu) {
-    // Output (x row c, column g): gate in acc[0..1], up in acc[2..3].
-    for (int idx = threadIdx.x; idx < 64 * NT; idx += W * 32) {
-      const int g = idx & 7, c = idx >> 3, col = blockIdx.x * 8 + g;
+    // Output (x row c, column g of row tile r): gate in acc[0..1], up in acc[2..3].
+    for (int idx = threadIdx.x; idx < 64 * NT * RT; idx += W * 32) {
+      const int g = idx & 7, c = (idx >> 3) % (8 * NT), r = (idx >> 3) / (8 * NT);
+      const int col = (static_cast<int>(blockIdx.x) * RT + r) * 8 + g;
       if (c >= m || col >= n) continue;
       static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] =
-          SiluMulRounded(total(c, g, c % 2), total(c, g, 2 + c % 2));
+          SiluMulRounded(total(r, c, g, c % 2), total(r, c, g, 2 + c % 2));
     }
   } else {
-    // Output (x row c, row r of the tile): rows g in acc[0..1], g + 8 in acc[2..3].
-    for (int idx = threadIdx.x; idx < 128 * NT; idx += W * 32) {
-      const int r = idx & 15, c = idx >> 4, row = blockIdx.x * 16 + r;
+    // Output (x row c, row i of row tile r): rows g in acc[0..1], g + 8 in acc[2..3].
+    for (int idx = threadIdx.x; idx < 128 * NT * RT; idx += W * 32) {
+      const int i = idx & 15, c = (idx >> 4) % (8 * NT), r = (idx >> 4) / (8 * NT);
+      const int row = (static_cast<int>(blockIdx.x) * RT + r) * 16 + i;
       if (c >= m || row >= n) continue;
       const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
-      StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(c, r % 8, (r / 8) * 2 + c % 2) + b);
+      StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(r, c, i % 8, (i / 8) * 2 + c % 2) + b);
     }
   }
 }
 
-// What one lane streams: the 16-byte chunk t of its two rows at its warp's
-// first tile and how many chunks further each next tile's lies (4 row by row;
-// 64 tiled, where the warp's 32 lanes read one 512-byte span a row half), the
-// rows' scales and zero points, its warp's share [begin, end) of the k tiles
-// (W warps split them), the group of its first tile and how many tiles of
-// that group are left (a group spans `per` tiles), and its x row at its
-// warp's first input (x is read only after PdlWait()).
+// What one lane streams: the 16-byte chunk t of its two rows in each of the
+// block's RT row tiles at its warp's first k tile and how many chunks further
+// each next k tile's lies (4 row by row; 64 tiled, where the warp's 32 lanes
+// read one 512-byte span a row half), where the rows' scales and zero points
+// start, its warp's share [begin, end) of the k tiles (W
+// warps split them), the group of its first tile and how many tiles of that
+// group are left (a group spans `per` tiles), and its x row at its warp's
+// first input (x is read only after PdlWait()).
+template <int RT>
 struct LaneStream {
-  const uint4* pa;
-  const uint4* pb;
+  const uint4* pa[RT];
+  const uint4* pb[RT];
+  const float* sa[RT];
+  const float* sb[RT];
+  const uint16_t* za[RT];
+  const uint16_t* zb[RT];
   int stride;
-  const float* sa;
-  const float* sb;
-  const uint16_t* za;
-  const uint16_t* zb;
   int begin, end;
   int group, left, per;
   const bf16* x;
 };
 
-template <int BITS, bool kSilu, int W>
-__device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k, int m) {
+template <int BITS, bool kSilu, int W, int RT>
+__device__ __forceinline__ LaneStream<RT> MakeLaneStream(const bf16* x, const IntWeightView& w, int n, int k, int m) {
   constexpr int kIn = TileInputs<BITS>();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  int ra, rb;
-  TileRows<kSilu>(n, g, ra, rb);
   const int chunks = k * BITS / 128, groups = k / w.group, tiles = k / kIn;
-  LaneStream s;
+  LaneStream<RT> s;
   s.begin = warp * tiles / W;
   s.end = (warp + 1) * tiles / W;
   s.stride = IntTileStride(w.tiled);
-  s.pa = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, ra, t, chunks) + s.stride * s.begin;
-  s.pb = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, rb, t, chunks) + s.stride * s.begin;
-  s.sa = w.scale + static_cast<size_t>(ra) * groups;
-  s.sb = w.scale + static_cast<size_t>(rb) * groups;
-  s.za = w.zero + static_cast<size_t>(ra) * groups;
-  s.zb = w.zero + static_cast<size_t>(rb) * groups;
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    int ra, rb;
+    TileRows<kSilu>(n, static_cast<int>(blockIdx.x) * RT + r, g, ra, rb);
+    s.pa[r] = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, ra, t, chunks) + s.stride * s.begin;
+    s.pb[r] = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, rb, t, chunks) + s.stride * s.begin;
+    s.sa[r] = w.scale + static_cast<size_t>(ra) * groups;
+    s.sb[r] = w.scale + static_cast<size_t>(rb) * groups;
+    s.za[r] = w.zero + static_cast<size_t>(ra) * groups;
+    s.zb[r] = w.zero + static_cast<size_t>(rb) * groups;
+  }
   s.per = w.group / kIn;
   s.group = s.begin / s.per;
   s.left = s.per - s.begin % s.per;
@@ -153,46 +166,52 @@ __device__ __forceinline__ LaneStream MakeLaneStream(const bf16* x, const IntWei
   return s;
 }
 
-// The codes go to shared memory with cp.async, kStages tiles a warp ahead, so
-// that the bytes in flight are not bounded by registers (a register pipeline
-// with three tiles a warp in flight streamed the 7B int4 step at ~1.9 TB/s
-// and measured slower in two calls, sixth session); scales and zero points (6
-// bytes a row and group) ride in a register ring of the same depth, x one
-// tile ahead in two alternating buffers. Each lane reads back only what it
-// copied, so no barrier is needed until the reduction. W warps split k;
-// dynamic shared memory W * kStages KB. The loop is what bounds the kernel
-// (it issues near one instruction a cycle on the H200), so its per-tile
+// The codes go to shared memory with cp.async, S - 1 k tiles a warp ahead,
+// so that the bytes in flight are not bounded by registers (a register
+// pipeline with three tiles a warp in flight streamed the 7B int4 step at
+// ~1.9 TB/s and measured slower in two calls, sixth session); scales and zero
+// points (6 bytes a row and group) ride in a register ring of the same depth,
+// x one tile ahead in two alternating buffers. Each lane reads back only what
+// it copied, so no barrier is needed until the reduction. W warps split k;
+// dynamic shared memory W * S * RT KB. The loop is what bounds the kernel (it
+// issues near one instruction a cycle on the H200), so its per-tile
 // bookkeeping is kept to pointer increments and a running group index, and
 // the stages are addressed as shared memory directly. kSilu: n is `inter`,
-// rows g are gate rows and rows g + 8 the matching up rows, and the block
+// rows g are gate rows and rows g + 8 the matching up rows, and a row tile
 // writes 8 activations; otherwise 16 output rows. NT column tiles of 8 x
 // rows each (m <= 8 NT); with one tile M is 1 (only the accumulators of x row
 // 0 are kept), 2, or 8, and x is loaded a tile ahead; with more, a tile's x
 // is loaded as it is used (NT x 16 registers a buffer).
-template <int BITS, int M, bool kSilu, int W, int NT>
+template <int BITS, int M, bool kSilu, int W, int NT, int RT, int S>
 __global__ void __launch_bounds__(W * 32)
     GemvIntAsyncKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias,
                        void* __restrict__ out, bool out_fp32, int n, int k, int m) {
   constexpr int kIn = TileInputs<BITS>();
-  static_assert(kStages % 2 == 0, "x alternates between two buffers across the unrolled stages");
-  extern __shared__ uint4 stage[];  // [W][kStages][2 rows][32 lanes]
-  LaneStream ls = MakeLaneStream<BITS, kSilu, W>(x, w, n, k, m);
+  static_assert(S % 2 == 0, "x alternates between two buffers across the unrolled stages");
+  static_assert(2 * S >= NT, "the reduction's scratch fits in the stages");
+  extern __shared__ uint4 stage[];  // [W][S][RT][2 rows][32 lanes]
+  LaneStream<RT> ls = MakeLaneStream<BITS, kSilu, W, RT>(x, w, n, k, m);
   const int end = ls.end;
-  const uint32_t mine = SmemAddress(stage + (threadIdx.x >> 5) * kStages * 64 + (threadIdx.x & 31));
-  float sa[kStages], sb[kStages];
-  uint32_t zs[kStages];  // zero of row g | zero of row g + 8 << 16
-  // Requests tile `next` into stage u and moves on to the next tile. Always
-  // commits a group (empty past the end) so that wait_group counts tiles.
+  const uint32_t mine = SmemAddress(stage + (threadIdx.x >> 5) * S * RT * 64 + (threadIdx.x & 31));
+  float sa[S][RT], sb[S][RT];
+  uint32_t zs[S][RT];  // zero of row g | zero of row g + 8 << 16
+  // Requests k tile `next` of every row tile into stage u and moves on to the
+  // next. Always commits a group (empty past the end) so that wait_group
+  // counts tiles.
   int next = ls.begin;
   auto issue = [&](int u) {
     if (next < end) {
-      CpAsync16(mine + u * 1024, ls.pa);
-      CpAsync16(mine + u * 1024 + 512, ls.pb);
-      ls.pa += ls.stride;
-      ls.pb += ls.stride;
-      sa[u] = __ldg(ls.sa + ls.group);
-      sb[u] = __ldg(ls.sb + ls.group);
-      zs[u] = static_cast<uint32_t>(__ldg(ls.za + ls.group)) | static_cast<uint32_t>(__ldg(ls.zb + ls.group)) << 16;
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        CpAsync16(mine + (u * RT + r) * 1024, ls.pa[r]);
+        CpAsync16(mine + (u * RT + r) * 1024 + 512, ls.pb[r]);
+        ls.pa[r] += ls.stride;
+        ls.pb[r] += ls.stride;
+        sa[u][r] = __ldg(ls.sa[r] + ls.group);
+        sb[u][r] = __ldg(ls.sb[r] + ls.group);
+        zs[u][r] = static_cast<uint32_t>(__ldg(ls.za[r] + ls.group)) | static_cast<uint32_t>(__ldg(ls.zb[r] + ls.group))
+                                                                             << 16;
+      }
       if (--ls.left == 0) {
         ls.left = ls.per;
         ++ls.group;
@@ -202,7 +221,7 @@ __global__ void __launch_bounds__(W * 32)
     CpAsyncCommit();
   };
 #pragma unroll
-  for (int u = 0; u < kStages - 1; ++u) issue(u);
+  for (int u = 0; u < S - 1; ++u) issue(u);
   PdlWait();  // weights only so far
   PdlTrigger();
   const bf16* xr = ls.x;
@@ -211,34 +230,43 @@ __global__ void __launch_bounds__(W * 32)
   const int g = (threadIdx.x & 31) >> 2;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) xo[nt] = (min(8 * nt + g, m - 1) - min(g, m - 1)) * k;
-  float acc[NT][4];
+  float acc[RT][NT][4];
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+  for (int r = 0; r < RT; ++r) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[r][nt][0] = acc[r][nt][1] = acc[r][nt][2] = acc[r][nt][3] = 0.0f;
+  }
   uint4 xb[NT == 1 ? 2 : 1][NT][TileX<BITS>()];
   if (NT == 1 && ls.begin < end) LoadX<BITS>(xr, xb[0][0]);
-  for (int base = ls.begin; base < end; base += kStages) {
+  for (int base = ls.begin; base < end; base += S) {
 #pragma unroll
-    for (int u = 0; u < kStages; ++u) {
+    for (int u = 0; u < S; ++u) {
       if (base + u < end) {  // warp-uniform
-        issue((u + kStages - 1) % kStages);
-        CpAsyncWait<kStages - 1>();  // this tile's group has landed
-        const uint4 wa = LdShared16(mine + u * 1024), wb = LdShared16(mine + u * 1024 + 512);
+        issue((u + S - 1) % S);
+        CpAsyncWait<S - 1>();  // this tile's group has landed
         if constexpr (NT == 1) {
           xr += kIn;
           if (base + u + 1 < end) LoadX<BITS>(xr, xb[(u + 1) % 2][0]);
-          TileDot<BITS, M, 1>(wa, wb, sa[u], sb[u], zs[u], xb[u % 2], acc);
         } else {
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) LoadX<BITS>(xr + xo[nt], xb[0][nt]);
           xr += kIn;
-          TileDot<BITS, 8, NT>(wa, wb, sa[u], sb[u], zs[u], xb[0], acc);
+        }
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          const uint4 wa = LdShared16(mine + (u * RT + r) * 1024), wb = LdShared16(mine + (u * RT + r) * 1024 + 512);
+          if constexpr (NT == 1) {
+            TileDot<BITS, M, 1>(wa, wb, sa[u][r], sb[u][r], zs[u][r], xb[u % 2], acc[r]);
+          } else {
+            TileDot<BITS, 8, NT>(wa, wb, sa[u][r], sb[u][r], zs[u][r], xb[0], acc[r]);
+          }
         }
       }
     }
   }
   CpAsyncWait<0>();
   __syncthreads();  // the stages become the reduction's scratch
-  ReduceAndStore<kSilu, W, NT>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n, m);
+  ReduceAndStore<kSilu, W, NT, RT>(reinterpret_cast<float*>(stage), acc, bias, out, out_fp32, n, m);
 }
 
 // TPSERVE_GEMV_INT_MMA=0 (read once, for A/B runs): gemv_int.cu's scalar
@@ -248,17 +276,17 @@ bool TensorCoresOn() {
   return on;
 }
 
-// How many blocks of GemvIntAsyncKernel<M, kSilu, W, NT> the GPU holds at once
-// (its SMs times the blocks an SM fits with the kernel's registers and
-// stages); computed once per instantiation.
-template <int BITS, int M, bool kSilu, int W, int NT>
+// How many blocks of a GemvIntAsyncKernel the GPU holds at once (its SMs
+// times the blocks an SM fits with the kernel's registers and stages);
+// computed once per instantiation.
+template <int BITS, int M, bool kSilu, int W, int NT, int RT, int S>
 int ResidentBlocks() {
   static const int blocks = [] {
     int device = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<BITS, M, kSilu, W, NT>, W * 32,
-                                                      W * kStages * 1024) != cudaSuccess) {
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, GemvIntAsyncKernel<BITS, M, kSilu, W, NT, RT, S>,
+                                                      W * 32, W * S * RT * 1024) != cudaSuccess) {
       cudaGetLastError();
       return 0;
     }
@@ -267,24 +295,40 @@ int ResidentBlocks() {
   return blocks;
 }
 
+template <int BITS, int M, bool kSilu, int NT, int RT, int S>
+absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
+                          int n, int k, cudaStream_t stream) {
+  const int rows_per_tile = kSilu ? 8 : 16;
+  const int tiles = (n + rows_per_tile - 1) / rows_per_tile;
+  const dim3 grid((tiles + RT - 1) / RT);
+  // Few blocks (the 7B o_proj and down: 224 row tiles): split k 8 ways so
+  // that every SM streams, as long as the whole grid is resident at once --
+  // past that a second wave costs more than the split saves (the 7B qkv's 288
+  // tiles: 7.25 us a layer in 8-warp blocks, 5.02 in 4-warp ones; step
+  // 2.31-2.34 -> 2.27 ms, H200, 2026-12-01 15:00 UTC).
+  if (static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT, RT, S>()) {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 8, NT, RT, S>, grid, dim3(8 * 32),
+                            8 * S * RT * 1024, stream, x, w, bias, out, out_fp32, n, k, m));
+  } else {
+    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 4, NT, RT, S>, grid, dim3(4 * 32),
+                            4 * S * RT * 1024, stream, x, w, bias, out, out_fp32, n, k, m));
+  }
+  return absl::OkStatus();
+}
+
+// With four column tiles (17-32 rows of x) an int4 block takes two row
+// tiles, so that each x load serves two weight tiles, in four stages (7B int4
+// batch 32, H200, 2026-12-01 16:52 UTC, in a form that addressed scales by
+// row offset: 7.06 ms a step with one tile a block, 5.64 with two, 6.02 with
+// four; at 16 rows and fewer, and for int8 at any, one tile was faster).
 template <int BITS, int M, bool kSilu, int NT>
 absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                     int k, cudaStream_t stream) {
-  const int rows_per_block = kSilu ? 8 : 16;
-  const dim3 grid((n + rows_per_block - 1) / rows_per_block);
-  // Few row tiles (the 7B o_proj and down: 224): split k 8 ways so that every
-  // SM streams, as long as the whole grid is resident at once -- past that a
-  // second wave costs more than the split saves (the 7B qkv's 288 tiles: 7.25
-  // us a layer in 8-warp blocks, 5.02 in 4-warp ones; step 2.31-2.34 -> 2.27
-  // ms, H200, 2026-12-01 15:00 UTC).
-  if (static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT>()) {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 8, NT>, grid, dim3(8 * 32), 8 * kStages * 1024, stream, x,
-                            w, bias, out, out_fp32, n, k, m));
+  if constexpr (NT == 4 && BITS == 4) {
+    return LaunchShaped<BITS, M, kSilu, NT, 2, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
   } else {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 4, NT>, grid, dim3(4 * 32), 4 * kStages * 1024, stream, x,
-                            w, bias, out, out_fp32, n, k, m));
+    return LaunchShaped<BITS, M, kSilu, NT, 1, 6>(x, w, bias, out, out_fp32, m, n, k, stream);
   }
-  return absl::OkStatus();
 }
 
 template <bool kSilu>
