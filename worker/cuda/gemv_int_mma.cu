@@ -316,15 +316,16 @@ absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bia
   return absl::OkStatus();
 }
 
-// With four column tiles (17-32 rows of x) an int4 block takes two row
-// tiles, so that each x load serves two weight tiles, in four stages (7B int4
-// batch 32, H200, 2026-12-01 16:52 UTC, in a form that addressed scales by
-// row offset: 7.06 ms a step with one tile a block, 5.64 with two, 6.02 with
-// four; at 16 rows and fewer, and for int8 at any, one tile was faster).
+// With two or four column tiles (9-32 rows of x) an int4 block takes two
+// row tiles, so that each x load serves two weight tiles, in four stages.
+// H200, 2026-12-01, ms a step: 7B AWQ batch 32 6.19 -> 5.60, batch 16 3.96
+// -> 3.99; 72B AWQ batch 16 35.3 -> 25.5, batch 32 63.6 -> 36.7 (17:14 and
+// 17:16 UTC). int8 keeps one tile a block (72B GPTQ int8 batch 16: 40.7 ms
+// with one, 45.6 with two; batch 32 equal), and so does one column tile.
 template <int BITS, int M, bool kSilu, int NT>
 absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                     int k, cudaStream_t stream) {
-  if constexpr (NT == 4 && BITS == 4) {
+  if constexpr (NT > 1 && BITS == 4) {
     return LaunchShaped<BITS, M, kSilu, NT, 2, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
   } else {
     return LaunchShaped<BITS, M, kSilu, NT, 1, 6>(x, w, bias, out, out_fp32, m, n, k, stream);
