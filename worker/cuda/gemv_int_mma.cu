@@ -51,6 +51,7 @@ namespace {
 // sums meet in shared memory. A block takes RT row tiles: each warp streams
 // all of them over its share of k, so that x, read once a k tile, serves RT
 // weight tiles. S stages: tiles a warp has in flight (+1 being computed).
+
 // Rows of x one column tile of the mma takes: its n dimension; a kernel takes
 // up to four tiles.
 constexpr int kMmaColumns = 8;
