@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call for int4 decode across batch sizes (issue 20): the int GEMV tests, then tpserve_bench at
 # batch 1-32 (and 64, where cuBLASLt takes over) on the 7B shape in AWQ and GPTQ int4 with bf16 and FP8
-# beside them, then the 72B shape (it fits one H200 in int4 and FP8, not in bf16). Parts are skipped once
+# beside them, then the 72B shape (it fits one H200 in int4, FP8 and int8, not in bf16). Parts are skipped once
 # BUDGET seconds (default 300) have passed.
 # usage: scripts/gpu/run_qbatch_suite.sh OUTDIR BUNDLE [BASE_BUNDLE]
 #   BUNDLE: tools/device_bundle.sh of tpserve_bench, gemv_int_test and cuda_backend_test; BASE_BUNDLE (its
@@ -41,4 +41,5 @@ if [ -n "$BB" ]; then
 fi
 left 60 72b && bench 72b_awq $C72 1,8,16,32 32 awq
 left 60 72b && bench 72b_fp8 $C72 1,8,16,32 32 fp8
+left 60 72b && bench 72b_int8 $C72 1,8,16,32 32 gptq-int8
 echo "=== done in $SECONDS s"
