@@ -54,7 +54,8 @@ class Gemm {
   // (before any graph capture: allocation cannot be captured).
   absl::Status ReserveFp8(int rows, int k);
   // The same with packed int4/int8 weights (AWQ, GPTQ; gemv_int.h). Rows up
-  // to GemvIntRows(w) (2, or 8 on the tensor-core kernels) stream the codes
+  // to GemvIntRows(w) (2, or 32 for the weights the tensor-core kernels
+  // take: gemv_int.h) stream the codes
   // through GemvInt (act-order inputs
   // gathered into the weight's order first); more rows dequantize the weight
   // into a bf16 scratch and run cuBLASLt on it (bf16 speed, plus the
