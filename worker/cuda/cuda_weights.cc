@@ -1,7 +1,6 @@
 #include "worker/cuda/cuda_weights.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -14,21 +13,21 @@
 #include "common/safetensors/checkpoint.h"
 #include "common/safetensors/tensor_read.h"
 #include "common/status_macros.h"
-#include "worker/cuda/fill.h"
 #include "worker/cuda/cuda_check.h"
+#include "worker/cuda/cuda_weights_internal.h"
 #include "worker/cuda/fp8_quant.h"
 #include "worker/cuda/int_repack.h"
 
 namespace tpserve::worker::cuda {
 namespace {
 
+using weights_internal::AllocBf16;
+using weights_internal::LayOutForDecode;
+using weights_internal::QuantizeLayer;
+using weights_internal::UploadVector;
+
 namespace st = ::tpserve::safetensors;
 using bf16 = __nv_bfloat16;
-
-absl::StatusOr<DeviceBuffer> Alloc(int64_t elems, int64_t& total) {
-  total += elems * 2;
-  return DeviceBuffer::Allocate(static_cast<size_t>(elems) * 2);
-}
 
 // Copies raw tensor bytes (any float dtype) to `dst` as bf16.
 absl::Status Upload(const st::TensorView& t, const uint8_t* data, size_t elems, bf16* dst) {
@@ -85,27 +84,6 @@ struct Piece {
   int64_t pad = 0;
 };
 
-// Uploads a host vector to a new device buffer, counting its bytes.
-template <typename T>
-absl::StatusOr<DeviceBuffer> UploadVector(const std::vector<T>& v, int64_t& total) {
-  TP_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Allocate(std::max<size_t>(v.size(), 1) * sizeof(T)));
-  TP_CUDA_CHECK(cudaMemcpy(b.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  total += static_cast<int64_t>(v.size() * sizeof(T));
-  return b;
-}
-
-// A packed int weight [n, k] in the layout its decode GEMV streams fastest
-// (gemv_int.h's tiled layout where IntTilesPay says so).
-absl::Status LayOutForDecode(LinearWeight& lw, int64_t n, int64_t k) {
-  if (!IntTilesPay(lw.int_view(), static_cast<int>(n), static_cast<int>(k))) return absl::OkStatus();
-  TP_ASSIGN_OR_RETURN(DeviceBuffer tiled, DeviceBuffer::Allocate(lw.data.bytes()));
-  TP_RETURN_IF_ERROR(TileIntCodes(lw.int_view(), static_cast<int>(n), static_cast<int>(k), tiled.as<uint32_t>(), 0));
-  TP_CUDA_CHECK(cudaStreamSynchronize(0));
-  lw.data = std::move(tiled);
-  lw.tiled = true;
-  return absl::OkStatus();
-}
-
 // The linear weights of a checkpoint, plain or quantized (AWQ, GPTQ, FP8:
 // common/quant), assembled from pieces into one rank's LinearWeight.
 // Quantized layers are dequantized exactly in float32 and rounded to bf16
@@ -140,7 +118,7 @@ class LinearReader {
       stored_fp8 = stored_fp8 && IsQuantizedLinear(c_.quantization, ckpt_, p.prefix);
     }
     if (quant == WeightQuant::kFp8 && stored_fp8) return CopyFp8(lw, rows, k, pieces, total);
-    TP_ASSIGN_OR_RETURN(lw.data, Alloc(rows * k, total));
+    TP_ASSIGN_OR_RETURN(lw.data, AllocBf16(rows * k, total));
     int64_t row = 0;
     for (size_t i = 0; i < pieces.size(); ++i) {
       const Piece& p = pieces[i];
@@ -245,8 +223,25 @@ class LinearReader {
   const std::map<std::string, std::vector<int64_t>>& shapes_;
 };
 
-// A loaded layer's linear weights in `quant`'s format (one layer at a time,
-// so loading needs one layer of bf16 beyond the quantized model).
+}  // namespace
+
+namespace weights_internal {
+
+absl::StatusOr<DeviceBuffer> AllocBf16(int64_t elems, int64_t& total) {
+  total += elems * 2;
+  return DeviceBuffer::Allocate(static_cast<size_t>(elems) * 2);
+}
+
+absl::Status LayOutForDecode(LinearWeight& lw, int64_t n, int64_t k) {
+  if (!IntTilesPay(lw.int_view(), static_cast<int>(n), static_cast<int>(k))) return absl::OkStatus();
+  TP_ASSIGN_OR_RETURN(DeviceBuffer tiled, DeviceBuffer::Allocate(lw.data.bytes()));
+  TP_RETURN_IF_ERROR(TileIntCodes(lw.int_view(), static_cast<int>(n), static_cast<int>(k), tiled.as<uint32_t>(), 0));
+  TP_CUDA_CHECK(cudaStreamSynchronize(0));
+  lw.data = std::move(tiled);
+  lw.tiled = true;
+  return absl::OkStatus();
+}
+
 absl::Status QuantizeLayer(LayerWeights& lw, const ModelConfig& c, const Partition& p, WeightQuant quant,
                            int64_t& total) {
   if (quant != WeightQuant::kFp8) return absl::OkStatus();
@@ -257,24 +252,7 @@ absl::Status QuantizeLayer(LayerWeights& lw, const ModelConfig& c, const Partiti
   return QuantizeFp8(lw.down, h, inter, total);
 }
 
-// Random packed codes for a dummy [n, k] int weight in config `q`'s format
-// (every bit pattern is a valid code): zero points mid-range and one scale
-// that gives the weights about HF's std of 0.02.
-absl::Status RandomIntWeight(LinearWeight& lw, int64_t n, int64_t k, const QuantConfig& q, uint64_t seed,
-                             int64_t& total) {
-  lw.bits = q.bits;
-  lw.group = q.group_size > 0 ? q.group_size : 128;
-  const int64_t words = n * k * q.bits / 32, groups = n * (k / lw.group);
-  TP_ASSIGN_OR_RETURN(lw.data, DeviceBuffer::Allocate(static_cast<size_t>(words) * 4));
-  total += words * 4;
-  TP_RETURN_IF_ERROR(FillUniformBf16(lw.data.as<bf16>(), static_cast<size_t>(words) * 2, seed, -1.0f, 1.0f, nullptr));
-  const float scale = 0.02f * std::sqrt(12.0f) / static_cast<float>(1 << q.bits);
-  TP_ASSIGN_OR_RETURN(lw.scale, UploadVector(std::vector<float>(groups, scale), total));
-  TP_ASSIGN_OR_RETURN(lw.zero, UploadVector(std::vector<uint16_t>(groups, 1 << (q.bits - 1)), total));
-  return LayOutForDecode(lw, n, k);
-}
-
-}  // namespace
+}  // namespace weights_internal
 
 absl::StatusOr<Partition> MakePartition(const ModelConfig& c, int rank, int world) {
   if (world < 1 || rank < 0 || rank >= world) {
@@ -323,15 +301,15 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
   const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
   ModelWeights w;
   TP_ASSIGN_OR_RETURN(auto embed, get("model.embed_tokens.weight"));
-  TP_ASSIGN_OR_RETURN(w.embed, Alloc(std::max(1, p.local_vocab) * h, w.bytes));
+  TP_ASSIGN_OR_RETURN(w.embed, AllocBf16(std::max(1, p.local_vocab) * h, w.bytes));
   TP_RETURN_IF_ERROR(UploadRows(embed, p.vocab_start, p.vocab_start + p.local_vocab, w.embed.as<bf16>()));
   const bool tied = c.tie_word_embeddings && !ckpt->Has("lm_head.weight");
   TP_ASSIGN_OR_RETURN(auto head, tied ? get("model.embed_tokens.weight") : get("lm_head.weight"));
-  TP_ASSIGN_OR_RETURN(w.lm_head, Alloc(p.shard_vocab * h, w.bytes));
+  TP_ASSIGN_OR_RETURN(w.lm_head, AllocBf16(p.shard_vocab * h, w.bytes));
   TP_CUDA_CHECK(cudaMemset(w.lm_head.data(), 0, w.lm_head.bytes()));
   TP_RETURN_IF_ERROR(UploadRows(head, p.vocab_start, p.vocab_start + p.local_vocab, w.lm_head.as<bf16>()));
   TP_ASSIGN_OR_RETURN(auto norm, get("model.norm.weight"));
-  TP_ASSIGN_OR_RETURN(w.final_norm, Alloc(h, w.bytes));
+  TP_ASSIGN_OR_RETURN(w.final_norm, AllocBf16(h, w.bytes));
   TP_RETURN_IF_ERROR(Upload(norm, norm.data, h, w.final_norm.as<bf16>()));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     auto name = [&](const char* s) { return LayerTensorName(l, s); };
@@ -340,13 +318,13 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     lw.v_scale = kv_scales.v[l];
     TP_ASSIGN_OR_RETURN(auto ln1, get(name("input_layernorm.weight")));
     TP_ASSIGN_OR_RETURN(auto ln2, get(name("post_attention_layernorm.weight")));
-    TP_ASSIGN_OR_RETURN(lw.input_norm, Alloc(h, w.bytes));
-    TP_ASSIGN_OR_RETURN(lw.post_norm, Alloc(h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.input_norm, AllocBf16(h, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.post_norm, AllocBf16(h, w.bytes));
     TP_RETURN_IF_ERROR(Upload(ln1, ln1.data, h, lw.input_norm.as<bf16>()));
     TP_RETURN_IF_ERROR(Upload(ln2, ln2.data, h, lw.post_norm.as<bf16>()));
     // The q/k/v biases of this rank.
     const int64_t qkv_rows = (nh + 2 * nkv) * d;
-    TP_ASSIGN_OR_RETURN(lw.qkv_bias, Alloc(qkv_rows, w.bytes));
+    TP_ASSIGN_OR_RETURN(lw.qkv_bias, AllocBf16(qkv_rows, w.bytes));
     const int64_t starts[3] = {p.first_head * d, p.first_kv_head * d, p.first_kv_head * d};
     const int64_t counts[3] = {nh * d, nkv * d, nkv * d};
     const char* projs[3] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
@@ -377,48 +355,6 @@ absl::StatusOr<ModelWeights> LoadSafetensorsWeights(const std::string& dir, cons
     TP_RETURN_IF_ERROR(linear.Fill(lw.down, inter, {{name("mlp.down_proj"), i0, i1, true, pad}}, quant, w.bytes));
     w.layers.push_back(std::move(lw));
   }
-  return w;
-}
-
-absl::StatusOr<ModelWeights> MakeDummyWeights(const ModelConfig& c, const Partition& p, uint64_t seed,
-                                              WeightQuant quant) {
-  const int64_t h = c.hidden_size, d = c.head_dim;
-  const int64_t nh = p.num_heads, nkv = p.num_kv_heads, inter = p.intermediate;
-  // Uniform(-a, a) has std a / sqrt(3); HF initialises with std 0.02.
-  const float a = 0.02f * std::sqrt(3.0f);
-  uint64_t tensor = seed * 1000003ull + p.rank * 7919ull;
-  ModelWeights w;
-  auto random = [&](DeviceBuffer& buf, int64_t elems) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(buf, Alloc(elems, w.bytes));
-    return FillUniformBf16(buf.as<bf16>(), elems, ++tensor, -a, a, nullptr);
-  };
-  auto ones = [&](DeviceBuffer& buf, int64_t elems) -> absl::Status {
-    TP_ASSIGN_OR_RETURN(buf, Alloc(elems, w.bytes));
-    return FillUniformBf16(buf.as<bf16>(), elems, ++tensor, 1.0f, 1.0f, nullptr);
-  };
-  TP_RETURN_IF_ERROR(random(w.embed, std::max(1, p.local_vocab) * h));
-  TP_RETURN_IF_ERROR(random(w.lm_head, int64_t{p.shard_vocab} * h));
-  TP_RETURN_IF_ERROR(ones(w.final_norm, h));
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    LayerWeights lw;
-    TP_RETURN_IF_ERROR(ones(lw.input_norm, h));
-    TP_RETURN_IF_ERROR(ones(lw.post_norm, h));
-    TP_RETURN_IF_ERROR(random(lw.qkv_bias, (nh + 2 * nkv) * d));
-    if (quant == WeightQuant::kInt) {  // packed from the start: no bf16 copy of the model
-      TP_RETURN_IF_ERROR(RandomIntWeight(lw.qkv, (nh + 2 * nkv) * d, h, c.quantization, ++tensor, w.bytes));
-      TP_RETURN_IF_ERROR(RandomIntWeight(lw.o_proj, h, nh * d, c.quantization, ++tensor, w.bytes));
-      TP_RETURN_IF_ERROR(RandomIntWeight(lw.gate_up, 2 * inter, h, c.quantization, ++tensor, w.bytes));
-      TP_RETURN_IF_ERROR(RandomIntWeight(lw.down, h, inter, c.quantization, ++tensor, w.bytes));
-    } else {
-      TP_RETURN_IF_ERROR(random(lw.qkv.data, (nh + 2 * nkv) * d * h));
-      TP_RETURN_IF_ERROR(random(lw.o_proj.data, h * nh * d));
-      TP_RETURN_IF_ERROR(random(lw.gate_up.data, 2 * inter * h));
-      TP_RETURN_IF_ERROR(random(lw.down.data, h * inter));
-    }
-    TP_RETURN_IF_ERROR(QuantizeLayer(lw, c, p, quant, w.bytes));
-    w.layers.push_back(std::move(lw));
-  }
-  TP_CUDA_CHECK(cudaDeviceSynchronize());
   return w;
 }
 
