@@ -267,7 +267,7 @@ __global__ void __launch_bounds__(128) DequantizeIntKernel(IntWeightView w, int 
   for (int o = static_cast<int>(blockIdx.y); o < n; o += static_cast<int>(gridDim.y)) {
     const size_t g = static_cast<size_t>(o) * groups + gi;
     const float s = w.scale[g];
-    const float bias = __uint_as_float(0x4B000000u | w.zero[g]);  // 2^23 + zero
+    const float bias = __uint_as_float(kMagicBits | w.zero[g]);  // 2^23 + zero
     const size_t at = IntChunkIndex(w.tiled, o, i / per_chunk, chunks) * 4 + (i % per_chunk) * kWords;
     const Load bits = __ldcs(reinterpret_cast<const Load*>(reinterpret_cast<const uint32_t*>(w.codes) + at));
     const uint32_t* word = reinterpret_cast<const uint32_t*>(&bits);
@@ -275,8 +275,8 @@ __global__ void __launch_bounds__(128) DequantizeIntKernel(IntWeightView w, int 
 #pragma unroll
     for (int j = 0; j < kCodes; j += 2) {
       const uint32_t wd = word[j / kPerWord];
-      const float a = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord)), kMask, 0x4B000000u)) - bias) * s;
-      const float b = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord + 1)), kMask, 0x4B000000u)) - bias) * s;
+      const float a = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord)), kMask, kMagicBits)) - bias) * s;
+      const float b = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord + 1)), kMask, kMagicBits)) - bias) * s;
       v[j / 8].h2[(j % 8) / 2] = __floats2bfloat162_rn(a, b);
     }
     bf16* row = out + static_cast<size_t>(o) * k;
@@ -379,12 +379,13 @@ absl::Status GatherColumns(const bf16* x, const int32_t* perm, bf16* out, int m,
 
 absl::Status DequantizeInt(const IntWeightView& w, int n, int k, bf16* out, cudaStream_t stream) {
   if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
+  auto launch = [&](auto kernel, int codes) {  // a thread per `codes` codes of a row, rows on y
+    kernel<<<dim3((k / codes + 127) / 128, std::min(n, 65535)), 128, 0, stream>>>(w, n, k, out);
+  };
   if (w.bits == 4) {
-    const dim3 grid((k / kDequantCodes<4> + 127) / 128, std::min(n, 65535));
-    DequantizeIntKernel<4><<<grid, 128, 0, stream>>>(w, n, k, out);
+    launch(DequantizeIntKernel<4>, kDequantCodes<4>);
   } else {
-    const dim3 grid((k / kDequantCodes<8> + 127) / 128, std::min(n, 65535));
-    DequantizeIntKernel<8><<<grid, 128, 0, stream>>>(w, n, k, out);
+    launch(DequantizeIntKernel<8>, kDequantCodes<8>);
   }
   TP_CUDA_CHECK(cudaGetLastError());
   return absl::OkStatus();
