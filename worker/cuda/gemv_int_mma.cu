@@ -333,6 +333,18 @@ absl::Status Launch(const bf16* x, const IntWeightView& w, const bf16* bias, voi
   }
 }
 
+// x's rows are the mma's columns: one tile of 8 up to 8 rows, two up to 16,
+// four up to 32, with the codes dequantized once for all of them (7B AWQ on
+// one H200, 2026-12-01 15:17 UTC, ms a step at batch 16 / 32: passes of 8
+// rows 4.70 / 8.44, two tiles 4.01 / 7.18, four tiles 5.04 / 6.19).
+template <int BITS, bool kSilu>
+absl::Status LaunchColumnTiles(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32,
+                               int m, int n, int k, cudaStream_t stream) {
+  if (m <= kMmaColumns) return Launch<BITS, 8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
+  if (m <= 2 * kMmaColumns) return Launch<BITS, 8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
+  return Launch<BITS, 8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
+}
+
 template <bool kSilu>
 absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                       int k, cudaStream_t stream) {
@@ -344,20 +356,13 @@ absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, v
     if (m <= kGemvIntMaxRows) {
       return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int8 above ", kGemvIntMaxRows, " rows only"));
     }
-    if (m <= kMmaColumns) return Launch<8, 8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-    if (m <= 2 * kMmaColumns) return Launch<8, 8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
-    return Launch<8, 8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
+    return LaunchColumnTiles<8, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
   }
   if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 or int8, not ", w.bits, " bits"));
-  // x's rows are the mma's columns: one tile of 8 up to 8 rows, two up to 16,
-  // four up to 32, with the codes dequantized once for all of them (7B AWQ
-  // on one H200, 2026-12-01 15:17 UTC, ms a step at batch 16 / 32: passes of
-  // 8 rows 4.70 / 8.44, two tiles 4.01 / 7.18, four tiles 5.04 / 6.19).
+  // One or two rows keep only the accumulators they use.
   if (m == 1) return Launch<4, 1, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
   if (m == 2) return Launch<4, 2, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m <= kMmaColumns) return Launch<4, 8, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
-  if (m <= 2 * kMmaColumns) return Launch<4, 8, kSilu, 2>(x, w, bias, out, out_fp32, m, n, k, stream);
-  return Launch<4, 8, kSilu, 4>(x, w, bias, out, out_fp32, m, n, k, stream);
+  return LaunchColumnTiles<4, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
 }
 
 }  // namespace
