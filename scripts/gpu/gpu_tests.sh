@@ -39,3 +39,8 @@ unpack_bundle() {
   export NCCL_NVLS_ENABLE=0
   nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | head -1
 }
+
+# Sourced likewise: true while more than SECONDS_NEEDED of the calling script's BUDGET (seconds) is left;
+# otherwise prints "(skipped: PART, <n>s used)" and fails, so that `left 40 part && step` skips the step.
+#   left SECONDS_NEEDED PART
+left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }

@@ -15,7 +15,6 @@ mkdir -p /tmp/ms "$OUT" && tar -xJf .devbin/bundle.tar.xz -C /tmp/ms
 export LD_LIBRARY_PATH=/tmp/ms/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0
 B=/tmp/ms/bin CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
-left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
 echo "=== GPU tests"
 run_gpu_tests 240 "$OUT" $B/*_test

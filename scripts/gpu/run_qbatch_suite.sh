@@ -15,7 +15,6 @@ if [ -n "$BASE" ]; then unpack_bundle /tmp/qb_base "$BASE" "$OUT" > /dev/null ||
 unpack_bundle /tmp/qb "$BUNDLE" "$OUT" || exit 1
 C7=tests/fixtures/shapes/qwen2-7b-instruct/config.json
 C72=tests/fixtures/shapes/qwen2-72b-instruct/config.json
-left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
 bench() {  # label, config, batches, new tokens, quantization [, binary directory]
   echo "$1 $(run_bench "$OUT/bench_$1.log" 150 "${6:-$B}/tpserve_bench" --config "$2" --batch "$3" --prompt 128 \
     --new "$4" --quantization "$5") (${SECONDS}s)"

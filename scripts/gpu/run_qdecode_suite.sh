@@ -13,7 +13,6 @@ source "$(dirname "$0")/gpu_tests.sh"
 OUT=$1 BUNDLE=$2 BUDGET=${BUDGET:-200}
 unpack_bundle /tmp/qd "$BUNDLE" "$OUT" || exit 1
 CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
-left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
 date -u
 echo "=== GPU tests"
 SHOW_SECONDS=1 run_gpu_tests 60 "$OUT" $B/{gemv_int,gemm_fp8,gemm,cuda_weights_int}_test

@@ -16,7 +16,6 @@ unpack_bundle /tmp/qt_base "$BASE" "$OUT" > /dev/null || exit 1
 BASE_B=$B
 unpack_bundle /tmp/qt "$BUNDLE" "$OUT" || exit 1
 CFG=tests/fixtures/shapes/qwen2-7b-instruct/config.json
-left() { [ $((BUDGET - SECONDS)) -gt "$1" ] || { echo "(skipped: $2, ${SECONDS}s used)"; return 1; }; }
 tests_with() {  # label (default or VAR=VALUE), test binaries
   local name=$1 log
   shift
@@ -42,8 +41,9 @@ tests_with default $B/{gemv_int,cuda_weights_int,cuda_backend}_test
 tests_with TPSERVE_GEMV_INT_MMA=0 $B/{gemv_int,cuda_backend}_test
 echo "=== SASS instruction mix of the GEMV kernels (new binary; listings in OUT/*.sass)"
 CUOBJDUMP=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2> /dev/null)
-for pair in "gemv_Uint GemvIntAsyncKernelILi1ELb1ELi4E" "gemv_Uint GemvIntAsyncKernelILi1ELb0ELi8E" \
-    "gemv_Uint GemvIntSiluMulKernelILi8ELi1E" "gemv_Uint GemvIntKernelILi8ELi1ELi2ELi4E"; do
+# (mangled-name prefixes: GemvIntAsyncKernel<BITS, M, kSilu, W, ...>, GemvInt(SiluMul)Kernel<BITS, M>)
+for pair in "gemv_Uint GemvIntAsyncKernelILi4ELi1ELb1ELi4E" "gemv_Uint GemvIntAsyncKernelILi4ELi1ELb0ELi8E" \
+    "gemv_Uint GemvIntSiluMulKernelILi8ELi1EE" "gemv_Uint GemvIntKernelILi8ELi1EE"; do
   set -- $pair
   [ -n "$CUOBJDUMP" ] || break
   "$CUOBJDUMP" -sass "$B/../lib/libworker_Scuda_Slib$1.so" |
