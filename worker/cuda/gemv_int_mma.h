@@ -20,8 +20,9 @@ namespace tpserve::worker::cuda {
 // for A/B runs). The shape itself is checked by the caller (CheckIntShape).
 bool GemvIntMmaTakes(const IntWeightView& w, int m);
 
-// GemvInt / GemvIntSiluMul on the tensor cores; same contracts (1 <= m <= 2,
-// x in canonical order) for weights GemvIntMmaTakes accepts.
+// GemvInt / GemvIntSiluMul on the tensor cores; same contracts (m up to
+// kGemvIntMmaMaxRows, x in canonical order) for the weights and row counts
+// GemvIntMmaTakes accepts.
 absl::Status GemvIntMma(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                         bool out_fp32, int m, int n, int k, cudaStream_t stream);
 absl::Status GemvIntMmaSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
