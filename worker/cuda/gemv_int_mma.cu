@@ -1,5 +1,6 @@
 #include "worker/cuda/gemv_int_mma.h"
 
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -296,6 +297,27 @@ int ResidentBlocks() {
   return blocks;
 }
 
+template <int BITS, int M, bool kSilu, int W, int NT, int RT, int S>
+absl::Status LaunchWarps(dim3 grid, const bf16* x, const IntWeightView& w, const bf16* bias, void* out,
+                         bool out_fp32, int m, int n, int k, cudaStream_t stream) {
+  TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, W, NT, RT, S>, grid, dim3(W * 32), W * S * RT * 1024,
+                          stream, x, w, bias, out, out_fp32, n, k, m));
+  return absl::OkStatus();
+}
+
+// EXPERIMENT: TPSERVE_GEMV_INT_MANY_WARPS (read once) = 1 or 2: the warps a
+// block (k split that many ways) when a grid of one-column-tile 4-warp blocks
+// is more than one resident wave (the 7B gate_up's 2,368 row tiles: 7 k tiles
+// a warp with 4 warps, so each warp's pipeline fills and drains every 7
+// tiles; with 1 warp, 28 tiles a warp and one wave).
+int ManyTileWarps() {
+  static const int v = [] {
+    const char* e = std::getenv("TPSERVE_GEMV_INT_MANY_WARPS");
+    return e == nullptr ? 4 : std::atoi(e);
+  }();
+  return v;
+}
+
 template <int BITS, int M, bool kSilu, int NT, int RT, int S>
 absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,
                           int n, int k, cudaStream_t stream) {
@@ -308,13 +330,19 @@ absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bia
   // tiles: 7.25 us a layer in 8-warp blocks, 5.02 in 4-warp ones; step
   // 2.31-2.34 -> 2.27 ms, H200, 2026-12-01 15:00 UTC).
   if (static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT, RT, S>()) {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 8, NT, RT, S>, grid, dim3(8 * 32),
-                            8 * S * RT * 1024, stream, x, w, bias, out, out_fp32, n, k, m));
-  } else {
-    TP_CUDA_CHECK(LaunchPdl(GemvIntAsyncKernel<BITS, M, kSilu, 4, NT, RT, S>, grid, dim3(4 * 32),
-                            4 * S * RT * 1024, stream, x, w, bias, out, out_fp32, n, k, m));
+    return LaunchWarps<BITS, M, kSilu, 8, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
   }
-  return absl::OkStatus();
+  if constexpr (NT == 1 && RT == 1) {
+    if (static_cast<int>(grid.x) > ResidentBlocks<BITS, M, kSilu, 4, NT, RT, S>()) {
+      if (ManyTileWarps() == 1) {
+        return LaunchWarps<BITS, M, kSilu, 1, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
+      }
+      if (ManyTileWarps() == 2) {
+        return LaunchWarps<BITS, M, kSilu, 2, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
+      }
+    }
+  }
+  return LaunchWarps<BITS, M, kSilu, 4, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
 }
 
 // With two or four column tiles (9-32 rows of x) an int4 block takes two
