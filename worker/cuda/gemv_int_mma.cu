@@ -310,12 +310,22 @@ absl::Status LaunchWarps(dim3 grid, const bf16* x, const IntWeightView& w, const
 // is more than one resident wave (the 7B gate_up's 2,368 row tiles: 7 k tiles
 // a warp with 4 warps, so each warp's pipeline fills and drains every 7
 // tiles; with 1 warp, 28 tiles a warp and one wave).
+// TPSERVE_GEMV_INT_WARPS_ALL=1 applies it to every one-column-tile grid, so
+// that gemv_int_test's small shapes run those kernels too.
 int ManyTileWarps() {
   static const int v = [] {
     const char* e = std::getenv("TPSERVE_GEMV_INT_MANY_WARPS");
     return e == nullptr ? 4 : std::atoi(e);
   }();
   return v;
+}
+
+bool WarpsForAll() {
+  static const bool all = [] {
+    const char* e = std::getenv("TPSERVE_GEMV_INT_WARPS_ALL");
+    return e != nullptr && std::atoi(e) == 1;
+  }();
+  return all;
 }
 
 template <int BITS, int M, bool kSilu, int NT, int RT, int S>
@@ -329,11 +339,12 @@ absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bia
   // past that a second wave costs more than the split saves (the 7B qkv's 288
   // tiles: 7.25 us a layer in 8-warp blocks, 5.02 in 4-warp ones; step
   // 2.31-2.34 -> 2.27 ms, H200, 2026-12-01 15:00 UTC).
-  if (static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT, RT, S>()) {
+  const bool all = NT == 1 && RT == 1 && WarpsForAll();
+  if (!all && static_cast<int>(grid.x) <= ResidentBlocks<BITS, M, kSilu, 8, NT, RT, S>()) {
     return LaunchWarps<BITS, M, kSilu, 8, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
   }
   if constexpr (NT == 1 && RT == 1) {
-    if (static_cast<int>(grid.x) > ResidentBlocks<BITS, M, kSilu, 4, NT, RT, S>()) {
+    if (all || static_cast<int>(grid.x) > ResidentBlocks<BITS, M, kSilu, 4, NT, RT, S>()) {
       if (ManyTileWarps() == 1) {
         return LaunchWarps<BITS, M, kSilu, 1, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
       }
