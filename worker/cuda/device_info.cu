@@ -60,7 +60,7 @@ std::string DescribeDevice(const DeviceInfo& d) {
       d.smem_per_block_optin / 1024, " KiB shared memory per block; kernels: sm_", d.kernel_binary_version,
       " code from compute_", d.kernel_ptx_version, " PTX; programmatic dependent launch ", PdlLine(d),
       "; decode attention: split-KV for ", kDecodeBlocksPerSm * d.num_sms, " blocks (", kDecodeBlocksPerSm,
-      " per SM); decode GEMV up to ", kGemvFastRows, " rows (int4 / int8 on tensor cores: ", kGemvIntMmaMaxRows,
+      " per SM); decode GEMV up to ", kGemvFastRows, " rows (int4 / int8 on tensor cores: ", kGemvIntPassRows,
       "), cuBLASLt above");
 }
 

@@ -67,7 +67,7 @@ class Gemm {
   absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                 int inter, int k, cudaStream_t stream);
   // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16
-  // values and kGemvIntMmaMaxRows x `k` gathered inputs (before any graph
+  // values and kGemvIntPassRows x `k` gathered inputs (before any graph
   // capture).
   absl::Status ReserveInt(int64_t weight_elems, int k);
   // Test hook: send every shape to cuBLASLt.

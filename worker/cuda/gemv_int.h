@@ -51,6 +51,10 @@ struct IntWeightView {
 // bound applies.
 inline constexpr int kGemvIntMaxRows = 2;
 inline constexpr int kGemvIntMmaMaxRows = 32;
+// Above kGemvIntMmaMaxRows the tensor-core GEMV runs passes of up to 32 rows,
+// up to kGemvIntPassRows (EXPERIMENT: TPSERVE_GEMV_INT_PASS_ROWS, read once,
+// lowers it, 32 being the one-pass behaviour, for A/B runs).
+inline constexpr int kGemvIntPassRows = 64;
 int GemvIntRows(const IntWeightView& w);
 
 // Checks bits, group and that k is a multiple of 32 and of the group;

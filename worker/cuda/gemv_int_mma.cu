@@ -1,5 +1,6 @@
 #include "worker/cuda/gemv_int_mma.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -387,9 +388,23 @@ absl::Status LaunchColumnTiles(const bf16* x, const IntWeightView& w, const bf16
 template <bool kSilu>
 absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                       int k, cudaStream_t stream) {
-  if (m < 1 || m > kGemvIntMmaMaxRows) {
+  if (m < 1 || m > kGemvIntPassRows) {
     return absl::InvalidArgumentError(
-        absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntMmaMaxRows, " rows, not ", m));
+        absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntPassRows, " rows, not ", m));
+  }
+  if (m > kGemvIntMmaMaxRows) {
+    // Even passes of up to 32 rows (x's and out's rows are independent): 33
+    // rows are 17 + 16, never a pass of one or two, which int8 leaves to the
+    // scalar kernels.
+    const int passes = (m + kGemvIntMmaMaxRows - 1) / kGemvIntMmaMaxRows, per = (m + passes - 1) / passes;
+    const size_t out_row_bytes = static_cast<size_t>(n) * (out_fp32 ? 4 : 2);
+    for (int p = 0; p < m; p += per) {
+      absl::Status s = Dispatch<kSilu>(x + static_cast<size_t>(p) * k, w, bias,
+                                       static_cast<char*>(out) + p * out_row_bytes, out_fp32, std::min(per, m - p),
+                                       n, k, stream);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
   if (w.bits == 8) {
     if (m <= kGemvIntMaxRows) {

@@ -87,8 +87,8 @@ struct Shape {
   bool act_order;
 };
 
-// The row counts GemvInt takes for this weight (2 on the scalar kernels, 32 on
-// the tensor-core ones); every one is tested.
+// The row counts GemvInt takes for this weight (2 on the scalar kernels, 64 on
+// the tensor-core ones, in passes of 32); every one is tested.
 int MaxRows(const IntRepacked& r) {
   IntWeightView v;
   v.bits = r.bits;
@@ -246,9 +246,9 @@ TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   w.scale = &scale;
   w.zero = &zero;
   EXPECT_TRUE(CheckIntShape(w, 8, 256).ok());
-  // Decode rows only: 32 on the tensor-core kernels (int4, groups of 128), 2 on the scalar ones.
-  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntMmaMaxRows + 1, 8, 256, nullptr).ok());
-  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, kGemvIntMmaMaxRows + 1, 4, 256, nullptr).ok());
+  // Decode rows only: 64 on the tensor-core kernels (int4, groups of 128; passes of 32), 2 on the scalar ones.
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntPassRows + 1, 8, 256, nullptr).ok());
+  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, kGemvIntPassRows + 1, 4, 256, nullptr).ok());
   w.group = 64;
   EXPECT_EQ(GemvIntRows(w), kGemvIntMaxRows);
   EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntMaxRows + 1, 8, 256, nullptr).ok());
