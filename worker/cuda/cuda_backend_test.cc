@@ -236,9 +236,9 @@ TEST_P(GoldenTest, GreedyContinuationsBatched) {
         if (backend_->config().quantization.enabled()) {
           // FP8 quantizes activations only above two rows, and packed
           // AWQ/GPTQ layers stream their exact float32 weights through the
-          // GEMV up to GemvIntRows (2, or 8 for int4 on the tensor cores)
-          // but multiply their bf16 rounding above, so this smaller batch may
-          // take the other path: the sampled token need only tie.
+          // GEMV up to GemvIntRows (2; on the tensor cores 64 for int4, 32
+          // for int8) but multiply their bf16 rounding above, so this smaller
+          // batch may take the other path: the sampled token need only tie.
           EXPECT_TRUE(ArgmaxAgrees(l.data(), l.size(), (*out)[i].token_id, tol_));
         } else {
           EXPECT_EQ(std::max_element(l.begin(), l.end()) - l.begin(), (*out)[i].token_id);

@@ -60,7 +60,8 @@ std::string DescribeDevice(const DeviceInfo& d) {
       d.smem_per_block_optin / 1024, " KiB shared memory per block; kernels: sm_", d.kernel_binary_version,
       " code from compute_", d.kernel_ptx_version, " PTX; programmatic dependent launch ", PdlLine(d),
       "; decode attention: split-KV for ", kDecodeBlocksPerSm * d.num_sms, " blocks (", kDecodeBlocksPerSm,
-      " per SM); decode GEMV up to ", kGemvFastRows, " rows (int4 / int8 on tensor cores: ", kGemvIntPassRows,
+      " per SM); decode GEMV up to ", kGemvFastRows, " rows (on tensor cores int4 up to ",
+      kGemvInt4MmaMaxRows, " in passes of ", kGemvIntMmaMaxRows, ", int8 up to ", kGemvIntMmaMaxRows,
       "), cuBLASLt above");
 }
 

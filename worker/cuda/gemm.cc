@@ -210,7 +210,7 @@ absl::Status Gemm::ReserveInt(int64_t weight_elems, int k) {
     int_w_elems_ = weight_elems;
   }
   if (k > int_k_) {
-    TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvIntPassRows) * k * 2));
+    TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvInt4MmaMaxRows) * k * 2));
     int_k_ = k;
   }
   return absl::OkStatus();

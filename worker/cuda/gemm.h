@@ -54,12 +54,11 @@ class Gemm {
   // (before any graph capture: allocation cannot be captured).
   absl::Status ReserveFp8(int rows, int k);
   // The same with packed int4/int8 weights (AWQ, GPTQ; gemv_int.h). Rows up
-  // to GemvIntRows(w) (2, or 32 for the weights the tensor-core kernels
-  // take: gemv_int.h) stream the codes
-  // through GemvInt (act-order inputs
-  // gathered into the weight's order first); more rows dequantize the weight
-  // into a bf16 scratch and run cuBLASLt on it (bf16 speed, plus the
-  // dequantization pass). Needs ReserveInt first.
+  // to GemvIntRows(w) (2 on the scalar kernels; on the tensor-core ones 64
+  // for int4, 32 for int8: gemv_int.h) stream the codes through GemvInt
+  // (act-order inputs gathered into the weight's order first); more rows
+  // dequantize the weight into a bf16 scratch and run cuBLASLt on it (bf16
+  // speed, plus the dequantization pass). Needs ReserveInt first.
   absl::Status LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                          bool out_fp32, int m, int n, int k, cudaStream_t stream);
   // Decode's gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
@@ -67,8 +66,8 @@ class Gemm {
   absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                 int inter, int k, cudaStream_t stream);
   // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16
-  // values and kGemvIntPassRows x `k` gathered inputs (before any graph
-  // capture).
+  // values and kGemvInt4MmaMaxRows x `k` gathered inputs, the most rows
+  // GemvIntRows gives any format (before any graph capture).
   absl::Status ReserveInt(int64_t weight_elems, int k);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }

@@ -1,7 +1,6 @@
 #include "worker/cuda/gemv_int.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -350,11 +349,7 @@ absl::Status CheckIntShape(const IntWeightView& w, int n, int k) {
 }
 
 int GemvIntRows(const IntWeightView& w) {
-  static const int pass_rows = [] {
-    const char* e = std::getenv("TPSERVE_GEMV_INT_PASS_ROWS");
-    return e == nullptr ? kGemvIntPassRows : std::clamp(std::atoi(e), kGemvIntMmaMaxRows, kGemvIntPassRows);
-  }();
-  return GemvIntMmaTakes(w, kGemvIntMmaMaxRows) ? pass_rows : kGemvIntMaxRows;
+  return GemvIntMmaTakes(w, kGemvIntMmaMaxRows) ? GemvIntMmaMaxRows(w.bits) : kGemvIntMaxRows;
 }
 
 absl::Status GemvInt(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m,

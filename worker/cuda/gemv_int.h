@@ -43,18 +43,19 @@ struct IntWeightView {
   bool tiled = false;               // codes in the tiled layout (above), not row by row
 };
 
-// Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels,
-// up to 32 for the weights the tensor-core kernels stream -- int4 with groups
-// a multiple of 128, and int8 with groups a multiple of 64 above two rows
-// (x's rows are the columns of up to four 8-column mma tiles, so the weights
-// are read and dequantized once for all rows). GemvIntRows(w) says which
-// bound applies.
+// Row counts GemvInt and GemvIntSiluMul take: up to 2 on the scalar kernels;
+// on the tensor-core kernels -- int4 with groups a multiple of 128, and int8
+// with groups a multiple of 64 above two rows -- up to 32 in one pass (x's
+// rows are the columns of up to four 8-column mma tiles, so the weights are
+// read and dequantized once for all rows), and for int4 up to 64 in two even
+// passes, each streaming the weights again: at 40-64 rows faster than
+// dequantize + cuBLASLt for int4 and mostly slower for int8 (one H200,
+// 2026-12-01; gemv_int_mma.cu's Dispatch has the numbers). GemvIntRows(w) says which
+// bound applies; larger row counts dequantize and use cuBLASLt.
 inline constexpr int kGemvIntMaxRows = 2;
-inline constexpr int kGemvIntMmaMaxRows = 32;
-// Above kGemvIntMmaMaxRows the tensor-core GEMV runs passes of up to 32 rows,
-// up to kGemvIntPassRows (EXPERIMENT: TPSERVE_GEMV_INT_PASS_ROWS, read once,
-// lowers it, 32 being the one-pass behaviour, for A/B runs).
-inline constexpr int kGemvIntPassRows = 64;
+inline constexpr int kGemvIntMmaMaxRows = 32;  // one tensor-core pass; int8's bound
+inline constexpr int kGemvInt4MmaMaxRows = 64;  // int4: two passes; the most of any format
+constexpr int GemvIntMmaMaxRows(int bits) { return bits == 4 ? kGemvInt4MmaMaxRows : kGemvIntMmaMaxRows; }
 int GemvIntRows(const IntWeightView& w);
 
 // Checks bits, group and that k is a multiple of 32 and of the group;

@@ -1,7 +1,5 @@
 #include "worker/cuda/gemv_int_mma.h"
 
-#include <algorithm>
-#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -306,26 +304,28 @@ absl::Status LaunchWarps(dim3 grid, const bf16* x, const IntWeightView& w, const
   return absl::OkStatus();
 }
 
-// EXPERIMENT: TPSERVE_GEMV_INT_MANY_WARPS (read once) = 1 or 2: the warps a
-// block (k split that many ways) when a grid of one-column-tile 4-warp blocks
-// is more than one resident wave (the 7B gate_up's 2,368 row tiles: 7 k tiles
-// a warp with 4 warps, so each warp's pipeline fills and drains every 7
-// tiles; with 1 warp, 28 tiles a warp and one wave).
+// The warps a block (k split that many ways) for the one-column-tile grids
+// (up to 8 rows of x) that exceed one resident wave of 4-warp blocks -- the
+// 7B gate_up's 2,368 row tiles: 7 k tiles a warp with 4 warps, so each
+// warp's pipeline fills and drains every 7 tiles. int4: 2. 7B AWQ on one
+// H200, 2026-12-01 ~18:15 UTC, ms a step, two rounds at batch 1 / 2 / 8:
+// 4 warps 2.297 2.276 / 2.391 2.364 / 2.766 2.764; 2 warps 2.274 2.270 /
+// 2.354 2.363 / 2.744 2.741; 1 warp 2.308 2.322 / 2.391 2.413 / 2.806 2.809.
+// int8 (3-8 rows; not measured) keeps 4. For A/B runs (read once):
+// TPSERVE_GEMV_INT_MANY_WARPS = 1, 2 or 4 sets it for both formats, and
 // TPSERVE_GEMV_INT_WARPS_ALL=1 applies it to every one-column-tile grid, so
-// that gemv_int_test's small shapes run those kernels too.
+// that gemv_int_test's small shapes run the 1- and 2-warp kernels too.
+template <int BITS>
 int ManyTileWarps() {
-  static const int v = [] {
-    const char* e = std::getenv("TPSERVE_GEMV_INT_MANY_WARPS");
-    return e == nullptr ? 4 : std::atoi(e);
+  static const int forced = [] {
+    const int v = EnvIntInRange("TPSERVE_GEMV_INT_MANY_WARPS", 1, 4, 0);
+    return v == 3 ? 0 : v;
   }();
-  return v;
+  return forced != 0 ? forced : (BITS == 4 ? 2 : 4);
 }
 
 bool WarpsForAll() {
-  static const bool all = [] {
-    const char* e = std::getenv("TPSERVE_GEMV_INT_WARPS_ALL");
-    return e != nullptr && std::atoi(e) == 1;
-  }();
+  static const bool all = EnvSwitch("TPSERVE_GEMV_INT_WARPS_ALL", false);
   return all;
 }
 
@@ -346,11 +346,10 @@ absl::Status LaunchShaped(const bf16* x, const IntWeightView& w, const bf16* bia
   }
   if constexpr (NT == 1 && RT == 1) {
     if (all || static_cast<int>(grid.x) > ResidentBlocks<BITS, M, kSilu, 4, NT, RT, S>()) {
-      if (ManyTileWarps() == 1) {
-        return LaunchWarps<BITS, M, kSilu, 1, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
-      }
-      if (ManyTileWarps() == 2) {
-        return LaunchWarps<BITS, M, kSilu, 2, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
+      switch (ManyTileWarps<BITS>()) {
+        case 1: return LaunchWarps<BITS, M, kSilu, 1, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
+        case 2: return LaunchWarps<BITS, M, kSilu, 2, NT, RT, S>(grid, x, w, bias, out, out_fp32, m, n, k, stream);
+        default: break;
       }
     }
   }
@@ -388,31 +387,33 @@ absl::Status LaunchColumnTiles(const bf16* x, const IntWeightView& w, const bf16
 template <bool kSilu>
 absl::Status Dispatch(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int m, int n,
                       int k, cudaStream_t stream) {
-  if (m < 1 || m > kGemvIntPassRows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": 1 to ", kGemvIntPassRows, " rows, not ", m));
+  if (w.bits != 4 && w.bits != 8) {
+    return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 or int8, not ", w.bits, " bits"));
+  }
+  const int least = w.bits == 8 ? kGemvIntMaxRows + 1 : 1, most = GemvIntMmaMaxRows(w.bits);
+  if (m < least || m > most) {
+    return absl::InvalidArgumentError(absl::StrCat(kSilu ? "GemvIntSiluMul" : "GemvInt", ": int", w.bits,
+                                                   " on the tensor cores takes ", least, " to ", most,
+                                                   " rows, not ", m));
   }
   if (m > kGemvIntMmaMaxRows) {
-    // Even passes of up to 32 rows (x's and out's rows are independent): 33
-    // rows are 17 + 16, never a pass of one or two, which int8 leaves to the
-    // scalar kernels.
-    const int passes = (m + kGemvIntMmaMaxRows - 1) / kGemvIntMmaMaxRows, per = (m + passes - 1) / passes;
+    // int4 above 32 rows: two even passes (x's and out's rows are
+    // independent; 33 rows are 17 + 16), each streaming the weights again.
+    // Against dequantize + cuBLASLt, ms a decode step (one H200, 2026-12-01
+    // ~18:15 UTC, prompt 128, 64 new tokens), batch 40 / 48 / 64: 7B AWQ
+    // 10.957 -> 9.638 / 10.988 -> 9.674 / 11.257 -> 10.392; 72B AWQ 98.781
+    // -> 65.372 at 40, 115.090 -> 69.736 at 64. The same passes for int8
+    // measured slower but for 72B at 64 -- 7B GPTQ 10.430 -> 10.866 / 10.504
+    // -> 10.900 / 10.795 -> 11.584, 72B GPTQ 95.628 -> 104.901 at 40,
+    // 114.629 -> 107.997 at 64 -- so int8 stops at 32 rows.
+    static_assert(kGemvInt4MmaMaxRows <= 2 * kGemvIntMmaMaxRows);
+    const int first = (m + 1) / 2;
     const size_t out_row_bytes = static_cast<size_t>(n) * (out_fp32 ? 4 : 2);
-    for (int p = 0; p < m; p += per) {
-      absl::Status s = Dispatch<kSilu>(x + static_cast<size_t>(p) * k, w, bias,
-                                       static_cast<char*>(out) + p * out_row_bytes, out_fp32, std::min(per, m - p),
-                                       n, k, stream);
-      if (!s.ok()) return s;
-    }
-    return absl::OkStatus();
+    if (absl::Status s = Dispatch<kSilu>(x, w, bias, out, out_fp32, first, n, k, stream); !s.ok()) return s;
+    return Dispatch<kSilu>(x + static_cast<size_t>(first) * k, w, bias, static_cast<char*>(out) + first * out_row_bytes,
+                           out_fp32, m - first, n, k, stream);
   }
-  if (w.bits == 8) {
-    if (m <= kGemvIntMaxRows) {
-      return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int8 above ", kGemvIntMaxRows, " rows only"));
-    }
-    return LaunchColumnTiles<8, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
-  }
-  if (w.bits != 4) return absl::InvalidArgumentError(absl::StrCat("GemvIntMma: int4 or int8, not ", w.bits, " bits"));
+  if (w.bits == 8) return LaunchColumnTiles<8, kSilu>(x, w, bias, out, out_fp32, m, n, k, stream);
   // One or two rows keep only the accumulators they use.
   if (m == 1) return Launch<4, 1, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);
   if (m == 2) return Launch<4, 2, kSilu, 1>(x, w, bias, out, out_fp32, m, n, k, stream);

@@ -1,4 +1,4 @@
-// The tensor-core form of the int4 decode GEMV (gemv_int_mma.cu), which
+// The tensor-core form of the int4 / int8 decode GEMV (gemv_int_mma.cu), which
 // GemvInt and GemvIntSiluMul use when the shape allows it. Internal to the
 // gemv_int library: callers go through gemv_int.h.
 #ifndef TPSERVE_WORKER_CUDA_GEMV_INT_MMA_H_
@@ -21,8 +21,8 @@ namespace tpserve::worker::cuda {
 bool GemvIntMmaTakes(const IntWeightView& w, int m);
 
 // GemvInt / GemvIntSiluMul on the tensor cores; same contracts (m up to
-// kGemvIntMmaMaxRows, x in canonical order) for the weights and row counts
-// GemvIntMmaTakes accepts.
+// GemvIntMmaMaxRows(w.bits): 64 for int4 in two passes, 32 for int8; x in
+// canonical order) for the weights and row counts GemvIntMmaTakes accepts.
 absl::Status GemvIntMma(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                         bool out_fp32, int m, int n, int k, cudaStream_t stream);
 absl::Status GemvIntMmaSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,

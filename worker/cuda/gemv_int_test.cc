@@ -87,8 +87,9 @@ struct Shape {
   bool act_order;
 };
 
-// The row counts GemvInt takes for this weight (2 on the scalar kernels, 64 on
-// the tensor-core ones, in passes of 32); every one is tested.
+// The row counts GemvInt takes for this weight (2 on the scalar kernels; on
+// the tensor-core ones 64 for int4, in two passes, and 32 for int8, whose
+// first two rows are the scalar kernels'); every one is tested.
 int MaxRows(const IntRepacked& r) {
   IntWeightView v;
   v.bits = r.bits;
@@ -246,9 +247,18 @@ TEST(GemvIntShapeTest, RefusesShapesTheKernelsCannotStream) {
   w.scale = &scale;
   w.zero = &zero;
   EXPECT_TRUE(CheckIntShape(w, 8, 256).ok());
-  // Decode rows only: 64 on the tensor-core kernels (int4, groups of 128; passes of 32), 2 on the scalar ones.
-  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntPassRows + 1, 8, 256, nullptr).ok());
-  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, kGemvIntPassRows + 1, 4, 256, nullptr).ok());
+  // Decode rows only: on the tensor-core kernels 64 for int4 (groups of 128;
+  // two passes) and 32 for int8 (groups a multiple of 64), 2 on the scalar
+  // ones.
+  const bool mma = EnvSwitch("TPSERVE_GEMV_INT_MMA", true);
+  EXPECT_EQ(GemvIntRows(w), mma ? 64 : kGemvIntMaxRows);
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, 65, 8, 256, nullptr).ok());
+  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, 65, 4, 256, nullptr).ok());
+  w.bits = 8;
+  EXPECT_EQ(GemvIntRows(w), mma ? 32 : kGemvIntMaxRows);
+  EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, 33, 8, 256, nullptr).ok());
+  EXPECT_FALSE(GemvIntSiluMul(nullptr, w, nullptr, 33, 4, 256, nullptr).ok());
+  w.bits = 4;
   w.group = 64;
   EXPECT_EQ(GemvIntRows(w), kGemvIntMaxRows);
   EXPECT_FALSE(GemvInt(nullptr, w, nullptr, nullptr, false, kGemvIntMaxRows + 1, 8, 256, nullptr).ok());
