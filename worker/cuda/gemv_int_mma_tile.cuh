@@ -1,6 +1,7 @@
-// The per-tile arithmetic of the tensor-core int4 decode GEMV
+// The per-tile arithmetic of the tensor-core int4 / int8 decode GEMV
 // (gemv_int_mma.cu): codes to exact bf16 pairs less their zero point, x's
-// matching pairs, and mma.m16n8k16 over one warp's 16-row tile (nvcc only).
+// matching pairs, and mma.m16n8k16 over one warp's 16-row tile; and the
+// rows a lane streams and the block's final reduction (nvcc only).
 #ifndef TPSERVE_WORKER_CUDA_GEMV_INT_MMA_TILE_CUH_
 #define TPSERVE_WORKER_CUDA_GEMV_INT_MMA_TILE_CUH_
 
@@ -157,6 +158,67 @@ __device__ __forceinline__ void TileDot(const uint4& wa, const uint4& wb, float 
     if constexpr (M > 1) {
       acc[nt][1] = fmaf(c[nt][1], sa, acc[nt][1]);
       acc[nt][3] = fmaf(c[nt][3], sb, acc[nt][3]);
+    }
+  }
+}
+
+// The two weight rows lane group g streams in row tile `tile`: rows past the
+// end stream the last row and are not written.
+template <bool kSilu>
+__device__ __forceinline__ void TileRows(int n, int tile, int g, int& ra, int& rb) {
+  if constexpr (kSilu) {
+    ra = min(tile * 8 + g, n - 1);
+    rb = n + ra;
+  } else {
+    ra = min(tile * 16 + g, n - 1);
+    rb = min(tile * 16 + 8 + g, n - 1);
+  }
+}
+
+// Sums the warps' partial[r][nt][warp][g][t][j] (lane (g, t)'s acc[r][nt]:
+// rows g and g + 8 of row tile r, x rows 8 nt + 2t and + 1) and writes the
+// block's outputs for the m x rows; called by every thread after the stream.
+template <bool kSilu, int W, int NT, int RT>
+__device__ __forceinline__ void ReduceAndStore(float* partial, const float (&acc)[RT][NT][4],
+                                               const bf16* __restrict__ bias, void* __restrict__ out, bool out_fp32,
+                                               int n, int m) {
+  const int warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        partial[(((r * NT + nt) * W + warp) * 32 + (threadIdx.x & 31)) * 4 + j] = acc[r][nt][j];
+      }
+    }
+  }
+  __syncthreads();
+  // Column c of row tile r: x row c, held by lane (g, t = c % 8 / 2) of column tile c / 8.
+  auto total = [&](int r, int c, int g, int j) {
+    const int nt = c / 8, t = c % 8 / 2;
+    float v = 0.0f;
+#pragma unroll
+    for (int i = 0; i < W; ++i) v += partial[(((r * NT + nt) * W + i) * 32 + g * 4 + t) * 4 + j];
+    return v;
+  };
+  if constexpr (kSilu) {
+    // Output (x row c, column g of row tile r): gate in acc[0..1], up in acc[2..3].
+    for (int idx = threadIdx.x; idx < 64 * NT * RT; idx += W * 32) {
+      const int g = idx & 7, c = (idx >> 3) % (8 * NT), r = (idx >> 3) / (8 * NT);
+      const int col = (static_cast<int>(blockIdx.x) * RT + r) * 8 + g;
+      if (c >= m || col >= n) continue;
+      static_cast<bf16*>(out)[static_cast<size_t>(c) * n + col] =
+          SiluMulRounded(total(r, c, g, c % 2), total(r, c, g, 2 + c % 2));
+    }
+  } else {
+    // Output (x row c, row i of row tile r): rows g in acc[0..1], g + 8 in acc[2..3].
+    for (int idx = threadIdx.x; idx < 128 * NT * RT; idx += W * 32) {
+      const int i = idx & 15, c = (idx >> 4) % (8 * NT), r = (idx >> 4) / (8 * NT);
+      const int row = (static_cast<int>(blockIdx.x) * RT + r) * 16 + i;
+      if (c >= m || row >= n) continue;
+      const float b = bias != nullptr ? __bfloat162float(bias[row]) : 0.0f;
+      StoreOut(out, out_fp32, static_cast<size_t>(c) * n + row, total(r, c, i % 8, (i / 8) * 2 + c % 2) + b);
     }
   }
 }
