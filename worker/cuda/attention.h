@@ -87,6 +87,11 @@ struct DecodePartition {
   // the GPU (H200, 7B shape, 512-token contexts: batch 1 and 32 faster,
   // batch 128 slower). The same result either way, bit for bit.
   bool wide_loads = false;
+  // The tensor-core kernel (attention_decode_mma.cuh): the query group on
+  // mma.sync's M side instead of one key a lane. Not bit-identical to the
+  // other two (P is rounded to bf16 for its mma); wide_loads does not apply.
+  // Not taken by the fused-RoPE form.
+  bool tensor_cores = false;
 };
 // Decode blocks per SM that ChooseDecodePartition aims for.
 inline constexpr int kDecodeBlocksPerSm = 2;
@@ -94,7 +99,8 @@ inline constexpr int kDecodeBlocksPerSm = 2;
 // `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
 // already fills the GPU or the context is short), at most 128 (or
 // TPSERVE_DECODE_MAX_SPLITS); the wide form while the (sequence, KV head)
-// pairs number at most one per SM.
+// pairs number at most one per SM; the tensor-core kernel unless
+// TPSERVE_DECODE_MMA=0.
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms);
 // Bytes of float workspace a decode step needs (0 with one split).
 size_t DecodeWorkspaceBytes(int num_seqs, int num_heads, int head_dim, const DecodePartition& p);

@@ -9,6 +9,7 @@
 #include "common/env.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/attention_decode.cuh"
+#include "worker/cuda/attention_decode_mma.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
@@ -88,13 +89,20 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   dim3 grid(b.num_seqs, d.num_kv_heads, p.num_splits);
   const DecodeRopeArgs args = rope != nullptr ? *rope : DecodeRopeArgs{};
   // The fused-RoPE form (opt-in) is built narrow only.
-  auto kernel = rope != nullptr  ? DecodeKernel<D, G, KV, true, false>
-                : p.wide_loads ? DecodeKernel<D, G, KV, false, true>
-                               : DecodeKernel<D, G, KV, false, false>;
-  TP_CUDA_CHECK(LaunchPdl(kernel, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out, part_o, part_lse,
-                          static_cast<const KV*>(kv.k), static_cast<const KV*>(kv.v), b, d.num_heads,
-                          d.num_kv_heads, d.block_size, scale_log2, kv.v_scale, p.num_splits, PrefetchKeys(),
-                          args));
+  const KV* k_cache = static_cast<const KV*>(kv.k);
+  const KV* v_cache = static_cast<const KV*>(kv.v);
+  if (rope == nullptr && p.tensor_cores) {
+    TP_CUDA_CHECK(LaunchPdl(DecodeMmaKernel<D, G, KV>, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out,
+                            part_o, part_lse, k_cache, v_cache, b, d.num_heads, d.num_kv_heads, d.block_size,
+                            scale_log2, kv.v_scale, p.num_splits, PrefetchKeys()));
+  } else {
+    auto kernel = rope != nullptr  ? DecodeKernel<D, G, KV, true, false>
+                  : p.wide_loads ? DecodeKernel<D, G, KV, false, true>
+                                 : DecodeKernel<D, G, KV, false, false>;
+    TP_CUDA_CHECK(LaunchPdl(kernel, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out, part_o, part_lse,
+                            k_cache, v_cache, b, d.num_heads, d.num_kv_heads, d.block_size, scale_log2, kv.v_scale,
+                            p.num_splits, PrefetchKeys(), args));
+  }
   if (p.num_splits > 1) {
     TP_CUDA_CHECK(LaunchPdl(MergeSplitsKernel, dim3(b.num_seqs, d.num_heads), dim3(D), 0, stream, part_o,
                             part_lse, out, d.num_heads, D, p.num_splits));
@@ -164,6 +172,12 @@ int WideLoadsOverride() {
   return v;
 }
 
+// TPSERVE_DECODE_MMA: 0 keeps the FMA kernels (for A/B runs).
+bool UseTensorCores() {
+  static const bool on = EnvSwitch("TPSERVE_DECODE_MMA", true);
+  return on;
+}
+
 }  // namespace
 
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
@@ -180,6 +194,7 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   p.num_splits = std::clamp(std::min(want, useful), 1, MaxChosenSplits());
   const int wide = WideLoadsOverride();
   p.wide_loads = wide >= 0 ? wide == 1 : blocks <= std::max(1, num_sms);
+  p.tensor_cores = UseTensorCores();
   return p;
 }
 

@@ -210,6 +210,42 @@ __device__ __forceinline__ void PrefetchRows(const KV* k_cache, const KV* v_cach
   }
 }
 
+// The end of a block (after every warp put its running max, sum and
+// unnormalised output for each head of the group in shared memory and the
+// block synchronised): the warps' parts combined through their maxima, then
+// the normalised output (one split) or the split's output and log2-sum-exp
+// for the merge.
+template <int D, int G, typename KV>
+__device__ __forceinline__ void StoreBlockResult(const float (&sm)[kDecodeWarps][G], const float (&sl)[kDecodeWarps][G],
+                                                 const float (&so)[kDecodeWarps][G][D], bf16* __restrict__ out,
+                                                 float* __restrict__ part_o, float* __restrict__ part_lse, int s,
+                                                 int h0, int nh, int split, int num_splits, float v_scale) {
+  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
+    const int g = e / D, d = e % D;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, sm[w][g]);
+    float lsum = 0.0f, o = 0.0f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; ++w) {
+        const float f = exp2f(sm[w][g] - mx);
+        lsum += sl[w][g] * f;
+        o += so[w][g][d] * f;
+      }
+    }
+    const int h = h0 + g;
+    if constexpr (kIsFp8<KV>) o *= v_scale;
+    if (num_splits == 1) {
+      out[static_cast<size_t>(s) * nh * D + h * D + d] = __float2bfloat16(lsum > 0.0f ? o / lsum : 0.0f);
+    } else {
+      const size_t idx = (static_cast<size_t>(s) * nh + h) * num_splits + split;
+      part_o[idx * D + d] = lsum > 0.0f ? o / lsum : 0.0f;
+      if (d == 0) part_lse[idx] = lsum > 0.0f ? mx + log2f(lsum) : -INFINITY;
+    }
+  }
+}
+
 // KV: the cache's element type. An FP8 cache's k scale is folded into
 // scale_log2 and its v scale multiplies the output (v_scale, 1 for bf16).
 // `q` is row s of the qkv buffer (stride q_stride); with kRope unrotated.
@@ -367,30 +403,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     for (int k = 0; k < DPL; ++k) so[warp][g][lane * DPL + k] = acc[g][k];
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
-    const int g = e / D, d = e % D;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0.0f, o = 0.0f;
-    if (mx != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < kDecodeWarps; ++w) {
-        const float f = exp2f(sm[w][g] - mx);
-        lsum += sl[w][g] * f;
-        o += so[w][g][d] * f;
-      }
-    }
-    const int h = h0 + g;
-    if constexpr (kIsFp8<KV>) o *= v_scale;
-    if (num_splits == 1) {
-      out[static_cast<size_t>(s) * nh * D + h * D + d] = __float2bfloat16(lsum > 0.0f ? o / lsum : 0.0f);
-    } else {
-      const size_t idx = (static_cast<size_t>(s) * nh + h) * num_splits + split;
-      part_o[idx * D + d] = lsum > 0.0f ? o / lsum : 0.0f;
-      if (d == 0) part_lse[idx] = lsum > 0.0f ? mx + log2f(lsum) : -INFINITY;
-    }
-  }
+  StoreBlockResult<D, G, KV>(sm, sl, so, out, part_o, part_lse, s, h0, nh, split, num_splits, v_scale);
 }
 
 }  // namespace tpserve::worker::cuda

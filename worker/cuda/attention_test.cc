@@ -49,14 +49,17 @@ TEST(DecodeTest, LongContexts) {
   DeviceAttnCase dc(c);
   const auto want = c.Reference();
   for (int splits : {ChooseDecodePartition(2, 4, 40001, 132).num_splits, 128}) {
-    DecodePartition p = ChooseDecodePartition(2, 4, 40001, 132);  // the wide form
-    p.num_splits = splits;
-    DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
-    const size_t out_bytes = static_cast<size_t>(c.rows) * dims.num_heads * dims.head_dim * 2;
-    ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, out_bytes), cudaSuccess);  // poison again
-    ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(), dc.batch, p,
-                                     ws.get(), dims, nullptr).ok());
-    EXPECT_LT(testing::MaxRelError(testing::ToFloat(dc.out.Download()), want), 1e-2) << splits << " splits";
+    for (bool tensor_cores : {false, true}) {
+      DecodePartition p = ChooseDecodePartition(2, 4, 40001, 132);  // the wide form
+      p.num_splits = splits;
+      p.tensor_cores = tensor_cores;
+      DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), dims.num_heads, dims.head_dim, p));
+      ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, dc.out.size() * 2), cudaSuccess);  // poison again
+      ASSERT_TRUE(PagedDecodeAttention(dc.q.get(), c.QStride(), dc.out.get(), dc.kc.get(), dc.vc.get(), dc.batch, p,
+                                       ws.get(), dims, nullptr).ok());
+      EXPECT_LT(testing::MaxRelError(testing::ToFloat(dc.out.Download()), want), 1e-2)
+          << splits << " splits, tensor cores " << tensor_cores;
+    }
   }
 }
 
@@ -194,6 +197,9 @@ TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
   EXPECT_TRUE(ChooseDecodePartition(33, 4, 512, 132).wide_loads);
   EXPECT_FALSE(ChooseDecodePartition(34, 4, 512, 132).wide_loads);
   EXPECT_FALSE(ChooseDecodePartition(128, 4, 512, 132).wide_loads);
+  // The tensor-core kernel at every batch (TPSERVE_DECODE_MMA=0 turns it off).
+  EXPECT_TRUE(ChooseDecodePartition(1, 4, 512, 132).tensor_cores);
+  EXPECT_TRUE(ChooseDecodePartition(128, 4, 512, 132).tensor_cores);
 }
 
 TEST(AttentionTest, RejectsBadShapes) {

@@ -159,28 +159,32 @@ struct DeviceAttnCase {
   }
 };
 
-// Decode attention of the case in both forms of the kernel
-// (DecodePartition::wide_loads) with `splits` splits: each within 1e-2 of the
-// reference, and the two bit for bit equal (same sums in the same order).
-// `launch(partition, workspace)` writes into dc.out; the workspace is
-// NaN-poisoned (empty splits write only their lse, and the merge must never
-// read the rest of their slots).
+// Decode attention of the case in the three forms of the kernel -- narrow,
+// wide (DecodePartition::wide_loads) and tensor cores -- with `splits`
+// splits: each within 1e-2 of the reference, narrow and wide bit for bit
+// equal (same sums in the same order; the tensor-core form rounds P to bf16
+// and sums in another order). `launch(partition, workspace)` writes into
+// dc.out; the workspace is NaN-poisoned (empty splits write only their lse,
+// and the merge must never read the rest of their slots), and so is dc.out
+// before each form.
 template <typename Launch>
 void ExpectBothDecodeForms(const AttnCase& c, const DeviceAttnCase& dc, int splits, Launch launch) {
   std::vector<float> narrow;
-  for (bool wide : {false, true}) {
+  const std::vector<float> want = c.Reference();
+  for (int form : {0, 1, 2}) {
     DecodePartition p;
     p.num_splits = splits;
-    p.wide_loads = wide;
+    p.wide_loads = form == 1;
+    p.tensor_cores = form == 2;
     DevArray<char> ws(DecodeWorkspaceBytes(c.seqs.size(), c.dims.num_heads, c.dims.head_dim, p));  // 0xFF
+    ASSERT_EQ(cudaMemset(dc.out.get(), 0xFF, dc.out.size() * sizeof(dc.out.get()[0])), cudaSuccess);
     const absl::Status st = launch(p, ws.get());
     ASSERT_TRUE(st.ok()) << st;
     const std::vector<float> got = ToFloat(dc.out.Download());
-    EXPECT_LT(MaxRelError(got, c.Reference()), 1e-2) << "wide " << wide;
-    if (wide) {
+    EXPECT_LT(MaxRelError(got, want), 1e-2) << "form " << form << " (0 narrow, 1 wide, 2 tensor cores)";
+    if (form == 0) narrow = got;
+    if (form == 1) {
       EXPECT_EQ(MaxRelError(got, narrow), 0.0) << "the wide form must give the narrow form's bits";
-    } else {
-      narrow = got;
     }
   }
 }

@@ -60,6 +60,7 @@ class DevArray {
   DevArray(const DevArray&) = delete;
   DevArray& operator=(const DevArray&) = delete;
   T* get() const { return p_; }
+  size_t size() const { return n_; }
   std::vector<T> Download() const {
     std::vector<T> h(n_);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
