@@ -21,11 +21,14 @@ namespace {
 constexpr int kMaxSplits = 128;  // what a launch accepts
 
 // Merges the splits of one (sequence, head): weights 2^(lse - max). One warp
-// reads every split's lse at once (a loop of dependent loads cost 5-6 us at 32
-// splits); splits that saw no key (lse -inf: their part_o is never written)
-// are skipped.
+// reads every split's lse in one round of loads (up to 4 a lane; a loop of
+// dependent loads cost 5-6 us at 32 splits); splits that saw no key (lse
+// -inf: their part_o is never written) are skipped. Each thread then reads
+// its element of the active splits' outputs 8 at a time, so their loads
+// overlap.
 __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float* __restrict__ part_lse,
                                   bf16* __restrict__ out, int nh, int d, int num_splits) {
+  constexpr int kPerLane = kMaxSplits / 32, kBatch = 8;
   __shared__ float weight[kMaxSplits];
   __shared__ int active[kMaxSplits];
   __shared__ int num_active;
@@ -36,19 +39,26 @@ __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float*
   const size_t base = (static_cast<size_t>(s) * nh + h) * num_splits;
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
-    float mx = -INFINITY;
-    for (int i = lane; i < num_splits; i += 32) mx = fmaxf(mx, part_lse[base + i]);
+    float lse[kPerLane];
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) {
+      const int i = lane + 32 * r;
+      lse[r] = i < num_splits ? part_lse[base + i] : -INFINITY;
+    }
+    float mx = lse[0];
+#pragma unroll
+    for (int r = 1; r < kPerLane; ++r) mx = fmaxf(mx, lse[r]);
     mx = WarpMax(mx);
     float sum = 0.0f;
     int count = 0;
-    for (int i0 = 0; i0 < num_splits; i0 += 32) {
-      const int i = i0 + lane;
-      const float f = (i < num_splits && mx != -INFINITY) ? exp2f(part_lse[base + i] - mx) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) {
+      const float f = mx != -INFINITY ? exp2f(lse[r] - mx) : 0.0f;
       const unsigned used = __ballot_sync(0xffffffffu, f > 0.0f);
       if (f > 0.0f) {
         const int slot = count + __popc(used & ((1u << lane) - 1u));
         weight[slot] = f;
-        active[slot] = i;
+        active[slot] = lane + 32 * r;
       }
       count += __popc(used);
       sum += f;
@@ -63,7 +73,15 @@ __global__ void MergeSplitsKernel(const float* __restrict__ part_o, const float*
   const int n = num_active;
   for (int e = threadIdx.x; e < d; e += blockDim.x) {
     float o = 0.0f;
-    for (int j = 0; j < n; ++j) o += weight[j] * part_o[(base + active[j]) * d + e];
+    for (int j0 = 0; j0 < n; j0 += kBatch) {
+      float v[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) v[u] = j0 + u < n ? part_o[(base + active[j0 + u]) * d + e] : 0.0f;
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (j0 + u < n) o += weight[j0 + u] * v[u];
+      }
+    }
     out[static_cast<size_t>(s) * nh * d + h * d + e] = __float2bfloat16(total > 0.0f ? o / total : 0.0f);
   }
 }

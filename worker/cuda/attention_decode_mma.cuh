@@ -80,6 +80,18 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
   const int prefetch_end = min(end, start + prefetch_keys);
   if (start < prefetch_end) PrefetchRows<D>(k_cache, v_cache, bt, start, prefetch_end, bs, nkv, kvh);
+  // The cache rows (slot * nkv + kvh) of this lane's keys k0 + 8 j + g (-1:
+  // past the split). The first round's before the wait (block tables are
+  // copied before the step), each next round's while this one computes.
+  int rows[4];
+  auto locate = [&](int k0) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int key = k0 + 8 * j + g;
+      rows[j] = key < end ? (bt[key / bs] * bs + key % bs) * nkv + kvh : -1;
+    }
+  };
+  if (start + warp * 32 < end) locate(start + warp * 32);
   PdlWait();
   PdlTrigger();
   if (start >= end && num_splits > 1) {  // an empty split: only its lse, which the merge skips
@@ -105,19 +117,19 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     uint4 kw[4][kBlocks], vw[4][kBlocks];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int key = k0 + 8 * j + g;
-      if (key < end) {
-        const size_t row = ((static_cast<size_t>(bt[key / bs]) * bs + key % bs) * nkv + kvh) * D + 8 * t;
+      if (rows[j] >= 0) {
+        const size_t at = static_cast<size_t>(rows[j]) * D + 8 * t;
 #pragma unroll
         for (int c = 0; c < kBlocks; ++c) {
-          kw[j][c] = LoadChunk8(k_cache + row + 32 * c);
-          vw[j][c] = LoadChunk8(v_cache + row + 32 * c);
+          kw[j][c] = LoadChunk8(k_cache + at + 32 * c);
+          vw[j][c] = LoadChunk8(v_cache + at + 32 * c);
         }
       } else {  // zero, so that P = 0 times it stays 0
 #pragma unroll
         for (int c = 0; c < kBlocks; ++c) kw[j][c] = vw[j][c] = uint4{0, 0, 0, 0};
       }
     }
+    if (k0 + kDecodeWarps * 32 < end) locate(k0 + kDecodeWarps * 32);
     // S = Q K^T: p[j][e] = score of key k0 + 8 j + 2 t + e for head g.
     float p[4][2];
 #pragma unroll
