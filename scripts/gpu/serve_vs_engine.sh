@@ -52,9 +52,11 @@ for tp in $TPS; do
       --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99 \
       --save-result --result-dir "$OUT" --result-filename "served_tp${tp}_c$c.json" \
       > "$OUT/served_tp${tp}_c$c.txt" 2>&1 || tail -5 "$OUT/served_tp${tp}_c$c.txt"
+    # The router's step histograms so far (cumulative: subtract the previous file's). curl without the
+    # bundle's libraries (an older libcurl there breaks the system curl).
+    env -u LD_LIBRARY_PATH curl -s http://127.0.0.1:8000/metrics |
+      grep -E "^tpserve:(step_duration_seconds|tokens_per_step)_(sum|count)" > "$OUT/step_metrics_tp${tp}_c$c.txt"
   done
-  curl -s http://127.0.0.1:8000/metrics | grep -E "^tpserve:step_duration_seconds_(sum|count)" \
-    > "$OUT/step_metrics_tp$tp.txt"
   kill -TERM $pid
   wait $pid
 done
