@@ -90,7 +90,8 @@ struct DecodePartition {
   // The tensor-core kernel (attention_decode_mma.cuh): the query group on
   // mma.sync's M side instead of one key a lane. Not bit-identical to the
   // other two (P is rounded to bf16 for its mma); wide_loads does not apply.
-  // Not taken by the fused-RoPE form.
+  // Built for head dimensions 64 and 128 (the Qwen2 family's); other head
+  // dimensions and the fused-RoPE form run the FMA kernels.
   bool tensor_cores = false;
 };
 // Decode blocks per SM that ChooseDecodePartition aims for.

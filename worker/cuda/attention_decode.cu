@@ -9,7 +9,6 @@
 #include "common/env.h"
 #include "worker/cuda/attention.h"
 #include "worker/cuda/attention_decode.cuh"
-#include "worker/cuda/attention_decode_mma.cuh"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
@@ -109,10 +108,24 @@ absl::Status Launch(const bf16* q, int q_stride, bf16* out, const KvCacheRef& kv
   // The fused-RoPE form (opt-in) is built narrow only.
   const KV* k_cache = static_cast<const KV*>(kv.k);
   const KV* v_cache = static_cast<const KV*>(kv.v);
-  if (rope == nullptr && p.tensor_cores) {
-    TP_CUDA_CHECK(LaunchPdl(DecodeMmaKernel<D, G, KV>, grid, dim3(kDecodeWarps * 32), 0, stream, q, q_stride, out,
-                            part_o, part_lse, k_cache, v_cache, b, d.num_heads, d.num_kv_heads, d.block_size,
-                            scale_log2, kv.v_scale, p.num_splits, PrefetchKeys()));
+  if (rope == nullptr && p.tensor_cores && DecodeMmaTakes(D)) {
+    const DecodeMmaLaunch l{.q = q,
+                            .q_stride = q_stride,
+                            .out = out,
+                            .part_o = part_o,
+                            .part_lse = part_lse,
+                            .k_cache = k_cache,
+                            .v_cache = v_cache,
+                            .batch = b,
+                            .num_heads = d.num_heads,
+                            .num_kv_heads = d.num_kv_heads,
+                            .block_size = d.block_size,
+                            .scale_log2 = scale_log2,
+                            .v_scale = kv.v_scale,
+                            .num_splits = p.num_splits,
+                            .prefetch_keys = PrefetchKeys(),
+                            .stream = stream};
+    if (absl::Status s = LaunchDecodeMma(D, G, kv.dtype, l); !s.ok()) return s;
   } else {
     auto kernel = rope != nullptr  ? DecodeKernel<D, G, KV, true, false>
                   : p.wide_loads ? DecodeKernel<D, G, KV, false, true>

@@ -28,6 +28,8 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+
 #include "worker/cuda/attention.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/kv_cache.cuh"
@@ -245,6 +247,29 @@ __device__ __forceinline__ void StoreBlockResult(const float (&sm)[kDecodeWarps]
     }
   }
 }
+
+// What a launch of the tensor-core decode kernel takes (grid: sequences x KV
+// heads x splits; k and v: the caches, of the element type `dtype` names).
+struct DecodeMmaLaunch {
+  const bf16* q;
+  int q_stride;
+  bf16* out;
+  float* part_o;
+  float* part_lse;
+  const void* k_cache;
+  const void* v_cache;
+  PagedAttnBatch batch;
+  int num_heads, num_kv_heads, block_size;
+  float scale_log2, v_scale;
+  int num_splits, prefetch_keys;
+  cudaStream_t stream;
+};
+// Head dimensions the tensor-core kernel is built for (the Qwen2 family's);
+// others run the FMA kernels.
+inline constexpr bool DecodeMmaTakes(int head_dim) { return head_dim == 64 || head_dim == 128; }
+// Launches DecodeMmaKernel (attention_decode_mma.cu, its own file so that
+// nvcc builds the two kernel sets in parallel); `group` query heads a KV head.
+absl::Status LaunchDecodeMma(int head_dim, int group, KvCacheDtype dtype, const DecodeMmaLaunch& l);
 
 // KV: the cache's element type. An FP8 cache's k scale is folded into
 // scale_log2 and its v scale multiplies the output (v_scale, 1 for bf16).

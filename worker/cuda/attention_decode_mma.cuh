@@ -1,5 +1,6 @@
-// The split-KV decode kernel on tensor cores (nvcc only; attention_decode.cu
-// launches it, DecodePartition::tensor_cores). Same blocks as DecodeKernel
+// The split-KV decode kernel on tensor cores (nvcc only; attention_decode_mma.cu
+// launches it for head dimensions 64 and 128 when DecodePartition::tensor_cores
+// is set). Same blocks as DecodeKernel
 // (attention_decode.cuh): one (sequence, KV head, split) a block, four warps,
 // 32 keys a warp a round, the same partition, prefetch and combine; what
 // differs is a warp's round. DecodeKernel gives each lane one key and the

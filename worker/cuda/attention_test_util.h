@@ -160,7 +160,8 @@ struct DeviceAttnCase {
 };
 
 // Decode attention of the case in the three forms of the kernel -- narrow,
-// wide (DecodePartition::wide_loads) and tensor cores -- with `splits`
+// wide (DecodePartition::wide_loads) and tensor cores (head dimensions 64
+// and 128; others run the narrow form again) -- with `splits`
 // splits: each within 1e-2 of the reference, narrow and wide bit for bit
 // equal (same sums in the same order; the tensor-core form rounds P to bf16
 // and sums in another order). `launch(partition, workspace)` writes into
