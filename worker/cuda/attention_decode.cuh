@@ -195,6 +195,20 @@ __device__ __forceinline__ void KeyScores(const KV* __restrict__ krow, const flo
   }
 }
 
+// What a decode block (sequence s, KV head kvh, split) works on: query heads
+// [h0, h0 + G), keys [start, end) of a context of ctx, block table bt.
+struct DecodeBlock {
+  int s, kvh, split, h0, ctx, start, end;
+  const int* bt;
+  __device__ __forceinline__ DecodeBlock(const PagedAttnBatch& b, int group, int num_splits)
+      : s(blockIdx.x), kvh(blockIdx.y), split(blockIdx.z), h0(kvh * group), ctx(b.context_len[s]) {
+    const int partition = SplitKeys(ctx, num_splits);
+    start = split * partition;
+    end = min(ctx, start + partition);
+    bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
+  }
+};
+
 // Asks L2 for the K and V rows of keys [first, last) of one KV head (the
 // prefetch does not block, and L2 is coherent, so a row written meanwhile is
 // still read correctly later).
@@ -285,12 +299,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   __shared__ float sm[kDecodeWarps][G], sl[kDecodeWarps][G];
   __shared__ float so[kDecodeWarps][G][D];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-  const int h0 = kvh * G;
-  const int ctx = b.context_len[s];
-  const int partition = SplitKeys(ctx, num_splits);
-  const int start = split * partition, end = min(ctx, start + partition);
-  const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
+  const DecodeBlock blk(b, G, num_splits);
+  const int s = blk.s, kvh = blk.kvh, split = blk.split, h0 = blk.h0, ctx = blk.ctx, start = blk.start,
+            end = blk.end;
+  const int* bt = blk.bt;
   const int fresh = kRope ? ctx - 1 : -1;  // the new token's position (kRope)
   const bool has_fresh = kRope && start <= fresh && fresh < end;
   float rs = 0.0f, rc = 0.0f;

@@ -36,7 +36,7 @@ namespace tpserve::worker::cuda {
 // c0, c1 += rows 0-7 of A (16 x 16; a0: k 2t..2t+1, a2: k 8+2t..) times B
 // (16 x 8): rows 8-15 of A are zero, so c2, c3 are zero and dropped.
 __device__ __forceinline__ void MmaTopRows(float& c0, float& c1, uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
-  float d2, d3;
+  [[maybe_unused]] float d2, d3;  // rows 8-15: zero
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%10,%11,%12,%12};"
       : "=f"(c0), "=f"(c1), "=f"(d2), "=f"(d3)
@@ -73,12 +73,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   __shared__ float sm[kDecodeWarps][G], sl[kDecodeWarps][G];
   __shared__ float so[kDecodeWarps][G][D];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-  const int h0 = kvh * G;
-  const int ctx = b.context_len[s];
-  const int partition = SplitKeys(ctx, num_splits);
-  const int start = split * partition, end = min(ctx, start + partition);
-  const int* bt = b.block_tables + static_cast<size_t>(s) * b.max_blocks_per_seq;
+  const DecodeBlock blk(b, G, num_splits);
+  const int s = blk.s, kvh = blk.kvh, split = blk.split, h0 = blk.h0, start = blk.start, end = blk.end;
+  const int* bt = blk.bt;
   const int prefetch_end = min(end, start + prefetch_keys);
   if (start < prefetch_end) PrefetchRows<D>(k_cache, v_cache, bt, start, prefetch_end, bs, nkv, kvh);
   // The cache rows (slot * nkv + kvh) of this lane's keys k0 + 8 j + g (-1:
