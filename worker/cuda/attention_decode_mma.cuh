@@ -29,7 +29,7 @@
 #ifndef TPSERVE_WORKER_CUDA_ATTENTION_DECODE_MMA_CUH_
 #define TPSERVE_WORKER_CUDA_ATTENTION_DECODE_MMA_CUH_
 
-#include "worker/cuda/attention_decode.cuh"
+#include "worker/cuda/attention_decode_common.cuh"
 
 namespace tpserve::worker::cuda {
 
