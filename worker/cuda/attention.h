@@ -96,7 +96,10 @@ struct DecodePartition {
 };
 // Decode blocks per SM that ChooseDecodePartition aims for.
 inline constexpr int kDecodeBlocksPerSm = 2;
-// Enough splits that about kDecodeBlocksPerSm blocks run per SM of a GPU with
+// kDecodeBlocksPerSm, or TPSERVE_DECODE_BLOCKS_PER_SM (1-8, read once) for
+// A/B runs.
+int DecodeBlocksPerSm();
+// Enough splits that about DecodeBlocksPerSm() blocks run per SM of a GPU with
 // `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch
 // already fills the GPU or the context is short), at most 128 (or
 // TPSERVE_DECODE_MAX_SPLITS); the wide form while the (sequence, KV head)

@@ -211,14 +211,22 @@ bool UseTensorCores() {
 
 }  // namespace
 
+int DecodeBlocksPerSm() {
+  static const int n = EnvIntInRange("TPSERVE_DECODE_BLOCKS_PER_SM", 1, 8, kDecodeBlocksPerSm);
+  return n;
+}
+
 DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_context, int num_sms) {
   const int blocks = std::max(1, num_seqs) * std::max(1, num_kv_heads);
-  const int target = kDecodeBlocksPerSm * std::max(1, num_sms);
+  const int target = DecodeBlocksPerSm() * std::max(1, num_sms);
   const int want = (target + blocks - 1) / blocks;
   const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
-  // More splits read long contexts faster (H200, 7B, batch 1: 32k keys in
-  // 66 us with 128 splits against 103 us with 32). A batch-1 graph keeps its
+  // More splits read long contexts faster with the FMA kernels (H200, 7B,
+  // batch 1: 32k keys in 66 us with 128 splits against 103 us with 32); with
+  // the tensor-core kernel's shorter rounds, 33 splits (one block an SM) were
+  // 1.8% faster a 32k step than 66 (docs/performance.md; not adopted until
+  // batches 2-32 at long contexts are measured). A batch-1 graph keeps its
   // split count for short contexts too; there the empty splits exit after
   // writing their lse and the merge skips them, so the count only costs
   // launch width. TPSERVE_DECODE_MAX_SPLITS (1-128) caps it for comparisons.

@@ -59,7 +59,7 @@ std::string DescribeDevice(const DeviceInfo& d) {
       d.name, ": sm_", d.major, d.minor, ", ", d.num_sms, " SMs, ", GiB(d.total_memory), " GiB, ",
       d.smem_per_block_optin / 1024, " KiB shared memory per block; kernels: sm_", d.kernel_binary_version,
       " code from compute_", d.kernel_ptx_version, " PTX; programmatic dependent launch ", PdlLine(d),
-      "; decode attention: split-KV for ", kDecodeBlocksPerSm * d.num_sms, " blocks (", kDecodeBlocksPerSm,
+      "; decode attention: split-KV for ", DecodeBlocksPerSm() * d.num_sms, " blocks (", DecodeBlocksPerSm(),
       " per SM); decode GEMV up to ", kGemvFastRows, " rows (on tensor cores int4 up to ",
       kGemvInt4MmaMaxRows, " in passes of ", kGemvIntMmaMaxRows, ", int8 up to ", kGemvIntMmaMaxRows,
       "), cuBLASLt above");
