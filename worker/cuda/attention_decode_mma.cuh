@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int prefetch_end = min(end, start + prefetch_keys);
   if (start < prefetch_end) PrefetchRows<D>(k_cache, v_cache, bt, start, prefetch_end, bs, nkv, kvh);
   // The cache rows (slot * nkv + kvh) of this lane's keys k0 + 8 j + g (-1:
-  // past the split; an int: a cache of 2^31 rows would be 2^31 x 128 x 2
-  // bytes a layer, far beyond any GPU's memory). The first round's before the wait (block tables are
+  // past the split; an int: 2^31 rows of even 64 FP8 values are 128 GiB of
+  // one layer's keys, beyond any GPU's memory). The first round's before the wait (block tables are
   // copied before the step), each next round's while this one computes.
   int rows[4];
   auto locate = [&](int k0) {
