@@ -169,7 +169,7 @@ struct DeviceAttnCase {
 // and the merge must never read the rest of their slots), and so is dc.out
 // before each form.
 template <typename Launch>
-void ExpectBothDecodeForms(const AttnCase& c, const DeviceAttnCase& dc, int splits, Launch launch) {
+void ExpectDecodeForms(const AttnCase& c, const DeviceAttnCase& dc, int splits, Launch launch) {
   std::vector<float> narrow;
   const std::vector<float> want = c.Reference();
   for (int form : {0, 1, 2}) {
