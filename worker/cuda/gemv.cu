@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
+#include "worker/cuda/gemv_fp8_mma.h"
 #include "worker/cuda/pdl.cuh"
 
 namespace tpserve::worker::cuda {
@@ -242,11 +243,13 @@ absl::Status Gemv(const bf16* x, const bf16* w, const bf16* bias, void* out, boo
 
 absl::Status GemvFp8(const bf16* x, const __nv_fp8_e4m3* w, const float* w_scale, const bf16* bias, void* out,
                      bool out_fp32, int m, int n, int k, cudaStream_t stream) {
+  if (GemvFp8MmaTakes(m, k)) return GemvFp8Mma(x, w, w_scale, bias, out, out_fp32, m, n, k, stream);
   return GemvRows<Fp8Weights>(x, w, w_scale, bias, out, out_fp32, m, n, k, stream);
 }
 
 absl::Status GemvFp8SiluMul(const bf16* x, const __nv_fp8_e4m3* w, const float* w_scale, bf16* out, int m,
                             int inter, int k, cudaStream_t stream) {
+  if (GemvFp8MmaTakes(m, k)) return GemvFp8MmaSiluMul(x, w, w_scale, out, m, inter, k, stream);
   return SiluMulRows<Fp8Weights>(x, w, w_scale, out, m, inter, k, stream);
 }
 
