@@ -94,10 +94,13 @@ struct DecodePartition {
   // dimensions and the fused-RoPE form run the FMA kernels.
   bool tensor_cores = false;
 };
-// Decode blocks per SM that ChooseDecodePartition aims for.
-inline constexpr int kDecodeBlocksPerSm = 2;
-// kDecodeBlocksPerSm, or TPSERVE_DECODE_BLOCKS_PER_SM (1-8, read once) for
-// A/B runs.
+// Decode blocks per SM that ChooseDecodePartition aims for: one for the
+// tensor-core kernel, two for the FMA kernels (TPSERVE_DECODE_MMA=0), which
+// read long contexts faster with more splits (docs/performance.md).
+inline constexpr int kDecodeBlocksPerSmMma = 1;
+inline constexpr int kDecodeBlocksPerSmFma = 2;
+// The one of the two for the kernel decode steps use, or
+// TPSERVE_DECODE_BLOCKS_PER_SM (1-8, read once) for A/B runs.
 int DecodeBlocksPerSm();
 // Enough splits that about DecodeBlocksPerSm() blocks run per SM of a GPU with
 // `num_sms` SMs (the device's, DeviceInfo::num_sms; fewer when the batch

@@ -212,7 +212,8 @@ bool UseTensorCores() {
 }  // namespace
 
 int DecodeBlocksPerSm() {
-  static const int n = EnvIntInRange("TPSERVE_DECODE_BLOCKS_PER_SM", 1, 8, kDecodeBlocksPerSm);
+  static const int n = EnvIntInRange("TPSERVE_DECODE_BLOCKS_PER_SM", 1, 8,
+                                     UseTensorCores() ? kDecodeBlocksPerSmMma : kDecodeBlocksPerSmFma);
   return n;
 }
 
@@ -223,10 +224,12 @@ DecodePartition ChooseDecodePartition(int num_seqs, int num_kv_heads, int max_co
   const int useful = (std::max(1, max_context) + kMinSplitKeys - 1) / kMinSplitKeys;
   DecodePartition p;
   // More splits read long contexts faster with the FMA kernels (H200, 7B,
-  // batch 1: 32k keys in 66 us with 128 splits against 103 us with 32); with
-  // the tensor-core kernel's shorter rounds, 33 splits (one block an SM) were
-  // 1.8% faster a 32k step than 66 (docs/performance.md; not adopted until
-  // batches 2-32 at long contexts are measured). A batch-1 graph keeps its
+  // batch 1: 32k keys in 66 us with 128 splits against 103 us with 32); the
+  // tensor-core kernel's rounds are shorter, and one block an SM (33 splits
+  // at batch 1) beats two: H200, 7B, 8k-token contexts, batch 1 / 2 / 8 / 32
+  // 4.30 / 4.56 / 5.69 / 8.55 -> 4.04 / 4.44 / 5.37 / 8.11 ms a step (bf16),
+  // 32k 4.54 -> 4.45, 512-token contexts equal or faster up to batch 256
+  // (2026-12-01 ~21:00 UTC, docs/performance.md). A batch-1 graph keeps its
   // split count for short contexts too; there the empty splits exit after
   // writing their lse and the merge skips them, so the count only costs
   // launch width. TPSERVE_DECODE_MAX_SPLITS (1-128) caps it for comparisons.

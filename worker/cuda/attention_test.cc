@@ -180,18 +180,19 @@ TEST(DecodePartitionTest, FillsTheGpuWithinLimits) {
       }
     }
   }
-  // Batch 1 of a 4-KV-head model on an H200 (132 SMs): many splits, so ~two
-  // blocks per SM (264 / 4 = 66).
-  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768, 132).num_splits, 66);
+  // Batch 1 of a 4-KV-head model on an H200 (132 SMs): many splits, so ~one
+  // block per SM for the tensor-core kernel (132 / 4 = 33).
+  EXPECT_EQ(DecodeBlocksPerSm(), kDecodeBlocksPerSmMma);
+  EXPECT_EQ(ChooseDecodePartition(1, 4, 32768, 132).num_splits, 33);
   EXPECT_EQ(ChooseDecodePartition(1, 4, 640, 132).num_splits, 10);
   // A batch that fills the GPU by itself needs no split.
   EXPECT_EQ(ChooseDecodePartition(256, 4, 32768, 132).num_splits, 1);
-  // The target follows the SM count: 16 (sequence, KV head) blocks get 17
-  // splits each on 132 SMs (272 blocks), 14 on an A100's 108 (224), 2 on a
+  // The target follows the SM count: 16 (sequence, KV head) blocks get 9
+  // splits each on 132 SMs (144 blocks), 7 on an A100's 108 (112), 1 on a
   // 10-SM GPU.
-  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 132).num_splits, 17);
-  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 108).num_splits, 14);
-  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 10).num_splits, 2);
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 132).num_splits, 9);
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 108).num_splits, 7);
+  EXPECT_EQ(ChooseDecodePartition(2, 8, 32768, 10).num_splits, 1);
   // The wide form while the (sequence, KV head) pairs fit one per SM.
   EXPECT_TRUE(ChooseDecodePartition(1, 4, 512, 132).wide_loads);
   EXPECT_TRUE(ChooseDecodePartition(33, 4, 512, 132).wide_loads);
