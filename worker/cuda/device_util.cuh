@@ -3,6 +3,10 @@
 #define TPSERVE_WORKER_CUDA_DEVICE_UTIL_CUH_
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
 
 namespace tpserve::worker::cuda {
 
@@ -32,6 +36,27 @@ __device__ __forceinline__ __nv_bfloat16 SiluMulRounded(float gate, float up) {
   const float us = __bfloat162float(__float2bfloat16(up));
   const float act = __bfloat162float(__float2bfloat16(gs / (1.0f + __expf(-gs))));
   return __float2bfloat16(act * us);
+}
+
+// c += A * B on the tensor cores (mma.sync m16n8k16, sm_80+) with fp32
+// sums: A 16 x 16 (a0..a3), B 16 x 8 (b0, b1) in the PTX fragment layout;
+// T is the inputs' type, __nv_bfloat16 or __half. The one wrapper the
+// kernels share (the decode attention's MmaTopRows is a narrower form).
+template <typename T>
+__device__ __forceinline__ void MmaM16N8K16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint32_t b0, uint32_t b1) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>);
+  if constexpr (std::is_same_v<T, __half>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
 }
 
 // Max over the 32 lanes of a warp, result in every lane.

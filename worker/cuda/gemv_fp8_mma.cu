@@ -80,14 +80,6 @@ bool Fits(int m, int k) {
   return m >= 1 && m <= 2 && k > 0 && k % kTileInputs == 0 && SmemBytes(m, k) <= MaxSmemPerBlock();
 }
 
-__device__ __forceinline__ void MmaF16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                       uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // The f16 pair of E4M3 bytes (2h, 2h + 1) of a word (exact).
 __device__ __forceinline__ uint32_t E4m3F16Pair(uint32_t word, int h) {
   const __half2_raw p =
@@ -193,7 +185,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int s = 0; s < 4; ++s) {
           const uint32_t a = Word(wa, s), b = Word(wb, s);
           const uint4& xv = s < 2 ? x0 : x1;
-          MmaF16(acc[0][0], E4m3F16Pair(a, 0), E4m3F16Pair(b, 0), E4m3F16Pair(a, 1), E4m3F16Pair(b, 1),
+          MmaM16N8K16<__half>(acc[0][0], E4m3F16Pair(a, 0), E4m3F16Pair(b, 0), E4m3F16Pair(a, 1), E4m3F16Pair(b, 1),
                  Word(xv, 2 * (s % 2)), Word(xv, 2 * (s % 2) + 1));
         }
       }

@@ -33,15 +33,6 @@ __device__ __forceinline__ uint32_t AddBf16x2(uint32_t a, uint32_t neg) {
   return d;
 }
 
-// c += A (16 x 16, rows g and g + 8) * B (16 x 8, column g).
-__device__ __forceinline__ void Mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                    uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
@@ -81,7 +72,7 @@ __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint3
       const uint32_t a0 = Int4Pair(a, 2 * h, nza), a1 = Int4Pair(b, 2 * h, nzb), a2 = Int4Pair(a, 2 * h + 1, nza),
                      a3 = Int4Pair(b, 2 * h + 1, nzb);
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) Mma(c[nt], a0, a1, a2, a3, xs[nt][2 * h], xs[nt][2 * h + 1]);
+      for (int nt = 0; nt < NT; ++nt) MmaM16N8K16<bf16>(c[nt], a0, a1, a2, a3, xs[nt][2 * h], xs[nt][2 * h + 1]);
     }
   }
 }
@@ -110,8 +101,8 @@ __device__ __forceinline__ void Int8Tile(const uint4& wa, const uint4& wb, uint3
     for (int nt = 0; nt < NT; ++nt) {
       const uint32_t x01 = Word(x[nt][w / 2], 2 * (w % 2)), x23 = Word(x[nt][w / 2], 2 * (w % 2) + 1);
       const uint32_t x02 = Prmt(x01, x23, 0x5410), x13 = Prmt(x01, x23, 0x7632);
-      Mma(lo[nt], l0, l1, l2, l3, x02, x13);
-      Mma(hi[nt], h0, h1, h2, h3, x02, x13);
+      MmaM16N8K16<bf16>(lo[nt], l0, l1, l2, l3, x02, x13);
+      MmaM16N8K16<bf16>(hi[nt], h0, h1, h2, h3, x02, x13);
     }
   }
 }
