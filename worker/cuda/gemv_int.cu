@@ -1,9 +1,9 @@
 #include "worker/cuda/gemv_int.h"
 
 #include <algorithm>
-#include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "common/env.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/device_util.cuh"
 #include "worker/cuda/gemv_int_mma.h"
@@ -25,8 +25,6 @@ constexpr int kWarpsPerBlock = 4;
 constexpr int kRowsPerWarp = 2;
 // 16-byte chunks of each row a lane keeps in flight.
 constexpr int kLoads = 4;
-// 2^23 as a float: OR-ing an integer v < 2^23 into its mantissa gives 2^23 + v.
-constexpr uint32_t kMagicBits = 0x4B000000u;
 
 // One 16-byte chunk of each of R rows (32 int4 or 16 int8 codes, all in one
 // group since groups are multiples of 32) dotted with the same inputs of M
@@ -115,12 +113,14 @@ __device__ __forceinline__ void Dot(const uint4 (&chunk)[R], const uint4* __rest
 // whether a chunk exists is the same for every lane and the loads are not in
 // divergent code (where every load re-moves its memory descriptor into
 // uniform registers).
-template <int BITS, int M, int R, int L, bool kWhole>
+// kRange: only chunks [c_begin, c_end) (c_begin a multiple of 32), else all.
+template <int BITS, int M, int R, int L, bool kWhole, bool kRange>
 __device__ __forceinline__ void StreamRowsIn(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
-                                             int k, float (&acc)[R][M]) {
+                                             int k, int range_begin, int range_end, float (&acc)[R][M]) {
   constexpr int kPerChunk = 128 / BITS, kXPieces = kPerChunk / 8;
   const int lane = threadIdx.x & 31;
   const int chunks = k / kPerChunk, groups = k / w.group, per_group = w.group / kPerChunk;
+  const int c_begin = kRange ? range_begin : 0, c_end = kRange ? range_end : chunks;
   const int shift = (per_group & (per_group - 1)) == 0 ? __ffs(per_group) - 1 : -1;
   const int step = static_cast<int>(IntChunkIndex(w.tiled, 0, 32, chunks));  // chunk c to c + 32 of a row
   const uint4* wp[R];
@@ -128,7 +128,7 @@ __device__ __forceinline__ void StreamRowsIn(const IntWeightView& w, const int (
   const uint16_t* zr[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    wp[r] = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, rows[r], lane, chunks);
+    wp[r] = reinterpret_cast<const uint4*>(w.codes) + IntChunkIndex(w.tiled, rows[r], c_begin + lane, chunks);
     sr[r] = w.scale + static_cast<size_t>(rows[r]) * groups;
     zr[r] = w.zero + static_cast<size_t>(rows[r]) * groups;
 #pragma unroll
@@ -136,7 +136,7 @@ __device__ __forceinline__ void StreamRowsIn(const IntWeightView& w, const int (
   }
   // Whether chunk first + lane + 32 u exists (first: lane 0's chunk of the round).
   auto exists = [&](int first, int u) {
-    return kWhole ? first + 32 * u < chunks : first + lane + 32 * u < chunks;
+    return kWhole ? first + 32 * u < c_end : first + lane + 32 * u < c_end;
   };
   uint4 wv[L][R];
   float sv[L][R];
@@ -158,54 +158,91 @@ __device__ __forceinline__ void StreamRowsIn(const IntWeightView& w, const int (
 #pragma unroll
     for (int r = 0; r < R; ++r) wp[r] += L * step;
   };
-  int first = 0;
+  int first = c_begin;
   load(first);
   PdlWait();
   PdlTrigger();
-  const uint4* xq = reinterpret_cast<const uint4*>(x) + lane * kXPieces;
-  while (first < chunks) {
+  const uint4* xq = reinterpret_cast<const uint4*>(x) + (c_begin + lane) * kXPieces;
+  while (first < c_end) {
 #pragma unroll
     for (int u = 0; u < L; ++u) {
       if (exists(first, u)) Dot<BITS, M, R>(wv[u], xq + 32 * u * kXPieces, k / 8, sv[u], zv[u], acc);
     }
     first += 32 * L;
     xq += 32 * L * kXPieces;
-    if (first < chunks) load(first);
+    if (first < c_end) load(first);
   }
 }
 
-template <int BITS, int M, int R, int L>
+// kRange: chunks [c_begin, c_end) of the rows (c_begin a multiple of 32),
+// else all of them.
+template <int BITS, int M, int R, int L, bool kRange = false>
 __device__ __forceinline__ void StreamRows(const IntWeightView& w, const int (&rows)[R], const bf16* __restrict__ x,
-                                           int k, float (&acc)[R][M]) {
+                                           int k, float (&acc)[R][M], int c_begin = 0, int c_end = 0) {
   if ((k / (128 / BITS)) % 32 == 0) {
-    StreamRowsIn<BITS, M, R, L, true>(w, rows, x, k, acc);
+    StreamRowsIn<BITS, M, R, L, true, kRange>(w, rows, x, k, c_begin, c_end, acc);
   } else {
-    StreamRowsIn<BITS, M, R, L, false>(w, rows, x, k, acc);
+    StreamRowsIn<BITS, M, R, L, false, kRange>(w, rows, x, k, c_begin, c_end, acc);
   }
 }
 
-template <int BITS, int M>
+// KS: the warps that split each row pair's chunks (in whole 32-chunk
+// rounds), their sums added in shared memory in split order.
+template <int BITS, int M, int KS>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     GemvIntKernel(const bf16* __restrict__ x, IntWeightView w, const bf16* __restrict__ bias, void* __restrict__ out,
                   bool out_fp32, int n, int k) {
-  const int lane = threadIdx.x & 31;
-  const int row = (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5)) * kRowsPerWarp;
+  constexpr int R = kRowsPerWarp;
+  static_assert(kWarpsPerBlock % KS == 0);
+  __shared__ float part[kWarpsPerBlock][R][M];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, split = warp % KS;
+  const int row = (blockIdx.x * (kWarpsPerBlock / KS) + warp / KS) * R;
   if (row >= n) {
     PdlWait();
     PdlTrigger();
-    return;
+    if constexpr (KS == 1) return;
   }
   // An odd last row streams twice and is written once.
-  const int rows[kRowsPerWarp] = {row, min(row + 1, n - 1)};
-  float acc[kRowsPerWarp][M];
-  StreamRows<BITS, M, kRowsPerWarp, kLoads>(w, rows, x, k, acc);
+  int rows[R] = {row};
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
+  for (int r = 1; r < R; ++r) rows[r] = min(row + r, n - 1);
+  float acc[R][M];
+  if constexpr (KS == 1) {
+    StreamRows<BITS, M, R, kLoads>(w, rows, x, k, acc);
+  } else if (row < n) {
+    const int rounds = (k / (128 / BITS) + 31) / 32, per = (rounds + KS - 1) / KS;
+    StreamRows<BITS, M, R, kLoads, true>(w, rows, x, k, acc, 32 * min(split * per, rounds),
+                                         min(32 * (split + 1) * per, k / (128 / BITS)));
+  }
+  if constexpr (KS > 1) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float v = row < n ? WarpSum(acc[r][m]) : 0.0f;
+        if (lane == 0) part[warp][r][m] = v;
+      }
+    }
+    __syncthreads();
+    if (row >= n || split != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float v = part[warp][r][m];
+#pragma unroll
+        for (int j = 1; j < KS; ++j) v += part[warp + j][r][m];
+        acc[r][m] = v;
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
     if (row + r >= n) break;
     const float b = bias != nullptr ? __bfloat162float(bias[row + r]) : 0.0f;
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const float v = WarpSum(acc[r][m]) + b;
+      const float v = (KS > 1 ? acc[r][m] : WarpSum(acc[r][m])) + b;
       if (lane == 0) StoreOut(out, out_fp32, static_cast<size_t>(m) * n + row + r, v);
     }
   }
@@ -232,78 +269,41 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-__global__ void GatherColumnsKernel(const bf16* __restrict__ x, const int32_t* __restrict__ perm,
-                                    bf16* __restrict__ out, int m, int k) {
-  const int64_t total = static_cast<int64_t>(m) * k;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / k, j = i % k;
-    out[i] = x[r * k + perm[j]];
-  }
+// Warps splitting each row pair's chunks in GemvIntKernel: four for one
+// row of x over rows of at least 8,192 inputs (the 7B down's 448 blocks are
+// under one wave of the 96-register kernel, each warp streaming 37 KB), one
+// otherwise. H200, 2026-12-01, GPTQ int8, ms a step, two rounds: 7B batch
+// 1 2.910 / 2.901 -> 2.832 / 2.834, 72B 23.98 -> 23.15 (21:41 UTC, against
+// this kernel unsplit); at two rows four warps were no faster (3.44-3.46 ->
+// 3.46-3.49) and two warps at one row neither (21:36). Splitting every
+// shape measured no better in the twelfth session (branch int8-scalar-forms). TPSERVE_GEMV_INT_KSPLIT = 1, 2 or 4
+// forces one for every GemvIntKernel launch (read once, for A/B runs).
+int KSplit(int m, int k) {
+  static const int forced = [] {
+    const int v = EnvIntInRange("TPSERVE_GEMV_INT_KSPLIT", 0, 4, 0);
+    return v == 3 ? 0 : v;
+  }();
+  if (forced != 0) return forced;
+  return m == 1 && k >= 8192 ? 4 : 1;
 }
 
-// One thread per kDequantCodes codes of a row (a 32-bit word of int4, a
-// 16-byte chunk of int8; block y: rows, striding by the grid's height), so
-// that a warp loads 128 or 512 contiguous bytes and stores 512 or 1,024, in
-// the input order, or scattered through perm. A code q becomes the float
-// 2^23 + q with one LOP3 (its bits are the mantissa's low bits), less 2^23 +
-// zero it is q - zero exactly; times the scale that is the float product
-// common/quant computes, rounded once more to bf16 (two to a conversion).
-// Int-to-float conversions, a 64-bit division and 32 codes a thread held the
-// int4 kernel this replaces near 2 TB/s (7B gate_up 165 us, now 119; H200).
-template <int BITS>
-constexpr int kDequantCodes = BITS == 4 ? 8 : 16;
-
-template <int BITS>
-__global__ void __launch_bounds__(128) DequantizeIntKernel(IntWeightView w, int n, int k, bf16* __restrict__ out) {
-  constexpr int kCodes = kDequantCodes<BITS>, kPerWord = 32 / BITS, kWords = kCodes / kPerWord;
-  constexpr uint32_t kMask = (1u << BITS) - 1;
-  using Load = std::conditional_t<kWords == 1, uint32_t, uint4>;
-  static_assert(sizeof(Load) == 4 * kWords);
-  const int units = k / kCodes, chunks = k / (128 / BITS), groups = k / w.group;
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= units) return;
-  const int j0 = i * kCodes, gi = j0 / w.group, per_chunk = 4 / kWords;  // units a 16-byte chunk
-  for (int o = static_cast<int>(blockIdx.y); o < n; o += static_cast<int>(gridDim.y)) {
-    const size_t g = static_cast<size_t>(o) * groups + gi;
-    const float s = w.scale[g];
-    const float bias = __uint_as_float(kMagicBits | w.zero[g]);  // 2^23 + zero
-    const size_t at = IntChunkIndex(w.tiled, o, i / per_chunk, chunks) * 4 + (i % per_chunk) * kWords;
-    const Load bits = __ldcs(reinterpret_cast<const Load*>(reinterpret_cast<const uint32_t*>(w.codes) + at));
-    const uint32_t* word = reinterpret_cast<const uint32_t*>(&bits);
-    Pack8 v[kCodes / 8];
-#pragma unroll
-    for (int j = 0; j < kCodes; j += 2) {
-      const uint32_t wd = word[j / kPerWord];
-      const float a = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord)), kMask, kMagicBits)) - bias) * s;
-      const float b = (__uint_as_float(AndOr(wd >> (BITS * (j % kPerWord + 1)), kMask, kMagicBits)) - bias) * s;
-      v[j / 8].h2[(j % 8) / 2] = __floats2bfloat162_rn(a, b);
-    }
-    bf16* row = out + static_cast<size_t>(o) * k;
-    if (w.perm == nullptr) {
-#pragma unroll
-      for (int u = 0; u < kCodes / 8; ++u) reinterpret_cast<uint4*>(row + j0)[u] = v[u].u;
-    } else {
-#pragma unroll
-      for (int j = 0; j < kCodes; ++j) {
-        row[w.perm[j0 + j]] = j % 2 == 0 ? v[j / 8].h2[(j % 8) / 2].x : v[j / 8].h2[(j % 8) / 2].y;
-      }
-    }
-  }
-}
-
-int GridFor(int64_t work, int threads) {
-  const int64_t blocks = (work + threads - 1) / threads;
-  return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+template <int BITS, int M, int KS>
+absl::Status LaunchGemvSplit(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
+                             int k, cudaStream_t stream) {
+  const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp * KS;
+  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M, KS>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
+  return absl::OkStatus();
 }
 
 template <int BITS, int M>
 absl::Status LaunchGemv(const bf16* x, const IntWeightView& w, const bf16* bias, void* out, bool out_fp32, int n,
                         int k, cudaStream_t stream) {
-  const int warps = (n + kRowsPerWarp - 1) / kRowsPerWarp;
-  TP_CUDA_CHECK(LaunchPdl(GemvIntKernel<BITS, M>, dim3((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                          dim3(kWarpsPerBlock * 32), 0, stream, x, w, bias, out, out_fp32, n, k));
-  return absl::OkStatus();
+  switch (KSplit(M, k)) {
+    case 2: return LaunchGemvSplit<BITS, M, 2>(x, w, bias, out, out_fp32, n, k, stream);
+    case 4: return LaunchGemvSplit<BITS, M, 4>(x, w, bias, out, out_fp32, n, k, stream);
+    default: return LaunchGemvSplit<BITS, M, 1>(x, w, bias, out, out_fp32, n, k, stream);
+  }
 }
 
 template <int BITS, int M>
@@ -366,29 +366,6 @@ absl::Status GemvIntSiluMul(const bf16* x, const IntWeightView& w, bf16* out, in
   if (GemvIntMmaTakes(w, m)) return GemvIntMmaSiluMul(x, w, out, m, inter, k, stream);
   return w.bits == 4 ? SiluMulRows<4>(x, w, out, m, inter, k, stream)
                      : SiluMulRows<8>(x, w, out, m, inter, k, stream);
-}
-
-absl::Status GatherColumns(const bf16* x, const int32_t* perm, bf16* out, int m, int k, cudaStream_t stream) {
-  if (m <= 0 || k <= 0 || perm == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("GatherColumns: m ", m, ", k ", k));
-  }
-  GatherColumnsKernel<<<GridFor(int64_t{m} * k, 256), 256, 0, stream>>>(x, perm, out, m, k);
-  TP_CUDA_CHECK(cudaGetLastError());
-  return absl::OkStatus();
-}
-
-absl::Status DequantizeInt(const IntWeightView& w, int n, int k, bf16* out, cudaStream_t stream) {
-  if (absl::Status s = CheckIntShape(w, n, k); !s.ok()) return s;
-  auto launch = [&](auto kernel, int codes) {  // a thread per `codes` codes of a row, rows on y
-    kernel<<<dim3((k / codes + 127) / 128, std::min(n, 65535)), 128, 0, stream>>>(w, n, k, out);
-  };
-  if (w.bits == 4) {
-    launch(DequantizeIntKernel<4>, kDequantCodes<4>);
-  } else {
-    launch(DequantizeIntKernel<8>, kDequantCodes<8>);
-  }
-  TP_CUDA_CHECK(cudaGetLastError());
-  return absl::OkStatus();
 }
 
 }  // namespace tpserve::worker::cuda

@@ -5,6 +5,7 @@
 #define TPSERVE_WORKER_CUDA_INT_LAYOUT_CUH_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "worker/cuda/gemv_int.h"
 
@@ -27,6 +28,9 @@ __device__ __forceinline__ size_t IntChunkIndex(bool tiled, int row, int c, int 
 __device__ __forceinline__ int IntTileStride(bool tiled) {
   return tiled ? kIntTileRows * kIntTileChunks : kIntTileChunks;
 }
+
+// 2^23 as a float: OR-ing an integer v < 2^23 into its mantissa gives 2^23 + v.
+inline constexpr uint32_t kMagicBits = 0x4B000000u;
 
 // (a & mask) | bits in one LOP3: written as C++, the two constants do not
 // fit one instruction's single immediate and nvcc emits two LOP3s, a quarter
