@@ -80,18 +80,25 @@ TEST(GemvFp8Test, AllRowCountsMatchReference) {
   EXPECT_FALSE(GemvFp8(nullptr, nullptr, nullptr, nullptr, nullptr, true, 1, n, 1032, nullptr).ok());  // k % 16
 }
 
-TEST(GemvFp8Test, FusedSiluMulMatchesReference) {
-  TP_SKIP_WITHOUT_GPU();
-  const int inter = 300, k = 1056;
-  std::mt19937 rng(52);
+// A GemvFp8SiluMul-shaped function against the reference at 1 to max_rows
+// rows of x (inter 300).
+template <typename Fn>
+void ExpectSiluMulMatches(Fn fn, int max_rows, int k, uint32_t seed) {
+  const int inter = 300;
+  std::mt19937 rng(seed);
   Fp8Weights w(2 * inter, k, rng);
-  for (int m = 1; m <= 4; ++m) {
+  for (int m = 1; m <= max_rows; ++m) {
     auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng);
     DevArray<bf16> dx(x), dout(static_cast<size_t>(m) * inter);
-    ASSERT_TRUE(GemvFp8SiluMul(dx.get(), w.q.get(), w.scale.get(), dout.get(), m, inter, k, nullptr).ok());
+    ASSERT_TRUE(fn(dx.get(), w.q.get(), w.scale.get(), dout.get(), m, inter, k, nullptr).ok());
     EXPECT_LT(testing::MaxRelError(testing::ToFloat(dout.Download()), SiluMulReference(x, w.rows, m, inter, k)), 1e-2)
         << "m=" << m;
   }
+}
+
+TEST(GemvFp8Test, FusedSiluMulMatchesReference) {
+  TP_SKIP_WITHOUT_GPU();
+  ExpectSiluMulMatches(GemvFp8SiluMul, 4, 1056, 52);
 }
 
 // The tensor-core GEMV (gemv_fp8_mma.cu) at one and two rows: row counts that
@@ -145,16 +152,7 @@ TEST(GemvFp8MmaTest, MatchesReference) {
 
 TEST(GemvFp8MmaTest, FusedSiluMulMatchesReference) {
   TP_SKIP_WITHOUT_GPU();
-  const int inter = 300, k = 1024;
-  std::mt19937 rng(55);
-  Fp8Weights w(2 * inter, k, rng);
-  for (int m = 1; m <= kGemvFp8MmaMaxRows; ++m) {
-    auto x = testing::RandomBf16(static_cast<size_t>(m) * k, rng);
-    DevArray<bf16> dx(x), dout(static_cast<size_t>(m) * inter);
-    ASSERT_TRUE(GemvFp8MmaSiluMul(dx.get(), w.q.get(), w.scale.get(), dout.get(), m, inter, k, nullptr).ok());
-    EXPECT_LT(testing::MaxRelError(testing::ToFloat(dout.Download()), SiluMulReference(x, w.rows, m, inter, k)), 1e-2)
-        << "m=" << m;
-  }
+  ExpectSiluMulMatches(GemvFp8MmaSiluMul, kGemvFp8MmaMaxRows, 1024, 55);
 }
 
 // Row counts above the GEMV's go through FP8 tensor cores (sm_89+).
