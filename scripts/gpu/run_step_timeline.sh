@@ -14,7 +14,9 @@ OUT=$1
 unpack_bundle /tmp/tl "$2" "$OUT" || exit 1
 CONFIG=${CONFIG:-tests/fixtures/shapes/qwen2-7b-instruct/config.json}
 read -r -a F <<< "${ARGS:---batch 1 --prompt 512 --new 128}"
-LABELS=${LABELS:-1=norm_or_rope,1152=qkv,128=attention,28=merge,896=o_or_down,4736=gate_up_silu,38016=lm_head}  # 7B, batch 1
+# 7B, batch 1: bf16 / FP8 GEMVs (1152, 896, 4736), AWQ int4 (288, 224, 2368), GPTQ int8 (576, 448; its gate_up
+# is 4736 too); 128 the decode attention (tensor cores, one block an SM), 28 its merge.
+LABELS=${LABELS:-1=norm_or_rope,1152=qkv,288=qkv,576=qkv,128=attention,28=merge,896=o_or_down,224=o_or_down,448=o_or_down,4736=gate_up_silu,2368=gate_up_silu,38016=lm_head}
 for q in ${QUANTS:-auto fp8}; do
   echo "=== $q"
   echo "unpatched $(run_bench "$OUT/plain_$q.log" 120 "$B/tpserve_bench" --config "$CONFIG" "${F[@]}" --quantization "$q")"
