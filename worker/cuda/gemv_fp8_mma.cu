@@ -1,6 +1,7 @@
 #include "worker/cuda/gemv_fp8_mma.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
@@ -60,18 +61,17 @@ size_t SmemBytes(int m, int k) {
          static_cast<size_t>(std::max(m, 0)) * std::max(k, 0) * 2;
 }
 
-// The device's shared memory a block may opt in to (0 if unknown).
+constexpr int kMaxDevices = 64;
+
+// The current device's shared memory a block may opt in to (0 if unknown).
 size_t MaxSmemPerBlock() {
-  static const size_t most = [] {
-    int device = 0, v = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-      cudaGetLastError();
-      return size_t{0};
-    }
-    return static_cast<size_t>(v);
-  }();
-  return most;
+  int device = 0, v = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return static_cast<size_t>(v);
 }
 
 // Whether the kernel takes m rows of k inputs (m 1 or 2, k a positive
@@ -211,10 +211,19 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int M, bool kSilu>
 absl::Status LaunchRows(const bf16* x, const __nv_fp8_e4m3* w, const float* scale, const bf16* bias, void* out,
                         bool out_fp32, int m, int n, int k, cudaStream_t stream) {
-  // Lets the instantiation take what the device allows, once.
-  static const cudaError_t limit = cudaFuncSetAttribute(
-      GemvFp8MmaKernel<M, kSilu>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(MaxSmemPerBlock()));
-  TP_CUDA_CHECK(limit);
+  // Lets the instantiation take what the device allows, once per device (one
+  // process may drive several GPUs: tpserve_bench --tp, one thread a rank).
+  static std::atomic<bool> limit_set[kMaxDevices] = {};
+  int device = 0;
+  TP_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= kMaxDevices) {
+    return absl::InternalError(absl::StrCat("GemvFp8Mma: device ", device, " beyond ", kMaxDevices));
+  }
+  if (!limit_set[device].load(std::memory_order_acquire)) {
+    TP_CUDA_CHECK(cudaFuncSetAttribute(GemvFp8MmaKernel<M, kSilu>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(MaxSmemPerBlock())));
+    limit_set[device].store(true, std::memory_order_release);
+  }
   const int tiles = (n + (kSilu ? 7 : 15)) / (kSilu ? 8 : 16);
   TP_CUDA_CHECK(LaunchPdl(GemvFp8MmaKernel<M, kSilu>, dim3(tiles), dim3(kWarps * 32), SmemBytes(m, k),
                           stream, x, w, scale, bias, out, out_fp32, n, k, m));
