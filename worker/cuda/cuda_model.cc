@@ -279,7 +279,7 @@ absl::Status CudaModel::Forward(const ForwardShape& s) {
     }
     TP_RETURN_IF_ERROR(RowParallelLinear(attn, w.o_proj, t, h, nh * d));
     TP_RETURN_IF_ERROR(AddProjAndNorm(true, w.post_norm.as<bf16>(), t));
-    if (w.gate_up.packed_int() && t <= GemvIntRows(w.gate_up.int_view())) {  // the same on AWQ/GPTQ codes
+    if (w.gate_up.packed_int() && IntSiluMulFused(w.gate_up.int_view(), t)) {  // the same on AWQ/GPTQ codes
       TP_RETURN_IF_ERROR(gemm_->LinearIntSiluMul(normed, w.gate_up.int_view(), act_.as<bf16>(), t, inter, h, stream_));
     } else if (t <= kGemvFastRows && !w.gate_up.packed_int()) {  // decode: gate/up and SiLU in one pass
       TP_RETURN_IF_ERROR(w.gate_up.fp8() ? GemvFp8SiluMul(normed, w.gate_up.data.as<__nv_fp8_e4m3>(),

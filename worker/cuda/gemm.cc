@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/fp8_quant.h"
+#include "worker/cuda/gemm_int.h"
 #include "worker/cuda/gemv.h"
 
 namespace tpserve::worker::cuda {
@@ -213,6 +214,10 @@ absl::Status Gemm::ReserveInt(int64_t weight_elems, int k) {
     TP_ASSIGN_OR_RETURN(int_x_, DeviceBuffer::Allocate(static_cast<size_t>(kGemvInt4MmaMaxRows) * k * 2));
     int_k_ = k;
   }
+  if (int_split_floats_ == 0) {
+    TP_ASSIGN_OR_RETURN(int_split_, DeviceBuffer::Allocate(kGemmIntWorkspaceFloats * sizeof(float)));
+    int_split_floats_ = kGemmIntWorkspaceFloats;
+  }
   return absl::OkStatus();
 }
 
@@ -220,6 +225,7 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
                              bool out_fp32, int m, int n, int k, cudaStream_t stream) {
   if (m < 0) return absl::InvalidArgumentError(absl::StrCat("int GEMM rows ", m));
   if (m == 0) return absl::OkStatus();
+  if (!force_cublas_ && GemmIntTakes(w, m)) return GemmInt(x, w, bias, out, out_fp32, m, n, k, int_split_.as<float>(), int_split_floats_, stream);
   if (m <= GemvIntRows(w) && !force_cublas_) {
     if (w.perm == nullptr) return GemvInt(x, w, bias, out, out_fp32, m, n, k, stream);
     if (k > int_k_) {
@@ -236,10 +242,19 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
   return RunPlanned(x, int_w_.data(), bias, out, out_fp32, m, n, k, false, stream);
 }
 
+bool IntSiluMulFused(const IntWeightView& w, int m) { return m <= GemvIntRows(w) || GemmIntTakes(w, m); }
+
 absl::Status Gemm::LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                     int inter, int k, cudaStream_t stream) {
-  if (m < 1 || m > GemvIntRows(w)) {
-    return absl::InvalidArgumentError(absl::StrCat("int gate_up GEMV: 1 to ", GemvIntRows(w), " rows, not ", m));
+  if (m < 1 || !IntSiluMulFused(w, m)) {
+    return absl::InvalidArgumentError(absl::StrCat("int gate_up + SiLU: 1 to ", GemvIntRows(w), " rows",
+                                                   GemmIntFits(w) ? absl::StrCat(", or ", GemmIntMinRows(w), " to ",
+                                                                                 GemmIntMaxRows(w))
+                                                                  : "",
+                                                   ", not ", m));
+  }
+  if (GemmIntTakes(w, m)) {
+    return GemmIntSiluMul(x, w, out, m, inter, k, int_split_.as<float>(), int_split_floats_, stream);
   }
   if (w.perm == nullptr) return GemvIntSiluMul(x, w, out, m, inter, k, stream);
   if (k > int_k_) {

@@ -19,6 +19,10 @@
 
 namespace tpserve::worker::cuda {
 
+// Whether Gemm::LinearIntSiluMul takes m rows of x for this weight (else
+// the caller runs LinearInt and SiluAndMul).
+bool IntSiluMulFused(const IntWeightView& w, int m);
+
 // One cuBLASLt handle with its workspace and a cache of matmul plans (the
 // heuristic query costs more than a small GEMM, so it runs once per shape).
 // Algorithm search: the first time a shape class -- (rows rounded up to a
@@ -56,18 +60,22 @@ class Gemm {
   // The same with packed int4/int8 weights (AWQ, GPTQ; gemv_int.h). Rows up
   // to GemvIntRows(w) (2 on the scalar kernels; on the tensor-core ones 64
   // for int4, 32 for int8: gemv_int.h) stream the codes through GemvInt
-  // (act-order inputs gathered into the weight's order first); more rows
-  // dequantize the weight into a bf16 scratch and run cuBLASLt on it (bf16
-  // speed, plus the dequantization pass). Needs ReserveInt first.
+  // (act-order inputs gathered into the weight's order first); from there
+  // up to GemmIntMaxRows the fused GEMM multiplies the codes on the tensor
+  // cores (gemm_int.h; not act-order weights); more rows dequantize the
+  // weight into a bf16 scratch and run cuBLASLt on it (bf16 speed, plus the
+  // dequantization pass). Needs ReserveInt first.
   absl::Status LinearInt(const __nv_bfloat16* x, const IntWeightView& w, const __nv_bfloat16* bias, void* out,
                          bool out_fp32, int m, int n, int k, cudaStream_t stream);
-  // Decode's gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
-  // GemvIntSiluMul, 1 <= m <= GemvIntRows(w).
+  // gate_up + SiLU·mul on packed [gate; up] rows ([2 * inter, k]):
+  // GemvIntSiluMul up to GemvIntRows(w) rows, GemmIntSiluMul where
+  // GemmIntTakes; IntSiluMulFused(w, m) says whether m is either.
   absl::Status LinearIntSiluMul(const __nv_bfloat16* x, const IntWeightView& w, __nv_bfloat16* out, int m,
                                 int inter, int k, cudaStream_t stream);
   // Allocates LinearInt's scratch: the largest weight's `weight_elems` bf16
-  // values and kGemvInt4MmaMaxRows x `k` gathered inputs, the most rows
-  // GemvIntRows gives any format (before any graph capture).
+  // values, kGemvInt4MmaMaxRows x `k` gathered inputs (the most rows
+  // GemvIntRows gives any format) and the fused GEMM's split-k workspace
+  // (kGemmIntWorkspaceFloats), before any graph capture.
   absl::Status ReserveInt(int64_t weight_elems, int k);
   // Test hook: send every shape to cuBLASLt.
   void set_force_cublas(bool force) { force_cublas_ = force; }
@@ -106,6 +114,8 @@ class Gemm {
   DeviceBuffer fp8_x_, fp8_x_scale_;  // LinearFp8's quantized activations
   int fp8_rows_ = 0, fp8_k_ = 0;
   DeviceBuffer int_w_, int_x_;  // LinearInt's dequantized weight and gathered inputs
+  DeviceBuffer int_split_;      // the fused int GEMM's split-k sums
+  size_t int_split_floats_ = 0;
   int64_t int_w_elems_ = 0;
   int int_k_ = 0;
   std::map<Key, Plan> plans_;

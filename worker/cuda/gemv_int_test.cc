@@ -17,6 +17,7 @@
 #include "common/quant/quant_linear.h"
 #include "gtest/gtest.h"
 #include "worker/cuda/int_repack.h"
+#include "worker/cuda/int_weight_test_util.h"
 #include "worker/cuda/quant_fixture.h"
 #include "worker/cuda/test_util.h"
 
@@ -24,56 +25,11 @@ namespace tpserve::worker::cuda {
 namespace {
 
 using testing::DevArray;
+using testing::DevWeight;
+using testing::RandomWeight;
 using testing::RandomBf16;
 using testing::ToFloat;
 using bf16 = __nv_bfloat16;
-
-// A random weight in the canonical layout (random codes, zero points and
-// scales; a random input permutation when `act_order`).
-IntRepacked RandomWeight(int bits, int n, int k, int group, bool act_order, std::mt19937& rng) {
-  IntRepacked r;
-  r.bits = bits;
-  r.group = group;
-  r.n = n;
-  r.k = k;
-  r.codes.resize(static_cast<size_t>(n) * k * bits / 32);
-  for (auto& w : r.codes) w = rng();
-  const size_t groups = static_cast<size_t>(n) * (k / group);
-  std::uniform_real_distribution<float> scale(0.002f, 0.03f);
-  std::uniform_int_distribution<int> zero(0, 1 << bits);  // GPTQ v1's +1 reaches 2^bits
-  for (size_t g = 0; g < groups; ++g) {
-    r.scale.push_back(scale(rng));
-    r.zero.push_back(static_cast<uint16_t>(zero(rng)));
-  }
-  if (act_order) {
-    r.perm.resize(k);
-    std::iota(r.perm.begin(), r.perm.end(), 0);
-    std::shuffle(r.perm.begin(), r.perm.end(), rng);
-  }
-  return r;
-}
-
-// The weight's device copy and its view, row by row or (TileIntCodes) tiled.
-struct DevWeight {
-  DevArray<uint32_t> codes, tiled_codes;
-  DevArray<float> scale;
-  DevArray<uint16_t> zero;
-  DevArray<int32_t> perm;
-  IntWeightView view;
-  explicit DevWeight(const IntRepacked& r, bool tiled = false)
-      : codes(r.codes),
-        tiled_codes(tiled ? r.codes.size() : 1),
-        scale(r.scale),
-        zero(r.zero),
-        perm(r.perm.empty() ? std::vector<int32_t>{0} : r.perm) {
-    view = {codes.get(), scale.get(), zero.get(), r.perm.empty() ? nullptr : perm.get(), r.bits, r.group};
-    if (tiled) {
-      EXPECT_TRUE(TileIntCodes(view, static_cast<int>(r.n), static_cast<int>(r.k), tiled_codes.get(), nullptr).ok());
-      view.codes = tiled_codes.get();
-      view.tiled = true;
-    }
-  }
-};
 
 // x in the weight's canonical order (GatherColumns when it has a permutation).
 const bf16* Canonical(const DevArray<bf16>& x, const DevWeight& w, DevArray<bf16>& scratch, int m, int k) {
