@@ -122,25 +122,11 @@ TEST_P(GemmIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
       row_major = got;
       for (int row = 0; row < m; ++row) {
         for (int i = 0; i < inter; ++i) {
-          double gate = 0, up = 0, gate_mag = 0, up_mag = 0;
-          for (int c = 0; c < s.k; ++c) {
-            const double xv = xf[row * s.k + c];
-            const double gp = w[static_cast<size_t>(i) * s.k + c] * xv;
-            const double up_p = w[static_cast<size_t>(inter + i) * s.k + c] * xv;
-            gate += gp;
-            up += up_p;
-            gate_mag += std::fabs(gp);
-            up_mag += std::fabs(up_p);
-          }
-          const double want = gate / (1.0 + std::exp(-gate)) * up;
-          // Four bf16 roundings (gate, up, silu and the product, each within
-          // 2^-8 of its value: 4 x 2^-8 = 1.6e-2 together), and the fp32 sums'
-          // error carried through them as in gemv_int_test's check. (Its 8e-3
-          // is two roundings' worth; with 129 rows of int8 codes the fused
-          // GEMM's results reached 0.92% off, H200, 2026-12-01.)
-          const double tol = 1.6e-2 * (std::fabs(gate) + 1) * (std::fabs(up) + 1) +
-                             1.1e-5 * (gate_mag * (std::fabs(up) + 1) + up_mag * (std::fabs(gate) + 1));
-          ASSERT_NEAR(got[static_cast<size_t>(row) * inter + i], want, tol)
+          // 4 x 2^-8: all four roundings at their worst (with 129 rows of int8
+          // codes the fused GEMM's results reached 0.92% off, H200, 2026-12-01;
+          // gemv_int_test allows two roundings' worth).
+          const testing::SiluMulExpected e = testing::SiluMulReference(w, xf, row, i, inter, s.k, 1.6e-2);
+          ASSERT_NEAR(got[static_cast<size_t>(row) * inter + i], e.want, e.tol)
               << "m " << m << " row " << row << " column " << i << " tiled " << tiled;
         }
       }

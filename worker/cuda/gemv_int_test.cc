@@ -129,26 +129,10 @@ TEST_P(GemvIntTest, FusedSiluMulMatchesTheUnfusedRoundings) {
       row_major = got;
       for (int row = 0; row < m; ++row) {
         for (int i = 0; i < inter; ++i) {
-          double gate = 0, up = 0, gate_mag = 0, up_mag = 0;
-          for (int c = 0; c < s.k; ++c) {
-            const double xv = xf[row * s.k + c];
-            const double gp = w[static_cast<size_t>(i) * s.k + c] * xv;
-            const double up_p = w[static_cast<size_t>(inter + i) * s.k + c] * xv;
-            gate += gp;
-            up += up_p;
-            gate_mag += std::fabs(gp);
-            up_mag += std::fabs(up_p);
-          }
-          const double want = gate / (1.0 + std::exp(-gate)) * up;
-          // bf16 roundings of gate, up, silu and the product, each ~2^-8, and
-          // the fp32 sums' error (as in the plain GEMV's check, 1e-5 of the
-          // terms' magnitude) carried through silu (slope <= 1.1) and the
-          // product: with k = 18,944 the sums cancel enough for it to matter.
-          const double tol = 8e-3 * (std::fabs(gate) + 1) * (std::fabs(up) + 1) +
-                             1.1e-5 * (gate_mag * (std::fabs(up) + 1) + up_mag * (std::fabs(gate) + 1));
-          ASSERT_NEAR(got[row * inter + i], want, tol)
-              << "m " << m << " row " << row << " column " << i << " tiled " << tiled << " gate " << gate << " up "
-              << up << " magnitudes " << gate_mag << " " << up_mag;
+          const testing::SiluMulExpected e = testing::SiluMulReference(w, xf, row, i, inter, s.k, 8e-3);
+          ASSERT_NEAR(got[row * inter + i], e.want, e.tol)
+              << "m " << m << " row " << row << " column " << i << " tiled " << tiled << " gate " << e.gate << " up "
+              << e.up;
         }
       }
     }

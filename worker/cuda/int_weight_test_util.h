@@ -4,6 +4,7 @@
 #define TPSERVE_WORKER_CUDA_INT_WEIGHT_TEST_UTIL_H_
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -61,6 +62,34 @@ struct DevWeight {
     }
   }
 };
+
+// The fused SiLU·mul's value for x row `row` and activation i, from the
+// dequantized [gate; up] weight w ([2 inter, k], original input order) and
+// float x, and how far a kernel's bf16 result may be from it: `rounding` per
+// unit of (|gate| + 1)(|up| + 1) for the bf16 roundings of gate, up, silu and
+// the product (each within 2^-8 of its value), plus the fp32 sums' error (1e-5
+// of the terms' magnitude, as in the plain GEMV's check) carried through silu
+// (slope <= 1.1) and the product: with k = 18,944 the sums cancel enough for
+// it to matter.
+struct SiluMulExpected {
+  double want, tol, gate, up;
+};
+inline SiluMulExpected SiluMulReference(const std::vector<float>& w, const std::vector<float>& xf, int row, int i,
+                                        int inter, int k, double rounding) {
+  double gate = 0, up = 0, gate_mag = 0, up_mag = 0;
+  for (int c = 0; c < k; ++c) {
+    const double xv = xf[static_cast<size_t>(row) * k + c];
+    const double gp = w[static_cast<size_t>(i) * k + c] * xv;
+    const double up_p = w[static_cast<size_t>(inter + i) * k + c] * xv;
+    gate += gp;
+    up += up_p;
+    gate_mag += std::fabs(gp);
+    up_mag += std::fabs(up_p);
+  }
+  const double tol = rounding * (std::fabs(gate) + 1) * (std::fabs(up) + 1) +
+                     1.1e-5 * (gate_mag * (std::fabs(up) + 1) + up_mag * (std::fabs(gate) + 1));
+  return {gate / (1.0 + std::exp(-gate)) * up, tol, gate, up};
+}
 
 }  // namespace tpserve::worker::cuda::testing
 
