@@ -225,7 +225,9 @@ absl::Status Gemm::LinearInt(const __nv_bfloat16* x, const IntWeightView& w, con
                              bool out_fp32, int m, int n, int k, cudaStream_t stream) {
   if (m < 0) return absl::InvalidArgumentError(absl::StrCat("int GEMM rows ", m));
   if (m == 0) return absl::OkStatus();
-  if (!force_cublas_ && GemmIntTakes(w, m)) return GemmInt(x, w, bias, out, out_fp32, m, n, k, int_split_.as<float>(), int_split_floats_, stream);
+  if (!force_cublas_ && GemmIntTakes(w, m)) {
+    return GemmInt(x, w, bias, out, out_fp32, m, n, k, int_split_.as<float>(), int_split_floats_, stream);
+  }
   if (m <= GemvIntRows(w) && !force_cublas_) {
     if (w.perm == nullptr) return GemvInt(x, w, bias, out, out_fp32, m, n, k, stream);
     if (k > int_k_) {

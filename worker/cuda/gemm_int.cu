@@ -199,7 +199,8 @@ __global__ void __launch_bounds__(kThreads, 3)
             slice[static_cast<size_t>(xrow) * out_n + col] = acc[r][nt][j];
             slice[static_cast<size_t>(xrow) * out_n + n + col] = acc[r][nt][2 + j];
           } else {
-            static_cast<bf16*>(out)[static_cast<size_t>(xrow) * n + col] = SiluMulRounded(acc[r][nt][j], acc[r][nt][2 + j]);
+            static_cast<bf16*>(out)[static_cast<size_t>(xrow) * n + col] =
+                SiluMulRounded(acc[r][nt][j], acc[r][nt][2 + j]);
           }
         } else {
 #pragma unroll

@@ -57,8 +57,8 @@ __device__ __forceinline__ int TileRow(int tile, int i, int n) {
 // The bf16 pair (q_j0 - zero, q_j0+1 - zero) of an int8 word: each byte
 // PRMT-ed into the mantissa of 2^23 and 2^23 + zero taken off, exactly.
 __device__ __forceinline__ uint32_t Int8Pair(uint32_t word, int j0, float neg) {
-  const float lo = __uint_as_float(Prmt(word, 0x4B000000u, 0x7650u | j0)) + neg;
-  const float hi = __uint_as_float(Prmt(word, 0x4B000000u, 0x7650u | (j0 + 1))) + neg;
+  const float lo = __uint_as_float(Prmt(word, kMagicBits, 0x7650u | j0)) + neg;
+  const float hi = __uint_as_float(Prmt(word, kMagicBits, 0x7650u | (j0 + 1))) + neg;
   const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&p);
 }
@@ -85,11 +85,7 @@ __device__ __forceinline__ void StageDot(uint32_t codes, uint32_t xs, int xrow0,
 #pragma unroll
       for (int nt = 0; nt < kWarpColTiles; ++nt) {
         const int row = xrow0 + nt * 8 + g;
-        const uint4 v = LdShared16(xs + row * XRowBytes<4>() + XSlot(row, 4 * t + w) * 16);
-        xp[nt][0] = Prmt(v.x, v.z, 0x5410);
-        xp[nt][1] = Prmt(v.x, v.z, 0x7632);
-        xp[nt][2] = Prmt(v.y, v.w, 0x5410);
-        xp[nt][3] = Prmt(v.y, v.w, 0x7632);
+        Int4XPairs(LdShared16(xs + row * XRowBytes<4>() + XSlot(row, 4 * t + w) * 16), xp[nt]);
       }
 #pragma unroll
       for (int r = 0; r < kWarpRowTiles; ++r) {

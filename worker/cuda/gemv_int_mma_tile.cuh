@@ -48,6 +48,15 @@ __device__ __forceinline__ uint32_t Int4Pair(uint32_t word, int s, uint32_t neg_
   return AddBf16x2(AndOr(word >> (4 * s), 0x000F000Fu, 0x43004300u), neg_zero);
 }
 
+// x's bf16 pairs matching Int4Pair's code pairs (s, s + 4) for s = 0..3, from
+// 8 consecutive inputs (v: inputs 0..7): (0, 4), (1, 5), (2, 6), (3, 7).
+__device__ __forceinline__ void Int4XPairs(const uint4& v, uint32_t (&xs)[4]) {
+  xs[0] = Prmt(v.x, v.z, 0x5410);
+  xs[1] = Prmt(v.x, v.z, 0x7632);
+  xs[2] = Prmt(v.y, v.w, 0x5410);
+  xs[3] = Prmt(v.y, v.w, 0x7632);
+}
+
 // One int4 tile: this lane's 32 codes of rows g (wa) and g + 8 (wb), x its 32
 // inputs for each of NT column tiles (8 rows of x each). Word w holds inputs
 // 8w..8w+7; mma (w, h) takes code pairs 2h and 2h + 1, i.e. inputs (2h, 2h +
@@ -59,13 +68,7 @@ __device__ __forceinline__ void Int4Tile(const uint4& wa, const uint4& wb, uint3
   for (int w = 0; w < 4; ++w) {
     uint32_t xs[NT][4];
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const uint4& xv = x[nt][w];
-      xs[nt][0] = Prmt(xv.x, xv.z, 0x5410);
-      xs[nt][1] = Prmt(xv.x, xv.z, 0x7632);
-      xs[nt][2] = Prmt(xv.y, xv.w, 0x5410);
-      xs[nt][3] = Prmt(xv.y, xv.w, 0x7632);
-    }
+    for (int nt = 0; nt < NT; ++nt) Int4XPairs(x[nt][w], xs[nt]);
     const uint32_t a = Word(wa, w), b = Word(wb, w);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
